@@ -1,0 +1,1 @@
+"""The inferchain node client: crypto, storage, mempool, block production, gRPC API, CLI."""

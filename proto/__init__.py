@@ -1,0 +1,1 @@
+"""Wire and storage formats (protobuf) and their generated Python modules."""

@@ -1,0 +1,211 @@
+from proto import types_pb2 as _types_pb2
+from proto import proof_pb2 as _proof_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class TransactionStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TRANSACTION_STATUS_UNKNOWN: _ClassVar[TransactionStatus]
+    TRANSACTION_STATUS_PENDING: _ClassVar[TransactionStatus]
+    TRANSACTION_STATUS_INCLUDED: _ClassVar[TransactionStatus]
+    TRANSACTION_STATUS_REJECTED: _ClassVar[TransactionStatus]
+TRANSACTION_STATUS_UNKNOWN: TransactionStatus
+TRANSACTION_STATUS_PENDING: TransactionStatus
+TRANSACTION_STATUS_INCLUDED: TransactionStatus
+TRANSACTION_STATUS_REJECTED: TransactionStatus
+
+class SubmitTransactionRequest(_message.Message):
+    __slots__ = ("transaction",)
+    TRANSACTION_FIELD_NUMBER: _ClassVar[int]
+    transaction: bytes
+    def __init__(self, transaction: _Optional[bytes] = ...) -> None: ...
+
+class SubmitTransactionResponse(_message.Message):
+    __slots__ = ("transaction_hash",)
+    TRANSACTION_HASH_FIELD_NUMBER: _ClassVar[int]
+    transaction_hash: bytes
+    def __init__(self, transaction_hash: _Optional[bytes] = ...) -> None: ...
+
+class SubmitTransactionsRequest(_message.Message):
+    __slots__ = ("transactions",)
+    TRANSACTIONS_FIELD_NUMBER: _ClassVar[int]
+    transactions: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, transactions: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class TransactionVerdict(_message.Message):
+    __slots__ = ("transaction_hash", "accepted", "code", "reason")
+    TRANSACTION_HASH_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    transaction_hash: bytes
+    accepted: bool
+    code: str
+    reason: str
+    def __init__(self, transaction_hash: _Optional[bytes] = ..., accepted: _Optional[bool] = ..., code: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class SubmitTransactionsResponse(_message.Message):
+    __slots__ = ("verdicts",)
+    VERDICTS_FIELD_NUMBER: _ClassVar[int]
+    verdicts: _containers.RepeatedCompositeFieldContainer[TransactionVerdict]
+    def __init__(self, verdicts: _Optional[_Iterable[_Union[TransactionVerdict, _Mapping]]] = ...) -> None: ...
+
+class SimulateTransactionRequest(_message.Message):
+    __slots__ = ("transaction",)
+    TRANSACTION_FIELD_NUMBER: _ClassVar[int]
+    transaction: bytes
+    def __init__(self, transaction: _Optional[bytes] = ...) -> None: ...
+
+class SimulateTransactionResponse(_message.Message):
+    __slots__ = ("transaction_hash", "valid", "code", "reason", "fee", "minimum_fee", "events")
+    TRANSACTION_HASH_FIELD_NUMBER: _ClassVar[int]
+    VALID_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    FEE_FIELD_NUMBER: _ClassVar[int]
+    MINIMUM_FEE_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    transaction_hash: bytes
+    valid: bool
+    code: str
+    reason: str
+    fee: int
+    minimum_fee: int
+    events: _containers.RepeatedCompositeFieldContainer[_types_pb2.Event]
+    def __init__(self, transaction_hash: _Optional[bytes] = ..., valid: _Optional[bool] = ..., code: _Optional[str] = ..., reason: _Optional[str] = ..., fee: _Optional[int] = ..., minimum_fee: _Optional[int] = ..., events: _Optional[_Iterable[_Union[_types_pb2.Event, _Mapping]]] = ...) -> None: ...
+
+class GetTransactionRequest(_message.Message):
+    __slots__ = ("transaction_hash",)
+    TRANSACTION_HASH_FIELD_NUMBER: _ClassVar[int]
+    transaction_hash: bytes
+    def __init__(self, transaction_hash: _Optional[bytes] = ...) -> None: ...
+
+class GetTransactionResponse(_message.Message):
+    __slots__ = ("transaction_hash", "status", "height", "block_hash", "index", "receipt", "transaction", "reason")
+    TRANSACTION_HASH_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_HASH_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    TRANSACTION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    transaction_hash: bytes
+    status: TransactionStatus
+    height: int
+    block_hash: bytes
+    index: int
+    receipt: _types_pb2.Receipt
+    transaction: bytes
+    reason: str
+    def __init__(self, transaction_hash: _Optional[bytes] = ..., status: _Optional[_Union[TransactionStatus, str]] = ..., height: _Optional[int] = ..., block_hash: _Optional[bytes] = ..., index: _Optional[int] = ..., receipt: _Optional[_Union[_types_pb2.Receipt, _Mapping]] = ..., transaction: _Optional[bytes] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class GetBlockRequest(_message.Message):
+    __slots__ = ("height", "hash")
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    HASH_FIELD_NUMBER: _ClassVar[int]
+    height: int
+    hash: bytes
+    def __init__(self, height: _Optional[int] = ..., hash: _Optional[bytes] = ...) -> None: ...
+
+class GetBlockResponse(_message.Message):
+    __slots__ = ("block_hash", "block", "commit", "receipts")
+    BLOCK_HASH_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_FIELD_NUMBER: _ClassVar[int]
+    RECEIPTS_FIELD_NUMBER: _ClassVar[int]
+    block_hash: bytes
+    block: _types_pb2.Block
+    commit: _types_pb2.Commit
+    receipts: _types_pb2.BlockReceipts
+    def __init__(self, block_hash: _Optional[bytes] = ..., block: _Optional[_Union[_types_pb2.Block, _Mapping]] = ..., commit: _Optional[_Union[_types_pb2.Commit, _Mapping]] = ..., receipts: _Optional[_Union[_types_pb2.BlockReceipts, _Mapping]] = ...) -> None: ...
+
+class GetAccountRequest(_message.Message):
+    __slots__ = ("account", "address")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    account: bytes
+    address: str
+    def __init__(self, account: _Optional[bytes] = ..., address: _Optional[str] = ...) -> None: ...
+
+class GetAccountResponse(_message.Message):
+    __slots__ = ("account", "address", "free", "reserved", "nonce", "next_nonce", "height", "block_hash", "state_root", "state_key", "state_value", "proof")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    FREE_FIELD_NUMBER: _ClassVar[int]
+    RESERVED_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_NONCE_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_HASH_FIELD_NUMBER: _ClassVar[int]
+    STATE_ROOT_FIELD_NUMBER: _ClassVar[int]
+    STATE_KEY_FIELD_NUMBER: _ClassVar[int]
+    STATE_VALUE_FIELD_NUMBER: _ClassVar[int]
+    PROOF_FIELD_NUMBER: _ClassVar[int]
+    account: bytes
+    address: str
+    free: int
+    reserved: int
+    nonce: int
+    next_nonce: int
+    height: int
+    block_hash: bytes
+    state_root: bytes
+    state_key: bytes
+    state_value: bytes
+    proof: _proof_pb2.StateProof
+    def __init__(self, account: _Optional[bytes] = ..., address: _Optional[str] = ..., free: _Optional[int] = ..., reserved: _Optional[int] = ..., nonce: _Optional[int] = ..., next_nonce: _Optional[int] = ..., height: _Optional[int] = ..., block_hash: _Optional[bytes] = ..., state_root: _Optional[bytes] = ..., state_key: _Optional[bytes] = ..., state_value: _Optional[bytes] = ..., proof: _Optional[_Union[_proof_pb2.StateProof, _Mapping]] = ...) -> None: ...
+
+class GetChainInfoRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ChainInfo(_message.Message):
+    __slots__ = ("chain_id", "genesis_hash", "best_height", "best_hash", "finalized_height", "finalized_hash", "block_time_ms", "node_version", "pending_transactions", "ss58_prefix_name", "ss58_prefix")
+    CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
+    GENESIS_HASH_FIELD_NUMBER: _ClassVar[int]
+    BEST_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    BEST_HASH_FIELD_NUMBER: _ClassVar[int]
+    FINALIZED_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    FINALIZED_HASH_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    NODE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PENDING_TRANSACTIONS_FIELD_NUMBER: _ClassVar[int]
+    SS58_PREFIX_NAME_FIELD_NUMBER: _ClassVar[int]
+    SS58_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    chain_id: str
+    genesis_hash: bytes
+    best_height: int
+    best_hash: bytes
+    finalized_height: int
+    finalized_hash: bytes
+    block_time_ms: int
+    node_version: str
+    pending_transactions: int
+    ss58_prefix_name: str
+    ss58_prefix: int
+    def __init__(self, chain_id: _Optional[str] = ..., genesis_hash: _Optional[bytes] = ..., best_height: _Optional[int] = ..., best_hash: _Optional[bytes] = ..., finalized_height: _Optional[int] = ..., finalized_hash: _Optional[bytes] = ..., block_time_ms: _Optional[int] = ..., node_version: _Optional[str] = ..., pending_transactions: _Optional[int] = ..., ss58_prefix_name: _Optional[str] = ..., ss58_prefix: _Optional[int] = ...) -> None: ...
+
+class SubscribeBlocksRequest(_message.Message):
+    __slots__ = ("from_height",)
+    FROM_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    from_height: int
+    def __init__(self, from_height: _Optional[int] = ...) -> None: ...
+
+class BlockEvent(_message.Message):
+    __slots__ = ("height", "block_hash", "block", "receipts")
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_HASH_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_FIELD_NUMBER: _ClassVar[int]
+    RECEIPTS_FIELD_NUMBER: _ClassVar[int]
+    height: int
+    block_hash: bytes
+    block: _types_pb2.Block
+    receipts: _types_pb2.BlockReceipts
+    def __init__(self, height: _Optional[int] = ..., block_hash: _Optional[bytes] = ..., block: _Optional[_Union[_types_pb2.Block, _Mapping]] = ..., receipts: _Optional[_Union[_types_pb2.BlockReceipts, _Mapping]] = ...) -> None: ...

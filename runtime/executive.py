@@ -1,0 +1,267 @@
+"""The state transition function: check, validate and apply transactions and blocks.
+
+`apply_block(state, header, transactions)` is deterministic: the same state and
+block give the same writes, receipts and events on every machine. Stateless
+checks (encoding, chain binding, signature) are in `check_transaction`, so a node
+can run them once per transaction and cache the result; stateful validity (nonce,
+fee, affordability) is in `validate_transaction`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from google.protobuf.message import DecodeError
+
+from proto import types_pb2
+from runtime import balances, system
+from runtime.hashing import transaction_hash
+from runtime.primitives import (
+    BlockContext,
+    CheckedTransaction,
+    DispatchError,
+    InvalidTransaction,
+    TransactionNotYetValid,
+    TransactionStale,
+    TransactionUnpayable,
+)
+from runtime.state import Overlay, StateReader
+
+TRANSACTION_SIGNING_CONTEXT = b"inferchain/tx/v1"
+
+# One handler per call type: (handler, the amount the call spends beside the fee).
+CallHandler = Callable[[Overlay, bytes, object], None]
+CALLS: dict[str, tuple[CallHandler, Callable[[object], int]]] = {
+    "transfer": (balances.transfer, balances.transfer_cost),
+}
+
+
+@dataclass(frozen=True)
+class TransactionRules:
+    """What stateless and fee checks need, read once from state."""
+
+    chain_id: str
+    genesis_hash: bytes
+    params: system.Params
+
+
+def transaction_rules(state: StateReader) -> TransactionRules:
+    """The rules in force in `state`."""
+    chain = system.read_chain(state)
+    return TransactionRules(chain.chain_id, chain.genesis_hash, system.read_params(state))
+
+
+# --- errors (system-level transaction validity) ---------------------------------
+
+
+class MalformedTransaction(InvalidTransaction):
+    """The bytes are not a transaction."""
+
+
+class Oversized(InvalidTransaction):
+    """The transaction is larger than the chain accepts."""
+
+
+class WrongChain(InvalidTransaction):
+    """The transaction is bound to another chain id or genesis."""
+
+
+class BadSignature(InvalidTransaction):
+    """The signature does not verify for the sender."""
+
+
+class UnknownCall(InvalidTransaction):
+    """The transaction carries no call this runtime knows."""
+
+
+class FeeTooLow(InvalidTransaction):
+    """The offered fee is below the chain's fee for this size."""
+
+
+class StaleNonce(TransactionStale):
+    """The nonce was already used: a replay of an included transaction."""
+
+
+class FutureNonce(TransactionNotYetValid):
+    """The nonce skips ahead of the account's next nonce."""
+
+
+class CannotPayFee(TransactionUnpayable):
+    """The sender's free balance does not cover the fee."""
+
+
+class CannotAfford(TransactionUnpayable):
+    """The sender's free balance does not cover the fee plus what the call spends."""
+
+
+class InvalidBlock(DispatchError):
+    """A block that breaks the rules: it must not be imported."""
+
+    module = "executive"
+
+
+# --- transaction checks ---------------------------------------------------------
+
+
+def check_transaction(raw: bytes, rules: TransactionRules) -> CheckedTransaction:
+    """Stateless checks: size, encoding, chain binding, call, signature. Raises InvalidTransaction."""
+    limit = rules.params.max_transaction_bytes
+    if len(raw) > limit:
+        raise Oversized(f"transaction is {len(raw)} bytes, the limit is {limit}")
+    transaction, body = _decode(raw)
+    if body.chain_id != rules.chain_id:
+        raise WrongChain(f"transaction is for chain id {body.chain_id!r}, this chain is {rules.chain_id!r}")
+    if body.genesis_hash != rules.genesis_hash:
+        raise WrongChain(
+            f"transaction is for genesis {body.genesis_hash.hex() or '(none)'}, "
+            f"this chain's genesis is {rules.genesis_hash.hex()}"
+        )
+    if len(body.sender) != 32:
+        raise MalformedTransaction(f"sender must be a 32-byte public key, got {len(body.sender)} bytes")
+    call = body.WhichOneof("call")
+    if call not in CALLS:
+        raise UnknownCall("transaction carries no call" if call is None else f"unknown call {call!r}")
+    _verify_signature(body.sender, transaction.signature, transaction.body)
+    return CheckedTransaction(
+        hash=transaction_hash(raw), raw=raw, body=body, sender=body.sender, nonce=body.nonce, fee=body.fee
+    )
+
+
+def _decode(raw: bytes) -> tuple[types_pb2.Transaction, types_pb2.TransactionBody]:
+    try:
+        transaction = types_pb2.Transaction.FromString(raw)
+        body = types_pb2.TransactionBody.FromString(transaction.body)
+    except (DecodeError, ValueError) as error:
+        raise MalformedTransaction(f"bytes do not decode as a transaction: {error}") from None
+    if not transaction.body:
+        raise MalformedTransaction("transaction has an empty body")
+    return transaction, body
+
+
+def _verify_signature(sender: bytes, signature: bytes, body: bytes) -> None:
+    if len(signature) != 64:
+        raise BadSignature(f"signature must be 64 bytes, got {len(signature)}")
+    try:
+        Ed25519PublicKey.from_public_bytes(sender).verify(signature, TRANSACTION_SIGNING_CONTEXT + body)
+    except (InvalidSignature, ValueError):
+        raise BadSignature("signature does not verify for the sender's public key") from None
+
+
+def validate_transaction(
+    state: StateReader, checked: CheckedTransaction, rules: TransactionRules, *, allow_future: bool = False
+) -> None:
+    """Stateful checks against `state`: fee, nonce, affordability. Raises InvalidTransaction.
+
+    With allow_future a nonce ahead of the account's is accepted (the pool holds it
+    until the gap fills) and affordability is checked against the current balance.
+    """
+    minimum = rules.params.minimum_fee(checked.size)
+    if checked.fee < minimum:
+        raise FeeTooLow(f"fee {checked.fee} is below the minimum {minimum} for {checked.size} bytes")
+    account = system.read_account(state, checked.sender)
+    nonce = account.nonce if account is not None else 0
+    free = account.free if account is not None else 0
+    if checked.nonce < nonce:
+        raise StaleNonce(f"nonce {checked.nonce} was already used; the account's next nonce is {nonce}")
+    if checked.nonce > nonce and not allow_future:
+        raise FutureNonce(f"nonce {checked.nonce} is ahead of the account's next nonce {nonce}")
+    if free < checked.fee:
+        raise CannotPayFee(f"free balance {free} cannot pay the fee {checked.fee}")
+    spend = call_cost(checked.body)
+    if free < checked.fee + spend:
+        raise CannotAfford(f"free balance {free} cannot pay the fee {checked.fee} plus {spend} spent by the call")
+
+
+def call_cost(body: types_pb2.TransactionBody) -> int:
+    """What the body's call spends from the sender beside the fee."""
+    name = body.WhichOneof("call")
+    _, cost = CALLS[name]
+    return cost(getattr(body, name))
+
+
+# --- applying -------------------------------------------------------------------
+
+
+def apply_transaction(block_state: Overlay, checked: CheckedTransaction) -> types_pb2.Receipt:
+    """Charge the fee and bump the nonce, then dispatch the call; a failed call keeps the fee.
+
+    The caller has validated the transaction against `block_state` (nonce equal,
+    fee payable), so charging cannot fail here.
+    """
+    account = system.read_account(block_state, checked.sender)
+    system.charge_fee(block_state, checked.sender, account, checked.fee)
+    receipt = types_pb2.Receipt(transaction_hash=checked.hash, fee_paid=checked.fee)
+    call_state = block_state.child()
+    name = checked.body.WhichOneof("call")
+    handler, _ = CALLS[name]
+    try:
+        handler(call_state, checked.sender, getattr(checked.body, name))
+    except DispatchError as error:
+        call_state.discard()
+        receipt.success = False
+        receipt.error_module = error.module
+        receipt.error_name = error.name
+        receipt.error_message = error.message
+        return receipt
+    receipt.success = True
+    receipt.events.extend(call_state.take_events())
+    call_state.commit()
+    return receipt
+
+
+class BlockExecution:
+    """One block being applied: hooks first, then transactions one at a time, then hooks.
+
+    A block producer calls `try_apply` for each candidate and leaves out those it
+    refuses; an importer uses `apply_block`, which refuses the whole block instead.
+    """
+
+    def __init__(self, state: StateReader, block: BlockContext, rules: TransactionRules | None = None):
+        self.block = block
+        self.rules = rules or transaction_rules(state)
+        self.state = Overlay(state)
+        self.receipts = types_pb2.BlockReceipts()
+        self.fees = 0
+        try:
+            system.on_initialize(self.state, block)
+        except DispatchError as error:
+            raise InvalidBlock(str(error)) from None
+        self._initialize_events = self.state.take_events()
+
+    def try_apply(self, checked: CheckedTransaction) -> types_pb2.Receipt:
+        """Validate against the block's state so far and apply; InvalidTransaction leaves no trace."""
+        validate_transaction(self.state, checked, self.rules)
+        receipt = apply_transaction(self.state, checked)
+        self.receipts.transactions.append(receipt)
+        self.fees += checked.fee
+        return receipt
+
+    def finish(self) -> tuple[Overlay, types_pb2.BlockReceipts]:
+        """Run the closing hooks; return the block's writes and receipts."""
+        system.on_finalize(self.state, self.block, self.fees)
+        self.receipts.block_events.extend(self._initialize_events)
+        self.receipts.block_events.extend(self.state.take_events())
+        return self.state, self.receipts
+
+
+def apply_block(
+    state: StateReader,
+    block: BlockContext,
+    transactions: Sequence[CheckedTransaction],
+    rules: TransactionRules | None = None,
+) -> tuple[Overlay, types_pb2.BlockReceipts]:
+    """Apply a whole block to `state`; return its writes (an Overlay) and its receipts.
+
+    Raises InvalidBlock when the header or any transaction breaks the rules; then
+    nothing is written (the caller drops the overlay).
+    """
+    execution = BlockExecution(state, block, rules)
+    for index, checked in enumerate(transactions):
+        try:
+            execution.try_apply(checked)
+        except InvalidTransaction as error:
+            raise InvalidBlock(f"transaction {index} ({checked.hash.hex()}) is invalid: {error}") from None
+    return execution.finish()

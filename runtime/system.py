@@ -1,0 +1,172 @@
+"""system: accounts and nonces, transaction fees, the chain's identity and clock, block hooks.
+
+Shape (as every runtime module): params, storage keys, errors, events, calls, hooks, genesis.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+from proto import state_pb2, types_pb2
+from runtime.arithmetic import U64_MAX
+from runtime.primitives import BlockContext, DispatchError, make_event
+from runtime.state import Overlay, StateReader
+
+MODULE = "system"
+
+# --- params -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Params:
+    """Fee and size rules for transactions, set at genesis."""
+
+    base_fee: int = 1_000
+    fee_per_byte: int = 10
+    max_transaction_bytes: int = 65_536
+
+    def validate(self) -> None:
+        for name, value in asdict(self).items():
+            if not 0 <= value <= U64_MAX:
+                raise ValueError(f"system.params.{name} must be an integer in [0, 2^64), got {value}")
+        if self.max_transaction_bytes < 128:
+            raise ValueError("system.params.max_transaction_bytes must be at least 128")
+
+    def minimum_fee(self, transaction_bytes: int) -> int:
+        """The least fee a transaction of this many bytes must offer."""
+        return self.base_fee + self.fee_per_byte * transaction_bytes
+
+
+# --- storage keys ---------------------------------------------------------------
+
+ACCOUNT_PREFIX = b"system/account/"
+CHAIN_KEY = b"system/chain"
+SUPPLY_KEY = b"system/supply"
+PARAMS_KEY = b"system/params"
+
+
+def account_key(account: bytes) -> bytes:
+    """Where an account's nonce and balances are stored."""
+    return ACCOUNT_PREFIX + account
+
+
+# --- errors ---------------------------------------------------------------------
+
+
+class SystemError_(DispatchError):
+    module = MODULE
+
+
+class InvalidBlockHeight(SystemError_):
+    """The block does not follow the chain's current height."""
+
+
+class TimeWentBackwards(SystemError_):
+    """A block's time is not later than its parent's."""
+
+
+# --- events ---------------------------------------------------------------------
+
+
+def new_account_event(account: bytes) -> types_pb2.Event:
+    return make_event(MODULE, "NewAccount", account=account.hex())
+
+
+def fees_paid_event(author: bytes, amount: int) -> types_pb2.Event:
+    return make_event(MODULE, "FeesPaid", author=author.hex(), amount=amount)
+
+
+# --- storage access -------------------------------------------------------------
+
+
+def read_account(state: StateReader, account: bytes) -> state_pb2.AccountInfo | None:
+    """The stored account, or None when it has never existed."""
+    raw = state.get(ACCOUNT_PREFIX + account)
+    if raw is None:
+        return None
+    return state_pb2.AccountInfo.FromString(raw)
+
+
+def write_account(state: Overlay, account: bytes, info: state_pb2.AccountInfo) -> None:
+    state.set(ACCOUNT_PREFIX + account, info.SerializeToString())
+
+
+def read_params(state: StateReader) -> Params:
+    return Params(**json.loads(state.get(PARAMS_KEY)))
+
+
+def read_chain(state: StateReader) -> state_pb2.ChainState:
+    return state_pb2.ChainState.FromString(state.get(CHAIN_KEY))
+
+
+def read_supply(state: StateReader) -> state_pb2.SupplyInfo:
+    return state_pb2.SupplyInfo.FromString(state.get(SUPPLY_KEY))
+
+
+# --- calls (none yet) / fee handling ---------------------------------------------
+
+
+def charge_fee(state: Overlay, sender: bytes, account: state_pb2.AccountInfo, fee: int) -> None:
+    """Take the fee and bump the nonce; the fee reaches the author in on_finalize."""
+    account.free -= fee
+    account.nonce += 1
+    write_account(state, sender, account)
+
+
+def credit(state: Overlay, account: bytes, amount: int) -> None:
+    """Add to an account's free balance, creating the account if needed."""
+    info = read_account(state, account)
+    if info is None:
+        info = state_pb2.AccountInfo()
+        state.deposit_event(new_account_event(account))
+    info.free += amount
+    write_account(state, account, info)
+
+
+# --- hooks ----------------------------------------------------------------------
+
+
+def on_initialize(state: Overlay, block: BlockContext) -> None:
+    """Advance the chain's height and clock to the block's, checking both."""
+    chain = read_chain(state)
+    if block.height != chain.height + 1:
+        raise InvalidBlockHeight(f"block height {block.height} does not follow the chain's height {chain.height}")
+    if block.time_ms <= chain.time_ms:
+        raise TimeWentBackwards(f"block time {block.time_ms} ms is not after its parent's {chain.time_ms} ms")
+    chain.height = block.height
+    chain.time_ms = block.time_ms
+    state.set(CHAIN_KEY, chain.SerializeToString())
+
+
+def on_finalize(state: Overlay, block: BlockContext, fees: int) -> None:
+    """Pay the block's fees to its author."""
+    if fees:
+        credit(state, block.author, fees)
+        state.deposit_event(fees_paid_event(block.author, fees))
+
+
+# --- genesis --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GenesisConfig:
+    chain_id: str
+    genesis_hash: bytes
+    genesis_time_ms: int
+    initial_height: int
+    params: Params
+
+
+def genesis(state: Overlay, config: GenesisConfig, total_issuance: int) -> None:
+    """Write the chain identity, parameters and supply; the first block has height initial_height."""
+    config.params.validate()
+    chain = state_pb2.ChainState(
+        chain_id=config.chain_id,
+        genesis_hash=config.genesis_hash,
+        height=config.initial_height - 1,
+        time_ms=config.genesis_time_ms,
+    )
+    state.set(CHAIN_KEY, chain.SerializeToString())
+    state.set(PARAMS_KEY, json.dumps(asdict(config.params), sort_keys=True).encode())
+    state.set(SUPPLY_KEY, state_pb2.SupplyInfo(total_issuance=total_issuance).SerializeToString())
