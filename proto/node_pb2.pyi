@@ -167,7 +167,7 @@ class GetChainInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ChainInfo(_message.Message):
-    __slots__ = ("chain_id", "genesis_hash", "best_height", "best_hash", "finalized_height", "finalized_hash", "block_time_ms", "node_version", "pending_transactions", "ss58_prefix_name", "ss58_prefix")
+    __slots__ = ("chain_id", "genesis_hash", "best_height", "best_hash", "finalized_height", "finalized_hash", "block_time_ms", "node_version", "pending_transactions", "ss58_prefix_name", "ss58_prefix", "base_fee", "fee_per_byte", "max_transaction_bytes", "existential_deposit")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     GENESIS_HASH_FIELD_NUMBER: _ClassVar[int]
     BEST_HEIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -179,6 +179,10 @@ class ChainInfo(_message.Message):
     PENDING_TRANSACTIONS_FIELD_NUMBER: _ClassVar[int]
     SS58_PREFIX_NAME_FIELD_NUMBER: _ClassVar[int]
     SS58_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    BASE_FEE_FIELD_NUMBER: _ClassVar[int]
+    FEE_PER_BYTE_FIELD_NUMBER: _ClassVar[int]
+    MAX_TRANSACTION_BYTES_FIELD_NUMBER: _ClassVar[int]
+    EXISTENTIAL_DEPOSIT_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     genesis_hash: bytes
     best_height: int
@@ -190,7 +194,11 @@ class ChainInfo(_message.Message):
     pending_transactions: int
     ss58_prefix_name: str
     ss58_prefix: int
-    def __init__(self, chain_id: _Optional[str] = ..., genesis_hash: _Optional[bytes] = ..., best_height: _Optional[int] = ..., best_hash: _Optional[bytes] = ..., finalized_height: _Optional[int] = ..., finalized_hash: _Optional[bytes] = ..., block_time_ms: _Optional[int] = ..., node_version: _Optional[str] = ..., pending_transactions: _Optional[int] = ..., ss58_prefix_name: _Optional[str] = ..., ss58_prefix: _Optional[int] = ...) -> None: ...
+    base_fee: int
+    fee_per_byte: int
+    max_transaction_bytes: int
+    existential_deposit: int
+    def __init__(self, chain_id: _Optional[str] = ..., genesis_hash: _Optional[bytes] = ..., best_height: _Optional[int] = ..., best_hash: _Optional[bytes] = ..., finalized_height: _Optional[int] = ..., finalized_hash: _Optional[bytes] = ..., block_time_ms: _Optional[int] = ..., node_version: _Optional[str] = ..., pending_transactions: _Optional[int] = ..., ss58_prefix_name: _Optional[str] = ..., ss58_prefix: _Optional[int] = ..., base_fee: _Optional[int] = ..., fee_per_byte: _Optional[int] = ..., max_transaction_bytes: _Optional[int] = ..., existential_deposit: _Optional[int] = ...) -> None: ...
 
 class SubscribeBlocksRequest(_message.Message):
     __slots__ = ("from_height",)

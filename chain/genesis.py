@@ -1,0 +1,276 @@
+"""genesis.json: load, validate, hash, and turn into the runtime's typed genesis configuration.
+
+The shape follows CometBFT where it fits: genesis_time (RFC 3339), chain_id,
+initial_height, consensus_params, validators, app_state.<module>; 64-bit integers
+are strings. The genesis hash is blake2b-256 of the document's canonical JSON
+(sorted keys, no insignificant whitespace), so reformatting the file keeps the hash.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from chain.crypto import DEV_ACCOUNT_NAMES, dev_keypair
+from chain.ss58 import AddressError, decode_address
+from runtime import balances, system
+from runtime.arithmetic import U64_MAX
+from runtime.genesis import RuntimeGenesis, build_genesis_state
+from runtime.hashing import blake2b_256
+
+DEV_CHAIN_ID = "inferchain-dev"
+DEV_GENESIS_TIME = "2026-11-01T00:00:00Z"
+DEV_ENDOWMENT = 10**18
+
+
+class GenesisError(ValueError):
+    """A genesis document that cannot start a chain; the message names the field."""
+
+
+@dataclass(frozen=True)
+class GenesisValidator:
+    name: str
+    public_key: bytes
+    power: int
+
+
+@dataclass(frozen=True)
+class ConsensusParams:
+    block_time_ms: int = 1_000
+    max_block_bytes: int = 4 * 1024 * 1024
+    max_block_transactions: int = 20_000
+
+
+@dataclass(frozen=True)
+class Genesis:
+    """A validated genesis document and what the node and runtime need from it."""
+
+    chain_id: str
+    genesis_time_ms: int
+    initial_height: int
+    consensus: ConsensusParams
+    validators: tuple[GenesisValidator, ...]
+    runtime: RuntimeGenesis
+    hash: bytes
+
+    def state(self) -> dict[bytes, bytes]:
+        """The genesis key-value state."""
+        return build_genesis_state(self.runtime)
+
+
+def canonical_json(document: Any) -> bytes:
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def genesis_hash(document: dict) -> bytes:
+    """blake2b-256 of the canonical JSON of the document."""
+    return blake2b_256(canonical_json(document))
+
+
+def load_genesis(path: str | Path) -> Genesis:
+    """Read and validate a genesis file; GenesisError with a readable message otherwise."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise GenesisError(f"cannot read genesis file {path}: {error.strerror or error}") from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise GenesisError(f"{path} is not valid JSON: {error}") from None
+    return parse_genesis(document)
+
+
+def parse_genesis(document: Any) -> Genesis:
+    """Validate a genesis document (already parsed JSON)."""
+    if not isinstance(document, dict):
+        raise GenesisError("genesis must be a JSON object")
+    chain_id = _string(document, "chain_id")
+    if not chain_id or len(chain_id) > 64:
+        raise GenesisError("chain_id must be a non-empty string of at most 64 characters")
+    genesis_time_ms = _time_ms(_string(document, "genesis_time"))
+    initial_height = _u64(document.get("initial_height", "1"), "initial_height")
+    if initial_height < 1:
+        raise GenesisError("initial_height must be at least 1")
+    consensus = _consensus_params(document.get("consensus_params", {}))
+    validators = _validators(document.get("validators"))
+    app_state = _object(document, "app_state")
+    hash_ = genesis_hash(document)
+    runtime_genesis = RuntimeGenesis(
+        system=system.GenesisConfig(
+            chain_id=chain_id,
+            genesis_hash=hash_,
+            genesis_time_ms=genesis_time_ms,
+            initial_height=initial_height,
+            params=_params(system.Params, app_state.get("system", {}), "app_state.system.params"),
+        ),
+        balances=_balances(app_state.get("balances", {})),
+    )
+    genesis = Genesis(chain_id, genesis_time_ms, initial_height, consensus, validators, runtime_genesis, hash_)
+    try:
+        genesis.state()
+    except ValueError as error:
+        raise GenesisError(f"app_state: {error}") from None
+    return genesis
+
+
+def _string(section: dict, key: str) -> str:
+    value = section.get(key)
+    if not isinstance(value, str):
+        raise GenesisError(f"{key} must be a string")
+    return value
+
+
+def _object(section: dict, key: str) -> dict:
+    value = section.get(key)
+    if not isinstance(value, dict):
+        raise GenesisError(f"{key} must be an object")
+    return value
+
+
+def _u64(value: Any, where: str) -> int:
+    # 64-bit integers are strings (JSON numbers lose precision past 2^53); plain numbers are accepted too.
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise GenesisError(f"{where} must be an integer written as a string")
+    try:
+        number = int(value)
+    except ValueError:
+        raise GenesisError(f"{where} must be an integer written as a string, got {value!r}") from None
+    if not 0 <= number <= U64_MAX:
+        raise GenesisError(f"{where} must be in [0, 2^64), got {number}")
+    return number
+
+
+def _time_ms(text: str) -> int:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise GenesisError(f"genesis_time must be RFC 3339 (e.g. 2026-11-01T00:00:00Z), got {text!r}") from None
+    if moment.tzinfo is None:
+        raise GenesisError("genesis_time must carry a time zone (e.g. a trailing Z)")
+    return int(moment.astimezone(timezone.utc).timestamp() * 1000)
+
+
+def _consensus_params(section: Any) -> ConsensusParams:
+    if not isinstance(section, dict):
+        raise GenesisError("consensus_params must be an object")
+    block = section.get("block", {})
+    if not isinstance(block, dict):
+        raise GenesisError("consensus_params.block must be an object")
+    params = _params(ConsensusParams, {"params": block}, "consensus_params.block")
+    if not 10 <= params.block_time_ms <= 3_600_000:
+        raise GenesisError("consensus_params.block.block_time_ms must be between 10 and 3600000")
+    if params.max_block_transactions < 1 or params.max_block_bytes < 1024:
+        raise GenesisError("consensus_params.block limits are too small to hold a transaction")
+    return params
+
+
+def _params(cls, section: Any, where: str):
+    """A params dataclass from `section["params"]`, defaults for absent fields, unknown fields refused."""
+    if not isinstance(section, dict):
+        raise GenesisError(f"{where.rsplit('.', 1)[0]} must be an object")
+    raw = section.get("params", {})
+    if not isinstance(raw, dict):
+        raise GenesisError(f"{where} must be an object")
+    known = {field.name for field in fields(cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise GenesisError(f"{where}: unknown parameter {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    params = cls(**{key: _u64(value, f"{where}.{key}") for key, value in raw.items()})
+    validate = getattr(params, "validate", None)
+    if validate is not None:
+        try:
+            validate()
+        except ValueError as error:
+            raise GenesisError(str(error)) from None
+    return params
+
+
+def _account(text: Any, where: str) -> bytes:
+    if not isinstance(text, str):
+        raise GenesisError(f"{where} must be an SS58 address string")
+    try:
+        return decode_address(text)
+    except AddressError as error:
+        raise GenesisError(f"{where}: {error}") from None
+
+
+def _validators(entries: Any) -> tuple[GenesisValidator, ...]:
+    if not isinstance(entries, list) or not entries:
+        raise GenesisError("validators must be a non-empty list")
+    validators = []
+    for index, entry in enumerate(entries):
+        where = f"validators[{index}]"
+        if not isinstance(entry, dict):
+            raise GenesisError(f"{where} must be an object")
+        public_key = _account(entry.get("address"), f"{where}.address")
+        key_field = entry.get("pub_key", {})
+        if key_field and (not isinstance(key_field, dict) or key_field.get("value") != public_key.hex()):
+            raise GenesisError(f"{where}.pub_key.value must be the hex public key of {where}.address")
+        power = _u64(entry.get("power"), f"{where}.power")
+        if power == 0:
+            raise GenesisError(f"{where}.power must be positive")
+        validators.append(GenesisValidator(str(entry.get("name", "")), public_key, power))
+    if len({validator.public_key for validator in validators}) != len(validators):
+        raise GenesisError("validators: the same key is listed twice")
+    return tuple(validators)
+
+
+def _balances(section: Any) -> balances.GenesisConfig:
+    if not isinstance(section, dict):
+        raise GenesisError("app_state.balances must be an object")
+    params = _params(balances.Params, section, "app_state.balances.params")
+    entries = section.get("balances", [])
+    if not isinstance(entries, list):
+        raise GenesisError("app_state.balances.balances must be a list")
+    endowed = []
+    for index, entry in enumerate(entries):
+        where = f"app_state.balances.balances[{index}]"
+        if not isinstance(entry, dict):
+            raise GenesisError(f"{where} must be an object with address and amount")
+        endowed.append((_account(entry.get("address"), f"{where}.address"), _u64(entry.get("amount"), f"{where}.amount")))
+    return balances.GenesisConfig(params=params, balances=tuple(endowed))
+
+
+def dev_genesis_document(chain_id: str = DEV_CHAIN_ID, validator_names: tuple[str, ...] = ("alice",)) -> dict:
+    """The development genesis: the six dev accounts endowed, the named dev accounts validating."""
+    return {
+        "genesis_time": DEV_GENESIS_TIME,
+        "chain_id": chain_id,
+        "initial_height": "1",
+        "consensus_params": {
+            "block": {
+                "block_time_ms": str(ConsensusParams.block_time_ms),
+                "max_block_bytes": str(ConsensusParams.max_block_bytes),
+                "max_block_transactions": str(ConsensusParams.max_block_transactions),
+            }
+        },
+        "validators": [
+            {
+                "name": name,
+                "address": dev_keypair(name).address,
+                "pub_key": {"type": "ed25519", "value": dev_keypair(name).public_key.hex()},
+                "power": "100",
+            }
+            for name in validator_names
+        ],
+        "app_state": {
+            "system": {
+                "params": {
+                    "base_fee": str(system.Params.base_fee),
+                    "fee_per_byte": str(system.Params.fee_per_byte),
+                    "max_transaction_bytes": str(system.Params.max_transaction_bytes),
+                }
+            },
+            "balances": {
+                "params": {"existential_deposit": str(balances.Params.existential_deposit)},
+                "balances": [
+                    {"name": name, "address": dev_keypair(name).address, "amount": str(DEV_ENDOWMENT)}
+                    for name in DEV_ACCOUNT_NAMES
+                ],
+            },
+        },
+    }

@@ -1,0 +1,31 @@
+"""Shared fixtures: real dev nodes on free ports, cleaned up after each test."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.nodes import NodeProcess, free_port
+
+
+@pytest.fixture
+def node_factory(tmp_path):
+    """Start real `inferchain node --dev` processes; all are stopped at the end of the test."""
+    started: list[NodeProcess] = []
+
+    def start(name: str = "node", *extra_args: str, wait: bool = True) -> NodeProcess:
+        node = NodeProcess(base_path=tmp_path / name, rpc_port=free_port(), extra_args=extra_args)
+        started.append(node)
+        return node.start(wait=wait)
+
+    yield start
+    for node in started:
+        node.kill()
+
+
+@pytest.fixture(scope="module")
+def dev_node(tmp_path_factory):
+    """One dev node shared by a test module (block time from the dev genesis: 1 s)."""
+    base = tmp_path_factory.mktemp("dev-node")
+    node = NodeProcess(base_path=base / "data", rpc_port=free_port()).start()
+    yield node
+    node.kill()

@@ -1,0 +1,105 @@
+"""Real node processes for tests: start `inferchain node` on free 127.0.0.1 ports, wait, stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_serving(target: str, timeout: float = 30.0, process: subprocess.Popen | None = None) -> None:
+    """Block until the node at `target` reports SERVING on gRPC health, or fail."""
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if process is not None and process.poll() is not None:
+                raise RuntimeError(f"node exited with {process.returncode} before serving")
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.1)
+    raise TimeoutError(f"node at {target} did not serve within {timeout} s")
+
+
+@dataclass
+class NodeProcess:
+    """One `inferchain node` process and where it listens."""
+
+    base_path: Path
+    rpc_port: int
+    extra_args: tuple[str, ...] = ()
+    process: subprocess.Popen | None = None
+    log_path: Path | None = None
+    _log: object = field(default=None, repr=False)
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.rpc_port}"
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable, "-m", "chain.cli", "node", "--dev",
+            "--base-path", str(self.base_path),
+            "--rpc-port", str(self.rpc_port),
+            "--prometheus-port", "0",
+            *self.extra_args,
+        ]
+
+    def start(self, wait: bool = True) -> "NodeProcess":
+        self.log_path = self.base_path.parent / f"{self.base_path.name}.log"
+        self._log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            self.command(), cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        if wait:
+            wait_serving(self.target, process=self.process)
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        """SIGKILL: the crash a node must survive."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+        self._close_log()
+
+    def stop(self) -> int | None:
+        """SIGTERM and wait for a clean exit."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self._close_log()
+        return self.process.returncode if self.process else None
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
