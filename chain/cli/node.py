@@ -1,0 +1,110 @@
+"""`inferchain node`: run a validator node (`--dev` for a single-validator development chain)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import signal
+import tempfile
+from pathlib import Path
+
+from chain.cli.errors import CliError
+from chain.crypto import dev_keypair
+from chain.genesis import GenesisError, load_genesis, parse_genesis, dev_genesis_document
+from chain.logs import configure_logging
+
+log = logging.getLogger("inferchain.node")
+
+
+def default_home() -> Path:
+    """$INFERCHAIN_HOME, else ~/.inferchain."""
+    return Path(os.environ.get("INFERCHAIN_HOME", Path.home() / ".inferchain"))
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("node", help="run a validator node", description=__doc__)
+    parser.add_argument("--dev", action="store_true", help="development chain: dev genesis, Alice validating")
+    parser.add_argument("--tmp", action="store_true", help="keep the chain in a temporary directory, removed at exit")
+    parser.add_argument("--chain", metavar="GENESIS.json", help="genesis file (default: the dev genesis with --dev)")
+    parser.add_argument("--base-path", type=Path, help="data directory (default: $INFERCHAIN_HOME or ~/.inferchain)")
+    parser.add_argument("--key", help="validator key: a dev name (alice) or a key file (default with --dev: alice)")
+    parser.add_argument("--port", type=int, default=30333, help="peer-to-peer port (used once multi-validator consensus lands)")
+    parser.add_argument("--rpc-port", type=int, default=9944, help="gRPC API port (default 9944)")
+    parser.add_argument("--rpc-external", action="store_true", help="serve the API on all interfaces, not only 127.0.0.1")
+    parser.add_argument("--prometheus-port", type=int, default=9615, help="metrics port (default 9615; 0 picks a free one)")
+    parser.add_argument("--no-prometheus", action="store_true", help="do not serve metrics")
+    parser.add_argument("--bootnodes", nargs="*", default=[], help="peers to connect to (multi-validator networks)")
+    parser.add_argument("--log-level", default="info", choices=("error", "warning", "info", "debug"))
+    parser.add_argument("--log-format", default="plain", choices=("plain", "json"))
+    parser.set_defaults(handler=run)
+
+
+def _genesis(args):
+    try:
+        if args.chain:
+            return load_genesis(args.chain)
+        if args.dev:
+            return parse_genesis(dev_genesis_document())
+    except GenesisError as error:
+        raise CliError(f"invalid genesis: {error}") from None
+    raise CliError("name a genesis file with --chain, or run a development chain with --dev")
+
+
+def _validator_key(args):
+    name = args.key or ("alice" if args.dev else None)
+    if name is None:
+        raise CliError("name the validator key with --key (a dev name such as alice, or a key file)")
+    try:
+        from chain.keys import load_signer
+    except ImportError:
+        load_signer = None
+    try:
+        if load_signer is not None:
+            return load_signer(name)
+        return dev_keypair(name)
+    except (ValueError, OSError) as error:
+        raise CliError(f"cannot load the validator key {name!r}: {error}") from None
+
+
+def _check_port(value: int, option: str) -> None:
+    if not 0 <= value <= 65535:
+        raise CliError(f"{option} must be a port number between 0 and 65535, got {value}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run until SIGINT or SIGTERM; exit 0 after a clean stop."""
+    from chain.node.runner import Node, NodeConfig, NodeStartError
+
+    configure_logging(args.log_level, args.log_format)
+    for value, option in ((args.rpc_port, "--rpc-port"), (args.prometheus_port, "--prometheus-port"), (args.port, "--port")):
+        _check_port(value, option)
+    genesis = _genesis(args)
+    validator = _validator_key(args)
+    if args.bootnodes:
+        log.warning("--bootnodes ignored: peer-to-peer networking arrives with multi-validator consensus")
+    temporary = Path(tempfile.mkdtemp(prefix="inferchain-")) if args.tmp else None
+    base_path = temporary or args.base_path or default_home()
+    config = NodeConfig(
+        genesis=genesis,
+        base_path=base_path,
+        validator=validator,
+        rpc_host="0.0.0.0" if args.rpc_external else "127.0.0.1",
+        rpc_port=args.rpc_port,
+        prometheus_port=None if args.no_prometheus else args.prometheus_port,
+    )
+    try:
+        try:
+            node = Node(config)
+        except NodeStartError as error:
+            raise CliError(str(error)) from None
+        signal.signal(signal.SIGTERM, lambda *_: node.request_stop())
+        signal.signal(signal.SIGINT, lambda *_: node.request_stop())
+        node.start()
+        node.wait()
+        node.stop()
+    finally:
+        if temporary is not None:
+            shutil.rmtree(temporary, ignore_errors=True)
+    return 0

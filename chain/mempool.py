@@ -1,0 +1,202 @@
+"""The transaction pool: per-account nonce order, fee priority, count and byte bounds.
+
+Transactions arrive checked (encoding, chain, signature) and validated against the
+latest state, possibly with a nonce ahead of the account's: such a one waits
+("future") until the gap fills. A block takes the best ready transactions: across
+senders by fee per byte, within a sender by nonce. `next_nonce` counts the
+sender's pending transactions, so concurrent submitters get distinct nonces.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+from runtime.primitives import CheckedTransaction
+
+# A replacement (same sender and nonce) must raise the fee by at least this fraction,
+# so that a sender cannot make the pool churn for free.
+REPLACEMENT_BUMP_PERCENT = 10
+
+
+class PoolError(Exception):
+    """A transaction the pool refuses; `status` is the gRPC status name the API returns."""
+
+    status = "FAILED_PRECONDITION"
+
+
+class AlreadyKnown(PoolError):
+    status = "ALREADY_EXISTS"
+
+
+class ReplacementUnderpriced(PoolError):
+    pass
+
+
+class PoolFull(PoolError):
+    status = "RESOURCE_EXHAUSTED"
+
+
+class NonceGapTooLarge(PoolError):
+    pass
+
+
+@dataclass(frozen=True)
+class PoolLimits:
+    max_count: int = 50_000
+    max_bytes: int = 64 * 1024 * 1024
+    # How far ahead of the account's nonce a queued transaction may be.
+    max_nonce_gap: int = 1_000
+    # How many dropped transactions (and why) GetTransaction can still report.
+    remembered_rejections: int = 10_000
+
+
+def _priority(tx: CheckedTransaction) -> int:
+    """Fee per byte, scaled to integers: higher goes first."""
+    return tx.fee * 1_000 // max(1, tx.size)
+
+
+class Mempool:
+    """Not thread-safe: the node calls it under its own lock."""
+
+    def __init__(self, limits: PoolLimits = PoolLimits()):
+        self.limits = limits
+        self._by_sender: dict[bytes, dict[int, CheckedTransaction]] = {}
+        self._by_hash: dict[bytes, CheckedTransaction] = {}
+        self._bytes = 0
+        self._rejected: OrderedDict[bytes, str] = OrderedDict()
+
+    # --- queries ------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._by_hash)
+
+    @property
+    def total_bytes(self) -> int:
+        return self._bytes
+
+    def __contains__(self, tx_hash: bytes) -> bool:
+        return tx_hash in self._by_hash
+
+    def get(self, tx_hash: bytes) -> CheckedTransaction | None:
+        return self._by_hash.get(tx_hash)
+
+    def rejection(self, tx_hash: bytes) -> str | None:
+        """Why a transaction was dropped, if it was recently."""
+        return self._rejected.get(tx_hash)
+
+    def next_nonce(self, sender: bytes, account_nonce: int) -> int:
+        """The nonce for the sender's next transaction: past its contiguous pending ones."""
+        pending = self._by_sender.get(sender)
+        nonce = account_nonce
+        if pending:
+            while nonce in pending:
+                nonce += 1
+        return nonce
+
+    # --- adding -------------------------------------------------------------
+
+    def add(self, tx: CheckedTransaction, account_nonce: int) -> None:
+        """Queue a validated transaction; PoolError when it is refused."""
+        if tx.hash in self._by_hash:
+            raise AlreadyKnown(f"transaction {tx.hash.hex()} is already pending")
+        if tx.nonce - account_nonce > self.limits.max_nonce_gap:
+            raise NonceGapTooLarge(
+                f"nonce {tx.nonce} is more than {self.limits.max_nonce_gap} ahead of the account's {account_nonce}"
+            )
+        pending = self._by_sender.setdefault(tx.sender, {})
+        replaced = pending.get(tx.nonce)
+        if replaced is not None:
+            self._check_replacement(replaced, tx)
+        elif not self._has_room_for(tx):
+            self._evict_for(tx)
+        if replaced is not None:
+            self._remove(replaced, "replaced by a transaction with a higher fee")
+            pending = self._by_sender.setdefault(tx.sender, {})
+        pending[tx.nonce] = tx
+        self._by_hash[tx.hash] = tx
+        self._bytes += tx.size
+
+    def _check_replacement(self, old: CheckedTransaction, new: CheckedTransaction) -> None:
+        needed = old.fee + old.fee * REPLACEMENT_BUMP_PERCENT // 100 + 1
+        if new.fee < needed:
+            raise ReplacementUnderpriced(
+                f"a transaction with nonce {new.nonce} is already pending; a replacement needs a fee of at least {needed}"
+            )
+
+    def _has_room_for(self, tx: CheckedTransaction) -> bool:
+        return len(self._by_hash) < self.limits.max_count and self._bytes + tx.size <= self.limits.max_bytes
+
+    def _evict_for(self, tx: CheckedTransaction) -> None:
+        """Make room by dropping the lowest-priority sender tails, if the newcomer pays more."""
+        while not self._has_room_for(tx):
+            victim = self._lowest_priority_tail(exclude=tx.sender)
+            if victim is None or _priority(victim) >= _priority(tx):
+                raise PoolFull(
+                    f"the pool is full ({len(self._by_hash)} transactions, {self._bytes} bytes); "
+                    "offer a higher fee or retry later"
+                )
+            self._remove(victim, "evicted from a full pool by a higher fee")
+
+    def _lowest_priority_tail(self, exclude: bytes) -> CheckedTransaction | None:
+        # Only a sender's last transaction may go, so no sender is left with a nonce gap.
+        tails = (pending[max(pending)] for sender, pending in self._by_sender.items() if pending and sender != exclude)
+        return min(tails, key=_priority, default=None)
+
+    # --- removing -----------------------------------------------------------
+
+    def _remove(self, tx: CheckedTransaction, reason: str | None) -> None:
+        pending = self._by_sender.get(tx.sender)
+        if pending is not None and pending.get(tx.nonce) is tx:
+            del pending[tx.nonce]
+            if not pending:
+                del self._by_sender[tx.sender]
+        if self._by_hash.pop(tx.hash, None) is not None:
+            self._bytes -= tx.size
+        if reason is not None:
+            self._remember_rejection(tx.hash, reason)
+
+    def _remember_rejection(self, tx_hash: bytes, reason: str) -> None:
+        self._rejected[tx_hash] = reason
+        self._rejected.move_to_end(tx_hash)
+        while len(self._rejected) > self.limits.remembered_rejections:
+            self._rejected.popitem(last=False)
+
+    def drop(self, tx: CheckedTransaction, reason: str) -> None:
+        """Remove a transaction that can no longer be included, remembering why."""
+        self._remove(tx, reason)
+
+    def prune(self, senders: Iterable[bytes], account_nonce: Callable[[bytes], int]) -> None:
+        """After a block: drop each sender's transactions whose nonce is now used."""
+        for sender in senders:
+            pending = self._by_sender.get(sender)
+            if not pending:
+                continue
+            current = account_nonce(sender)
+            for nonce in [nonce for nonce in pending if nonce < current]:
+                self._remove(pending[nonce], None)
+
+    # --- block building -----------------------------------------------------
+
+    def ready(self, account_nonce: Callable[[bytes], int]) -> Iterator[CheckedTransaction]:
+        """Ready transactions, best first: by fee per byte across senders, by nonce within one.
+
+        The caller may stop early; a transaction it skips should be followed by
+        `skip_sender` semantics on its side (later nonces of that sender cannot apply).
+        """
+        counter = itertools.count()
+        heap: list[tuple[int, int, CheckedTransaction]] = []
+        for sender, pending in self._by_sender.items():
+            tx = pending.get(account_nonce(sender))
+            if tx is not None:
+                heap.append((-_priority(tx), next(counter), tx))
+        heapq.heapify(heap)
+        while heap:
+            _, _, tx = heapq.heappop(heap)
+            yield tx
+            following = self._by_sender.get(tx.sender, {}).get(tx.nonce + 1)
+            if following is not None:
+                heapq.heappush(heap, (-_priority(following), next(counter), following))

@@ -1,0 +1,209 @@
+"""The gRPC client API (proto/node.proto): parse the request, call the core, map errors to status codes."""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+
+from chain.node.core import NodeCore, Rejected
+from chain.ss58 import SS58_PREFIX, SS58_PREFIX_NAME, AddressError, decode_address, encode_address
+from proto import node_pb2, node_pb2_grpc, types_pb2
+from runtime import balances
+
+log = logging.getLogger(__name__)
+
+NODE_VERSION = "0.1.0"
+MAX_BATCH = 10_000
+# How long a subscription waits for the next block before checking that its client is still there.
+SUBSCRIPTION_POLL_SECONDS = 1.0
+
+_STATUS = {
+    "INVALID_ARGUMENT": grpc.StatusCode.INVALID_ARGUMENT,
+    "FAILED_PRECONDITION": grpc.StatusCode.FAILED_PRECONDITION,
+    "ALREADY_EXISTS": grpc.StatusCode.ALREADY_EXISTS,
+    "RESOURCE_EXHAUSTED": grpc.StatusCode.RESOURCE_EXHAUSTED,
+}
+
+
+def _abort(context: grpc.ServicerContext, rejection: Rejected) -> None:
+    context.abort(_STATUS.get(rejection.status, grpc.StatusCode.INVALID_ARGUMENT), str(rejection))
+
+
+class NodeApi(node_pb2_grpc.NodeServicer):
+    """Thin edge over NodeCore: no rule lives here."""
+
+    def __init__(self, core: NodeCore, block_time_ms: int):
+        self.core = core
+        self.block_time_ms = block_time_ms
+
+    # --- transactions -------------------------------------------------------
+
+    def SubmitTransaction(self, request, context):
+        try:
+            tx_hash = self.core.submit(request.transaction)
+        except Rejected as rejection:
+            _abort(context, rejection)
+        return node_pb2.SubmitTransactionResponse(transaction_hash=tx_hash)
+
+    def SubmitTransactions(self, request, context):
+        if len(request.transactions) > MAX_BATCH:
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"a batch holds at most {MAX_BATCH} transactions, got {len(request.transactions)}",
+            )
+        verdicts = [
+            node_pb2.TransactionVerdict(transaction_hash=tx_hash, accepted=True)
+            if rejection is None
+            else node_pb2.TransactionVerdict(
+                transaction_hash=tx_hash, accepted=False, code=rejection.status, reason=str(rejection)
+            )
+            for tx_hash, rejection in self.core.submit_many(request.transactions)
+        ]
+        return node_pb2.SubmitTransactionsResponse(verdicts=verdicts)
+
+    def SimulateTransaction(self, request, context):
+        rules = self.core.rules
+        try:
+            checked, receipt = self.core.simulate(request.transaction)
+        except Rejected as rejection:
+            return node_pb2.SimulateTransactionResponse(
+                transaction_hash=rejection.tx_hash, valid=False, code=rejection.status, reason=str(rejection),
+                minimum_fee=rules.params.minimum_fee(len(request.transaction)),
+            )
+        response = node_pb2.SimulateTransactionResponse(
+            transaction_hash=checked.hash,
+            valid=receipt.success,
+            fee=checked.fee,
+            minimum_fee=rules.params.minimum_fee(checked.size),
+            events=receipt.events,
+        )
+        if not receipt.success:
+            response.code = "FAILED_PRECONDITION"
+            response.reason = f"{receipt.error_module}.{receipt.error_name}: {receipt.error_message}"
+        return response
+
+    def GetTransaction(self, request, context):
+        tx_hash = request.transaction_hash
+        if len(tx_hash) != 32:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"a transaction hash is 32 bytes, got {len(tx_hash)}")
+        location = self.core.store.transaction_location(tx_hash)
+        if location is not None:
+            return self._included(tx_hash, location)
+        pending, rejection = self.core.pending_rejection(tx_hash)
+        if pending is not None:
+            return node_pb2.GetTransactionResponse(
+                transaction_hash=tx_hash, status=node_pb2.TRANSACTION_STATUS_PENDING, transaction=pending.raw
+            )
+        if rejection is not None:
+            return node_pb2.GetTransactionResponse(
+                transaction_hash=tx_hash, status=node_pb2.TRANSACTION_STATUS_REJECTED, reason=rejection
+            )
+        context.abort(grpc.StatusCode.NOT_FOUND, f"transaction {tx_hash.hex()} is neither pending nor included")
+
+    def _included(self, tx_hash: bytes, location) -> node_pb2.GetTransactionResponse:
+        store = self.core.store
+        block_hash = store.block_hash_at(location.height)
+        finalized = store.finalized_block(block_hash)
+        receipts = store.receipts(block_hash)
+        return node_pb2.GetTransactionResponse(
+            transaction_hash=tx_hash,
+            status=node_pb2.TRANSACTION_STATUS_INCLUDED,
+            height=location.height,
+            block_hash=block_hash,
+            index=location.index,
+            receipt=receipts.transactions[location.index],
+            transaction=finalized.block.transactions[location.index],
+        )
+
+    # --- blocks -------------------------------------------------------------
+
+    def GetBlock(self, request, context):
+        store = self.core.store
+        selector = request.WhichOneof("selector")
+        if selector == "hash":
+            block_hash = request.hash
+            if len(block_hash) != 32:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"a block hash is 32 bytes, got {len(block_hash)}")
+        else:
+            height = request.height if selector == "height" else self.core.head.height
+            block_hash = store.block_hash_at(height)
+            if block_hash is None:
+                context.abort(
+                    grpc.StatusCode.NOT_FOUND,
+                    f"no block at height {height}; the best height is {self.core.head.height}",
+                )
+        finalized = store.finalized_block(block_hash)
+        if finalized is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no block with hash {block_hash.hex()}")
+        return node_pb2.GetBlockResponse(
+            block_hash=block_hash, block=finalized.block, commit=finalized.commit, receipts=store.receipts(block_hash)
+        )
+
+    def SubscribeBlocks(self, request, context):
+        store = self.core.store
+        next_height = request.from_height or self.core.head.height + 1
+        if next_height < self.core.genesis.initial_height:
+            next_height = self.core.genesis.initial_height
+        while context.is_active():
+            if next_height > self.core.head.height:
+                self.core.wait_for_block(next_height - 1, SUBSCRIPTION_POLL_SECONDS)
+                continue
+            block_hash = store.block_hash_at(next_height)
+            finalized = store.finalized_block(block_hash)
+            yield node_pb2.BlockEvent(
+                height=next_height, block_hash=block_hash, block=finalized.block, receipts=store.receipts(block_hash)
+            )
+            next_height += 1
+
+    # --- state --------------------------------------------------------------
+
+    def GetAccount(self, request, context):
+        account = request.account
+        if request.address:
+            try:
+                account = decode_address(request.address)
+            except AddressError as error:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        if len(account) != 32:
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"an account is a 32-byte public key or an SS58 address, got {len(account)} bytes"
+            )
+        state = self.core.account(account)
+        return node_pb2.GetAccountResponse(
+            account=account,
+            address=encode_address(account),
+            free=state.info.free,
+            reserved=state.info.reserved,
+            nonce=state.info.nonce,
+            next_nonce=state.next_nonce,
+            height=state.head.height,
+            block_hash=state.head.hash,
+            state_root=state.head.state_root,
+            state_key=state.state_key,
+            state_value=state.state_value or b"",
+            proof=state.proof,
+        )
+
+    def GetChainInfo(self, request, context):
+        core = self.core
+        head = core.head
+        params = core.rules.params
+        return node_pb2.ChainInfo(
+            chain_id=core.genesis.chain_id,
+            genesis_hash=core.genesis.hash,
+            best_height=head.height,
+            best_hash=head.hash,
+            # One validator: every block is final when it is committed.
+            finalized_height=head.height,
+            finalized_hash=head.hash,
+            block_time_ms=self.block_time_ms,
+            node_version=NODE_VERSION,
+            pending_transactions=len(core.pool),
+            ss58_prefix_name=SS58_PREFIX_NAME,
+            ss58_prefix=SS58_PREFIX,
+            base_fee=params.base_fee,
+            fee_per_byte=params.fee_per_byte,
+            max_transaction_bytes=params.max_transaction_bytes,
+            existential_deposit=balances.read_params(core.store.state).existential_deposit,
+        )
