@@ -151,12 +151,18 @@ def _verify_signature(sender: bytes, signature: bytes, body: bytes) -> None:
 
 
 def validate_transaction(
-    state: StateReader, checked: CheckedTransaction, rules: TransactionRules, *, allow_future: bool = False
+    state: StateReader,
+    checked: CheckedTransaction,
+    rules: TransactionRules,
+    *,
+    allow_future: bool = False,
+    for_pool: bool = True,
 ) -> None:
     """Stateful checks against `state`: fee, nonce, affordability. Raises InvalidTransaction.
 
     With allow_future a nonce ahead of the account's is accepted (the pool holds it
-    until the gap fills) and affordability is checked against the current balance.
+    until the gap fills). The pool (for_pool) also refuses a call the sender cannot
+    afford now; inside a block such a call is included and fails, keeping the fee.
     """
     minimum = rules.params.minimum_fee(checked.size)
     if checked.fee < minimum:
@@ -170,6 +176,8 @@ def validate_transaction(
         raise FutureNonce(f"nonce {checked.nonce} is ahead of the account's next nonce {nonce}")
     if free < checked.fee:
         raise CannotPayFee(f"free balance {free} cannot pay the fee {checked.fee}")
+    if not for_pool:
+        return
     spend = call_cost(checked.body)
     if free < checked.fee + spend:
         raise CannotAfford(f"free balance {free} cannot pay the fee {checked.fee} plus {spend} spent by the call")
@@ -233,7 +241,7 @@ class BlockExecution:
 
     def try_apply(self, checked: CheckedTransaction) -> types_pb2.Receipt:
         """Validate against the block's state so far and apply; InvalidTransaction leaves no trace."""
-        validate_transaction(self.state, checked, self.rules)
+        validate_transaction(self.state, checked, self.rules, for_pool=False)
         receipt = apply_transaction(self.state, checked)
         self.receipts.transactions.append(receipt)
         self.fees += checked.fee

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import Callable, Sequence
 
@@ -51,6 +52,8 @@ def _load_command_module(name: str):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script: parse, dispatch, map errors to one line and an exit code."""
+    # gRPC's C core would print its own copy of errors we already report in one line.
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler

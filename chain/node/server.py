@@ -36,7 +36,10 @@ class ApiServer:
         )
         reflection.enable_server_reflection(service_names, self.server)
         self.address = f"{host}:{port}"
-        self.port = self.server.add_insecure_port(self.address)
+        try:
+            self.port = self.server.add_insecure_port(self.address)
+        except RuntimeError:  # grpcio reports a failed bind this way
+            self.port = 0
         if self.port == 0:
             raise OSError(f"cannot listen on {self.address} (in use, or not an address of this machine)")
         self._set_status(health_pb2.HealthCheckResponse.NOT_SERVING)

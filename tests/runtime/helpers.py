@@ -1,0 +1,83 @@
+"""A small world for runtime tests, built without the chain package (the runtime stands alone)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from hashlib import blake2b
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from proto import types_pb2
+from runtime import balances, system
+from runtime.executive import TRANSACTION_SIGNING_CONTEXT, apply_block, check_transaction, transaction_rules
+from runtime.genesis import RuntimeGenesis, build_genesis_state
+from runtime.primitives import BlockContext
+from runtime.state import MemoryState
+
+CHAIN_ID = "runtime-test"
+GENESIS_HASH = blake2b(b"runtime-test genesis", digest_size=32).digest()
+GENESIS_TIME_MS = 1_700_000_000_000
+ENDOWMENT = 10**15
+
+
+@dataclass(frozen=True)
+class Account:
+    private: Ed25519PrivateKey = field(repr=False)
+    public_key: bytes
+
+    @classmethod
+    def from_index(cls, index: int) -> "Account":
+        seed = blake2b(f"account {index}".encode(), digest_size=32).digest()
+        private = Ed25519PrivateKey.from_private_bytes(seed)
+        return cls(private, private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+
+
+ACCOUNTS = [Account.from_index(index) for index in range(6)]
+AUTHOR = ACCOUNTS[0]
+
+
+def genesis_state(endowed: int = 4, params: system.Params = system.Params()) -> MemoryState:
+    """A chain where the first `endowed` accounts hold ENDOWMENT each."""
+    config = RuntimeGenesis(
+        system=system.GenesisConfig(CHAIN_ID, GENESIS_HASH, GENESIS_TIME_MS, 1, params),
+        balances=balances.GenesisConfig(
+            balances.Params(), tuple((account.public_key, ENDOWMENT) for account in ACCOUNTS[:endowed])
+        ),
+    )
+    return MemoryState(build_genesis_state(config))
+
+
+def sign(body: types_pb2.TransactionBody, signer: Account) -> bytes:
+    raw_body = body.SerializeToString()
+    signature = signer.private.sign(TRANSACTION_SIGNING_CONTEXT + raw_body)
+    return types_pb2.Transaction(body=raw_body, signature=signature).SerializeToString()
+
+
+def transfer(signer: Account, dest: bytes, amount: int, nonce: int, fee: int = 10_000, **overrides) -> bytes:
+    fields = dict(chain_id=CHAIN_ID, genesis_hash=GENESIS_HASH, sender=signer.public_key, nonce=nonce, fee=fee)
+    fields.update(overrides)
+    body = types_pb2.TransactionBody(transfer=types_pb2.Transfer(dest=dest, amount=amount), **fields)
+    return sign(body, signer)
+
+
+def run_block(state: MemoryState, raws: list[bytes], height: int | None = None, author: bytes = AUTHOR.public_key):
+    """Check and apply a block of raw transactions, commit its writes, return the receipts."""
+    rules = transaction_rules(state)
+    chain = system.read_chain(state)
+    block = BlockContext(height or chain.height + 1, chain.time_ms + 1000, author)
+    checked = [check_transaction(raw, rules) for raw in raws]
+    writes, receipts = apply_block(state, block, checked, rules)
+    state.apply(writes.changes())
+    return receipts
+
+
+def free(state, account: Account | bytes) -> int:
+    key = account if isinstance(account, bytes) else account.public_key
+    info = system.read_account(state, key)
+    return 0 if info is None else info.free
+
+
+def nonce(state, account: Account) -> int:
+    info = system.read_account(state, account.public_key)
+    return 0 if info is None else info.nonce
