@@ -49,7 +49,7 @@ class PoolLimits:
     max_count: int = 50_000
     max_bytes: int = 64 * 1024 * 1024
     # How far ahead of the account's nonce a queued transaction may be.
-    max_nonce_gap: int = 1_000
+    max_nonce_gap: int = 10_000
     # How many dropped transactions (and why) GetTransaction can still report.
     remembered_rejections: int = 10_000
 
