@@ -135,7 +135,7 @@ class GetAccountRequest(_message.Message):
     def __init__(self, account: _Optional[bytes] = ..., address: _Optional[str] = ...) -> None: ...
 
 class GetAccountResponse(_message.Message):
-    __slots__ = ("account", "address", "free", "reserved", "nonce", "next_nonce", "height", "block_hash", "state_root", "state_key", "state_value", "proof")
+    __slots__ = ("account", "address", "free", "reserved", "nonce", "next_nonce", "height", "block_hash", "state_root", "state_key", "state_value", "proof", "exists")
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     FREE_FIELD_NUMBER: _ClassVar[int]
@@ -148,6 +148,7 @@ class GetAccountResponse(_message.Message):
     STATE_KEY_FIELD_NUMBER: _ClassVar[int]
     STATE_VALUE_FIELD_NUMBER: _ClassVar[int]
     PROOF_FIELD_NUMBER: _ClassVar[int]
+    EXISTS_FIELD_NUMBER: _ClassVar[int]
     account: bytes
     address: str
     free: int
@@ -160,7 +161,8 @@ class GetAccountResponse(_message.Message):
     state_key: bytes
     state_value: bytes
     proof: _proof_pb2.StateProof
-    def __init__(self, account: _Optional[bytes] = ..., address: _Optional[str] = ..., free: _Optional[int] = ..., reserved: _Optional[int] = ..., nonce: _Optional[int] = ..., next_nonce: _Optional[int] = ..., height: _Optional[int] = ..., block_hash: _Optional[bytes] = ..., state_root: _Optional[bytes] = ..., state_key: _Optional[bytes] = ..., state_value: _Optional[bytes] = ..., proof: _Optional[_Union[_proof_pb2.StateProof, _Mapping]] = ...) -> None: ...
+    exists: bool
+    def __init__(self, account: _Optional[bytes] = ..., address: _Optional[str] = ..., free: _Optional[int] = ..., reserved: _Optional[int] = ..., nonce: _Optional[int] = ..., next_nonce: _Optional[int] = ..., height: _Optional[int] = ..., block_hash: _Optional[bytes] = ..., state_root: _Optional[bytes] = ..., state_key: _Optional[bytes] = ..., state_value: _Optional[bytes] = ..., proof: _Optional[_Union[_proof_pb2.StateProof, _Mapping]] = ..., exists: _Optional[bool] = ...) -> None: ...
 
 class GetChainInfoRequest(_message.Message):
     __slots__ = ()

@@ -183,6 +183,7 @@ class NodeApi(node_pb2_grpc.NodeServicer):
             state_key=state.state_key,
             state_value=state.state_value or b"",
             proof=state.proof,
+            exists=state.state_value is not None,
         )
 
     def GetChainInfo(self, request, context):
