@@ -1,0 +1,138 @@
+"""genesis.json: the committed file is the dev genesis; validation names the bad field; the hash is canonical."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chain.crypto import DEV_ACCOUNT_NAMES, dev_keypair
+from chain.genesis import DEV_ENDOWMENT, GenesisError, dev_genesis_document, genesis_hash, load_genesis, parse_genesis
+from runtime import system
+from tests.nodes import ROOT
+
+
+def test_committed_genesis_json_is_the_dev_genesis():
+    committed = json.loads((ROOT / "genesis.json").read_text())
+    assert committed == dev_genesis_document()
+
+
+def test_dev_genesis_endows_the_dev_accounts_and_alice_validates():
+    genesis = load_genesis(ROOT / "genesis.json")
+    assert [validator.public_key for validator in genesis.validators] == [dev_keypair("alice").public_key]
+    state = genesis.state()
+    for name in DEV_ACCOUNT_NAMES:
+        account = system.read_account(_Reader(state), dev_keypair(name).public_key)
+        assert account.free == DEV_ENDOWMENT
+    assert genesis.consensus.block_time_ms == 1000
+
+
+class _Reader:
+    def __init__(self, items):
+        self.items = items
+
+    def get(self, key):
+        return self.items.get(key)
+
+
+def test_hash_ignores_formatting_but_not_content():
+    document = dev_genesis_document()
+    reformatted = json.loads(json.dumps(document, indent=7))
+    assert genesis_hash(reformatted) == genesis_hash(document)
+    changed = copy.deepcopy(document)
+    changed["chain_id"] = "other"
+    assert genesis_hash(changed) != genesis_hash(document)
+
+
+def mutated(path: list, value):
+    document = dev_genesis_document()
+    target = document
+    for key in path[:-1]:
+        target = target[key]
+    if value is _DELETE:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    return document
+
+
+_DELETE = object()
+
+
+@pytest.mark.parametrize(
+    "path, value, words",
+    [
+        (["chain_id"], "", "chain_id"),
+        (["genesis_time"], "yesterday", "genesis_time"),
+        (["genesis_time"], "2026-11-01T00:00:00", "time zone"),
+        (["initial_height"], "0", "initial_height"),
+        (["validators"], [], "validators"),
+        (["validators", 0, "address"], "5NotAnAddress", "validators[0].address"),
+        (["validators", 0, "power"], "0", "validators[0].power"),
+        (["consensus_params", "block", "block_time_ms"], "1", "block_time_ms"),
+        (["app_state", "system", "params", "base_fee"], "-5", "base_fee"),
+        (["app_state", "system", "params", "gas"], "5", "unknown parameter 'gas'"),
+        (["app_state", "balances", "balances", 0, "amount"], "12", "existential deposit"),
+        (["app_state", "balances", "balances", 0, "amount"], str(2**64), "2^64"),
+        (["app_state"], _DELETE, "app_state"),
+    ],
+)
+def test_invalid_genesis_names_the_field(path, value, words):
+    with pytest.raises(GenesisError, match=words.replace("[", r"\[").replace("]", r"\]").replace("^", r"\^")):
+        parse_genesis(mutated(path, value))
+
+
+def test_total_issuance_beyond_64_bits_is_refused():
+    document = dev_genesis_document()
+    for entry in document["app_state"]["balances"]["balances"]:
+        entry["amount"] = str(2**63)
+    with pytest.raises(GenesisError, match="64 bits"):
+        parse_genesis(document)
+
+
+def test_unreadable_files_are_clear_errors(tmp_path):
+    with pytest.raises(GenesisError, match="cannot read"):
+        load_genesis(tmp_path / "missing.json")
+    broken = tmp_path / "broken.json"
+    broken.write_text("{ not json")
+    with pytest.raises(GenesisError, match="not valid JSON"):
+        load_genesis(broken)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
+                    max_leaves=20))
+def test_arbitrary_json_is_refused_with_genesis_error_only(document):
+    try:
+        parse_genesis(document)
+    except GenesisError as error:
+        assert str(error)
+
+
+def _leaf_paths(node, prefix=()):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _leaf_paths(value, prefix + (key,))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _leaf_paths(value, prefix + (index,))
+    yield prefix
+
+
+LEAF_PATHS = [path for path in _leaf_paths(dev_genesis_document()) if path]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    path=st.sampled_from(LEAF_PATHS),
+    value=st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.text(max_size=12) | st.lists(st.integers(), max_size=2),
+)
+def test_any_one_field_replaced_is_valid_or_a_genesis_error(path, value):
+    try:
+        parse_genesis(mutated(list(path), value))
+    except GenesisError as error:
+        assert str(error)
