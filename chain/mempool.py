@@ -1,10 +1,12 @@
 """The transaction pool: per-account nonce order, fee priority, count and byte bounds.
 
 Transactions arrive checked (encoding, chain, signature) and validated against the
-latest state, possibly with a nonce ahead of the account's: such a one waits
-("future") until the gap fills. A block takes the best ready transactions: across
-senders by fee per byte, within a sender by nonce. `next_nonce` counts the
-sender's pending transactions, so concurrent submitters get distinct nonces.
+latest state. A sender's pending transactions always have consecutive nonces from
+the account's: a nonce that skips ahead of `next_nonce` is refused, and dropping
+one transaction drops the sender's later ones too. A block takes the best ready
+transactions: across senders by fee per byte, within a sender by nonce.
+`next_nonce` counts the sender's pending transactions, so a client that asks for
+it before each submission never reuses or skips a nonce.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ class PoolFull(PoolError):
     status = "RESOURCE_EXHAUSTED"
 
 
-class NonceGapTooLarge(PoolError):
+class NonceGap(PoolError):
     pass
 
 
@@ -48,8 +50,6 @@ class NonceGapTooLarge(PoolError):
 class PoolLimits:
     max_count: int = 50_000
     max_bytes: int = 64 * 1024 * 1024
-    # How far ahead of the account's nonce a queued transaction may be.
-    max_nonce_gap: int = 10_000
     # How many dropped transactions (and why) GetTransaction can still report.
     remembered_rejections: int = 10_000
 
@@ -103,9 +103,11 @@ class Mempool:
         """Queue a validated transaction; PoolError when it is refused."""
         if tx.hash in self._by_hash:
             raise AlreadyKnown(f"transaction {tx.hash.hex()} is already pending")
-        if tx.nonce - account_nonce > self.limits.max_nonce_gap:
-            raise NonceGapTooLarge(
-                f"nonce {tx.nonce} is more than {self.limits.max_nonce_gap} ahead of the account's {account_nonce}"
+        expected = self.next_nonce(tx.sender, account_nonce)
+        if tx.nonce > expected:
+            raise NonceGap(
+                f"nonce {tx.nonce} skips ahead: the account's next nonce is {expected} "
+                f"({account_nonce} on chain, {expected - account_nonce} pending)"
             )
         pending = self._by_sender.setdefault(tx.sender, {})
         replaced = pending.get(tx.nonce)
@@ -166,8 +168,12 @@ class Mempool:
             self._rejected.popitem(last=False)
 
     def drop(self, tx: CheckedTransaction, reason: str) -> None:
-        """Remove a transaction that can no longer be included, remembering why."""
+        """Remove a transaction that can no longer be included, and the sender's later ones, remembering why."""
+        pending = self._by_sender.get(tx.sender, {})
+        later = sorted(nonce for nonce in pending if nonce > tx.nonce)
         self._remove(tx, reason)
+        for nonce in later:
+            self._remove(pending[nonce], f"an earlier transaction of this sender (nonce {tx.nonce}) was dropped: {reason}")
 
     def prune(self, senders: Iterable[bytes], account_nonce: Callable[[bytes], int]) -> None:
         """After a block: drop each sender's transactions whose nonce is now used."""
@@ -184,8 +190,8 @@ class Mempool:
     def ready(self, account_nonce: Callable[[bytes], int]) -> Iterator[CheckedTransaction]:
         """Ready transactions, best first: by fee per byte across senders, by nonce within one.
 
-        The caller may stop early; a transaction it skips should be followed by
-        `skip_sender` semantics on its side (later nonces of that sender cannot apply).
+        The caller may stop early; if one of a sender's transactions cannot apply,
+        the caller must skip that sender's later ones too.
         """
         counter = itertools.count()
         heap: list[tuple[int, int, CheckedTransaction]] = []

@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Callable, Sequence
 
-from chain.cli.errors import CliError, EXIT_USAGE
+from chain.cli.errors import CliError
 
 log = logging.getLogger(__name__)
 

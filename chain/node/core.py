@@ -22,7 +22,6 @@ from proto import state_pb2, types_pb2
 from runtime import system
 from runtime.executive import (
     BlockExecution,
-    FutureNonce,
     TransactionRules,
     check_transaction,
     transaction_rules,

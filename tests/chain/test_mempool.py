@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chain.mempool import AlreadyKnown, Mempool, NonceGapTooLarge, PoolFull, PoolLimits, ReplacementUnderpriced
+from chain.mempool import AlreadyKnown, Mempool, NonceGap, PoolFull, PoolLimits, ReplacementUnderpriced
 from runtime.hashing import blake2b_256
 from runtime.primitives import CheckedTransaction
 
@@ -26,20 +26,32 @@ def order(pool: Mempool, nonces: dict[int, int] | None = None) -> list[tuple[int
 
 def test_ready_orders_by_fee_across_senders_and_by_nonce_within():
     pool = Mempool()
-    for item in [tx(1, 1, fee=5_000), tx(1, 0, fee=100), tx(2, 0, fee=3_000), tx(3, 0, fee=9_000)]:
+    for item in [tx(1, 0, fee=100), tx(1, 1, fee=5_000), tx(2, 0, fee=3_000), tx(3, 0, fee=9_000)]:
         pool.add(item, 0)
     assert order(pool) == [(3, 0), (2, 0), (1, 0), (1, 1)]
 
 
-def test_a_gap_holds_back_later_nonces():
+def test_a_skipped_nonce_is_refused_and_pending_ones_count():
     pool = Mempool()
     pool.add(tx(1, 0), 0)
-    pool.add(tx(1, 2), 0)
-    assert order(pool) == [(1, 0)]
+    with pytest.raises(NonceGap, match="nonce 2 skips ahead: the account's next nonce is 1"):
+        pool.add(tx(1, 2), 0)
     assert pool.next_nonce(bytes([1]) * 32, 0) == 1
     pool.add(tx(1, 1), 0)
+    pool.add(tx(1, 2), 0)
     assert order(pool) == [(1, 0), (1, 1), (1, 2)]
     assert pool.next_nonce(bytes([1]) * 32, 0) == 3
+
+
+def test_dropping_a_transaction_drops_the_senders_later_ones():
+    pool = Mempool()
+    items = [tx(1, nonce) for nonce in range(4)]
+    for item in items:
+        pool.add(item, 0)
+    pool.drop(items[1], "cannot pay the fee")
+    assert order(pool) == [(1, 0)]
+    assert pool.rejection(items[1].hash) == "cannot pay the fee"
+    assert "earlier transaction" in pool.rejection(items[3].hash)
 
 
 def test_next_nonce_starts_at_the_account_nonce():
@@ -81,12 +93,6 @@ def test_byte_bound_is_respected():
     assert pool.total_bytes == 200
 
 
-def test_nonce_far_ahead_is_refused():
-    pool = Mempool(PoolLimits(max_nonce_gap=5))
-    with pytest.raises(NonceGapTooLarge):
-        pool.add(tx(1, 6), 0)
-
-
 def test_prune_drops_used_nonces():
     pool = Mempool()
     for nonce in range(4):
@@ -103,7 +109,7 @@ def test_ready_is_nonce_contiguous_per_sender_and_bounded(entries):
     for sender, nonce, fee in entries:
         try:
             pool.add(tx(sender, nonce, fee=fee), 0)
-        except (AlreadyKnown, ReplacementUnderpriced, PoolFull):
+        except (AlreadyKnown, ReplacementUnderpriced, PoolFull, NonceGap):
             pass
     assert len(pool) <= 15
     seen: dict[int, int] = {}

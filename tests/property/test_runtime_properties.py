@@ -10,7 +10,7 @@ from runtime import system
 from runtime.executive import BlockExecution, check_transaction, transaction_rules
 from runtime.invariants import supply_is_conserved
 from runtime.primitives import BlockContext, InvalidTransaction
-from tests.runtime.helpers import ACCOUNTS, CHAIN_ID, GENESIS_HASH, genesis_state, sign, transfer
+from tests.runtime.helpers import ACCOUNTS, genesis_state, transfer
 
 STATE = genesis_state()
 RULES = transaction_rules(STATE)

@@ -1,0 +1,289 @@
+"""The Python client against a real dev node: queries with verified proofs, transfers, batches, waiting."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import pytest
+
+from chain.client import (
+    Client,
+    ClientError,
+    InclusionTimeout,
+    ProofError,
+    TransactionRejected,
+    decode_hash,
+    describe_transaction,
+)
+from chain.crypto import Keypair, dev_keypair
+from chain.genesis import load_genesis
+from proto import node_pb2
+from tests.nodes import ROOT, free_port
+
+ALICE = dev_keypair("alice")
+FUNDING = 10**15
+
+
+@pytest.fixture(scope="module")
+def client(dev_node):
+    with Client(dev_node.target) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def funded(client):
+    """Fresh accounts funded by Alice in one block, handed out one per test that moves money."""
+    keypairs = [Keypair.generate() for _ in range(8)]
+    nonce = client.next_nonce(ALICE)
+    raws = [client.sign_transfer(ALICE, keypair.public_key, FUNDING, nonce=nonce + i).raw for i, keypair in enumerate(keypairs)]
+    verdicts = client.submit_many(raws)
+    assert all(verdict.accepted for verdict in verdicts), verdicts
+    client.wait_for_inclusion(verdicts[-1].hash, timeout=20)
+    return iter(keypairs)
+
+
+def test_chain_info_names_the_dev_chain(client):
+    info = client.chain_info()
+    genesis = load_genesis(ROOT / "genesis.json")
+    assert info.chain_id == genesis.chain_id == "inferchain-dev"
+    assert info.genesis_hash == genesis.hash
+    assert info.best_height >= 1 and len(info.best_hash) == 32
+    assert info.fee_rule.minimum(100) == info.base_fee + 100 * info.fee_per_byte
+    assert info.block_time_ms == 1000
+
+
+def test_account_is_the_same_for_every_way_of_naming_it(client):
+    bob = dev_keypair("bob")
+    views = [client.account(name) for name in ("bob", "BOB", bob.address, bob.public_key.hex(), bob.public_key, bob)]
+    assert {view.public_key for view in views} == {bob.public_key}
+    assert all(view.exists and view.free > 0 for view in views)
+
+
+def test_account_figures_are_proven_against_the_named_header(client):
+    account = client.account("charlie")
+    block = client.block(hash=account.block_hash)
+    assert block.state_root == account.state_root and block.height == account.height
+    assert account.free == 10**18 and account.nonce == 0 and account.reserved == 0
+
+
+def test_an_unknown_account_is_proven_absent(client):
+    account = client.account(Keypair.generate().public_key)
+    assert not account.exists
+    assert (account.free, account.reserved, account.nonce, account.next_nonce) == (0, 0, 0, 0)
+
+
+def test_transfer_with_wait_moves_the_amount_and_bumps_the_nonce(client, funded):
+    sender = next(funded)
+    dest = Keypair.generate()
+    result = client.transfer(sender, dest.address, 2_000_000, wait=True, timeout=20)
+    assert result.inclusion.included and result.inclusion.receipt.success
+    assert result.inclusion.height >= 1 and result.nonce == 0
+    names = [event.name for event in result.inclusion.receipt.events]
+    assert "Transfer" in names
+    assert client.account(dest.public_key).free == 2_000_000
+    after = client.account(sender)
+    assert after.nonce == 1 and after.free == FUNDING - 2_000_000 - result.fee
+    status = client.transaction(result.hash)
+    assert status.included and status.height == result.inclusion.height and status.index == result.inclusion.index
+    assert describe_transaction(status.raw).amount == 2_000_000
+
+
+def test_next_nonce_counts_pending_transactions(client, funded):
+    sender = next(funded)
+    first = client.transfer(sender, "dave", 1_000_000)
+    second = client.transfer(sender, "dave", 1_000_000)
+    assert (first.nonce, second.nonce) == (0, 1)
+    # Whether or not a block included them meanwhile, the next nonce is 2.
+    assert client.next_nonce(sender) == 2
+    assert client.wait_for_inclusion(second.hash, timeout=20).included
+
+
+def test_submit_many_answers_each_transaction_in_order(client, funded):
+    sender = next(funded)
+    raws = [client.sign_transfer(sender, "eve", 1_000_000, nonce=n).raw for n in range(5)]
+    raws.insert(2, b"\x00not a transaction")
+    verdicts = client.submit_many(raws, chunk=2)
+    assert [verdict.accepted for verdict in verdicts] == [True, True, False, True, True, True]
+    assert verdicts[2].code == "INVALID_ARGUMENT" and verdicts[2].reason
+    last = client.wait_for_inclusion(verdicts[-1].hash, timeout=20)
+    assert last.receipt.success
+    assert client.account(sender).nonce == 5
+
+
+def test_simulate_reports_fee_and_events_without_applying(client, funded):
+    sender = next(funded)
+    signed = client.sign_transfer(sender, "ferdie", 3_000_000)
+    simulation = client.simulate(signed.raw)
+    assert simulation.valid and simulation.hash == signed.hash
+    assert simulation.fee == simulation.minimum_fee == signed.fee
+    assert any(event.name == "Transfer" for event in simulation.events)
+    time.sleep(1.2)
+    assert client.account(sender).nonce == 0
+    assert client.transaction(signed.hash).status == "unknown"
+
+
+def test_simulate_explains_an_invalid_transaction(client, funded):
+    sender = next(funded)
+    signed = client.sign_transfer(sender, "ferdie", FUNDING * 10)
+    simulation = client.simulate(signed.raw)
+    assert not simulation.valid
+    assert simulation.code == "FAILED_PRECONDITION" and "balance" in simulation.reason
+
+
+def test_blocks_by_height_hash_and_best_agree(client):
+    best = client.block()
+    by_height = client.block(height=best.height)
+    by_hash = client.block(hash=best.hash)
+    assert by_height.hash == by_hash.hash == best.hash
+    assert best.chain_id == "inferchain-dev" and best.proposer == ALICE.public_key
+    if best.height > 1:
+        assert client.block(height=best.height - 1).hash == best.parent_hash
+
+
+def test_an_unknown_block_is_not_found(client):
+    with pytest.raises(ClientError) as raised:
+        client.block(height=10**9)
+    assert raised.value.code == "NOT_FOUND" and "10000000" in raised.value.message
+
+
+def test_subscribe_blocks_yields_consecutive_finalized_blocks(client):
+    stream = client.subscribe_blocks()
+    heights = [block.height for block in itertools.islice(stream, 3)]
+    stream.close()
+    assert heights == list(range(heights[0], heights[0] + 3))
+
+
+def test_subscribe_blocks_replays_from_a_past_height(client):
+    stream = client.subscribe_blocks(from_height=1)
+    first = next(stream)
+    stream.close()
+    assert first.height == 1
+
+
+def test_an_unknown_transaction_has_status_unknown(client):
+    assert client.transaction(bytes(32)).status == "unknown"
+
+
+def test_wait_for_inclusion_times_out_on_a_transaction_that_cannot_be_included(client, funded):
+    sender = next(funded)
+    # Signed but never submitted: the node never learns of it.
+    result = client.sign_transfer(sender, "bob", 1_000_000)
+    started = time.monotonic()
+    with pytest.raises(InclusionTimeout) as raised:
+        client.wait_for_inclusion(result.hash, timeout=1.5)
+    assert 1.4 <= time.monotonic() - started < 6
+    assert raised.value.code == "DEADLINE_EXCEEDED" and result.hash.hex() in raised.value.message
+
+
+def test_wait_for_inclusion_raises_when_a_pending_transaction_is_replaced(client, funded):
+    sender = next(funded)
+    # Right after a block, a whole block time (1 s) remains to replace the transaction while it is pending.
+    blocks = client.subscribe_blocks()
+    next(blocks)
+    original = client.transfer(sender, "bob", 1_000_000)
+    replacement = client.transfer(sender, "bob", 1_000_000, nonce=original.nonce, fee=original.fee * 2)
+    assert replacement.hash != original.hash
+    with pytest.raises(TransactionRejected) as raised:
+        client.wait_for_inclusion(original.hash, timeout=5)
+    assert raised.value.reason
+
+
+def test_a_bad_account_name_is_a_client_error(client):
+    with pytest.raises(ClientError) as raised:
+        client.account("mallory")
+    assert raised.value.code == "INVALID_ARGUMENT" and "mallory" in raised.value.message
+
+
+def test_transfer_refuses_non_positive_amounts(client):
+    with pytest.raises(ClientError, match="positive"):
+        client.transfer(ALICE, "bob", 0)
+
+
+def test_connection_refused_names_the_target():
+    target = f"127.0.0.1:{free_port()}"
+    with Client(target, timeout=5) as client:
+        with pytest.raises(ClientError) as raised:
+            client.chain_info()
+    assert raised.value.code == "UNAVAILABLE"
+    assert target in raised.value.message and "refused" in raised.value.message
+
+
+def test_decode_hash_accepts_hex_with_or_without_0x():
+    assert decode_hash("0x" + "ab" * 32) == bytes.fromhex("ab" * 32)
+    with pytest.raises(ClientError, match="64 hex digits"):
+        decode_hash("abc")
+
+
+# --- a node that lies: the client must notice --------------------------------------
+
+
+class _TamperingStub:
+    """Passes calls to the real stub, but rewrites GetAccount replies."""
+
+    def __init__(self, stub, tamper):
+        self._stub = stub
+        self._tamper = tamper
+
+    def __getattr__(self, name):
+        return getattr(self._stub, name)
+
+    def GetAccount(self, request, timeout=None):
+        reply = node_pb2.GetAccountResponse()
+        reply.CopyFrom(self._stub.GetAccount(request, timeout=timeout))
+        self._tamper(reply)
+        return reply
+
+
+def _inflate_balance(reply):
+    reply.free += 1
+
+
+def _forge_value(reply):
+    from proto import state_pb2
+
+    info = state_pb2.AccountInfo.FromString(reply.state_value)
+    info.free += 10**6
+    reply.state_value = info.SerializeToString()
+    reply.free = info.free
+
+
+def _claim_absence(reply):
+    reply.state_value = b""
+    reply.exists = False
+    reply.free = reply.reserved = reply.nonce = 0
+
+
+def _deny_existence_but_send_value(reply):
+    reply.exists = False
+
+
+def _break_sibling(reply):
+    sibling = bytearray(reply.proof.siblings[0])
+    sibling[0] ^= 1
+    reply.proof.siblings[0] = bytes(sibling)
+
+
+def _claim_other_root(reply):
+    # A self-consistent proof, but under a root that is not in the named block's header.
+    from chain.state.proof import compute_root
+    from runtime.system import account_key
+
+    reply.state_root = compute_root({account_key(reply.account): reply.state_value})
+    reply.proof.Clear()
+
+
+@pytest.mark.parametrize("tamper", [_inflate_balance, _forge_value, _claim_absence, _deny_existence_but_send_value, _break_sibling])
+def test_a_tampered_account_proof_is_refused(dev_node, tamper):
+    with Client(dev_node.target) as client:
+        client._stub = _TamperingStub(client._stub, tamper)
+        with pytest.raises(ProofError) as raised:
+            client.account("bob")
+    assert raised.value.code == "DATA_LOSS"
+
+
+def test_a_proof_under_a_root_not_in_the_header_is_refused(dev_node):
+    with Client(dev_node.target) as client:
+        client._stub = _TamperingStub(client._stub, _claim_other_root)
+        with pytest.raises(ProofError, match="not the state root"):
+            client.account("bob")

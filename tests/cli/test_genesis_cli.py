@@ -1,0 +1,119 @@
+"""`inferchain genesis validate|hash|dev` through the real console entry."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from chain.genesis import dev_genesis_document, genesis_hash, load_genesis
+from tests.nodes import ROOT
+
+
+def inferchain(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "chain.cli", *args], cwd=cwd,
+        capture_output=True, text=True, timeout=60, env=_env(),
+    )
+
+
+def _env():
+    import os
+
+    # The console entry must find the checkout's packages from any working directory.
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def _one_line_error(result: subprocess.CompletedProcess) -> str:
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def test_validate_accepts_the_checked_in_genesis():
+    result = inferchain("genesis", "validate")
+    assert result.returncode == 0, result.stderr
+    assert "inferchain-dev" in result.stdout and load_genesis(ROOT / "genesis.json").hash.hex() in result.stdout
+
+
+def test_validate_json_summary():
+    result = inferchain("genesis", "validate", str(ROOT / "genesis.json"), "--output", "json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["valid"] is True and summary["chain_id"] == "inferchain-dev"
+    assert summary["accounts"] == 6 and summary["validators"][0]["name"] == "alice"
+    assert summary["total_issuance"] == str(6 * 10**18)
+
+
+def test_validate_defaults_to_genesis_json_in_the_current_directory(tmp_path):
+    (tmp_path / "genesis.json").write_text(json.dumps(dev_genesis_document(chain_id="elsewhere")))
+    result = inferchain("genesis", "validate", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "elsewhere" in result.stdout
+
+
+def _broken(tmp_path, mutate) -> str:
+    document = dev_genesis_document()
+    mutate(document)
+    path = tmp_path / "genesis.json"
+    path.write_text(json.dumps(document))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "mutate, field",
+    [
+        (lambda d: d.pop("chain_id"), "chain_id"),
+        (lambda d: d.update(genesis_time="yesterday"), "genesis_time"),
+        (lambda d: d["app_state"]["system"]["params"].update(base_fee="-1"), "app_state.system.params.base_fee"),
+        (lambda d: d["app_state"]["balances"]["balances"][0].update(address="5Gnope"), "app_state.balances.balances[0].address"),
+        (lambda d: d["validators"][0].update(power="0"), "validators[0].power"),
+        (lambda d: d["consensus_params"]["block"].update(block_time_ms="1"), "block_time_ms"),
+        (lambda d: d["app_state"]["system"]["params"].update(surprise="1"), "surprise"),
+    ],
+)
+def test_validate_names_the_bad_field_in_one_line(tmp_path, mutate, field):
+    result = inferchain("genesis", "validate", _broken(tmp_path, mutate))
+    assert result.returncode == 1
+    assert field in _one_line_error(result)
+
+
+def test_validate_reports_a_missing_file_and_bad_json(tmp_path):
+    missing = inferchain("genesis", "validate", str(tmp_path / "nope.json"))
+    assert missing.returncode == 1 and "nope.json" in _one_line_error(missing)
+    (tmp_path / "bad.json").write_text("{not json")
+    bad = inferchain("genesis", "validate", str(tmp_path / "bad.json"))
+    assert bad.returncode == 1 and "JSON" in _one_line_error(bad)
+
+
+def test_hash_prints_the_genesis_hash_in_hex():
+    result = inferchain("genesis", "hash")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == load_genesis(ROOT / "genesis.json").hash.hex()
+
+
+def test_hash_of_an_invalid_file_is_an_error(tmp_path):
+    result = inferchain("genesis", "hash", _broken(tmp_path, lambda d: d.pop("validators")))
+    assert result.returncode == 1 and "validators" in _one_line_error(result)
+
+
+def test_dev_prints_the_checked_in_genesis():
+    result = inferchain("genesis", "dev")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document == json.loads((ROOT / "genesis.json").read_text())
+
+
+def test_dev_with_a_chain_id_changes_the_hash():
+    result = inferchain("genesis", "dev", "--chain-id", "my-test-chain")
+    document = json.loads(result.stdout)
+    assert document["chain_id"] == "my-test-chain"
+    assert genesis_hash(document) != load_genesis(ROOT / "genesis.json").hash
+
+
+def test_dev_refuses_an_invalid_chain_id():
+    result = inferchain("genesis", "dev", "--chain-id", "x" * 100)
+    assert result.returncode == 1 and "chain_id" in _one_line_error(result)
