@@ -14,7 +14,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.commands import ROOT
+
 
 
 def free_port() -> int:

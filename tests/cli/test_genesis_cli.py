@@ -3,34 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from chain.genesis import dev_genesis_document, genesis_hash, load_genesis
-from tests.nodes import ROOT
-
-
-def inferchain(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "chain.cli", *args], cwd=cwd,
-        capture_output=True, text=True, timeout=60, env=_env(),
-    )
-
-
-def _env():
-    import os
-
-    # The console entry must find the checkout's packages from any working directory.
-    return {**os.environ, "PYTHONPATH": str(ROOT)}
-
-
-def _one_line_error(result: subprocess.CompletedProcess) -> str:
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
+from tests.commands import ROOT, inferchain, one_line_error
 
 
 def test_validate_accepts_the_checked_in_genesis():
@@ -78,15 +55,15 @@ def _broken(tmp_path, mutate) -> str:
 def test_validate_names_the_bad_field_in_one_line(tmp_path, mutate, field):
     result = inferchain("genesis", "validate", _broken(tmp_path, mutate))
     assert result.returncode == 1
-    assert field in _one_line_error(result)
+    assert field in one_line_error(result)
 
 
 def test_validate_reports_a_missing_file_and_bad_json(tmp_path):
     missing = inferchain("genesis", "validate", str(tmp_path / "nope.json"))
-    assert missing.returncode == 1 and "nope.json" in _one_line_error(missing)
+    assert missing.returncode == 1 and "nope.json" in one_line_error(missing)
     (tmp_path / "bad.json").write_text("{not json")
     bad = inferchain("genesis", "validate", str(tmp_path / "bad.json"))
-    assert bad.returncode == 1 and "JSON" in _one_line_error(bad)
+    assert bad.returncode == 1 and "JSON" in one_line_error(bad)
 
 
 def test_hash_prints_the_genesis_hash_in_hex():
@@ -97,7 +74,7 @@ def test_hash_prints_the_genesis_hash_in_hex():
 
 def test_hash_of_an_invalid_file_is_an_error(tmp_path):
     result = inferchain("genesis", "hash", _broken(tmp_path, lambda d: d.pop("validators")))
-    assert result.returncode == 1 and "validators" in _one_line_error(result)
+    assert result.returncode == 1 and "validators" in one_line_error(result)
 
 
 def test_dev_prints_the_checked_in_genesis():
@@ -116,4 +93,4 @@ def test_dev_with_a_chain_id_changes_the_hash():
 
 def test_dev_refuses_an_invalid_chain_id():
     result = inferchain("genesis", "dev", "--chain-id", "x" * 100)
-    assert result.returncode == 1 and "chain_id" in _one_line_error(result)
+    assert result.returncode == 1 and "chain_id" in one_line_error(result)

@@ -5,27 +5,11 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
-import sys
 
 import pytest
 
 from chain.crypto import dev_keypair
-from tests.nodes import ROOT
-
-
-def inferchain(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "chain.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=60,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-
-
-def _one_line_error(result: subprocess.CompletedProcess) -> str:
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
+from tests.commands import inferchain, one_line_error
 
 
 def test_generate_writes_a_private_key_file_and_never_prints_the_seed(tmp_path):
@@ -52,13 +36,13 @@ def test_generate_refuses_to_overwrite(tmp_path):
     assert inferchain("keys", "generate", str(path)).returncode == 0
     before = path.read_text()
     again = inferchain("keys", "generate", str(path))
-    assert again.returncode == 1 and "already exists" in _one_line_error(again)
+    assert again.returncode == 1 and "already exists" in one_line_error(again)
     assert path.read_text() == before
 
 
 def test_generate_refuses_a_dev_name(tmp_path):
     result = inferchain("keys", "generate", "alice", cwd=tmp_path)
-    assert result.returncode == 1 and "development account" in _one_line_error(result)
+    assert result.returncode == 1 and "development account" in one_line_error(result)
 
 
 @pytest.mark.parametrize("name", ["alice", "Alice", "ALICE"])
@@ -97,17 +81,17 @@ def test_show_secret_prints_the_seed_of_a_key_file(tmp_path):
 
 def test_show_secret_of_an_address_is_an_error():
     result = inferchain("keys", "inspect", dev_keypair("bob").address, "--show-secret")
-    assert result.returncode == 1 and "no secret" in _one_line_error(result)
+    assert result.returncode == 1 and "no secret" in one_line_error(result)
 
 
 @pytest.mark.parametrize("text", ["mallory", "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQZ", "ab" * 31])
-def test_inspect_nonsense_is_a_one_line_error(text):
+def test_inspect_nonsense_is_aone_line_error(text):
     result = inferchain("keys", "inspect", text)
-    assert result.returncode == 1 and text in _one_line_error(result)
+    assert result.returncode == 1 and text in one_line_error(result)
 
 
-def test_inspect_a_damaged_key_file_is_a_one_line_error(tmp_path):
+def test_inspect_a_damaged_key_file_is_aone_line_error(tmp_path):
     path = tmp_path / "k.json"
     path.write_text('{"seed": "12"}')
     result = inferchain("keys", "inspect", str(path))
-    assert result.returncode == 1 and "32 bytes" in _one_line_error(result)
+    assert result.returncode == 1 and "32 bytes" in one_line_error(result)

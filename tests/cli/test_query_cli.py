@@ -3,29 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 from chain.client import Client
 from chain.crypto import Keypair, dev_keypair
-from tests.nodes import ROOT, free_port
-
-
-def inferchain(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "chain.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=60,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-
-
-def _one_line_error(result: subprocess.CompletedProcess) -> str:
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
+from tests.commands import inferchain, one_line_error
+from tests.nodes import free_port
 
 
 @pytest.fixture(scope="module")
@@ -71,9 +55,9 @@ def test_query_account_text_says_the_proof_was_verified(dev_node):
     assert result.returncode == 0 and "verified" in result.stdout
 
 
-def test_query_account_nonsense_is_a_one_line_error(dev_node):
+def test_query_account_nonsense_is_aone_line_error(dev_node):
     result = inferchain("query", "account", "mallory", "--node", dev_node.target)
-    assert result.returncode == 1 and "mallory" in _one_line_error(result)
+    assert result.returncode == 1 and "mallory" in one_line_error(result)
 
 
 def test_query_block_by_height_and_hash_json(dev_node, included):
@@ -97,12 +81,12 @@ def test_query_block_default_is_the_best_block(dev_node):
 
 def test_query_block_unknown_height_is_a_one_line_not_found(dev_node):
     result = inferchain("query", "block", "999999999", "--node", dev_node.target)
-    assert result.returncode == 1 and "NOT_FOUND" in _one_line_error(result)
+    assert result.returncode == 1 and "NOT_FOUND" in one_line_error(result)
 
 
 def test_query_block_bad_selector_is_a_usage_error(dev_node):
     result = inferchain("query", "block", "tip", "--node", dev_node.target)
-    assert result.returncode == 2 and "tip" in _one_line_error(result)
+    assert result.returncode == 2 and "tip" in one_line_error(result)
 
 
 def test_query_tx_json_shows_inclusion_and_receipt(dev_node, included):
@@ -114,24 +98,24 @@ def test_query_tx_json_shows_inclusion_and_receipt(dev_node, included):
     assert document["receipt"]["success"] is True and document["transaction"]["amount"] == "7000000"
 
 
-def test_query_tx_unknown_hash_is_a_one_line_error(dev_node):
+def test_query_tx_unknown_hash_is_aone_line_error(dev_node):
     result = inferchain("query", "tx", "00" * 32, "--node", dev_node.target)
-    assert result.returncode == 1 and "not known" in _one_line_error(result)
+    assert result.returncode == 1 and "not known" in one_line_error(result)
 
 
 def test_query_tx_malformed_hash_is_a_usage_error(dev_node):
     result = inferchain("query", "tx", "xyz", "--node", dev_node.target)
-    assert result.returncode == 2 and "64 hex digits" in _one_line_error(result)
+    assert result.returncode == 2 and "64 hex digits" in one_line_error(result)
 
 
 def test_no_node_listening_is_a_one_line_error_naming_the_target():
     target = f"127.0.0.1:{free_port()}"
     result = inferchain("query", "chain", "--node", target)
     assert result.returncode == 1
-    line = _one_line_error(result)
+    line = one_line_error(result)
     assert target in line and "refused" in line
 
 
 def test_a_malformed_node_address_is_a_usage_error():
     result = inferchain("query", "chain", "--node", "localhost")
-    assert result.returncode == 2 and "HOST:PORT" in _one_line_error(result)
+    assert result.returncode == 2 and "HOST:PORT" in one_line_error(result)

@@ -3,29 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 from chain.client import Client
 from chain.crypto import Keypair, dev_keypair
-from tests.nodes import ROOT, free_port
-
-
-def inferchain(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "chain.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=60,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-
-
-def _one_line_error(result: subprocess.CompletedProcess) -> str:
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
+from tests.commands import inferchain, one_line_error
+from tests.nodes import free_port
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +72,7 @@ def test_a_failed_call_is_reported_with_exit_1(dev_node):
         "--wait", "--node", dev_node.target,
     )
     assert result.returncode == 1
-    assert "ExistentialDeposit" in _one_line_error(result)
+    assert "ExistentialDeposit" in one_line_error(result)
     assert "included" in result.stdout
 
 
@@ -98,7 +82,7 @@ def test_an_unaffordable_transfer_is_refused_in_one_line(dev_node, client):
         "tx", "transfer", "--from", "charlie", "--to", "bob", "--amount", str(10**19), "--node", dev_node.target
     )
     assert result.returncode == 1
-    line = _one_line_error(result)
+    line = one_line_error(result)
     assert "FAILED_PRECONDITION" in line and "balance" in line
     after = client.account("charlie")
     assert (after.free, after.next_nonce) == (before.free, before.next_nonce)
@@ -110,14 +94,14 @@ def test_a_replayed_nonce_is_refused_in_one_line(dev_node, client):
         "tx", "transfer", "--from", "alice", "--to", "bob", "--amount", "1000", "--nonce", "0",
         "--node", dev_node.target,
     )
-    assert result.returncode == 1 and "nonce" in _one_line_error(result)
+    assert result.returncode == 1 and "nonce" in one_line_error(result)
 
 
 def test_an_address_cannot_sign(dev_node):
     result = inferchain(
         "tx", "transfer", "--from", dev_keypair("bob").address, "--to", "alice", "--amount", "1", "--node", dev_node.target
     )
-    assert result.returncode == 1 and "cannot sign" in _one_line_error(result)
+    assert result.returncode == 1 and "cannot sign" in one_line_error(result)
 
 
 @pytest.mark.parametrize(
@@ -127,15 +111,15 @@ def test_bad_numbers_are_usage_errors(dev_node, option, value):
     args = {"--amount": "1000", option: value}
     flat = [item for pair in args.items() for item in pair]
     result = inferchain("tx", "transfer", "--from", "alice", "--to", "bob", *flat, "--node", dev_node.target)
-    assert result.returncode == 2 and option in _one_line_error(result)
+    assert result.returncode == 2 and option in one_line_error(result)
 
 
-def test_an_unknown_destination_is_a_one_line_error(dev_node):
+def test_an_unknown_destination_is_aone_line_error(dev_node):
     result = inferchain("tx", "transfer", "--from", "alice", "--to", "mallory", "--amount", "1", "--node", dev_node.target)
-    assert result.returncode == 1 and "mallory" in _one_line_error(result)
+    assert result.returncode == 1 and "mallory" in one_line_error(result)
 
 
 def test_no_node_is_a_one_line_error_naming_the_target():
     target = f"127.0.0.1:{free_port()}"
     result = inferchain("tx", "transfer", "--from", "alice", "--to", "bob", "--amount", "1", "--node", target)
-    assert result.returncode == 1 and target in _one_line_error(result)
+    assert result.returncode == 1 and target in one_line_error(result)

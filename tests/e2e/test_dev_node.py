@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 import subprocess
-import sys
 import threading
 import time
 
@@ -17,7 +16,8 @@ from chain.crypto import DEV_ACCOUNT_NAMES, dev_keypair
 from chain.genesis import dev_genesis_document
 from chain.transactions import FeeRule, sign_transaction, transfer_call
 from proto import node_pb2, node_pb2_grpc
-from tests.nodes import ROOT, free_port
+from tests.commands import inferchain
+from tests.nodes import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -128,14 +128,8 @@ def test_kill_9_while_transactions_stream_in_loses_nothing_included(node_factory
     wait_height(stub, restarted.best_height + 2)
 
 
-def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "chain.cli", *args], cwd=ROOT, capture_output=True, text=True,
-        timeout=timeout, stdin=subprocess.DEVNULL,
-    )
-
-
 def assert_one_line_error(result: subprocess.CompletedProcess, words: str) -> None:
+    """The node may log its start-up first; then exactly one `error:` line and no traceback."""
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -150,7 +144,7 @@ def test_corrupted_data_directory_is_a_clear_error(tmp_path):
     db = tmp_path / "chains" / "inferchain-dev" / "db"
     db.mkdir(parents=True)
     (db / "CURRENT").write_text("MANIFEST-999999\n")
-    assert_one_line_error(run_cli(*node_args(tmp_path, "--dev")), "cannot be opened")
+    assert_one_line_error(inferchain(*node_args(tmp_path, "--dev")), "cannot be opened")
 
 
 def test_data_directory_of_another_genesis_is_refused(tmp_path, node_factory):
@@ -160,12 +154,12 @@ def test_data_directory_of_another_genesis_is_refused(tmp_path, node_factory):
     document["app_state"]["balances"]["balances"][0]["amount"] = "5000000000"
     other = tmp_path / "other-genesis.json"
     other.write_text(json.dumps(document))
-    assert_one_line_error(run_cli(*node_args(node.base_path, "--chain", str(other), "--key", "alice")), "belongs to chain")
+    assert_one_line_error(inferchain(*node_args(node.base_path, "--chain", str(other), "--key", "alice")), "belongs to chain")
 
 
 def test_busy_rpc_port_is_a_clear_error(node_factory, tmp_path):
     node = node_factory("busy")
-    result = run_cli("node", "--dev", "--tmp", "--rpc-port", str(node.rpc_port), "--no-prometheus")
+    result = inferchain("node", "--dev", "--tmp", "--rpc-port", str(node.rpc_port), "--no-prometheus")
     assert_one_line_error(result, "cannot open a listening port")
 
 
