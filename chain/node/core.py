@@ -166,11 +166,10 @@ class NodeCore:
     def simulate(self, raw: bytes) -> tuple[CheckedTransaction, types_pb2.Receipt]:
         """Apply one transaction to a throw-away copy of the latest state; raises Rejected when invalid."""
         checked = self._check(raw)
-        head = self.head
-        context = BlockContext(head.height + 1, max(int(self.clock() * 1000), 1), self.validator.public_key)
+        chain = system.read_chain(self.store.state)
+        context = BlockContext(chain.height + 1, max(int(self.clock() * 1000), chain.time_ms + 1), self.validator.public_key)
         try:
-            execution = BlockExecution(self.store.state, _simulation_context(self.store, context), self._rules)
-            receipt = execution.try_apply(checked)
+            receipt = BlockExecution(self.store.state, context, self._rules).try_apply(checked)
         except InvalidTransaction as error:
             raise Rejected(error.status, str(error), checked.hash) from None
         return checked, receipt
@@ -325,11 +324,6 @@ def _execute(
         else:
             included.append(tx)
     return included, dropped
-
-
-def _simulation_context(store: ChainStore, context: BlockContext) -> BlockContext:
-    chain = system.read_chain(store.state)
-    return BlockContext(chain.height + 1, max(context.time_ms, chain.time_ms + 1), context.author)
 
 
 def _validator_set(genesis: Genesis) -> types_pb2.ValidatorSet:
