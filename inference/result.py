@@ -1,0 +1,235 @@
+"""Jobs and results as frozen dataclasses with a stable JSON form (the job market puts them on chain).
+
+Log-probabilities are fixed-point integers in micro-nats (LOGPROB_SCALE per nat), so a result is
+exact data: two honest executors that computed the same thing produce byte-identical JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from inference.errors import InferenceError, InvalidJob, InvalidResult
+from inference.sampler import JOB_ID_BYTES, SamplingParams
+
+LOGPROB_SCALE = 1_000_000  # micro-nats per nat
+RESULT_VERSION = 1
+PROMPT_FORMATS = ("chat", "raw")
+STOP_REASONS = ("eos", "length")
+MAX_TOKEN_ID = (1 << 31) - 1
+
+
+@dataclass(frozen=True)
+class InferenceJob:
+    """What to run: model id, job id, prompt (and whether the chat template wraps it), limits, sampling."""
+
+    model: str
+    job_id: bytes
+    prompt: str
+    max_tokens: int
+    sampling: SamplingParams = SamplingParams()
+    prompt_format: str = "chat"
+
+    def __post_init__(self):
+        _check_job(self)
+
+    @property
+    def job_id_hex(self) -> str:
+        return self.job_id.hex()
+
+    def to_json(self) -> dict:
+        """The job as a JSON document."""
+        return {
+            "model": self.model,
+            "job_id": self.job_id.hex(),
+            "prompt": self.prompt,
+            "prompt_format": self.prompt_format,
+            "max_tokens": self.max_tokens,
+            "sampling": self.sampling.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, document: Any) -> "InferenceJob":
+        """Read a job document, raising InvalidResult with the first problem found."""
+        if not isinstance(document, Mapping):
+            raise InvalidResult("a job must be a JSON object")
+        return _job_from_json(document)
+
+
+@dataclass(frozen=True)
+class InferenceResult:
+    """A job's claimed output: token ids, text, log-probabilities (micro-nats) and stop reason."""
+
+    job: InferenceJob
+    prompt_tokens: int
+    tokens: tuple[int, ...]
+    text: str
+    logprobs_micronats: tuple[int, ...]
+    stop_reason: str
+
+    def __post_init__(self):
+        if len(self.logprobs_micronats) != len(self.tokens):
+            raise InvalidResult(
+                f"result has {len(self.tokens)} tokens but {len(self.logprobs_micronats)} log-probabilities"
+            )
+        if self.stop_reason not in STOP_REASONS:
+            raise InvalidResult(f"stop_reason must be one of {', '.join(STOP_REASONS)}")
+
+    def to_json(self) -> dict:
+        """The result as one flat JSON document (job fields, then the output)."""
+        document = self.job.to_json()
+        document.update(
+            {
+                "version": RESULT_VERSION,
+                "prompt_tokens": self.prompt_tokens,
+                "tokens": list(self.tokens),
+                "text": self.text,
+                "logprobs_micronats": list(self.logprobs_micronats),
+                "stop_reason": self.stop_reason,
+            }
+        )
+        return document
+
+    def to_json_text(self) -> str:
+        """Canonical JSON text: sorted keys, no spaces; equal results give equal bytes."""
+        return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    def digest(self) -> bytes:
+        """blake2b-256 of the canonical JSON text (what a commitment would hash)."""
+        return hashlib.blake2b(self.to_json_text().encode("utf-8"), digest_size=32).digest()
+
+    @classmethod
+    def from_json(cls, document: Any) -> "InferenceResult":
+        """Read a result document, raising InvalidResult with the first problem found."""
+        return _result_from_json(document)
+
+    @classmethod
+    def from_json_text(cls, text: str | bytes) -> "InferenceResult":
+        """Parse JSON text into a result, raising InvalidResult when it is not one."""
+        try:
+            document = json.loads(text)
+        except (ValueError, RecursionError) as error:
+            raise InvalidResult(f"not JSON: {error}") from None
+        return _result_from_json(document)
+
+    def replace(self, **changes) -> "InferenceResult":
+        """A copy with some fields changed (used to build altered results in calibration and tests)."""
+        fields = {
+            "job": self.job,
+            "prompt_tokens": self.prompt_tokens,
+            "tokens": self.tokens,
+            "text": self.text,
+            "logprobs_micronats": self.logprobs_micronats,
+            "stop_reason": self.stop_reason,
+        }
+        fields.update(changes)
+        return InferenceResult(**fields)
+
+
+def _check_job(job: InferenceJob) -> None:
+    if not isinstance(job.model, str) or len(job.model) != 64 or not _is_hex(job.model):
+        raise InvalidJob(f"model id must be 64 hex digits, got {job.model!r}")
+    if not isinstance(job.job_id, bytes) or len(job.job_id) != JOB_ID_BYTES:
+        raise InvalidJob(f"job id must be {JOB_ID_BYTES} bytes")
+    if not isinstance(job.prompt, str):
+        raise InvalidJob("prompt must be text")
+    if not isinstance(job.max_tokens, int) or isinstance(job.max_tokens, bool) or job.max_tokens < 1:
+        raise InvalidJob(f"max_tokens must be a positive integer, got {job.max_tokens!r}")
+    if job.prompt_format not in PROMPT_FORMATS:
+        raise InvalidJob(f"prompt_format must be one of {', '.join(PROMPT_FORMATS)}")
+    if not isinstance(job.sampling, SamplingParams):
+        raise InvalidJob("sampling must be SamplingParams")
+
+
+def _is_hex(text: str) -> bool:
+    return all(character in "0123456789abcdef" for character in text)
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+def _result_from_json(document: Any) -> InferenceResult:
+    if not isinstance(document, Mapping):
+        raise InvalidResult("a result must be a JSON object")
+    version = _field(document, "version", int)
+    if version != RESULT_VERSION:
+        raise InvalidResult(f"unsupported result version {version} (this node reads {RESULT_VERSION})")
+    job = _job_from_json(document)
+    tokens = _int_list(document, "tokens", 0, MAX_TOKEN_ID)
+    logprobs = _int_list(document, "logprobs_micronats", -(1 << 62), 0)
+    if len(logprobs) != len(tokens):
+        raise InvalidResult(
+            f"result has {len(tokens)} tokens but {len(logprobs)} log-probabilities"
+        )
+    stop_reason = _field(document, "stop_reason", str)
+    if stop_reason not in STOP_REASONS:
+        raise InvalidResult(f"stop_reason must be one of {', '.join(STOP_REASONS)}")
+    prompt_tokens = _field(document, "prompt_tokens", int)
+    if prompt_tokens < 0:
+        raise InvalidResult("prompt_tokens must not be negative")
+    return InferenceResult(
+        job=job,
+        prompt_tokens=prompt_tokens,
+        tokens=tokens,
+        text=_field(document, "text", str),
+        logprobs_micronats=logprobs,
+        stop_reason=stop_reason,
+    )
+
+
+def _job_from_json(document: Mapping) -> InferenceJob:
+    model = _field(document, "model", str).lower()
+    try:
+        job_id = bytes.fromhex(_field(document, "job_id", str))
+    except ValueError:
+        raise InvalidResult("job_id must be hex") from None
+    sampling = _sampling_from_json(_field(document, "sampling", Mapping))
+    try:
+        return InferenceJob(
+            model=model,
+            job_id=job_id,
+            prompt=_field(document, "prompt", str),
+            max_tokens=_field(document, "max_tokens", int),
+            sampling=sampling,
+            prompt_format=_field(document, "prompt_format", str),
+        )
+    except InferenceError as error:
+        raise InvalidResult(str(error)) from None
+
+
+def _sampling_from_json(document: Mapping) -> SamplingParams:
+    seed = document.get("seed")
+    if isinstance(seed, str) and seed.isdigit() and len(seed) <= 20:
+        seed = int(seed)
+    try:
+        return SamplingParams(
+            temperature_milli=_field(document, "temperature_milli", int, "sampling."),
+            top_k=_field(document, "top_k", int, "sampling."),
+            top_p_ppm=_field(document, "top_p_ppm", int, "sampling."),
+            seed=seed,
+        )
+    except InferenceError as error:
+        raise InvalidResult(str(error)) from None
+
+
+def _field(document: Mapping, name: str, kind: type, prefix: str = "") -> Any:
+    if name not in document:
+        raise InvalidResult(f"result has no {prefix}{name!r} field")
+    value = document[name]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise InvalidResult(f"{prefix}{name} must be {_kind_name(kind)}, got {type(value).__name__}")
+    return value
+
+
+def _int_list(document: Mapping, name: str, lowest: int, highest: int) -> tuple[int, ...]:
+    values = _field(document, name, list)
+    for value in values:
+        if not isinstance(value, int) or isinstance(value, bool) or not lowest <= value <= highest:
+            raise InvalidResult(f"{name} must hold integers from {lowest} to {highest}, got {value!r}")
+    return tuple(values)
+
+
+def _kind_name(kind: type) -> str:
+    return {int: "an integer", str: "text", list: "a list", Mapping: "an object"}.get(kind, kind.__name__)

@@ -1,0 +1,260 @@
+"""The chain's sampler (DESIGN.md section 6): greedy at temperature 0, else Gumbel-max with public noise.
+
+Anyone holding the model can recompute every choice: the noise for (seed, job id, position,
+token id) is a pure function of public data, specified in docs/verification.md so that another
+language reproduces the uniforms bit for bit. Sampling parameters are integers (milli-units,
+parts per million) because the chain's runtime stores no floats.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+import numpy as np
+
+from inference.errors import InvalidJob
+
+NOISE_DOMAIN = b"inferchain.gumbel.v1"
+TEMPERATURE_SCALE = 1000  # temperature_milli / 1000 is T
+TOP_P_SCALE = 1_000_000  # top_p_ppm / 1e6 is p
+MAX_TEMPERATURE_MILLI = 100_000
+MAX_SEED = (1 << 64) - 1
+JOB_ID_BYTES = 32
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX_2 = np.uint64(0x94D049BB133111EB)
+_SHIFT_30 = np.uint64(30)
+_SHIFT_27 = np.uint64(27)
+_SHIFT_31 = np.uint64(31)
+_SHIFT_12 = np.uint64(12)
+_TWO_POW_MINUS_53 = 2.0**-53
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How a job samples: temperature (milli), top-k (0 = whole vocabulary), top-p (ppm), seed."""
+
+    temperature_milli: int = 0
+    top_k: int = 40
+    top_p_ppm: int = 950_000
+    seed: int = 0
+
+    def __post_init__(self):
+        check_sampling(self)
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature_milli == 0
+
+    @property
+    def temperature(self) -> float:
+        return self.temperature_milli / TEMPERATURE_SCALE
+
+    @property
+    def top_p(self) -> float:
+        return self.top_p_ppm / TOP_P_SCALE
+
+    def to_json(self) -> dict:
+        """The parameters as JSON; the 64-bit seed as a decimal string, as in genesis.json."""
+        return {
+            "temperature_milli": self.temperature_milli,
+            "top_k": self.top_k,
+            "top_p_ppm": self.top_p_ppm,
+            "seed": str(self.seed),
+        }
+
+    @classmethod
+    def from_decimal(cls, temperature: str | float = 0, top_k: int = 40, top_p: str | float = "0.95",
+                     seed: int = 0) -> "SamplingParams":
+        """Parameters from decimal text such as '0.8' (parsed exactly, never through a float)."""
+        return cls(
+            temperature_milli=decimal_to_fixed(temperature, TEMPERATURE_SCALE, "temperature"),
+            top_k=top_k,
+            top_p_ppm=decimal_to_fixed(top_p, TOP_P_SCALE, "top-p"),
+            seed=seed,
+        )
+
+
+def check_sampling(params: SamplingParams) -> None:
+    """Raise InvalidJob unless every parameter is an integer in its range."""
+    fields = ("temperature_milli", "top_k", "top_p_ppm", "seed")
+    for name in fields:
+        value = getattr(params, name)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise InvalidJob(f"sampling {name} must be an integer, got {value!r}")
+    if not 0 <= params.temperature_milli <= MAX_TEMPERATURE_MILLI:
+        raise InvalidJob(f"temperature must be between 0 and {MAX_TEMPERATURE_MILLI / 1000:g}")
+    if params.top_k < 0:
+        raise InvalidJob("top-k must be 0 (whole vocabulary) or positive")
+    if not 0 < params.top_p_ppm <= TOP_P_SCALE:
+        raise InvalidJob("top-p must be greater than 0 and at most 1")
+    if not 0 <= params.seed <= MAX_SEED:
+        raise InvalidJob("seed must be an unsigned 64-bit integer")
+
+
+def decimal_to_fixed(value: str | float | int, scale: int, what: str) -> int:
+    """Exact fixed point of a decimal ('0.95' -> 950000 at scale 1e6); too many digits is an error."""
+    try:
+        number = Decimal(str(value)) * scale
+    except InvalidOperation:
+        raise InvalidJob(f"{what} {value!r} is not a number") from None
+    if not number.is_finite() or number != number.to_integral_value():
+        raise InvalidJob(f"{what} {value!r} has more precision than 1/{scale}")
+    return int(number)
+
+
+# -- public noise ----------------------------------------------------------------------------
+
+
+def position_key(seed: int, job_id: bytes, position: int) -> tuple[np.uint64, np.uint64]:
+    """The two 64-bit keys of one output position: blake2b-256 of domain, seed, job id, position."""
+    if len(job_id) != JOB_ID_BYTES:
+        raise InvalidJob(f"job id must be {JOB_ID_BYTES} bytes, got {len(job_id)}")
+    message = NOISE_DOMAIN + struct.pack("<Q", seed) + job_id + struct.pack("<Q", position)
+    digest = hashlib.blake2b(message, digest_size=32).digest()
+    key_0, key_1 = struct.unpack_from("<QQ", digest)
+    return np.uint64(key_0), np.uint64(key_1)
+
+
+def _mix64(z: np.ndarray) -> np.ndarray:
+    # SplitMix64's finaliser (Steele, Lea, Flood 2014): a bijection on 64-bit words with full
+    # avalanche; numpy uint64 arithmetic wraps modulo 2**64 as the specification requires.
+    z = (z ^ (z >> _SHIFT_30)) * _MIX_1
+    z = (z ^ (z >> _SHIFT_27)) * _MIX_2
+    return z ^ (z >> _SHIFT_31)
+
+
+def noise_words(seed: int, job_id: bytes, position: int, token_ids: np.ndarray) -> np.ndarray:
+    """The 64-bit noise word of every token id at one position (vectorised, no loop per token)."""
+    key_0, key_1 = position_key(seed, job_id, position)
+    ids = np.asarray(token_ids, dtype=np.uint64)
+    return _mix64(_mix64((ids * _GOLDEN) ^ key_0) ^ key_1)
+
+
+def uniforms(seed: int, job_id: bytes, position: int, token_ids: np.ndarray) -> np.ndarray:
+    """Uniforms in (0, 1): (2 * (word >> 12) + 1) / 2**53, exact in float64."""
+    words = noise_words(seed, job_id, position, token_ids)
+    numerators = ((words >> _SHIFT_12) << np.uint64(1)) | np.uint64(1)
+    return numerators.astype(np.float64) * _TWO_POW_MINUS_53
+
+
+def gumbel_noise(seed: int, job_id: bytes, position: int, token_ids: np.ndarray) -> np.ndarray:
+    """g = -ln(-ln(u)) for every token id at one position."""
+    return -np.log(-np.log(uniforms(seed, job_id, position, token_ids)))
+
+
+# -- candidates and choice -------------------------------------------------------------------
+
+
+def scaled_logits(logits: np.ndarray, params: SamplingParams) -> np.ndarray:
+    """float64(logits) / T, the quantity top-k, top-p and the Gumbel scores are taken over."""
+    return np.asarray(logits, dtype=np.float64) / params.temperature
+
+
+def candidates(scaled: np.ndarray, params: SamplingParams) -> np.ndarray:
+    """Token ids kept by top-k then top-p, in order of decreasing scaled logit (ties: lower id)."""
+    ranked = _top_k_ranked(scaled, params.top_k)
+    if params.top_p_ppm >= TOP_P_SCALE:
+        return ranked
+    values = scaled[ranked]
+    probabilities = np.exp(values - values[0])
+    cumulative = np.cumsum(probabilities)
+    # Keep the shortest prefix whose probability mass reaches p (at least one token).
+    kept = int(np.searchsorted(cumulative, params.top_p * cumulative[-1], side="left")) + 1
+    return ranked[: min(kept, len(ranked))]
+
+
+def _top_k_ranked(scaled: np.ndarray, top_k: int) -> np.ndarray:
+    vocabulary = scaled.shape[0]
+    if 0 < top_k < vocabulary:
+        # argpartition finds the k largest; ties at the boundary are then settled by id below.
+        boundary = np.partition(scaled, vocabulary - top_k)[vocabulary - top_k]
+        pool = np.flatnonzero(scaled >= boundary)
+    else:
+        pool = np.arange(vocabulary)
+    order = np.lexsort((pool, -scaled[pool]))
+    return pool[order][: top_k if top_k > 0 else vocabulary]
+
+
+@dataclass(frozen=True)
+class CandidateBands:
+    """The candidate set as a verifier sees it, with tolerance for honest numerical drift.
+
+    `robust`: tokens that stay candidates even when their own logit is lowered by the tolerance
+    (the only rivals a claimed token is scored against). `possible`: tokens that become
+    candidates when their own logit is raised by the tolerance (a claimed token outside it is
+    one no honest sampler picks).
+    """
+
+    robust: np.ndarray
+    possible: np.ndarray
+
+
+def candidate_bands(scaled: np.ndarray, params: SamplingParams, logit_tolerance: float) -> CandidateBands:
+    """Robust and possible candidates when any one token's logit may be off by logit_tolerance."""
+    vocabulary = scaled.shape[0]
+    shift = logit_tolerance / params.temperature
+    top_k = params.top_k if 0 < params.top_k < vocabulary else vocabulary
+    ranked = _top_k_ranked(scaled, top_k)
+    values = scaled[ranked]
+    if top_k < vocabulary:
+        outside_best = np.partition(scaled, vocabulary - top_k - 1)[vocabulary - top_k - 1]
+        robust_k = values - shift > outside_best
+        entrants = np.setdiff1d(np.flatnonzero(scaled + shift >= values[-1]), ranked, assume_unique=True)
+    else:
+        robust_k = np.ones(len(ranked), dtype=bool)
+        entrants = np.zeros(0, dtype=ranked.dtype)
+    if params.top_p_ppm >= TOP_P_SCALE:
+        return CandidateBands(robust=ranked[robust_k], possible=np.concatenate([ranked, entrants]))
+    robust_p, possible_p = _top_p_bands(values, params.top_p, shift)
+    possible_entrants = _top_p_entrants(values, scaled[entrants], params.top_p, shift)
+    return CandidateBands(
+        robust=ranked[robust_k & robust_p],
+        possible=np.concatenate([ranked[possible_p], entrants[possible_entrants]]),
+    )
+
+
+def _top_p_bands(values: np.ndarray, p: float, shift: float) -> tuple[np.ndarray, np.ndarray]:
+    # Weights relative to the best token; a token is kept when the mass before it is below
+    # p x total. Lowering a token by `shift` puts every token above value - shift before it;
+    # raising it leaves only the tokens above value + shift before it.
+    weights = np.exp(values - values[0])
+    cumulative = np.cumsum(weights)
+    total = cumulative[-1]
+    descending = -values
+    above_lowered = np.searchsorted(descending, -(values - shift), side="right")  # counts the token itself
+    before_lowered = cumulative[above_lowered - 1] - weights
+    robust = before_lowered < p * (total - weights + weights * np.exp(-shift))
+    above_raised = np.searchsorted(descending, -(values + shift), side="left")
+    before_raised = np.where(above_raised > 0, cumulative[np.maximum(above_raised - 1, 0)], 0.0)
+    possible = before_raised < p * (total - weights + weights * np.exp(shift))
+    return robust, possible
+
+
+def _top_p_entrants(values: np.ndarray, entrant_values: np.ndarray, p: float, shift: float) -> np.ndarray:
+    # A token just outside the top k, raised by `shift`, takes the k-th token's place.
+    if entrant_values.size == 0:
+        return np.zeros(0, dtype=bool)
+    weights = np.exp(values - values[0])
+    cumulative = np.cumsum(weights)
+    raised = entrant_values + shift
+    above = np.searchsorted(-values, -raised, side="left")
+    before = np.where(above > 0, cumulative[np.maximum(above - 1, 0)], 0.0)
+    before = np.minimum(before, cumulative[-1] - weights[-1])  # the k-th token has left
+    total = cumulative[-1] - weights[-1] + np.exp(raised - values[0])
+    return before < p * total
+
+
+def choose_token(logits: np.ndarray, params: SamplingParams, job_id: bytes, position: int) -> int:
+    """The chain's choice at one output position, from that position's logits."""
+    if params.greedy:
+        return int(np.argmax(logits))  # argmax returns the first, i.e. lowest, id among ties
+    scaled = scaled_logits(logits, params)
+    ids = candidates(scaled, params)
+    scores = scaled[ids] + gumbel_noise(params.seed, job_id, position, ids)
+    best = np.flatnonzero(scores == scores.max())
+    return int(ids[best].min())

@@ -1,0 +1,127 @@
+"""Per-model verification thresholds: produced by calibration, shipped for the embedded model.
+
+Every bound is an integer in micro-units (micro-logits for margins, micro-nats for
+log-probabilities) so that the chain's model registry can store it without floats. A threshold
+set records the engine it was calibrated with: llama.cpp's numerics change between releases.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+from inference.errors import InferenceError, ThresholdsNotFound
+
+log = logging.getLogger(__name__)
+
+MICRO = 1_000_000
+SHIPPED_FILE = "thresholds.json"
+# Allowed soft positions grow with the output: this many per started block of tokens.
+SOFT_BLOCK_TOKENS = 64
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Bounds a result's statistics must stay within to be judged valid."""
+
+    model: str
+    engine: str
+    worst_margin_micro: int  # the worst position's margin must not be below this (negative)
+    soft_margin_micro: int  # a smaller bound (negative, closer to 0)...
+    soft_positions_per_block: int  # ...that at most this many positions per 64 tokens may cross
+    mean_logprob_error_micro: int  # mean |claimed - recomputed| log-probability, micro-nats
+    max_logprob_error_micro: int  # largest single |claimed - recomputed|, micro-nats
+    calibration: str = ""  # the command and data that produced these bounds
+
+    def __post_init__(self):
+        _check(self)
+
+    def soft_positions_allowed(self, positions: int) -> int:
+        """How many positions may cross the soft bound in an output of this length."""
+        blocks = max(1, -(-positions // SOFT_BLOCK_TOKENS))
+        return self.soft_positions_per_block * blocks
+
+    def to_json(self) -> dict:
+        """The thresholds as a JSON document."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any]) -> "Thresholds":
+        """Read thresholds, raising InferenceError when a field is missing or mistyped."""
+        names = {field.name for field in fields(cls)}
+        missing = names - set(document) - {"calibration"}
+        if missing:
+            raise InferenceError(f"thresholds lack {', '.join(sorted(missing))}")
+        return cls(**{name: document[name] for name in names if name in document})
+
+
+def _check(thresholds: Thresholds) -> None:
+    for name in ("worst_margin_micro", "soft_margin_micro", "soft_positions_per_block",
+                 "mean_logprob_error_micro", "max_logprob_error_micro"):
+        value = getattr(thresholds, name)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise InferenceError(f"threshold {name} must be an integer, got {value!r}")
+    if not thresholds.worst_margin_micro <= thresholds.soft_margin_micro <= 0:
+        raise InferenceError("thresholds need worst_margin <= soft_margin <= 0")
+    if thresholds.soft_positions_per_block < 0:
+        raise InferenceError("soft_positions_per_block must not be negative")
+    if thresholds.mean_logprob_error_micro < 0 or thresholds.max_logprob_error_micro < 0:
+        raise InferenceError("log-probability bounds must not be negative")
+
+
+def shipped_thresholds() -> dict[str, Thresholds]:
+    """The thresholds shipped in inference/data/thresholds.json, by model id."""
+    try:
+        text = resources.files("inference").joinpath("data", SHIPPED_FILE).read_text()
+    except (FileNotFoundError, OSError):
+        return {}
+    return {model: Thresholds.from_json(document) for model, document in json.loads(text).items()}
+
+
+def local_thresholds_path(store_directory: str | os.PathLike, model_id: str) -> Path:
+    """Where `inferchain model calibrate` keeps a model's thresholds in a model store."""
+    return Path(store_directory) / f"{model_id}.thresholds.json"
+
+
+def load_thresholds(model_id: str, store_directory: str | os.PathLike | None = None,
+                    engine: str | None = None) -> Thresholds:
+    """A model's thresholds: calibrated locally if present, else shipped; warn on an engine mismatch."""
+    thresholds = _local(model_id, store_directory) or shipped_thresholds().get(model_id)
+    if thresholds is None:
+        raise ThresholdsNotFound(
+            f"no verification thresholds for model {model_id[:12]}...: "
+            f"run `inferchain model calibrate {model_id[:12]}`"
+        )
+    if engine is not None and thresholds.engine != engine:
+        log.warning(
+            "thresholds for %s were calibrated with %s, this node runs %s: re-run calibration",
+            model_id[:12], thresholds.engine, engine,
+        )
+    return thresholds
+
+
+def _local(model_id: str, store_directory) -> Thresholds | None:
+    if store_directory is None:
+        return None
+    path = local_thresholds_path(store_directory, model_id)
+    if not path.is_file():
+        return None
+    return Thresholds.from_json(json.loads(path.read_text()))
+
+
+def write_thresholds(thresholds: Thresholds, path: str | os.PathLike) -> None:
+    """Write thresholds to a file: a per-model file, or merged into a by-model-id file such as the shipped one."""
+    path = Path(path)
+    if path.name == SHIPPED_FILE:
+        existing = json.loads(path.read_text()) if path.is_file() else {}
+        existing[thresholds.model] = thresholds.to_json()
+        document: dict = existing
+    else:
+        document = thresholds.to_json()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,249 @@
+"""The verifier: re-scores a claimed result with one teacher-forced evaluation and judges it.
+
+Everything a result states that can be recomputed is recomputed: the prompt's token count, the
+stop rule, the text, the log-probabilities, and above all each token's margin under the chain's
+sampler (DESIGN.md section 6). Exact token matching would accuse honest nodes, since incremental
+and batched llama.cpp evaluations differ by up to ~0.9 in raw logits; the margins are compared to
+calibrated per-model thresholds instead. Committed log-probabilities are compared too but never
+decide alone: a cheater can score a cheaper model's output with the real model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from inference.engine import Engine, logprobs_micronats
+from inference.errors import InvalidJob, InvalidResult
+from inference.result import InferenceResult
+from inference.sampler import SamplingParams, candidate_bands, gumbel_noise, scaled_logits
+from inference.thresholds import MICRO, Thresholds
+
+# A position whose claimed token is the verifier's only candidate has no rival: its margin is
+# reported as this many logits (it never decides a verdict).
+NO_RIVAL_MARGIN = 1e3
+# A claimed token that no sampler within the tolerances below could have had as a candidate.
+OUTSIDE_CANDIDATES_MARGIN = -1e3
+# Incremental generation and batched evaluation differ by up to ~1 raw logit (DESIGN.md section
+# 6; 1.17 measured here): membership of the candidate set is judged as if any one token's logit
+# could be off by this much.
+BOUNDARY_LOGITS = 1.0
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Per-position statistics of one result under the verifier's own evaluation."""
+
+    margins: np.ndarray  # logits, one per output position (negative: another token should have won)
+    logprob_errors: np.ndarray  # |claimed - recomputed| log-probability, micro-nats
+    recomputed_logprobs: np.ndarray  # the verifier's log-probabilities, micro-nats
+    problems: tuple[str, ...]  # what is wrong regardless of the numbers (stop rule, text, ...)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Valid or invalid, with the statistics that decided it."""
+
+    valid: bool
+    model: str
+    job_id: str
+    positions: int
+    worst_margin_micro: int
+    worst_position: int
+    soft_positions: int
+    soft_positions_allowed: int
+    mean_logprob_error_micro: int
+    max_logprob_error_micro: int
+    reasons: tuple[str, ...]
+
+    def to_json(self) -> dict:
+        """The verdict as a JSON document."""
+        return {
+            "valid": self.valid,
+            "model": self.model,
+            "job_id": self.job_id,
+            "positions": self.positions,
+            "worst_margin_micro": self.worst_margin_micro,
+            "worst_position": self.worst_position,
+            "soft_positions": self.soft_positions,
+            "soft_positions_allowed": self.soft_positions_allowed,
+            "mean_logprob_error_micro": self.mean_logprob_error_micro,
+            "max_logprob_error_micro": self.max_logprob_error_micro,
+            "reasons": list(self.reasons),
+        }
+
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any]) -> "Verdict":
+        """Read a verdict document."""
+        try:
+            values = {name: document[name] for name in cls.__dataclass_fields__}
+        except (KeyError, TypeError) as error:
+            raise InvalidResult(f"verdict lacks field {error}") from None
+        values["reasons"] = tuple(values["reasons"])
+        return cls(**values)
+
+
+def verify(result: InferenceResult, engine: Engine, thresholds: Thresholds) -> Verdict:
+    """Judge a claimed result against the model loaded in engine."""
+    evaluation = evaluate(result, engine)
+    return judge(result, evaluation, thresholds)
+
+
+def evaluate(result: InferenceResult, engine: Engine) -> Evaluation:
+    """Recompute what a result claims: structural checks, then one batched evaluation."""
+    if result.job.model != engine.model_id:
+        raise InvalidJob(
+            f"result is for model {result.job.model[:12]}..., the verifier loaded {engine.model_id[:12]}..."
+        )
+    problems = _token_problems(result, engine)
+    if problems:
+        # Unknown token ids cannot be evaluated: the result is invalid on its face.
+        return _empty_evaluation(problems)
+    prompt = engine.prompt_tokens(result.job.prompt, result.job.prompt_format)
+    problems = _structure_problems(result, engine, len(prompt))
+    rows = engine.output_logits(prompt, result.tokens)
+    recomputed = logprobs_micronats(rows, result.tokens)
+    errors = np.abs(np.asarray(result.logprobs_micronats, dtype=np.int64) - recomputed)
+    margins = token_margins(rows, result.tokens, result.job.sampling, result.job.job_id)
+    return Evaluation(margins, errors, recomputed, tuple(problems))
+
+
+def judge(result: InferenceResult, evaluation: Evaluation, thresholds: Thresholds,
+          positions: int | None = None) -> Verdict:
+    """The verdict from an evaluation, optionally from its first `positions` output positions only."""
+    count = len(evaluation.margins) if positions is None else min(positions, len(evaluation.margins))
+    margins = evaluation.margins[:count]
+    errors = evaluation.logprob_errors[:count]
+    reasons = list(evaluation.problems)
+    worst_position = int(np.argmin(margins)) if count else -1
+    worst = _micro(margins[worst_position]) if count else 0
+    soft_bound = thresholds.soft_margin_micro / MICRO
+    soft = int(np.count_nonzero(margins < soft_bound))
+    allowed = thresholds.soft_positions_allowed(count)
+    mean_error = int(errors.mean()) if count else 0
+    max_error = int(errors.max()) if count else 0
+    if count and worst < thresholds.worst_margin_micro:
+        reasons.append(
+            f"token at position {worst_position} has margin {worst / MICRO:.3f} logits, "
+            f"below the bound {thresholds.worst_margin_micro / MICRO:.3f}"
+        )
+    if soft > allowed:
+        reasons.append(
+            f"{soft} positions have margins below {soft_bound:.3f} logits (at most {allowed} allowed)"
+        )
+    if mean_error > thresholds.mean_logprob_error_micro:
+        reasons.append(
+            f"log-probabilities differ by {mean_error / MICRO:.4f} nats on average "
+            f"(at most {thresholds.mean_logprob_error_micro / MICRO:.4f})"
+        )
+    if max_error > thresholds.max_logprob_error_micro:
+        reasons.append(
+            f"a log-probability differs by {max_error / MICRO:.4f} nats "
+            f"(at most {thresholds.max_logprob_error_micro / MICRO:.4f})"
+        )
+    return Verdict(
+        valid=not reasons,
+        model=result.job.model,
+        job_id=result.job.job_id_hex,
+        positions=count,
+        worst_margin_micro=worst,
+        worst_position=worst_position,
+        soft_positions=soft,
+        soft_positions_allowed=allowed,
+        mean_logprob_error_micro=mean_error,
+        max_logprob_error_micro=max_error,
+        reasons=tuple(reasons),
+    )
+
+
+# -- margins ---------------------------------------------------------------------------------
+
+
+def token_margins(rows: np.ndarray, tokens: Sequence[int], params: SamplingParams, job_id: bytes) -> np.ndarray:
+    """Per position: T x (claimed token's score - best score among the other candidates), in logits."""
+    if len(tokens) == 0:
+        return np.zeros(0, dtype=np.float64)
+    if params.greedy:
+        return greedy_margins(rows, tokens)
+    return np.array(
+        [_sampled_margin(row, token, params, job_id, position)
+         for position, (row, token) in enumerate(zip(rows, tokens))],
+        dtype=np.float64,
+    )
+
+
+def greedy_margins(rows: np.ndarray, tokens: Sequence[int]) -> np.ndarray:
+    """Per position: claimed logit - best other logit (negative when another token is the argmax)."""
+    index = np.arange(len(tokens))
+    claimed = rows[index, np.asarray(tokens)].astype(np.float64)
+    others = rows.copy()
+    others[index, np.asarray(tokens)] = -np.inf
+    margins = claimed - others.max(axis=1).astype(np.float64)
+    # Ties go to the lowest id: a claimed token tied with a lower id is one honest rounding away.
+    return margins
+
+
+def _sampled_margin(row: np.ndarray, token: int, params: SamplingParams, job_id: bytes, position: int) -> float:
+    scaled = scaled_logits(row, params)
+    bands = candidate_bands(scaled, params, BOUNDARY_LOGITS)
+    if token not in bands.possible:
+        return OUTSIDE_CANDIDATES_MARGIN
+    # Rivals are only the tokens that are candidates beyond doubt: a token at the top-k or top-p
+    # boundary may have been out of an honest sampler's set, and its noise could win by far.
+    rivals = bands.robust[bands.robust != token]
+    if rivals.size == 0:
+        return NO_RIVAL_MARGIN
+    ids = np.append(rivals, token)
+    scores = scaled[ids] + gumbel_noise(params.seed, job_id, position, ids)
+    return float(params.temperature * (scores[-1] - scores[:-1].max()))
+
+
+# -- structural checks -----------------------------------------------------------------------
+
+
+def _token_problems(result: InferenceResult, engine: Engine) -> list[str]:
+    problems = []
+    outside = [token for token in result.tokens if not 0 <= token < engine.vocabulary_size]
+    if outside:
+        problems.append(f"token id {outside[0]} is not in the model's {engine.vocabulary_size}-token vocabulary")
+    if not result.tokens:
+        problems.append("the output is empty (a job always yields at least one token)")
+    if len(result.tokens) > result.job.max_tokens:
+        problems.append(f"{len(result.tokens)} tokens exceed max_tokens {result.job.max_tokens}")
+    return problems
+
+
+def _structure_problems(result: InferenceResult, engine: Engine, prompt_length: int) -> list[str]:
+    problems = []
+    if result.prompt_tokens != prompt_length:
+        problems.append(f"prompt_tokens is {result.prompt_tokens}, the prompt has {prompt_length} tokens")
+    problems.extend(_stop_problems(result, engine))
+    if result.text != engine.detokenize(result.tokens):
+        problems.append("text is not the detokenised tokens")
+    return problems
+
+
+def _stop_problems(result: InferenceResult, engine: Engine) -> list[str]:
+    tokens = result.tokens
+    ends = [index for index, token in enumerate(tokens) if engine.is_end_of_generation(token)]
+    if ends and ends[0] != len(tokens) - 1:
+        return [f"generation continued after end-of-sequence at position {ends[0]}"]
+    if result.stop_reason == "eos" and not ends:
+        return ["stop_reason is eos but the output does not end with end-of-sequence"]
+    if result.stop_reason == "length" and ends:
+        return ["stop_reason is length but the output ends with end-of-sequence"]
+    if result.stop_reason == "length" and len(tokens) != result.job.max_tokens:
+        return [f"output stopped after {len(tokens)} of {result.job.max_tokens} tokens without end-of-sequence"]
+    return []
+
+
+def _empty_evaluation(problems: list[str]) -> Evaluation:
+    empty = np.zeros(0)
+    return Evaluation(empty, empty.astype(np.int64), empty.astype(np.int64), tuple(problems))
+
+
+def _micro(value: float) -> int:
+    return math.floor(value * MICRO)

@@ -1,0 +1,109 @@
+"""`inferchain model add|list|info|remove|calibrate` through the real console entry."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.commands import ROOT, one_line_error
+from tests.inference.conftest import tiny_gguf
+
+
+def model_command(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run `inferchain model ARGS` with INFERCHAIN_HOME set to a temporary directory."""
+    return subprocess.run(
+        [sys.executable, "-m", "chain.cli", "model", *args], cwd=ROOT, capture_output=True, text=True,
+        timeout=timeout, stdin=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "INFERCHAIN_HOME": str(home)},
+    )
+
+
+def test_list_shows_the_embedded_model_even_in_an_empty_home(tmp_path):
+    listed = model_command(tmp_path, "list", "--output", "json")
+    assert listed.returncode == 0, listed.stderr
+    [embedded] = json.loads(listed.stdout)
+    assert embedded["embedded"] and embedded["quantisation"] == "Q4_1" and len(embedded["id"]) == 64
+    table = model_command(tmp_path, "list")
+    assert "SmolLM2-135M-Instruct-Q4_1" in table.stdout and "embedded" in table.stdout
+
+
+def test_info_describes_the_default_model(tmp_path):
+    info = model_command(tmp_path, "info", "--output", "json")
+    assert info.returncode == 0, info.stderr
+    document = json.loads(info.stdout)
+    assert document["architecture"] == "llama" and document["vocabulary_size"] == 49152
+    assert document["context_length"] == 8192 and document["parameters"] == 134_515_008
+
+
+def test_add_info_and_remove_an_imported_model(tmp_path):
+    source = tiny_gguf(tmp_path / "tiny.gguf")
+    added = model_command(tmp_path / "home", "add", str(source), "--name", "tiny", "--output", "json")
+    assert added.returncode == 0, added.stderr
+    model_id = json.loads(added.stdout)["id"]
+    assert (tmp_path / "home" / "models" / f"{model_id}.gguf").is_file()
+    info = model_command(tmp_path / "home", "info", "tiny", "--output", "json")
+    assert json.loads(info.stdout)["id"] == model_id
+    removed = model_command(tmp_path / "home", "remove", model_id[:8])
+    assert removed.returncode == 0 and "removed tiny" in removed.stdout
+    assert not (tmp_path / "home" / "models" / f"{model_id}.gguf").exists()
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [(None, "no such file"), (b"", "too short"), (b"hello, I am not a model" * 3, "not a GGUF file")],
+)
+def test_adding_a_bad_file_is_one_line_error(tmp_path, content, message):
+    path = tmp_path / "bad.gguf"
+    if content is not None:
+        path.write_bytes(content)
+    result = model_command(tmp_path / "home", "add", str(path))
+    assert result.returncode == 1 and message in one_line_error(result)
+
+
+def test_adding_a_truncated_model_is_one_line_error(tmp_path):
+    source = tiny_gguf(tmp_path / "tiny.gguf")
+    source.write_bytes(source.read_bytes()[:500])
+    result = model_command(tmp_path / "home", "add", str(source))
+    assert result.returncode == 1 and "truncated" in one_line_error(result)
+
+
+def test_unknown_models_and_removing_the_embedded_one_are_one_line_errors(tmp_path):
+    unknown = model_command(tmp_path, "info", "nonexistent")
+    assert unknown.returncode == 1 and "no model 'nonexistent'" in one_line_error(unknown)
+    embedded = model_command(tmp_path, "remove", "embedded")
+    assert embedded.returncode == 1 and "cannot be removed" in one_line_error(embedded)
+
+
+def test_a_tampered_model_file_is_refused_when_used(tmp_path):
+    source = tiny_gguf(tmp_path / "tiny.gguf")
+    model_id = json.loads(model_command(tmp_path / "home", "add", str(source), "--output", "json").stdout)["id"]
+    stored = tmp_path / "home" / "models" / f"{model_id}.gguf"
+    stored.write_bytes(stored.read_bytes()[:-4] + b"\x01\x02\x03\x04")
+    result = model_command(tmp_path / "home", "calibrate", model_id, "--prompts", "1")
+    assert result.returncode == 1 and "does not match model id" in one_line_error(result)
+
+
+def test_calibrate_a_small_run_writes_thresholds_and_the_docs_table(tmp_path):
+    docs = tmp_path / "verification.md"
+    result = model_command(
+        tmp_path / "home", "calibrate", "--prompts", "1", "--jobs", "2", "--max-tokens", "4",
+        "--rows", "threads_1,replaced_1", "--docs", str(docs), "--work-dir", str(tmp_path / "work"),
+        "--output", "json",
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert [row["key"] for row in report["rows"]] == ["reference", "threads_1", "replaced_1"]
+    assert "calibration done" in result.stderr  # progress goes to stderr
+    written = tmp_path / "home" / "models" / f"{report['model']}.thresholds.json"
+    assert json.loads(written.read_text())["worst_margin_micro"] == report["thresholds"]["worst_margin_micro"]
+    assert "| 1 token replaced |" in docs.read_text()
+
+
+def test_calibrate_refuses_unknown_rows(tmp_path):
+    result = model_command(tmp_path, "calibrate", "--rows", "reference,bogus")
+    assert result.returncode == 1 and "unknown calibration rows: bogus" in one_line_error(result)

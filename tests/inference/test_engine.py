@@ -1,0 +1,104 @@
+"""The llama.cpp engine with the real embedded model: prompts, generation, evaluation."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from inference.engine import Engine, EngineConfig, engine_version, logprobs_micronats
+from inference.errors import InvalidJob, JobDoesNotFit
+from inference.loading import load_engine
+from inference.model_store import ModelStore
+from inference.result import LOGPROB_SCALE
+from tests.inference.conftest import FRESH_PROMPTS, SAMPLED, make_job
+
+
+def test_prompts_are_wrapped_in_the_models_chat_template(engine):
+    tokens = engine.prompt_tokens("Hello there")
+    text = engine.detokenize(tokens)
+    assert engine.has_chat_template
+    assert tokens[0] == 1  # <|im_start|>: the template's text is tokenised with special tokens
+    assert "Hello there" in text
+    assert engine.prompt_tokens("Hello there", "raw") == engine.tokenize("Hello there")
+
+
+def test_special_token_text_in_a_prompt_stays_plain_text(engine):
+    tokens = engine.prompt_tokens("stop<|im_end|>now")
+    frame = engine.prompt_tokens("")
+    # Only the template's own <|im_end|> tokens (one per turn) are special; the prompt's text is not.
+    assert tokens.count(2) == frame.count(2)
+
+
+def test_greedy_generation_is_repeatable_and_fills_every_field(engine, embedded):
+    job = make_job(embedded.id, FRESH_PROMPTS[0], max_tokens=12)
+    fresh = Engine(embedded.path, embedded.id, EngineConfig(threads=2, context=1024, reuse_prefix=False))
+    try:
+        result = fresh.generate(job)
+        # Without a reused prefix cache the same job gives the same bytes (with one, see the verifier).
+        assert result == fresh.generate(job)
+    finally:
+        fresh.close()
+    assert result.job == job and result.prompt_tokens == len(engine.prompt_tokens(job.prompt))
+    assert len(result.tokens) == len(result.logprobs_micronats) <= 12
+    assert all(value <= 0 for value in result.logprobs_micronats)
+    assert result.text == engine.detokenize(result.tokens)
+    assert result.stop_reason == ("length" if len(result.tokens) == 12 else "eos")
+
+
+def test_sampled_generation_is_repeatable_and_depends_on_the_seed(engine, embedded):
+    job = make_job(embedded.id, FRESH_PROMPTS[1], max_tokens=16, sampling=SAMPLED)
+    result = engine.generate(job)
+    assert engine.generate(job).tokens == result.tokens
+    other_seed = dataclasses.replace(SAMPLED, seed=SAMPLED.seed + 1)
+    other = make_job(embedded.id, FRESH_PROMPTS[1], max_tokens=16, sampling=other_seed)
+    assert engine.generate(other).tokens != result.tokens
+
+
+def test_generation_stops_at_end_of_sequence(engine, embedded):
+    result = engine.generate(make_job(embedded.id, "Say hi.", max_tokens=60))
+    assert result.stop_reason == "eos"
+    assert engine.is_end_of_generation(result.tokens[-1])
+    assert not any(engine.is_end_of_generation(token) for token in result.tokens[:-1])
+
+
+def test_batched_evaluation_reproduces_the_generated_log_probabilities(engine, embedded):
+    job = make_job(embedded.id, FRESH_PROMPTS[2], max_tokens=16)
+    result = engine.generate(job)
+    rows = engine.output_logits(engine.prompt_tokens(job.prompt), result.tokens)
+    assert rows.shape == (len(result.tokens), engine.vocabulary_size)
+    recomputed = logprobs_micronats(rows, result.tokens)
+    # Incremental and batched llama.cpp evaluations differ slightly (DESIGN.md section 6).
+    assert np.abs(recomputed - np.array(result.logprobs_micronats)).mean() < 0.2 * LOGPROB_SCALE
+
+
+def test_a_prompt_longer_than_the_context_is_refused(embedded):
+    small = Engine(embedded.path, embedded.id, EngineConfig(threads=1, context=64))
+    try:
+        with pytest.raises(JobDoesNotFit, match="longer than the 64-token context"):
+            small.generate(make_job(embedded.id, "word " * 100))
+        with pytest.raises(JobDoesNotFit, match="at most"):
+            small.generate(make_job(embedded.id, "Hi", max_tokens=60))
+    finally:
+        small.close()
+
+
+def test_a_job_for_another_model_is_refused(engine):
+    with pytest.raises(InvalidJob, match="this engine runs"):
+        engine.generate(make_job("cd" * 32, "Hi"))
+
+
+def test_an_empty_raw_prompt_is_refused(engine):
+    with pytest.raises(InvalidJob, match="empty"):
+        engine.prompt_tokens("", "raw")
+
+
+def test_load_engine_caps_the_context_at_the_trained_length(tmp_path):
+    engine = load_engine(ModelStore(tmp_path / "models"), None, EngineConfig(threads=1, context=100_000))
+    try:
+        assert engine.context_size == 8192
+        assert engine.device_description().startswith("CPU")
+        assert engine_version().startswith("llama-cpp-python ")
+    finally:
+        engine.close()
