@@ -51,7 +51,7 @@ SAMPLINGS = (
 
 # Threshold fitting. A false accusation slashes an honest validator, so the worst-margin bound
 # sits at three times the worst honest margin (other CPUs and GPUs drift more than the variations
-# measured here: a Q8_0 copy of the same weights reached 1.9x the honest worst); the soft bound
+# measured here: a Q8_0 copy of the same weights reached 2.4x the honest worst); the soft bound
 # at two thirds of it, where honest jobs had at most one position, catches cheaper models by
 # their many moderate misses. Floors keep a model with tiny honest drift from getting bounds
 # tighter than llama.cpp's known drift.
@@ -327,8 +327,7 @@ class Calibration:
     # -- forgeries ---------------------------------------------------------------------------
 
     def _truncate(self, result: InferenceResult) -> InferenceResult:
-        end_token = min(self._end_tokens & {self.verifier._llama.token_eos()} or self._end_tokens)
-        return frauds.truncate(result, end_token, self.verifier.detokenize)
+        return frauds.truncate(result, self.verifier.end_of_sequence_token, self.verifier.detokenize)
 
     def _replacer(self, count: int):
         def replace(result: InferenceResult) -> InferenceResult:

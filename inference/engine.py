@@ -103,6 +103,11 @@ class Engine:
 
         return bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
 
+    @property
+    def end_of_sequence_token(self) -> int:
+        """The model's end-of-sequence token id."""
+        return int(self._llama.token_eos())
+
     def end_of_generation_tokens(self) -> list[int]:
         """Every token id that ends generation."""
         return [token for token in range(self.vocabulary_size) if self.is_end_of_generation(token)]
@@ -214,7 +219,7 @@ class Engine:
         first = len(prompt) - 1
         with self._lock:
             self._forget_after(0)
-            rows = self._decode(sequence, start=0, output_indices=range(first, len(sequence)))
+            rows = self._decode_rows(sequence, start=0, output_indices=range(first, len(sequence)))
             self._cached = sequence
         return rows
 
@@ -234,28 +239,35 @@ class Engine:
             kept = 0
         del self._cached[kept:]
 
-    def _decode(self, tokens: Sequence[int], start: int, output_indices) -> np.ndarray:
-        """Decode tokens at positions start.. in n_batch chunks; return the rows of output_indices."""
-        import llama_cpp
+    def _decode(self, tokens: Sequence[int], start: int, output_indices: Sequence[int]) -> None:
+        """Decode tokens at positions start.. in n_batch chunks, with logits for output_indices only."""
+        self._decode_chunks(tokens, start, sorted(set(output_indices)), rows=None)
 
+    def _decode_rows(self, tokens: Sequence[int], start: int, output_indices: Sequence[int]) -> np.ndarray:
+        """Like _decode, and return a copy of the logits rows of output_indices."""
         wanted = sorted(set(output_indices))
         rows = np.empty((len(wanted), self.vocabulary_size), dtype=np.float32)
+        self._decode_chunks(tokens, start, wanted, rows)
+        return rows
+
+    def _decode_chunks(self, tokens: Sequence[int], start: int, wanted: list[int], rows: np.ndarray | None) -> None:
+        import llama_cpp
+
         filled = 0
         size = self.config.batch
         for offset in range(0, len(tokens), size):
             chunk = tokens[offset:offset + size]
-            flags = [offset <= index < offset + len(chunk) for index in wanted]
-            chunk_outputs = [index - offset for index, flag in zip(wanted, flags) if flag]
+            chunk_outputs = [index - offset for index in wanted if offset <= index < offset + len(chunk)]
             self._batch.fill(chunk, start + offset, chunk_outputs)
             status = llama_cpp.llama_decode(self._llama.ctx, self._batch.batch)
             if status != 0:
                 raise EngineError(f"llama_decode failed with status {status}")
-            if chunk_outputs:
+            if rows is not None and chunk_outputs:
+                # llama.cpp's logits buffer holds this chunk's output rows, in batch order.
                 logits = llama_cpp.llama_get_logits(self._llama.ctx)
                 block = np.ctypeslib.as_array(logits, shape=(len(chunk_outputs) * self.vocabulary_size,))
                 rows[filled:filled + len(chunk_outputs)] = block.reshape(len(chunk_outputs), -1)
                 filled += len(chunk_outputs)
-        return rows
 
     def _last_logits(self) -> np.ndarray:
         import llama_cpp

@@ -158,26 +158,44 @@ def scaled_logits(logits: np.ndarray, params: SamplingParams) -> np.ndarray:
 def candidates(scaled: np.ndarray, params: SamplingParams) -> np.ndarray:
     """Token ids kept by top-k then top-p, in order of decreasing scaled logit (ties: lower id)."""
     ranked = _top_k_ranked(scaled, params.top_k)
+    return ranked[: _top_p_count(scaled[ranked], params)]
+
+
+def _top_p_count(values: np.ndarray, params: SamplingParams) -> int:
+    # How many of the ranked tokens (scaled logits `values`, decreasing) top-p keeps: the
+    # shortest prefix whose probability mass reaches p, at least one token.
     if params.top_p_ppm >= TOP_P_SCALE:
-        return ranked
-    values = scaled[ranked]
-    probabilities = np.exp(values - values[0])
-    cumulative = np.cumsum(probabilities)
-    # Keep the shortest prefix whose probability mass reaches p (at least one token).
+        return len(values)
+    cumulative = np.cumsum(np.exp(values - values[0]))
     kept = int(np.searchsorted(cumulative, params.top_p * cumulative[-1], side="left")) + 1
-    return ranked[: min(kept, len(ranked))]
+    return min(kept, len(values))
 
 
-def _top_k_ranked(scaled: np.ndarray, top_k: int) -> np.ndarray:
-    vocabulary = scaled.shape[0]
+def _top_k_ranked(values: np.ndarray, top_k: int) -> np.ndarray:
+    # Any array ordered like the scaled logits works: the raw float32 logits rank the same way,
+    # because dividing by T > 0 in doubles keeps distinct float32 values distinct and in order.
+    vocabulary = values.shape[0]
     if 0 < top_k < vocabulary:
-        # argpartition finds the k largest; ties at the boundary are then settled by id below.
-        boundary = np.partition(scaled, vocabulary - top_k)[vocabulary - top_k]
-        pool = np.flatnonzero(scaled >= boundary)
+        pool = _at_least_kth_largest(values, top_k)  # ties at the boundary are settled by id below
     else:
         pool = np.arange(vocabulary)
-    order = np.lexsort((pool, -scaled[pool]))
+    order = np.lexsort((pool, -values[pool]))
     return pool[order][: top_k if top_k > 0 else vocabulary]
+
+
+def _at_least_kth_largest(values: np.ndarray, top_k: int) -> np.ndarray:
+    # Ids of every value >= the k-th largest. The k largest nearly always lie within a few units
+    # of the maximum: partitioning only those avoids copying the whole vocabulary per token
+    # (~0.2 ms of a 12 ms token). Exact either way: a pool of all values above a threshold that
+    # holds at least k of them contains the k largest and every tie of the k-th.
+    peak = values.max()
+    for width in (8.0, 32.0):
+        pool = np.flatnonzero(values >= peak - width)
+        if len(pool) >= top_k:
+            boundary = np.partition(values[pool], len(pool) - top_k)[len(pool) - top_k]
+            return pool[values[pool] >= boundary]
+    boundary = np.partition(values, values.shape[0] - top_k)[values.shape[0] - top_k]
+    return np.flatnonzero(values >= boundary)
 
 
 @dataclass(frozen=True)
@@ -253,8 +271,12 @@ def choose_token(logits: np.ndarray, params: SamplingParams, job_id: bytes, posi
     """The chain's choice at one output position, from that position's logits."""
     if params.greedy:
         return int(np.argmax(logits))  # argmax returns the first, i.e. lowest, id among ties
-    scaled = scaled_logits(logits, params)
-    ids = candidates(scaled, params)
-    scores = scaled[ids] + gumbel_noise(params.seed, job_id, position, ids)
+    # Rank on the raw logits and scale only the top k: the same result as scaling all V
+    # logits first (see _top_k_ranked), at a fraction of the cost per generated token.
+    ranked = _top_k_ranked(logits, params.top_k)
+    values = np.asarray(logits[ranked], dtype=np.float64) / params.temperature
+    kept = _top_p_count(values, params)
+    ids, values = ranked[:kept], values[:kept]
+    scores = values + gumbel_noise(params.seed, job_id, position, ids)
     best = np.flatnonzero(scores == scores.max())
     return int(ids[best].min())

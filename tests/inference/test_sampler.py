@@ -196,3 +196,39 @@ def test_robust_candidates_are_candidates_and_candidates_are_possible(logits, te
     exact = set(candidates(scaled, params).tolist())
     bands = candidate_bands(scaled, params, tolerance)
     assert set(bands.robust.tolist()) <= exact <= set(bands.possible.tolist())
+
+
+def reference_choice(logits: np.ndarray, params: SamplingParams, job_id: bytes, position: int) -> int:
+    """docs/verification.md section 3 step by step: scale all logits, top-k, top-p, noise, argmax."""
+    scaled = scaled_logits(logits, params)
+    ids = candidates(scaled, params)
+    scores = scaled[ids] + gumbel_noise(params.seed, job_id, position, ids)
+    return int(ids[np.flatnonzero(scores == scores.max())].min())
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    logits=st.lists(st.sampled_from([-3.0, -1.0, 0.0, 0.5, 0.5000001, 2.0, 7.25]) | st.floats(-30, 30, width=32),
+                    min_size=2, max_size=80),
+    temperature_milli=st.integers(1, 3000),
+    top_k=st.integers(0, 90),
+    top_p_ppm=st.integers(1, 1_000_000),
+    position=st.integers(0, 1000),
+)
+def test_the_fast_sampler_equals_the_specification(logits, temperature_milli, top_k, top_p_ppm, position):
+    params = SamplingParams(temperature_milli=temperature_milli, top_k=top_k, top_p_ppm=top_p_ppm, seed=3)
+    array = np.array(logits, dtype=np.float32)
+    assert choose_token(array, params, JOB_ID, position) == reference_choice(array, params, JOB_ID, position)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    values=st.lists(st.floats(-1000, 1000, width=32) | st.sampled_from([0.0, 1.0, 1.0, 50.0]), min_size=2,
+                    max_size=200),
+    top_k=st.integers(1, 200),
+)
+def test_top_k_ranking_equals_a_full_sort_by_value_then_id(values, top_k):
+    array = np.array(values, dtype=np.float32)
+    naive = sorted(range(len(values)), key=lambda index: (-array[index], index))[:top_k]
+    params = SamplingParams(temperature_milli=1000, top_k=top_k, top_p_ppm=1_000_000)
+    assert candidates(array.astype(np.float64), params).tolist() == naive
