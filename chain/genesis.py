@@ -17,9 +17,10 @@ from typing import Any
 from chain.crypto import DEV_ACCOUNT_NAMES, dev_keypair
 from chain.ss58 import AddressError, decode_address
 from runtime import balances, system
-from runtime.arithmetic import U64_MAX
-from runtime.genesis import RuntimeGenesis, build_genesis_state
+from runtime.genesis import RuntimeGenesis, build_genesis_state, parse_app_state
 from runtime.hashing import blake2b_256
+from runtime.module import GenesisContext
+from runtime.params import params_to_json, parse_integer
 
 DEV_CHAIN_ID = "inferchain-dev"
 DEV_GENESIS_TIME = "2026-11-01T00:00:00Z"
@@ -99,16 +100,11 @@ def parse_genesis(document: Any) -> Genesis:
     validators = _validators(document.get("validators"))
     app_state = _object(document, "app_state")
     hash_ = genesis_hash(document)
-    runtime_genesis = RuntimeGenesis(
-        system=system.GenesisConfig(
-            chain_id=chain_id,
-            genesis_hash=hash_,
-            genesis_time_ms=genesis_time_ms,
-            initial_height=initial_height,
-            params=_params(system.Params, app_state.get("system", {}), "app_state.system.params"),
-        ),
-        balances=_balances(app_state.get("balances", {})),
-    )
+    context = GenesisContext(chain_id, hash_, genesis_time_ms, initial_height, decode_address)
+    try:
+        runtime_genesis = parse_app_state(app_state, context)
+    except ValueError as error:
+        raise GenesisError(str(error)) from None
     genesis = Genesis(chain_id, genesis_time_ms, initial_height, consensus, validators, runtime_genesis, hash_)
     try:
         genesis.state()
@@ -133,15 +129,10 @@ def _object(section: dict, key: str) -> dict:
 
 def _u64(value: Any, where: str) -> int:
     # 64-bit integers are strings (JSON numbers lose precision past 2^53); plain numbers are accepted too.
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise GenesisError(f"{where} must be an integer written as a string")
     try:
-        number = int(value)
-    except ValueError:
-        raise GenesisError(f"{where} must be an integer written as a string, got {value!r}") from None
-    if not 0 <= number <= U64_MAX:
-        raise GenesisError(f"{where} must be in [0, 2^64), got {number}")
-    return number
+        return parse_integer(value, where)
+    except ValueError as error:
+        raise GenesisError(str(error)) from None
 
 
 def _time_ms(text: str) -> int:
@@ -219,22 +210,6 @@ def _validators(entries: Any) -> tuple[GenesisValidator, ...]:
     return tuple(validators)
 
 
-def _balances(section: Any) -> balances.GenesisConfig:
-    if not isinstance(section, dict):
-        raise GenesisError("app_state.balances must be an object")
-    params = _params(balances.Params, section, "app_state.balances.params")
-    entries = section.get("balances", [])
-    if not isinstance(entries, list):
-        raise GenesisError("app_state.balances.balances must be a list")
-    endowed = []
-    for index, entry in enumerate(entries):
-        where = f"app_state.balances.balances[{index}]"
-        if not isinstance(entry, dict):
-            raise GenesisError(f"{where} must be an object with address and amount")
-        endowed.append((_account(entry.get("address"), f"{where}.address"), _u64(entry.get("amount"), f"{where}.amount")))
-    return balances.GenesisConfig(params=params, balances=tuple(endowed))
-
-
 def dev_genesis_document(chain_id: str = DEV_CHAIN_ID, validator_names: tuple[str, ...] = ("alice",)) -> dict:
     """The development genesis: the six dev accounts endowed, the named dev accounts validating."""
     return {
@@ -258,15 +233,9 @@ def dev_genesis_document(chain_id: str = DEV_CHAIN_ID, validator_names: tuple[st
             for name in validator_names
         ],
         "app_state": {
-            "system": {
-                "params": {
-                    "base_fee": str(system.Params.base_fee),
-                    "fee_per_byte": str(system.Params.fee_per_byte),
-                    "max_transaction_bytes": str(system.Params.max_transaction_bytes),
-                }
-            },
+            "system": {"params": params_to_json(system.PARAMS, system.Params())},
             "balances": {
-                "params": {"existential_deposit": str(balances.Params.existential_deposit)},
+                "params": params_to_json(balances.PARAMS, balances.Params()),
                 "balances": [
                     {"name": name, "address": dev_keypair(name).address, "amount": str(DEV_ENDOWMENT)}
                     for name in DEV_ACCOUNT_NAMES

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11proto/state.proto\x12\x10inferchain.state\"<\n\x0b\x41\x63\x63ountInfo\x12\r\n\x05nonce\x18\x01 \x01(\x04\x12\x0c\n\x04\x66ree\x18\x02 \x01(\x04\x12\x10\n\x08reserved\x18\x03 \x01(\x04\"D\n\nSupplyInfo\x12\x16\n\x0etotal_issuance\x18\x01 \x01(\x04\x12\x0e\n\x06\x62urned\x18\x02 \x01(\x04\x12\x0e\n\x06minted\x18\x03 \x01(\x04\"U\n\nChainState\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\x12\x14\n\x0cgenesis_hash\x18\x02 \x01(\x0c\x12\x0e\n\x06height\x18\x03 \x01(\x04\x12\x0f\n\x07time_ms\x18\x04 \x01(\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11proto/state.proto\x12\x10inferchain.state\"<\n\x0b\x41\x63\x63ountInfo\x12\r\n\x05nonce\x18\x01 \x01(\x04\x12\x0c\n\x04\x66ree\x18\x02 \x01(\x04\x12\x10\n\x08reserved\x18\x03 \x01(\x04\"D\n\nSupplyInfo\x12\x16\n\x0etotal_issuance\x18\x01 \x01(\x04\x12\x0e\n\x06\x62urned\x18\x02 \x01(\x04\x12\x0e\n\x06minted\x18\x03 \x01(\x04\"U\n\nChainState\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\x12\x14\n\x0cgenesis_hash\x18\x02 \x01(\x0c\x12\x0e\n\x06height\x18\x03 \x01(\x04\x12\x0f\n\x07time_ms\x18\x04 \x01(\x04\"U\n\x0cSystemParams\x12\x10\n\x08\x62\x61se_fee\x18\x01 \x01(\x04\x12\x14\n\x0c\x66\x65\x65_per_byte\x18\x02 \x01(\x04\x12\x1d\n\x15max_transaction_bytes\x18\x03 \x01(\x04\"[\n\x0e\x42\x61lancesParams\x12\x1b\n\x13\x65xistential_deposit\x18\x01 \x01(\x04\x12\x14\n\x0ctoken_symbol\x18\x02 \x01(\t\x12\x16\n\x0etoken_decimals\x18\x03 \x01(\rb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,4 +37,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SUPPLYINFO']._serialized_end=169
   _globals['_CHAINSTATE']._serialized_start=171
   _globals['_CHAINSTATE']._serialized_end=256
+  _globals['_SYSTEMPARAMS']._serialized_start=258
+  _globals['_SYSTEMPARAMS']._serialized_end=343
+  _globals['_BALANCESPARAMS']._serialized_start=345
+  _globals['_BALANCESPARAMS']._serialized_end=436
 # @@protoc_insertion_point(module_scope)

@@ -35,3 +35,23 @@ class ChainState(_message.Message):
     height: int
     time_ms: int
     def __init__(self, chain_id: _Optional[str] = ..., genesis_hash: _Optional[bytes] = ..., height: _Optional[int] = ..., time_ms: _Optional[int] = ...) -> None: ...
+
+class SystemParams(_message.Message):
+    __slots__ = ("base_fee", "fee_per_byte", "max_transaction_bytes")
+    BASE_FEE_FIELD_NUMBER: _ClassVar[int]
+    FEE_PER_BYTE_FIELD_NUMBER: _ClassVar[int]
+    MAX_TRANSACTION_BYTES_FIELD_NUMBER: _ClassVar[int]
+    base_fee: int
+    fee_per_byte: int
+    max_transaction_bytes: int
+    def __init__(self, base_fee: _Optional[int] = ..., fee_per_byte: _Optional[int] = ..., max_transaction_bytes: _Optional[int] = ...) -> None: ...
+
+class BalancesParams(_message.Message):
+    __slots__ = ("existential_deposit", "token_symbol", "token_decimals")
+    EXISTENTIAL_DEPOSIT_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_DECIMALS_FIELD_NUMBER: _ClassVar[int]
+    existential_deposit: int
+    token_symbol: str
+    token_decimals: int
+    def __init__(self, existential_deposit: _Optional[int] = ..., token_symbol: _Optional[str] = ..., token_decimals: _Optional[int] = ...) -> None: ...

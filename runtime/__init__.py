@@ -11,10 +11,12 @@ from runtime.executive import (
     transaction_rules,
     validate_transaction,
 )
-from runtime.genesis import RuntimeGenesis, build_genesis_state
+from runtime.genesis import RuntimeGenesis, build_genesis_state, export_app_state, parse_app_state
 from runtime.primitives import BlockContext, CheckedTransaction, DispatchError, InvalidTransaction
+from runtime.registry import RUNTIME
 
 __all__ = [
+    "RUNTIME",
     "BlockContext",
     "BlockExecution",
     "CheckedTransaction",
@@ -24,6 +26,8 @@ __all__ = [
     "TransactionRules",
     "apply_block",
     "build_genesis_state",
+    "export_app_state",
+    "parse_app_state",
     "check_transaction",
     "transaction_rules",
     "validate_transaction",

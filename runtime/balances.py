@@ -1,43 +1,65 @@
-"""balances: free and reserved balances, transfers, the existential deposit.
+"""balances: free and reserved balances, transfers, the existential deposit, the token's display.
 
 Shape: params, storage keys (accounts live in system's account record, as in
-Substrate), errors, events, calls, genesis.
+Substrate), errors, events, calls, genesis, and the declaration for the registry.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import Any, Mapping
 
 from proto import state_pb2, types_pb2
 from runtime import system
 from runtime.arithmetic import U64_MAX
+from runtime.module import (
+    ACCOUNT,
+    AMOUNT,
+    CallSpec,
+    EventSpec,
+    GenesisContext,
+    GenesisInvalid,
+    GenesisSpec,
+    ModuleSpec,
+    ParamsSpec,
+    check_section_keys,
+)
+from runtime.params import decode_params, encode_params, params_from_json, params_to_json, parse_integer
 from runtime.primitives import DispatchError, make_event
-from runtime.state import Overlay, StateReader
+from runtime.state import IterableState, Overlay, StateReader
 
 MODULE = "balances"
+MAX_GENESIS_ACCOUNTS = 100_000
 
 # --- params -------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Params:
-    """The least balance that creates a new account (so dust cannot bloat state)."""
+    """The least balance that creates a new account (so dust cannot bloat state), and the token's display."""
 
     existential_deposit: int = 1_000_000
+    token_symbol: str = "INFER"
+    token_decimals: int = 18
 
     def validate(self) -> None:
         if not 0 < self.existential_deposit <= U64_MAX:
             raise ValueError("balances.params.existential_deposit must be a positive 64-bit integer")
+        if not (self.token_symbol.isascii() and self.token_symbol.isalnum() and 0 < len(self.token_symbol) <= 12):
+            raise ValueError("balances.params.token_symbol must be 1 to 12 ASCII letters or digits")
+        if not 0 <= self.token_decimals <= 19:
+            # 10^19 is the first power of ten past 2^64: a larger unit could never be held.
+            raise ValueError("balances.params.token_decimals must be between 0 and 19")
 
 
 # --- storage keys ---------------------------------------------------------------
 
 PARAMS_KEY = b"balances/params"
+PARAMS = ParamsSpec(Params, state_pb2.BalancesParams, PARAMS_KEY)
 
 
 def read_params(state: StateReader) -> Params:
-    return Params(**json.loads(state.get(PARAMS_KEY)))
+    return decode_params(PARAMS, state.get(PARAMS_KEY))
 
 
 # --- errors ---------------------------------------------------------------------
@@ -65,6 +87,14 @@ class ZeroAmount(BalancesError):
 
 # --- events ---------------------------------------------------------------------
 
+EVENTS = (
+    EventSpec(
+        "Transfer",
+        "An amount moved from one account's free balance to another's.",
+        {"sender": ACCOUNT, "dest": ACCOUNT, "amount": AMOUNT},
+    ),
+)
+
 
 def transfer_event(sender: bytes, dest: bytes, amount: int) -> types_pb2.Event:
     return make_event(MODULE, "Transfer", sender=sender.hex(), dest=dest.hex(), amount=amount)
@@ -73,14 +103,19 @@ def transfer_event(sender: bytes, dest: bytes, amount: int) -> types_pb2.Event:
 # --- calls ----------------------------------------------------------------------
 
 
+def check_transfer(call: types_pb2.Transfer) -> None:
+    """What makes a transfer fail whatever the state: refused before it costs a fee."""
+    if len(call.dest) != 32:
+        raise InvalidDestination(f"destination must be a 32-byte account id, got {len(call.dest)} bytes")
+    if call.amount == 0:
+        raise ZeroAmount("transfer amount must be positive")
+
+
 def transfer(state: Overlay, origin: bytes, call: types_pb2.Transfer) -> None:
     """Move `call.amount` from the origin's free balance to `call.dest`."""
+    check_transfer(call)
     amount = call.amount
     dest = call.dest
-    if len(dest) != 32:
-        raise InvalidDestination(f"destination must be a 32-byte account id, got {len(dest)} bytes")
-    if amount == 0:
-        raise ZeroAmount("transfer amount must be positive")
     sender_account = system.read_account(state, origin)
     if sender_account is None or sender_account.free < amount:
         free = 0 if sender_account is None else sender_account.free
@@ -111,6 +146,18 @@ def transfer_cost(call: types_pb2.Transfer) -> int:
     return call.amount
 
 
+CALLS = (
+    CallSpec(
+        name="transfer",
+        message=types_pb2.Transfer,
+        doc="Move an amount from your free balance to another account.",
+        handler=transfer,
+        cost=transfer_cost,
+        check=check_transfer,
+        fields={"dest": ACCOUNT, "amount": AMOUNT},
+    ),
+)
+
 # --- genesis --------------------------------------------------------------------
 
 
@@ -125,19 +172,66 @@ class GenesisConfig:
         return sum(amount for _, amount in self.balances)
 
 
+def parse_genesis(section: Mapping[str, Any], context: GenesisContext) -> GenesisConfig:
+    """`app_state.balances`: {"params": {...}, "balances": [{"address", "amount", "name"?}, ...]}."""
+    check_section_keys(section, ("params", "balances"), "app_state.balances")
+    params = params_from_json(PARAMS, section.get("params", {}), "app_state.balances.params")
+    entries = section.get("balances", [])
+    if not isinstance(entries, list) or len(entries) > MAX_GENESIS_ACCOUNTS:
+        raise GenesisInvalid(f"app_state.balances.balances must be a list of at most {MAX_GENESIS_ACCOUNTS} entries")
+    endowed = tuple(_endowment(entry, f"app_state.balances.balances[{index}]", context) for index, entry in enumerate(entries))
+    return GenesisConfig(params=params, balances=endowed)
+
+
+def _endowment(entry: Any, where: str, context: GenesisContext) -> tuple[bytes, int]:
+    check_section_keys(entry, ("name", "address", "amount"), where)
+    address = entry.get("address")
+    if not isinstance(address, str):
+        raise GenesisInvalid(f"{where}.address must be an address string")
+    try:
+        account = context.decode_account(address)
+    except ValueError as error:
+        raise GenesisInvalid(f"{where}.address: {error}") from None
+    return account, parse_integer(entry.get("amount"), f"{where}.amount")
+
+
 def genesis(state: Overlay, config: GenesisConfig) -> None:
-    """Write the parameters and the endowed accounts."""
+    """Write the parameters and the endowed accounts, and add them to the total issuance."""
     config.params.validate()
-    state.set(PARAMS_KEY, json.dumps(asdict(config.params), sort_keys=True).encode())
+    state.set(PARAMS_KEY, encode_params(PARAMS, config.params))
     seen: set[bytes] = set()
     for account, amount in config.balances:
         if len(account) != 32:
-            raise ValueError("balances.balances: every account must be a 32-byte public key")
+            raise GenesisInvalid("app_state.balances.balances: every account must be a 32-byte public key")
         if account in seen:
-            raise ValueError(f"balances.balances: account {account.hex()} is listed twice")
+            raise GenesisInvalid(f"app_state.balances.balances: account {account.hex()} is listed twice")
         if amount < config.params.existential_deposit:
-            raise ValueError(f"balances.balances: {amount} is below the existential deposit")
+            raise GenesisInvalid(f"app_state.balances.balances: {amount} is below the existential deposit")
         seen.add(account)
         system.write_account(state, account, state_pb2.AccountInfo(free=amount))
     if config.total_issuance > U64_MAX:
-        raise ValueError("balances.balances: the total issuance does not fit in 64 bits")
+        raise GenesisInvalid("app_state.balances.balances: the total issuance does not fit in 64 bits")
+    system.add_issuance(state, config.total_issuance)
+
+
+def export_genesis(state: IterableState, encode_account=bytes.hex) -> dict:
+    """The `app_state.balances` section: parameters, and every account's free balance in key order."""
+    endowed = []
+    for key, value in state.iter_prefix(system.ACCOUNT_PREFIX):
+        account = key[len(system.ACCOUNT_PREFIX):]
+        info = state_pb2.AccountInfo.FromString(value)
+        endowed.append({"address": encode_account(account), "amount": str(info.free + info.reserved)})
+    return {"params": params_to_json(PARAMS, read_params(state)), "balances": endowed}
+
+
+# --- declaration ----------------------------------------------------------------
+
+SPEC = ModuleSpec(
+    name=MODULE,
+    doc="Free and reserved balances, transfers, the existential deposit.",
+    params=PARAMS,
+    genesis=GenesisSpec(parse=parse_genesis, build=genesis, export=export_genesis),
+    calls=CALLS,
+    events=EVENTS,
+    errors=(InsufficientBalance, ExistentialDeposit, InvalidDestination, ZeroAmount),
+)

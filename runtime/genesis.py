@@ -1,24 +1,43 @@
-"""The genesis state: each module's genesis builder, run in a fixed order."""
+"""The genesis state: each registered module parses its `app_state` section and builds its state."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 
-from runtime import balances, system
-from runtime.state import MemoryState, Overlay
+from runtime.module import GenesisContext, GenesisInvalid
+from runtime.registry import RUNTIME
+from runtime.state import IterableState, MemoryState, Overlay
 
 
 @dataclass(frozen=True)
 class RuntimeGenesis:
-    """Every module's genesis configuration, already parsed and typed."""
+    """Every module's genesis configuration, parsed and typed, by module name."""
 
-    system: system.GenesisConfig
-    balances: balances.GenesisConfig
+    modules: Mapping[str, Any]
+
+
+def parse_app_state(app_state: Any, context: GenesisContext) -> RuntimeGenesis:
+    """Hand each module its `app_state.<module>` section (absent: {}); unknown sections are refused."""
+    if not isinstance(app_state, Mapping):
+        raise GenesisInvalid("app_state must be an object")
+    known = [module.name for module in RUNTIME.modules]
+    unknown = sorted(set(app_state) - set(known))
+    if unknown:
+        raise GenesisInvalid(f"app_state: unknown module {str(unknown[0])[:40]!r} (known: {', '.join(known)})")
+    return RuntimeGenesis(
+        {module.name: module.genesis.parse(app_state.get(module.name, {}), context) for module in RUNTIME.modules}
+    )
 
 
 def build_genesis_state(config: RuntimeGenesis) -> dict[bytes, bytes]:
-    """The key-value state the chain starts from. Raises ValueError on an invalid configuration."""
+    """The key-value state the chain starts from, modules in registry order. Raises ValueError."""
     state = Overlay(MemoryState())
-    balances.genesis(state, config.balances)
-    system.genesis(state, config.system, config.balances.total_issuance)
+    for module in RUNTIME.modules:
+        module.genesis.build(state, config.modules[module.name])
     return {key: value for key, value in state.writes.items() if value is not None}
+
+
+def export_app_state(state: IterableState, encode_account: Callable[[bytes], str]) -> dict:
+    """The `app_state` that rebuilds `state`'s module parameters and balances (a new chain from this one)."""
+    return {module.name: module.genesis.export(state, encode_account) for module in RUNTIME.modules}

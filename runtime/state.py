@@ -22,6 +22,14 @@ class StateReader(Protocol):
     def get(self, key: bytes) -> bytes | None: ...
 
 
+class IterableState(StateReader, Protocol):
+    """Committed state that can also be walked by key prefix (genesis export, diagnostics)."""
+
+    def iter_prefix(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        """Stored (key, value) pairs under a prefix, sorted by key."""
+        ...
+
+
 class MemoryState:
     """A plain dict as committed state: genesis building, tests and simulation."""
 
@@ -30,6 +38,10 @@ class MemoryState:
 
     def get(self, key: bytes) -> bytes | None:
         return self.items.get(key)
+
+    def iter_prefix(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        for key in sorted(key for key in self.items if key.startswith(prefix)):
+            yield key, self.items[key]
 
     def apply(self, changes: Mapping[bytes, bytes | None]) -> None:
         """Write a change set (None deletes)."""

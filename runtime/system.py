@@ -1,17 +1,30 @@
 """system: accounts and nonces, transaction fees, the chain's identity and clock, block hooks.
 
-Shape (as every runtime module): params, storage keys, errors, events, calls, hooks, genesis.
+Shape (as every runtime module): params, storage keys, errors, events, calls, hooks, genesis,
+and the module's declaration for the registry at the end.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
+from typing import Any, Mapping
 
 from proto import state_pb2, types_pb2
 from runtime.arithmetic import U64_MAX
+from runtime.module import (
+    ACCOUNT,
+    AMOUNT,
+    EventSpec,
+    GenesisContext,
+    GenesisInvalid,
+    GenesisSpec,
+    ModuleSpec,
+    ParamsSpec,
+    check_section_keys,
+)
+from runtime.params import decode_params, encode_params, params_from_json, params_to_json
 from runtime.primitives import BlockContext, DispatchError, make_event
-from runtime.state import Overlay, StateReader
+from runtime.state import IterableState, Overlay, StateReader
 
 MODULE = "system"
 
@@ -45,9 +58,11 @@ CHAIN_KEY = b"system/chain"
 SUPPLY_KEY = b"system/supply"
 PARAMS_KEY = b"system/params"
 
+PARAMS = ParamsSpec(Params, state_pb2.SystemParams, PARAMS_KEY)
+
 
 def account_key(account: bytes) -> bytes:
-    """Where an account's nonce and balances are stored."""
+    """Where an account's nonce and balances are stored: the prefix, then the raw 32-byte id."""
     return ACCOUNT_PREFIX + account
 
 
@@ -67,6 +82,11 @@ class TimeWentBackwards(SystemError_):
 
 
 # --- events ---------------------------------------------------------------------
+
+EVENTS = (
+    EventSpec("NewAccount", "An account was stored for the first time.", {"account": ACCOUNT}),
+    EventSpec("FeesPaid", "The block's transaction fees reached its author.", {"author": ACCOUNT, "amount": AMOUNT}),
+)
 
 
 def new_account_event(account: bytes) -> types_pb2.Event:
@@ -89,11 +109,11 @@ def read_account(state: StateReader, account: bytes) -> state_pb2.AccountInfo | 
 
 
 def write_account(state: Overlay, account: bytes, info: state_pb2.AccountInfo) -> None:
-    state.set(ACCOUNT_PREFIX + account, info.SerializeToString())
+    state.set(ACCOUNT_PREFIX + account, info.SerializeToString(deterministic=True))
 
 
 def read_params(state: StateReader) -> Params:
-    return Params(**json.loads(state.get(PARAMS_KEY)))
+    return decode_params(PARAMS, state.get(PARAMS_KEY))
 
 
 def read_chain(state: StateReader) -> state_pb2.ChainState:
@@ -104,7 +124,16 @@ def read_supply(state: StateReader) -> state_pb2.SupplyInfo:
     return state_pb2.SupplyInfo.FromString(state.get(SUPPLY_KEY))
 
 
-# --- calls (none yet) / fee handling ---------------------------------------------
+def add_issuance(state: Overlay, amount: int) -> None:
+    """Record `amount` created at genesis in the total issuance."""
+    supply = read_supply(state)
+    supply.total_issuance += amount
+    if supply.total_issuance > U64_MAX:
+        raise GenesisInvalid("the total issuance does not fit in 64 bits")
+    state.set(SUPPLY_KEY, supply.SerializeToString(deterministic=True))
+
+
+# --- calls (none) / fee handling --------------------------------------------------
 
 
 def charge_fee(state: Overlay, sender: bytes, account: state_pb2.AccountInfo, fee: int) -> None:
@@ -136,7 +165,7 @@ def on_initialize(state: Overlay, block: BlockContext) -> None:
         raise TimeWentBackwards(f"block time {block.time_ms} ms is not after its parent's {chain.time_ms} ms")
     chain.height = block.height
     chain.time_ms = block.time_ms
-    state.set(CHAIN_KEY, chain.SerializeToString())
+    state.set(CHAIN_KEY, chain.SerializeToString(deterministic=True))
 
 
 def on_finalize(state: Overlay, block: BlockContext, fees: int) -> None:
@@ -158,8 +187,15 @@ class GenesisConfig:
     params: Params
 
 
-def genesis(state: Overlay, config: GenesisConfig, total_issuance: int) -> None:
-    """Write the chain identity, parameters and supply; the first block has height initial_height."""
+def parse_genesis(section: Mapping[str, Any], context: GenesisContext) -> GenesisConfig:
+    """`app_state.system`: {"params": {...}}."""
+    check_section_keys(section, ("params",), "app_state.system")
+    params = params_from_json(PARAMS, section.get("params", {}), "app_state.system.params")
+    return GenesisConfig(context.chain_id, context.genesis_hash, context.genesis_time_ms, context.initial_height, params)
+
+
+def genesis(state: Overlay, config: GenesisConfig) -> None:
+    """Write the chain identity and parameters, and an empty supply that other modules add to."""
     config.params.validate()
     chain = state_pb2.ChainState(
         chain_id=config.chain_id,
@@ -167,6 +203,25 @@ def genesis(state: Overlay, config: GenesisConfig, total_issuance: int) -> None:
         height=config.initial_height - 1,
         time_ms=config.genesis_time_ms,
     )
-    state.set(CHAIN_KEY, chain.SerializeToString())
-    state.set(PARAMS_KEY, json.dumps(asdict(config.params), sort_keys=True).encode())
-    state.set(SUPPLY_KEY, state_pb2.SupplyInfo(total_issuance=total_issuance).SerializeToString())
+    state.set(CHAIN_KEY, chain.SerializeToString(deterministic=True))
+    state.set(PARAMS_KEY, encode_params(PARAMS, config.params))
+    state.set(SUPPLY_KEY, state_pb2.SupplyInfo().SerializeToString(deterministic=True))
+
+
+def export_genesis(state: IterableState, encode_account=bytes.hex) -> dict:
+    """The `app_state.system` section that rebuilds this module's parameters."""
+    return {"params": params_to_json(PARAMS, read_params(state))}
+
+
+# --- declaration ----------------------------------------------------------------
+
+SPEC = ModuleSpec(
+    name=MODULE,
+    doc="Accounts, nonces, fees, the chain's identity and clock.",
+    params=PARAMS,
+    genesis=GenesisSpec(parse=parse_genesis, build=genesis, export=export_genesis),
+    events=EVENTS,
+    errors=(InvalidBlockHeight, TimeWentBackwards),
+    on_initialize=on_initialize,
+    on_finalize=on_finalize,
+)

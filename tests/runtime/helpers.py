@@ -40,10 +40,12 @@ AUTHOR = ACCOUNTS[0]
 def genesis_state(endowed: int = 4, params: system.Params = system.Params()) -> MemoryState:
     """A chain where the first `endowed` accounts hold ENDOWMENT each."""
     config = RuntimeGenesis(
-        system=system.GenesisConfig(CHAIN_ID, GENESIS_HASH, GENESIS_TIME_MS, 1, params),
-        balances=balances.GenesisConfig(
-            balances.Params(), tuple((account.public_key, ENDOWMENT) for account in ACCOUNTS[:endowed])
-        ),
+        {
+            "system": system.GenesisConfig(CHAIN_ID, GENESIS_HASH, GENESIS_TIME_MS, 1, params),
+            "balances": balances.GenesisConfig(
+                balances.Params(), tuple((account.public_key, ENDOWMENT) for account in ACCOUNTS[:endowed])
+            ),
+        }
     )
     return MemoryState(build_genesis_state(config))
 

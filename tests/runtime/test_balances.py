@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from runtime import balances
+from runtime.executive import CallWouldFail, InvalidCall, check_transaction, transaction_rules, validate_transaction
 from tests.runtime.helpers import ACCOUNTS, AUTHOR, ENDOWMENT, free, genesis_state, nonce, run_block, transfer
 
 ALICE, BOB, CHARLIE = ACCOUNTS[1], ACCOUNTS[2], ACCOUNTS[3]
@@ -47,14 +50,34 @@ def test_transfer_to_new_account_needs_existential_deposit():
     assert ("system", "NewAccount") in [(event.module, event.name) for event in receipts.transactions[0].events]
 
 
-def test_zero_amount_and_bad_destination_are_refused():
+@pytest.mark.parametrize(
+    "dest, amount, words",
+    [(BOB.public_key, 0, "balances.ZeroAmount"), (b"\x01" * 5, 5, "balances.InvalidDestination: destination must be a 32-byte")],
+)
+def test_doomed_transfers_are_refused_by_stateless_checks_before_any_fee(dest, amount, words):
+    # They used to be admitted and then charge a fee in the block (issue 13, item 7).
     state = genesis_state()
-    receipts = run_block(
-        state,
-        [transfer(ALICE, BOB.public_key, 0, nonce=0), transfer(ALICE, b"\x01" * 31, 5, nonce=1)],
-    )
-    assert [receipt.error_name for receipt in receipts.transactions] == ["ZeroAmount", "InvalidDestination"]
-    assert free(state, BOB) == ENDOWMENT
+    with pytest.raises(InvalidCall, match=words):
+        check_transaction(transfer(ALICE, dest, amount, nonce=0), transaction_rules(state))
+
+
+def test_pool_refuses_a_transfer_below_the_existential_deposit_with_that_reason():
+    state = genesis_state()
+    deposit = balances.read_params(state).existential_deposit
+    rules = transaction_rules(state)
+    checked = check_transaction(transfer(ALICE, NEWCOMER.public_key, deposit - 1, nonce=0), rules)
+    with pytest.raises(CallWouldFail, match="balances.ExistentialDeposit: .* below the existential deposit"):
+        validate_transaction(state, checked, rules, allow_future=True)
+    enough = check_transaction(transfer(ALICE, NEWCOMER.public_key, deposit, nonce=0), rules)
+    validate_transaction(state, enough, rules, allow_future=True)
+
+
+def test_pool_judges_a_queued_later_nonce_when_its_turn_comes():
+    # nonce 1 may depend on nonce 0 (which could create the destination), so the pool does not dry-run it.
+    state = genesis_state()
+    rules = transaction_rules(state)
+    later = check_transaction(transfer(ALICE, NEWCOMER.public_key, 1, nonce=1), rules)
+    validate_transaction(state, later, rules, allow_future=True)
 
 
 def test_transfer_to_self_changes_nothing_but_the_fee():

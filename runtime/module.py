@@ -1,0 +1,117 @@
+"""What a runtime module declares, in one place, to join the runtime (runtime/registry.py).
+
+As FRAME's `construct_runtime!` or the Cosmos SDK's module manager: a module hands
+the registry its parameters, genesis (parse, build, export), calls, events, errors
+and hooks. The executive, the genesis loader, the client and the CLI are driven by
+these declarations, so a new transaction type is added in its module alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from google.protobuf.message import Message
+
+from runtime.params import decode_params
+from runtime.primitives import BlockContext, DispatchError
+from runtime.state import IterableState, Overlay, StateReader
+
+# What an event attribute or call field holds, so the edges can show it to a person:
+# an account as an SS58 address, an amount with the token's decimals and symbol.
+ACCOUNT = "account"  # 64 lowercase hex characters of a 32-byte account id (bytes on the wire)
+AMOUNT = "amount"  # an integer number of base units of the token
+INTEGER = "integer"  # any other integer
+HASH = "hash"  # 64 lowercase hex characters of a 32-byte hash
+TEXT = "text"
+
+
+class GenesisInvalid(ValueError):
+    """A module's genesis section cannot start a chain; the message names the field."""
+
+
+@dataclass(frozen=True)
+class GenesisContext:
+    """What every module's genesis may use besides its own section."""
+
+    chain_id: str
+    genesis_hash: bytes
+    genesis_time_ms: int
+    initial_height: int
+    # Turns an address string of the chain into a 32-byte account id; raises ValueError.
+    # Passed in by the chain, so the runtime knows no address format.
+    decode_account: Callable[[str], bytes]
+
+
+@dataclass(frozen=True)
+class CallSpec:
+    """One transaction type: the `TransactionBody.call` field `name` holding a `message`."""
+
+    name: str
+    message: type[Message]
+    doc: str
+    # Checks, writes and events; raises the module's DispatchError to fail (fee kept).
+    handler: Callable[[Overlay, bytes, Any], None]
+    # What the call spends from the sender beside the fee (checked before the pool takes it).
+    cost: Callable[[Any], int]
+    # Stateless checks: raises the module's DispatchError for a call that can never succeed.
+    check: Callable[[Any], None] = lambda call: None
+    # How the edges read and show each field of the message (field name -> kind above).
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """One event a module emits: its name and each attribute's kind."""
+
+    name: str
+    doc: str
+    attributes: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class GenesisSpec:
+    """A module's genesis: parse its `app_state.<module>` section, build state, export it back."""
+
+    parse: Callable[[Mapping[str, Any], GenesisContext], Any]
+    build: Callable[[Overlay, Any], None]
+    # Exports the section back from state; accounts are written with `encode_account` (the chain's address format).
+    export: Callable[[IterableState, Callable[[bytes], str]], dict]
+
+
+@dataclass(frozen=True)
+class ParamsSpec:
+    """A module's parameters: a frozen dataclass, stored as a protobuf message under `key`."""
+
+    type: type
+    message: type[Message]
+    key: bytes
+
+
+@dataclass(frozen=True)
+class ModuleSpec:
+    """Everything a runtime module declares."""
+
+    name: str
+    doc: str
+    params: ParamsSpec | None
+    genesis: GenesisSpec
+    calls: tuple[CallSpec, ...] = ()
+    events: tuple[EventSpec, ...] = ()
+    errors: tuple[type[DispatchError], ...] = ()
+    on_initialize: Callable[[Overlay, BlockContext], None] | None = None
+    # Runs after the block's transactions; `fees` is what they paid in total.
+    on_finalize: Callable[[Overlay, BlockContext, int], None] | None = None
+
+    def read_params(self, state: StateReader):
+        """The module's parameters as stored in `state`."""
+        return decode_params(self.params, state.get(self.params.key))
+
+
+def check_section_keys(section: Any, allowed: tuple[str, ...], where: str) -> None:
+    """Refuse a genesis section that is not an object or names a field the module does not know."""
+    if not isinstance(section, Mapping):
+        raise GenesisInvalid(f"{where} must be an object")
+    unknown = sorted(set(section) - set(allowed))
+    if unknown:
+        raise GenesisInvalid(f"{where}: unknown field {str(unknown[0])[:40]!r} (known: {', '.join(allowed)})")

@@ -1,0 +1,63 @@
+"""The runtime's modules, in one list: the executive, genesis, client and CLI are driven by it.
+
+As FRAME's `construct_runtime!`: the order below is the order of genesis building
+and of the per-block hooks (on_initialize first to last, then the transactions,
+then on_finalize first to last). A new module is written in its own file and
+added here; nothing else needs an edit to dispatch its calls, build its genesis
+or show its events. docs/runtime.md walks through it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Iterable, Mapping
+
+from runtime import balances, system
+from runtime.module import CallSpec, EventSpec, ModuleSpec
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """The registered modules and indexes over their declarations."""
+
+    modules: tuple[ModuleSpec, ...]
+
+    def __post_init__(self) -> None:
+        names = [module.name for module in self.modules]
+        if len(set(names)) != len(names):
+            raise ValueError(f"a module is registered twice: {names}")
+        calls = [call.name for module in self.modules for call in module.calls]
+        if len(set(calls)) != len(calls):
+            raise ValueError(f"a call name is declared twice: {calls}")
+
+    def module(self, name: str) -> ModuleSpec | None:
+        return next((module for module in self.modules if module.name == name), None)
+
+    @cached_property
+    def calls(self) -> Mapping[str, CallSpec]:
+        """Every transaction type by its `TransactionBody.call` field name, in module order."""
+        return {call.name: call for module in self.modules for call in module.calls}
+
+    def call_module(self, call_name: str) -> ModuleSpec | None:
+        """The module that declares a call."""
+        return next((module for module in self.modules if any(c.name == call_name for c in module.calls)), None)
+
+    def event(self, module_name: str, event_name: str) -> EventSpec | None:
+        module = self.module(module_name)
+        if module is None:
+            return None
+        return next((event for event in module.events if event.name == event_name), None)
+
+    def hooks(self, which: str) -> Iterable:
+        """The modules' on_initialize or on_finalize hooks, in registry order."""
+        return [getattr(module, which) for module in self.modules if getattr(module, which) is not None]
+
+
+RUNTIME = Runtime(modules=(system.SPEC, balances.SPEC))
+
+
+def event_attribute_kind(module: str, event: str, key: str) -> str | None:
+    """How an event attribute should be shown: "account", "amount", ... (runtime/module.py), or None."""
+    spec = RUNTIME.event(module, event)
+    return None if spec is None else spec.attributes.get(key)
