@@ -11,6 +11,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import contextlib
+import errno
+import re
+import urllib.request
+
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -81,6 +86,14 @@ class NodeProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
 
+    def metrics(self) -> str:
+        """The node's /metrics page (the port it picked is in its log)."""
+        found = re.search(r"prometheus metrics on (http://\S+/metrics)", self.log())
+        if found is None:
+            raise RuntimeError("the node logged no metrics address")
+        with urllib.request.urlopen(found.group(1), timeout=5) as reply:
+            return reply.read().decode()
+
     def kill(self) -> None:
         """SIGKILL: the crash a node must survive."""
         if self.process and self.process.poll() is None:
@@ -104,3 +117,32 @@ class NodeProcess:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+
+@contextlib.contextmanager
+def small_filesystem(path: Path, size_mb: int):
+    """A tmpfs of `size_mb` MiB mounted at `path` (needs root), unmounted afterwards."""
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(path)], capture_output=True, text=True
+    )
+    if mounted.returncode != 0:
+        raise RuntimeError(f"cannot mount a tmpfs at {path}: {mounted.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def fill_filesystem(path: Path) -> Path:
+    """Write a file at `path` until its filesystem has no space left; the file, to delete to free it."""
+    chunk = b"\0" * (64 * 1024)
+    with open(path, "wb", buffering=0) as file:
+        while True:
+            try:
+                file.write(chunk)
+            except OSError as error:
+                if error.errno != errno.ENOSPC:
+                    raise
+                break
+    return path

@@ -14,6 +14,7 @@ from chain.cli.errors import CliError
 from chain.crypto import dev_keypair
 from chain.genesis import GenesisError, load_genesis, parse_genesis, dev_genesis_document
 from chain.logs import configure_logging
+from chain.text import quote_input
 
 log = logging.getLogger("inferchain.node")
 
@@ -73,6 +74,11 @@ def _check_port(value: int, option: str) -> None:
         raise CliError(f"{option} must be a port number between 0 and 65535, got {value}")
 
 
+def _check_base_path(path: Path) -> None:
+    if path.exists() and not path.is_dir():
+        raise CliError(f"the data directory {quote_input(str(path))} is a file, not a directory (--base-path)")
+
+
 def run(args: argparse.Namespace) -> int:
     """Run until SIGINT or SIGTERM; exit 0 after a clean stop."""
     from chain.node.runner import Node, NodeConfig, NodeStartError
@@ -86,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         log.warning("--bootnodes ignored: peer-to-peer networking arrives with multi-validator consensus")
     temporary = Path(tempfile.mkdtemp(prefix="inferchain-")) if args.tmp else None
     base_path = temporary or args.base_path or default_home()
+    _check_base_path(base_path)
     config = NodeConfig(
         genesis=genesis,
         base_path=base_path,

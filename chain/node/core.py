@@ -17,7 +17,7 @@ from typing import Callable, Iterable
 from chain.crypto import Keypair
 from chain.genesis import Genesis
 from chain.mempool import Mempool, PoolError, PoolLimits
-from chain.storage import BlockWrite, ChainStore, Head
+from chain.storage import BlockWrite, ChainStore, Head, StoreError
 from proto import state_pb2, types_pb2
 from runtime import system
 from runtime.executive import (
@@ -33,6 +33,10 @@ from runtime.primitives import BlockContext, CheckedTransaction, InvalidTransact
 log = logging.getLogger(__name__)
 
 VOTE_SIGNING_CONTEXT = b"inferchain/vote/v1"
+
+
+class ProductionHalted(Exception):
+    """A block could not be stored; this node produces no more blocks until it is restarted."""
 
 
 class Rejected(Exception):
@@ -76,6 +80,9 @@ class NodeStats:
     last_block_transactions: int = 0
     last_block_seconds: float = 0.0
     started_at: float = field(default_factory=time.time)
+    # Set when a block could not be written: production stops for good (until a restart), queries go on.
+    production_halted: bool = False
+    storage_errors: int = 0
 
 
 class NodeCore:
@@ -205,6 +212,8 @@ class NodeCore:
 
     def produce_block(self) -> ProducedBlock:
         """Build, execute, sign and commit the next block from the pool's best transactions."""
+        if self.stats.production_halted:
+            raise ProductionHalted(f"block production halted at #{self.head.height} after a failed write")
         started = time.perf_counter()
         with self._lock:
             head = self.head
@@ -240,7 +249,10 @@ class NodeCore:
         finalized = types_pb2.FinalizedBlock(block=block, commit=self._commit_for(context, block_hash))
         write = BlockWrite(context.height, block_hash, finalized, receipts, [tx.hash for tx in included], changes)
         with self._new_block:
-            self.store.commit_block(write, state_root, batch)
+            try:
+                self.store.commit_block(write, state_root, batch)
+            except StoreError as error:
+                raise self.halt_production(error) from None
             self._after_commit(included, dropped)
             self._new_block.notify_all()
         elapsed = time.perf_counter() - started
@@ -249,6 +261,19 @@ class NodeCore:
         self.stats.last_block_transactions = len(included)
         self.stats.last_block_seconds = elapsed
         return ProducedBlock(context.height, block_hash, len(included), elapsed)
+
+    def halt_production(self, error: StoreError) -> ProductionHalted:
+        """Stop producing after a storage failure: the head stays at what is on disk, no block is built on it.
+
+        The store refuses writes after a failed one itself; this makes the halt visible (metrics, one log line).
+        """
+        self.stats.production_halted = True
+        self.stats.storage_errors += 1
+        log.error(
+            "block production halted: %s; still serving queries at #%d; fix the disk, then restart the node",
+            error, self.head.height,
+        )
+        return ProductionHalted(str(error))
 
     def _select_candidates(self) -> list[CheckedTransaction]:
         limits = self.genesis.consensus

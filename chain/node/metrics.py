@@ -22,6 +22,8 @@ def render_metrics(core) -> str:
         ("inferchain_blocks_produced_total", "counter", "Blocks produced by this node.", stats.blocks),
         ("inferchain_last_block_transactions", "gauge", "Transactions in the last produced block.", stats.last_block_transactions),
         ("inferchain_last_block_seconds", "gauge", "Time taken to build and commit the last block.", stats.last_block_seconds),
+        ("inferchain_block_production_halted", "gauge", "1 when a storage failure stopped block production until a restart.", int(stats.production_halted)),
+        ("inferchain_storage_errors_total", "counter", "Storage failures that halted block production (a failed write, a damaged read).", stats.storage_errors),
     ]
     text = []
     for name, kind, help_text, value in lines:

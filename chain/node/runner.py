@@ -8,16 +8,22 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from grpc_health.v1 import health_pb2
+
 from chain.crypto import Keypair
 from chain.genesis import Genesis
 from chain.node.api import NodeApi
-from chain.node.core import NodeCore
+from chain.node.core import NodeCore, ProductionHalted
 from chain.node.metrics import MetricsServer, render_metrics
 from chain.node.server import ApiServer
 from chain.ss58 import encode_address
 from chain.storage import ChainStore, StoreError
 
 log = logging.getLogger("inferchain.node")
+
+# A gRPC health service name of its own: "" and the Node service stay SERVING for queries after a
+# failed write, while this one turns NOT_SERVING when block production has halted.
+BLOCK_PRODUCTION_HEALTH = "inferchain.node.BlockProduction"
 
 
 class NodeStartError(Exception):
@@ -102,6 +108,7 @@ class Node:
         if self.metrics is not None:
             self.metrics.start()
             log.info("prometheus metrics on http://%s:%d/metrics", self.config.prometheus_host, self.metrics.port)
+        self._set_production_health(health_pb2.HealthCheckResponse.SERVING)
         self._producer.start()
         self.api.mark_serving()
         log.info("gRPC API on %s:%d", self.config.rpc_host, self.api.port)
@@ -134,6 +141,13 @@ class Node:
             next_slot = max(next_slot + block_time, time.monotonic())
             try:
                 produced = self.core.produce_block()
+            except ProductionHalted:  # the core logged why; say it on health too, and stop trying
+                self._set_production_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+                return
+            except StoreError as error:  # a damaged read while building the block: no retry can fix it
+                self.core.halt_production(error)
+                self._set_production_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+                return
             except Exception:  # a bug, not bad input: keep the node alive and say so loudly
                 log.exception("block production failed; retrying next slot")
                 continue
@@ -141,3 +155,6 @@ class Node:
                 "produced #%d (%s) with %d transactions in %.0f ms",
                 produced.height, produced.hash.hex()[:16], produced.transactions, produced.elapsed_s * 1000,
             )
+
+    def _set_production_health(self, status) -> None:
+        self.api.health.set(BLOCK_PRODUCTION_HEALTH, status)

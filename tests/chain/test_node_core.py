@@ -1,0 +1,110 @@
+"""NodeCore in-process over a real LevelDB store: block times from an injected clock, and a halt on a failed write."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import pytest
+
+from chain.crypto import dev_keypair
+from chain.genesis import dev_genesis_document, parse_genesis
+from chain.node.core import NodeCore, ProductionHalted
+from chain.storage import ChainStore
+from proto import types_pb2
+from runtime import system
+from tests.nodes import fill_filesystem, small_filesystem
+
+GENESIS = parse_genesis(dev_genesis_document())
+
+
+class FakeClock:
+    """Seconds since the epoch, moved only by the test."""
+
+    def __init__(self, now: float):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(GENESIS.genesis_time_ms / 1000 + 3600)  # an hour after genesis
+
+
+def node_core(path, clock) -> NodeCore:
+    store = ChainStore(path)
+    store.initialize(GENESIS.chain_id, GENESIS.hash, GENESIS.initial_height, GENESIS.state())
+    return NodeCore(store, GENESIS, dev_keypair("alice"), clock=clock)
+
+
+def block_time_ms(core: NodeCore, block_hash: bytes) -> int:
+    finalized = core.store.finalized_block(block_hash)
+    return types_pb2.Header.FromString(finalized.block.header).time_ms
+
+
+def test_block_time_follows_the_injected_clock(tmp_path, clock):
+    core = node_core(tmp_path / "db", clock)
+    times = []
+    for step_s in (0.0, 2.5, 0.25, 60.0):
+        clock.now += step_s
+        produced = core.produce_block()
+        times.append(block_time_ms(core, produced.hash))
+        assert times[-1] == int(clock.now * 1000)
+        assert system.read_chain(core.store.state).time_ms == times[-1]  # the runtime saw the same time
+    assert [later - earlier for earlier, later in zip(times, times[1:])] == [2500, 250, 60_000]
+    core.store.close()
+
+
+def test_block_time_stays_strictly_increasing_when_the_clock_stands_still_or_goes_back(tmp_path, clock):
+    core = node_core(tmp_path / "db", clock)
+    first = block_time_ms(core, core.produce_block().hash)
+    standing = [block_time_ms(core, core.produce_block().hash) for _ in range(3)]
+    assert standing == [first + 1, first + 2, first + 3]
+    clock.now -= 600  # NTP stepped the clock back ten minutes
+    back = [block_time_ms(core, core.produce_block().hash) for _ in range(2)]
+    assert back == [first + 4, first + 5]
+    clock.now = first / 1000 + 10
+    assert block_time_ms(core, core.produce_block().hash) == first + 10_000  # caught up: the clock again
+    core.store.close()
+
+
+def test_the_first_block_after_genesis_is_later_than_genesis_whatever_the_clock(tmp_path):
+    core = node_core(tmp_path / "db", FakeClock(0.0))
+    assert block_time_ms(core, core.produce_block().hash) == GENESIS.genesis_time_ms + 1
+    core.store.close()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    with small_filesystem(tmp_path / "disk", 8) as path:
+        yield path
+
+
+def test_a_failed_write_halts_production_with_one_log_line_and_keeps_the_head(small_disk, clock, caplog):
+    core = node_core(small_disk / "db", clock)
+    reported = core.produce_block()
+    filler = fill_filesystem(small_disk / "filler")
+    caplog.set_level(logging.INFO)
+    with pytest.raises(ProductionHalted):
+        for _ in range(1000):  # the log's last page may still take a block or two
+            clock.now += 1
+            reported = core.produce_block()
+    head = core.head
+    assert head.height == reported.height and head.hash == reported.hash
+    assert core.stats.production_halted and core.stats.storage_errors == 1
+    filler.unlink()
+    clock.now += 1
+    with pytest.raises(ProductionHalted):
+        core.produce_block()  # space is back, but nothing is built on a failed write until a restart
+    assert core.head == head and core.stats.storage_errors == 1
+    errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "block production halted" in errors[0].getMessage()
+    assert "No space left on device" in errors[0].getMessage()
+    core.store.close()
+    reopened = ChainStore(small_disk / "db")
+    assert reopened.head == head
+    reopened.close()
