@@ -1,4 +1,4 @@
-"""The Python client of a node (`inferchain.client`): connect, sign, submit, wait, query, subscribe.
+"""The Python client of a node (`chain.client`): connect, sign, submit, wait, query, subscribe.
 
     from chain.client import Client
     from chain.crypto import dev_keypair
@@ -546,14 +546,31 @@ class Client:
         code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
         details = (error.details() if hasattr(error, "details") else "") or ""
         if code == grpc.StatusCode.UNAVAILABLE:
-            if "refused" in details.lower() or "failed to connect" in details.lower():
-                message = f"cannot connect to a node at {self.target}: connection refused (is `inferchain node` running there?)"
-            else:
-                message = f"the node at {self.target} is unavailable: {details}"
-            return ClientError(code.name, message)
+            return ClientError(code.name, self._unavailable_message(details))
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-            return ClientError(code.name, f"the node at {self.target} did not answer within {timeout:g} s")
+            within = "in time" if timeout is None else f"within {timeout:g} s"
+            return ClientError(code.name, f"the node at {self.target} did not answer {within}")
+        if code == grpc.StatusCode.UNIMPLEMENTED:
+            # A gRPC server without our service, or an HTTP/2 server ("http2 header with status: 404").
+            return ClientError(code.name, f"{self.target} answered, but does not serve this inferchain call "
+                                          f"({details}): is it an inferchain node, and one as new as this client?")
         return ClientError(code.name, details or f"the node at {self.target} answered {code.name}")
+
+    def _unavailable_message(self, details: str) -> str:
+        # gRPC words every failed connection "failed to connect to all addresses; last error: ...":
+        # the last error tells nothing listening from something listening that is not a gRPC node.
+        lowered = details.lower()
+        api_hint = f"the API is on the node's --rpc-port, default {DEFAULT_TARGET.rsplit(':', 1)[1]}"
+        if "connection refused" in lowered:
+            return f"cannot connect to a node at {self.target}: connection refused (is `inferchain node` running there?)"
+        if "failed to connect to all addresses" in lowered and "http/2" in lowered:
+            return (f"{self.target} answered, but not as an inferchain gRPC node "
+                    f"(is it the Prometheus port or another HTTP server? {api_hint})")
+        if "failed to connect to all addresses" in lowered and "socket closed" in lowered:
+            return f"{self.target} accepted the connection and closed it without answering gRPC ({api_hint})"
+        if "resolving" in lowered or "dns" in lowered:
+            return f"cannot connect to a node at {self.target}: the host name does not resolve"
+        return f"the node at {self.target} is unavailable: {details}"
 
 
 # --- decoding and checking what the node sends -------------------------------------

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from chain.crypto import DEV_ACCOUNT_NAMES, Keypair, dev_keypair
 from chain.ss58 import AddressError, decode_address, encode_address
+from chain.text import quote_input
 
 KEY_FILE_TYPE = "ed25519"
 KEY_FILE_SUFFIX = ".json"
@@ -149,6 +150,8 @@ def resolve_account(text: str) -> ResolvedAccount:
     if path is not None:
         keypair = load_key_file(path)
         return ResolvedAccount(keypair.public_key, "key file", keypair, path)
+    if _looks_like_path(text):
+        raise KeyResolutionError(_not_a_key_file(text))
     public_key = _public_key_hex(text)
     if public_key is not None:
         return ResolvedAccount(public_key, "public key")
@@ -175,10 +178,25 @@ def account_id(account: str | bytes | Keypair | ResolvedAccount) -> bytes:
 
 
 def _existing_key_file(text: str) -> Path | None:
-    for candidate in (Path(text).expanduser(), key_file_path(text)):
-        if candidate.is_file():
-            return candidate
-    return None
+    try:
+        return next((path for path in (Path(text).expanduser(), key_file_path(text)) if path.is_file()), None)
+    except (OSError, ValueError, RuntimeError):  # a name the OS or pathlib refuses (too long, NUL, "/") is no file
+        return None
+
+
+def _looks_like_path(text: str) -> bool:
+    # SS58 addresses and hex keys never hold a path separator or a dot: such a name means a file.
+    return "/" in text or os.sep in text or text.startswith("~") or text.lower().endswith(KEY_FILE_SUFFIX)
+
+
+def _not_a_key_file(text: str) -> str:
+    try:
+        exists = Path(text).expanduser().exists()
+    except (OSError, ValueError, RuntimeError):
+        exists = False
+    if exists:
+        return f"{quote_input(text)} is not a key file (it is not a regular file)"
+    return f"key file {quote_input(text)} does not exist"
 
 
 def _public_key_hex(text: str) -> bytes | None:

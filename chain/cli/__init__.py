@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Callable, Sequence
 
-from chain.cli.errors import CliError
+from chain.cli.errors import EXIT_CODES, EXIT_INTERRUPTED, CliError
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="inferchain",
         description="A proof-of-stake chain for verified LLM inference.",
+        epilog="exit codes (docs/cli.md):\n" + "\n".join(f"  {code:>3}  {name}" for code, name, _ in EXIT_CODES),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=version_text(),
+                        help="print the inferchain and engine versions and exit")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for name in COMMAND_MODULES:
@@ -37,6 +41,20 @@ def build_parser() -> argparse.ArgumentParser:
         if module is not None:
             module.register(subparsers)
     return parser
+
+
+def version_text() -> str:
+    """'inferchain 0.1.0 (engine llama-cpp-python 0.3.36)', from the installed packages' metadata."""
+    # Metadata, not `import llama_cpp`: loading the engine's shared library is slow and may fail.
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(package: str) -> str:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return f"inferchain {installed('inferchain')} (engine llama-cpp-python {installed('llama-cpp-python')})"
 
 
 def _load_command_module(name: str):
@@ -64,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return error.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def run() -> None:

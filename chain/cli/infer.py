@@ -1,4 +1,8 @@
-"""`inferchain infer` runs a job locally; `inferchain verify` re-scores a result and judges it."""
+"""`inferchain infer` runs a job locally; `inferchain verify` re-scores a result and judges it.
+
+`infer` prints the text as it is generated, then one usage line on stderr; with `--output json`
+it prints only the result document at the end (the file `verify` reads).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,15 @@ import sys
 import time
 from pathlib import Path
 
-from chain.cli.errors import CliError
-from chain.cli.model import _add_store_argument, _positive, progress, reporting_errors, store_for
+from chain.cli.errors import EXIT_FAILURE, EXIT_OK, CliError
+from chain.cli.model import (
+    _add_store_argument,
+    _positive,
+    inference_exit_code,
+    progress,
+    reporting_errors,
+    store_for,
+)
 from chain.cli.output import add_output_argument, print_fields, print_json
 from inference.engine import EngineConfig, engine_version
 from inference.errors import InferenceError, InvalidResult
@@ -20,33 +31,37 @@ from inference.sampler import SamplingParams
 from inference.thresholds import load_thresholds
 from inference.verifier import verify
 
-EXIT_VALID = 0
-EXIT_INVALID = 1
-EXIT_NO_VERDICT = 2
+# A valid verdict is success; an invalid one the "answer is no" code; no verdict (unreadable
+# result, unknown model, no thresholds) exits with the code of its cause (chain/cli/errors.py).
+EXIT_VALID = EXIT_OK
+EXIT_INVALID = EXIT_FAILURE
+# Undecodable bytes detokenise to U+FFFD; at the end of streamed text it may be half a character.
+REPLACEMENT_CHARACTER = "\ufffd"
 LARGE_MODEL_BYTES = 500_000_000
 
 
 def register(subparsers) -> None:
     """Add `infer` and `verify`."""
     infer = subparsers.add_parser("infer", help="run a prompt locally with the chain's sampler and print the result")
-    infer.add_argument("prompt", metavar="PROMPT")
+    infer.add_argument("prompt", metavar="PROMPT", help="the prompt, wrapped in the model's chat template unless --raw")
     infer.add_argument("--model", help="id, unique id prefix or name (default: the embedded SmolLM2-135M-Instruct)")
-    infer.add_argument("--max-tokens", type=_positive, default=128, help="most tokens to generate (default 128)")
-    infer.add_argument("--temperature", default="0", help="0 is greedy (the default); e.g. 0.8")
-    infer.add_argument("--top-k", type=int, default=40, help="candidates kept by top-k, 0 = all (default 40)")
-    infer.add_argument("--top-p", default="0.95", help="nucleus mass kept after top-k (default 0.95)")
-    infer.add_argument("--seed", type=_seed, default=0, help="unsigned 64-bit seed of the public noise (default 0)")
+    infer.add_argument("--max-tokens", type=_positive, default=128, help="most tokens to generate (default: 128)")
+    infer.add_argument("--temperature", default="0", help="sampling temperature, a decimal such as 0.8; 0 is greedy (default: 0)")
+    infer.add_argument("--top-k", type=int, default=40, help="candidates kept by top-k, 0 = all (default: 40)")
+    infer.add_argument("--top-p", default="0.95", help="nucleus mass kept after top-k (default: 0.95)")
+    infer.add_argument("--seed", type=_seed, default=0, help="unsigned 64-bit seed of the public noise (default: 0)")
     infer.add_argument("--job-id", type=_job_id, help="64 hex digits (default: a hash of the job)")
-    infer.add_argument("--raw", action="store_true", help="do not wrap the prompt in the model's chat template")
+    infer.add_argument("--raw", action="store_true", help="do not wrap the prompt in the model's chat template (default: wrapped)")
     _add_engine_arguments(infer)
     _add_store_argument(infer)
     add_output_argument(infer)
     infer.set_defaults(handler=infer_command)
 
     check = subparsers.add_parser(
-        "verify", help="re-score a result file and judge it (exit 0 valid, 1 invalid, 2 unreadable)",
+        "verify", help="re-score a result file and judge it (exit 0 valid, 1 invalid, 6 unreadable; docs/cli.md)",
     )
-    check.add_argument("result", metavar="RESULT.json", help="a result from `inferchain infer --output json`; - reads stdin")
+    check.add_argument("result", metavar="RESULT.json",
+                       help="a result from `inferchain infer --output json`; - reads standard input")
     _add_engine_arguments(check)
     _add_store_argument(check)
     add_output_argument(check)
@@ -55,8 +70,8 @@ def register(subparsers) -> None:
 
 def _add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=_positive, help="CPU threads (default: all cores)")
-    parser.add_argument("--context", type=_positive, default=4096, help="context size in tokens (default 4096)")
-    parser.add_argument("--batch", type=_positive, default=512, help="n_batch for prompt and verification (default 512)")
+    parser.add_argument("--context", type=_positive, default=4096, help="context size in tokens (default: 4096)")
+    parser.add_argument("--batch", type=_positive, default=512, help="n_batch for prompt and verification (default: 512)")
     parser.add_argument("--gpu-layers", type=int,
                         help="layers offloaded to a GPU (default: all when llama.cpp has a GPU backend, else 0)")
 
@@ -91,7 +106,7 @@ def _engine_config(args: argparse.Namespace, context: int | None = None) -> Engi
 
 @reporting_errors
 def infer_command(args: argparse.Namespace) -> int:
-    """Generate, print the result (JSON with --output json)."""
+    """Generate; stream the text and a usage line, or print the result as JSON at the end."""
     sampling = SamplingParams.from_decimal(args.temperature, args.top_k, args.top_p, args.seed)
     store = store_for(args)
     record = store.resolve(args.model)
@@ -104,15 +119,13 @@ def infer_command(args: argparse.Namespace) -> int:
         sampling=sampling,
         prompt_format="raw" if args.raw else "chat",
     )
-    started = time.perf_counter()
-    result = engine.generate(job)
-    seconds = time.perf_counter() - started
-    progress(f"generated {len(result.tokens)} tokens in {seconds:.2f} s ({len(result.tokens) / seconds:.1f} tokens/s) "
-             f"on {engine.device_description()}")
     if args.output == "json":
-        print_json(result.to_json())
+        print_json(engine.generate(job).to_json())
         return 0
-    _print_result(result)
+    stream = TextStream(engine.detokenize, sys.stdout)
+    result = engine.generate(job, on_token=stream.add)
+    stream.finish(result.text)
+    progress(usage_line(result, stream, engine.device_description()))
     return 0
 
 
@@ -124,27 +137,54 @@ def local_job_id(model_id: str, prompt: str, max_tokens: int, sampling: Sampling
     return hashlib.blake2b(text.encode("utf-8"), digest_size=32).digest()
 
 
-def _print_result(result: InferenceResult) -> None:
-    sampling = result.job.sampling
-    how = "greedy" if sampling.greedy else (
-        f"T {sampling.temperature:g}, top-k {sampling.top_k}, top-p {sampling.top_p:g}, seed {sampling.seed}")
-    print_fields([
-        ("model", result.job.model),
-        ("job id", result.job.job_id_hex),
-        ("sampling", how),
-        ("prompt tokens", result.prompt_tokens),
-        ("tokens", len(result.tokens)),
-        ("stop reason", result.stop_reason),
-    ])
-    print()
-    print(result.text)
+class TextStream:
+    """Writes generated text as tokens arrive, so a person reads it while the model works."""
+
+    def __init__(self, detokenize, out):
+        self._detokenize = detokenize
+        self._out = out
+        self._tokens: list[int] = []
+        self._written = ""
+        self.started = time.perf_counter()
+        self.first_token_at: float | None = None
+        self.last_token_at: float | None = None
+
+    def add(self, token: int) -> None:
+        """Take one generated token and write whatever whole characters it completes."""
+        self.last_token_at = time.perf_counter()
+        self.first_token_at = self.first_token_at or self.last_token_at
+        self._tokens.append(token)
+        # Detokenising the whole output keeps what is written equal to the final text (a token's
+        # text alone can differ: leading spaces, characters split across tokens).
+        text = self._detokenize(self._tokens).rstrip(REPLACEMENT_CHARACTER)
+        if text.startswith(self._written) and len(text) > len(self._written):
+            self._write(text[len(self._written):])
+            self._written = text
+
+    def finish(self, text: str) -> None:
+        """Write the rest of the final text and end the line."""
+        rest = text[len(self._written):] if text.startswith(self._written) else "\n" + text
+        self._write(rest + "\n")
+
+    def _write(self, text: str) -> None:
+        self._out.write(text)
+        self._out.flush()
+
+
+def usage_line(result: InferenceResult, stream: TextStream, device: str) -> str:
+    """Tokens in and out, and how fast: the line printed after the streamed text."""
+    output_tokens = len(result.tokens)
+    seconds = max((stream.last_token_at or stream.started) - stream.started, 1e-9)
+    first = (stream.first_token_at or stream.started) - stream.started
+    return (f"prompt {result.prompt_tokens} tokens, output {output_tokens} tokens (stop: {result.stop_reason}), "
+            f"{output_tokens / seconds:.1f} tokens/s, first token after {first:.2f} s, on {device}")
 
 
 # -- verify ----------------------------------------------------------------------------------
 
 
 def verify_command(args: argparse.Namespace) -> int:
-    """Judge a result: exit 0 valid, 1 invalid, 2 when no verdict can be given."""
+    """Judge a result: exit 0 valid, 1 invalid, the cause's code when no verdict can be given."""
     try:
         result = read_result(args.result)
         store = store_for(args)
@@ -154,7 +194,7 @@ def verify_command(args: argparse.Namespace) -> int:
         thresholds = load_thresholds(record.id, store.directory, engine_version())
         verdict = verify(result, engine, thresholds)
     except InferenceError as error:
-        raise CliError(str(error), EXIT_NO_VERDICT) from None
+        raise CliError(str(error), inference_exit_code(error)) from None
     if args.output == "json":
         print_json(verdict.to_json())
     else:

@@ -9,10 +9,54 @@ import sys
 import time
 from pathlib import Path
 
-from chain.cli.errors import EXIT_FAILURE, CliError
-from chain.cli.output import add_output_argument, print_fields, print_json, print_table
-from inference.errors import InferenceError
-from inference.model_store import ModelStore, default_home
+from chain.cli.errors import EXIT_BAD_INPUT, EXIT_ENGINE, EXIT_FAILURE, EXIT_USAGE, CliError
+from chain.cli.output import add_output_argument, print_fields, print_json, print_table, u64
+from inference.errors import (
+    EngineError,
+    InferenceError,
+    InvalidJob,
+    InvalidModelFile,
+    InvalidResult,
+    JobDoesNotFit,
+    ModelHashMismatch,
+    ModelNotFound,
+    ThresholdsNotFound,
+)
+from inference.model_store import ModelDetails, ModelStore, default_home
+from inference.thresholds import local_thresholds_path, shipped_thresholds
+
+# What each calibration row measures (inference/calibration.py builds them; a test keeps the keys in step).
+CALIBRATION_ROWS = {
+    "reference": "honest: 2 threads, n_batch 512, context 4096, fresh cache (always runs)",
+    "threads_1": "honest: 1 thread",
+    "batch_8": "honest: n_batch 8",
+    "context_512": "honest: context 512",
+    "prefix_cache": "honest: prefix evaluated before, cache reused",
+    "second_process": "honest: a second process, reference configuration",
+    "q4_0": "fraud: cheaper model, Q4_0 requantisation",
+    "q4_0_true_logprobs": "fraud: the Q4_0 model reporting the real model's log-probs",
+    "q8_0": "same weights at higher precision (Q8_0): measured, not a fraud to catch",
+    "perturbed_3": "fraud: different model, weights perturbed 3%",
+    "perturbed_1": "fraud: different model, weights perturbed 1%",
+    "truncated": "fraud: output truncated early (ends with EOS)",
+    "replaced_1": "fraud: 1 token replaced",
+    "replaced_5": "fraud: 5 tokens replaced",
+    "replaced_20": "fraud: 20 tokens replaced",
+    "other_prompt": "fraud: answer to a different prompt",
+    "other_job": "fraud: output of another job (same prompt and seed)",
+    "altered_logprobs": "fraud: altered log-probabilities (tokens honest)",
+    "greedy_for_sampled": "fraud: sampled job answered greedily",
+    "other_seed": "fraud: sampled job answered with another seed",
+}
+CALIBRATE_DESCRIPTION = """\
+Measure how honest executions vary and how often frauds are caught, on the committed prompt set
+(50 prompts x 5 samplings in the reference row), then write the model's verification thresholds.
+
+How long: the full run with the defaults took 41 minutes on 2 CPU cores (docs/verification.md,
+section 6); --prompts, --jobs, --max-tokens and --rows make a run shorter. Progress goes to stderr.
+
+Rows (--rows takes a comma-separated list of these keys; the reference always runs):
+"""
 
 
 def register(subparsers) -> None:
@@ -22,13 +66,15 @@ def register(subparsers) -> None:
     commands.required = True
 
     add = commands.add_parser("add", help="import a GGUF file into the store (its id is the blake2b-256 of its bytes)")
-    add.add_argument("path", metavar="FILE.gguf")
+    add.add_argument("path", metavar="FILE.gguf", help="the GGUF file to import (copied into the store)")
     add.add_argument("--name", help="a name to list it under (default: the file name)")
     _add_store_argument(add)
     add_output_argument(add)
     add.set_defaults(handler=add_command)
 
-    listing = commands.add_parser("list", help="list models: the embedded default first, then imported ones")
+    listing = commands.add_parser(
+        "list", help="list models (the embedded default first) and whether each has verification thresholds"
+    )
     _add_store_argument(listing)
     add_output_argument(listing)
     listing.set_defaults(handler=list_command)
@@ -47,22 +93,26 @@ def register(subparsers) -> None:
 
     calibrate = commands.add_parser(
         "calibrate",
-        help="measure honest variation and frauds on the committed prompt set; write thresholds and the table",
+        help="measure honest variation and frauds; write thresholds (the full run: 41 minutes on 2 cores)",
+        description=CALIBRATE_DESCRIPTION + "".join(f"  {key:<20} {text}\n" for key, text in CALIBRATION_ROWS.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     calibrate.add_argument("model", nargs="?", metavar="MODEL", help="id, unique id prefix or name (default: embedded)")
-    calibrate.add_argument("--prompts", type=_positive, help="prompts in the reference row (default: the whole set)")
-    calibrate.add_argument("--jobs", type=_positive, default=125, help="jobs per variation and fraud row (default 125)")
-    calibrate.add_argument("--max-tokens", type=_positive, default=64, help="tokens per job (default 64)")
-    calibrate.add_argument("--threads", type=_positive, default=2, help="threads of the reference configuration (default 2)")
-    calibrate.add_argument("--rows", help="comma-separated row keys to run (default: all; the reference always runs)")
+    calibrate.add_argument("--prompts", type=_positive, help="prompts in the reference row, each run with 5 samplings (default: the whole set of 50)")
+    calibrate.add_argument("--jobs", type=_positive, default=125, help="jobs per variation and fraud row (default: 125)")
+    calibrate.add_argument("--max-tokens", type=_positive, default=64, help="tokens per job (default: 64)")
+    calibrate.add_argument("--threads", type=_positive, default=2, help="threads of the reference configuration (default: 2)")
+    calibrate.add_argument("--rows", help="comma-separated row keys to run, listed above (default: all; the reference always runs)")
     calibrate.add_argument("--thresholds-out", type=Path,
                            help="where to write the thresholds (default: MODELS_DIR/ID.thresholds.json; "
                                 "a file named thresholds.json is merged by model id)")
-    calibrate.add_argument("--docs", type=Path, help="Markdown file whose calibration table block is replaced")
+    calibrate.add_argument("--docs", type=Path,
+                           help="Markdown file whose calibration table block is replaced (default: none written)")
     calibrate.add_argument("--work-dir", type=Path,
                            help="where fraud models and generations are written (default: a temporary directory)")
     calibrate.add_argument("--reuse-generations", action="store_true",
-                           help="re-verify generations saved in --work-dir by an earlier run instead of regenerating")
+                           help="re-verify generations saved in --work-dir by an earlier run instead of regenerating "
+                                "(default: generate again)")
     _add_store_argument(calibrate)
     add_output_argument(calibrate)
     calibrate.set_defaults(handler=calibrate_command)
@@ -91,6 +141,17 @@ def store_for(args: argparse.Namespace) -> ModelStore:
     return ModelStore((base or default_home()) / "models")
 
 
+def inference_exit_code(error: InferenceError) -> int:
+    """The exit code for an inference error: bad input file or name, bad option, engine, or failure."""
+    if isinstance(error, (InvalidResult, InvalidModelFile, ModelHashMismatch, ModelNotFound)):
+        return EXIT_BAD_INPUT
+    if isinstance(error, (InvalidJob, JobDoesNotFit)):
+        return EXIT_USAGE
+    if isinstance(error, (EngineError, ThresholdsNotFound)):
+        return EXIT_ENGINE
+    return EXIT_FAILURE
+
+
 def reporting_errors(handler):
     """Turn the inference package's errors into one-line CLI errors."""
 
@@ -99,7 +160,7 @@ def reporting_errors(handler):
         try:
             return handler(args)
         except InferenceError as error:
-            raise CliError(str(error), EXIT_FAILURE) from None
+            raise CliError(str(error), inference_exit_code(error)) from None
 
     return wrapped
 
@@ -128,16 +189,37 @@ def list_command(args: argparse.Namespace) -> int:
     """Print every model the store can serve."""
     store = store_for(args)
     details = [store.details(record) for record in store.list()]
+    shipped = shipped_thresholds()
+    sources = [threshold_source(store, detail.record.id, shipped) for detail in details]
     if args.output == "json":
-        print_json([detail.to_json() for detail in details])
+        print_json([{**details_document(detail), "thresholds": source} for detail, source in zip(details, sources)])
         return 0
     rows = [
         (detail.record.id, detail.record.name, detail.quantisation, _size(detail.size_bytes),
-         "embedded" if detail.record.embedded else "imported")
-        for detail in details
+         "embedded" if detail.record.embedded else "imported", _THRESHOLD_TEXT[source])
+        for detail, source in zip(details, sources)
     ]
-    print_table(("ID", "NAME", "QUANT", "SIZE", "SOURCE"), rows)
+    print_table(("ID", "NAME", "QUANT", "SIZE", "SOURCE", "THRESHOLDS"), rows)
     return 0
+
+
+_THRESHOLD_TEXT = {"local": "calibrated here", "shipped": "shipped", "none": "none (run model calibrate)"}
+
+
+def threshold_source(store: ModelStore, model_id: str, shipped: dict | None = None) -> str:
+    """Where a model's verification thresholds come from: "local" (calibrated here), "shipped" or "none"."""
+    if local_thresholds_path(store.directory, model_id).is_file():
+        return "local"
+    if model_id in (shipped_thresholds() if shipped is None else shipped):
+        return "shipped"
+    return "none"
+
+
+def details_document(details: ModelDetails) -> dict:
+    """A model's details as JSON, its 64-bit counts (bytes, parameters) as strings."""
+    document = details.to_json()
+    document.update(size_bytes=u64(details.size_bytes), parameters=u64(details.parameters))
+    return document
 
 
 @reporting_errors
@@ -145,7 +227,7 @@ def info_command(args: argparse.Namespace) -> int:
     """Print what a model's GGUF header says, and its id."""
     store = store_for(args)
     details = store.details(store.resolve(args.model))
-    document = details.to_json()
+    document = {**details_document(details), "thresholds": threshold_source(store, details.record.id)}
     if args.output == "json":
         print_json(document)
         return 0
@@ -169,7 +251,7 @@ def calibrate_command(args: argparse.Namespace) -> int:
     """Run the calibration, write the thresholds (and the docs table), print the summary."""
     from inference.calibration import ROW_KEYS, Calibration, CalibrationSettings, render_table, report_json, \
         write_docs_table
-    from inference.thresholds import local_thresholds_path, write_thresholds
+    from inference.thresholds import write_thresholds
 
     store = store_for(args)
     record = store.resolve(args.model)
@@ -201,7 +283,7 @@ def _row_keys(text: str | None, known: tuple[str, ...]) -> tuple[str, ...] | Non
     keys = tuple(key.strip() for key in text.split(",") if key.strip())
     unknown = [key for key in keys if key not in known]
     if unknown:
-        raise CliError(f"unknown calibration rows: {', '.join(unknown)} (known: {', '.join(known)})")
+        raise CliError(f"unknown calibration rows: {', '.join(unknown)} (known: {', '.join(known)})", EXIT_USAGE)
     return keys
 
 

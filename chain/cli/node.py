@@ -10,7 +10,7 @@ import signal
 import tempfile
 from pathlib import Path
 
-from chain.cli.errors import CliError
+from chain.cli.errors import EXIT_BAD_INPUT, EXIT_USAGE, CliError
 from chain.crypto import dev_keypair
 from chain.genesis import GenesisError, load_genesis, parse_genesis, dev_genesis_document
 from chain.logs import configure_logging
@@ -26,19 +26,26 @@ def default_home() -> Path:
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("node", help="run a validator node", description=__doc__)
-    parser.add_argument("--dev", action="store_true", help="development chain: dev genesis, Alice validating")
-    parser.add_argument("--tmp", action="store_true", help="keep the chain in a temporary directory, removed at exit")
+    parser.add_argument("--dev", action="store_true", help="development chain: dev genesis, Alice validating (default: off)")
+    parser.add_argument("--tmp", action="store_true",
+                        help="keep the chain in a temporary directory, removed at exit (default: off)")
     parser.add_argument("--chain", metavar="GENESIS.json", help="genesis file (default: the dev genesis with --dev)")
     parser.add_argument("--base-path", type=Path, help="data directory (default: $INFERCHAIN_HOME or ~/.inferchain)")
-    parser.add_argument("--key", help="validator key: a dev name (alice) or a key file (default with --dev: alice)")
-    parser.add_argument("--port", type=int, default=30333, help="peer-to-peer port (used once multi-validator consensus lands)")
-    parser.add_argument("--rpc-port", type=int, default=9944, help="gRPC API port (default 9944)")
-    parser.add_argument("--rpc-external", action="store_true", help="serve the API on all interfaces, not only 127.0.0.1")
-    parser.add_argument("--prometheus-port", type=int, default=9615, help="metrics port (default 9615; 0 picks a free one)")
-    parser.add_argument("--no-prometheus", action="store_true", help="do not serve metrics")
-    parser.add_argument("--bootnodes", nargs="*", default=[], help="peers to connect to (multi-validator networks)")
-    parser.add_argument("--log-level", default="info", choices=("error", "warning", "info", "debug"))
-    parser.add_argument("--log-format", default="plain", choices=("plain", "json"))
+    parser.add_argument("--key", help="validator key: a dev name (alice) or a key file (default: alice with --dev)")
+    parser.add_argument("--port", type=int, default=30333,
+                        help="peer-to-peer port, used once multi-validator consensus lands (default: 30333)")
+    parser.add_argument("--rpc-port", type=int, default=9944,
+                        help="gRPC API port: what clients and `--node` connect to (default: 9944)")
+    parser.add_argument("--rpc-external", action="store_true",
+                        help="serve the API on all interfaces (default: 127.0.0.1 only)")
+    parser.add_argument("--prometheus-port", type=int, default=9615, help="Prometheus metrics port, HTTP, not the API; 0 picks a free one (default: 9615)")
+    parser.add_argument("--no-prometheus", action="store_true", help="do not serve metrics (default: served)")
+    parser.add_argument("--bootnodes", nargs="*", default=[], metavar="ADDRESS",
+                        help="peers to connect to, for multi-validator networks (default: none)")
+    parser.add_argument("--log-level", default="info", choices=("error", "warning", "info", "debug"),
+                        help="least severe log lines printed (default: info)")
+    parser.add_argument("--log-format", default="plain", choices=("plain", "json"),
+                        help="plain lines, or one JSON object per line (default: plain)")
     parser.set_defaults(handler=run)
 
 
@@ -49,14 +56,14 @@ def _genesis(args):
         if args.dev:
             return parse_genesis(dev_genesis_document())
     except GenesisError as error:
-        raise CliError(f"invalid genesis: {error}") from None
-    raise CliError("name a genesis file with --chain, or run a development chain with --dev")
+        raise CliError(f"invalid genesis: {error}", EXIT_BAD_INPUT) from None
+    raise CliError("name a genesis file with --chain, or run a development chain with --dev", EXIT_USAGE)
 
 
 def _validator_key(args):
     name = args.key or ("alice" if args.dev else None)
     if name is None:
-        raise CliError("name the validator key with --key (a dev name such as alice, or a key file)")
+        raise CliError("name the validator key with --key (a dev name such as alice, or a key file)", EXIT_USAGE)
     try:
         from chain.keys import load_signer
     except ImportError:
@@ -66,17 +73,17 @@ def _validator_key(args):
             return load_signer(name)
         return dev_keypair(name)
     except (ValueError, OSError) as error:
-        raise CliError(f"cannot load the validator key {name!r}: {error}") from None
+        raise CliError(f"cannot load the validator key {quote_input(name)}: {error}", EXIT_BAD_INPUT) from None
 
 
 def _check_port(value: int, option: str) -> None:
     if not 0 <= value <= 65535:
-        raise CliError(f"{option} must be a port number between 0 and 65535, got {value}")
+        raise CliError(f"{option} must be a port number between 0 and 65535, got {value}", EXIT_USAGE)
 
 
 def _check_base_path(path: Path) -> None:
     if path.exists() and not path.is_dir():
-        raise CliError(f"the data directory {quote_input(str(path))} is a file, not a directory (--base-path)")
+        raise CliError(f"the data directory {quote_input(str(path))} is a file, not a directory (--base-path)", EXIT_BAD_INPUT)
 
 
 def run(args: argparse.Namespace) -> int:

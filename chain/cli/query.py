@@ -1,8 +1,9 @@
 """`inferchain query account|block|chain|tx`: read a node's state, blocks and transactions.
 
-In `--output json` documents, balances, amounts and fees are strings
-(they pass 2^53, where JSON readers lose digits, as genesis.json does); heights, nonces and counts
-are numbers; hashes and keys are hex; accounts carry their SS58 address.
+People see amounts in tokens (`1.000000000000000000 INFER`) and accounts as SS58 addresses.
+In `--output json` documents, 64-bit integers (balances, amounts, fees, nonces, heights, times)
+are decimal strings and smaller ones (counts, indexes) numbers (docs/cli.md); amounts stay in base
+units; hashes and keys are hex; accounts carry their SS58 address.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ import argparse
 from datetime import datetime, timezone
 
 from chain.cli.connection import add_node_argument, cli_errors, node_client, resolve_account_argument
-from chain.cli.errors import EXIT_USAGE, CliError
-from chain.cli.output import add_output_argument, print_fields, print_json, print_table
+from chain.cli.errors import EXIT_REFUSED, EXIT_USAGE, CliError
+from chain.cli.output import Token, add_output_argument, print_fields, print_json, print_table, token_of, u64
 from chain.client import (
     Account,
     Block,
@@ -25,6 +26,10 @@ from chain.client import (
     describe_transaction,
 )
 from chain.ss58 import encode_address
+from runtime.registry import event_attribute_kind
+
+ACCOUNT_KIND = "account"
+AMOUNT_KIND = "amount"
 
 
 def register(subparsers) -> None:
@@ -39,7 +44,8 @@ def register(subparsers) -> None:
     account.set_defaults(handler=query_account)
 
     block = commands.add_parser("block", help="a block by height or hash (default: the best block)")
-    block.add_argument("selector", metavar="HEIGHT_OR_HASH", nargs="?", help="a height, or a 64-hex-digit block hash")
+    block.add_argument("selector", metavar="HEIGHT_OR_HASH", nargs="?",
+                       help="a height, or a 64-hex-digit block hash (default: the best block)")
     _common(block)
     block.set_defaults(handler=query_block)
 
@@ -64,16 +70,56 @@ def time_text(time_ms: int) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+# --- events, receipts and transactions, shared with `inferchain tx` --------------------
+
+
+def attribute_kind(event: Event, key: str) -> str | None:
+    """What an event attribute holds ("account", "amount", ...), as its module declares it."""
+    return event_attribute_kind(event.module, event.name, key)
+
+
+def _account_text(value: str) -> str:
+    # An account attribute is 64 hex characters of a 32-byte id; anything else is shown as sent.
+    try:
+        public_key = bytes.fromhex(value) if len(value) == 64 else b""
+    except ValueError:
+        return value
+    return encode_address(public_key) if len(public_key) == 32 else value
+
+
+def _amount_text(value: str, token: Token) -> str:
+    return token.format(int(value)) if value.isascii() and value.isdigit() else value
+
+
 def event_document(event: Event) -> dict:
-    """An event as JSON."""
-    return {"module": event.module, "name": event.name, "attributes": dict(event.attributes)}
+    """An event as JSON: accounts as SS58 addresses, amounts as base-unit strings (as sent)."""
+    attributes = {
+        key: _account_text(value) if attribute_kind(event, key) == ACCOUNT_KIND else value
+        for key, value in event.attributes
+    }
+    return {"module": event.module, "name": event.name, "attributes": attributes}
+
+
+def event_text(event: Event, token: Token = Token()) -> str:
+    """One line for an event: module.Name key=value ..., accounts in SS58, amounts in tokens."""
+    attributes = " ".join(f"{key}={_attribute_text(event, key, value, token)}" for key, value in event.attributes)
+    return f"{event.module}.{event.name} {attributes}".rstrip()
+
+
+def _attribute_text(event: Event, key: str, value: str, token: Token) -> str:
+    kind = attribute_kind(event, key)
+    if kind == ACCOUNT_KIND:
+        return _account_text(value)
+    if kind == AMOUNT_KIND:
+        return _amount_text(value, token)
+    return value
 
 
 def receipt_document(receipt: Receipt) -> dict:
     """A receipt as JSON."""
     document = {
         "success": receipt.success,
-        "fee_paid": str(receipt.fee_paid),
+        "fee_paid": u64(receipt.fee_paid),
         "events": [event_document(event) for event in receipt.events],
     }
     if not receipt.success:
@@ -85,17 +131,11 @@ def receipt_document(receipt: Receipt) -> dict:
     return document
 
 
-def event_text(event: Event) -> str:
-    """One line for an event: module.Name key=value ..."""
-    attributes = " ".join(f"{key}={value}" for key, value in event.attributes)
-    return f"{event.module}.{event.name} {attributes}".rstrip()
-
-
 def status_document(status: TransactionStatus) -> dict:
     """A transaction status as JSON."""
     document: dict = {"hash": status.hash.hex(), "status": status.status}
     if status.included:
-        document.update(height=status.height, block_hash=status.block_hash.hex(), index=status.index)
+        document.update(height=u64(status.height), block_hash=status.block_hash.hex(), index=status.index)
         if status.receipt is not None:
             document["receipt"] = receipt_document(status.receipt)
     if status.status == "rejected":
@@ -106,22 +146,23 @@ def status_document(status: TransactionStatus) -> dict:
     return document
 
 
-def status_fields(status: TransactionStatus) -> list[tuple[str, object]]:
+def status_fields(status: TransactionStatus, token: Token = Token()) -> list[tuple[str, object]]:
     """A transaction status as `name: value` lines."""
     fields: list[tuple[str, object]] = [("hash", status.hash.hex()), ("status", status.status)]
     if status.raw:
         summary = describe_transaction(status.raw)
-        fields += [("sender", encode_address(summary.sender)), ("nonce", summary.nonce), ("fee", summary.fee)]
+        fields += [("sender", _address(summary.sender)), ("nonce", summary.nonce), ("fee", token.format(summary.fee))]
         fields += [("call", summary.call)]
         if summary.call == "transfer":
-            fields += [("dest", encode_address(summary.dest)), ("amount", summary.amount)]
+            fields += [("dest", _address(summary.dest)), ("amount", token.format(summary.amount))]
     if status.included:
         fields += [("height", status.height), ("block", status.block_hash.hex()), ("index", status.index)]
     if status.receipt is not None:
-        fields += [("success", "yes" if status.receipt.success else "no"), ("fee paid", status.receipt.fee_paid)]
+        fields += [("success", "yes" if status.receipt.success else "no"),
+                   ("fee paid", token.format(status.receipt.fee_paid))]
         if not status.receipt.success:
             fields.append(("error", status.receipt.error))
-        fields += [("event", event_text(event)) for event in status.receipt.events]
+        fields += [("event", event_text(event, token)) for event in status.receipt.events]
     if status.status == "rejected":
         fields.append(("reason", status.reason))
     return fields
@@ -131,17 +172,22 @@ def _summary_document(summary) -> dict:
     document = {
         "sender": summary.sender.hex(),
         "sender_address": _address(summary.sender),
-        "nonce": summary.nonce,
-        "fee": str(summary.fee),
+        "nonce": u64(summary.nonce),
+        "fee": u64(summary.fee),
         "call": summary.call,
     }
     if summary.call == "transfer":
-        document.update(dest=summary.dest.hex(), dest_address=_address(summary.dest), amount=str(summary.amount))
+        document.update(dest=summary.dest.hex(), dest_address=_address(summary.dest), amount=u64(summary.amount))
     return document
 
 
 def _address(public_key: bytes) -> str:
     return encode_address(public_key) if len(public_key) == 32 else ""
+
+
+def _token(client) -> Token:
+    # The token is fixed at genesis, but only ChainInfo says it: one more call, for text output only.
+    return token_of(client.chain_info())
 
 
 # --- query account ----------------------------------------------------------------
@@ -152,6 +198,7 @@ def query_account(args: argparse.Namespace) -> int:
     public_key = resolve_account_argument(args.account)
     with node_client(args) as client:
         account = client.account(public_key)
+        token = _token(client) if args.output == "text" else Token()
     if args.output == "json":
         print_json(_account_document(account))
         return 0
@@ -160,8 +207,8 @@ def query_account(args: argparse.Namespace) -> int:
             ("address", account.address),
             ("public key", account.public_key.hex()),
             ("exists", "yes" if account.exists else "no"),
-            ("free", account.free),
-            ("reserved", account.reserved),
+            ("free", token.format(account.free)),
+            ("reserved", token.format(account.reserved)),
             ("nonce", account.nonce),
             ("next nonce", account.next_nonce),
             ("at height", account.height),
@@ -178,11 +225,11 @@ def _account_document(account: Account) -> dict:
         "address": account.address,
         "public_key": account.public_key.hex(),
         "exists": account.exists,
-        "free": str(account.free),
-        "reserved": str(account.reserved),
-        "nonce": account.nonce,
-        "next_nonce": account.next_nonce,
-        "height": account.height,
+        "free": u64(account.free),
+        "reserved": u64(account.reserved),
+        "nonce": u64(account.nonce),
+        "next_nonce": u64(account.next_nonce),
+        "height": u64(account.height),
         "block_hash": account.block_hash.hex(),
         "state_root": account.state_root.hex(),
         "proof_verified": True,
@@ -197,12 +244,13 @@ def query_block(args: argparse.Namespace) -> int:
     height, block_hash = _block_selector(args.selector)
     with node_client(args) as client:
         block = client.block(height=height, hash=block_hash)
+        token = _token(client) if args.output == "text" else Token()
     with cli_errors():
-        _print_block(block, args.output)
+        _print_block(block, args.output, token)
     return 0
 
 
-def _print_block(block: Block, output: str) -> None:
+def _print_block(block: Block, output: str, token: Token) -> None:
     if output == "json":
         print_json(_block_document(block))
         return
@@ -216,17 +264,18 @@ def _print_block(block: Block, output: str) -> None:
             ("state root", block.state_root.hex()),
             ("transactions", len(block.transactions)),
         ]
+        + [("event", event_text(event, token)) for event in block.block_events]
     )
     if block.transactions:
         print()
-        print_table(("#", "hash", "sender", "nonce", "call", "result"), _transaction_rows(block))
+        print_table(("#", "hash", "sender", "nonce", "call", "result"), _transaction_rows(block, token))
 
 
 def _block_selector(text: str | None) -> tuple[int | None, bytes | None]:
     if text is None:
         return None, None
     text = text.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return int(text), None
     try:
         return None, decode_hash(text, "block height or block hash")
@@ -234,14 +283,14 @@ def _block_selector(text: str | None) -> tuple[int | None, bytes | None]:
         raise CliError(error.message, EXIT_USAGE) from None
 
 
-def _transaction_rows(block: Block):
+def _transaction_rows(block: Block, token: Token):
     for index, raw in enumerate(block.transactions):
         summary = describe_transaction(raw)
         receipt = block.receipts[index] if index < len(block.receipts) else None
         result = "" if receipt is None else ("ok" if receipt.success else receipt.error_name)
         call = summary.call
         if call == "transfer":
-            call = f"transfer {summary.amount} to {_address(summary.dest)}"
+            call = f"transfer {token.format(summary.amount)} to {_address(summary.dest)}"
         yield index, summary.hash.hex(), _address(summary.sender), summary.nonce, call, result
 
 
@@ -253,11 +302,11 @@ def _block_document(block: Block) -> dict:
             document["receipt"] = receipt_document(block.receipts[index])
         transactions.append(document)
     return {
-        "height": block.height,
+        "height": u64(block.height),
         "hash": block.hash.hex(),
         "chain_id": block.chain_id,
         "parent_hash": block.parent_hash.hex(),
-        "time_ms": block.time_ms,
+        "time_ms": u64(block.time_ms),
         "time": time_text(block.time_ms),
         "proposer": block.proposer.hex(),
         "proposer_address": _address(block.proposer),
@@ -274,12 +323,13 @@ def _block_document(block: Block) -> dict:
 
 
 def query_chain(args: argparse.Namespace) -> int:
-    """Print chain id, genesis hash, heads and the fee rule."""
+    """Print chain id, genesis hash, heads, the token and the fee rule."""
     with node_client(args) as client:
         info = client.chain_info()
     if args.output == "json":
         print_json(_chain_document(info))
         return 0
+    token = token_of(info)
     print_fields(
         [
             ("chain id", info.chain_id),
@@ -288,9 +338,10 @@ def query_chain(args: argparse.Namespace) -> int:
             ("finalized", f"{info.finalized_height} {info.finalized_hash.hex()}"),
             ("block time", f"{info.block_time_ms} ms"),
             ("pending", info.pending_transactions),
-            ("fee rule", f"{info.base_fee} + {info.fee_per_byte} per byte"),
+            ("token", f"{token.symbol} (1 {token.symbol} = 10^{token.decimals} base units)"),
+            ("fee rule", f"{token.format(info.base_fee)} + {token.format(info.fee_per_byte)} per byte"),
             ("max tx size", f"{info.max_transaction_bytes} bytes"),
-            ("existential deposit", info.existential_deposit),
+            ("existential deposit", token.format(info.existential_deposit)),
             ("address format", f"SS58 prefix {info.ss58_prefix} ({info.ss58_prefix_name})"),
             ("node version", info.node_version),
         ]
@@ -299,19 +350,22 @@ def query_chain(args: argparse.Namespace) -> int:
 
 
 def _chain_document(info: ChainInfo) -> dict:
+    token = token_of(info)
     return {
         "chain_id": info.chain_id,
         "genesis_hash": info.genesis_hash.hex(),
-        "best_height": info.best_height,
+        "best_height": u64(info.best_height),
         "best_hash": info.best_hash.hex(),
-        "finalized_height": info.finalized_height,
+        "finalized_height": u64(info.finalized_height),
         "finalized_hash": info.finalized_hash.hex(),
-        "block_time_ms": info.block_time_ms,
+        "block_time_ms": u64(info.block_time_ms),
         "pending_transactions": info.pending_transactions,
-        "base_fee": str(info.base_fee),
-        "fee_per_byte": str(info.fee_per_byte),
-        "max_transaction_bytes": info.max_transaction_bytes,
-        "existential_deposit": str(info.existential_deposit),
+        "token_symbol": token.symbol,
+        "token_decimals": token.decimals,
+        "base_fee": u64(info.base_fee),
+        "fee_per_byte": u64(info.fee_per_byte),
+        "max_transaction_bytes": u64(info.max_transaction_bytes),
+        "existential_deposit": u64(info.existential_deposit),
         "ss58_prefix": info.ss58_prefix,
         "ss58_prefix_name": info.ss58_prefix_name,
         "node_version": info.node_version,
@@ -329,11 +383,12 @@ def query_tx(args: argparse.Namespace) -> int:
         raise CliError(error.message, EXIT_USAGE) from None
     with node_client(args) as client:
         status = client.transaction(transaction_hash)
+        token = _token(client) if args.output == "text" else Token()
     if status.status == "unknown":
-        raise CliError(f"transaction {transaction_hash.hex()} is not known to the node at {args.node}")
+        raise CliError(f"transaction {transaction_hash.hex()} is not known to the node at {args.node}", EXIT_REFUSED)
     with cli_errors():
         if args.output == "json":
             print_json(status_document(status))
         else:
-            print_fields(status_fields(status))
+            print_fields(status_fields(status, token))
     return 0

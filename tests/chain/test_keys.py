@@ -7,6 +7,8 @@ import os
 import stat
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chain.crypto import dev_keypair
 from chain.keys import (
@@ -132,3 +134,35 @@ def test_load_signer_serves_the_node_key_option(tmp_path):
     assert load_signer(str(path)).public_key == keypair.public_key
     with pytest.raises(ValueError, match="cannot sign"):
         load_signer(BOB.address)
+
+
+@pytest.mark.parametrize("name", ["./missing.json", "missing.json", "MISSING.JSON", "keys/missing", "~/nowhere-inferchain/k"])
+def test_a_name_that_can_only_be_a_file_says_the_file_does_not_exist(tmp_path, monkeypatch, name):
+    monkeypatch.chdir(tmp_path)
+    # It once fell through to SS58 decoding: "'.' is not a base58 character".
+    with pytest.raises(KeyResolutionError, match=r"^key file .* does not exist$"):
+        resolve_account(name)
+    with pytest.raises(KeyResolutionError, match="does not exist"):
+        resolve_signer(name)
+
+
+def test_a_directory_is_not_a_key_file(tmp_path):
+    with pytest.raises(KeyResolutionError, match="is not a key file"):
+        resolve_account(str(tmp_path))
+
+
+@pytest.mark.parametrize("name", ["k" * 5000, "d/" * 3000 + "k.json", "/", "a\x00b.json", "~no-such-user-inferchain/k"])
+def test_names_the_file_system_refuses_are_resolution_errors(name):
+    # An over-long name once raised OSError (ENAMETOOLONG) out of the key file lookup.
+    with pytest.raises(KeyResolutionError):
+        resolve_account(name)
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40).map(lambda t: t + "/x"))
+@settings(max_examples=200)
+def test_any_missing_path_is_named_as_a_missing_file(tmp_path_factory, text):
+    base = tmp_path_factory.getbasetemp() / "no-such-dir"
+    name = f"{base}/{text}"
+    with pytest.raises(KeyResolutionError) as raised:
+        resolve_account(name)
+    assert "does not exist" in str(raised.value) or "not a key file" in str(raised.value)

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from chain.cli.errors import EXIT_BAD_INPUT, EXIT_USAGE
 from chain.genesis import dev_genesis_document, genesis_hash, load_genesis
 from tests.commands import ROOT, inferchain, one_line_error
 
@@ -23,6 +24,15 @@ def test_validate_json_summary():
     assert summary["valid"] is True and summary["chain_id"] == "inferchain-dev"
     assert summary["accounts"] == 6 and summary["validators"][0]["name"] == "alice"
     assert summary["total_issuance"] == str(6 * 10**18)
+    # 64-bit integers are strings, as in genesis.json itself; counts and decimals are numbers.
+    assert summary["initial_height"] == "1" and summary["block_time_ms"] == "1000"
+    assert summary["genesis_time_ms"].isdigit() and summary["validators"][0]["power"] == "100"
+    assert summary["token_symbol"] == "INFER" and summary["token_decimals"] == 18
+
+
+def test_validate_text_shows_the_issuance_in_tokens():
+    result = inferchain("genesis", "validate")
+    assert "6.000000000000000000 INFER" in result.stdout
 
 
 def test_validate_defaults_to_genesis_json_in_the_current_directory(tmp_path):
@@ -54,16 +64,16 @@ def _broken(tmp_path, mutate) -> str:
 )
 def test_validate_names_the_bad_field_in_one_line(tmp_path, mutate, field):
     result = inferchain("genesis", "validate", _broken(tmp_path, mutate))
-    assert result.returncode == 1
+    assert result.returncode == EXIT_BAD_INPUT
     assert field in one_line_error(result)
 
 
 def test_validate_reports_a_missing_file_and_bad_json(tmp_path):
     missing = inferchain("genesis", "validate", str(tmp_path / "nope.json"))
-    assert missing.returncode == 1 and "nope.json" in one_line_error(missing)
+    assert missing.returncode == EXIT_BAD_INPUT and "nope.json" in one_line_error(missing)
     (tmp_path / "bad.json").write_text("{not json")
     bad = inferchain("genesis", "validate", str(tmp_path / "bad.json"))
-    assert bad.returncode == 1 and "JSON" in one_line_error(bad)
+    assert bad.returncode == EXIT_BAD_INPUT and "JSON" in one_line_error(bad)
 
 
 def test_hash_prints_the_genesis_hash_in_hex():
@@ -74,7 +84,7 @@ def test_hash_prints_the_genesis_hash_in_hex():
 
 def test_hash_of_an_invalid_file_is_an_error(tmp_path):
     result = inferchain("genesis", "hash", _broken(tmp_path, lambda d: d.pop("validators")))
-    assert result.returncode == 1 and "validators" in one_line_error(result)
+    assert result.returncode == EXIT_BAD_INPUT and "validators" in one_line_error(result)
 
 
 def test_dev_prints_the_checked_in_genesis():
@@ -93,4 +103,4 @@ def test_dev_with_a_chain_id_changes_the_hash():
 
 def test_dev_refuses_an_invalid_chain_id():
     result = inferchain("genesis", "dev", "--chain-id", "x" * 100)
-    assert result.returncode == 1 and "chain_id" in one_line_error(result)
+    assert result.returncode == EXIT_USAGE and "chain_id" in one_line_error(result)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from chain.cli import main
+from chain.cli.errors import EXIT_BAD_INPUT, EXIT_USAGE
 from tests.commands import ROOT, one_line_error
 
 PROMPT = "Name three colours of the rainbow."
@@ -34,6 +38,7 @@ def sampled_result_file(home) -> Path:
     result = run(home, "infer", PROMPT, "--max-tokens", "16", "--temperature", "0.8", "--top-k", "40",
                  "--top-p", "0.95", "--seed", "7", "--threads", "2", "--output", "json")
     assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # JSON mode: one document on stdout and nothing else
     path = home / "result.json"
     path.write_text(result.stdout)
     return path
@@ -47,11 +52,44 @@ def test_infer_prints_the_result_as_json(sampled_result_file):
     assert len(document["logprobs_micronats"]) == len(document["tokens"])
 
 
-def test_infer_is_reproducible_and_prints_text_for_people(home, sampled_result_file):
+def test_infer_is_reproducible(home, sampled_result_file):
     again = run(home, "infer", PROMPT, "--max-tokens", "16", "--temperature", "0.8", "--seed", "7", "--output", "json")
     assert json.loads(again.stdout)["tokens"] == json.loads(sampled_result_file.read_text())["tokens"]
-    greedy = run(home, "infer", PROMPT, "--max-tokens", "8")
-    assert greedy.returncode == 0 and "stop reason" in greedy.stdout and "tokens/s" in greedy.stderr
+
+
+def test_infer_for_people_prints_the_text_then_a_usage_line(home, sampled_result_file):
+    text = run(home, "infer", PROMPT, "--max-tokens", "16", "--temperature", "0.8", "--seed", "7")
+    assert text.returncode == 0, text.stderr
+    # stdout is exactly the generated text (as streamed), so it can be piped.
+    assert text.stdout == json.loads(sampled_result_file.read_text())["text"] + "\n"
+    usage = text.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(r"prompt \d+ tokens, output \d+ tokens \(stop: (eos|length)\), [0-9.]+ tokens/s, "
+                        r"first token after [0-9.]+ s, on .+", usage), usage
+
+
+class FlushRecorder(io.StringIO):
+    """Standard output that remembers what had been written at each flush."""
+
+    def __init__(self):
+        super().__init__()
+        self.flushed: list[str] = []
+
+    def flush(self):
+        self.flushed.append(self.getvalue())
+
+
+def test_infer_streams_the_text_as_it_is_generated(home, monkeypatch, capsys):
+    recorder = FlushRecorder()
+    monkeypatch.setattr(sys, "stdout", recorder)
+    code = main(["infer", "Count from one to twenty in words.", "--raw", "--max-tokens", "24", "--threads", "2",
+                 "--base-path", str(home)])
+    assert code == 0
+    final = recorder.getvalue()
+    # Before streaming, the whole text was printed once at the end: one write, no flush between tokens.
+    snapshots = [snapshot for snapshot in dict.fromkeys(recorder.flushed) if snapshot]
+    assert len(snapshots) >= 8, snapshots
+    assert all(final.startswith(snapshot) for snapshot in snapshots)
+    assert "tokens/s" in capsys.readouterr().err
 
 
 def test_verify_accepts_an_honest_result(home, sampled_result_file):
@@ -79,35 +117,40 @@ def test_verify_rejects_a_forged_result_with_exit_1(home, sampled_result_file, t
     [(None, "cannot read"), ("{not json", "not JSON"), ('{"model": 5}', "not an inference result"),
      ("[]", "must be a JSON object")],
 )
-def test_verify_of_unreadable_input_exits_2_with_one_line(home, tmp_path, content, message):
+def test_verify_of_unreadable_input_exits_6_not_the_usage_code(home, tmp_path, content, message):
     path = tmp_path / "result.json"
     if content is not None:
         path.write_text(content)
     result = run(home, "verify", str(path))
-    assert result.returncode == 2 and message in one_line_error(result)
+    assert result.returncode == EXIT_BAD_INPUT and message in one_line_error(result)
 
 
-def test_verify_of_a_result_for_an_unknown_model_exits_2(home, sampled_result_file, tmp_path):
+def test_verify_of_a_result_for_an_unknown_model_exits_6(home, sampled_result_file, tmp_path):
     document = json.loads(sampled_result_file.read_text())
     document["model"] = "ab" * 32
     path = tmp_path / "other-model.json"
     path.write_text(json.dumps(document))
     result = run(home, "verify", str(path))
-    assert result.returncode == 2 and "no model" in one_line_error(result)
+    assert result.returncode == EXIT_BAD_INPUT and "no model" in one_line_error(result)
+
+
+def test_verify_usage_errors_still_exit_2(home):
+    result = run(home, "verify")
+    assert result.returncode == EXIT_USAGE and "usage:" in result.stderr
 
 
 @pytest.mark.parametrize(
-    "args, message",
-    [(("--max-tokens", "100000"), "exceeds the 4096-token context"),
-     (("--temperature", "warm"), "not a number"),
-     (("--top-p", "1.5"), "top-p must be"),
-     (("--model", "nonexistent"), "no model")],
+    "args, message, code",
+    [(("--max-tokens", "100000"), "exceeds the 4096-token context", EXIT_USAGE),
+     (("--temperature", "warm"), "not a number", EXIT_USAGE),
+     (("--top-p", "1.5"), "top-p must be", EXIT_USAGE),
+     (("--model", "nonexistent"), "no model", EXIT_BAD_INPUT)],
 )
-def test_bad_infer_arguments_are_one_line_errors(home, args, message):
+def test_bad_infer_arguments_are_one_line_errors(home, args, message, code):
     result = run(home, "infer", PROMPT, *args)
-    assert result.returncode == 1 and message in one_line_error(result)
+    assert result.returncode == code and message in one_line_error(result)
 
 
 def test_a_prompt_longer_than_the_context_is_one_line_error(home):
     result = run(home, "infer", "word " * 300, "--context", "256")
-    assert result.returncode == 1 and "longer than the 256-token context" in one_line_error(result)
+    assert result.returncode == EXIT_USAGE and "longer than the 256-token context" in one_line_error(result)

@@ -8,6 +8,7 @@ import stat
 
 import pytest
 
+from chain.cli.errors import EXIT_BAD_INPUT
 from chain.crypto import dev_keypair
 from tests.commands import inferchain, one_line_error
 
@@ -36,13 +37,13 @@ def test_generate_refuses_to_overwrite(tmp_path):
     assert inferchain("keys", "generate", str(path)).returncode == 0
     before = path.read_text()
     again = inferchain("keys", "generate", str(path))
-    assert again.returncode == 1 and "already exists" in one_line_error(again)
+    assert again.returncode == EXIT_BAD_INPUT and "already exists" in one_line_error(again)
     assert path.read_text() == before
 
 
 def test_generate_refuses_a_dev_name(tmp_path):
     result = inferchain("keys", "generate", "alice", cwd=tmp_path)
-    assert result.returncode == 1 and "development account" in one_line_error(result)
+    assert result.returncode == EXIT_BAD_INPUT and "development account" in one_line_error(result)
 
 
 @pytest.mark.parametrize("name", ["alice", "Alice", "ALICE"])
@@ -81,17 +82,32 @@ def test_show_secret_prints_the_seed_of_a_key_file(tmp_path):
 
 def test_show_secret_of_an_address_is_an_error():
     result = inferchain("keys", "inspect", dev_keypair("bob").address, "--show-secret")
-    assert result.returncode == 1 and "no secret" in one_line_error(result)
+    assert result.returncode == EXIT_BAD_INPUT and "no secret" in one_line_error(result)
 
 
 @pytest.mark.parametrize("text", ["mallory", "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQZ", "ab" * 31])
 def test_inspect_nonsense_is_aone_line_error(text):
     result = inferchain("keys", "inspect", text)
-    assert result.returncode == 1 and text in one_line_error(result)
+    assert result.returncode == EXIT_BAD_INPUT and text in one_line_error(result)
 
 
 def test_inspect_a_damaged_key_file_is_aone_line_error(tmp_path):
     path = tmp_path / "k.json"
     path.write_text('{"seed": "12"}')
     result = inferchain("keys", "inspect", str(path))
-    assert result.returncode == 1 and "32 bytes" in one_line_error(result)
+    assert result.returncode == EXIT_BAD_INPUT and "32 bytes" in one_line_error(result)
+
+
+@pytest.mark.parametrize("name", ["./missing.json", "missing.json", "keys/missing", "~/no-such-dir-inferchain/k.json"])
+def test_inspect_a_missing_key_file_says_it_does_not_exist(tmp_path, name):
+    result = inferchain("keys", "inspect", name, cwd=tmp_path)
+    line = one_line_error(result)
+    assert result.returncode == EXIT_BAD_INPUT
+    assert f"key file {name!r} does not exist" in line and "base58" not in line
+
+
+@pytest.mark.parametrize("name", ["k" * 5000, "a/" + "k" * 5000 + ".json", "/", "~no-such-user-inferchain/k.json"])
+def test_a_name_the_file_system_refuses_is_a_one_line_error(name):
+    # A 5,000-character name once raised OSError (file name too long) out of the key file lookup.
+    result = inferchain("keys", "inspect", name)
+    assert result.returncode == EXIT_BAD_INPUT and one_line_error(result)

@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from chain.cli.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_USAGE
+from chain.cli.model import CALIBRATION_ROWS
+from inference.calibration import ROW_KEYS
 from tests.commands import ROOT, one_line_error
 from tests.inference.conftest import tiny_gguf
 
@@ -32,12 +35,37 @@ def test_list_shows_the_embedded_model_even_in_an_empty_home(tmp_path):
     assert "SmolLM2-135M-Instruct-Q4_1" in table.stdout and "embedded" in table.stdout
 
 
+def test_list_says_which_models_have_verification_thresholds(tmp_path):
+    source = tiny_gguf(tmp_path / "tiny.gguf")
+    assert model_command(tmp_path / "home", "add", str(source), "--name", "tiny").returncode == 0
+    listed = {model["name"]: model for model in json.loads(model_command(tmp_path / "home", "list", "--output", "json").stdout)}
+    assert listed["tiny"]["thresholds"] == "none"
+    assert listed["SmolLM2-135M-Instruct-Q4_1"]["thresholds"] == "shipped"
+    table = model_command(tmp_path / "home", "list").stdout.splitlines()
+    assert "THRESHOLDS" in table[0]
+    assert any("tiny" in row and "none (run model calibrate)" in row for row in table)
+    assert any("SmolLM2" in row and row.rstrip().endswith("shipped") for row in table)
+    # A file calibrated here wins over the shipped one.
+    model_id = listed["tiny"]["id"]
+    shipped = json.loads((ROOT / "inference" / "data" / "thresholds.json").read_text())
+    document = {**next(iter(shipped.values())), "model": model_id}
+    (tmp_path / "home" / "models" / f"{model_id}.thresholds.json").write_text(json.dumps(document))
+    listed = {model["name"]: model for model in json.loads(model_command(tmp_path / "home", "list", "--output", "json").stdout)}
+    assert listed["tiny"]["thresholds"] == "local"
+
+
+def test_calibrate_help_describes_every_row_the_calibration_runs():
+    assert tuple(CALIBRATION_ROWS) == ROW_KEYS
+
+
 def test_info_describes_the_default_model(tmp_path):
     info = model_command(tmp_path, "info", "--output", "json")
     assert info.returncode == 0, info.stderr
     document = json.loads(info.stdout)
     assert document["architecture"] == "llama" and document["vocabulary_size"] == 49152
-    assert document["context_length"] == 8192 and document["parameters"] == 134_515_008
+    # 64-bit quantities (parameters, bytes) are strings; 32-bit ones numbers (docs/cli.md).
+    assert document["context_length"] == 8192 and document["parameters"] == "134515008"
+    assert document["size_bytes"].isdigit() and document["thresholds"] == "shipped"
 
 
 def test_add_info_and_remove_an_imported_model(tmp_path):
@@ -62,21 +90,21 @@ def test_adding_a_bad_file_is_one_line_error(tmp_path, content, message):
     if content is not None:
         path.write_bytes(content)
     result = model_command(tmp_path / "home", "add", str(path))
-    assert result.returncode == 1 and message in one_line_error(result)
+    assert result.returncode == EXIT_BAD_INPUT and message in one_line_error(result)
 
 
 def test_adding_a_truncated_model_is_one_line_error(tmp_path):
     source = tiny_gguf(tmp_path / "tiny.gguf")
     source.write_bytes(source.read_bytes()[:500])
     result = model_command(tmp_path / "home", "add", str(source))
-    assert result.returncode == 1 and "truncated" in one_line_error(result)
+    assert result.returncode == EXIT_BAD_INPUT and "truncated" in one_line_error(result)
 
 
 def test_unknown_models_and_removing_the_embedded_one_are_one_line_errors(tmp_path):
     unknown = model_command(tmp_path, "info", "nonexistent")
-    assert unknown.returncode == 1 and "no model 'nonexistent'" in one_line_error(unknown)
+    assert unknown.returncode == EXIT_BAD_INPUT and "no model 'nonexistent'" in one_line_error(unknown)
     embedded = model_command(tmp_path, "remove", "embedded")
-    assert embedded.returncode == 1 and "cannot be removed" in one_line_error(embedded)
+    assert embedded.returncode == EXIT_FAILURE and "cannot be removed" in one_line_error(embedded)
 
 
 def test_a_tampered_model_file_is_refused_when_used(tmp_path):
@@ -85,7 +113,7 @@ def test_a_tampered_model_file_is_refused_when_used(tmp_path):
     stored = tmp_path / "home" / "models" / f"{model_id}.gguf"
     stored.write_bytes(stored.read_bytes()[:-4] + b"\x01\x02\x03\x04")
     result = model_command(tmp_path / "home", "calibrate", model_id, "--prompts", "1")
-    assert result.returncode == 1 and "does not match model id" in one_line_error(result)
+    assert result.returncode == EXIT_BAD_INPUT and "does not match model id" in one_line_error(result)
 
 
 def test_calibrate_a_small_run_writes_thresholds_and_the_docs_table(tmp_path):
@@ -106,4 +134,4 @@ def test_calibrate_a_small_run_writes_thresholds_and_the_docs_table(tmp_path):
 
 def test_calibrate_refuses_unknown_rows(tmp_path):
     result = model_command(tmp_path, "calibrate", "--rows", "reference,bogus")
-    assert result.returncode == 1 and "unknown calibration rows: bogus" in one_line_error(result)
+    assert result.returncode == EXIT_USAGE and "unknown calibration rows: bogus" in one_line_error(result)
