@@ -566,7 +566,7 @@ class Client:
         if "failed to connect to all addresses" in lowered and "http/2" in lowered:
             return (f"{self.target} answered, but not as an inferchain gRPC node "
                     f"(is it the Prometheus port or another HTTP server? {api_hint})")
-        if "failed to connect to all addresses" in lowered and "socket closed" in lowered:
+        if "failed to connect to all addresses" in lowered and ("socket closed" in lowered or "reset by peer" in lowered):
             return f"{self.target} accepted the connection and closed it without answering gRPC ({api_hint})"
         if "resolving" in lowered or "dns" in lowered:
             return f"cannot connect to a node at {self.target}: the host name does not resolve"
