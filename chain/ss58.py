@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import math
 from hashlib import blake2b
+
+import base58
+
+from chain.text import quote_input
 
 # The generic Substrate prefix; addresses start with "5".
 SS58_PREFIX = 42
 SS58_PREFIX_NAME = "substrate"
-_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-_INDEX = {char: index for index, char in enumerate(_ALPHABET)}
+BASE58_ALPHABET = base58.BITCOIN_ALPHABET.decode("ascii")
 _CHECKSUM_CONTEXT = b"SS58PRE"
+# One prefix byte (prefixes below 64), the 32-byte key, a 2-byte checksum.
+_ADDRESS_BYTES = 1 + 32 + 2
+# The longest base58 text of _ADDRESS_BYTES bytes: each character carries log2(58) bits, and a
+# leading zero byte becomes one "1", which is never longer. 35 bytes give at most 48 characters.
+MAX_ADDRESS_LENGTH = math.ceil(_ADDRESS_BYTES * 8 / math.log2(58))
 
 
 class AddressError(ValueError):
@@ -17,24 +26,19 @@ class AddressError(ValueError):
 
 
 def base58_encode(data: bytes) -> str:
-    number = int.from_bytes(data, "big")
-    chars = []
-    while number:
-        number, remainder = divmod(number, 58)
-        chars.append(_ALPHABET[remainder])
-    leading_zeros = len(data) - len(data.lstrip(b"\0"))
-    return "1" * leading_zeros + "".join(reversed(chars))
+    """Bitcoin-alphabet base58 of `data`, leading zero bytes as "1"."""
+    return base58.b58encode(data).decode("ascii")
 
 
 def base58_decode(text: str) -> bytes:
-    number = 0
-    for char in text:
-        if char not in _INDEX:
-            raise AddressError(f"{char!r} is not a base58 character")
-        number = number * 58 + _INDEX[char]
-    leading_ones = len(text) - len(text.lstrip("1"))
-    body = number.to_bytes((number.bit_length() + 7) // 8, "big") if number else b""
-    return b"\0" * leading_ones + body
+    """The bytes of a base58 text; AddressError naming the first character outside the alphabet.
+
+    Decoding costs time quadratic in the length: callers bound the length first.
+    """
+    stray = next((char for char in text if char not in BASE58_ALPHABET), None)
+    if stray is not None:
+        raise AddressError(f"{quote_input(stray)} is not a base58 character")
+    return base58.b58decode(text)
 
 
 def _checksum(payload: bytes) -> bytes:
@@ -51,12 +55,18 @@ def encode_address(public_key: bytes, prefix: int = SS58_PREFIX) -> str:
 
 def decode_address(address: str, prefix: int = SS58_PREFIX) -> bytes:
     """The public key inside an SS58 address; AddressError when it is malformed or foreign."""
-    raw = base58_decode(address.strip())
-    if len(raw) != 35:
-        raise AddressError(f"{address!r} is not an SS58 address of a 32-byte key")
+    text = address.strip()
+    if len(text) > MAX_ADDRESS_LENGTH:
+        raise AddressError(
+            f"{quote_input(text)} is not an SS58 address: an address of a 32-byte key "
+            f"is at most {MAX_ADDRESS_LENGTH} characters"
+        )
+    raw = base58_decode(text)
+    if len(raw) != _ADDRESS_BYTES:
+        raise AddressError(f"{quote_input(text)} is not an SS58 address of a 32-byte key")
     payload, checksum = raw[:33], raw[33:]
     if _checksum(payload) != checksum:
-        raise AddressError(f"{address!r} has a wrong checksum (a typo?)")
+        raise AddressError(f"{quote_input(text)} has a wrong checksum (a typo?)")
     if payload[0] != prefix:
-        raise AddressError(f"{address!r} has network prefix {payload[0]}, this chain uses {prefix}")
+        raise AddressError(f"{quote_input(text)} has network prefix {payload[0]}, this chain uses {prefix}")
     return payload[1:]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import given, strategies as st
 
-from chain.ss58 import AddressError, base58_decode, base58_encode, decode_address, encode_address
+from chain.ss58 import MAX_ADDRESS_LENGTH, AddressError, base58_decode, base58_encode, decode_address, encode_address
 
 keys = st.binary(min_size=32, max_size=32)
 BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
@@ -36,9 +36,23 @@ def test_base58_round_trips(data):
 def test_arbitrary_strings_raise_only_address_error(text):
     try:
         public_key = decode_address(text)
-    except AddressError:
+    except AddressError as error:
+        assert len(str(error)) < 700  # repr of 48 characters: at most 480
         return
     assert len(public_key) == 32
+
+
+@given(st.one_of(st.text(min_size=49, max_size=3000), st.text(alphabet=BASE58, min_size=49, max_size=3000)))
+def test_text_longer_than_any_address_is_refused_by_its_length(text):
+    if len(text.strip()) <= MAX_ADDRESS_LENGTH:
+        return
+    try:
+        decode_address(text)
+    except AddressError as error:
+        assert f"at most {MAX_ADDRESS_LENGTH} characters" in str(error)
+        assert len(str(error)) < 700  # repr of 48 characters: at most 480
+        return
+    raise AssertionError("an overlong address decoded")
 
 
 @given(st.text(alphabet=BASE58, min_size=40, max_size=56))
