@@ -63,7 +63,7 @@ def generate_key_file(name_or_file: str | Path) -> tuple[Path, Keypair]:
     if not text.strip():
         raise KeyResolutionError("give a name or a file path for the new key")
     if is_dev_name(text):
-        raise KeyResolutionError(f"{text!r} is a development account name; choose another name for a new key")
+        raise KeyResolutionError(f"{quote_input(text)} is a development account name; choose another name for a new key")
     path = key_file_path(text)
     if path.exists():
         raise KeyResolutionError(f"{path} already exists; refusing to overwrite a key file")
@@ -127,7 +127,7 @@ def resolve_signer(name_or_file: str) -> Keypair:
     resolved = resolve_account(name_or_file)
     if resolved.keypair is None:
         raise KeyResolutionError(
-            f"{name_or_file!r} is {'an' if resolved.source == 'address' else 'a'} {resolved.source}, "
+            f"{quote_input(name_or_file)} is {'an' if resolved.source == 'address' else 'a'} {resolved.source}, "
             "which cannot sign; give a dev account name or a key file from `inferchain keys generate`"
         )
     return resolved.keypair
@@ -159,7 +159,7 @@ def resolve_account(text: str) -> ResolvedAccount:
         return ResolvedAccount(decode_address(text), "address")
     except AddressError as error:
         raise KeyResolutionError(
-            f"{text!r} is not a dev account ({', '.join(DEV_ACCOUNT_NAMES)}), a key file, "
+            f"{quote_input(text)} is not a dev account ({', '.join(DEV_ACCOUNT_NAMES)}), a key file, "
             f"a 64-character hex public key, or a valid SS58 address ({error})"
         ) from None
 

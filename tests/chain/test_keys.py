@@ -166,3 +166,11 @@ def test_any_missing_path_is_named_as_a_missing_file(tmp_path_factory, text):
     with pytest.raises(KeyResolutionError) as raised:
         resolve_account(name)
     assert "does not exist" in str(raised.value) or "not a key file" in str(raised.value)
+
+
+@pytest.mark.parametrize("text", ["x" * 5_000, "5" * 100_000])
+def test_a_huge_account_name_is_quoted_by_a_short_prefix(text):
+    with pytest.raises(KeyResolutionError) as raised:
+        resolve_account(text)
+    assert f"({len(text)} characters)" in str(raised.value)
+    assert len(str(raised.value)) < 1_000
