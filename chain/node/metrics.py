@@ -1,42 +1,94 @@
-"""Prometheus metrics in the text exposition format, served on their own port."""
+"""Prometheus metrics (prometheus_client), one registry per node, served on their own port.
+
+Gauges and counters are read from the core at scrape time; the block production time is a
+histogram fed by the producer. No global registry: several nodes may run in one process.
+"""
 
 from __future__ import annotations
 
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
+from typing import Iterator
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest, make_wsgi_app
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import ThreadingWSGIServer
+from prometheus_client.registry import Collector
+
+METRICS_PATH = "/metrics"
+# Block production on the dev chain takes milliseconds empty and up to seconds for full blocks.
+BLOCK_PRODUCTION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
-def render_metrics(core) -> str:
-    """The node's counters and gauges as Prometheus text."""
-    head = core.head
-    stats = core.stats
-    lines = [
-        ("inferchain_block_height", "gauge", "Height of the best block.", head.height),
-        ("inferchain_finalized_height", "gauge", "Height of the latest finalized block.", head.height),
-        ("inferchain_mempool_transactions", "gauge", "Transactions waiting in the pool.", len(core.pool)),
-        ("inferchain_mempool_bytes", "gauge", "Bytes of the transactions in the pool.", core.pool.total_bytes),
-        ("inferchain_transactions_submitted_total", "counter", "Transactions admitted or refused by validation.", stats.submitted),
-        ("inferchain_transactions_rejected_total", "counter", "Transactions refused at submission.", stats.rejected),
-        ("inferchain_transactions_included_total", "counter", "Transactions included in blocks produced here.", stats.included),
-        ("inferchain_blocks_produced_total", "counter", "Blocks produced by this node.", stats.blocks),
-        ("inferchain_last_block_transactions", "gauge", "Transactions in the last produced block.", stats.last_block_transactions),
-        ("inferchain_last_block_seconds", "gauge", "Time taken to build and commit the last block.", stats.last_block_seconds),
-        ("inferchain_block_production_halted", "gauge", "1 when a storage failure stopped block production until a restart.", int(stats.production_halted)),
-        ("inferchain_storage_errors_total", "counter", "Storage failures that halted block production (a failed write, a damaged read).", stats.storage_errors),
-    ]
-    text = []
-    for name, kind, help_text, value in lines:
-        text += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {value}"]
-    return "\n".join(text) + "\n"
+class CoreCollector(Collector):
+    """The node's counters and gauges, read from the core (head, pool, NodeStats) at each scrape."""
+
+    def __init__(self, core):
+        self.core = core
+
+    def collect(self) -> Iterator[Metric]:
+        core = self.core
+        head = core.head
+        stats = core.stats
+        yield GaugeMetricFamily("inferchain_block_height", "Height of the best block.", value=head.height)
+        yield GaugeMetricFamily("inferchain_finalized_height", "Height of the latest finalized block.", value=head.height)
+        yield GaugeMetricFamily("inferchain_mempool_transactions", "Transactions waiting in the pool.", value=len(core.pool))
+        yield GaugeMetricFamily("inferchain_mempool_bytes", "Bytes of the transactions in the pool.", value=core.pool.total_bytes)
+        yield CounterMetricFamily(
+            "inferchain_transactions_submitted", "Transactions admitted or refused by validation.", value=stats.submitted
+        )
+        yield CounterMetricFamily("inferchain_transactions_rejected", "Transactions refused at submission.", value=stats.rejected)
+        yield CounterMetricFamily(
+            "inferchain_transactions_included", "Transactions included in blocks produced here.", value=stats.included
+        )
+        yield CounterMetricFamily("inferchain_blocks_produced", "Blocks produced by this node.", value=stats.blocks)
+        yield GaugeMetricFamily(
+            "inferchain_last_block_transactions", "Transactions in the last produced block.", value=stats.last_block_transactions
+        )
+        yield GaugeMetricFamily(
+            "inferchain_last_block_seconds", "Time taken to build and commit the last block.", value=stats.last_block_seconds
+        )
+        yield GaugeMetricFamily(
+            "inferchain_block_production_halted",
+            "1 when a storage failure stopped block production until a restart.",
+            value=int(getattr(stats, "production_halted", False)),
+        )
+        yield CounterMetricFamily(
+            "inferchain_storage_errors",
+            "Storage failures that halted block production (a failed write, a damaged read).",
+            value=getattr(stats, "storage_errors", 0),
+        )
+
+
+class NodeMetrics:
+    """A node's own registry: the core's figures and the histogram of block production time."""
+
+    def __init__(self, core):
+        self.registry = CollectorRegistry()
+        self.registry.register(CoreCollector(core))
+        self.block_production_seconds = Histogram(
+            "inferchain_block_production_seconds",
+            "Time taken to build, execute and commit a block.",
+            buckets=BLOCK_PRODUCTION_BUCKETS,
+            registry=self.registry,
+        )
+
+    def observe_block(self, elapsed_s: float) -> None:
+        """Record the production time of one block."""
+        self.block_production_seconds.observe(elapsed_s)
+
+    def render(self) -> bytes:
+        """Everything in the registry, in the Prometheus text format."""
+        return generate_latest(self.registry)
 
 
 class MetricsServer:
-    """GET /metrics on host:port in a background thread."""
+    """GET /metrics on host:port in a background thread, served by prometheus_client's WSGI app."""
 
-    def __init__(self, render: Callable[[], str], host: str, port: int):
-        handler = _handler_for(render)
-        self.httpd = ThreadingHTTPServer((host, port), handler)
+    def __init__(self, node_metrics: NodeMetrics, host: str, port: int):
+        self.node_metrics = node_metrics
+        app = _only_metrics_path(make_wsgi_app(node_metrics.registry))
+        self.httpd = make_server(host, port, app, ThreadingWSGIServer, handler_class=_QuietHandler)
         self.port = self.httpd.server_address[1]
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="metrics", daemon=True)
 
@@ -48,20 +100,18 @@ class MetricsServer:
         self.httpd.server_close()
 
 
-def _handler_for(render: Callable[[], str]):
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server's naming)
-            if self.path.split("?")[0] != "/metrics":
-                self.send_error(404, "metrics are at /metrics")
-                return
-            body = render().encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+def _only_metrics_path(app):
+    """The app at /metrics and a 404 that says where they are everywhere else."""
 
-        def log_message(self, format, *args):  # keep scrapes out of the node's log
-            pass
+    def routed(environ, start_response):
+        if environ.get("PATH_INFO") != METRICS_PATH:
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [f"metrics are at {METRICS_PATH}\n".encode()]
+        return app(environ, start_response)
 
-    return Handler
+    return routed
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format, *args):  # keep scrapes out of the node's log
+        pass

@@ -14,7 +14,7 @@ from chain.crypto import Keypair
 from chain.genesis import Genesis
 from chain.node.api import NodeApi
 from chain.node.core import NodeCore, ProductionHalted
-from chain.node.metrics import MetricsServer, render_metrics
+from chain.node.metrics import MetricsServer, NodeMetrics
 from chain.node.server import ApiServer
 from chain.ss58 import encode_address
 from chain.storage import ChainStore, StoreError
@@ -92,7 +92,7 @@ class Node:
             self.api = ApiServer(NodeApi(self.core, config.genesis.consensus.block_time_ms), config.rpc_host, config.rpc_port)
             self.metrics = None
             if config.prometheus_port is not None:
-                self.metrics = MetricsServer(lambda: render_metrics(self.core), config.prometheus_host, config.prometheus_port)
+                self.metrics = MetricsServer(NodeMetrics(self.core), config.prometheus_host, config.prometheus_port)
         except OSError as error:
             self.store.close()
             raise NodeStartError(f"cannot open a listening port: {error}") from None
@@ -155,6 +155,8 @@ class Node:
                 "produced #%d (%s) with %d transactions in %.0f ms",
                 produced.height, produced.hash.hex()[:16], produced.transactions, produced.elapsed_s * 1000,
             )
+            if self.metrics is not None:
+                self.metrics.node_metrics.observe_block(produced.elapsed_s)
 
     def _set_production_health(self, status) -> None:
         self.api.health.set(BLOCK_PRODUCTION_HEALTH, status)
