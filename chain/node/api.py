@@ -17,6 +17,8 @@ NODE_VERSION = "0.1.0"
 MAX_BATCH = 10_000
 # How long a subscription waits for the next block before checking that its client is still there.
 SUBSCRIPTION_POLL_SECONDS = 1.0
+# The longest rejection message sent back: a chain id quoted in full once made a 60 KB status.
+MAX_REASON_CHARS = 512
 
 _STATUS = {
     "INVALID_ARGUMENT": grpc.StatusCode.INVALID_ARGUMENT,
@@ -26,8 +28,16 @@ _STATUS = {
 }
 
 
+def _reason(rejection: Rejected) -> str:
+    """The rejection's message, cut to MAX_REASON_CHARS where a rule quoted too much of the input."""
+    text = str(rejection)
+    if len(text) <= MAX_REASON_CHARS:
+        return text
+    return f"{text[:MAX_REASON_CHARS]}… (cut at {MAX_REASON_CHARS} of {len(text)} characters)"
+
+
 def _abort(context: grpc.ServicerContext, rejection: Rejected) -> None:
-    context.abort(_STATUS.get(rejection.status, grpc.StatusCode.INVALID_ARGUMENT), str(rejection))
+    context.abort(_STATUS.get(rejection.status, grpc.StatusCode.INVALID_ARGUMENT), _reason(rejection))
 
 
 class NodeApi(node_pb2_grpc.NodeServicer):
@@ -56,7 +66,7 @@ class NodeApi(node_pb2_grpc.NodeServicer):
             node_pb2.TransactionVerdict(transaction_hash=tx_hash, accepted=True)
             if rejection is None
             else node_pb2.TransactionVerdict(
-                transaction_hash=tx_hash, accepted=False, code=rejection.status, reason=str(rejection)
+                transaction_hash=tx_hash, accepted=False, code=rejection.status, reason=_reason(rejection)
             )
             for tx_hash, rejection in self.core.submit_many(request.transactions)
         ]
@@ -68,7 +78,7 @@ class NodeApi(node_pb2_grpc.NodeServicer):
             checked, receipt = self.core.simulate(request.transaction)
         except Rejected as rejection:
             return node_pb2.SimulateTransactionResponse(
-                transaction_hash=rejection.tx_hash, valid=False, code=rejection.status, reason=str(rejection),
+                transaction_hash=rejection.tx_hash, valid=False, code=rejection.status, reason=_reason(rejection),
                 minimum_fee=rules.params.minimum_fee(len(request.transaction)),
             )
         response = node_pb2.SimulateTransactionResponse(
@@ -160,6 +170,11 @@ class NodeApi(node_pb2_grpc.NodeServicer):
 
     def GetAccount(self, request, context):
         account = request.account
+        if request.account and request.address:
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "give the account as `account` (a 32-byte public key) or as `address` (SS58), not both",
+            )
         if request.address:
             try:
                 account = decode_address(request.address)

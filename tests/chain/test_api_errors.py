@@ -6,12 +6,16 @@ after (proven by the client), and checks the node still answers.
 
 from __future__ import annotations
 
+import time
+
+import grpc
 import pytest
+from grpc_health.v1 import health_pb2
 
 from chain.client import Client, ClientError
 from chain.crypto import Keypair, dev_keypair
 from chain.transactions import sign_transaction, transfer_call
-from proto import node_pb2, types_pb2
+from proto import node_pb2, node_pb2_grpc, types_pb2
 from runtime.executive import TRANSACTION_SIGNING_CONTEXT
 
 ALICE = dev_keypair("alice")
@@ -188,3 +192,92 @@ def test_malformed_queries_get_clear_codes(client, call, code):
         call(client)
     assert raised.value.code == code and raised.value.message
     assert client.chain_info().best_height >= 1
+
+
+# --- the gRPC edge: undecodable requests, oversized input, echoed input ----------------------
+
+NODE_METHODS = list(node_pb2.DESCRIPTOR.services_by_name["Node"].methods)
+
+
+@pytest.fixture(scope="module")
+def channel(dev_node):
+    with grpc.insecure_channel(dev_node.target) as channel:
+        yield channel
+
+
+def _raw_call(channel, method, payload: bytes, timeout: float = 5):
+    """Send `payload` as the request bytes of `method`, as any client in any language could."""
+    path = f"/{method.containing_service.full_name}/{method.name}"
+    if method.server_streaming:
+        return list(channel.unary_stream(path, request_serializer=bytes, response_deserializer=bytes)(payload, timeout=timeout))
+    return channel.unary_unary(path, request_serializer=bytes, response_deserializer=bytes)(payload, timeout=timeout)
+
+
+@pytest.mark.parametrize("method", NODE_METHODS, ids=lambda method: method.name)
+@pytest.mark.parametrize("payload", [b"\xff\xff\xff", b"\x0a\x05ab"], ids=["garbage", "truncated"])
+def test_undecodable_requests_are_invalid_argument_naming_the_type(channel, method, payload):
+    with pytest.raises(grpc.RpcError) as raised:
+        _raw_call(channel, method, payload)
+    error = raised.value
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
+    assert error.details() == f"the request does not decode as {method.input_type.full_name} ({len(payload)} bytes)"
+
+
+def test_an_address_that_is_not_utf8_is_invalid_argument(channel):
+    # GetAccountRequest.address (field 2) holding bytes that are not UTF-8.
+    with pytest.raises(grpc.RpcError) as raised:
+        _raw_call(channel, node_pb2.DESCRIPTOR.services_by_name["Node"].methods_by_name["GetAccount"], b"\x12\x02\xc3\x28")
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "inferchain.node.GetAccountRequest" in raised.value.details()
+
+
+def test_an_undecodable_health_check_is_invalid_argument(channel):
+    method = health_pb2.DESCRIPTOR.services_by_name["Health"].methods_by_name["Check"]
+    with pytest.raises(grpc.RpcError) as raised:
+        _raw_call(channel, method, b"\xff\xff")
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "grpc.health.v1.HealthCheckRequest" in raised.value.details()
+
+
+def test_a_huge_address_is_refused_at_once_with_a_short_message(channel):
+    stub = node_pb2_grpc.NodeStub(channel)
+    address = "5" * 320_000  # decoding this once took 10 s of CPU and came back whole in the message
+    started = time.monotonic()
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.GetAccount(node_pb2.GetAccountRequest(address=address), timeout=5)
+    assert time.monotonic() - started < 1
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    details = raised.value.details()
+    assert "at most 48 characters" in details and "(320000 characters)" in details
+    assert len(details) < 200
+
+
+def test_an_account_given_both_ways_is_invalid_argument(channel):
+    stub = node_pb2_grpc.NodeStub(channel)
+    request = node_pb2.GetAccountRequest(account=BOB.public_key, address=ALICE.address)
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.GetAccount(request, timeout=5)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "not both" in raised.value.details()
+
+
+def _long_chain_id_transaction(client) -> bytes:
+    info = client.chain_info()
+    body = types_pb2.TransactionBody(
+        chain_id="c" * 50_000, genesis_hash=info.genesis_hash, sender=ALICE.public_key, nonce=0, fee=10**9,
+        transfer=types_pb2.Transfer(dest=BOB.public_key, amount=10**7),
+    )
+    return _raw_from_body(ALICE, body)
+
+
+def test_a_rejection_quoting_a_long_input_is_cut_short(client, channel):
+    stub = node_pb2_grpc.NodeStub(channel)
+    raw = _long_chain_id_transaction(client)
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.SubmitTransaction(node_pb2.SubmitTransactionRequest(transaction=raw), timeout=5)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert len(raised.value.details()) < 700
+    verdict = stub.SubmitTransactions(node_pb2.SubmitTransactionsRequest(transactions=[raw]), timeout=5).verdicts[0]
+    assert not verdict.accepted and len(verdict.reason) < 700
+    simulated = stub.SimulateTransaction(node_pb2.SimulateTransactionRequest(transaction=raw), timeout=5)
+    assert not simulated.valid and len(simulated.reason) < 700

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from hypothesis import HealthCheck, given, settings
+from google.protobuf import message_factory
+from google.protobuf.message import DecodeError
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from chain.crypto import DEV_ACCOUNT_NAMES, dev_keypair
+from chain.ss58 import BASE58_ALPHABET as BASE58
+from chain.ss58 import AddressError, decode_address, encode_address
 from proto import node_pb2, node_pb2_grpc, types_pb2
 
 pytestmark = pytest.mark.slow
@@ -16,10 +20,15 @@ FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 
 
 @pytest.fixture(scope="module")
-def stub(dev_node):
+def channel(dev_node):
     channel = grpc.insecure_channel(dev_node.target)
-    yield node_pb2_grpc.NodeStub(channel)
+    yield channel
     channel.close()
+
+
+@pytest.fixture(scope="module")
+def stub(channel):
+    return node_pb2_grpc.NodeStub(channel)
 
 
 def accounts_snapshot(stub) -> list[tuple[int, int, int]]:
@@ -51,19 +60,80 @@ def test_arbitrary_batches_are_judged_one_by_one(stub, raws):
     assert all(not verdict.accepted and verdict.code and verdict.reason for verdict in reply.verdicts)
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(account=st.binary(max_size=40), address=st.text(max_size=60), tx_hash=st.binary(max_size=40))
-def test_arbitrary_queries_answer_or_refuse_clearly(stub, account, address, tx_hash):
-    for call, request in (
-        (stub.GetAccount, node_pb2.GetAccountRequest(account=account, address=address)),
-        (stub.GetTransaction, node_pb2.GetTransactionRequest(transaction_hash=tx_hash)),
-        (stub.GetBlock, node_pb2.GetBlockRequest(hash=tx_hash)),
-    ):
+def expected_account_outcome(account: bytes, address: str) -> tuple[grpc.StatusCode, str | None]:
+    """What GetAccount must answer: OK or INVALID_ARGUMENT, and the exact message where it is known here."""
+    if account and address:
+        return grpc.StatusCode.INVALID_ARGUMENT, None
+    if address:
         try:
-            call(request, timeout=10)
-        except grpc.RpcError as error:
-            assert error.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND), error
-            assert error.details()
+            decode_address(address)
+        except AddressError as error:
+            return grpc.StatusCode.INVALID_ARGUMENT, str(error)
+        return grpc.StatusCode.OK, None
+    return (grpc.StatusCode.OK if len(account) == 32 else grpc.StatusCode.INVALID_ARGUMENT), None
+
+
+def outcome(call, request) -> tuple[grpc.StatusCode, str]:
+    try:
+        call(request, timeout=10)
+    except grpc.RpcError as error:
+        assert error.details()
+        return error.code(), error.details()
+    return grpc.StatusCode.OK, ""
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    account=st.one_of(st.binary(max_size=40), st.binary(min_size=32, max_size=32)),
+    address=st.one_of(
+        st.just(""),
+        st.builds(encode_address, st.binary(min_size=32, max_size=32)),
+        st.text(max_size=60),
+        st.text(alphabet=BASE58, min_size=46, max_size=50),
+        st.text(min_size=49, max_size=5000),
+    ),
+)
+def test_arbitrary_account_queries_get_exactly_the_answer_they_deserve(stub, account, address):
+    expected_code, expected_message = expected_account_outcome(account, address)
+    code, details = outcome(stub.GetAccount, node_pb2.GetAccountRequest(account=account, address=address))
+    assert code == expected_code, details
+    if expected_message is not None:
+        assert details == expected_message
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(digest=st.one_of(st.binary(max_size=40), st.binary(min_size=32, max_size=32)))
+def test_arbitrary_hashes_are_refused_or_not_found(stub, digest):
+    # Random 32-byte hashes name no block and no transaction; any other length is malformed.
+    expected = grpc.StatusCode.NOT_FOUND if len(digest) == 32 else grpc.StatusCode.INVALID_ARGUMENT
+    assert outcome(stub.GetTransaction, node_pb2.GetTransactionRequest(transaction_hash=digest))[0] == expected
+    assert outcome(stub.GetBlock, node_pb2.GetBlockRequest(hash=digest))[0] == expected
+
+
+UNARY_METHODS = [method for method in node_pb2.DESCRIPTOR.services_by_name["Node"].methods if not method.server_streaming]
+
+
+@FUZZ
+@given(method=st.sampled_from(UNARY_METHODS + [node_pb2.DESCRIPTOR.services_by_name["Node"].methods_by_name["SubscribeBlocks"]]),
+       raw=st.binary(min_size=1, max_size=300))
+def test_request_bytes_that_do_not_decode_are_invalid_argument(channel, method, raw):
+    try:
+        message_factory.GetMessageClass(method.input_type).FromString(raw)
+    except DecodeError:
+        pass
+    else:
+        assume(False)  # decodable requests are the other tests' business
+    path = f"/inferchain.node.Node/{method.name}"
+    if method.server_streaming:
+        call = channel.unary_stream(path, request_serializer=bytes, response_deserializer=bytes)
+        invoke = lambda: list(call(raw, timeout=10))  # noqa: E731
+    else:
+        call = channel.unary_unary(path, request_serializer=bytes, response_deserializer=bytes)
+        invoke = lambda: call(raw, timeout=10)  # noqa: E731
+    with pytest.raises(grpc.RpcError) as raised:
+        invoke()
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert raised.value.details() == f"the request does not decode as {method.input_type.full_name} ({len(raw)} bytes)"
 
 
 def test_garbage_changed_no_state_and_node_still_serves(stub):

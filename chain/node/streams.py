@@ -1,0 +1,168 @@
+"""Open gRPC streams, bounded per node and per client, and cut off when they stall or outlive their limit.
+
+In grpcio's synchronous server every open response stream holds one worker thread for as long as
+it is open. Sixteen block subscriptions once took every worker, and health checks timed out. So
+the node admits at most `per_node` such streams (it has UNARY_WORKERS more workers) and `per_client`
+from one IP address, ends each after `max_lifetime_s`, and cancels one whose client stopped
+reading: its send then waits on HTTP/2 flow control and never returns on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import grpc
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StreamLimits:
+    """How many streams the node serves, and for how long."""
+
+    # With UNARY_WORKERS more workers than per_node (chain/node/server.py), unary calls always find one.
+    per_node: int = 64
+    # Enough for a few local tools each waiting on inclusions; one address cannot take the node's share.
+    per_client: int = 16
+    # A stream ends with DEADLINE_EXCEEDED after this long; a subscriber resubscribes from the
+    # height after the last block it received. Reclaims streams whose client vanished while
+    # still acknowledging HTTP/2 pings (keep-alive cannot tell those apart from slow readers).
+    max_lifetime_s: float = 600.0
+    # A stream whose last message has waited this long to be taken by the client is cancelled.
+    # A client that stops reading is found only once HTTP/2 flow control stops the sends: about
+    # 64 KB to 4 MB after it stopped, depending on the window its transport announced.
+    stall_s: float = 30.0
+    # How often the watchdog looks for stalled and overdue streams.
+    check_interval_s: float = 1.0
+
+
+class StreamRefused(Exception):
+    """No room for another stream; the message says which limit and what to do."""
+
+
+def client_address(peer: str) -> str:
+    """The host of a gRPC peer string ("ipv4:127.0.0.1:5000", "ipv6:%5B::1%5D:5000"); one key for unix sockets."""
+    kind, _, address = urllib.parse.unquote(peer).partition(":")
+    if kind in ("ipv4", "ipv6"):
+        return address.rsplit(":", 1)[0].strip("[]")
+    return kind
+
+
+@dataclass(eq=False)
+class OpenStream:
+    """One admitted stream: its client, its context, since when it is open and since when it waits to send."""
+
+    client: str
+    method: str
+    context: grpc.ServicerContext
+    opened_at: float
+    sending_since: float | None = field(default=None)
+
+
+class StreamGate:
+    """Admits streams within StreamLimits; a watchdog thread cancels those that stall or overstay."""
+
+    def __init__(self, limits: StreamLimits = StreamLimits(), clock: Callable[[], float] = time.monotonic):
+        self.limits = limits
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._open: set[OpenStream] = set()
+        self._stop = threading.Event()
+        self._watchdog: threading.Thread | None = None
+
+    # --- admitting and releasing ------------------------------------------------
+
+    def admit(self, method: str, context: grpc.ServicerContext) -> OpenStream:
+        """Count a new stream, or StreamRefused when the node or this client is at its limit."""
+        client = client_address(context.peer())
+        limits = self.limits
+        with self._lock:
+            if len(self._open) >= limits.per_node:
+                raise StreamRefused(
+                    f"this node serves at most {limits.per_node} block subscriptions (and other streams) "
+                    "and all are taken; try again later"
+                )
+            if sum(1 for stream in self._open if stream.client == client) >= limits.per_client:
+                raise StreamRefused(
+                    f"at most {limits.per_client} block subscriptions (and other streams) per client; close one first"
+                )
+            stream = OpenStream(client, method, context, self.clock())
+            self._open.add(stream)
+        return stream
+
+    def release(self, stream: OpenStream) -> None:
+        """Forget a stream; releasing twice is harmless."""
+        with self._lock:
+            self._open.discard(stream)
+
+    def count(self, client: str | None = None) -> int:
+        """Open streams, of one client or of all."""
+        with self._lock:
+            return sum(1 for stream in self._open if client is None or stream.client == client)
+
+    def serve(self, method: str, responses: Callable[[], Iterator], context: grpc.ServicerContext) -> Iterator:
+        """Admit a stream and pass `responses()` through, timing each send and ending it at its lifetime."""
+        try:
+            stream = self.admit(method, context)
+        except StreamRefused as refusal:
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(refusal))
+        context.add_callback(lambda: self.release(stream))
+        return self._pass_through(stream, responses())
+
+    def _pass_through(self, stream: OpenStream, responses: Iterator) -> Iterator:
+        try:
+            for response in responses:
+                stream.sending_since = self.clock()
+                yield response  # resumed once gRPC has handed the message to the transport
+                stream.sending_since = None
+                if self._overdue(stream, self.clock()):
+                    stream.context.abort(
+                        grpc.StatusCode.DEADLINE_EXCEEDED,
+                        f"a stream lasts at most {self.limits.max_lifetime_s:g} s; "
+                        "subscribe again from the height after the last block received",
+                    )
+        finally:
+            self.release(stream)
+
+    # --- the watchdog ------------------------------------------------------------
+
+    def _overdue(self, stream: OpenStream, now: float) -> bool:
+        return now - stream.opened_at >= self.limits.max_lifetime_s
+
+    def _stalled(self, stream: OpenStream, now: float) -> bool:
+        since = stream.sending_since
+        return since is not None and now - since >= self.limits.stall_s
+
+    def cut_off(self) -> int:
+        """Cancel streams stalled in a send, or open a stall period past their lifetime; how many."""
+        now = self.clock()
+        with self._lock:
+            doomed = [
+                stream for stream in self._open
+                if self._stalled(stream, now) or now - stream.opened_at >= self.limits.max_lifetime_s + self.limits.stall_s
+            ]
+            for stream in doomed:
+                self._open.discard(stream)
+        for stream in doomed:
+            log.info("cancelling %s stream of %s: stalled or past its lifetime", stream.method, stream.client)
+            stream.context.cancel()
+        return len(doomed)
+
+    def start(self) -> None:
+        """Run the watchdog in a daemon thread until stop()."""
+        self._watchdog = threading.Thread(target=self._watch, name="stream-watchdog", daemon=True)
+        self._watchdog.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._watchdog is not None:
+            self._watchdog.join(timeout=5)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.limits.check_interval_s):
+            self.cut_off()

@@ -1,0 +1,309 @@
+"""Streams never starve the node: bounded block subscriptions, reclaimed when abandoned, unary calls served throughout.
+
+Most tests run a real gRPC server (NodeApi over NodeCore and LevelDB on disk) in this process with
+small limits, producing a block every 0.2 s; the last one runs a real `inferchain node --dev`
+process with the default limits and repeats the attack of issue 13 (16 open block streams took
+every worker and health checks timed out).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from chain.crypto import dev_keypair
+from chain.genesis import dev_genesis_document, parse_genesis
+from chain.node.api import NodeApi
+from chain.node.core import NodeCore
+from chain.node.server import ApiServer
+from chain.node.streams import StreamLimits
+from chain.storage import ChainStore
+from proto import node_pb2, node_pb2_grpc, types_pb2
+from runtime.executive import TRANSACTION_SIGNING_CONTEXT
+from tests.commands import ROOT
+
+pytestmark = pytest.mark.slow
+
+GENESIS = parse_genesis(dev_genesis_document())
+ALICE = dev_keypair("alice")
+BOB = dev_keypair("bob")
+# Short enough that a unary call stuck behind the streams would miss it.
+UNARY_DEADLINE_S = 1.0
+
+
+@dataclass
+class ServedNode:
+    core: NodeCore
+    server: ApiServer
+    target: str
+
+    @property
+    def open_streams(self) -> int:
+        return self.server.streams.count()
+
+
+@pytest.fixture
+def serve(tmp_path):
+    """Start an in-process node server with the given StreamLimits; all are stopped at the end."""
+    started = []
+
+    def start(limits: StreamLimits, block_interval_s: float = 0.2) -> ServedNode:
+        store = ChainStore(tmp_path / f"db{len(started)}")
+        store.initialize(GENESIS.chain_id, GENESIS.hash, GENESIS.initial_height, GENESIS.state())
+        core = NodeCore(store, GENESIS, ALICE)
+        core.produce_block()
+        server = ApiServer(NodeApi(core, 1000), "127.0.0.1", 0, limits)
+        server.start()
+        server.mark_serving()
+        stop = threading.Event()
+        producer = threading.Thread(target=_produce, args=(core, stop, block_interval_s), daemon=True)
+        producer.start()
+        started.append((store, server, stop, producer))
+        return ServedNode(core, server, f"127.0.0.1:{server.port}")
+
+    yield start
+    for store, server, stop, producer in started:
+        stop.set()
+        producer.join(timeout=10)
+        server.stop(grace=0)
+        store.close()
+
+
+def _produce(core: NodeCore, stop: threading.Event, interval_s: float) -> None:
+    while not stop.wait(interval_s):
+        core.produce_block()
+
+
+def unary_calls_answer(target: str) -> None:
+    """Health and GetChainInfo answer within UNARY_DEADLINE_S, on a fresh channel."""
+    with grpc.insecure_channel(target) as channel:
+        health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=UNARY_DEADLINE_S)
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+        info = node_pb2_grpc.NodeStub(channel).GetChainInfo(node_pb2.GetChainInfoRequest(), timeout=UNARY_DEADLINE_S)
+        assert info.chain_id == GENESIS.chain_id
+
+
+def subscribe(target: str, from_height: int = 1, options=()):
+    """A new channel and a block stream on it, its first block already read; (channel, stream)."""
+    channel = grpc.insecure_channel(target, options=list(options))
+    stream = node_pb2_grpc.NodeStub(channel).SubscribeBlocks(node_pb2.SubscribeBlocksRequest(from_height=from_height))
+    try:
+        next(stream)
+    except grpc.RpcError:
+        channel.close()
+        raise
+    return channel, stream
+
+
+def refused_subscription(target: str) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as raised:
+        channel, _ = subscribe(target)
+        channel.close()
+    return raised.value
+
+
+def wait_until(condition, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def test_streams_beyond_the_per_client_limit_are_refused_and_unary_calls_still_answer(serve):
+    node = serve(StreamLimits(per_node=8, per_client=3))
+    admitted = [subscribe(node.target) for _ in range(3)]
+    try:
+        for _ in range(3):
+            error = refused_subscription(node.target)
+            assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "at most 3 block subscriptions" in error.details() and "per client; close one first" in error.details()
+        assert node.open_streams == 3
+        unary_calls_answer(node.target)
+    finally:
+        for channel, _ in admitted:
+            channel.close()
+
+
+def test_streams_beyond_the_node_limit_are_refused(serve):
+    node = serve(StreamLimits(per_node=4, per_client=10))
+    admitted = [subscribe(node.target) for _ in range(4)]
+    try:
+        error = refused_subscription(node.target)
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "this node serves at most 4 block subscriptions" in error.details()
+        unary_calls_answer(node.target)
+    finally:
+        for channel, _ in admitted:
+            channel.close()
+
+
+def test_a_closed_stream_frees_its_place(serve):
+    node = serve(StreamLimits(per_node=8, per_client=2))
+    first, second = subscribe(node.target), subscribe(node.target)
+    assert refused_subscription(node.target).code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    first[1].cancel()
+    assert wait_until(lambda: node.open_streams == 1, 3)
+    third = subscribe(node.target)
+    for channel, _ in (first, second, third):
+        channel.close()
+
+
+def test_every_stream_place_taken_leaves_unary_calls_their_workers(serve):
+    # Streams take all their places, each holding a worker; the workers left still serve unary calls.
+    limits = StreamLimits(per_node=6, per_client=6)
+    node = serve(limits)
+    admitted = [subscribe(node.target) for _ in range(limits.per_node)]
+    try:
+        with ThreadPoolExecutor(max_workers=8) as callers:
+            for answered in [callers.submit(unary_calls_answer, node.target) for _ in range(8)]:
+                answered.result(timeout=10)  # raises what the call raised
+    finally:
+        for channel, _ in admitted:
+            channel.close()
+
+
+def test_a_client_that_stops_reading_is_cut_off_and_its_place_reclaimed(serve):
+    node = serve(StreamLimits(per_node=1, per_client=1, stall_s=1.0, check_interval_s=0.2), block_interval_s=60)
+    _fill_a_block(node.core, transfers=600)  # a block event of about 150 KB, more than the client's window
+    # No BDP probing: the client's HTTP/2 window stays at 64 KB, so the server's send blocks soon.
+    channel, stream = subscribe(node.target, from_height=1, options=[("grpc.http2.bdp_probe", 0)])
+    try:
+        assert node.open_streams == 1
+        unary_calls_answer(node.target)  # while the stalled stream holds its worker
+        assert wait_until(lambda: node.open_streams == 0, 10), "the stalled stream was not cut off"
+        with pytest.raises(grpc.RpcError) as raised:
+            for _ in stream:
+                pass
+        assert raised.value.code() == grpc.StatusCode.CANCELLED
+        replacement = subscribe(node.target)  # the one place is free again
+        replacement[0].close()
+    finally:
+        channel.close()
+
+
+def _fill_a_block(core: NodeCore, transfers: int) -> None:
+    raws = []
+    for nonce in range(transfers):
+        body = types_pb2.TransactionBody(
+            chain_id=GENESIS.chain_id, genesis_hash=GENESIS.hash, sender=ALICE.public_key, nonce=nonce, fee=10**7,
+            transfer=types_pb2.Transfer(dest=BOB.public_key, amount=10**7 + nonce),
+        ).SerializeToString()
+        signature = ALICE.sign(TRANSACTION_SIGNING_CONTEXT + body)
+        raws.append(types_pb2.Transaction(body=body, signature=signature).SerializeToString())
+    assert all(rejection is None for _, rejection in core.submit_many(raws))
+    assert core.produce_block().transactions == transfers
+
+
+def test_streams_of_a_client_that_vanished_are_reclaimed(serve):
+    node = serve(StreamLimits(per_node=8, per_client=4))
+    client = subprocess.Popen(
+        [sys.executable, "-c", _ABANDONING_CLIENT, node.target, "4"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        assert client.stdout.readline().strip() == "subscribed", client.stdout.read()
+        assert node.open_streams == 4
+        assert refused_subscription(node.target).code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        unary_calls_answer(node.target)
+        client.kill()  # no cancel, no goodbye: the connection just drops
+        client.wait(timeout=10)
+        assert wait_until(lambda: node.open_streams == 0, 5), "the vanished client's streams were not reclaimed"
+        admitted = [subscribe(node.target) for _ in range(4)]
+        for channel, _ in admitted:
+            channel.close()
+    finally:
+        client.kill()
+        client.wait(timeout=10)
+        client.stdout.close()
+
+
+_ABANDONING_CLIENT = textwrap.dedent(
+    """
+    import sys, time
+    import grpc
+    from proto import node_pb2, node_pb2_grpc
+    target, count = sys.argv[1], int(sys.argv[2])
+    streams = []
+    for _ in range(count):
+        channel = grpc.insecure_channel(target)
+        stream = node_pb2_grpc.NodeStub(channel).SubscribeBlocks(node_pb2.SubscribeBlocksRequest(from_height=1))
+        next(stream)
+        streams.append((channel, stream))
+    print("subscribed", flush=True)
+    time.sleep(600)  # never reads again
+    """
+)
+
+
+def test_a_stream_ends_at_its_lifetime_with_a_reason(serve):
+    node = serve(StreamLimits(per_node=4, per_client=4, max_lifetime_s=1.5))
+    channel, stream = subscribe(node.target)
+    started = time.monotonic()
+    try:
+        with pytest.raises(grpc.RpcError) as raised:
+            for _ in stream:
+                pass
+        assert 1.4 <= time.monotonic() - started < 5
+        assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert "at most 1.5 s" in raised.value.details() and "subscribe again" in raised.value.details()
+        assert wait_until(lambda: node.open_streams == 0, 2)
+    finally:
+        channel.close()
+
+
+def test_a_quiet_stream_past_its_lifetime_is_cancelled_by_the_watchdog(serve):
+    # No blocks arrive, so the stream never gets to end itself: the watchdog cancels it.
+    node = serve(StreamLimits(per_node=4, per_client=4, max_lifetime_s=1.0, stall_s=0.5, check_interval_s=0.1), block_interval_s=60)
+    channel = grpc.insecure_channel(node.target)
+    stream = node_pb2_grpc.NodeStub(channel).SubscribeBlocks(node_pb2.SubscribeBlocksRequest())
+    try:
+        assert wait_until(lambda: node.open_streams == 1, 2)
+        with pytest.raises(grpc.RpcError) as raised:
+            next(stream)
+        assert raised.value.code() == grpc.StatusCode.CANCELLED
+        assert wait_until(lambda: node.open_streams == 0, 2)
+    finally:
+        channel.close()
+
+
+def test_a_real_node_keeps_answering_with_more_streams_open_than_it_has_places(node_factory):
+    """Issue 13: 16 open block streams took all 16 workers of a node. Now 24 try from one client."""
+    node = node_factory()
+    per_client = StreamLimits().per_client
+    admitted, refused = [], []
+    try:
+        for _ in range(per_client + 8):
+            try:
+                admitted.append(subscribe(node.target))
+            except grpc.RpcError as error:
+                refused.append(error)
+        assert len(admitted) == per_client
+        assert [error.code() for error in refused] == [grpc.StatusCode.RESOURCE_EXHAUSTED] * 8
+        assert f"at most {per_client} block subscriptions" in refused[0].details()
+        for _ in range(5):  # the admitted streams are not read: abandoned, and the node still answers
+            unary_calls_answer(node.target)
+            time.sleep(0.2)
+    finally:
+        for channel, _ in admitted:
+            channel.close()
+    assert wait_until(lambda: _admits_a_subscription(node.target), 5)
+
+
+def _admits_a_subscription(target: str) -> bool:
+    try:
+        channel, _ = subscribe(target)
+    except grpc.RpcError:
+        return False
+    channel.close()
+    return True
