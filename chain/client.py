@@ -30,10 +30,12 @@ from google.protobuf.message import DecodeError
 from chain.crypto import Keypair
 from chain.keys import KeyResolutionError, ResolvedAccount, account_id
 from chain.ss58 import encode_address
+from chain.state.inclusion import verify_inclusion
 from chain.state.proof import verify_proof
 from chain.transactions import FeeRule, sign_transaction, transfer_call
 from proto import node_pb2, node_pb2_grpc, state_pb2, types_pb2
 from runtime import hashing
+from runtime.encoding import EncodingError, decode_header, decode_receipt
 from runtime.system import account_key
 
 DEFAULT_TARGET = "127.0.0.1:9944"
@@ -425,7 +427,7 @@ class Client:
         return TransferResult(hash=transaction_hash, nonce=signed.nonce, fee=signed.fee, inclusion=inclusion)
 
     def transaction(self, transaction_hash: bytes) -> TransactionStatus:
-        """A transaction's status; "unknown" when the node has never seen it."""
+        """A transaction's status; "unknown" when the node has never seen it; an inclusion comes proven (ProofError)."""
         try:
             reply = self._call(
                 self._stub.GetTransaction, node_pb2.GetTransactionRequest(transaction_hash=transaction_hash)
@@ -434,6 +436,8 @@ class Client:
             if error.code == "NOT_FOUND":
                 return TransactionStatus(hash=transaction_hash, status="unknown")
             raise
+        if reply.status == node_pb2.TRANSACTION_STATUS_INCLUDED:
+            return _proven_inclusion(transaction_hash, reply)
         receipt = _receipt(reply.receipt) if reply.HasField("receipt") else None
         return TransactionStatus(
             hash=reply.transaction_hash or transaction_hash,
@@ -626,17 +630,69 @@ def _receipt(receipt: types_pb2.Receipt) -> Receipt:
     )
 
 
+def _decoded_header(raw: bytes, block_hash: bytes) -> types_pb2.Header:
+    try:
+        return decode_header(raw)
+    except EncodingError as error:
+        raise ProofError(f"the header of block {block_hash.hex()} is unusable: {error}") from None
+
+
+def _proven_inclusion(transaction_hash: bytes, reply: node_pb2.GetTransactionResponse) -> TransactionStatus:
+    """The inclusion and receipt that the reply proves against its block hash; ProofError otherwise."""
+    where = f"transaction {transaction_hash.hex()}"
+    sent = hashing.transaction_hash(reply.transaction)
+    if reply.transaction_hash not in (b"", transaction_hash) or sent != transaction_hash:
+        raise ProofError(f"asked for {where}, the node sent another transaction")
+    if hashing.blake2b_256(reply.header) != reply.block_hash:
+        raise ProofError(f"block hash {reply.block_hash.hex()} is not the hash of the header sent for {where}")
+    header = _decoded_header(reply.header, reply.block_hash)
+    if header.height != reply.height:
+        raise ProofError(f"{where} was reported at height {reply.height}, its block's header says {header.height}")
+    transaction_proof, receipt_proof = reply.transaction_proof, reply.receipt_proof
+    if transaction_proof.leaf_index != reply.index or not verify_inclusion(
+        header.transactions_root, transaction_hash, transaction_proof
+    ):
+        raise ProofError(
+            f"the node's proof that {where} is transaction {reply.index} of block {header.height} "
+            f"does not verify against its transactions root"
+        )
+    # The receipts tree has a leaf per transaction, then one for the block's own events.
+    if (
+        receipt_proof.leaf_index != reply.index
+        or receipt_proof.leaf_count != transaction_proof.leaf_count + 1
+        or not verify_inclusion(header.receipts_root, hashing.blake2b_256(reply.receipt_bytes), receipt_proof)
+    ):
+        raise ProofError(
+            f"the node's proof of the receipt of {where} does not verify "
+            f"against the receipts root of block {header.height}"
+        )
+    try:
+        receipt = decode_receipt(reply.receipt_bytes)
+    except EncodingError as error:
+        raise ProofError(f"the proven receipt of {where} is unusable: {error}") from None
+    if receipt.transaction_hash != transaction_hash:
+        raise ProofError(f"the proven receipt of {where} is for transaction {receipt.transaction_hash.hex()}")
+    return TransactionStatus(
+        hash=transaction_hash,
+        status="included",
+        height=header.height,
+        block_hash=reply.block_hash,
+        index=reply.index,
+        receipt=_receipt(receipt),
+        raw=reply.transaction,
+    )
+
+
 def _block(block_hash: bytes, block: types_pb2.Block, receipts: types_pb2.BlockReceipts) -> Block:
-    """Decode a block and check its hash and transactions root against its own bytes."""
+    """Decode a block and check its hash, transactions root and receipts root against its own bytes."""
     if hashing.blake2b_256(block.header) != block_hash:
         raise ProofError(f"block hash {block_hash.hex()} is not the hash of the header sent")
-    try:
-        header = types_pb2.Header.FromString(block.header)
-    except DecodeError:
-        raise ProofError(f"the header of block {block_hash.hex()} does not decode") from None
+    header = _decoded_header(block.header, block_hash)
     hashes = tuple(hashing.transaction_hash(raw) for raw in block.transactions)
     if hashing.transactions_root(list(hashes)) != header.transactions_root:
         raise ProofError(f"the transactions of block {header.height} do not match its transactions root")
+    if hashing.receipts_root(receipts) != header.receipts_root:
+        raise ProofError(f"the receipts of block {header.height} do not match its receipts root")
     return Block(
         hash=block_hash,
         height=header.height,

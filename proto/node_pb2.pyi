@@ -87,7 +87,7 @@ class GetTransactionRequest(_message.Message):
     def __init__(self, transaction_hash: _Optional[bytes] = ...) -> None: ...
 
 class GetTransactionResponse(_message.Message):
-    __slots__ = ("transaction_hash", "status", "height", "block_hash", "index", "receipt", "transaction", "reason")
+    __slots__ = ("transaction_hash", "status", "height", "block_hash", "index", "receipt", "transaction", "reason", "header", "transaction_proof", "receipt_bytes", "receipt_proof")
     TRANSACTION_HASH_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -96,6 +96,10 @@ class GetTransactionResponse(_message.Message):
     RECEIPT_FIELD_NUMBER: _ClassVar[int]
     TRANSACTION_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    TRANSACTION_PROOF_FIELD_NUMBER: _ClassVar[int]
+    RECEIPT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    RECEIPT_PROOF_FIELD_NUMBER: _ClassVar[int]
     transaction_hash: bytes
     status: TransactionStatus
     height: int
@@ -104,7 +108,11 @@ class GetTransactionResponse(_message.Message):
     receipt: _types_pb2.Receipt
     transaction: bytes
     reason: str
-    def __init__(self, transaction_hash: _Optional[bytes] = ..., status: _Optional[_Union[TransactionStatus, str]] = ..., height: _Optional[int] = ..., block_hash: _Optional[bytes] = ..., index: _Optional[int] = ..., receipt: _Optional[_Union[_types_pb2.Receipt, _Mapping]] = ..., transaction: _Optional[bytes] = ..., reason: _Optional[str] = ...) -> None: ...
+    header: bytes
+    transaction_proof: _proof_pb2.MerkleProof
+    receipt_bytes: bytes
+    receipt_proof: _proof_pb2.MerkleProof
+    def __init__(self, transaction_hash: _Optional[bytes] = ..., status: _Optional[_Union[TransactionStatus, str]] = ..., height: _Optional[int] = ..., block_hash: _Optional[bytes] = ..., index: _Optional[int] = ..., receipt: _Optional[_Union[_types_pb2.Receipt, _Mapping]] = ..., transaction: _Optional[bytes] = ..., reason: _Optional[str] = ..., header: _Optional[bytes] = ..., transaction_proof: _Optional[_Union[_proof_pb2.MerkleProof, _Mapping]] = ..., receipt_bytes: _Optional[bytes] = ..., receipt_proof: _Optional[_Union[_proof_pb2.MerkleProof, _Mapping]] = ...) -> None: ...
 
 class GetBlockRequest(_message.Message):
     __slots__ = ("height", "hash")
@@ -169,7 +177,7 @@ class GetChainInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ChainInfo(_message.Message):
-    __slots__ = ("chain_id", "genesis_hash", "best_height", "best_hash", "finalized_height", "finalized_hash", "block_time_ms", "node_version", "pending_transactions", "ss58_prefix_name", "ss58_prefix", "base_fee", "fee_per_byte", "max_transaction_bytes", "existential_deposit")
+    __slots__ = ("chain_id", "genesis_hash", "best_height", "best_hash", "finalized_height", "finalized_hash", "block_time_ms", "node_version", "pending_transactions", "ss58_prefix_name", "ss58_prefix", "base_fee", "fee_per_byte", "max_transaction_bytes", "existential_deposit", "token_symbol", "token_decimals")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     GENESIS_HASH_FIELD_NUMBER: _ClassVar[int]
     BEST_HEIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -185,6 +193,8 @@ class ChainInfo(_message.Message):
     FEE_PER_BYTE_FIELD_NUMBER: _ClassVar[int]
     MAX_TRANSACTION_BYTES_FIELD_NUMBER: _ClassVar[int]
     EXISTENTIAL_DEPOSIT_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_DECIMALS_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     genesis_hash: bytes
     best_height: int
@@ -200,7 +210,9 @@ class ChainInfo(_message.Message):
     fee_per_byte: int
     max_transaction_bytes: int
     existential_deposit: int
-    def __init__(self, chain_id: _Optional[str] = ..., genesis_hash: _Optional[bytes] = ..., best_height: _Optional[int] = ..., best_hash: _Optional[bytes] = ..., finalized_height: _Optional[int] = ..., finalized_hash: _Optional[bytes] = ..., block_time_ms: _Optional[int] = ..., node_version: _Optional[str] = ..., pending_transactions: _Optional[int] = ..., ss58_prefix_name: _Optional[str] = ..., ss58_prefix: _Optional[int] = ..., base_fee: _Optional[int] = ..., fee_per_byte: _Optional[int] = ..., max_transaction_bytes: _Optional[int] = ..., existential_deposit: _Optional[int] = ...) -> None: ...
+    token_symbol: str
+    token_decimals: int
+    def __init__(self, chain_id: _Optional[str] = ..., genesis_hash: _Optional[bytes] = ..., best_height: _Optional[int] = ..., best_hash: _Optional[bytes] = ..., finalized_height: _Optional[int] = ..., finalized_hash: _Optional[bytes] = ..., block_time_ms: _Optional[int] = ..., node_version: _Optional[str] = ..., pending_transactions: _Optional[int] = ..., ss58_prefix_name: _Optional[str] = ..., ss58_prefix: _Optional[int] = ..., base_fee: _Optional[int] = ..., fee_per_byte: _Optional[int] = ..., max_transaction_bytes: _Optional[int] = ..., existential_deposit: _Optional[int] = ..., token_symbol: _Optional[str] = ..., token_decimals: _Optional[int] = ...) -> None: ...
 
 class SubscribeBlocksRequest(_message.Message):
     __slots__ = ("from_height",)

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11proto/proof.proto\x12\x10inferchain.proof\"w\n\nStateProof\x12\r\n\x05\x64\x65pth\x18\x01 \x01(\r\x12\x16\n\x0esibling_bitmap\x18\x02 \x01(\x0c\x12\x10\n\x08siblings\x18\x03 \x03(\x0c\x12\x16\n\x0eother_key_hash\x18\x04 \x01(\x0c\x12\x18\n\x10other_value_hash\x18\x05 \x01(\x0c\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11proto/proof.proto\x12\x10inferchain.proof\"w\n\nStateProof\x12\r\n\x05\x64\x65pth\x18\x01 \x01(\r\x12\x16\n\x0esibling_bitmap\x18\x02 \x01(\x0c\x12\x10\n\x08siblings\x18\x03 \x03(\x0c\x12\x16\n\x0eother_key_hash\x18\x04 \x01(\x0c\x12\x18\n\x10other_value_hash\x18\x05 \x01(\x0c\"G\n\x0bMerkleProof\x12\x12\n\nleaf_index\x18\x01 \x01(\x04\x12\x12\n\nleaf_count\x18\x02 \x01(\x04\x12\x10\n\x08siblings\x18\x03 \x03(\x0c\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,4 +33,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_STATEPROOF']._serialized_start=39
   _globals['_STATEPROOF']._serialized_end=158
+  _globals['_MERKLEPROOF']._serialized_start=160
+  _globals['_MERKLEPROOF']._serialized_end=231
 # @@protoc_insertion_point(module_scope)

@@ -19,3 +19,13 @@ class StateProof(_message.Message):
     other_key_hash: bytes
     other_value_hash: bytes
     def __init__(self, depth: _Optional[int] = ..., sibling_bitmap: _Optional[bytes] = ..., siblings: _Optional[_Iterable[bytes]] = ..., other_key_hash: _Optional[bytes] = ..., other_value_hash: _Optional[bytes] = ...) -> None: ...
+
+class MerkleProof(_message.Message):
+    __slots__ = ("leaf_index", "leaf_count", "siblings")
+    LEAF_INDEX_FIELD_NUMBER: _ClassVar[int]
+    LEAF_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SIBLINGS_FIELD_NUMBER: _ClassVar[int]
+    leaf_index: int
+    leaf_count: int
+    siblings: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, leaf_index: _Optional[int] = ..., leaf_count: _Optional[int] = ..., siblings: _Optional[_Iterable[bytes]] = ...) -> None: ...

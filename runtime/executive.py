@@ -14,10 +14,10 @@ from typing import Callable, Sequence
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from google.protobuf.message import DecodeError
 
 from proto import types_pb2
 from runtime import balances, system
+from runtime.encoding import EncodingError, decode_transaction
 from runtime.hashing import transaction_hash
 from runtime.primitives import (
     BlockContext,
@@ -131,11 +131,12 @@ def check_transaction(raw: bytes, rules: TransactionRules) -> CheckedTransaction
 
 
 def _decode(raw: bytes) -> tuple[types_pb2.Transaction, types_pb2.TransactionBody]:
+    # Only the canonical encoding is accepted: otherwise anyone relaying a transaction could
+    # re-wrap it under a new hash (docs/protocol.md, "Canonical encoding").
     try:
-        transaction = types_pb2.Transaction.FromString(raw)
-        body = types_pb2.TransactionBody.FromString(transaction.body)
-    except (DecodeError, ValueError) as error:
-        raise MalformedTransaction(f"bytes do not decode as a transaction: {error}") from None
+        transaction, body = decode_transaction(raw)
+    except EncodingError as error:
+        raise MalformedTransaction(str(error)) from None
     if not transaction.body:
         raise MalformedTransaction("transaction has an empty body")
     return transaction, body

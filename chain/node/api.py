@@ -9,7 +9,7 @@ import grpc
 from chain.node.core import NodeCore, Rejected
 from chain.ss58 import SS58_PREFIX, SS58_PREFIX_NAME, AddressError, decode_address, encode_address
 from proto import node_pb2, node_pb2_grpc, types_pb2
-from runtime import balances
+from runtime import balances, hashing
 
 log = logging.getLogger(__name__)
 
@@ -116,14 +116,22 @@ class NodeApi(node_pb2_grpc.NodeServicer):
         block_hash = store.block_hash_at(location.height)
         finalized = store.finalized_block(block_hash)
         receipts = store.receipts(block_hash)
+        index = location.index
+        receipt = receipts.transactions[index]
+        transaction_hashes = [hashing.transaction_hash(raw) for raw in finalized.block.transactions]
         return node_pb2.GetTransactionResponse(
             transaction_hash=tx_hash,
             status=node_pb2.TRANSACTION_STATUS_INCLUDED,
             height=location.height,
             block_hash=block_hash,
-            index=location.index,
-            receipt=receipts.transactions[location.index],
-            transaction=finalized.block.transactions[location.index],
+            index=index,
+            receipt=receipt,
+            transaction=finalized.block.transactions[index],
+            header=finalized.block.header,
+            transaction_proof=hashing.merkle_proof(transaction_hashes, index),
+            # The stored receipts are canonical (the node encoded them), so these are the stored bytes.
+            receipt_bytes=hashing.receipt_bytes(receipt),
+            receipt_proof=hashing.merkle_proof(hashing.receipt_leaves(receipts), index),
         )
 
     # --- blocks -------------------------------------------------------------

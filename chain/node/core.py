@@ -27,7 +27,7 @@ from runtime.executive import (
     transaction_rules,
     validate_transaction,
 )
-from runtime.hashing import blake2b_256, transactions_root
+from runtime.hashing import blake2b_256, receipts_root, transactions_root
 from runtime.primitives import BlockContext, CheckedTransaction, InvalidTransaction, TransactionNotYetValid
 
 log = logging.getLogger(__name__)
@@ -238,7 +238,7 @@ class NodeCore:
             parent_hash=head.hash,
             state_root=state_root,
             transactions_root=transactions_root([tx.hash for tx in included]),
-            receipts_root=blake2b_256(receipts.SerializeToString()),
+            receipts_root=receipts_root(receipts),
             proposer=self.validator.public_key,
             validators_hash=self._validators_hash,
             last_commit_hash=blake2b_256(last_commit.SerializeToString()),
