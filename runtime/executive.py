@@ -10,13 +10,13 @@ fee, affordability) is in `validate_transaction`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from proto import types_pb2
-from runtime import balances, system
+from proto import state_pb2, types_pb2
+from runtime import system
 from runtime.encoding import EncodingError, decode_transaction
 from runtime.hashing import transaction_hash
 from runtime.primitives import (
@@ -28,15 +28,10 @@ from runtime.primitives import (
     TransactionStale,
     TransactionUnpayable,
 )
+from runtime.registry import RUNTIME
 from runtime.state import Overlay, StateReader
 
 TRANSACTION_SIGNING_CONTEXT = b"inferchain/tx/v1"
-
-# One handler per call type: (handler, the amount the call spends beside the fee).
-CallHandler = Callable[[Overlay, bytes, object], None]
-CALLS: dict[str, tuple[CallHandler, Callable[[object], int]]] = {
-    "transfer": (balances.transfer, balances.transfer_cost),
-}
 
 
 @dataclass(frozen=True)
@@ -75,6 +70,14 @@ class BadSignature(InvalidTransaction):
 
 class UnknownCall(InvalidTransaction):
     """The transaction carries no call this runtime knows."""
+
+
+class InvalidCall(InvalidTransaction):
+    """The call can never succeed whatever the state (its module's stateless check refused it)."""
+
+
+class CallWouldFail(TransactionUnpayable):
+    """Applied to the latest state the call fails; the pool refuses it rather than let it pay a fee for nothing."""
 
 
 class FeeTooLow(InvalidTransaction):
@@ -122,8 +125,13 @@ def check_transaction(raw: bytes, rules: TransactionRules) -> CheckedTransaction
     if len(body.sender) != 32:
         raise MalformedTransaction(f"sender must be a 32-byte public key, got {len(body.sender)} bytes")
     call = body.WhichOneof("call")
-    if call not in CALLS:
+    spec = RUNTIME.calls.get(call)
+    if spec is None:
         raise UnknownCall("transaction carries no call" if call is None else f"unknown call {call!r}")
+    try:
+        spec.check(getattr(body, call))
+    except DispatchError as error:
+        raise InvalidCall(f"{error.module}.{error.name}: {error.message}") from None
     _verify_signature(body.sender, transaction.signature, transaction.body)
     return CheckedTransaction(
         hash=transaction_hash(raw), raw=raw, body=body, sender=body.sender, nonce=body.nonce, fee=body.fee
@@ -163,7 +171,8 @@ def validate_transaction(
 
     With allow_future a nonce ahead of the account's is accepted (the pool holds it
     until the gap fills). The pool (for_pool) also refuses a call the sender cannot
-    afford now; inside a block such a call is included and fails, keeping the fee.
+    afford now, and a call at the account's next nonce that fails when applied to the
+    latest state; inside a block such a call is included and fails, keeping the fee.
     """
     minimum = rules.params.minimum_fee(checked.size)
     if checked.fee < minimum:
@@ -182,13 +191,29 @@ def validate_transaction(
     spend = call_cost(checked.body)
     if free < checked.fee + spend:
         raise CannotAfford(f"free balance {free} cannot pay the fee {checked.fee} plus {spend} spent by the call")
+    if checked.nonce == nonce:
+        _dry_run(state, checked, account)
+
+
+def _dry_run(state: StateReader, checked: CheckedTransaction, account) -> None:
+    """Apply the call alone to a throw-away layer over `state`; refuse it when it fails there.
+
+    Only at the account's next nonce: a queued later transaction may depend on what
+    the earlier ones do, so it is judged when its turn comes.
+    """
+    scratch = Overlay(state)
+    system.charge_fee(scratch, checked.sender, account or state_pb2.AccountInfo(), checked.fee)
+    name = checked.body.WhichOneof("call")
+    try:
+        RUNTIME.calls[name].handler(scratch, checked.sender, getattr(checked.body, name))
+    except DispatchError as error:
+        raise CallWouldFail(f"{error.module}.{error.name}: {error.message}") from None
 
 
 def call_cost(body: types_pb2.TransactionBody) -> int:
     """What the body's call spends from the sender beside the fee."""
     name = body.WhichOneof("call")
-    _, cost = CALLS[name]
-    return cost(getattr(body, name))
+    return RUNTIME.calls[name].cost(getattr(body, name))
 
 
 # --- applying -------------------------------------------------------------------
@@ -205,9 +230,8 @@ def apply_transaction(block_state: Overlay, checked: CheckedTransaction) -> type
     receipt = types_pb2.Receipt(transaction_hash=checked.hash, fee_paid=checked.fee)
     call_state = block_state.child()
     name = checked.body.WhichOneof("call")
-    handler, _ = CALLS[name]
     try:
-        handler(call_state, checked.sender, getattr(checked.body, name))
+        RUNTIME.calls[name].handler(call_state, checked.sender, getattr(checked.body, name))
     except DispatchError as error:
         call_state.discard()
         receipt.success = False
@@ -235,7 +259,8 @@ class BlockExecution:
         self.receipts = types_pb2.BlockReceipts()
         self.fees = 0
         try:
-            system.on_initialize(self.state, block)
+            for on_initialize in RUNTIME.hooks("on_initialize"):
+                on_initialize(self.state, block)
         except DispatchError as error:
             raise InvalidBlock(str(error)) from None
         self._initialize_events = self.state.take_events()
@@ -250,7 +275,8 @@ class BlockExecution:
 
     def finish(self) -> tuple[Overlay, types_pb2.BlockReceipts]:
         """Run the closing hooks; return the block's writes and receipts."""
-        system.on_finalize(self.state, self.block, self.fees)
+        for on_finalize in RUNTIME.hooks("on_finalize"):
+            on_finalize(self.state, self.block, self.fees)
         self.receipts.block_events.extend(self._initialize_events)
         self.receipts.block_events.extend(self.state.take_events())
         return self.state, self.receipts
