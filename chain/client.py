@@ -20,22 +20,26 @@ Every failure is a ClientError carrying the gRPC status code name (`code`) and a
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Union
 
 import grpc
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 
 from chain.crypto import Keypair
 from chain.keys import KeyResolutionError, ResolvedAccount, account_id
 from chain.ss58 import encode_address
 from chain.state.inclusion import verify_inclusion
 from chain.state.proof import verify_proof
-from chain.transactions import FeeRule, sign_transaction, transfer_call
+from chain.text import quote_input
+from chain.transactions import FeeRule, SignedTransaction, call_field, sign_transaction, transfer_call
 from proto import node_pb2, node_pb2_grpc, state_pb2, types_pb2
 from runtime import hashing
 from runtime.encoding import EncodingError, decode_header, decode_receipt
+from runtime.primitives import DispatchError
+from runtime.registry import RUNTIME
 from runtime.system import account_key
 
 DEFAULT_TARGET = "127.0.0.1:9944"
@@ -46,6 +50,21 @@ DEFAULT_WAIT_S = 30.0
 # below gRPC's message limit with maximum-size transactions.
 SUBMIT_CHUNK = 500
 _MESSAGE_LIMIT = 64 * 1024 * 1024
+# How many nonces an automatic-nonce submission tries before giving up; each refusal means another
+# submitter from the same account took the nonce first.
+NONCE_ATTEMPTS = 50
+# The pool takes only a sender's next nonce, so racing submitters contest one nonce at a time and,
+# as in a lottery, some lose dozens of times in a row (8 processes x 200 transfers: up to 29 tries).
+# While a client has lost a race in the last CONTENTION_MEMORY_S, it waits before each try, less the
+# more tries it has lost, so the longest-waiting go first: then at most 10 tries, and all done sooner
+# (10 s, not 15 s; tests/e2e/test_concurrent_nonces.py). A submitter that meets no race never waits.
+CONTENTION_MEMORY_S = 1.0
+CONTENTION_STEP_S = 0.002
+CONTENTION_PRIORITY_LEVELS = 16
+U64_MAX = 2**64 - 1
+# Status codes with which the node refuses a nonce that another transaction took (the pool: "already
+# pending", "already used", or a gap after a dropped one); whether it was the nonce is checked after.
+_NONCE_CONFLICT_CODES = ("FAILED_PRECONDITION", "ALREADY_EXISTS")
 
 AccountLike = Union[str, bytes, Keypair, ResolvedAccount]
 
@@ -108,6 +127,9 @@ class ChainInfo:
     fee_per_byte: int
     max_transaction_bytes: int
     existential_deposit: int
+    # How amounts are shown: 10^token_decimals base units make one token_symbol.
+    token_symbol: str
+    token_decimals: int
 
     @property
     def fee_rule(self) -> FeeRule:
@@ -237,13 +259,21 @@ class Block:
 
 
 @dataclass(frozen=True)
-class TransferResult:
-    """A submitted transfer; `inclusion` is set when the call waited for it."""
+class Submission:
+    """A signed and submitted transaction, whatever its call; `inclusion` is set when the submitter waited."""
 
     hash: bytes
+    call: str
     nonce: int
     fee: int
     inclusion: TransactionStatus | None = None
+    # Nonces tried: more than one when other submitters from the same account took them first.
+    attempts: int = 1
+
+    @property
+    def receipt(self) -> Receipt | None:
+        """The receipt of the included transaction (None unless the submitter waited)."""
+        return self.inclusion.receipt if self.inclusion is not None else None
 
 
 _STATUS_NAMES = {
@@ -272,6 +302,7 @@ class Client:
         )
         self._stub = node_pb2_grpc.NodeStub(self._channel)
         self._signing: tuple[str, bytes, FeeRule] | None = None
+        self._last_nonce_conflict = -1e9
 
     def __enter__(self) -> "Client":
         return self
@@ -288,23 +319,8 @@ class Client:
     def chain_info(self) -> ChainInfo:
         """Chain id, genesis hash, best and finalized heads, fee rule and limits."""
         reply = self._call(self._stub.GetChainInfo, node_pb2.GetChainInfoRequest())
-        info = ChainInfo(
-            chain_id=reply.chain_id,
-            genesis_hash=reply.genesis_hash,
-            best_height=reply.best_height,
-            best_hash=reply.best_hash,
-            finalized_height=reply.finalized_height,
-            finalized_hash=reply.finalized_hash,
-            block_time_ms=reply.block_time_ms,
-            node_version=reply.node_version,
-            pending_transactions=reply.pending_transactions,
-            ss58_prefix=reply.ss58_prefix,
-            ss58_prefix_name=reply.ss58_prefix_name,
-            base_fee=reply.base_fee,
-            fee_per_byte=reply.fee_per_byte,
-            max_transaction_bytes=reply.max_transaction_bytes,
-            existential_deposit=reply.existential_deposit,
-        )
+        # ChainInfo mirrors the reply's fields by name.
+        info = ChainInfo(**{field.name: getattr(reply, field.name) for field in dataclasses.fields(ChainInfo)})
         self._signing = (info.chain_id, info.genesis_hash, info.fee_rule)
         return info
 
@@ -348,8 +364,8 @@ class Client:
 
     # --- transactions -----------------------------------------------------------
 
-    def submit(self, raw: bytes) -> bytes:
-        """Submit one signed transaction; its hash once the node has queued it."""
+    def submit_raw(self, raw: bytes) -> bytes:
+        """Submit one signed transaction's bytes; its hash once the node has queued it."""
         reply = self._call(self._stub.SubmitTransaction, node_pb2.SubmitTransactionRequest(transaction=raw))
         return reply.transaction_hash
 
@@ -387,27 +403,90 @@ class Client:
             events=tuple(_event(event) for event in reply.events),
         )
 
-    def sign_transfer(
-        self, keypair: Keypair, dest: AccountLike, amount: int, *, fee: int | None = None, nonce: int | None = None
-    ):
-        """A signed transfer bound to this node's chain (chain.transactions.SignedTransaction)."""
-        if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
-            raise ClientError("INVALID_ARGUMENT", f"amount must be a positive integer, got {amount!r}")
-        if fee is not None and fee < 0:
-            raise ClientError("INVALID_ARGUMENT", f"fee must not be negative, got {fee}")
-        dest_key = _account_id(dest)
+    def sign(
+        self, keypair: Keypair, call: Message, *, fee: int | None = None, nonce: int | None = None
+    ) -> SignedTransaction:
+        """Sign any call (e.g. types_pb2.Transfer(...)) for this node's chain: minimum fee and next nonce unless given."""
+        _checked_call(call)
+        fee, nonce = _optional_u64(fee, "fee"), _optional_u64(nonce, "nonce")
         chain_id, genesis, fee_rule = self._signing_context()
         if nonce is None:
             nonce = self.next_nonce(keypair.public_key)
         return sign_transaction(
-            keypair,
-            chain_id=chain_id,
-            genesis_hash=genesis,
-            nonce=nonce,
-            call=transfer_call(dest_key, amount),
-            fee=fee,
-            fee_rule=fee_rule,
+            keypair, chain_id=chain_id, genesis_hash=genesis, nonce=nonce, call=call, fee=fee, fee_rule=fee_rule
         )
+
+    def submit(
+        self,
+        keypair: Keypair,
+        call: Message,
+        *,
+        wait: bool = False,
+        timeout: float = DEFAULT_WAIT_S,
+        fee: int | None = None,
+        nonce: int | None = None,
+    ) -> Submission:
+        """Sign and submit any call; optionally wait for its inclusion.
+
+        The fee is the minimum for the size unless given. With no nonce given, the sender's next
+        free one: when another submitter from the same account takes it first, the next free one
+        after it (up to NONCE_ATTEMPTS tries). A nonce given is used as it is, never changed.
+        """
+        name = _checked_call(call)
+        if nonce is None:
+            signed, attempts = self._submit_at_free_nonce(keypair, call, fee)
+        else:
+            signed, attempts = self.sign(keypair, call, fee=fee, nonce=nonce), 1
+            self.submit_raw(signed.raw)
+        inclusion = self.wait_for_inclusion(signed.hash, timeout) if wait else None
+        return Submission(signed.hash, name, signed.nonce, signed.fee, inclusion, attempts)
+
+    def _submit_at_free_nonce(
+        self, keypair: Keypair, call: Message, fee: int | None
+    ) -> tuple[SignedTransaction, int]:
+        contended = time.monotonic() - self._last_nonce_conflict < CONTENTION_MEMORY_S
+        tried, refusal = None, None
+        for attempt in range(1, NONCE_ATTEMPTS + 1):
+            if contended:
+                time.sleep(_contention_delay(attempt))
+            nonce = self.next_nonce(keypair.public_key)
+            if refusal is not None:
+                if nonce == tried:
+                    raise refusal  # the next free nonce did not move: the refusal was not about it
+                self._last_nonce_conflict = time.monotonic()
+            signed = self.sign(keypair, call, fee=fee, nonce=nonce)
+            try:
+                self.submit_raw(signed.raw)
+                return signed, attempt
+            except ClientError as error:
+                if error.code not in _NONCE_CONFLICT_CODES:
+                    raise
+                tried, refusal, contended = nonce, error, True
+        raise ClientError(
+            "ABORTED",
+            f"no free nonce for {encode_address(keypair.public_key)} after {NONCE_ATTEMPTS} tries: other "
+            f"submitters from this account took each one first (last refusal: {refusal.message})",
+        )
+
+    def dry_run(
+        self, keypair: Keypair, call: Message, *, fee: int | None = None, nonce: int | None = None
+    ) -> Simulation:
+        """What submitting `call` would do against the latest block's state; nothing is submitted.
+
+        The node applies a transaction only at the account's on-chain nonce, so one meant for a
+        later nonce (the sender has pending transactions) is simulated at the on-chain nonce:
+        the verdict is the call's against the latest state, before the pending ones.
+        """
+        nonce = _optional_u64(nonce, "nonce")
+        account = self.account(keypair.public_key)
+        intended = account.next_nonce if nonce is None else nonce
+        return self.simulate(self.sign(keypair, call, fee=fee, nonce=min(intended, account.nonce)).raw)
+
+    def sign_transfer(
+        self, keypair: Keypair, dest: AccountLike, amount: int, *, fee: int | None = None, nonce: int | None = None
+    ) -> SignedTransaction:
+        """A signed balances transfer (sign() of a types_pb2.Transfer)."""
+        return self.sign(keypair, _transfer(dest, amount), fee=fee, nonce=nonce)
 
     def transfer(
         self,
@@ -419,12 +498,9 @@ class Client:
         nonce: int | None = None,
         wait: bool = False,
         timeout: float = DEFAULT_WAIT_S,
-    ) -> TransferResult:
-        """Sign and submit a transfer (minimum fee and next nonce unless given); optionally wait for inclusion."""
-        signed = self.sign_transfer(keypair, dest, amount, fee=fee, nonce=nonce)
-        transaction_hash = self.submit(signed.raw)
-        inclusion = self.wait_for_inclusion(transaction_hash, timeout) if wait else None
-        return TransferResult(hash=transaction_hash, nonce=signed.nonce, fee=signed.fee, inclusion=inclusion)
+    ) -> Submission:
+        """Move `amount` base units to `dest` (any account form): submit() of a balances transfer."""
+        return self.submit(keypair, _transfer(dest, amount), wait=wait, timeout=timeout, fee=fee, nonce=nonce)
 
     def transaction(self, transaction_hash: bytes) -> TransactionStatus:
         """A transaction's status; "unknown" when the node has never seen it; an inclusion comes proven (ProofError)."""
@@ -578,6 +654,42 @@ class Client:
 
 
 # --- decoding and checking what the node sends -------------------------------------
+
+
+def _checked_call(call: Message) -> str:
+    """The call's `TransactionBody` field name, after its module's stateless checks; ClientError otherwise."""
+    try:
+        name = call_field(call)
+    except ValueError as error:
+        raise ClientError("INVALID_ARGUMENT", str(error)) from None
+    spec = RUNTIME.calls.get(name)
+    if spec is None:
+        raise ClientError("INVALID_ARGUMENT", f"the runtime has no {name!r} call")
+    try:
+        spec.check(call)
+    except DispatchError as error:
+        # It could never succeed: refuse it before it costs a fee.
+        raise ClientError("INVALID_ARGUMENT", f"{name} refused: {error.message}") from None
+    return name
+
+
+def _contention_delay(attempt: int) -> float:
+    """How long a try waits while other submitters race for the same account's nonces."""
+    return CONTENTION_STEP_S * max(0, CONTENTION_PRIORITY_LEVELS - attempt)
+
+
+def _transfer(dest: AccountLike, amount: int) -> types_pb2.Transfer:
+    if not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount <= U64_MAX:
+        raise ClientError("INVALID_ARGUMENT", f"amount must be a positive integer below 2^64, got {quote_input(amount)}")
+    return transfer_call(_account_id(dest), amount)
+
+
+def _optional_u64(value: int | None, what: str) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= U64_MAX:
+        raise ClientError("INVALID_ARGUMENT", f"{what} must be an integer from 0 to 2^64-1, got {quote_input(value)}")
+    return value
 
 
 def _account_id(account) -> bytes:
@@ -771,7 +883,7 @@ __all__ = [
     "TransactionRejected",
     "TransactionStatus",
     "TransactionSummary",
-    "TransferResult",
+    "Submission",
     "Verdict",
     "decode_hash",
     "describe_transaction",

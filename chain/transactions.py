@@ -1,13 +1,22 @@
-"""Building and signing transactions (the client, the CLI and the benchmarks share this)."""
+"""Building and signing transactions (the client, the CLI and the benchmarks share this).
+
+A call is the protobuf message of one transaction type (`types_pb2.Transfer(...)`); the
+`TransactionBody.call` field that carries it is found from the message type, so a new
+transaction type needs nothing here.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from google.protobuf.message import Message
+
 from chain.crypto import Keypair
 from proto import types_pb2
 from runtime.executive import TRANSACTION_SIGNING_CONTEXT
 from runtime.hashing import transaction_hash
+
+_CALL_FIELDS = types_pb2.TransactionBody.DESCRIPTOR.oneofs_by_name["call"].fields
 
 
 @dataclass(frozen=True)
@@ -29,9 +38,20 @@ class SignedTransaction:
     fee: int
 
 
-def transfer_call(dest: bytes, amount: int) -> dict:
-    """The call fields of a balances transfer."""
-    return {"transfer": types_pb2.Transfer(dest=dest, amount=amount)}
+def call_field(call: Message) -> str:
+    """The `TransactionBody.call` field that carries a message of this type; ValueError when none does."""
+    descriptor = getattr(call, "DESCRIPTOR", None)
+    for field in _CALL_FIELDS:
+        if field.message_type is descriptor:
+            return field.name
+    name = descriptor.full_name if descriptor is not None else type(call).__name__
+    known = ", ".join(field.message_type.name for field in _CALL_FIELDS)
+    raise ValueError(f"{name} is not a transaction call (calls: {known})")
+
+
+def transfer_call(dest: bytes, amount: int) -> types_pb2.Transfer:
+    """A balances transfer call."""
+    return types_pb2.Transfer(dest=dest, amount=amount)
 
 
 def sign_transaction(
@@ -40,7 +60,7 @@ def sign_transaction(
     chain_id: str,
     genesis_hash: bytes,
     nonce: int,
-    call: dict,
+    call: Message,
     fee: int | None = None,
     fee_rule: FeeRule | None = None,
 ) -> SignedTransaction:
@@ -48,7 +68,7 @@ def sign_transaction(
     if fee is None and fee_rule is None:
         raise ValueError("give either a fee or the chain's fee rule")
     body = types_pb2.TransactionBody(
-        chain_id=chain_id, genesis_hash=genesis_hash, sender=keypair.public_key, nonce=nonce, **call
+        chain_id=chain_id, genesis_hash=genesis_hash, sender=keypair.public_key, nonce=nonce, **{call_field(call): call}
     )
     offered = fee if fee is not None else fee_rule.minimum(0)
     # The fee's own varint length changes the size it pays for: settle on a fixed point.

@@ -60,7 +60,7 @@ def _refused(client, raw, code, *words, sender=ALICE):
     """Submit `raw`; assert the code and message words, that the sender's state did not move, and the node serves."""
     before = client.account(sender)
     with pytest.raises(ClientError) as raised:
-        client.submit(raw)
+        client.submit_raw(raw)
     error = raised.value
     assert error.code == code, error.message
     for word in words:
@@ -124,14 +124,14 @@ def test_an_oversized_transaction_is_invalid_argument(client):
 def test_a_transaction_beyond_the_message_limit_is_refused_and_the_node_survives(client):
     raw = b"\x00" * (5 * 1024 * 1024)
     with pytest.raises(ClientError) as raised:
-        client.submit(raw)
+        client.submit_raw(raw)
     assert raised.value.code in ("INVALID_ARGUMENT", "RESOURCE_EXHAUSTED"), raised.value.message
     assert client.chain_info().chain_id == "inferchain-dev"
 
 
 def test_a_replayed_transaction_is_failed_precondition(client, poor):
     raw = _signed(client, poor, amount=1_000)  # to Bob, who exists: no existential deposit needed
-    transaction_hash = client.submit(raw)
+    transaction_hash = client.submit_raw(raw)
     client.wait_for_inclusion(transaction_hash, timeout=20)
     _refused(client, raw, "FAILED_PRECONDITION", "nonce", "already used", sender=poor)
 

@@ -12,13 +12,14 @@ from chain.client import (
     ClientError,
     InclusionTimeout,
     ProofError,
+    Submission,
     TransactionRejected,
     decode_hash,
     describe_transaction,
 )
 from chain.crypto import Keypair, dev_keypair
 from chain.genesis import load_genesis
-from proto import node_pb2
+from proto import node_pb2, types_pb2
 from tests.nodes import ROOT, free_port
 
 ALICE = dev_keypair("alice")
@@ -34,7 +35,7 @@ def client(dev_node):
 @pytest.fixture(scope="module")
 def funded(client):
     """Fresh accounts funded by Alice in one block, handed out one per test that moves money."""
-    keypairs = [Keypair.generate() for _ in range(8)]
+    keypairs = [Keypair.generate() for _ in range(16)]
     nonce = client.next_nonce(ALICE)
     raws = [client.sign_transfer(ALICE, keypair.public_key, FUNDING, nonce=nonce + i).raw for i, keypair in enumerate(keypairs)]
     verdicts = client.submit_many(raws)
@@ -51,6 +52,7 @@ def test_chain_info_names_the_dev_chain(client):
     assert info.best_height >= 1 and len(info.best_hash) == 32
     assert info.fee_rule.minimum(100) == info.base_fee + 100 * info.fee_per_byte
     assert info.block_time_ms == 1000
+    assert (info.token_symbol, info.token_decimals) == ("INFER", 18)
 
 
 def test_account_is_the_same_for_every_way_of_naming_it(client):
@@ -77,7 +79,8 @@ def test_transfer_with_wait_moves_the_amount_and_bumps_the_nonce(client, funded)
     sender = next(funded)
     dest = Keypair.generate()
     result = client.transfer(sender, dest.address, 2_000_000, wait=True, timeout=20)
-    assert result.inclusion.included and result.inclusion.receipt.success
+    assert isinstance(result, Submission) and result.call == "transfer"
+    assert result.inclusion.included and result.receipt.success
     assert result.inclusion.height >= 1 and result.nonce == 0
     names = [event.name for event in result.inclusion.receipt.events]
     assert "Transfer" in names
@@ -129,6 +132,95 @@ def test_simulate_explains_an_invalid_transaction(client, funded):
     simulation = client.simulate(signed.raw)
     assert not simulation.valid
     assert simulation.code == "FAILED_PRECONDITION" and "balance" in simulation.reason
+
+
+def test_submit_takes_any_call_message_and_returns_one_submission_type(client, funded):
+    sender = next(funded)
+    dest = Keypair.generate()
+    submission = client.submit(sender, types_pb2.Transfer(dest=dest.public_key, amount=4_000_000), wait=True, timeout=20)
+    assert (submission.call, submission.nonce, submission.attempts) == ("transfer", 0, 1)
+    assert submission.inclusion.included and submission.receipt.success
+    # The automatic fee is the minimum for the signed size.
+    size = len(client.transaction(submission.hash).raw)
+    assert submission.receipt.fee_paid == submission.fee == client.chain_info().fee_rule.minimum(size)
+    assert client.account(dest).free == 4_000_000
+    pending = client.submit(sender, types_pb2.Transfer(dest=dest.public_key, amount=1_000_000))
+    assert pending.inclusion is None and pending.receipt is None and pending.nonce == 1
+    assert client.wait_for_inclusion(pending.hash, timeout=20).receipt.success
+
+
+def test_submit_refuses_a_message_that_is_no_call(client):
+    with pytest.raises(ClientError) as raised:
+        client.submit(ALICE, types_pb2.Header(height=1))
+    assert raised.value.code == "INVALID_ARGUMENT" and "not a transaction call" in raised.value.message
+
+
+@pytest.mark.parametrize(
+    "call, words",
+    [(types_pb2.Transfer(dest=bytes(32), amount=0), "positive"), (types_pb2.Transfer(dest=b"12345", amount=5), "32-byte")],
+)
+def test_submit_refuses_a_call_that_can_never_succeed_before_it_costs_a_fee(client, call, words):
+    before = client.account(ALICE)
+    with pytest.raises(ClientError) as raised:
+        client.submit(ALICE, call)
+    assert raised.value.code == "INVALID_ARGUMENT" and words in raised.value.message
+    # Alice authors the blocks, so only her nonces tell that nothing was submitted.
+    after = client.account(ALICE)
+    assert (after.nonce, after.next_nonce) == (before.nonce, before.next_nonce)
+
+
+def test_an_explicit_nonce_is_used_as_given_even_when_taken(client, funded):
+    sender = next(funded)
+    blocks = client.subscribe_blocks()
+    next(blocks)  # right after a block: a whole block time for the first to stay pending
+    first = client.transfer(sender, "bob", 1_000_000)
+    with pytest.raises(ClientError) as raised:
+        client.submit(sender, types_pb2.Transfer(dest=dev_keypair("charlie").public_key, amount=1), nonce=first.nonce)
+    blocks.close()
+    assert raised.value.code == "FAILED_PRECONDITION" and "already pending" in raised.value.message
+    with pytest.raises(ClientError) as raised:
+        client.transfer(sender, "bob", 1_000_000, nonce=first.nonce + 5)
+    assert "skips ahead" in raised.value.message
+    assert client.wait_for_inclusion(first.hash, timeout=20).included
+    assert client.account(sender).nonce == 1
+
+
+def test_a_refusal_that_is_not_about_the_nonce_is_raised_at_once(client, funded):
+    sender = next(funded)
+    started = time.monotonic()
+    with pytest.raises(ClientError) as raised:
+        client.transfer(sender, "bob", FUNDING * 10)
+    assert raised.value.code == "FAILED_PRECONDITION" and "balance" in raised.value.message
+    assert "no free nonce" not in raised.value.message and time.monotonic() - started < 2
+
+
+def test_dry_run_simulates_a_call_without_submitting_it(client, funded):
+    sender = next(funded)
+    good = client.dry_run(sender, types_pb2.Transfer(dest=dev_keypair("dave").public_key, amount=1_000_000))
+    assert good.valid and good.fee == good.minimum_fee
+    assert any(event.name == "Transfer" for event in good.events)
+    doomed = client.dry_run(sender, types_pb2.Transfer(dest=Keypair.generate().public_key, amount=5))
+    assert not doomed.valid and "ExistentialDeposit" in doomed.reason
+    assert client.account(sender).next_nonce == 0
+
+
+def test_dry_run_judges_the_call_while_the_sender_has_pending_transactions(client, funded):
+    sender = next(funded)
+    blocks = client.subscribe_blocks()
+    next(blocks)
+    pending = client.transfer(sender, "bob", 1_000_000)
+    blocks.close()
+    # The node applies only the on-chain nonce; the client simulates there, not at the pending one's next.
+    simulation = client.dry_run(sender, types_pb2.Transfer(dest=dev_keypair("eve").public_key, amount=1_000_000))
+    assert simulation.valid, simulation.reason
+    assert client.wait_for_inclusion(pending.hash, timeout=20).included
+
+
+@pytest.mark.parametrize("option, value", [("fee", -1), ("nonce", 2**64), ("nonce", "3"), ("fee", True)])
+def test_submit_refuses_a_fee_or_nonce_out_of_range(client, option, value):
+    with pytest.raises(ClientError) as raised:
+        client.submit(ALICE, types_pb2.Transfer(dest=dev_keypair("bob").public_key, amount=1), **{option: value})
+    assert raised.value.code == "INVALID_ARGUMENT" and option in raised.value.message
 
 
 def test_blocks_by_height_hash_and_best_agree(client):
