@@ -88,7 +88,8 @@ def test_show_secret_of_an_address_is_an_error():
 @pytest.mark.parametrize("text", ["mallory", "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQZ", "ab" * 31])
 def test_inspect_nonsense_is_aone_line_error(text):
     result = inferchain("keys", "inspect", text)
-    assert result.returncode == EXIT_BAD_INPUT and text in one_line_error(result)
+    # Messages quote at most 48 characters of what was typed (chain.text.quote_input).
+    assert result.returncode == EXIT_BAD_INPUT and text[:48] in one_line_error(result)
 
 
 def test_inspect_a_damaged_key_file_is_aone_line_error(tmp_path):
