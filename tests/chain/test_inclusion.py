@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chain.client import Client, ProofError, _proven_inclusion
+from chain.client import Client, ProofError
+from chain.client.verification import proven_inclusion
 from chain.crypto import Keypair, dev_keypair
 from chain.state.inclusion import verify_inclusion
 from chain.transactions import sign_transaction, transfer_call
@@ -162,7 +163,7 @@ def _reply(index: int = 2) -> node_pb2.GetTransactionResponse:
 
 
 def test_an_honest_reply_gives_the_proven_inclusion():
-    status = _proven_inclusion(HASHES[2], _reply(2))
+    status = proven_inclusion(HASHES[2], _reply(2))
     assert status.included and (status.height, status.index, status.block_hash) == (9, 2, H(HEADER))
     assert status.receipt.success and status.receipt.fee_paid == 2_000 and status.raw == RAWS[2]
 
@@ -237,7 +238,7 @@ def test_a_tampered_reply_is_refused(tamper):
     reply = _reply(2)
     tamper(reply)
     with pytest.raises(ProofError) as raised:
-        _proven_inclusion(HASHES[2], reply)
+        proven_inclusion(HASHES[2], reply)
     assert raised.value.code == "DATA_LOSS"
 
 

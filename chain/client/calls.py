@@ -1,0 +1,63 @@
+"""What the client signs, checked before it costs anything: the call, its sender's account, fee and nonce."""
+
+from __future__ import annotations
+
+from typing import Union
+
+from google.protobuf.message import Message
+
+from chain.client.errors import ClientError
+from chain.crypto import Keypair
+from chain.keys import KeyResolutionError, ResolvedAccount, account_id
+from chain.text import quote_input
+from chain.transactions import call_field, transfer_call
+from proto import types_pb2
+from runtime.primitives import DispatchError
+from runtime.registry import RUNTIME
+
+U64_MAX = 2**64 - 1
+
+# A dev name (alice, bob, ... any case), an SS58 address, a 64-character hex public key, a key file,
+# a Keypair or 32 raw bytes (chain.keys).
+AccountLike = Union[str, bytes, Keypair, ResolvedAccount]
+
+
+def checked_call(call: Message) -> str:
+    """The call's `TransactionBody` field name, after its module's stateless checks; ClientError otherwise."""
+    try:
+        name = call_field(call)
+    except ValueError as error:
+        raise ClientError("INVALID_ARGUMENT", str(error)) from None
+    spec = RUNTIME.calls.get(name)
+    if spec is None:
+        raise ClientError("INVALID_ARGUMENT", f"the runtime has no {name!r} call")
+    try:
+        spec.check(call)
+    except DispatchError as error:
+        # It could never succeed: refuse it before it costs a fee.
+        raise ClientError("INVALID_ARGUMENT", f"{name} refused: {error.message}") from None
+    return name
+
+
+def transfer(dest: AccountLike, amount: int) -> types_pb2.Transfer:
+    """A balances transfer of `amount` base units to `dest`, in any account form."""
+    if not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount <= U64_MAX:
+        raise ClientError("INVALID_ARGUMENT", f"amount must be a positive integer below 2^64, got {quote_input(amount)}")
+    return transfer_call(account_public_key(dest), amount)
+
+
+def optional_u64(value: int | None, what: str) -> int | None:
+    """`value` when it is None or a 64-bit unsigned integer; ClientError naming `what` otherwise."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= U64_MAX:
+        raise ClientError("INVALID_ARGUMENT", f"{what} must be an integer from 0 to 2^64-1, got {quote_input(value)}")
+    return value
+
+
+def account_public_key(account: AccountLike) -> bytes:
+    """The 32-byte account id of any account form; ClientError when it names none."""
+    try:
+        return account_id(account)
+    except KeyResolutionError as error:
+        raise ClientError("INVALID_ARGUMENT", str(error)) from None

@@ -1,0 +1,379 @@
+"""The Client: one connection to a node's gRPC API, and every request the client makes."""
+
+from __future__ import annotations
+
+import time
+from typing import Iterable, Iterator
+
+import grpc
+from google.protobuf.message import Message
+
+from chain.client.calls import AccountLike, account_public_key, checked_call, optional_u64, transfer
+from chain.client.errors import (
+    DEFAULT_TARGET,
+    ClientError,
+    InclusionTimeout,
+    ProofError,
+    TransactionRejected,
+    translate_rpc_error,
+)
+from chain.client.results import (
+    Account,
+    Block,
+    ChainInfo,
+    Simulation,
+    Submission,
+    TransactionStatus,
+    Verdict,
+    chain_info_of,
+    simulation_of,
+    unproven_status_of,
+    verdict_of,
+)
+from chain.client.verification import inclusion_in_block, proven_account_info, proven_inclusion, verified_block
+from chain.crypto import Keypair
+from chain.ss58 import encode_address
+from chain.transactions import FeeRule, SignedTransaction, sign_transaction
+from proto import node_pb2, node_pb2_grpc
+
+DEFAULT_TIMEOUT_S = 10.0
+DEFAULT_WAIT_S = 30.0
+# One SubmitTransactions request carries at most this many: large enough to amortise the call
+# (DESIGN.md section 4: 100 per request already gave 105,000 tx/s), small enough to stay far
+# below gRPC's message limit with maximum-size transactions.
+SUBMIT_CHUNK = 500
+_MESSAGE_LIMIT = 64 * 1024 * 1024
+# How many nonces an automatic-nonce submission tries before giving up; each refusal means another
+# submitter from the same account took the nonce first.
+NONCE_ATTEMPTS = 50
+# The pool takes only a sender's next nonce, so racing submitters contest one nonce at a time and,
+# as in a lottery, some lose dozens of times in a row (8 processes x 200 transfers: up to 29 tries).
+# While a client has lost a race in the last CONTENTION_MEMORY_S, it waits before each try, less the
+# more tries it has lost, so the longest-waiting go first: then at most 10 tries, and all done sooner
+# (10 s, not 15 s; tests/e2e/test_concurrent_nonces.py). A submitter that meets no race never waits.
+CONTENTION_MEMORY_S = 1.0
+CONTENTION_STEP_S = 0.002
+CONTENTION_PRIORITY_LEVELS = 16
+# Status codes with which the node refuses a nonce that another transaction took (the pool: "already
+# pending", "already used", or a gap after a dropped one); whether it was the nonce is checked after.
+_NONCE_CONFLICT_CODES = ("FAILED_PRECONDITION", "ALREADY_EXISTS")
+
+
+class Client:
+    """A connection to one node's gRPC API; use as a context manager or call close()."""
+
+    def __init__(self, target: str = DEFAULT_TARGET, timeout: float = DEFAULT_TIMEOUT_S):
+        self.target = target
+        self.timeout = timeout
+        self._channel = grpc.insecure_channel(
+            target,
+            options=[
+                ("grpc.max_receive_message_length", _MESSAGE_LIMIT),
+                ("grpc.max_send_message_length", _MESSAGE_LIMIT),
+            ],
+        )
+        self._stub = node_pb2_grpc.NodeStub(self._channel)
+        self._signing: tuple[str, bytes, FeeRule] | None = None
+        self._last_nonce_conflict = -1e9
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the channel (open subscriptions end)."""
+        self._channel.close()
+
+    # --- chain and accounts -----------------------------------------------------
+
+    def chain_info(self) -> ChainInfo:
+        """Chain id, genesis hash, best and finalized heads, fee rule, limits and token."""
+        info = chain_info_of(self._call(self._stub.GetChainInfo, node_pb2.GetChainInfoRequest()))
+        self._signing = (info.chain_id, info.genesis_hash, info.fee_rule)
+        return info
+
+    def account(self, account: AccountLike) -> Account:
+        """An account's balances and nonce, verified against the proof and the named block's header."""
+        public_key = account_public_key(account)
+        reply = self._call(self._stub.GetAccount, node_pb2.GetAccountRequest(account=public_key))
+        info = proven_account_info(public_key, reply)
+        self._check_root_in_header(reply)
+        return Account(
+            public_key=public_key,
+            address=encode_address(public_key),
+            exists=info is not None,
+            free=info.free if info else 0,
+            reserved=info.reserved if info else 0,
+            nonce=info.nonce if info else 0,
+            next_nonce=reply.next_nonce,
+            height=reply.height,
+            block_hash=reply.block_hash,
+            state_root=reply.state_root,
+        )
+
+    def next_nonce(self, account: AccountLike) -> int:
+        """The nonce for the account's next transaction, counting its pending ones."""
+        public_key = account_public_key(account)
+        reply = self._call(self._stub.GetAccount, node_pb2.GetAccountRequest(account=public_key))
+        return reply.next_nonce
+
+    def _check_root_in_header(self, reply: node_pb2.GetAccountResponse) -> None:
+        block = self.block(hash=reply.block_hash)
+        if block.height != reply.height:
+            raise ProofError(
+                f"the account was reported at height {reply.height} but block "
+                f"{reply.block_hash.hex()} has height {block.height}"
+            )
+        if block.state_root != reply.state_root:
+            raise ProofError(
+                f"state root {reply.state_root.hex()} of the account proof is not the state root "
+                f"{block.state_root.hex()} in the header of block {block.height}"
+            )
+
+    # --- signing and submitting any call ----------------------------------------
+
+    def sign(
+        self, keypair: Keypair, call: Message, *, fee: int | None = None, nonce: int | None = None
+    ) -> SignedTransaction:
+        """Sign any call (e.g. types_pb2.Transfer(...)) for this node's chain: minimum fee and next nonce unless given."""
+        checked_call(call)
+        fee, nonce = optional_u64(fee, "fee"), optional_u64(nonce, "nonce")
+        chain_id, genesis, fee_rule = self._signing_context()
+        if nonce is None:
+            nonce = self.next_nonce(keypair.public_key)
+        return sign_transaction(
+            keypair, chain_id=chain_id, genesis_hash=genesis, nonce=nonce, call=call, fee=fee, fee_rule=fee_rule
+        )
+
+    def submit(
+        self,
+        keypair: Keypair,
+        call: Message,
+        *,
+        wait: bool = False,
+        timeout: float = DEFAULT_WAIT_S,
+        fee: int | None = None,
+        nonce: int | None = None,
+    ) -> Submission:
+        """Sign and submit any call; optionally wait for its inclusion.
+
+        The fee is the minimum for the size unless given. With no nonce given, the sender's next
+        free one: when another submitter from the same account takes it first, the next free one
+        after it (up to NONCE_ATTEMPTS tries). A nonce given is used as it is, never changed.
+        """
+        name = checked_call(call)
+        if nonce is None:
+            signed, attempts = self._submit_at_free_nonce(keypair, call, fee)
+        else:
+            signed, attempts = self.sign(keypair, call, fee=fee, nonce=nonce), 1
+            self.submit_raw(signed.raw)
+        inclusion = self.wait_for_inclusion(signed.hash, timeout) if wait else None
+        return Submission(signed.hash, name, signed.nonce, signed.fee, inclusion, attempts)
+
+    def _submit_at_free_nonce(
+        self, keypair: Keypair, call: Message, fee: int | None
+    ) -> tuple[SignedTransaction, int]:
+        contended = time.monotonic() - self._last_nonce_conflict < CONTENTION_MEMORY_S
+        tried, refusal = None, None
+        for attempt in range(1, NONCE_ATTEMPTS + 1):
+            if contended:
+                time.sleep(_contention_delay(attempt))
+            nonce = self.next_nonce(keypair.public_key)
+            if refusal is not None:
+                if nonce == tried:
+                    raise refusal  # the next free nonce did not move: the refusal was not about it
+                self._last_nonce_conflict = time.monotonic()
+            signed = self.sign(keypair, call, fee=fee, nonce=nonce)
+            try:
+                self.submit_raw(signed.raw)
+                return signed, attempt
+            except ClientError as error:
+                if error.code not in _NONCE_CONFLICT_CODES:
+                    raise
+                tried, refusal, contended = nonce, error, True
+        raise ClientError(
+            "ABORTED",
+            f"no free nonce for {encode_address(keypair.public_key)} after {NONCE_ATTEMPTS} tries: other "
+            f"submitters from this account took each one first (last refusal: {refusal.message})",
+        )
+
+    def dry_run(
+        self, keypair: Keypair, call: Message, *, fee: int | None = None, nonce: int | None = None
+    ) -> Simulation:
+        """What submitting `call` would do against the latest block's state; nothing is submitted.
+
+        The node applies a transaction only at the account's on-chain nonce, so one meant for a
+        later nonce (the sender has pending transactions) is simulated at the on-chain nonce:
+        the verdict is the call's against the latest state, before the pending ones.
+        """
+        nonce = optional_u64(nonce, "nonce")
+        account = self.account(keypair.public_key)
+        intended = account.next_nonce if nonce is None else nonce
+        return self.simulate(self.sign(keypair, call, fee=fee, nonce=min(intended, account.nonce)).raw)
+
+    def sign_transfer(
+        self, keypair: Keypair, dest: AccountLike, amount: int, *, fee: int | None = None, nonce: int | None = None
+    ) -> SignedTransaction:
+        """A signed balances transfer (sign() of a types_pb2.Transfer)."""
+        return self.sign(keypair, transfer(dest, amount), fee=fee, nonce=nonce)
+
+    def transfer(
+        self,
+        keypair: Keypair,
+        dest: AccountLike,
+        amount: int,
+        *,
+        fee: int | None = None,
+        nonce: int | None = None,
+        wait: bool = False,
+        timeout: float = DEFAULT_WAIT_S,
+    ) -> Submission:
+        """Move `amount` base units to `dest` (any account form): submit() of a balances transfer."""
+        return self.submit(keypair, transfer(dest, amount), wait=wait, timeout=timeout, fee=fee, nonce=nonce)
+
+    # --- signed bytes -----------------------------------------------------------
+
+    def submit_raw(self, raw: bytes) -> bytes:
+        """Submit one signed transaction's bytes; its hash once the node has queued it."""
+        reply = self._call(self._stub.SubmitTransaction, node_pb2.SubmitTransactionRequest(transaction=raw))
+        return reply.transaction_hash
+
+    def submit_many(self, raws: Iterable[bytes], chunk: int = SUBMIT_CHUNK) -> list[Verdict]:
+        """Submit many in batches (SubmitTransactions); one verdict per transaction, in order."""
+        raws = list(raws)
+        verdicts: list[Verdict] = []
+        for start in range(0, len(raws), chunk):
+            batch = raws[start : start + chunk]
+            reply = self._call(
+                self._stub.SubmitTransactions, node_pb2.SubmitTransactionsRequest(transactions=batch)
+            )
+            if len(reply.verdicts) != len(batch):
+                raise ClientError(
+                    "INTERNAL", f"node answered {len(reply.verdicts)} verdicts for {len(batch)} transactions"
+                )
+            verdicts.extend(verdict_of(verdict) for verdict in reply.verdicts)
+        return verdicts
+
+    def simulate(self, raw: bytes) -> Simulation:
+        """Fee and validity of a signed transaction against the current state, without applying it."""
+        reply = self._call(self._stub.SimulateTransaction, node_pb2.SimulateTransactionRequest(transaction=raw))
+        return simulation_of(reply)
+
+    # --- following transactions -------------------------------------------------
+
+    def transaction(self, transaction_hash: bytes) -> TransactionStatus:
+        """A transaction's status; "unknown" when the node has never seen it; an inclusion comes proven (ProofError)."""
+        try:
+            reply = self._call(
+                self._stub.GetTransaction, node_pb2.GetTransactionRequest(transaction_hash=transaction_hash)
+            )
+        except ClientError as error:
+            if error.code == "NOT_FOUND":
+                return TransactionStatus(hash=transaction_hash, status="unknown")
+            raise
+        if reply.status == node_pb2.TRANSACTION_STATUS_INCLUDED:
+            return proven_inclusion(transaction_hash, reply)
+        return unproven_status_of(transaction_hash, reply)
+
+    def wait_for_inclusion(self, transaction_hash: bytes, timeout: float = DEFAULT_WAIT_S) -> TransactionStatus:
+        """Block until the transaction is in a finalized block; raise on rejection or after `timeout` s."""
+        deadline = time.monotonic() + timeout
+        start_height = self.chain_info().best_height
+        status = self.transaction(transaction_hash)
+        if self._settled(status) is not None:
+            return status
+        # Blocks from the one after the head seen above, so an inclusion in between is replayed.
+        included = self._watch_blocks(transaction_hash, start_height + 1, deadline)
+        if included is not None:
+            return included
+        # The stream ended early (the node closed it): poll until the deadline.
+        while time.monotonic() < deadline:
+            status = self.transaction(transaction_hash)
+            if self._settled(status) is not None:
+                return status
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+        raise InclusionTimeout(transaction_hash, timeout, self.transaction(transaction_hash).status)
+
+    def _watch_blocks(self, transaction_hash: bytes, from_height: int, deadline: float) -> TransactionStatus | None:
+        """The inclusion seen in the block stream; None when the stream ends or the deadline passes."""
+        remaining = max(0.001, deadline - time.monotonic())
+        stream = self._stub.SubscribeBlocks(node_pb2.SubscribeBlocksRequest(from_height=from_height), timeout=remaining)
+        try:
+            for event in stream:
+                included = inclusion_in_block(transaction_hash, event)
+                if included is not None:
+                    return included
+                # Not in this block: it may have been dropped from the pool meanwhile.
+                status = self.transaction(transaction_hash)
+                if self._settled(status) is not None:
+                    return status
+                if time.monotonic() >= deadline:
+                    return None
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise translate_rpc_error(error, self.target, remaining) from None
+        finally:
+            stream.cancel()
+        return None
+
+    @staticmethod
+    def _settled(status: TransactionStatus) -> TransactionStatus | None:
+        if status.status == "included":
+            return status
+        if status.status == "rejected":
+            raise TransactionRejected(status.hash, "FAILED_PRECONDITION", status.reason or "no reason given")
+        return None
+
+    # --- blocks -----------------------------------------------------------------
+
+    def block(self, height: int | None = None, hash: bytes | None = None) -> Block:
+        """A block by height or hash (neither: the best block), its hash and roots checked."""
+        if height is not None and hash is not None:
+            raise ClientError("INVALID_ARGUMENT", "give a block height or a block hash, not both")
+        if height is not None:
+            request = node_pb2.GetBlockRequest(height=height)
+        elif hash is not None:
+            request = node_pb2.GetBlockRequest(hash=hash)
+        else:
+            request = node_pb2.GetBlockRequest()
+        reply = self._call(self._stub.GetBlock, request)
+        block = verified_block(reply.block_hash, reply.block, reply.receipts)
+        if hash is not None and block.hash != hash:
+            raise ProofError(f"asked for block {hash.hex()}, the node sent block {block.hash.hex()}")
+        if height is not None and block.height != height:
+            raise ProofError(f"asked for block {height}, the node sent block {block.height}")
+        return block
+
+    def subscribe_blocks(self, from_height: int = 0) -> Iterator[Block]:
+        """Finalized blocks from `from_height` (0: the next new one) on, as they come; close() to stop."""
+        stream = self._stub.SubscribeBlocks(node_pb2.SubscribeBlocksRequest(from_height=from_height))
+        try:
+            for event in stream:
+                yield verified_block(event.block_hash, event.block, event.receipts)
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.CANCELLED:
+                raise translate_rpc_error(error, self.target, None) from None
+        finally:
+            stream.cancel()
+
+    # --- plumbing ---------------------------------------------------------------
+
+    def _signing_context(self) -> tuple[str, bytes, FeeRule]:
+        # Chain id, genesis hash and fee rule are fixed at genesis: one GetChainInfo per client.
+        if self._signing is None:
+            self.chain_info()
+        return self._signing
+
+    def _call(self, method, request, timeout: float | None = None):
+        timeout = self.timeout if timeout is None else timeout
+        try:
+            return method(request, timeout=timeout)
+        except grpc.RpcError as error:
+            raise translate_rpc_error(error, self.target, timeout) from None
+
+
+def _contention_delay(attempt: int) -> float:
+    """How long a try waits while other submitters race for the same account's nonces."""
+    return CONTENTION_STEP_S * max(0, CONTENTION_PRIORITY_LEVELS - attempt)
