@@ -307,6 +307,20 @@ def test_decode_hash_accepts_hex_with_or_without_0x():
         decode_hash("abc")
 
 
+def test_decode_hash_refuses_long_text_quoting_only_its_start():
+    with pytest.raises(ClientError) as raised:
+        decode_hash("ab" * 100_000)
+    assert "200000 characters" in raised.value.message and len(raised.value.message) < 150
+
+
+def test_describe_transaction_carries_any_call_as_its_message(client):
+    signed = client.sign(ALICE, types_pb2.Transfer(dest=dev_keypair("bob").public_key, amount=42), nonce=7)
+    summary = describe_transaction(signed.raw)
+    assert (summary.call, summary.nonce, summary.sender) == ("transfer", 7, ALICE.public_key)
+    assert summary.arguments == types_pb2.Transfer(dest=dev_keypair("bob").public_key, amount=42)
+    assert (summary.dest, summary.amount) == (dev_keypair("bob").public_key, 42)
+
+
 # --- a node that lies: the client must notice --------------------------------------
 
 
