@@ -116,10 +116,10 @@ def check_transaction(raw: bytes, rules: TransactionRules) -> CheckedTransaction
         raise Oversized(f"transaction is {len(raw)} bytes, the limit is {limit}")
     transaction, body = _decode(raw)
     if body.chain_id != rules.chain_id:
-        raise WrongChain(f"transaction is for chain id {body.chain_id!r}, this chain is {rules.chain_id!r}")
+        raise WrongChain(f"transaction is for chain id {_short_text(body.chain_id)}, this chain is {rules.chain_id!r}")
     if body.genesis_hash != rules.genesis_hash:
         raise WrongChain(
-            f"transaction is for genesis {body.genesis_hash.hex() or '(none)'}, "
+            f"transaction is for genesis {_short_hex(body.genesis_hash)}, "
             f"this chain's genesis is {rules.genesis_hash.hex()}"
         )
     if len(body.sender) != 32:
@@ -136,6 +136,17 @@ def check_transaction(raw: bytes, rules: TransactionRules) -> CheckedTransaction
     return CheckedTransaction(
         hash=transaction_hash(raw), raw=raw, body=body, sender=body.sender, nonce=body.nonce, fee=body.fee
     )
+
+
+def _short_text(text: str, limit: int = 64) -> str:
+    # Error messages quote at most a prefix of what the sender wrote (HARDENING.md, "Answers out").
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}… ({len(text)} characters)"
+
+
+def _short_hex(data: bytes, limit: int = 32) -> str:
+    if not data:
+        return "(none)"
+    return data.hex() if len(data) <= limit else f"{data[:limit].hex()}… ({len(data)} bytes)"
 
 
 def _decode(raw: bytes) -> tuple[types_pb2.Transaction, types_pb2.TransactionBody]:

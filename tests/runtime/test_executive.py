@@ -155,3 +155,14 @@ def test_apply_block_is_deterministic():
         writes, receipts = apply_block(state, BlockContext(1, 1_700_000_001_000, ALICE.public_key), checked, rules)
         results.append((writes.changes(), receipts.SerializeToString()))
     assert results[0] == results[1]
+
+
+def test_a_long_chain_id_or_genesis_hash_is_quoted_by_a_short_prefix_only():
+    long_chain = transfer(ALICE, BOB.public_key, 5, nonce=0, chain_id="x" * 20_000)
+    with pytest.raises(WrongChain) as refused:
+        check(long_chain)
+    assert len(str(refused.value)) < 300 and "20000 characters" in str(refused.value)
+    long_genesis = transfer(ALICE, BOB.public_key, 5, nonce=0, genesis_hash=b"\x07" * 20_000)
+    with pytest.raises(WrongChain) as refused:
+        check(long_genesis)
+    assert len(str(refused.value)) < 300 and "20000 bytes" in str(refused.value)
