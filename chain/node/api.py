@@ -213,6 +213,7 @@ class NodeApi(node_pb2_grpc.NodeServicer):
         core = self.core
         head = core.head
         params = core.rules.params
+        token = balances.read_params(core.store.state)
         return node_pb2.ChainInfo(
             chain_id=core.genesis.chain_id,
             genesis_hash=core.genesis.hash,
@@ -229,5 +230,7 @@ class NodeApi(node_pb2_grpc.NodeServicer):
             base_fee=params.base_fee,
             fee_per_byte=params.fee_per_byte,
             max_transaction_bytes=params.max_transaction_bytes,
-            existential_deposit=balances.read_params(core.store.state).existential_deposit,
+            existential_deposit=token.existential_deposit,
+            token_symbol=token.token_symbol,
+            token_decimals=token.token_decimals,
         )
