@@ -20,7 +20,7 @@ from typing import Any, Iterable, Sequence
 from chain.text import quote_input
 
 U64_MAX = 2**64 - 1
-# The genesis token until a node reports its own (ChainInfo.token_symbol, token_decimals).
+# The dev genesis token: what JSON-only paths use where they never show an amount in tokens.
 DEFAULT_TOKEN_SYMBOL = "INFER"
 DEFAULT_TOKEN_DECIMALS = 18
 # Longer than any u64 amount with 18 decimals and a symbol: refuse before parsing.
@@ -120,8 +120,5 @@ class Token:
 
 
 def token_of(chain_info: Any) -> Token:
-    """The token a node reports in its ChainInfo (the genesis token where it reports none)."""
-    symbol = getattr(chain_info, "token_symbol", "") or ""
-    if not symbol:
-        return Token()
-    return Token(symbol, int(getattr(chain_info, "token_decimals", DEFAULT_TOKEN_DECIMALS)))
+    """The token a node reports in its ChainInfo (fixed at genesis in the balances parameters)."""
+    return Token(chain_info.token_symbol, chain_info.token_decimals)

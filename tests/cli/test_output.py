@@ -78,16 +78,13 @@ def test_format_keeps_every_digit(raw, decimals):
     assert len(number.partition(".")[2]) == decimals
 
 
-def test_token_of_chain_info_falls_back_to_the_genesis_token():
+def test_token_of_chain_info_reads_the_reported_token():
     class Reported:
         token_symbol = "TST"
         token_decimals = 6
 
-    class Silent:
-        pass
-
     assert token_of(Reported()) == Token("TST", 6)
-    assert token_of(Silent()) == Token("INFER", 18)
+    assert token_of(Reported()).format(1_500_000) == "1.500000 TST"
     assert Token().format(10**18) == "1.000000000000000000 INFER"
 
 
