@@ -270,13 +270,18 @@ def _merge_call_json(spec: CallSpec, call: Message, text: str, token: Callable[[
         document = json.loads(text, object_pairs_hook=_unique_keys)
     except ValueError as error:
         raise CliError(f"--call-json is not JSON: {error}", EXIT_USAGE) from None
+    except RecursionError:
+        raise CliError("--call-json nests deeper than any call", EXIT_USAGE) from None
     if not isinstance(document, dict):
         raise CliError(f"--call-json must be a JSON object of {spec.message.DESCRIPTOR.name}'s fields", EXIT_USAGE)
     given = set()
     for option in call_options(spec):
-        key = next((key for key in (option.field.name, option.field.json_name) if key in document), None)
-        if key is None:
+        keys = [key for key in dict.fromkeys((option.field.name, option.field.json_name)) if key in document]
+        if len(keys) > 1:
+            raise CliError(f"--call-json gives {option.field.name} twice ({keys[0]!r} and {keys[1]!r})", EXIT_USAGE)
+        if not keys:
             continue
+        key = keys[0]
         value = document.pop(key)
         _set_field(call, option, parse_value(option, value, f"--call-json {key!r}", token))
         given.add(option.field.name)
@@ -290,11 +295,12 @@ def _merge_call_json(spec: CallSpec, call: Message, text: str, token: Callable[[
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
-    keys = [key for key, _ in pairs]
-    repeated = next((key for key in keys if keys.count(key) > 1), None)
-    if repeated is not None:
+    document = dict(pairs)
+    if len(document) < len(pairs):
+        seen: set[str] = set()
+        repeated = next(key for key, _ in pairs if key in seen or seen.add(key))
         raise ValueError(f"key {quote_input(repeated)} appears twice")
-    return dict(pairs)
+    return document
 
 
 def _set_field(call: Message, option: CallOption, value: Any) -> None:

@@ -201,6 +201,8 @@ def test_call_json_gives_the_fields_and_options_override_them(dev_node, client):
         ('{"dest": 7, "amount": "5"}', "string"),
         ('{"dest": "bob", "amount": "' + "9" * 1_000 + '"}', "too long"),
         ("{" + " " * 110_000 + "}", "at most"),
+        ("[" * 50_000 + "]" * 50_000, "nests deeper"),
+        ('{"dest": "bob", "amount": "1", ' + ", ".join(f'"k{i}": 0' for i in range(6_000)) + ', "k5": 1}', "twice"),
     ],
 )
 def test_bad_call_json_is_a_usage_error(dev_node, call, words):
