@@ -126,6 +126,9 @@ class NodeServicer:
 
     def SubscribeBlocks(self, request, context):
         """Every new finalized block from `from_height` (default: the next one) on.
+        Bounded: at most 16 open streams per client address and 64 per node (RESOURCE_EXHAUSTED
+        beyond); a stream ends after 600 s with DEADLINE_EXCEEDED (resubscribe from the next height)
+        and is cancelled when its client stops reading for 30 s.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
