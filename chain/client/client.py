@@ -302,9 +302,9 @@ class Client:
         stream = self._stub.SubscribeBlocks(node_pb2.SubscribeBlocksRequest(from_height=from_height), timeout=remaining)
         try:
             for event in stream:
-                included = inclusion_in_block(transaction_hash, event)
-                if included is not None:
-                    return included
+                if inclusion_in_block(transaction_hash, event) is not None:
+                    # Seen in the stream; answer with the status whose inclusion proof was checked.
+                    return self.transaction(transaction_hash)
                 # Not in this block: it may have been dropped from the pool meanwhile.
                 status = self.transaction(transaction_hash)
                 if self._settled(status) is not None:
@@ -312,7 +312,8 @@ class Client:
                 if time.monotonic() >= deadline:
                     return None
         except grpc.RpcError as error:
-            if error.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
+            # The stream's lifetime ended, or the node has no stream to spare: wait_for_inclusion polls.
+            if error.code() not in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED):
                 raise translate_rpc_error(error, self.target, remaining) from None
         finally:
             stream.cancel()

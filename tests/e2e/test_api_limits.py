@@ -307,3 +307,14 @@ def _admits_a_subscription(target: str) -> bool:
         return False
     channel.close()
     return True
+
+
+def test_waiting_for_inclusion_polls_when_the_node_has_no_stream_to_spare(serve):
+    # A client whose subscriptions are all taken (here: a per-client limit of zero) still learns
+    # of its inclusion, proven, instead of failing with RESOURCE_EXHAUSTED.
+    from chain.client import Client
+
+    node = serve(StreamLimits(per_node=4, per_client=0))
+    with Client(node.target) as client:
+        submission = client.transfer(ALICE, BOB.public_key, 1_000_000, wait=True, timeout=20)
+    assert submission.inclusion is not None and submission.inclusion.included
