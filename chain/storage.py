@@ -39,7 +39,8 @@ from proto import types_pb2
 
 log = logging.getLogger(__name__)
 
-FORMAT = b"inferchain-store/1"
+# 2: Merkle transactions/receipts roots in headers, module parameters as protobuf in state.
+FORMAT = b"inferchain-store/2"
 
 _META_FORMAT = b"meta/format"
 _META_CHAIN_ID = b"meta/chain_id"
@@ -159,7 +160,11 @@ class ChainStore:
                 raise StoreError(f"{self.path} holds a LevelDB database that is not an inferchain data directory")
             return
         if stored != FORMAT:
-            raise StoreError(f"{self.path} uses store format {stored!r}; this node reads {FORMAT!r}")
+            raise StoreError(
+                f"{self.path} was written by another version of inferchain (store format "
+                f"{stored.decode(errors='replace')[:40]}; this node reads {FORMAT.decode()}); "
+                "remove the directory to start the chain again, or run the version that wrote it"
+            )
 
     def is_initialized(self) -> bool:
         return self._get(_META_FORMAT) is not None

@@ -310,3 +310,12 @@ def test_a_failed_write_keeps_the_head_and_refuses_every_later_write(small_disk)
     reopened = ChainStore(small_disk / "db")
     assert reopened.head == head and reopened.state.get(b"test/height") == flat_value
     reopened.close()
+
+
+def test_a_directory_written_by_an_older_store_format_is_refused_with_what_to_do(tmp_path):
+    initialized(tmp_path / "db").close()
+    db = plyvel.DB(str(tmp_path / "db"))
+    db.put(b"meta/format", b"inferchain-store/1")
+    db.close()
+    with pytest.raises(StoreError, match="another version of inferchain .*store format inferchain-store/1.*remove the directory"):
+        ChainStore(tmp_path / "db")
