@@ -10,6 +10,7 @@ them too):
 
 from __future__ import annotations
 
+import logging
 from concurrent import futures
 from dataclasses import dataclass
 from typing import Callable
@@ -21,7 +22,10 @@ from grpc_reflection.v1alpha import reflection
 
 from chain.node.api import NodeApi
 from chain.node.streams import StreamGate, StreamLimits
+from chain.storage import StoreError
 from proto import node_pb2, node_pb2_grpc
+
+log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 # Workers left for unary calls and health checks when every admitted stream holds one.
@@ -190,6 +194,10 @@ def _checked(behavior):
 
     def checked(request, context):
         _refuse_undecodable(request, context)
-        return behavior(request, context)
+        try:
+            return behavior(request, context)
+        except StoreError as error:  # a checksum that failed on read: say so, not "Exception calling application"
+            log.error("answering %s: %s", type(request).__name__, error)
+            context.abort(grpc.StatusCode.DATA_LOSS, f"the node cannot read its database: {error}")
 
     return checked
