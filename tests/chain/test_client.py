@@ -21,6 +21,7 @@ from chain.crypto import Keypair, dev_keypair
 from chain.genesis import load_genesis
 from proto import node_pb2, types_pb2
 from tests.nodes import ROOT, free_port
+from tests.tampering import TamperingStub
 
 ALICE = dev_keypair("alice")
 FUNDING = 10**15
@@ -324,23 +325,6 @@ def test_describe_transaction_carries_any_call_as_its_message(client):
 # --- a node that lies: the client must notice --------------------------------------
 
 
-class _TamperingStub:
-    """Passes calls to the real stub, but rewrites GetAccount replies."""
-
-    def __init__(self, stub, tamper):
-        self._stub = stub
-        self._tamper = tamper
-
-    def __getattr__(self, name):
-        return getattr(self._stub, name)
-
-    def GetAccount(self, request, timeout=None):
-        reply = node_pb2.GetAccountResponse()
-        reply.CopyFrom(self._stub.GetAccount(request, timeout=timeout))
-        self._tamper(reply)
-        return reply
-
-
 def _inflate_balance(reply):
     reply.free += 1
 
@@ -382,7 +366,7 @@ def _claim_other_root(reply):
 @pytest.mark.parametrize("tamper", [_inflate_balance, _forge_value, _claim_absence, _deny_existence_but_send_value, _break_sibling])
 def test_a_tampered_account_proof_is_refused(dev_node, tamper):
     with Client(dev_node.target) as client:
-        client._stub = _TamperingStub(client._stub, tamper)
+        client._stub = TamperingStub(client._stub, "GetAccount", tamper)
         with pytest.raises(ProofError) as raised:
             client.account("bob")
     assert raised.value.code == "DATA_LOSS"
@@ -390,6 +374,6 @@ def test_a_tampered_account_proof_is_refused(dev_node, tamper):
 
 def test_a_proof_under_a_root_not_in_the_header_is_refused(dev_node):
     with Client(dev_node.target) as client:
-        client._stub = _TamperingStub(client._stub, _claim_other_root)
+        client._stub = TamperingStub(client._stub, "GetAccount", _claim_other_root)
         with pytest.raises(ProofError, match="not the state root"):
             client.account("bob")

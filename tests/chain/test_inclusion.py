@@ -24,6 +24,7 @@ from runtime.hashing import (
     transactions_root,
 )
 from tests.wire import varint_field
+from tests.tampering import TamperingStub
 
 ALICE, BOB = dev_keypair("alice"), dev_keypair("bob")
 
@@ -278,23 +279,6 @@ def test_get_transaction_proves_inclusion_and_receipt_on_a_real_node(dev_node, i
     assert [status.index for status in statuses] == [block.transaction_hashes.index(item.hash) for item in included]
 
 
-class _TamperingStub:
-    """Passes calls to the real stub, but rewrites GetTransaction replies."""
-
-    def __init__(self, stub, tamper):
-        self._stub = stub
-        self._tamper = tamper
-
-    def __getattr__(self, name):
-        return getattr(self._stub, name)
-
-    def GetTransaction(self, request, timeout=None):
-        reply = node_pb2.GetTransactionResponse()
-        reply.CopyFrom(self._stub.GetTransaction(request, timeout=timeout))
-        self._tamper(reply)
-        return reply
-
-
 @pytest.mark.parametrize(
     "tamper",
     [
@@ -306,7 +290,7 @@ class _TamperingStub:
 )
 def test_a_real_node_reply_tampered_in_transit_is_refused(dev_node, included, tamper):
     with Client(dev_node.target) as client:
-        client._stub = _TamperingStub(client._stub, tamper)
+        client._stub = TamperingStub(client._stub, "GetTransaction", tamper)
         with pytest.raises(ProofError):
             client.transaction(included[2].hash)
 
