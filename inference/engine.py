@@ -86,6 +86,8 @@ class Engine:
         self.vocabulary_size = self._llama.n_vocab()
         # llama.cpp rounds the context up (to 256); the configured size is the promise kept.
         self.context_size = min(self._llama.n_ctx(), self.config.context)
+        # What the model was trained on: no job may claim more prompt and output than this.
+        self.trained_context = _trained_context(self._llama) or self.context_size
         self._batch = _Batch(self._llama, self.config.batch)
         self._cached: list[int] = []
         self._chat_frame = self._make_chat_frame()
@@ -300,6 +302,13 @@ class Engine:
         """Free the model and its context."""
         self._batch.close()
         self._llama.close()
+
+
+def _trained_context(llm) -> int:
+    """The context length the model was trained with, as llama.cpp read it from the GGUF file."""
+    import llama_cpp
+
+    return int(llama_cpp.llama_model_n_ctx_train(llm._model.model))
 
 
 def _load_llama(path: str, config: EngineConfig):

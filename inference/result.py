@@ -55,6 +55,7 @@ class InferenceJob:
         """Read a job document, raising InvalidResult with the first problem found."""
         if not isinstance(document, Mapping):
             raise InvalidResult("a job must be a JSON object")
+        _only_fields(document, JOB_FIELDS, "a job")
         return _job_from_json(document)
 
 
@@ -109,7 +110,7 @@ class InferenceResult:
     def from_json_text(cls, text: str | bytes) -> "InferenceResult":
         """Parse JSON text into a result, raising InvalidResult when it is not one."""
         try:
-            document = json.loads(text)
+            document = json.loads(text, object_pairs_hook=_refuse_duplicate_keys)
         except (ValueError, RecursionError) as error:
             raise InvalidResult(f"not JSON: {error}") from None
         return _result_from_json(document)
@@ -148,11 +149,56 @@ def _is_hex(text: str) -> bool:
 
 
 # -- reading ---------------------------------------------------------------------------------
+# A result has one form: known fields only, each once, ids in lowercase hex of their exact length,
+# integers as JSON numbers (the seed also as a string of ASCII digits), text that is valid Unicode.
+
+RESULT_FIELDS = frozenset(
+    {"version", "model", "job_id", "prompt", "prompt_format", "max_tokens", "sampling",
+     "prompt_tokens", "tokens", "text", "logprobs_micronats", "stop_reason"}
+)
+JOB_FIELDS = frozenset({"model", "job_id", "prompt", "prompt_format", "max_tokens", "sampling"})
+SAMPLING_FIELDS = frozenset({"temperature_milli", "top_k", "top_p_ppm", "seed"})
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
+    document = {}
+    for key, value in pairs:
+        if key in document:
+            raise _DuplicateKey(f"the key {key[:40]!r} appears twice in one object")
+        document[key] = value
+    return document
+
+
+def _only_fields(document: Mapping, known: frozenset, where: str) -> None:
+    unknown = sorted(str(key) for key in document if key not in known)
+    if unknown:
+        raise InvalidResult(f"{where} has an unknown field {unknown[0][:40]!r} (known: {', '.join(sorted(known))})")
+
+
+def _hex_id(document: Mapping, name: str, size: int) -> str:
+    value = _field(document, name, str)
+    if len(value) != 2 * size or not _is_hex(value):
+        raise InvalidResult(f"{name} must be exactly {2 * size} lowercase hex digits, got {value[:80]!r}")
+    return value
+
+
+def _unicode_text(document: Mapping, name: str) -> str:
+    value = _field(document, name, str)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise InvalidResult(f"{name} is not valid Unicode text (a lone surrogate at character {error.start})") from None
+    return value
 
 
 def _result_from_json(document: Any) -> InferenceResult:
     if not isinstance(document, Mapping):
         raise InvalidResult("a result must be a JSON object")
+    _only_fields(document, RESULT_FIELDS, "a result")
     version = _field(document, "version", int)
     if version != RESULT_VERSION:
         raise InvalidResult(f"unsupported result version {version} (this node reads {RESULT_VERSION})")
@@ -173,24 +219,21 @@ def _result_from_json(document: Any) -> InferenceResult:
         job=job,
         prompt_tokens=prompt_tokens,
         tokens=tokens,
-        text=_field(document, "text", str),
+        text=_unicode_text(document, "text"),
         logprobs_micronats=logprobs,
         stop_reason=stop_reason,
     )
 
 
 def _job_from_json(document: Mapping) -> InferenceJob:
-    model = _field(document, "model", str).lower()
-    try:
-        job_id = bytes.fromhex(_field(document, "job_id", str))
-    except ValueError:
-        raise InvalidResult("job_id must be hex") from None
+    model = _hex_id(document, "model", 32)
+    job_id = bytes.fromhex(_hex_id(document, "job_id", JOB_ID_BYTES))
     sampling = _sampling_from_json(_field(document, "sampling", Mapping))
     try:
         return InferenceJob(
             model=model,
             job_id=job_id,
-            prompt=_field(document, "prompt", str),
+            prompt=_unicode_text(document, "prompt"),
             max_tokens=_field(document, "max_tokens", int),
             sampling=sampling,
             prompt_format=_field(document, "prompt_format", str),
@@ -200,8 +243,12 @@ def _job_from_json(document: Mapping) -> InferenceJob:
 
 
 def _sampling_from_json(document: Mapping) -> SamplingParams:
+    _only_fields(document, SAMPLING_FIELDS, "sampling")
     seed = document.get("seed")
-    if isinstance(seed, str) and seed.isdigit() and len(seed) <= 20:
+    if isinstance(seed, str):
+        # ASCII digits only: "²".isdigit() is true in Python, and int() then raises.
+        if not (seed.isascii() and seed.isdigit() and len(seed) <= 20):
+            raise InvalidResult(f"sampling.seed must be an integer or a string of ASCII digits, got {seed[:24]!r}")
         seed = int(seed)
     try:
         return SamplingParams(

@@ -213,6 +213,13 @@ def _token_problems(result: InferenceResult, engine: Engine) -> list[str]:
         problems.append("the output is empty (a job always yields at least one token)")
     if len(result.tokens) > result.job.max_tokens:
         problems.append(f"{len(result.tokens)} tokens exceed max_tokens {result.job.max_tokens}")
+    # Checked against the model before anything is sized by them: a claimed max_tokens of 10^18
+    # once sized the context and was then judged valid.
+    if result.prompt_tokens + result.job.max_tokens > engine.trained_context:
+        problems.append(
+            f"a {result.prompt_tokens}-token prompt with max_tokens {result.job.max_tokens} does not fit "
+            f"the model's context of {engine.trained_context} tokens"
+        )
     return problems
 
 

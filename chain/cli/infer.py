@@ -25,6 +25,7 @@ from chain.cli.model import (
 from chain.cli.output import add_output_argument, print_fields, print_json
 from inference.engine import EngineConfig, engine_version
 from inference.errors import InferenceError, InvalidResult
+from inference.gguf_header import read_header
 from inference.loading import load_record
 from inference.result import InferenceJob, InferenceResult
 from inference.sampler import SamplingParams
@@ -189,7 +190,9 @@ def verify_command(args: argparse.Namespace) -> int:
         result = read_result(args.result)
         store = store_for(args)
         record = store.resolve(result.job.model)
-        context = max(args.context, result.prompt_tokens + result.job.max_tokens + 1)
+        # Sized by the claim only up to the model's own context: a larger claim is judged invalid.
+        trained = read_header(record.path).context_length or args.context
+        context = max(args.context, min(result.prompt_tokens + result.job.max_tokens + 1, trained))
         engine = _load(store, record, _engine_config(args, context))
         thresholds = load_thresholds(record.id, store.directory, engine_version())
         verdict = verify(result, engine, thresholds)

@@ -154,3 +154,32 @@ def test_bad_infer_arguments_are_one_line_errors(home, args, message, code):
 def test_a_prompt_longer_than_the_context_is_one_line_error(home):
     result = run(home, "infer", "word " * 300, "--context", "256")
     assert result.returncode == EXIT_USAGE and "longer than the 256-token context" in one_line_error(result)
+
+
+@pytest.mark.parametrize("max_tokens", [10**18, 8192])
+def test_verify_judges_a_max_tokens_beyond_the_models_context_invalid(home, sampled_result_file, tmp_path, max_tokens):
+    # A claimed 10^18 once sized the verifier's context to 8,192 and the result was judged valid.
+    document = json.loads(sampled_result_file.read_text())
+    document["max_tokens"] = max_tokens
+    path = tmp_path / "huge.json"
+    path.write_text(json.dumps(document))
+    verdict = run(home, "verify", str(path))
+    assert verdict.returncode == 1, verdict.stdout + verdict.stderr
+    assert "does not fit the model's context of 8192 tokens" in verdict.stdout
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [({"seed": "²"}, "ASCII digits"), ({"prompt": "\ud800"}, "not valid Unicode"), ({"surprise": 1}, "unknown field")],
+)
+def test_verify_of_a_malformed_result_is_one_line_not_a_traceback(home, sampled_result_file, tmp_path, change, message):
+    document = json.loads(sampled_result_file.read_text())
+    if "seed" in change:
+        document["sampling"]["seed"] = change["seed"]
+    else:
+        document.update(change)
+    path = tmp_path / "malformed.json"
+    path.write_text(json.dumps(document))
+    result = run(home, "verify", str(path))
+    assert result.returncode == EXIT_BAD_INPUT and message in one_line_error(result)
+    assert "Traceback" not in result.stderr

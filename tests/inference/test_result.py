@@ -115,7 +115,7 @@ def test_garbage_text_is_refused_with_invalid_result(text):
         ({"logprobs_micronats": [0]}, "log-probabilities"),
         ({"stop_reason": "tired"}, "stop_reason"),
         ({"job_id": "zz"}, "hex"),
-        ({"job_id": "00"}, "32 bytes"),
+        ({"job_id": "00"}, "64 lowercase hex digits"),
         ({"model": "short"}, "model"),
         ({"max_tokens": 0}, "max_tokens"),
         ({"sampling": {"temperature_milli": 1, "top_k": 1, "top_p_ppm": 1}}, "seed"),
@@ -127,3 +127,49 @@ def test_each_bad_field_is_named_in_the_error(change, message):
     document.update(change)
     with pytest.raises(InvalidResult, match=message):
         InferenceResult.from_json(document)
+
+
+# -- one byte form (issue 14, item 5) -----------------------------------------------------
+
+
+def _valid_document() -> dict:
+    job = InferenceJob(MODEL, bytes(range(32)), "hi", 4, SamplingParams(seed=7))
+    return InferenceResult(job, 5, (1, 2), "ab", (-5, 0), "length").to_json()
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"sampling": {"temperature_milli": 0, "top_k": 40, "top_p_ppm": 950_000, "seed": "²"}}, "ASCII digits"),
+        ({"sampling": {"temperature_milli": 0, "top_k": 40, "top_p_ppm": 950_000, "seed": "٣"}}, "ASCII digits"),
+        ({"job_id": "AB" * 32}, "lowercase hex"),
+        ({"job_id": "ab" * 33}, "exactly 64"),
+        ({"model": MODEL.upper()}, "model must be exactly 64 lowercase hex"),
+        ({"extra": 1}, "unknown field 'extra'"),
+        ({"sampling": {"temperature_milli": 0, "top_k": 40, "top_p_ppm": 950_000, "seed": "1", "min_p": 1}},
+         "unknown field 'min_p'"),
+        ({"prompt": "a\ud800b"}, "prompt is not valid Unicode text"),
+        ({"text": "\udfff"}, "text is not valid Unicode text"),
+    ],
+)
+def test_a_result_has_one_form_and_every_other_is_refused_with_its_reason(change, message):
+    document = _valid_document()
+    document.update(change)
+    with pytest.raises(InvalidResult, match=message):
+        InferenceResult.from_json(document)
+
+
+def test_a_key_given_twice_is_refused_not_silently_the_last_one():
+    text = _valid_document_text().replace('"max_tokens":4', '"max_tokens":4,"max_tokens":4', 1)
+    with pytest.raises(InvalidResult, match="'max_tokens' appears twice"):
+        InferenceResult.from_json_text(text)
+
+
+def test_the_canonical_text_reads_back_as_the_same_result():
+    text = _valid_document_text()
+    assert InferenceResult.from_json_text(text).to_json_text() == text
+
+
+def _valid_document_text() -> str:
+    job = InferenceJob(MODEL, bytes(range(32)), "hi", 4, SamplingParams(seed=7))
+    return InferenceResult(job, 5, (1, 2), "ab", (-5, 0), "length").to_json_text()
