@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
-from tests.nodes import NodeProcess, free_port
+from tests.nodes import NodeProcess, free_port, small_filesystem
 
 
 @pytest.fixture
@@ -29,3 +31,13 @@ def dev_node(tmp_path_factory):
     node = NodeProcess(base_path=base / "data", rpc_port=free_port()).start()
     yield node
     node.kill()
+
+
+@pytest.fixture
+def small_disk(tmp_path, request):
+    """A small tmpfs under tmp_path to fill (8 MiB, or the module's SMALL_DISK_MB); skipped without root."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    size_mb = getattr(request.module, "SMALL_DISK_MB", 8)
+    with small_filesystem(tmp_path / "disk", size_mb) as path:
+        yield path

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 
 import pytest
 
@@ -13,7 +12,7 @@ from chain.node.core import NodeCore, ProductionHalted
 from chain.storage import ChainStore
 from proto import types_pb2
 from runtime import system
-from tests.nodes import fill_filesystem, small_filesystem
+from tests.nodes import fill_filesystem
 
 GENESIS = parse_genesis(dev_genesis_document())
 
@@ -75,13 +74,6 @@ def test_the_first_block_after_genesis_is_later_than_genesis_whatever_the_clock(
     assert block_time_ms(core, core.produce_block().hash) == GENESIS.genesis_time_ms + 1
     core.store.close()
 
-
-@pytest.fixture
-def small_disk(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    with small_filesystem(tmp_path / "disk", 8) as path:
-        yield path
 
 
 def test_a_failed_write_halts_production_with_one_log_line_and_keeps_the_head(small_disk, clock, caplog):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import struct
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from chain.state.proof import verify_proof
 from proto import types_pb2
 from runtime import system
 from runtime.hashing import blake2b_256
-from tests.nodes import fill_filesystem, small_filesystem
+from tests.nodes import fill_filesystem
 
 GENESIS = parse_genesis(dev_genesis_document())
 RECOVERY = "restore it from a backup or resync"
@@ -282,13 +281,6 @@ def test_an_older_directory_without_the_reported_head_gets_one(tmp_path):
 
 # --- a failed write (a full disk) ----------------------------------------------------------------
 
-
-@pytest.fixture
-def small_disk(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    with small_filesystem(tmp_path / "disk", 8) as path:
-        yield path
 
 
 def test_a_failed_write_keeps_the_head_and_refuses_every_later_write(small_disk):
