@@ -331,20 +331,27 @@ def _load_llama(path: str, config: EngineConfig):
 
 def logprob_micronats(logits: np.ndarray, token: int) -> int:
     """log softmax(logits)[token] in micro-nats (the model's own distribution, temperature 1)."""
-    peak = float(logits.max())
-    total = float(np.exp(logits - peak).sum(dtype=np.float64))
-    value = (float(logits[token]) - peak) - float(np.log(total))
-    return min(0, round(value * LOGPROB_SCALE))
+    # All in float64 (docs/verification.md): float32 logits minus a Python float stay float32 in
+    # numpy, and an exp in float32 moved 17 of one reimplementation's values by 1 micro-nat.
+    wide = np.array(logits, dtype=np.float64)  # a copy: the exp below works in place
+    peak = wide.max()
+    chosen = wide[token] - peak
+    wide -= peak
+    total = np.exp(wide, out=wide).sum()
+    return min(0, round(float(chosen - np.log(total)) * LOGPROB_SCALE))
 
 
 def logprobs_micronats(rows: np.ndarray, tokens: Sequence[int]) -> np.ndarray:
     """logprob_micronats for every row and its token at once."""
     if len(tokens) == 0:
         return np.zeros(0, dtype=np.int64)
-    peaks = rows.max(axis=1)
-    totals = np.exp(rows - peaks[:, None]).sum(axis=1, dtype=np.float64)
-    chosen = rows[np.arange(len(tokens)), np.asarray(tokens)].astype(np.float64)
-    values = (chosen - peaks.astype(np.float64)) - np.log(totals)
+    wide = np.array(rows, dtype=np.float64)  # a copy: the exp below works in place
+    peaks = wide.max(axis=1)
+    chosen = wide[np.arange(len(tokens)), np.asarray(tokens)] - peaks
+    wide -= peaks[:, None]
+    totals = np.exp(wide, out=wide).sum(axis=1)
+    values = chosen - np.log(totals)
+    # np.round, like Python's round, rounds half to even.
     return np.minimum(0, np.round(values * LOGPROB_SCALE)).astype(np.int64)
 
 
