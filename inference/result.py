@@ -1,13 +1,16 @@
 """Jobs and results as frozen dataclasses with a stable JSON form (the job market puts them on chain).
 
-Log-probabilities are fixed-point integers in micro-nats (LOGPROB_SCALE per nat), so a result is
-exact data: two honest executors that computed the same thing produce byte-identical JSON.
+Log-probabilities are fixed-point integers in micro-nats (LOGPROB_SCALE per nat). Commitments and
+agreement use the output digest, which hashes the job and what honest executors must agree on exactly
+(tokens, text, stop reason) and leaves the log-probabilities out: their last micro-nat depends on
+summation order (docs/verification.md, "The output digest").
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import struct
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -19,6 +22,8 @@ RESULT_VERSION = 1
 PROMPT_FORMATS = ("chat", "raw")
 STOP_REASONS = ("eos", "length")
 MAX_TOKEN_ID = (1 << 31) - 1
+MAX_U64 = (1 << 64) - 1  # every integer in the output digest is an unsigned 64-bit field
+OUTPUT_DIGEST_DOMAIN = b"inferchain.output.v1"
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,8 @@ class InferenceResult:
             )
         if self.stop_reason not in STOP_REASONS:
             raise InvalidResult(f"stop_reason must be one of {', '.join(STOP_REASONS)}")
+        if not _is_u64(self.prompt_tokens):
+            raise InvalidResult("prompt_tokens must be an integer from 0 to 2^64 - 1")
 
     def to_json(self) -> dict:
         """The result as one flat JSON document (job fields, then the output)."""
@@ -97,9 +104,27 @@ class InferenceResult:
         """Canonical JSON text: sorted keys, no spaces; equal results give equal bytes."""
         return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
-    def digest(self) -> bytes:
-        """blake2b-256 of the canonical JSON text (what a commitment would hash)."""
-        return hashlib.blake2b(self.to_json_text().encode("utf-8"), digest_size=32).digest()
+    def output_digest(self) -> bytes:
+        """blake2b-256 of output_digest_message(): what commitments hash and agreement compares."""
+        return hashlib.blake2b(self.output_digest_message(), digest_size=32).digest()
+
+    def output_digest_message(self) -> bytes:
+        """The job and the output (no log-probabilities) in the byte form of docs/verification.md."""
+        job, sampling = self.job, self.job.sampling
+        return b"".join(
+            [
+                OUTPUT_DIGEST_DOMAIN,
+                job.job_id,
+                bytes.fromhex(job.model),
+                _text_field(job.prompt_format, "prompt_format"),
+                _text_field(job.prompt, "prompt"),
+                struct.pack("<6Q", job.max_tokens, sampling.temperature_milli, sampling.top_k,
+                            sampling.top_p_ppm, sampling.seed, self.prompt_tokens),
+                struct.pack(f"<Q{len(self.tokens)}Q", len(self.tokens), *self.tokens),
+                _text_field(self.text, "text"),
+                _text_field(self.stop_reason, "stop_reason"),
+            ]
+        )
 
     @classmethod
     def from_json(cls, document: Any) -> "InferenceResult":
@@ -136,16 +161,31 @@ def _check_job(job: InferenceJob) -> None:
         raise InvalidJob(f"job id must be {JOB_ID_BYTES} bytes")
     if not isinstance(job.prompt, str):
         raise InvalidJob("prompt must be text")
-    if not isinstance(job.max_tokens, int) or isinstance(job.max_tokens, bool) or job.max_tokens < 1:
-        raise InvalidJob(f"max_tokens must be a positive integer, got {job.max_tokens!r}")
+    if not _is_u64(job.max_tokens) or job.max_tokens < 1:
+        raise InvalidJob(f"max_tokens must be an integer from 1 to 2^64 - 1, got {str(job.max_tokens)[:24]}")
     if job.prompt_format not in PROMPT_FORMATS:
         raise InvalidJob(f"prompt_format must be one of {', '.join(PROMPT_FORMATS)}")
     if not isinstance(job.sampling, SamplingParams):
         raise InvalidJob("sampling must be SamplingParams")
+    if job.sampling.top_k > MAX_U64:
+        raise InvalidJob("top-k must be at most 2^64 - 1")
 
 
 def _is_hex(text: str) -> bool:
     return all(character in "0123456789abcdef" for character in text)
+
+
+def _is_u64(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_U64
+
+
+def _text_field(text: str, name: str) -> bytes:
+    """u64le(length of the UTF-8 bytes) || the UTF-8 bytes."""
+    try:
+        encoded = text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise InvalidResult(f"{name} is not valid Unicode text (a lone surrogate at character {error.start})") from None
+    return struct.pack("<Q", len(encoded)) + encoded
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -213,8 +253,6 @@ def _result_from_json(document: Any) -> InferenceResult:
     if stop_reason not in STOP_REASONS:
         raise InvalidResult(f"stop_reason must be one of {', '.join(STOP_REASONS)}")
     prompt_tokens = _field(document, "prompt_tokens", int)
-    if prompt_tokens < 0:
-        raise InvalidResult("prompt_tokens must not be negative")
     return InferenceResult(
         job=job,
         prompt_tokens=prompt_tokens,

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inference.errors import InvalidResult
+from inference.errors import InvalidJob, InvalidResult
 from inference.result import InferenceJob, InferenceResult
 from inference.sampler import SamplingParams
 
@@ -60,11 +63,90 @@ def test_the_json_names_the_model_and_lists_token_ids():
     assert document["logprobs_micronats"] == [-5, 0] and document["job_id"] == "00" * 32
 
 
-def test_equal_results_have_equal_digests():
-    job = InferenceJob(MODEL, bytes(32), "hi", 4)
-    first = InferenceResult(job, 5, (1, 2), "ab", (-5, 0), "length")
-    assert first.digest() == InferenceResult.from_json_text(first.to_json_text()).digest()
-    assert first.digest() != first.replace(tokens=(1, 3)).digest()
+# -- the output digest (issue 14, item 6) ---------------------------------------------------
+
+VECTOR_JOB = InferenceJob("ab" * 32, bytes(range(32)), "Hi", 4, SamplingParams(800, 40, 950_000, 42), "chat")
+VECTOR = InferenceResult(VECTOR_JOB, 31, (28120, 17, 2), "\u00e9!", (-1, -2, -3), "eos")
+# The worked vector printed in docs/verification.md ("The output digest"), field by field.
+VECTOR_MESSAGE = bytes.fromhex(
+    "696e666572636861696e2e6f75747075742e7631"  # "inferchain.output.v1"
+    "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"  # job id
+    "abababababababababababababababababababababababababababababababab"  # model id
+    "0400000000000000" "63686174"  # prompt_format "chat"
+    "0200000000000000" "4869"  # prompt "Hi"
+    "0400000000000000"  # max_tokens 4
+    "2003000000000000"  # temperature_milli 800
+    "2800000000000000"  # top_k 40
+    "f07e0e0000000000"  # top_p_ppm 950000
+    "2a00000000000000"  # seed 42
+    "1f00000000000000"  # prompt_tokens 31
+    "0300000000000000" "d86d000000000000" "1100000000000000" "0200000000000000"  # 3 tokens
+    "0300000000000000" "c3a921"  # text "é!"
+    "0300000000000000" "656f73"  # stop_reason "eos"
+)
+VECTOR_DIGEST = "75147ff9f8a1748bc77cf125e61effc7fe15da0398698257bc7d50fe42c9ded0"
+
+
+def test_the_output_digest_matches_the_documented_vector():
+    assert VECTOR.output_digest_message() == VECTOR_MESSAGE
+    assert VECTOR.output_digest().hex() == VECTOR_DIGEST
+    assert hashlib.blake2b(VECTOR_MESSAGE, digest_size=32).hexdigest() == VECTOR_DIGEST
+
+
+def test_the_documented_vector_is_the_one_in_the_docs():
+    docs = (Path(__file__).parents[2] / "docs" / "verification.md").read_text(encoding="utf-8")
+    assert VECTOR_MESSAGE.hex() in docs.replace("\n", "")
+    assert VECTOR_DIGEST in docs
+
+
+def test_the_output_digest_ignores_log_probabilities():
+    assert VECTOR.replace(logprobs_micronats=(0, -999_999, -5)).output_digest() == VECTOR.output_digest()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"tokens": (28120, 17, 0)},
+        {"tokens": (28120, 17, 2, 2), "logprobs_micronats": (-1, -2, -3, -4)},
+        {"tokens": (17, 28120, 2)},
+        {"text": "e!"},
+        {"text": "\u00e9! "},
+        {"stop_reason": "length"},
+        {"prompt_tokens": 32},
+        {"job": replace(VECTOR_JOB, model="ac" * 32)},
+        {"job": replace(VECTOR_JOB, job_id=bytes(range(1, 33)))},
+        {"job": replace(VECTOR_JOB, prompt="Hi ")},
+        {"job": replace(VECTOR_JOB, prompt_format="raw")},
+        {"job": replace(VECTOR_JOB, max_tokens=5)},
+        {"job": replace(VECTOR_JOB, sampling=SamplingParams(801, 40, 950_000, 42))},
+        {"job": replace(VECTOR_JOB, sampling=SamplingParams(800, 41, 950_000, 42))},
+        {"job": replace(VECTOR_JOB, sampling=SamplingParams(800, 40, 950_001, 42))},
+        {"job": replace(VECTOR_JOB, sampling=SamplingParams(800, 40, 950_000, 43))},
+    ],
+)
+def test_the_output_digest_changes_with_every_job_and_output_field(change):
+    assert VECTOR.replace(**change).output_digest() != VECTOR.output_digest()
+
+
+def test_length_prefixes_keep_the_prompt_and_the_text_apart():
+    # "Hi" + "é!" and "Hié" + "!" are the same bytes run together; the prefixes tell them apart.
+    moved = VECTOR.replace(job=replace(VECTOR_JOB, prompt="Hi\u00e9"), text="!")
+    assert moved.output_digest() != VECTOR.output_digest()
+
+
+@settings(max_examples=100, deadline=None)
+@given(result=results())
+def test_the_output_digest_survives_the_json_round_trip(result):
+    assert InferenceResult.from_json_text(result.to_json_text()).output_digest() == result.output_digest()
+
+
+def test_counts_beyond_64_bits_are_refused_so_every_result_has_a_digest():
+    with pytest.raises(InvalidJob, match="max_tokens"):
+        replace(VECTOR_JOB, max_tokens=1 << 64)
+    with pytest.raises(InvalidJob, match="top-k"):
+        replace(VECTOR_JOB, sampling=SamplingParams(800, 1 << 64, 950_000, 42))
+    with pytest.raises(InvalidResult, match="prompt_tokens"):
+        VECTOR.replace(prompt_tokens=1 << 64)
 
 
 json_values = st.recursive(
