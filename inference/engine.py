@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 DEFAULT_CONTEXT = 4096
 DEFAULT_BATCH = 512
 
+# Picks the token at an output position from that position's logits.
+Chooser = Callable[[np.ndarray, int], int]
+
 
 def engine_version() -> str:
     """The engine whose numerics thresholds are calibrated against, e.g. 'llama-cpp-python 0.3.36'."""
@@ -155,13 +158,16 @@ class Engine:
 
     # -- generation --------------------------------------------------------------------------
 
-    def generate(self, job: InferenceJob, on_token: Callable[[int], None] | None = None) -> InferenceResult:
-        """Run a job with the chain's sampler and return its result."""
+    def generate(self, job: InferenceJob, on_token: Callable[[int], None] | None = None,
+                 choose: Chooser | None = None) -> InferenceResult:
+        """Run a job with the chain's sampler (or, for calibration's frauds, another chooser)."""
         self._check_model(job.model)
         prompt = self.prompt_tokens(job.prompt, job.prompt_format)
         self.check_fits(len(prompt), job.max_tokens)
+        if choose is None:
+            choose = lambda logits, position: choose_token(logits, job.sampling, job.job_id, position)  # noqa: E731
         with self._lock:
-            tokens, logprobs, stop_reason = self._generate_tokens(prompt, job, on_token)
+            tokens, logprobs, stop_reason = self._generate_tokens(prompt, job, on_token, choose)
         return InferenceResult(
             job=job,
             prompt_tokens=len(prompt),
@@ -171,12 +177,12 @@ class Engine:
             stop_reason=stop_reason,
         )
 
-    def _generate_tokens(self, prompt: list[int], job: InferenceJob, on_token) -> tuple[list, list, str]:
+    def _generate_tokens(self, prompt: list[int], job: InferenceJob, on_token, choose: Chooser) -> tuple[list, list, str]:
         logits = self._prefill(prompt)
         tokens: list[int] = []
         logprobs: list[int] = []
         for position in range(job.max_tokens):
-            token = choose_token(logits, job.sampling, job.job_id, position)
+            token = choose(logits, position)
             tokens.append(token)
             logprobs.append(logprob_micronats(logits, token))
             if on_token is not None:

@@ -1,4 +1,5 @@
-"""Dishonest executors, for calibration and tests: cheaper or different models, and forged results.
+"""Dishonest executors, for calibration and tests: cheaper or different models, forged results,
+and the real model with a bent sampler (narrowed parameters, steering).
 
 The model frauds are written into a scratch directory at calibration or test time (never
 committed, never downloaded): a requantisation made with llama.cpp's own quantize API, and a copy
@@ -9,15 +10,19 @@ frauds alter an honest result the way a lazy or malicious executor would.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import hashlib
 import os
 import shutil
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
+from inference.engine import Chooser
 from inference.errors import EngineError
-from inference.result import InferenceResult
+from inference.result import InferenceJob, InferenceResult
+from inference.sampler import candidate_scores, choose_token
 
 # Q4_1 blocks: a float16 scale, a float16 minimum, then 32 packed 4-bit weights.
 _Q4_1_BLOCK_BYTES = 20
@@ -123,3 +128,49 @@ def alter_logprobs(result: InferenceResult, largest_nats: float = 1.0) -> Infere
     shifts = rng.uniform(0.1, largest_nats, len(result.tokens)) * rng.choice((-1.0, 1.0), len(result.tokens))
     altered = np.minimum(0, np.asarray(result.logprobs_micronats) + np.round(shifts * 1_000_000))
     return result.replace(logprobs_micronats=tuple(int(value) for value in altered))
+
+
+# -- executors that run the real model but choose differently ----------------------------------
+
+
+def sampler_for(job: InferenceJob, **changes) -> Chooser:
+    """The chain's sampler with other parameters than the job declares (lower T, smaller top-k...)."""
+    params = dataclasses.replace(job.sampling, **changes)
+    return lambda logits, position: choose_token(logits, params, job.job_id, position)
+
+
+def forced_prefix(prefix: Sequence[int], then: Chooser) -> Chooser:
+    """Claim `prefix` (made by the real model) for the first positions, then choose with `then`."""
+    return lambda logits, position: prefix[position] if position < len(prefix) else then(logits, position)
+
+
+class Steering:
+    """The real model and the job's own sampler, but the runner-up taken wherever it is close.
+
+    Close means within `within_logits` of the sampler's choice: of the raw logits for a greedy or
+    top-k 1 job, of T x the Gumbel scores for a sampled one. This bends what a result says (a
+    product name, a yes for a no) inside the tolerances an honest executor needs. `steered`
+    counts the positions where the runner-up was taken.
+    """
+
+    def __init__(self, job: InferenceJob, within_logits: float):
+        self.job = job
+        self.within = within_logits
+        self.steered = 0
+
+    def __call__(self, logits: np.ndarray, position: int) -> int:
+        params = self.job.sampling
+        if params.greedy or params.top_k == 1:
+            ids = np.arange(len(logits))
+            scores = np.asarray(logits, dtype=np.float64)
+            scale = 1.0
+        else:
+            ids, scores = candidate_scores(logits, params, self.job.job_id, position)
+            scale = params.temperature
+        if len(ids) < 2:
+            return int(ids[0])
+        second, best = np.argpartition(scores, len(scores) - 2)[-2:]
+        if scale * (scores[best] - scores[second]) <= self.within:
+            self.steered += 1
+            return int(ids[second])
+        return int(ids[best])

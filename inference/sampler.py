@@ -271,12 +271,18 @@ def choose_token(logits: np.ndarray, params: SamplingParams, job_id: bytes, posi
     """The chain's choice at one output position, from that position's logits."""
     if params.greedy:
         return int(np.argmax(logits))  # argmax returns the first, i.e. lowest, id among ties
+    ids, scores = candidate_scores(logits, params, job_id, position)
+    best = np.flatnonzero(scores == scores.max())
+    return int(ids[best].min())
+
+
+def candidate_scores(logits: np.ndarray, params: SamplingParams, job_id: bytes,
+                     position: int) -> tuple[np.ndarray, np.ndarray]:
+    """A sampled position's candidates (top-k, then top-p) and their Gumbel scores (scaled logit + noise)."""
     # Rank on the raw logits and scale only the top k: the same result as scaling all V
     # logits first (see _top_k_ranked), at a fraction of the cost per generated token.
     ranked = _top_k_ranked(logits, params.top_k)
     values = np.asarray(logits[ranked], dtype=np.float64) / params.temperature
     kept = _top_p_count(values, params)
     ids, values = ranked[:kept], values[:kept]
-    scores = values + gumbel_noise(params.seed, job_id, position, ids)
-    best = np.flatnonzero(scores == scores.max())
-    return int(ids[best].min())
+    return ids, values + gumbel_noise(params.seed, job_id, position, ids)

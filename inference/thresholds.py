@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from inference.errors import InferenceError, ThresholdsNotFound
+from inference.statistics import HonestModel
 
 log = logging.getLogger(__name__)
 
 MICRO = 1_000_000
+PPM = 1_000_000
+PPB = 1_000_000_000
 SHIPPED_FILE = "thresholds.json"
-# Allowed soft positions grow with the output: this many per started block of tokens.
-SOFT_BLOCK_TOKENS = 64
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,10 @@ class Thresholds:
     model: str
     engine: str
     worst_margin_micro: int  # the worst position's margin must not be below this (negative)
-    soft_margin_micro: int  # a smaller bound (negative, closer to 0)...
-    soft_positions_per_block: int  # ...that at most this many positions per 64 tokens may cross
+    miss_slack_micro: int  # a position misses when its margin is below -slack...
+    miss_rate_ppm: int  # ...which an honest position does with at most this probability...
+    miss_depth_micro: int  # ...by a depth beyond the slack that is exponential with this mean
+    false_positive_budget_ppb: int  # the chance per job, in 1e-9, that an honest result is judged invalid
     mean_logprob_error_micro: int  # mean |claimed - recomputed| log-probability, micro-nats
     max_logprob_error_micro: int  # largest single |claimed - recomputed|, micro-nats
     calibration: str = ""  # the command and data that produced these bounds
@@ -41,10 +44,19 @@ class Thresholds:
     def __post_init__(self):
         _check(self)
 
-    def soft_positions_allowed(self, positions: int) -> int:
-        """How many positions may cross the soft bound in an output of this length."""
-        blocks = max(1, -(-positions // SOFT_BLOCK_TOKENS))
-        return self.soft_positions_per_block * blocks
+    @property
+    def honest_model(self) -> HonestModel:
+        """The honest executor's misses, as the count-and-depth test models them."""
+        return HonestModel(
+            miss_rate=self.miss_rate_ppm / PPM,
+            mean_depth=self.miss_depth_micro / MICRO,
+            slack=self.miss_slack_micro / MICRO,
+        )
+
+    @property
+    def false_positive_budget(self) -> float:
+        """The budget as a probability per job."""
+        return self.false_positive_budget_ppb / PPB
 
     def to_json(self) -> dict:
         """The thresholds as a JSON document."""
@@ -61,15 +73,19 @@ class Thresholds:
 
 
 def _check(thresholds: Thresholds) -> None:
-    for name in ("worst_margin_micro", "soft_margin_micro", "soft_positions_per_block",
-                 "mean_logprob_error_micro", "max_logprob_error_micro"):
+    for name in ("worst_margin_micro", "miss_slack_micro", "miss_rate_ppm", "miss_depth_micro",
+                 "false_positive_budget_ppb", "mean_logprob_error_micro", "max_logprob_error_micro"):
         value = getattr(thresholds, name)
         if not isinstance(value, int) or isinstance(value, bool):
             raise InferenceError(f"threshold {name} must be an integer, got {value!r}")
-    if not thresholds.worst_margin_micro <= thresholds.soft_margin_micro <= 0:
-        raise InferenceError("thresholds need worst_margin <= soft_margin <= 0")
-    if thresholds.soft_positions_per_block < 0:
-        raise InferenceError("soft_positions_per_block must not be negative")
+    if not thresholds.worst_margin_micro <= -thresholds.miss_slack_micro <= 0:
+        raise InferenceError("thresholds need worst_margin <= -miss_slack <= 0")
+    if not 0 < thresholds.miss_rate_ppm < PPM:
+        raise InferenceError("miss_rate_ppm must be between 0 and 1,000,000 (exclusive)")
+    if thresholds.miss_depth_micro <= 0:
+        raise InferenceError("miss_depth_micro must be positive")
+    if not 0 < thresholds.false_positive_budget_ppb < PPB:
+        raise InferenceError("false_positive_budget_ppb must be between 0 and 1,000,000,000 (exclusive)")
     if thresholds.mean_logprob_error_micro < 0 or thresholds.max_logprob_error_micro < 0:
         raise InferenceError("log-probability bounds must not be negative")
 

@@ -20,6 +20,7 @@ from inference.engine import Engine, logprobs_micronats
 from inference.errors import InvalidJob, InvalidResult
 from inference.result import InferenceResult
 from inference.sampler import SamplingParams, candidate_bands, gumbel_noise, scaled_logits
+from inference.statistics import WINDOW_TOKENS, MissTest, miss_test
 from inference.thresholds import MICRO, Thresholds
 
 # A position whose claimed token is the verifier's only candidate has no rival: its margin is
@@ -53,8 +54,12 @@ class Verdict:
     positions: int
     worst_margin_micro: int
     worst_position: int
-    soft_positions: int
-    soft_positions_allowed: int
+    misses: int  # positions whose margin is below -miss_slack
+    depth_sum_micro: int  # how far beyond the slack they fell, summed over the output
+    worst_window_start: int  # the 64-token window with the deepest misses (-1: output shorter)
+    window_depth_sum_micro: int
+    honest_chance_log10: float  # log10 of the chance an honest job shows misses like these
+    honest_chance_budget_log10: float  # below this the result is invalid
     mean_logprob_error_micro: int
     max_logprob_error_micro: int
     reasons: tuple[str, ...]
@@ -68,8 +73,12 @@ class Verdict:
             "positions": self.positions,
             "worst_margin_micro": self.worst_margin_micro,
             "worst_position": self.worst_position,
-            "soft_positions": self.soft_positions,
-            "soft_positions_allowed": self.soft_positions_allowed,
+            "misses": self.misses,
+            "depth_sum_micro": self.depth_sum_micro,
+            "worst_window_start": self.worst_window_start,
+            "window_depth_sum_micro": self.window_depth_sum_micro,
+            "honest_chance_log10": self.honest_chance_log10,
+            "honest_chance_budget_log10": self.honest_chance_budget_log10,
             "mean_logprob_error_micro": self.mean_logprob_error_micro,
             "max_logprob_error_micro": self.max_logprob_error_micro,
             "reasons": list(self.reasons),
@@ -120,9 +129,9 @@ def judge(result: InferenceResult, evaluation: Evaluation, thresholds: Threshold
     reasons = list(evaluation.problems)
     worst_position = int(np.argmin(margins)) if count else -1
     worst = _micro(margins[worst_position]) if count else 0
-    soft_bound = thresholds.soft_margin_micro / MICRO
-    soft = int(np.count_nonzero(margins < soft_bound))
-    allowed = thresholds.soft_positions_allowed(count)
+    misses = miss_test(margins, thresholds.honest_model)
+    budget_log10 = round(math.log10(thresholds.false_positive_budget), 2)
+    chance_log10 = round(misses.log10_chance, 2)
     mean_error = int(errors.mean()) if count else 0
     max_error = int(errors.max()) if count else 0
     if count and worst < thresholds.worst_margin_micro:
@@ -130,10 +139,8 @@ def judge(result: InferenceResult, evaluation: Evaluation, thresholds: Threshold
             f"token at position {worst_position} has margin {worst / MICRO:.3f} logits, "
             f"below the bound {thresholds.worst_margin_micro / MICRO:.3f}"
         )
-    if soft > allowed:
-        reasons.append(
-            f"{soft} positions have margins below {soft_bound:.3f} logits (at most {allowed} allowed)"
-        )
+    if misses.rejects(thresholds.false_positive_budget):
+        reasons.append(_misses_reason(misses, thresholds, count))
     if mean_error > thresholds.mean_logprob_error_micro:
         reasons.append(
             f"log-probabilities differ by {mean_error / MICRO:.4f} nats on average "
@@ -151,12 +158,26 @@ def judge(result: InferenceResult, evaluation: Evaluation, thresholds: Threshold
         positions=count,
         worst_margin_micro=worst,
         worst_position=worst_position,
-        soft_positions=soft,
-        soft_positions_allowed=allowed,
+        misses=misses.misses,
+        depth_sum_micro=_micro(misses.depth_sum),
+        worst_window_start=misses.window_start,
+        window_depth_sum_micro=_micro(misses.window_depth_sum),
+        honest_chance_log10=chance_log10,
+        honest_chance_budget_log10=budget_log10,
         mean_logprob_error_micro=mean_error,
         max_logprob_error_micro=max_error,
         reasons=tuple(reasons),
     )
+
+
+def _misses_reason(misses: MissTest, thresholds: Thresholds, positions: int) -> str:
+    slack = thresholds.miss_slack_micro / MICRO
+    where = (f"the tokens {misses.window_start}-{misses.window_start + WINDOW_TOKENS - 1} lost "
+             f"{misses.window_depth_sum:.2f} logits beyond it" if misses.decided_by_window else
+             f"they lost {misses.depth_sum:.2f} logits beyond it")
+    return (f"{misses.misses} of {positions} tokens lost to another token by more than {slack:.2f} logits "
+            f"and {where}: an honest executor does that with a chance of 10^{misses.log10_chance:.1f} "
+            f"(the budget is 10^{math.log10(thresholds.false_positive_budget):.1f})")
 
 
 # -- margins ---------------------------------------------------------------------------------
@@ -166,7 +187,9 @@ def token_margins(rows: np.ndarray, tokens: Sequence[int], params: SamplingParam
     """Per position: T x (claimed token's score - best score among the other candidates), in logits."""
     if len(tokens) == 0:
         return np.zeros(0, dtype=np.float64)
-    if params.greedy:
+    if params.greedy or params.top_k == 1:
+        # Top-k 1 leaves the sampler one candidate whatever the noise: the job is greedy, and its
+        # runner-up is a rival like a greedy job's, never "no rival".
         return greedy_margins(rows, tokens)
     return np.array(
         [_sampled_margin(row, token, params, job_id, position)

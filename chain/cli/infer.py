@@ -225,7 +225,10 @@ def _print_verdict(verdict) -> None:
         ("job id", verdict.job_id),
         ("positions", verdict.positions),
         ("worst margin", f"{verdict.worst_margin_micro / 1e6:.3f} logits (position {verdict.worst_position})"),
-        ("soft positions", f"{verdict.soft_positions} (at most {verdict.soft_positions_allowed})"),
+        ("misses", f"{verdict.misses}, {verdict.depth_sum_micro / 1e6:.2f} logits deep in all"
+                   + (f", {verdict.window_depth_sum_micro / 1e6:.2f} in tokens {verdict.worst_window_start}-"
+                      f"{verdict.worst_window_start + 63}" if verdict.worst_window_start >= 0 else "")),
+        ("honest chance", f"10^{verdict.honest_chance_log10:.1f} (invalid below 10^{verdict.honest_chance_budget_log10:.1f})"),
         ("log-prob error", f"mean {verdict.mean_logprob_error_micro / 1e6:.4f}, "
                            f"max {verdict.max_logprob_error_micro / 1e6:.4f} nats"),
     ])

@@ -25,19 +25,32 @@ from inference.errors import (
 from inference.model_store import ModelDetails, ModelStore, default_home
 from inference.thresholds import local_thresholds_path, shipped_thresholds
 
-# What each calibration row measures (inference/calibration.py builds them; a test keeps the keys in step).
+# What each calibration row measures (inference/calibration/ builds them; a test keeps the keys in step).
 CALIBRATION_ROWS = {
-    "reference": "honest: 2 threads, n_batch 512, context 4096, fresh cache (always runs)",
+    "reference": "honest: 2 threads, n_batch 512, context 4096, fresh cache (always runs; thresholds are fitted on it)",
+    "held_out": "honest, not fitted: other prompts, every sampling, lengths 16 to max, chat and raw, 1 or 2 threads",
     "threads_1": "honest: 1 thread",
     "batch_8": "honest: n_batch 8",
     "context_512": "honest: context 512",
     "prefix_cache": "honest: prefix evaluated before, cache reused",
     "second_process": "honest: a second process, reference configuration",
-    "q4_0": "fraud: cheaper model, Q4_0 requantisation",
-    "q4_0_true_logprobs": "fraud: the Q4_0 model reporting the real model's log-probs",
+    "q4_0": "fraud: cheaper model, Q4_0 requantisation (claims the real model's log-probs, as all model frauds)",
+    "q3_k_m": "fraud: cheaper model, Q3_K_M requantisation",
+    "q2_k": "fraud: cheaper model, Q2_K requantisation",
+    "prefix_then_q4_0": "fraud: the real model for 16 tokens, then the Q4_0 requantisation",
+    "q5_0": "same weights at about the same precision (Q5_0): measured, not a fraud to catch",
+    "q5_1": "same weights at higher precision (Q5_1): measured, not a fraud to catch",
     "q8_0": "same weights at higher precision (Q8_0): measured, not a fraud to catch",
     "perturbed_3": "fraud: different model, weights perturbed 3%",
     "perturbed_1": "fraud: different model, weights perturbed 1%",
+    "temperature_narrowed": "fraud: declared T 0.7, sampled at T 0.4",
+    "top_k_narrowed": "fraud: declared top-k 40, sampled with top-k 5",
+    "top_p_narrowed": "fraud: declared top-p 0.95, sampled with top-p 0.8",
+    "greedy_for_sampled": "fraud: sampled job answered greedily",
+    "sampled_for_greedy": "fraud: greedy job answered at T 0.3",
+    "steered_greedy": "fraud: greedy job, the runner-up taken wherever it is within 0.3 logits",
+    "steered_top_k_1": "fraud: top-k 1 job, the runner-up taken wherever it is within 0.9 logits",
+    "steered_sampled": "fraud: T 0.7 job, the Gumbel runner-up taken wherever it is within 0.3 logits",
     "truncated": "fraud: output truncated early (ends with EOS)",
     "replaced_1": "fraud: 1 token replaced",
     "replaced_5": "fraud: 5 tokens replaced",
@@ -45,14 +58,14 @@ CALIBRATION_ROWS = {
     "other_prompt": "fraud: answer to a different prompt",
     "other_job": "fraud: output of another job (same prompt and seed)",
     "altered_logprobs": "fraud: altered log-probabilities (tokens honest)",
-    "greedy_for_sampled": "fraud: sampled job answered greedily",
     "other_seed": "fraud: sampled job answered with another seed",
 }
 CALIBRATE_DESCRIPTION = """\
-Measure how honest executions vary and how often frauds are caught, on the committed prompt set
-(50 prompts x 5 samplings in the reference row), then write the model's verification thresholds.
+Measure how honest executions vary and how often frauds are caught, on the committed prompt sets
+(30 prompts x 6 samplings in the reference row, thresholds fitted on it; a held-out set of other
+prompts checks them out of sample), then write the model's verification thresholds.
 
-How long: the full run with the defaults took 41 minutes on 2 CPU cores (docs/verification.md,
+How long: the full run with the defaults takes about an hour on 2 CPU cores (docs/verification.md,
 section 6); --prompts, --jobs, --max-tokens and --rows make a run shorter. Progress goes to stderr.
 
 Rows (--rows takes a comma-separated list of these keys; the reference always runs):
@@ -98,9 +111,9 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     calibrate.add_argument("model", nargs="?", metavar="MODEL", help="id, unique id prefix or name (default: embedded)")
-    calibrate.add_argument("--prompts", type=_positive, help="prompts in the reference row, each run with 5 samplings (default: the whole set of 50)")
-    calibrate.add_argument("--jobs", type=_positive, default=125, help="jobs per variation and fraud row (default: 125)")
-    calibrate.add_argument("--max-tokens", type=_positive, default=64, help="tokens per job (default: 64)")
+    calibrate.add_argument("--prompts", type=_positive, default=30, help="prompts in the reference row, each run with 6 samplings (default: 30 of the 50)")
+    calibrate.add_argument("--jobs", type=_positive, default=24, help="jobs per variation and fraud row (default: 24)")
+    calibrate.add_argument("--max-tokens", type=_positive, default=256, help="tokens per job (default: 256)")
     calibrate.add_argument("--threads", type=_positive, default=2, help="threads of the reference configuration (default: 2)")
     calibrate.add_argument("--rows", help="comma-separated row keys to run, listed above (default: all; the reference always runs)")
     calibrate.add_argument("--thresholds-out", type=Path,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 from typing import Sequence
 
@@ -13,19 +14,25 @@ from inference.calibration.plan import Row
 from inference.engine import engine_version
 from inference.errors import InferenceError
 from inference.result import InferenceResult
-from inference.thresholds import MICRO, SOFT_BLOCK_TOKENS, Thresholds
+from inference.thresholds import MICRO, PPB, PPM, Thresholds
 from inference.verifier import Evaluation
 
 # Threshold fitting. A false accusation slashes an honest validator, so the worst-margin bound
 # sits at three times the worst honest margin (other CPUs and GPUs drift more than the variations
-# measured here: a Q8_0 copy of the same weights reached 2.4x the honest worst); the soft bound
-# at two thirds of it, where honest jobs had at most one position, catches cheaper models by
-# their many moderate misses. Floors keep a model with tiny honest drift from getting bounds
-# tighter than llama.cpp's known drift.
+# measured here: a Q8_0 copy of the same weights reached 2.4x the honest worst); a floor keeps a
+# model with tiny honest drift from getting a bound tighter than llama.cpp's known drift.
 WORST_MARGIN_SAFETY = 3.0
-SOFT_MARGIN_SAFETY = 2 / 3
 WORST_MARGIN_FLOOR = -0.5  # logits
-SOFT_MARGIN_FLOOR = -0.15  # logits
+# The count-and-depth test (inference/statistics.py): a miss is a margin below -MISS_SLACK (the
+# many honest sign flips by a hair stay out); the honest miss rate and mean depth are measured
+# on the fitted rows and widened by these factors for hardware this run did not see, never below
+# the floors; the budget is the chance per job of judging an honest result invalid.
+MISS_SLACK = 0.05  # logits
+MISS_RATE_SAFETY = 1.25
+MISS_RATE_FLOOR = 0.001
+MISS_DEPTH_SAFETY = 1.0
+MISS_DEPTH_FLOOR = 0.05  # logits
+FALSE_POSITIVE_BUDGET = 1e-6
 LOGPROB_SAFETY = 2.0
 MEAN_LOGPROB_FLOOR = 0.1  # nats
 MAX_LOGPROB_FLOOR = 1.0  # nats
@@ -42,6 +49,7 @@ def save_measurements(rows: Sequence[Row], path: Path) -> None:
                     "temperature_milli": outcome.result.job.sampling.temperature_milli,
                     "tokens": len(outcome.result.tokens),
                     "identical": outcome.identical,
+                    "altered": outcome.altered,
                     "margins": [round(float(value), 4) for value in outcome.evaluation.margins],
                     "logprob_errors": [int(value) for value in outcome.evaluation.logprob_errors],
                     "problems": list(outcome.evaluation.problems),
@@ -60,29 +68,31 @@ def with_true_logprobs(result: InferenceResult, evaluation: Evaluation) -> tuple
 
 
 def fit_thresholds(model_id: str, honest_rows: Sequence[Row], command: str = "") -> Thresholds:
-    """Bounds at a safety factor beyond the most extreme honest statistics."""
+    """Bounds at a safety factor beyond the honest statistics of the rows given (the fitted ones)."""
     evaluations = [o.evaluation for row in honest_rows for o in row.outcomes if len(o.evaluation.margins)]
     if not evaluations:
         raise InferenceError("calibration produced no honest evaluations to fit thresholds from")
-    worst = min(float(evaluation.margins.min()) for evaluation in evaluations)
-    worst_bound = min(WORST_MARGIN_SAFETY * worst, WORST_MARGIN_FLOOR)
-    soft_bound = min(SOFT_MARGIN_SAFETY * worst, SOFT_MARGIN_FLOOR)
-    soft_most = max(_most_soft_positions_per_block(evaluation.margins, soft_bound) for evaluation in evaluations)
+    margins = np.concatenate([evaluation.margins for evaluation in evaluations])
+    worst_bound = min(WORST_MARGIN_SAFETY * float(margins.min()), WORST_MARGIN_FLOOR)
+    miss_rate, mean_depth = honest_misses(margins)
     mean_error = max(float(evaluation.logprob_errors.mean()) for evaluation in evaluations) / MICRO
     max_error = max(float(evaluation.logprob_errors.max()) for evaluation in evaluations) / MICRO
     return Thresholds(
         model=model_id,
         engine=engine_version(),
         worst_margin_micro=int(worst_bound * MICRO),
-        soft_margin_micro=int(soft_bound * MICRO),
-        soft_positions_per_block=2 * soft_most + 1,
+        miss_slack_micro=int(MISS_SLACK * MICRO),
+        miss_rate_ppm=math.ceil(max(MISS_RATE_SAFETY * miss_rate, MISS_RATE_FLOOR) * PPM),
+        miss_depth_micro=math.ceil(max(MISS_DEPTH_SAFETY * mean_depth, MISS_DEPTH_FLOOR) * MICRO),
+        false_positive_budget_ppb=round(FALSE_POSITIVE_BUDGET * PPB),
         mean_logprob_error_micro=int(max(LOGPROB_SAFETY * mean_error, MEAN_LOGPROB_FLOOR) * MICRO),
         max_logprob_error_micro=int(max(LOGPROB_SAFETY * max_error, MAX_LOGPROB_FLOOR) * MICRO),
         calibration=command,
     )
 
 
-def _most_soft_positions_per_block(margins: np.ndarray, soft_bound: float) -> int:
-    crossed = margins < soft_bound
-    blocks = range(0, max(1, len(margins)), SOFT_BLOCK_TOKENS)
-    return max(int(np.count_nonzero(crossed[start:start + SOFT_BLOCK_TOKENS])) for start in blocks)
+def honest_misses(margins: np.ndarray) -> tuple[float, float]:
+    """The measured miss rate per position and mean miss depth (logits) of honest margins."""
+    depths = np.maximum(0.0, -margins - MISS_SLACK)
+    missed = depths[depths > 0]
+    return len(missed) / len(depths), float(missed.mean()) if len(missed) else 0.0

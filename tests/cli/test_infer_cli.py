@@ -98,8 +98,10 @@ def test_verify_accepts_an_honest_result(home, sampled_result_file):
     document = json.loads(verdict.stdout)
     assert document["valid"] and document["positions"] == len(json.loads(sampled_result_file.read_text())["tokens"])
     assert "worst_margin_micro" in document and document["reasons"] == []
+    assert document["honest_chance_log10"] >= document["honest_chance_budget_log10"] == -6.0
     from_stdin = run(home, "verify", "-", stdin=sampled_result_file.read_text())
     assert from_stdin.returncode == 0 and "valid" in from_stdin.stdout
+    assert "honest chance" in from_stdin.stdout and "misses" in from_stdin.stdout
 
 
 def test_verify_rejects_a_forged_result_with_exit_1(home, sampled_result_file, tmp_path):

@@ -13,7 +13,7 @@ from inference.errors import InvalidJob
 from inference.result import InferenceJob, InferenceResult
 from inference.sampler import SamplingParams
 from inference.thresholds import Thresholds, load_thresholds, shipped_thresholds
-from inference.verifier import Verdict, evaluate, judge, verify
+from inference.verifier import NO_RIVAL_MARGIN, Verdict, evaluate, greedy_margins, judge, verify
 from tests.inference.conftest import FRESH_PROMPTS, SAMPLED, make_job
 
 MAX_TOKENS = 24
@@ -38,7 +38,8 @@ def sampled_result(engine, embedded) -> InferenceResult:
 def test_shipped_thresholds_cover_the_embedded_model_and_this_engine(embedded):
     shipped = shipped_thresholds()[embedded.id]
     assert shipped.engine == engine_version()
-    assert shipped.worst_margin_micro < shipped.soft_margin_micro < 0
+    assert shipped.worst_margin_micro < -shipped.miss_slack_micro < 0
+    assert shipped.false_positive_budget == 1e-6
     assert "inferchain model calibrate" in shipped.calibration
 
 
@@ -155,3 +156,66 @@ def test_a_token_the_cached_generator_kept_at_the_top_p_boundary_is_not_an_accus
         assert verdict.valid, verdict.reasons
     finally:
         generator.close()
+
+
+# -- sampling cheats and steering ----------------------------------------------------------------
+
+TOP_K_1 = SamplingParams.from_decimal("0.8", 1, "0.95", seed=99)
+
+
+def test_a_top_k_1_job_is_judged_as_greedy(engine, embedded, thresholds):
+    # One candidate whatever the noise: the runner-up is a rival, as in a greedy job, never "no rival".
+    result = engine.generate(make_job(embedded.id, FRESH_PROMPTS[0], MAX_TOKENS, TOP_K_1))
+    evaluation = evaluate(result, engine)
+    rows = engine.output_logits(engine.prompt_tokens(result.job.prompt), result.tokens)
+    assert list(evaluation.margins) == list(greedy_margins(rows, result.tokens))
+    assert NO_RIVAL_MARGIN not in evaluation.margins
+    assert judge(result, evaluation, thresholds).valid
+
+
+def test_steering_a_top_k_1_job_is_caught(engine, embedded, thresholds):
+    job = make_job(embedded.id, FRESH_PROMPTS[1], 64, TOP_K_1)
+    steering = frauds.Steering(job, within_logits=0.9)
+    verdict = verify(engine.generate(job, choose=steering), engine, thresholds)
+    assert steering.steered >= 8
+    assert not verdict.valid and "honest executor does that with a chance" in " ".join(verdict.reasons)
+
+
+def test_steering_a_greedy_job_is_caught_over_a_long_output(engine, embedded, thresholds):
+    # Steering within 0.3 logits hides inside honest drift position by position; only the count
+    # and depth over many positions betray it (docs/verification.md, section 7: about 3 in 4 such
+    # jobs at 256 tokens).
+    job = make_job(embedded.id, FRESH_PROMPTS[2], 256)
+    honest = verify(engine.generate(job), engine, thresholds)
+    steering = frauds.Steering(job, within_logits=0.3)
+    verdict = verify(engine.generate(job, choose=steering), engine, thresholds)
+    assert steering.steered >= 8 and honest.valid
+    assert verdict.honest_chance_log10 < honest.honest_chance_log10 - 3
+    assert not verdict.valid, verdict
+
+
+def test_a_lower_temperature_than_declared_is_caught(engine, embedded, thresholds):
+    declared = SamplingParams.from_decimal("0.7", 40, "0.95", seed=7)
+    job = make_job(embedded.id, FRESH_PROMPTS[0], 128, declared)
+    result = engine.generate(job, choose=frauds.sampler_for(job, temperature_milli=400))
+    assert result.tokens != engine.generate(job).tokens
+    assert not verify(result, engine, thresholds).valid
+
+
+def test_a_sampled_answer_to_a_greedy_job_is_caught(engine, embedded, thresholds):
+    job = make_job(embedded.id, FRESH_PROMPTS[1], 128)
+    result = engine.generate(job, choose=frauds.sampler_for(job, temperature_milli=300, seed=5))
+    assert not verify(result, engine, thresholds).valid
+
+
+def test_the_real_model_for_a_prefix_then_a_cheaper_one_is_caught(embedded, engine, thresholds, tmp_path_factory):
+    cheap_path = frauds.requantise(embedded.path, tmp_path_factory.mktemp("fraud") / "q4_0.gguf", "Q4_0")
+    cheap = Engine(cheap_path, embedded.id, EngineConfig(threads=2, context=512))
+    try:
+        job = make_job(embedded.id, FRESH_PROMPTS[2], 64, SAMPLED)
+        prefix = engine.generate(dataclasses.replace(job, max_tokens=16)).tokens
+        result = cheap.generate(job, choose=frauds.forced_prefix(prefix, frauds.sampler_for(job)))
+    finally:
+        cheap.close()
+    assert result.tokens[:16] == prefix
+    assert not _verify_with_true_logprobs(result, engine, thresholds).valid

@@ -1,0 +1,131 @@
+"""How likely an honest executor is to produce a result's misses: the verifier's count-and-depth test.
+
+A position "misses" when its claimed token loses to a rival by more than a small slack
+(margin < -slack); its depth is how far beyond the slack it lost. Honest executors miss rarely and
+shallowly (llama.cpp's numerics drift between incremental and batched evaluation); cheaper models,
+sampling cheats and steering miss more often, deeper, or both.
+
+The honest model, fitted by calibration: each position misses independently with probability p,
+and a miss's depth is exponential with mean mu. The depth sum S of n positions is then a compound
+binomial-exponential variable, and its tail is exact:
+
+    P(S >= t) = sum over k = 1..n of  Binomial(k; n, p) x P(Gamma(k, mu) >= t)
+    P(Gamma(k, mu) >= t) = sum over j = 0..k-1 of  exp(-z) z^j / j!,   z = t / mu
+
+This generalises a binomial test on the number of misses: many shallow misses and a few deep
+ones both make S large. Every 64-token window is judged as well as the whole output, so a bad
+stretch cannot be diluted by a long honest tail or a repetition loop; the false-positive budget
+is divided among those tests (Bonferroni), so it holds per job whatever the length.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+WINDOW_TOKENS = 64
+# Windows start every WINDOW_STRIDE tokens (and one ends at the last token): a stretch of up to
+# 32 tokens always lies whole inside one window, and the budget is shared among ~n/32 tests
+# rather than n - 63 overlapping ones.
+WINDOW_STRIDE = 32
+
+
+@dataclass(frozen=True)
+class HonestModel:
+    """Per-position miss probability, mean miss depth (logits) and the slack that defines a miss."""
+
+    miss_rate: float
+    mean_depth: float
+    slack: float
+
+    def depths(self, margins: np.ndarray) -> np.ndarray:
+        """Per position: how far below -slack the margin fell (0 when it did not miss)."""
+        return np.maximum(0.0, -np.asarray(margins, dtype=np.float64) - self.slack)
+
+    def log_tail(self, positions: int, depth_sum: float) -> float:
+        """ln P(an honest job's depth sum over `positions` positions is at least depth_sum)."""
+        return log_compound_tail(positions, depth_sum, self.miss_rate, self.mean_depth)
+
+
+@dataclass(frozen=True)
+class MissTest:
+    """The count-and-depth test of one output: its strongest evidence against honesty."""
+
+    misses: int  # positions whose margin is below -slack, in the whole output
+    depth_sum: float  # their depths summed over the whole output, logits
+    window_start: int  # the 64-token window with the largest depth sum (-1 if the output is shorter)
+    window_depth_sum: float
+    tests: int  # how many tests the budget is shared among: each window, and the whole output
+    decided_by_window: bool  # whether the window, not the whole output, gave the strongest evidence
+    log10_chance: float  # log10 of the chance an honest job shows evidence this strong (Bonferroni)
+
+    def rejects(self, budget: float) -> bool:
+        """Whether the chance is below the false-positive budget per job."""
+        return self.log10_chance < math.log10(budget)
+
+
+def miss_test(margins: np.ndarray, model: HonestModel) -> MissTest:
+    """Judge every 64-token window and the whole output; report the strongest evidence."""
+    depths = model.depths(margins)
+    count = len(depths)
+    total = float(depths.sum())
+    log_tail = model.log_tail(count, total)
+    window_start, window_sum, tests, by_window = -1, 0.0, 1, False
+    if count > WINDOW_TOKENS:
+        sums = np.convolve(depths, np.ones(WINDOW_TOKENS), mode="valid")[window_starts(count)]
+        best = int(np.argmax(sums))
+        window_start = int(window_starts(count)[best])
+        window_sum = float(sums[best])
+        tests += len(sums)
+        window_tail = model.log_tail(WINDOW_TOKENS, window_sum)
+        by_window = window_tail < log_tail
+        log_tail = min(log_tail, window_tail)
+    log10_chance = min(0.0, (log_tail + math.log(tests)) / math.log(10))
+    return MissTest(
+        misses=int(np.count_nonzero(depths)),
+        depth_sum=total,
+        window_start=window_start,
+        window_depth_sum=window_sum,
+        tests=tests,
+        decided_by_window=by_window,
+        log10_chance=log10_chance,
+    )
+
+
+def window_starts(positions: int) -> np.ndarray:
+    """Where the judged 64-token windows of an output of this length start."""
+    last = positions - WINDOW_TOKENS
+    return np.unique(np.append(np.arange(0, last + 1, WINDOW_STRIDE), last))
+
+
+def log_compound_tail(positions: int, depth_sum: float, miss_rate: float, mean_depth: float) -> float:
+    """ln P(S >= depth_sum) for S the sum of `positions` Bernoulli(miss_rate) x Exponential(mean_depth)."""
+    if depth_sum <= 0 or positions <= 0:
+        return 0.0
+    if miss_rate <= 0:
+        return -math.inf
+    if miss_rate >= 1:
+        return _log_gamma_tail(positions, depth_sum / mean_depth)
+    k = np.arange(1, positions + 1)
+    log_factorials = _log_factorials(positions)
+    log_binomial = (log_factorials[positions] - log_factorials[k] - log_factorials[positions - k]
+                    + k * math.log(miss_rate) + (positions - k) * math.log1p(-miss_rate))
+    log_gamma_tails = _log_gamma_tails(positions, depth_sum / mean_depth, log_factorials)
+    return float(np.logaddexp.reduce(log_binomial + log_gamma_tails))
+
+
+def _log_gamma_tails(shapes: int, z: float, log_factorials: np.ndarray) -> np.ndarray:
+    # ln P(Gamma(k, 1) >= z) for k = 1..shapes: the Poisson(z) chance of fewer than k events.
+    j = np.arange(shapes)
+    terms = -z + j * math.log(z) - log_factorials[j]
+    return np.logaddexp.accumulate(terms)
+
+
+def _log_gamma_tail(shape: int, z: float) -> float:
+    return float(_log_gamma_tails(shape, z, _log_factorials(shape))[-1])
+
+
+def _log_factorials(n: int) -> np.ndarray:
+    return np.concatenate(([0.0], np.cumsum(np.log(np.arange(1, n + 1, dtype=np.float64)))))
