@@ -65,8 +65,9 @@ Measure how honest executions vary and how often frauds are caught, on the commi
 (30 prompts x 6 samplings in the reference row, thresholds fitted on it; a held-out set of other
 prompts checks them out of sample), then write the model's verification thresholds.
 
-How long: the full run with the defaults takes about an hour on 2 CPU cores (docs/verification.md,
-section 6); --prompts, --jobs, --max-tokens and --rows make a run shorter. Progress goes to stderr.
+How long: about an hour on 2 CPU cores for --prompts 20 --jobs 20 and 24 of the rows below
+(docs/verification.md, section 6); the defaults take about twice that. --prompts, --jobs,
+--max-tokens and --rows make a run shorter. Progress goes to stderr.
 
 Rows (--rows takes a comma-separated list of these keys; the reference always runs):
 """
@@ -106,7 +107,7 @@ def register(subparsers) -> None:
 
     calibrate = commands.add_parser(
         "calibrate",
-        help="measure honest variation and frauds; write thresholds (the full run: 41 minutes on 2 cores)",
+        help="measure honest variation and frauds; write thresholds (about 2 hours on 2 cores with the defaults)",
         description=CALIBRATE_DESCRIPTION + "".join(f"  {key:<20} {text}\n" for key, text in CALIBRATION_ROWS.items()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -133,8 +133,8 @@ def _thresholds_lines(thresholds: Thresholds, honest_jobs: int) -> list[str]:
         f"- a miss: a margin below -{thresholds.miss_slack_micro / MICRO:.2f} logits; honest model: "
         f"a miss at {thresholds.miss_rate_ppm / 1e4:.3f}% of positions, "
         f"{thresholds.miss_depth_micro / MICRO:.3f} logits deep on average (exponential)",
-        f"- false-positive budget: {budget:g} per job, shared among every {WINDOW_TOKENS}-token window "
-        f"and the whole output; over the {honest_jobs} honest jobs above that is "
+        f"- false-positive budget: {budget:g} per job, shared among the half-overlapping {WINDOW_TOKENS}-token "
+        f"windows and the whole output; over the {honest_jobs} honest jobs above that is "
         f"{honest_jobs * budget:.4f} expected invalid verdicts",
         f"- mean log-probability error: at most {thresholds.mean_logprob_error_micro / MICRO:.3f} nats",
         f"- largest log-probability error: at most {thresholds.max_logprob_error_micro / MICRO:.3f} nats",
