@@ -42,7 +42,7 @@ class HonestModel:
 
     def depths(self, margins: np.ndarray) -> np.ndarray:
         """Per position: how far below -slack the margin fell (0 when it did not miss)."""
-        return np.maximum(0.0, -np.asarray(margins, dtype=np.float64) - self.slack)
+        return miss_depths(margins, self.slack)
 
     def log_tail(self, positions: int, depth_sum: float) -> float:
         """ln P(an honest job's depth sum over `positions` positions is at least depth_sum)."""
@@ -74,9 +74,10 @@ def miss_test(margins: np.ndarray, model: HonestModel) -> MissTest:
     log_tail = model.log_tail(count, total)
     window_start, window_sum, tests, by_window = -1, 0.0, 1, False
     if count > WINDOW_TOKENS:
-        sums = np.convolve(depths, np.ones(WINDOW_TOKENS), mode="valid")[window_starts(count)]
+        starts = window_starts(count)
+        sums = np.convolve(depths, np.ones(WINDOW_TOKENS), mode="valid")[starts]
         best = int(np.argmax(sums))
-        window_start = int(window_starts(count)[best])
+        window_start = int(starts[best])
         window_sum = float(sums[best])
         tests += len(sums)
         window_tail = model.log_tail(WINDOW_TOKENS, window_sum)
@@ -92,6 +93,11 @@ def miss_test(margins: np.ndarray, model: HonestModel) -> MissTest:
         decided_by_window=by_window,
         log10_chance=log10_chance,
     )
+
+
+def miss_depths(margins: np.ndarray, slack: float) -> np.ndarray:
+    """Per position: how far below -slack the margin fell (0 when it did not miss), logits."""
+    return np.maximum(0.0, -np.asarray(margins, dtype=np.float64) - slack)
 
 
 def window_starts(positions: int) -> np.ndarray:

@@ -29,6 +29,7 @@ from inference.gguf_header import read_header
 from inference.loading import load_record
 from inference.result import InferenceJob, InferenceResult
 from inference.sampler import SamplingParams
+from inference.statistics import WINDOW_TOKENS
 from inference.thresholds import load_thresholds
 from inference.verifier import verify
 
@@ -227,7 +228,7 @@ def _print_verdict(verdict) -> None:
         ("worst margin", f"{verdict.worst_margin_micro / 1e6:.3f} logits (position {verdict.worst_position})"),
         ("misses", f"{verdict.misses}, {verdict.depth_sum_micro / 1e6:.2f} logits deep in all"
                    + (f", {verdict.window_depth_sum_micro / 1e6:.2f} in tokens {verdict.worst_window_start}-"
-                      f"{verdict.worst_window_start + 63}" if verdict.worst_window_start >= 0 else "")),
+                      f"{verdict.worst_window_start + WINDOW_TOKENS - 1}" if verdict.worst_window_start >= 0 else "")),
         ("honest chance", f"10^{verdict.honest_chance_log10:.1f} (invalid below 10^{verdict.honest_chance_budget_log10:.1f})"),
         ("log-prob error", f"mean {verdict.mean_logprob_error_micro / 1e6:.4f}, "
                            f"max {verdict.max_logprob_error_micro / 1e6:.4f} nats"),

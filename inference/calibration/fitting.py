@@ -14,6 +14,7 @@ from inference.calibration.plan import Row
 from inference.engine import engine_version
 from inference.errors import InferenceError
 from inference.result import InferenceResult
+from inference.statistics import miss_depths
 from inference.thresholds import MICRO, PPB, PPM, Thresholds
 from inference.verifier import Evaluation
 
@@ -93,6 +94,6 @@ def fit_thresholds(model_id: str, honest_rows: Sequence[Row], command: str = "")
 
 def honest_misses(margins: np.ndarray) -> tuple[float, float]:
     """The measured miss rate per position and mean miss depth (logits) of honest margins."""
-    depths = np.maximum(0.0, -margins - MISS_SLACK)
+    depths = miss_depths(margins, MISS_SLACK)
     missed = depths[depths > 0]
     return len(missed) / len(depths), float(missed.mean()) if len(missed) else 0.0

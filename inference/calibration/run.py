@@ -223,9 +223,9 @@ class Calibration:
         return row
 
     def _model_row(self, key: str, label: str, subset: list[Outcome], build_model, exempt: bool = False,
-                   chooser=None) -> Row:
+                   chooser=None, model_key: str | None = None) -> Row:
         # The fraudulent engine claims the real model's id: that is the lie under test.
-        path = self._fraud_model(key, label, build_model)
+        path = self._fraud_model(model_key or key, label, build_model)
         row = Row(key, label + " (claims the real model's log-probs)", honest=False, exempt=exempt)
         return self._executor_row(row, subset, lambda index, honest: (
             honest.result.job, chooser(honest) if chooser else None), path)
@@ -244,7 +244,8 @@ class Calibration:
             return frauds.forced_prefix(honest.result.tokens[:PREFIX_TOKENS], sampler)
 
         return self._model_row("prefix_then_q4_0", f"real model for {PREFIX_TOKENS} tokens, then Q4_0", subset,
-                               lambda path: frauds.requantise(self.model_path, path, "Q4_0"), chooser=chooser)
+                               lambda path: frauds.requantise(self.model_path, path, "Q4_0"), chooser=chooser,
+                               model_key="q4_0")
 
     def _bent_row(self, key: str, label: str, outcomes: list[Outcome], make_chooser) -> Row:
         """The real model, its output chosen by a sampler other than the job declares."""
