@@ -24,51 +24,70 @@ _sym_db = _symbol_database.Default()
 
 from proto import types_pb2 as proto_dot_types__pb2
 from proto import proof_pb2 as proto_dot_proof__pb2
+from proto import state_pb2 as proto_dot_state__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10proto/node.proto\x12\x0finferchain.node\x1a\x11proto/types.proto\x1a\x11proto/proof.proto\"/\n\x18SubmitTransactionRequest\x12\x13\n\x0btransaction\x18\x01 \x01(\x0c\"5\n\x19SubmitTransactionResponse\x12\x18\n\x10transaction_hash\x18\x01 \x01(\x0c\"1\n\x19SubmitTransactionsRequest\x12\x14\n\x0ctransactions\x18\x01 \x03(\x0c\"^\n\x12TransactionVerdict\x12\x18\n\x10transaction_hash\x18\x01 \x01(\x0c\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x08\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"S\n\x1aSubmitTransactionsResponse\x12\x35\n\x08verdicts\x18\x01 \x03(\x0b\x32#.inferchain.node.TransactionVerdict\"1\n\x1aSimulateTransactionRequest\x12\x13\n\x0btransaction\x18\x01 \x01(\x0c\"\xaf\x01\n\x1bSimulateTransactionResponse\x12\x18\n\x10transaction_hash\x18\x01 \x01(\x0c\x12\r\n\x05valid\x18\x02 \x01(\x08\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0b\n\x03\x66\x65\x65\x18\x05 \x01(\x04\x12\x13\n\x0bminimum_fee\x18\x06 \x01(\x04\x12\'\n\x06\x65vents\x18\x07 \x03(\x0b\x32\x17.inferchain.types.Event\"1\n\x15GetTransactionRequest\x12\x18\n\x10transaction_hash\x18\x01 \x01(\x0c\"\x81\x03\n\x16GetTransactionResponse\x12\x18\n\x10transaction_hash\x18\x01 \x01(\x0c\x12\x32\n\x06status\x18\x02 \x01(\x0e\x32\".inferchain.node.TransactionStatus\x12\x0e\n\x06height\x18\x03 \x01(\x04\x12\x12\n\nblock_hash\x18\x04 \x01(\x0c\x12\r\n\x05index\x18\x05 \x01(\r\x12*\n\x07receipt\x18\x06 \x01(\x0b\x32\x19.inferchain.types.Receipt\x12\x13\n\x0btransaction\x18\x07 \x01(\x0c\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x0e\n\x06header\x18\t \x01(\x0c\x12\x38\n\x11transaction_proof\x18\n \x01(\x0b\x32\x1d.inferchain.proof.MerkleProof\x12\x15\n\rreceipt_bytes\x18\x0b \x01(\x0c\x12\x34\n\rreceipt_proof\x18\x0c \x01(\x0b\x32\x1d.inferchain.proof.MerkleProof\"?\n\x0fGetBlockRequest\x12\x10\n\x06height\x18\x01 \x01(\x04H\x00\x12\x0e\n\x04hash\x18\x02 \x01(\x0cH\x00\x42\n\n\x08selector\"\xab\x01\n\x10GetBlockResponse\x12\x12\n\nblock_hash\x18\x01 \x01(\x0c\x12&\n\x05\x62lock\x18\x02 \x01(\x0b\x32\x17.inferchain.types.Block\x12(\n\x06\x63ommit\x18\x03 \x01(\x0b\x32\x18.inferchain.types.Commit\x12\x31\n\x08receipts\x18\x04 \x01(\x0b\x32\x1f.inferchain.types.BlockReceipts\"5\n\x11GetAccountRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0c\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\"\x96\x02\n\x12GetAccountResponse\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0c\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0c\n\x04\x66ree\x18\x03 \x01(\x04\x12\x10\n\x08reserved\x18\x04 \x01(\x04\x12\r\n\x05nonce\x18\x05 \x01(\x04\x12\x12\n\nnext_nonce\x18\x06 \x01(\x04\x12\x0e\n\x06height\x18\x07 \x01(\x04\x12\x12\n\nblock_hash\x18\x08 \x01(\x0c\x12\x12\n\nstate_root\x18\t \x01(\x0c\x12\x11\n\tstate_key\x18\n \x01(\x0c\x12\x13\n\x0bstate_value\x18\x0b \x01(\x0c\x12+\n\x05proof\x18\x0c \x01(\x0b\x32\x1c.inferchain.proof.StateProof\x12\x0e\n\x06\x65xists\x18\r \x01(\x08\"\x15\n\x13GetChainInfoRequest\"\x99\x03\n\tChainInfo\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\x12\x14\n\x0cgenesis_hash\x18\x02 \x01(\x0c\x12\x13\n\x0b\x62\x65st_height\x18\x03 \x01(\x04\x12\x11\n\tbest_hash\x18\x04 \x01(\x0c\x12\x18\n\x10\x66inalized_height\x18\x05 \x01(\x04\x12\x16\n\x0e\x66inalized_hash\x18\x06 \x01(\x0c\x12\x15\n\rblock_time_ms\x18\x07 \x01(\x04\x12\x14\n\x0cnode_version\x18\x08 \x01(\t\x12\x1c\n\x14pending_transactions\x18\t \x01(\r\x12\x18\n\x10ss58_prefix_name\x18\n \x01(\t\x12\x13\n\x0bss58_prefix\x18\x0b \x01(\r\x12\x10\n\x08\x62\x61se_fee\x18\x0c \x01(\x04\x12\x14\n\x0c\x66\x65\x65_per_byte\x18\r \x01(\x04\x12\x1d\n\x15max_transaction_bytes\x18\x0e \x01(\x04\x12\x1b\n\x13\x65xistential_deposit\x18\x0f \x01(\x04\x12\x14\n\x0ctoken_symbol\x18\x10 \x01(\t\x12\x16\n\x0etoken_decimals\x18\x11 \x01(\r\"-\n\x16SubscribeBlocksRequest\x12\x13\n\x0b\x66rom_height\x18\x01 \x01(\x04\"\x8b\x01\n\nBlockEvent\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12\x12\n\nblock_hash\x18\x02 \x01(\x0c\x12&\n\x05\x62lock\x18\x03 \x01(\x0b\x32\x17.inferchain.types.Block\x12\x31\n\x08receipts\x18\x04 \x01(\x0b\x32\x1f.inferchain.types.BlockReceipts*\x95\x01\n\x11TransactionStatus\x12\x1e\n\x1aTRANSACTION_STATUS_UNKNOWN\x10\x00\x12\x1e\n\x1aTRANSACTION_STATUS_PENDING\x10\x01\x12\x1f\n\x1bTRANSACTION_STATUS_INCLUDED\x10\x02\x12\x1f\n\x1bTRANSACTION_STATUS_REJECTED\x10\x03\x32\x8b\x06\n\x04Node\x12j\n\x11SubmitTransaction\x12).inferchain.node.SubmitTransactionRequest\x1a*.inferchain.node.SubmitTransactionResponse\x12m\n\x12SubmitTransactions\x12*.inferchain.node.SubmitTransactionsRequest\x1a+.inferchain.node.SubmitTransactionsResponse\x12p\n\x13SimulateTransaction\x12+.inferchain.node.SimulateTransactionRequest\x1a,.inferchain.node.SimulateTransactionResponse\x12\x61\n\x0eGetTransaction\x12&.inferchain.node.GetTransactionRequest\x1a\'.inferchain.node.GetTransactionResponse\x12O\n\x08GetBlock\x12 .inferchain.node.GetBlockRequest\x1a!.inferchain.node.GetBlockResponse\x12U\n\nGetAccount\x12\".inferchain.node.GetAccountRequest\x1a#.inferchain.node.GetAccountResponse\x12P\n\x0cGetChainInfo\x12$.inferchain.node.GetChainInfoRequest\x1a\x1a.inferchain.node.ChainInfo\x12Y\n\x0fSubscribeBlocks\x12\'.inferchain.node.SubscribeBlocksRequest\x1a\x1b.inferchain.node.BlockEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10proto/node.proto\x12\x0finferchain.node\x1a\x11proto/types.proto\x1a\x11proto/proof.proto\x1a\x11proto/state.proto\"/\n\x18SubmitTransactionRequest\x12\x13\n\x0btransaction\x18\x01 \x01(\x0c\"5\n\x19SubmitTransactionResponse\x12\x18\n\x10transaction_hash\x18\x01 \x01(\x0c\"1\n\x19SubmitTransactionsRequest\x12\x14\n\x0ctransactions\x18\x01 \x03(\x0c\"^\n\x12TransactionVerdict\x12\x18\n\x10transaction_hash\x18\x01 \x01(\x0c\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x08\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"S\n\x1aSubmitTransactionsResponse\x12\x35\n\x08verdicts\x18\x01 \x03(\x0b\x32#.inferchain.node.TransactionVerdict\"1\n\x1aSimulateTransactionRequest\x12\x13\n\x0btransaction\x18\x01 \x01(\x0c\"\xaf\x01\n\x1bSimulateTransactionResponse\x12\x18\n\x10transaction_hash\x18\x01 \x01(\x0c\x12\r\n\x05valid\x18\x02 \x01(\x08\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0b\n\x03\x66\x65\x65\x18\x05 \x01(\x04\x12\x13\n\x0bminimum_fee\x18\x06 \x01(\x04\x12\'\n\x06\x65vents\x18\x07 \x03(\x0b\x32\x17.inferchain.types.Event\"1\n\x15GetTransactionRequest\x12\x18\n\x10transaction_hash\x18\x01 \x01(\x0c\"\x81\x03\n\x16GetTransactionResponse\x12\x18\n\x10transaction_hash\x18\x01 \x01(\x0c\x12\x32\n\x06status\x18\x02 \x01(\x0e\x32\".inferchain.node.TransactionStatus\x12\x0e\n\x06height\x18\x03 \x01(\x04\x12\x12\n\nblock_hash\x18\x04 \x01(\x0c\x12\r\n\x05index\x18\x05 \x01(\r\x12*\n\x07receipt\x18\x06 \x01(\x0b\x32\x19.inferchain.types.Receipt\x12\x13\n\x0btransaction\x18\x07 \x01(\x0c\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x0e\n\x06header\x18\t \x01(\x0c\x12\x38\n\x11transaction_proof\x18\n \x01(\x0b\x32\x1d.inferchain.proof.MerkleProof\x12\x15\n\rreceipt_bytes\x18\x0b \x01(\x0c\x12\x34\n\rreceipt_proof\x18\x0c \x01(\x0b\x32\x1d.inferchain.proof.MerkleProof\"?\n\x0fGetBlockRequest\x12\x10\n\x06height\x18\x01 \x01(\x04H\x00\x12\x0e\n\x04hash\x18\x02 \x01(\x0cH\x00\x42\n\n\x08selector\"\xab\x01\n\x10GetBlockResponse\x12\x12\n\nblock_hash\x18\x01 \x01(\x0c\x12&\n\x05\x62lock\x18\x02 \x01(\x0b\x32\x17.inferchain.types.Block\x12(\n\x06\x63ommit\x18\x03 \x01(\x0b\x32\x18.inferchain.types.Commit\x12\x31\n\x08receipts\x18\x04 \x01(\x0b\x32\x1f.inferchain.types.BlockReceipts\"5\n\x11GetAccountRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0c\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\"\x96\x02\n\x12GetAccountResponse\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0c\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0c\n\x04\x66ree\x18\x03 \x01(\x04\x12\x10\n\x08reserved\x18\x04 \x01(\x04\x12\r\n\x05nonce\x18\x05 \x01(\x04\x12\x12\n\nnext_nonce\x18\x06 \x01(\x04\x12\x0e\n\x06height\x18\x07 \x01(\x04\x12\x12\n\nblock_hash\x18\x08 \x01(\x0c\x12\x12\n\nstate_root\x18\t \x01(\x0c\x12\x11\n\tstate_key\x18\n \x01(\x0c\x12\x13\n\x0bstate_value\x18\x0b \x01(\x0c\x12+\n\x05proof\x18\x0c \x01(\x0b\x32\x1c.inferchain.proof.StateProof\x12\x0e\n\x06\x65xists\x18\r \x01(\x08\"\x15\n\x13GetChainInfoRequest\"\x99\x03\n\tChainInfo\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\x12\x14\n\x0cgenesis_hash\x18\x02 \x01(\x0c\x12\x13\n\x0b\x62\x65st_height\x18\x03 \x01(\x04\x12\x11\n\tbest_hash\x18\x04 \x01(\x0c\x12\x18\n\x10\x66inalized_height\x18\x05 \x01(\x04\x12\x16\n\x0e\x66inalized_hash\x18\x06 \x01(\x0c\x12\x15\n\rblock_time_ms\x18\x07 \x01(\x04\x12\x14\n\x0cnode_version\x18\x08 \x01(\t\x12\x1c\n\x14pending_transactions\x18\t \x01(\r\x12\x18\n\x10ss58_prefix_name\x18\n \x01(\t\x12\x13\n\x0bss58_prefix\x18\x0b \x01(\r\x12\x10\n\x08\x62\x61se_fee\x18\x0c \x01(\x04\x12\x14\n\x0c\x66\x65\x65_per_byte\x18\r \x01(\x04\x12\x1d\n\x15max_transaction_bytes\x18\x0e \x01(\x04\x12\x1b\n\x13\x65xistential_deposit\x18\x0f \x01(\x04\x12\x14\n\x0ctoken_symbol\x18\x10 \x01(\t\x12\x16\n\x0etoken_decimals\x18\x11 \x01(\r\"-\n\x16SubscribeBlocksRequest\x12\x13\n\x0b\x66rom_height\x18\x01 \x01(\x04\"\x8b\x01\n\nBlockEvent\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12\x12\n\nblock_hash\x18\x02 \x01(\x0c\x12&\n\x05\x62lock\x18\x03 \x01(\x0b\x32\x17.inferchain.types.Block\x12\x31\n\x08receipts\x18\x04 \x01(\x0b\x32\x1f.inferchain.types.BlockReceipts\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x0c\"Q\n\x07JobView\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.inferchain.state.Job\x12\x0e\n\x06height\x18\x02 \x01(\x04\x12\x12\n\nblock_hash\x18\x03 \x01(\x0c\"\x83\x01\n\x0fListJobsRequest\x12\x0e\n\x06poster\x18\x01 \x01(\x0c\x12\x10\n\x08\x65xecutor\x18\x02 \x01(\x0c\x12+\n\x06status\x18\x03 \x01(\x0e\x32\x1b.inferchain.state.JobStatus\x12\r\n\x05limit\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\x0c\"`\n\x10ListJobsResponse\x12#\n\x04jobs\x18\x01 \x03(\x0b\x32\x15.inferchain.state.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\x0c\x12\x0e\n\x06height\x18\x03 \x01(\x04\"\x13\n\x11ListModelsRequest\"\x85\x01\n\x12ListModelsResponse\x12+\n\x06models\x18\x01 \x03(\x0b\x32\x1b.inferchain.types.ModelInfo\x12\x32\n\tproposals\x18\x02 \x03(\x0b\x32\x1f.inferchain.state.ModelProposal\x12\x0e\n\x06height\x18\x03 \x01(\x04\"$\n\x13GetExecutorsRequest\x12\r\n\x05model\x18\x01 \x01(\x0c\"\x8a\x01\n\x0c\x45xecutorView\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0c\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12&\n\x05offer\x18\x03 \x01(\x0b\x32\x17.inferchain.state.Offer\x12\x0e\n\x06\x62onded\x18\x04 \x01(\x04\x12\x12\n\nreputation\x18\x05 \x01(\r\x12\x0c\n\x04load\x18\x06 \x01(\r\"X\n\x14GetExecutorsResponse\x12\x30\n\texecutors\x18\x01 \x03(\x0b\x32\x1d.inferchain.node.ExecutorView\x12\x0e\n\x06height\x18\x02 \x01(\x04*\x95\x01\n\x11TransactionStatus\x12\x1e\n\x1aTRANSACTION_STATUS_UNKNOWN\x10\x00\x12\x1e\n\x1aTRANSACTION_STATUS_PENDING\x10\x01\x12\x1f\n\x1bTRANSACTION_STATUS_INCLUDED\x10\x02\x12\x1f\n\x1bTRANSACTION_STATUS_REJECTED\x10\x03\x32\x9c\t\n\x04Node\x12j\n\x11SubmitTransaction\x12).inferchain.node.SubmitTransactionRequest\x1a*.inferchain.node.SubmitTransactionResponse\x12m\n\x12SubmitTransactions\x12*.inferchain.node.SubmitTransactionsRequest\x1a+.inferchain.node.SubmitTransactionsResponse\x12p\n\x13SimulateTransaction\x12+.inferchain.node.SimulateTransactionRequest\x1a,.inferchain.node.SimulateTransactionResponse\x12\x61\n\x0eGetTransaction\x12&.inferchain.node.GetTransactionRequest\x1a\'.inferchain.node.GetTransactionResponse\x12O\n\x08GetBlock\x12 .inferchain.node.GetBlockRequest\x1a!.inferchain.node.GetBlockResponse\x12U\n\nGetAccount\x12\".inferchain.node.GetAccountRequest\x1a#.inferchain.node.GetAccountResponse\x12P\n\x0cGetChainInfo\x12$.inferchain.node.GetChainInfoRequest\x1a\x1a.inferchain.node.ChainInfo\x12Y\n\x0fSubscribeBlocks\x12\'.inferchain.node.SubscribeBlocksRequest\x1a\x1b.inferchain.node.BlockEvent0\x01\x12\x42\n\x06GetJob\x12\x1e.inferchain.node.GetJobRequest\x1a\x18.inferchain.node.JobView\x12O\n\x08ListJobs\x12 .inferchain.node.ListJobsRequest\x1a!.inferchain.node.ListJobsResponse\x12\x46\n\x08WatchJob\x12\x1e.inferchain.node.GetJobRequest\x1a\x18.inferchain.node.JobView0\x01\x12U\n\nListModels\x12\".inferchain.node.ListModelsRequest\x1a#.inferchain.node.ListModelsResponse\x12[\n\x0cGetExecutors\x12$.inferchain.node.GetExecutorsRequest\x1a%.inferchain.node.GetExecutorsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'proto.node_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TRANSACTIONSTATUS']._serialized_start=2279
-  _globals['_TRANSACTIONSTATUS']._serialized_end=2428
-  _globals['_SUBMITTRANSACTIONREQUEST']._serialized_start=75
-  _globals['_SUBMITTRANSACTIONREQUEST']._serialized_end=122
-  _globals['_SUBMITTRANSACTIONRESPONSE']._serialized_start=124
-  _globals['_SUBMITTRANSACTIONRESPONSE']._serialized_end=177
-  _globals['_SUBMITTRANSACTIONSREQUEST']._serialized_start=179
-  _globals['_SUBMITTRANSACTIONSREQUEST']._serialized_end=228
-  _globals['_TRANSACTIONVERDICT']._serialized_start=230
-  _globals['_TRANSACTIONVERDICT']._serialized_end=324
-  _globals['_SUBMITTRANSACTIONSRESPONSE']._serialized_start=326
-  _globals['_SUBMITTRANSACTIONSRESPONSE']._serialized_end=409
-  _globals['_SIMULATETRANSACTIONREQUEST']._serialized_start=411
-  _globals['_SIMULATETRANSACTIONREQUEST']._serialized_end=460
-  _globals['_SIMULATETRANSACTIONRESPONSE']._serialized_start=463
-  _globals['_SIMULATETRANSACTIONRESPONSE']._serialized_end=638
-  _globals['_GETTRANSACTIONREQUEST']._serialized_start=640
-  _globals['_GETTRANSACTIONREQUEST']._serialized_end=689
-  _globals['_GETTRANSACTIONRESPONSE']._serialized_start=692
-  _globals['_GETTRANSACTIONRESPONSE']._serialized_end=1077
-  _globals['_GETBLOCKREQUEST']._serialized_start=1079
-  _globals['_GETBLOCKREQUEST']._serialized_end=1142
-  _globals['_GETBLOCKRESPONSE']._serialized_start=1145
-  _globals['_GETBLOCKRESPONSE']._serialized_end=1316
-  _globals['_GETACCOUNTREQUEST']._serialized_start=1318
-  _globals['_GETACCOUNTREQUEST']._serialized_end=1371
-  _globals['_GETACCOUNTRESPONSE']._serialized_start=1374
-  _globals['_GETACCOUNTRESPONSE']._serialized_end=1652
-  _globals['_GETCHAININFOREQUEST']._serialized_start=1654
-  _globals['_GETCHAININFOREQUEST']._serialized_end=1675
-  _globals['_CHAININFO']._serialized_start=1678
-  _globals['_CHAININFO']._serialized_end=2087
-  _globals['_SUBSCRIBEBLOCKSREQUEST']._serialized_start=2089
-  _globals['_SUBSCRIBEBLOCKSREQUEST']._serialized_end=2134
-  _globals['_BLOCKEVENT']._serialized_start=2137
-  _globals['_BLOCKEVENT']._serialized_end=2276
-  _globals['_NODE']._serialized_start=2431
-  _globals['_NODE']._serialized_end=3210
+  _globals['_TRANSACTIONSTATUS']._serialized_start=3072
+  _globals['_TRANSACTIONSTATUS']._serialized_end=3221
+  _globals['_SUBMITTRANSACTIONREQUEST']._serialized_start=94
+  _globals['_SUBMITTRANSACTIONREQUEST']._serialized_end=141
+  _globals['_SUBMITTRANSACTIONRESPONSE']._serialized_start=143
+  _globals['_SUBMITTRANSACTIONRESPONSE']._serialized_end=196
+  _globals['_SUBMITTRANSACTIONSREQUEST']._serialized_start=198
+  _globals['_SUBMITTRANSACTIONSREQUEST']._serialized_end=247
+  _globals['_TRANSACTIONVERDICT']._serialized_start=249
+  _globals['_TRANSACTIONVERDICT']._serialized_end=343
+  _globals['_SUBMITTRANSACTIONSRESPONSE']._serialized_start=345
+  _globals['_SUBMITTRANSACTIONSRESPONSE']._serialized_end=428
+  _globals['_SIMULATETRANSACTIONREQUEST']._serialized_start=430
+  _globals['_SIMULATETRANSACTIONREQUEST']._serialized_end=479
+  _globals['_SIMULATETRANSACTIONRESPONSE']._serialized_start=482
+  _globals['_SIMULATETRANSACTIONRESPONSE']._serialized_end=657
+  _globals['_GETTRANSACTIONREQUEST']._serialized_start=659
+  _globals['_GETTRANSACTIONREQUEST']._serialized_end=708
+  _globals['_GETTRANSACTIONRESPONSE']._serialized_start=711
+  _globals['_GETTRANSACTIONRESPONSE']._serialized_end=1096
+  _globals['_GETBLOCKREQUEST']._serialized_start=1098
+  _globals['_GETBLOCKREQUEST']._serialized_end=1161
+  _globals['_GETBLOCKRESPONSE']._serialized_start=1164
+  _globals['_GETBLOCKRESPONSE']._serialized_end=1335
+  _globals['_GETACCOUNTREQUEST']._serialized_start=1337
+  _globals['_GETACCOUNTREQUEST']._serialized_end=1390
+  _globals['_GETACCOUNTRESPONSE']._serialized_start=1393
+  _globals['_GETACCOUNTRESPONSE']._serialized_end=1671
+  _globals['_GETCHAININFOREQUEST']._serialized_start=1673
+  _globals['_GETCHAININFOREQUEST']._serialized_end=1694
+  _globals['_CHAININFO']._serialized_start=1697
+  _globals['_CHAININFO']._serialized_end=2106
+  _globals['_SUBSCRIBEBLOCKSREQUEST']._serialized_start=2108
+  _globals['_SUBSCRIBEBLOCKSREQUEST']._serialized_end=2153
+  _globals['_BLOCKEVENT']._serialized_start=2156
+  _globals['_BLOCKEVENT']._serialized_end=2295
+  _globals['_GETJOBREQUEST']._serialized_start=2297
+  _globals['_GETJOBREQUEST']._serialized_end=2328
+  _globals['_JOBVIEW']._serialized_start=2330
+  _globals['_JOBVIEW']._serialized_end=2411
+  _globals['_LISTJOBSREQUEST']._serialized_start=2414
+  _globals['_LISTJOBSREQUEST']._serialized_end=2545
+  _globals['_LISTJOBSRESPONSE']._serialized_start=2547
+  _globals['_LISTJOBSRESPONSE']._serialized_end=2643
+  _globals['_LISTMODELSREQUEST']._serialized_start=2645
+  _globals['_LISTMODELSREQUEST']._serialized_end=2664
+  _globals['_LISTMODELSRESPONSE']._serialized_start=2667
+  _globals['_LISTMODELSRESPONSE']._serialized_end=2800
+  _globals['_GETEXECUTORSREQUEST']._serialized_start=2802
+  _globals['_GETEXECUTORSREQUEST']._serialized_end=2838
+  _globals['_EXECUTORVIEW']._serialized_start=2841
+  _globals['_EXECUTORVIEW']._serialized_end=2979
+  _globals['_GETEXECUTORSRESPONSE']._serialized_start=2981
+  _globals['_GETEXECUTORSRESPONSE']._serialized_end=3069
+  _globals['_NODE']._serialized_start=3224
+  _globals['_NODE']._serialized_end=4404
 # @@protoc_insertion_point(module_scope)

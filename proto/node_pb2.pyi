@@ -1,5 +1,6 @@
 from proto import types_pb2 as _types_pb2
 from proto import proof_pb2 as _proof_pb2
+from proto import state_pb2 as _state_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -231,3 +232,87 @@ class BlockEvent(_message.Message):
     block: _types_pb2.Block
     receipts: _types_pb2.BlockReceipts
     def __init__(self, height: _Optional[int] = ..., block_hash: _Optional[bytes] = ..., block: _Optional[_Union[_types_pb2.Block, _Mapping]] = ..., receipts: _Optional[_Union[_types_pb2.BlockReceipts, _Mapping]] = ...) -> None: ...
+
+class GetJobRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: bytes
+    def __init__(self, job_id: _Optional[bytes] = ...) -> None: ...
+
+class JobView(_message.Message):
+    __slots__ = ("job", "height", "block_hash")
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_HASH_FIELD_NUMBER: _ClassVar[int]
+    job: _state_pb2.Job
+    height: int
+    block_hash: bytes
+    def __init__(self, job: _Optional[_Union[_state_pb2.Job, _Mapping]] = ..., height: _Optional[int] = ..., block_hash: _Optional[bytes] = ...) -> None: ...
+
+class ListJobsRequest(_message.Message):
+    __slots__ = ("poster", "executor", "status", "limit", "page_token")
+    POSTER_FIELD_NUMBER: _ClassVar[int]
+    EXECUTOR_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    poster: bytes
+    executor: bytes
+    status: _state_pb2.JobStatus
+    limit: int
+    page_token: bytes
+    def __init__(self, poster: _Optional[bytes] = ..., executor: _Optional[bytes] = ..., status: _Optional[_Union[_state_pb2.JobStatus, str]] = ..., limit: _Optional[int] = ..., page_token: _Optional[bytes] = ...) -> None: ...
+
+class ListJobsResponse(_message.Message):
+    __slots__ = ("jobs", "next_page_token", "height")
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    jobs: _containers.RepeatedCompositeFieldContainer[_state_pb2.Job]
+    next_page_token: bytes
+    height: int
+    def __init__(self, jobs: _Optional[_Iterable[_Union[_state_pb2.Job, _Mapping]]] = ..., next_page_token: _Optional[bytes] = ..., height: _Optional[int] = ...) -> None: ...
+
+class ListModelsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListModelsResponse(_message.Message):
+    __slots__ = ("models", "proposals", "height")
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    PROPOSALS_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedCompositeFieldContainer[_types_pb2.ModelInfo]
+    proposals: _containers.RepeatedCompositeFieldContainer[_state_pb2.ModelProposal]
+    height: int
+    def __init__(self, models: _Optional[_Iterable[_Union[_types_pb2.ModelInfo, _Mapping]]] = ..., proposals: _Optional[_Iterable[_Union[_state_pb2.ModelProposal, _Mapping]]] = ..., height: _Optional[int] = ...) -> None: ...
+
+class GetExecutorsRequest(_message.Message):
+    __slots__ = ("model",)
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    model: bytes
+    def __init__(self, model: _Optional[bytes] = ...) -> None: ...
+
+class ExecutorView(_message.Message):
+    __slots__ = ("account", "address", "offer", "bonded", "reputation", "load")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    OFFER_FIELD_NUMBER: _ClassVar[int]
+    BONDED_FIELD_NUMBER: _ClassVar[int]
+    REPUTATION_FIELD_NUMBER: _ClassVar[int]
+    LOAD_FIELD_NUMBER: _ClassVar[int]
+    account: bytes
+    address: str
+    offer: _state_pb2.Offer
+    bonded: int
+    reputation: int
+    load: int
+    def __init__(self, account: _Optional[bytes] = ..., address: _Optional[str] = ..., offer: _Optional[_Union[_state_pb2.Offer, _Mapping]] = ..., bonded: _Optional[int] = ..., reputation: _Optional[int] = ..., load: _Optional[int] = ...) -> None: ...
+
+class GetExecutorsResponse(_message.Message):
+    __slots__ = ("executors", "height")
+    EXECUTORS_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    executors: _containers.RepeatedCompositeFieldContainer[ExecutorView]
+    height: int
+    def __init__(self, executors: _Optional[_Iterable[_Union[ExecutorView, _Mapping]]] = ..., height: _Optional[int] = ...) -> None: ...

@@ -74,6 +74,31 @@ class NodeStub:
                 request_serializer=proto_dot_node__pb2.SubscribeBlocksRequest.SerializeToString,
                 response_deserializer=proto_dot_node__pb2.BlockEvent.FromString,
                 _registered_method=True)
+        self.GetJob = channel.unary_unary(
+                '/inferchain.node.Node/GetJob',
+                request_serializer=proto_dot_node__pb2.GetJobRequest.SerializeToString,
+                response_deserializer=proto_dot_node__pb2.JobView.FromString,
+                _registered_method=True)
+        self.ListJobs = channel.unary_unary(
+                '/inferchain.node.Node/ListJobs',
+                request_serializer=proto_dot_node__pb2.ListJobsRequest.SerializeToString,
+                response_deserializer=proto_dot_node__pb2.ListJobsResponse.FromString,
+                _registered_method=True)
+        self.WatchJob = channel.unary_stream(
+                '/inferchain.node.Node/WatchJob',
+                request_serializer=proto_dot_node__pb2.GetJobRequest.SerializeToString,
+                response_deserializer=proto_dot_node__pb2.JobView.FromString,
+                _registered_method=True)
+        self.ListModels = channel.unary_unary(
+                '/inferchain.node.Node/ListModels',
+                request_serializer=proto_dot_node__pb2.ListModelsRequest.SerializeToString,
+                response_deserializer=proto_dot_node__pb2.ListModelsResponse.FromString,
+                _registered_method=True)
+        self.GetExecutors = channel.unary_unary(
+                '/inferchain.node.Node/GetExecutors',
+                request_serializer=proto_dot_node__pb2.GetExecutorsRequest.SerializeToString,
+                response_deserializer=proto_dot_node__pb2.GetExecutorsResponse.FromString,
+                _registered_method=True)
 
 
 class NodeServicer:
@@ -134,6 +159,41 @@ class NodeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetJob(self, request, context):
+        """The inference market (docs/protocol.md, "Jobs").
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListJobs(self, request, context):
+        """Jobs filtered by poster, executor and status, newest first, a page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchJob(self, request, context):
+        """The job now, then again at every change of its status or assignments, until it is final
+        (settled, disputed, expired or cancelled). Bounded as SubscribeBlocks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListModels(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetExecutors(self, request, context):
+        """Accounts with an offer (optionally only those serving one model), with stake, reputation and load.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -176,6 +236,31 @@ def add_NodeServicer_to_server(servicer, server):
                     servicer.SubscribeBlocks,
                     request_deserializer=proto_dot_node__pb2.SubscribeBlocksRequest.FromString,
                     response_serializer=proto_dot_node__pb2.BlockEvent.SerializeToString,
+            ),
+            'GetJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetJob,
+                    request_deserializer=proto_dot_node__pb2.GetJobRequest.FromString,
+                    response_serializer=proto_dot_node__pb2.JobView.SerializeToString,
+            ),
+            'ListJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJobs,
+                    request_deserializer=proto_dot_node__pb2.ListJobsRequest.FromString,
+                    response_serializer=proto_dot_node__pb2.ListJobsResponse.SerializeToString,
+            ),
+            'WatchJob': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchJob,
+                    request_deserializer=proto_dot_node__pb2.GetJobRequest.FromString,
+                    response_serializer=proto_dot_node__pb2.JobView.SerializeToString,
+            ),
+            'ListModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModels,
+                    request_deserializer=proto_dot_node__pb2.ListModelsRequest.FromString,
+                    response_serializer=proto_dot_node__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'GetExecutors': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetExecutors,
+                    request_deserializer=proto_dot_node__pb2.GetExecutorsRequest.FromString,
+                    response_serializer=proto_dot_node__pb2.GetExecutorsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -394,6 +479,141 @@ class Node:
             '/inferchain.node.Node/SubscribeBlocks',
             proto_dot_node__pb2.SubscribeBlocksRequest.SerializeToString,
             proto_dot_node__pb2.BlockEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inferchain.node.Node/GetJob',
+            proto_dot_node__pb2.GetJobRequest.SerializeToString,
+            proto_dot_node__pb2.JobView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inferchain.node.Node/ListJobs',
+            proto_dot_node__pb2.ListJobsRequest.SerializeToString,
+            proto_dot_node__pb2.ListJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/inferchain.node.Node/WatchJob',
+            proto_dot_node__pb2.GetJobRequest.SerializeToString,
+            proto_dot_node__pb2.JobView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inferchain.node.Node/ListModels',
+            proto_dot_node__pb2.ListModelsRequest.SerializeToString,
+            proto_dot_node__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetExecutors(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inferchain.node.Node/GetExecutors',
+            proto_dot_node__pb2.GetExecutorsRequest.SerializeToString,
+            proto_dot_node__pb2.GetExecutorsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -22,23 +22,54 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from proto import types_pb2 as proto_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11proto/state.proto\x12\x10inferchain.state\"<\n\x0b\x41\x63\x63ountInfo\x12\r\n\x05nonce\x18\x01 \x01(\x04\x12\x0c\n\x04\x66ree\x18\x02 \x01(\x04\x12\x10\n\x08reserved\x18\x03 \x01(\x04\"D\n\nSupplyInfo\x12\x16\n\x0etotal_issuance\x18\x01 \x01(\x04\x12\x0e\n\x06\x62urned\x18\x02 \x01(\x04\x12\x0e\n\x06minted\x18\x03 \x01(\x04\"U\n\nChainState\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\x12\x14\n\x0cgenesis_hash\x18\x02 \x01(\x0c\x12\x0e\n\x06height\x18\x03 \x01(\x04\x12\x0f\n\x07time_ms\x18\x04 \x01(\x04\"U\n\x0cSystemParams\x12\x10\n\x08\x62\x61se_fee\x18\x01 \x01(\x04\x12\x14\n\x0c\x66\x65\x65_per_byte\x18\x02 \x01(\x04\x12\x1d\n\x15max_transaction_bytes\x18\x03 \x01(\x04\"[\n\x0e\x42\x61lancesParams\x12\x1b\n\x13\x65xistential_deposit\x18\x01 \x01(\x04\x12\x14\n\x0ctoken_symbol\x18\x02 \x01(\t\x12\x16\n\x0etoken_decimals\x18\x03 \x01(\rb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11proto/state.proto\x12\x10inferchain.state\x1a\x11proto/types.proto\"<\n\x0b\x41\x63\x63ountInfo\x12\r\n\x05nonce\x18\x01 \x01(\x04\x12\x0c\n\x04\x66ree\x18\x02 \x01(\x04\x12\x10\n\x08reserved\x18\x03 \x01(\x04\"D\n\nSupplyInfo\x12\x16\n\x0etotal_issuance\x18\x01 \x01(\x04\x12\x0e\n\x06\x62urned\x18\x02 \x01(\x04\x12\x0e\n\x06minted\x18\x03 \x01(\x04\"U\n\nChainState\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\x12\x14\n\x0cgenesis_hash\x18\x02 \x01(\x0c\x12\x0e\n\x06height\x18\x03 \x01(\x04\x12\x0f\n\x07time_ms\x18\x04 \x01(\x04\"U\n\x0cSystemParams\x12\x10\n\x08\x62\x61se_fee\x18\x01 \x01(\x04\x12\x14\n\x0c\x66\x65\x65_per_byte\x18\x02 \x01(\x04\x12\x1d\n\x15max_transaction_bytes\x18\x03 \x01(\x04\"[\n\x0e\x42\x61lancesParams\x12\x1b\n\x13\x65xistential_deposit\x18\x01 \x01(\x04\x12\x14\n\x0ctoken_symbol\x18\x02 \x01(\t\x12\x16\n\x0etoken_decimals\x18\x03 \x01(\r\"\xdf\x01\n\rStakingParams\x12\x10\n\x08min_bond\x18\x01 \x01(\x04\x12\x1f\n\x17unbonding_period_blocks\x18\x02 \x01(\x04\x12\x14\n\x0c\x65poch_blocks\x18\x03 \x01(\x04\x12\x16\n\x0emax_validators\x18\x04 \x01(\r\x12\x18\n\x10max_offer_models\x18\x05 \x01(\r\x12\x1f\n\x17max_executors_per_model\x18\x06 \x01(\r\x12\x1c\n\x14max_unbonding_chunks\x18\x07 \x01(\r\x12\x14\n\x0cmax_capacity\x18\x08 \x01(\r\"8\n\x0eUnbondingChunk\x12\x0e\n\x06\x61mount\x18\x01 \x01(\x04\x12\x16\n\x0erelease_height\x18\x02 \x01(\x04\"d\n\x0bStakeLedger\x12\x0e\n\x06\x62onded\x18\x01 \x01(\x04\x12\x33\n\tunbonding\x18\x02 \x03(\x0b\x32 .inferchain.state.UnbondingChunk\x12\x10\n\x08validate\x18\x03 \x01(\x08\"R\n\x05Offer\x12\x0e\n\x06models\x18\x01 \x03(\x0c\x12\x17\n\x0fprice_per_token\x18\x02 \x01(\x04\x12\x0e\n\x06region\x18\x03 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x04 \x01(\r\"\x1f\n\x0b\x41\x63\x63ountList\x12\x10\n\x08\x61\x63\x63ounts\x18\x01 \x03(\x0c\"A\n\rStakingTotals\x12\x0e\n\x06\x62onded\x18\x01 \x01(\x04\x12\x11\n\tunbonding\x18\x02 \x01(\x04\x12\r\n\x05\x65poch\x18\x03 \x01(\x04\"v\n\x0cModelsParams\x12\x1c\n\x14voting_period_blocks\x18\x01 \x01(\x04\x12\x12\n\nquorum_ppm\x18\x02 \x01(\r\x12\x1a\n\x12max_open_proposals\x18\x03 \x01(\r\x12\x18\n\x10proposal_deposit\x18\x04 \x01(\x04\"\x95\x01\n\rModelProposal\x12*\n\x05model\x18\x01 \x01(\x0b\x32\x1b.inferchain.types.ModelInfo\x12\x10\n\x08proposer\x18\x02 \x01(\x0c\x12\x0f\n\x07\x64\x65posit\x18\x03 \x01(\x04\x12\x12\n\nend_height\x18\x04 \x01(\x04\x12\x0e\n\x06voters\x18\x05 \x03(\x0c\x12\x11\n\tapprovals\x18\x06 \x03(\x08\"\x1c\n\tJobIdList\x12\x0f\n\x07job_ids\x18\x01 \x03(\x0c\"\xea\x02\n\nJobsParams\x12\x18\n\x10max_prompt_bytes\x18\x01 \x01(\r\x12\x12\n\nmax_tokens\x18\x02 \x01(\r\x12\x16\n\x0emax_redundancy\x18\x03 \x01(\r\x12\x15\n\rcommit_blocks\x18\x04 \x01(\x04\x12\x15\n\rreveal_blocks\x18\x05 \x01(\x04\x12\x1a\n\x12job_timeout_blocks\x18\x06 \x01(\x04\x12\x1f\n\x17\x63hallenge_window_blocks\x18\x07 \x01(\x04\x12\x18\n\x10protocol_fee_ppm\x18\x08 \x01(\r\x12\x11\n\tmax_queue\x18\t \x01(\r\x12\x18\n\x10\x61ssign_per_block\x18\n \x01(\r\x12\x1a\n\x12reputation_initial\x18\x0b \x01(\r\x12\x16\n\x0ereputation_max\x18\x0c \x01(\r\x12\x17\n\x0freputation_gain\x18\r \x01(\r\x12\x17\n\x0freputation_loss\x18\x0e \x01(\r\"\xa3\x01\n\x06Reveal\x12\x0c\n\x04salt\x18\x01 \x01(\x0c\x12\x15\n\rprompt_tokens\x18\x02 \x01(\x04\x12\x0e\n\x06tokens\x18\x03 \x03(\r\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x1a\n\x12logprobs_micronats\x18\x05 \x03(\x12\x12\x13\n\x0bstop_reason\x18\x06 \x01(\t\x12\x15\n\routput_digest\x18\x07 \x01(\x0c\x12\x0e\n\x06height\x18\x08 \x01(\x04\"\x96\x02\n\nAssignment\x12\x10\n\x08\x65xecutor\x18\x01 \x01(\x0c\x12\x17\n\x0fprice_per_token\x18\x02 \x01(\x04\x12\x32\n\x06status\x18\x03 \x01(\x0e\x32\".inferchain.state.AssignmentStatus\x12\x17\n\x0f\x61ssigned_height\x18\x04 \x01(\x04\x12\x17\n\x0f\x64\x65\x61\x64line_height\x18\x05 \x01(\x04\x12\x12\n\ncommitment\x18\x06 \x01(\x0c\x12(\n\x06reveal\x18\x07 \x01(\x0b\x32\x18.inferchain.state.Reveal\x12\x0f\n\x07payment\x18\x08 \x01(\x04\x12\x16\n\x0erelease_height\x18\t \x01(\x04\x12\x10\n\x08released\x18\n \x01(\x08\"\xd1\x02\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\x0c\x12\x0e\n\x06poster\x18\x02 \x01(\x0c\x12*\n\x07request\x18\x03 \x01(\x0b\x32\x19.inferchain.types.PostJob\x12+\n\x06status\x18\x04 \x01(\x0e\x32\x1b.inferchain.state.JobStatus\x12\x15\n\rposted_height\x18\x05 \x01(\x04\x12\x16\n\x0etimeout_height\x18\x06 \x01(\x04\x12\x0e\n\x06\x65scrow\x18\x07 \x01(\x04\x12\x31\n\x0b\x61ssignments\x18\x08 \x03(\x0b\x32\x1c.inferchain.state.Assignment\x12\x15\n\routput_digest\x18\t \x01(\x0c\x12\x14\n\x0c\x66inal_height\x18\n \x01(\x04\x12\x14\n\x0cprotocol_fee\x18\x0b \x01(\x04\x12\x10\n\x08refunded\x18\x0c \x01(\x04\x12\x0e\n\x06reason\x18\r \x01(\t*\xd4\x01\n\tJobStatus\x12\x1a\n\x16JOB_STATUS_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATUS_QUEUED\x10\x01\x12\x17\n\x13JOB_STATUS_ASSIGNED\x10\x02\x12\x18\n\x14JOB_STATUS_REVEALING\x10\x03\x12\x16\n\x12JOB_STATUS_SETTLED\x10\x04\x12\x17\n\x13JOB_STATUS_DISPUTED\x10\x05\x12\x16\n\x12JOB_STATUS_EXPIRED\x10\x06\x12\x18\n\x14JOB_STATUS_CANCELLED\x10\x07*\xb4\x01\n\x10\x41ssignmentStatus\x12!\n\x1d\x41SSIGNMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x41SSIGNMENT_STATUS_ASSIGNED\x10\x01\x12\x1f\n\x1b\x41SSIGNMENT_STATUS_COMMITTED\x10\x02\x12\x1e\n\x1a\x41SSIGNMENT_STATUS_REVEALED\x10\x03\x12\x1c\n\x18\x41SSIGNMENT_STATUS_MISSED\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'proto.state_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ACCOUNTINFO']._serialized_start=39
-  _globals['_ACCOUNTINFO']._serialized_end=99
-  _globals['_SUPPLYINFO']._serialized_start=101
-  _globals['_SUPPLYINFO']._serialized_end=169
-  _globals['_CHAINSTATE']._serialized_start=171
-  _globals['_CHAINSTATE']._serialized_end=256
-  _globals['_SYSTEMPARAMS']._serialized_start=258
-  _globals['_SYSTEMPARAMS']._serialized_end=343
-  _globals['_BALANCESPARAMS']._serialized_start=345
-  _globals['_BALANCESPARAMS']._serialized_end=436
+  _globals['_JOBSTATUS']._serialized_start=2482
+  _globals['_JOBSTATUS']._serialized_end=2694
+  _globals['_ASSIGNMENTSTATUS']._serialized_start=2697
+  _globals['_ASSIGNMENTSTATUS']._serialized_end=2877
+  _globals['_ACCOUNTINFO']._serialized_start=58
+  _globals['_ACCOUNTINFO']._serialized_end=118
+  _globals['_SUPPLYINFO']._serialized_start=120
+  _globals['_SUPPLYINFO']._serialized_end=188
+  _globals['_CHAINSTATE']._serialized_start=190
+  _globals['_CHAINSTATE']._serialized_end=275
+  _globals['_SYSTEMPARAMS']._serialized_start=277
+  _globals['_SYSTEMPARAMS']._serialized_end=362
+  _globals['_BALANCESPARAMS']._serialized_start=364
+  _globals['_BALANCESPARAMS']._serialized_end=455
+  _globals['_STAKINGPARAMS']._serialized_start=458
+  _globals['_STAKINGPARAMS']._serialized_end=681
+  _globals['_UNBONDINGCHUNK']._serialized_start=683
+  _globals['_UNBONDINGCHUNK']._serialized_end=739
+  _globals['_STAKELEDGER']._serialized_start=741
+  _globals['_STAKELEDGER']._serialized_end=841
+  _globals['_OFFER']._serialized_start=843
+  _globals['_OFFER']._serialized_end=925
+  _globals['_ACCOUNTLIST']._serialized_start=927
+  _globals['_ACCOUNTLIST']._serialized_end=958
+  _globals['_STAKINGTOTALS']._serialized_start=960
+  _globals['_STAKINGTOTALS']._serialized_end=1025
+  _globals['_MODELSPARAMS']._serialized_start=1027
+  _globals['_MODELSPARAMS']._serialized_end=1145
+  _globals['_MODELPROPOSAL']._serialized_start=1148
+  _globals['_MODELPROPOSAL']._serialized_end=1297
+  _globals['_JOBIDLIST']._serialized_start=1299
+  _globals['_JOBIDLIST']._serialized_end=1327
+  _globals['_JOBSPARAMS']._serialized_start=1330
+  _globals['_JOBSPARAMS']._serialized_end=1692
+  _globals['_REVEAL']._serialized_start=1695
+  _globals['_REVEAL']._serialized_end=1858
+  _globals['_ASSIGNMENT']._serialized_start=1861
+  _globals['_ASSIGNMENT']._serialized_end=2139
+  _globals['_JOB']._serialized_start=2142
+  _globals['_JOB']._serialized_end=2479
 # @@protoc_insertion_point(module_scope)

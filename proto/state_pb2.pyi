@@ -1,8 +1,44 @@
+from proto import types_pb2 as _types_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from typing import ClassVar as _ClassVar, Optional as _Optional
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class JobStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    JOB_STATUS_UNSPECIFIED: _ClassVar[JobStatus]
+    JOB_STATUS_QUEUED: _ClassVar[JobStatus]
+    JOB_STATUS_ASSIGNED: _ClassVar[JobStatus]
+    JOB_STATUS_REVEALING: _ClassVar[JobStatus]
+    JOB_STATUS_SETTLED: _ClassVar[JobStatus]
+    JOB_STATUS_DISPUTED: _ClassVar[JobStatus]
+    JOB_STATUS_EXPIRED: _ClassVar[JobStatus]
+    JOB_STATUS_CANCELLED: _ClassVar[JobStatus]
+
+class AssignmentStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ASSIGNMENT_STATUS_UNSPECIFIED: _ClassVar[AssignmentStatus]
+    ASSIGNMENT_STATUS_ASSIGNED: _ClassVar[AssignmentStatus]
+    ASSIGNMENT_STATUS_COMMITTED: _ClassVar[AssignmentStatus]
+    ASSIGNMENT_STATUS_REVEALED: _ClassVar[AssignmentStatus]
+    ASSIGNMENT_STATUS_MISSED: _ClassVar[AssignmentStatus]
+JOB_STATUS_UNSPECIFIED: JobStatus
+JOB_STATUS_QUEUED: JobStatus
+JOB_STATUS_ASSIGNED: JobStatus
+JOB_STATUS_REVEALING: JobStatus
+JOB_STATUS_SETTLED: JobStatus
+JOB_STATUS_DISPUTED: JobStatus
+JOB_STATUS_EXPIRED: JobStatus
+JOB_STATUS_CANCELLED: JobStatus
+ASSIGNMENT_STATUS_UNSPECIFIED: AssignmentStatus
+ASSIGNMENT_STATUS_ASSIGNED: AssignmentStatus
+ASSIGNMENT_STATUS_COMMITTED: AssignmentStatus
+ASSIGNMENT_STATUS_REVEALED: AssignmentStatus
+ASSIGNMENT_STATUS_MISSED: AssignmentStatus
 
 class AccountInfo(_message.Message):
     __slots__ = ("nonce", "free", "reserved")
@@ -55,3 +91,209 @@ class BalancesParams(_message.Message):
     token_symbol: str
     token_decimals: int
     def __init__(self, existential_deposit: _Optional[int] = ..., token_symbol: _Optional[str] = ..., token_decimals: _Optional[int] = ...) -> None: ...
+
+class StakingParams(_message.Message):
+    __slots__ = ("min_bond", "unbonding_period_blocks", "epoch_blocks", "max_validators", "max_offer_models", "max_executors_per_model", "max_unbonding_chunks", "max_capacity")
+    MIN_BOND_FIELD_NUMBER: _ClassVar[int]
+    UNBONDING_PERIOD_BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    MAX_VALIDATORS_FIELD_NUMBER: _ClassVar[int]
+    MAX_OFFER_MODELS_FIELD_NUMBER: _ClassVar[int]
+    MAX_EXECUTORS_PER_MODEL_FIELD_NUMBER: _ClassVar[int]
+    MAX_UNBONDING_CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    MAX_CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    min_bond: int
+    unbonding_period_blocks: int
+    epoch_blocks: int
+    max_validators: int
+    max_offer_models: int
+    max_executors_per_model: int
+    max_unbonding_chunks: int
+    max_capacity: int
+    def __init__(self, min_bond: _Optional[int] = ..., unbonding_period_blocks: _Optional[int] = ..., epoch_blocks: _Optional[int] = ..., max_validators: _Optional[int] = ..., max_offer_models: _Optional[int] = ..., max_executors_per_model: _Optional[int] = ..., max_unbonding_chunks: _Optional[int] = ..., max_capacity: _Optional[int] = ...) -> None: ...
+
+class UnbondingChunk(_message.Message):
+    __slots__ = ("amount", "release_height")
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    amount: int
+    release_height: int
+    def __init__(self, amount: _Optional[int] = ..., release_height: _Optional[int] = ...) -> None: ...
+
+class StakeLedger(_message.Message):
+    __slots__ = ("bonded", "unbonding", "validate")
+    BONDED_FIELD_NUMBER: _ClassVar[int]
+    UNBONDING_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_FIELD_NUMBER: _ClassVar[int]
+    bonded: int
+    unbonding: _containers.RepeatedCompositeFieldContainer[UnbondingChunk]
+    validate: bool
+    def __init__(self, bonded: _Optional[int] = ..., unbonding: _Optional[_Iterable[_Union[UnbondingChunk, _Mapping]]] = ..., validate: _Optional[bool] = ...) -> None: ...
+
+class Offer(_message.Message):
+    __slots__ = ("models", "price_per_token", "region", "capacity")
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    PRICE_PER_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedScalarFieldContainer[bytes]
+    price_per_token: int
+    region: str
+    capacity: int
+    def __init__(self, models: _Optional[_Iterable[bytes]] = ..., price_per_token: _Optional[int] = ..., region: _Optional[str] = ..., capacity: _Optional[int] = ...) -> None: ...
+
+class AccountList(_message.Message):
+    __slots__ = ("accounts",)
+    ACCOUNTS_FIELD_NUMBER: _ClassVar[int]
+    accounts: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, accounts: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class StakingTotals(_message.Message):
+    __slots__ = ("bonded", "unbonding", "epoch")
+    BONDED_FIELD_NUMBER: _ClassVar[int]
+    UNBONDING_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    bonded: int
+    unbonding: int
+    epoch: int
+    def __init__(self, bonded: _Optional[int] = ..., unbonding: _Optional[int] = ..., epoch: _Optional[int] = ...) -> None: ...
+
+class ModelsParams(_message.Message):
+    __slots__ = ("voting_period_blocks", "quorum_ppm", "max_open_proposals", "proposal_deposit")
+    VOTING_PERIOD_BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    QUORUM_PPM_FIELD_NUMBER: _ClassVar[int]
+    MAX_OPEN_PROPOSALS_FIELD_NUMBER: _ClassVar[int]
+    PROPOSAL_DEPOSIT_FIELD_NUMBER: _ClassVar[int]
+    voting_period_blocks: int
+    quorum_ppm: int
+    max_open_proposals: int
+    proposal_deposit: int
+    def __init__(self, voting_period_blocks: _Optional[int] = ..., quorum_ppm: _Optional[int] = ..., max_open_proposals: _Optional[int] = ..., proposal_deposit: _Optional[int] = ...) -> None: ...
+
+class ModelProposal(_message.Message):
+    __slots__ = ("model", "proposer", "deposit", "end_height", "voters", "approvals")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROPOSER_FIELD_NUMBER: _ClassVar[int]
+    DEPOSIT_FIELD_NUMBER: _ClassVar[int]
+    END_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    VOTERS_FIELD_NUMBER: _ClassVar[int]
+    APPROVALS_FIELD_NUMBER: _ClassVar[int]
+    model: _types_pb2.ModelInfo
+    proposer: bytes
+    deposit: int
+    end_height: int
+    voters: _containers.RepeatedScalarFieldContainer[bytes]
+    approvals: _containers.RepeatedScalarFieldContainer[bool]
+    def __init__(self, model: _Optional[_Union[_types_pb2.ModelInfo, _Mapping]] = ..., proposer: _Optional[bytes] = ..., deposit: _Optional[int] = ..., end_height: _Optional[int] = ..., voters: _Optional[_Iterable[bytes]] = ..., approvals: _Optional[_Iterable[bool]] = ...) -> None: ...
+
+class JobIdList(_message.Message):
+    __slots__ = ("job_ids",)
+    JOB_IDS_FIELD_NUMBER: _ClassVar[int]
+    job_ids: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, job_ids: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class JobsParams(_message.Message):
+    __slots__ = ("max_prompt_bytes", "max_tokens", "max_redundancy", "commit_blocks", "reveal_blocks", "job_timeout_blocks", "challenge_window_blocks", "protocol_fee_ppm", "max_queue", "assign_per_block", "reputation_initial", "reputation_max", "reputation_gain", "reputation_loss")
+    MAX_PROMPT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    MAX_REDUNDANCY_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    REVEAL_BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    JOB_TIMEOUT_BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGE_WINDOW_BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FEE_PPM_FIELD_NUMBER: _ClassVar[int]
+    MAX_QUEUE_FIELD_NUMBER: _ClassVar[int]
+    ASSIGN_PER_BLOCK_FIELD_NUMBER: _ClassVar[int]
+    REPUTATION_INITIAL_FIELD_NUMBER: _ClassVar[int]
+    REPUTATION_MAX_FIELD_NUMBER: _ClassVar[int]
+    REPUTATION_GAIN_FIELD_NUMBER: _ClassVar[int]
+    REPUTATION_LOSS_FIELD_NUMBER: _ClassVar[int]
+    max_prompt_bytes: int
+    max_tokens: int
+    max_redundancy: int
+    commit_blocks: int
+    reveal_blocks: int
+    job_timeout_blocks: int
+    challenge_window_blocks: int
+    protocol_fee_ppm: int
+    max_queue: int
+    assign_per_block: int
+    reputation_initial: int
+    reputation_max: int
+    reputation_gain: int
+    reputation_loss: int
+    def __init__(self, max_prompt_bytes: _Optional[int] = ..., max_tokens: _Optional[int] = ..., max_redundancy: _Optional[int] = ..., commit_blocks: _Optional[int] = ..., reveal_blocks: _Optional[int] = ..., job_timeout_blocks: _Optional[int] = ..., challenge_window_blocks: _Optional[int] = ..., protocol_fee_ppm: _Optional[int] = ..., max_queue: _Optional[int] = ..., assign_per_block: _Optional[int] = ..., reputation_initial: _Optional[int] = ..., reputation_max: _Optional[int] = ..., reputation_gain: _Optional[int] = ..., reputation_loss: _Optional[int] = ...) -> None: ...
+
+class Reveal(_message.Message):
+    __slots__ = ("salt", "prompt_tokens", "tokens", "text", "logprobs_micronats", "stop_reason", "output_digest", "height")
+    SALT_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    LOGPROBS_MICRONATS_FIELD_NUMBER: _ClassVar[int]
+    STOP_REASON_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    salt: bytes
+    prompt_tokens: int
+    tokens: _containers.RepeatedScalarFieldContainer[int]
+    text: str
+    logprobs_micronats: _containers.RepeatedScalarFieldContainer[int]
+    stop_reason: str
+    output_digest: bytes
+    height: int
+    def __init__(self, salt: _Optional[bytes] = ..., prompt_tokens: _Optional[int] = ..., tokens: _Optional[_Iterable[int]] = ..., text: _Optional[str] = ..., logprobs_micronats: _Optional[_Iterable[int]] = ..., stop_reason: _Optional[str] = ..., output_digest: _Optional[bytes] = ..., height: _Optional[int] = ...) -> None: ...
+
+class Assignment(_message.Message):
+    __slots__ = ("executor", "price_per_token", "status", "assigned_height", "deadline_height", "commitment", "reveal", "payment", "release_height", "released")
+    EXECUTOR_FIELD_NUMBER: _ClassVar[int]
+    PRICE_PER_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNED_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    COMMITMENT_FIELD_NUMBER: _ClassVar[int]
+    REVEAL_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    RELEASED_FIELD_NUMBER: _ClassVar[int]
+    executor: bytes
+    price_per_token: int
+    status: AssignmentStatus
+    assigned_height: int
+    deadline_height: int
+    commitment: bytes
+    reveal: Reveal
+    payment: int
+    release_height: int
+    released: bool
+    def __init__(self, executor: _Optional[bytes] = ..., price_per_token: _Optional[int] = ..., status: _Optional[_Union[AssignmentStatus, str]] = ..., assigned_height: _Optional[int] = ..., deadline_height: _Optional[int] = ..., commitment: _Optional[bytes] = ..., reveal: _Optional[_Union[Reveal, _Mapping]] = ..., payment: _Optional[int] = ..., release_height: _Optional[int] = ..., released: _Optional[bool] = ...) -> None: ...
+
+class Job(_message.Message):
+    __slots__ = ("id", "poster", "request", "status", "posted_height", "timeout_height", "escrow", "assignments", "output_digest", "final_height", "protocol_fee", "refunded", "reason")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    POSTER_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    POSTED_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    ESCROW_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    FINAL_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FEE_FIELD_NUMBER: _ClassVar[int]
+    REFUNDED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    id: bytes
+    poster: bytes
+    request: _types_pb2.PostJob
+    status: JobStatus
+    posted_height: int
+    timeout_height: int
+    escrow: int
+    assignments: _containers.RepeatedCompositeFieldContainer[Assignment]
+    output_digest: bytes
+    final_height: int
+    protocol_fee: int
+    refunded: int
+    reason: str
+    def __init__(self, id: _Optional[bytes] = ..., poster: _Optional[bytes] = ..., request: _Optional[_Union[_types_pb2.PostJob, _Mapping]] = ..., status: _Optional[_Union[JobStatus, str]] = ..., posted_height: _Optional[int] = ..., timeout_height: _Optional[int] = ..., escrow: _Optional[int] = ..., assignments: _Optional[_Iterable[_Union[Assignment, _Mapping]]] = ..., output_digest: _Optional[bytes] = ..., final_height: _Optional[int] = ..., protocol_fee: _Optional[int] = ..., refunded: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...

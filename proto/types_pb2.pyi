@@ -25,20 +25,42 @@ class Transaction(_message.Message):
     def __init__(self, body: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class TransactionBody(_message.Message):
-    __slots__ = ("chain_id", "genesis_hash", "sender", "nonce", "fee", "transfer")
+    __slots__ = ("chain_id", "genesis_hash", "sender", "nonce", "fee", "transfer", "bond", "unbond", "withdraw_unbonded", "set_offer", "clear_offer", "propose_model", "vote_model", "post_job", "commit_result", "reveal_result", "cancel_job")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     GENESIS_HASH_FIELD_NUMBER: _ClassVar[int]
     SENDER_FIELD_NUMBER: _ClassVar[int]
     NONCE_FIELD_NUMBER: _ClassVar[int]
     FEE_FIELD_NUMBER: _ClassVar[int]
     TRANSFER_FIELD_NUMBER: _ClassVar[int]
+    BOND_FIELD_NUMBER: _ClassVar[int]
+    UNBOND_FIELD_NUMBER: _ClassVar[int]
+    WITHDRAW_UNBONDED_FIELD_NUMBER: _ClassVar[int]
+    SET_OFFER_FIELD_NUMBER: _ClassVar[int]
+    CLEAR_OFFER_FIELD_NUMBER: _ClassVar[int]
+    PROPOSE_MODEL_FIELD_NUMBER: _ClassVar[int]
+    VOTE_MODEL_FIELD_NUMBER: _ClassVar[int]
+    POST_JOB_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_RESULT_FIELD_NUMBER: _ClassVar[int]
+    REVEAL_RESULT_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_JOB_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     genesis_hash: bytes
     sender: bytes
     nonce: int
     fee: int
     transfer: Transfer
-    def __init__(self, chain_id: _Optional[str] = ..., genesis_hash: _Optional[bytes] = ..., sender: _Optional[bytes] = ..., nonce: _Optional[int] = ..., fee: _Optional[int] = ..., transfer: _Optional[_Union[Transfer, _Mapping]] = ...) -> None: ...
+    bond: Bond
+    unbond: Unbond
+    withdraw_unbonded: WithdrawUnbonded
+    set_offer: SetOffer
+    clear_offer: ClearOffer
+    propose_model: ProposeModel
+    vote_model: VoteModel
+    post_job: PostJob
+    commit_result: CommitResult
+    reveal_result: RevealResult
+    cancel_job: CancelJob
+    def __init__(self, chain_id: _Optional[str] = ..., genesis_hash: _Optional[bytes] = ..., sender: _Optional[bytes] = ..., nonce: _Optional[int] = ..., fee: _Optional[int] = ..., transfer: _Optional[_Union[Transfer, _Mapping]] = ..., bond: _Optional[_Union[Bond, _Mapping]] = ..., unbond: _Optional[_Union[Unbond, _Mapping]] = ..., withdraw_unbonded: _Optional[_Union[WithdrawUnbonded, _Mapping]] = ..., set_offer: _Optional[_Union[SetOffer, _Mapping]] = ..., clear_offer: _Optional[_Union[ClearOffer, _Mapping]] = ..., propose_model: _Optional[_Union[ProposeModel, _Mapping]] = ..., vote_model: _Optional[_Union[VoteModel, _Mapping]] = ..., post_job: _Optional[_Union[PostJob, _Mapping]] = ..., commit_result: _Optional[_Union[CommitResult, _Mapping]] = ..., reveal_result: _Optional[_Union[RevealResult, _Mapping]] = ..., cancel_job: _Optional[_Union[CancelJob, _Mapping]] = ...) -> None: ...
 
 class Transfer(_message.Message):
     __slots__ = ("dest", "amount")
@@ -47,6 +69,152 @@ class Transfer(_message.Message):
     dest: bytes
     amount: int
     def __init__(self, dest: _Optional[bytes] = ..., amount: _Optional[int] = ...) -> None: ...
+
+class Bond(_message.Message):
+    __slots__ = ("amount", "validate")
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_FIELD_NUMBER: _ClassVar[int]
+    amount: int
+    validate: bool
+    def __init__(self, amount: _Optional[int] = ..., validate: _Optional[bool] = ...) -> None: ...
+
+class Unbond(_message.Message):
+    __slots__ = ("amount",)
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    amount: int
+    def __init__(self, amount: _Optional[int] = ...) -> None: ...
+
+class WithdrawUnbonded(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SetOffer(_message.Message):
+    __slots__ = ("models", "price_per_token", "region", "capacity")
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    PRICE_PER_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedScalarFieldContainer[bytes]
+    price_per_token: int
+    region: str
+    capacity: int
+    def __init__(self, models: _Optional[_Iterable[bytes]] = ..., price_per_token: _Optional[int] = ..., region: _Optional[str] = ..., capacity: _Optional[int] = ...) -> None: ...
+
+class ClearOffer(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ProposeModel(_message.Message):
+    __slots__ = ("model",)
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    model: ModelInfo
+    def __init__(self, model: _Optional[_Union[ModelInfo, _Mapping]] = ...) -> None: ...
+
+class VoteModel(_message.Message):
+    __slots__ = ("model", "approve")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    APPROVE_FIELD_NUMBER: _ClassVar[int]
+    model: bytes
+    approve: bool
+    def __init__(self, model: _Optional[bytes] = ..., approve: _Optional[bool] = ...) -> None: ...
+
+class ModelInfo(_message.Message):
+    __slots__ = ("id", "name", "context_length", "end_tokens", "engine", "thresholds")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    END_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
+    id: bytes
+    name: str
+    context_length: int
+    end_tokens: _containers.RepeatedScalarFieldContainer[int]
+    engine: str
+    thresholds: ModelThresholds
+    def __init__(self, id: _Optional[bytes] = ..., name: _Optional[str] = ..., context_length: _Optional[int] = ..., end_tokens: _Optional[_Iterable[int]] = ..., engine: _Optional[str] = ..., thresholds: _Optional[_Union[ModelThresholds, _Mapping]] = ...) -> None: ...
+
+class ModelThresholds(_message.Message):
+    __slots__ = ("worst_margin_micro", "miss_slack_micro", "miss_rate_ppm", "miss_depth_micro", "false_positive_budget_ppb", "max_logprob_error_micro", "mean_logprob_error_micro")
+    WORST_MARGIN_MICRO_FIELD_NUMBER: _ClassVar[int]
+    MISS_SLACK_MICRO_FIELD_NUMBER: _ClassVar[int]
+    MISS_RATE_PPM_FIELD_NUMBER: _ClassVar[int]
+    MISS_DEPTH_MICRO_FIELD_NUMBER: _ClassVar[int]
+    FALSE_POSITIVE_BUDGET_PPB_FIELD_NUMBER: _ClassVar[int]
+    MAX_LOGPROB_ERROR_MICRO_FIELD_NUMBER: _ClassVar[int]
+    MEAN_LOGPROB_ERROR_MICRO_FIELD_NUMBER: _ClassVar[int]
+    worst_margin_micro: int
+    miss_slack_micro: int
+    miss_rate_ppm: int
+    miss_depth_micro: int
+    false_positive_budget_ppb: int
+    max_logprob_error_micro: int
+    mean_logprob_error_micro: int
+    def __init__(self, worst_margin_micro: _Optional[int] = ..., miss_slack_micro: _Optional[int] = ..., miss_rate_ppm: _Optional[int] = ..., miss_depth_micro: _Optional[int] = ..., false_positive_budget_ppb: _Optional[int] = ..., max_logprob_error_micro: _Optional[int] = ..., mean_logprob_error_micro: _Optional[int] = ...) -> None: ...
+
+class Sampling(_message.Message):
+    __slots__ = ("temperature_milli", "top_k", "top_p_ppm", "seed")
+    TEMPERATURE_MILLI_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    TOP_P_PPM_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    temperature_milli: int
+    top_k: int
+    top_p_ppm: int
+    seed: int
+    def __init__(self, temperature_milli: _Optional[int] = ..., top_k: _Optional[int] = ..., top_p_ppm: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
+
+class PostJob(_message.Message):
+    __slots__ = ("model", "prompt", "prompt_format", "max_tokens", "sampling", "max_price_per_token", "redundancy", "region")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLING_FIELD_NUMBER: _ClassVar[int]
+    MAX_PRICE_PER_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    REDUNDANCY_FIELD_NUMBER: _ClassVar[int]
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    model: bytes
+    prompt: str
+    prompt_format: str
+    max_tokens: int
+    sampling: Sampling
+    max_price_per_token: int
+    redundancy: int
+    region: str
+    def __init__(self, model: _Optional[bytes] = ..., prompt: _Optional[str] = ..., prompt_format: _Optional[str] = ..., max_tokens: _Optional[int] = ..., sampling: _Optional[_Union[Sampling, _Mapping]] = ..., max_price_per_token: _Optional[int] = ..., redundancy: _Optional[int] = ..., region: _Optional[str] = ...) -> None: ...
+
+class CommitResult(_message.Message):
+    __slots__ = ("job_id", "commitment")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    COMMITMENT_FIELD_NUMBER: _ClassVar[int]
+    job_id: bytes
+    commitment: bytes
+    def __init__(self, job_id: _Optional[bytes] = ..., commitment: _Optional[bytes] = ...) -> None: ...
+
+class RevealResult(_message.Message):
+    __slots__ = ("job_id", "salt", "prompt_tokens", "tokens", "text", "logprobs_micronats", "stop_reason")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    SALT_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    LOGPROBS_MICRONATS_FIELD_NUMBER: _ClassVar[int]
+    STOP_REASON_FIELD_NUMBER: _ClassVar[int]
+    job_id: bytes
+    salt: bytes
+    prompt_tokens: int
+    tokens: _containers.RepeatedScalarFieldContainer[int]
+    text: str
+    logprobs_micronats: _containers.RepeatedScalarFieldContainer[int]
+    stop_reason: str
+    def __init__(self, job_id: _Optional[bytes] = ..., salt: _Optional[bytes] = ..., prompt_tokens: _Optional[int] = ..., tokens: _Optional[_Iterable[int]] = ..., text: _Optional[str] = ..., logprobs_micronats: _Optional[_Iterable[int]] = ..., stop_reason: _Optional[str] = ...) -> None: ...
+
+class CancelJob(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: bytes
+    def __init__(self, job_id: _Optional[bytes] = ...) -> None: ...
 
 class Header(_message.Message):
     __slots__ = ("chain_id", "height", "time_ms", "parent_hash", "state_root", "transactions_root", "receipts_root", "proposer", "validators_hash", "last_commit_hash")

@@ -238,7 +238,7 @@ def test_a_malleated_signature_is_refused_so_only_the_signer_can_change_the_id()
         ("28050a0163", "field chain_id (1) comes after field 5"),
         ("0a016320002805", "field nonce (4) is written with its default value 0"),
         ("0a0163288500", "field fee (5) is a varint of 2 bytes where 1 suffice"),
-        ("0a01632805980101", "unknown field 19"),
+        ("0a01632805980601", "unknown field 99"),
     ],
 )
 def test_the_canonical_encoding_example_in_the_protocol_doc(hex_bytes, reason):
