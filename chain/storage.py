@@ -29,7 +29,7 @@ import struct
 from dataclasses import dataclass
 from hashlib import blake2b
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 
 import plyvel
 from google.protobuf.message import DecodeError
@@ -117,12 +117,39 @@ class _ChecksummedReads:
 
 
 class StateView(_ChecksummedReads):
-    """The latest committed state, as the runtime's StateReader."""
+    """The latest committed state, as the runtime's StateReader and IterableState."""
 
-    __slots__ = ()
+    __slots__ = ("_db",)
 
     def __init__(self, db, path: Path):
-        super().__init__(db.prefixed_db(_STATE), path)
+        state = db.prefixed_db(_STATE)
+        super().__init__(state, path)
+        self._db = state
+
+    def iter_prefix(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        """Stored (key, value) pairs under a prefix, sorted by key, each block's checksum verified."""
+        return self._walk(self._db.iterator(start=prefix, stop=_prefix_end(prefix), verify_checksums=True))
+
+    def iter_prefix_reverse(self, prefix: bytes, before: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """(key, value) pairs under a prefix, largest key first; with `before`, only keys below it.
+
+        `before` continues a walk from the last key seen (a listing's page token).
+        """
+        stop = _prefix_end(prefix)
+        if before is not None:
+            if not before > prefix:
+                return iter(())
+            stop = before if stop is None else min(before, stop)
+        return self._walk(self._db.iterator(start=prefix, stop=stop, reverse=True, verify_checksums=True))
+
+    def _walk(self, iterator) -> Iterator[tuple[bytes, bytes]]:
+        # The iterator reads from an implicit snapshot taken when it was made: blocks committed
+        # meanwhile do not show, and none is half seen.
+        try:
+            with iterator:
+                yield from iterator
+        except plyvel.Error as error:
+            raise _damaged(self._path, f"reading it failed ({_first_line(error)})") from None
 
 
 class ChainStore:
@@ -447,6 +474,14 @@ class _PrefixedBatch:
 
     def put(self, key: bytes, value: bytes) -> None:
         self._put(self._prefix + key, value)
+
+
+def _prefix_end(prefix: bytes) -> bytes | None:
+    """The least key above every key that starts with `prefix`; None when there is none."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return None
+    return stripped[:-1] + bytes([stripped[-1] + 1])
 
 
 def _u64(number: int) -> bytes:
