@@ -1,0 +1,297 @@
+"""The inference market's read API (proto/node.proto): GetJob, ListJobs, WatchJob, ListModels, GetExecutors.
+
+Every call only reads. A request is parsed into a query (`job_query`, `checked_job_id`, ...), one
+function answers it from the committed state through the runtime's own readers (runtime/jobs.py,
+staking.py, models.py, reputation.py), and `JobsApi` maps a QueryError to its status code.
+
+A job is read at a named block: from the state tree under that block's state root, so the job,
+the height and the block hash always agree, and WatchJob can compare the job block by block.
+Listings walk the node's latest state (StateView), each from one LevelDB snapshot.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Iterator
+
+import grpc
+
+from chain.node.core import NodeCore
+from chain.ss58 import encode_address
+from chain.storage import ChainStore, Head, StoreError
+from proto import node_pb2, state_pb2, types_pb2
+from runtime import jobs, models, reputation, staking
+
+log = logging.getLogger(__name__)
+
+ID_BYTES = 32
+ACCOUNT_BYTES = 32
+DEFAULT_LIST_LIMIT = 20
+MAX_LIST_LIMIT = 100
+# Index keys one ListJobs call reads at most: a status filter that few jobs match then returns a
+# short (even empty) page and a page token to go on from, instead of walking every job there is.
+MAX_KEYS_WALKED = 10_000
+# How long WatchJob waits for the next block before checking that its client is still there.
+WATCH_POLL_SECONDS = 1.0
+_HEIGHT_BYTES = 8
+_STATUS_VALUES = frozenset(state_pb2.JobStatus.values())
+
+
+class QueryError(Exception):
+    """A request the node cannot answer: `status` is the gRPC status code, the message says why."""
+
+    def __init__(self, status: grpc.StatusCode, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def _invalid(message: str) -> QueryError:
+    return QueryError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+# --- reading at a block ---------------------------------------------------------------
+
+
+class StateAt:
+    """The committed state after one block, read from the state tree under its state root (a StateReader)."""
+
+    __slots__ = ("_tree", "_root")
+
+    def __init__(self, store: ChainStore, state_root: bytes):
+        self._tree = store.tree
+        self._root = state_root
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._tree.get(self._root, key)
+
+
+def head_at(store: ChainStore, height: int, best: Head) -> Head:
+    """The block at `height` (at most the best one) as a Head: height, hash, state root."""
+    if height >= best.height:
+        return best
+    block_hash = store.block_hash_at(height)
+    finalized = store.finalized_block(block_hash) if block_hash is not None else None
+    if finalized is None:
+        raise StoreError(f"{store.path} has no block #{height} below its head #{best.height}")
+    header = types_pb2.Header.FromString(finalized.block.header)
+    return Head(height, block_hash, header.state_root)
+
+
+def job_view(store: ChainStore, job_id: bytes, head: Head) -> node_pb2.JobView | None:
+    """The job as it stood after block `head`; None when it did not exist then."""
+    job = jobs.read_job(StateAt(store, head.state_root), job_id)
+    if job is None:
+        return None
+    return node_pb2.JobView(job=job, height=head.height, block_hash=head.hash)
+
+
+# --- parsing requests -----------------------------------------------------------------
+
+
+def checked_job_id(job_id: bytes) -> bytes:
+    """A job id as sent: 32 bytes, or QueryError(INVALID_ARGUMENT)."""
+    if len(job_id) != ID_BYTES:
+        raise _invalid(f"a job id is {ID_BYTES} bytes, got {len(job_id)}")
+    return job_id
+
+
+def _checked_account(account: bytes, what: str) -> bytes:
+    if len(account) != ACCOUNT_BYTES:
+        raise _invalid(f"{what} is a {ACCOUNT_BYTES}-byte account id, got {len(account)} bytes")
+    return account
+
+
+@dataclass(frozen=True)
+class JobQuery:
+    """One page of ListJobs: the index walked, the status kept, how many, and where the last page ended."""
+
+    index: bytes  # every key under it is index + u64 BE posted height + job id
+    status: int  # 0 (JOB_STATUS_UNSPECIFIED): any
+    limit: int
+    after: bytes | None  # the previous page's last key; None for the first page
+
+
+def job_query(request: node_pb2.ListJobsRequest) -> JobQuery:
+    """The ListJobs request checked; QueryError(INVALID_ARGUMENT) naming the first problem."""
+    if request.poster and request.executor:
+        raise _invalid("filter by poster or by executor, not both")
+    if request.poster:
+        index = jobs.JOBS_BY_POSTER + _checked_account(request.poster, "poster")
+    elif request.executor:
+        index = jobs.JOBS_BY_EXECUTOR + _checked_account(request.executor, "executor")
+    else:
+        index = jobs.JOBS_BY_HEIGHT
+    if request.status not in _STATUS_VALUES:
+        raise _invalid(f"status {request.status} is not a JobStatus value")
+    if request.limit > MAX_LIST_LIMIT:
+        raise _invalid(f"limit is 1 to {MAX_LIST_LIMIT} (0 means {DEFAULT_LIST_LIMIT}), got {request.limit}")
+    return JobQuery(index, request.status, request.limit or DEFAULT_LIST_LIMIT, _page_start(request.page_token, index))
+
+
+def _page_start(token: bytes, index: bytes) -> bytes | None:
+    """Where a page token says the walk goes on; it must be a key of the index being walked."""
+    if not token:
+        return None
+    if len(token) != len(index) + _HEIGHT_BYTES + ID_BYTES or not token.startswith(index):
+        raise _invalid(
+            "page_token does not continue this listing: pass next_page_token from the previous "
+            "response unchanged, with the same poster or executor filter"
+        )
+    return token
+
+
+# --- answering ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """Jobs newest first; `next_page_token` is empty when the walk reached the end of the index."""
+
+    jobs: tuple[state_pb2.Job, ...]
+    next_page_token: bytes
+
+
+def list_jobs(state, query: JobQuery, max_keys: int = MAX_KEYS_WALKED) -> JobPage:
+    """A page of jobs from walking the query's index downwards (newest first), at most `max_keys` keys.
+
+    `state` is the node's StateView (iter_prefix_reverse). The page token is the last key read:
+    the last job returned, or where the walk stopped at `max_keys`.
+    """
+    found: list[state_pb2.Job] = []
+    walked = 0
+    keys = state.iter_prefix_reverse(query.index, before=query.after)
+    try:
+        for key, _ in keys:
+            walked += 1
+            job = jobs.read_job(state, key[-ID_BYTES:])
+            if job is None:
+                log.warning("job index key %s names no job", key.hex())
+            elif not query.status or job.status == query.status:
+                found.append(job)
+            if len(found) == query.limit or walked == max_keys:
+                more = next(keys, None) is not None
+                return JobPage(tuple(found), key if more else b"")
+    finally:
+        keys.close()
+    return JobPage(tuple(found), b"")
+
+
+def executor_views(state, model: bytes) -> list[node_pb2.ExecutorView]:
+    """Every account with an offer (only those serving `model` when given), by account id."""
+    if model:
+        if len(model) != ID_BYTES:
+            raise _invalid(f"a model id is {ID_BYTES} bytes, got {len(model)}")
+        if models.read_model(state, model) is None:
+            raise QueryError(grpc.StatusCode.NOT_FOUND, f"model {model.hex()} is not registered")
+        accounts = staking.serving(state, model)
+    else:
+        accounts = [key[len(staking.OFFER_PREFIX):] for key, _ in state.iter_prefix(staking.OFFER_PREFIX)]
+    views = []
+    for account in accounts:
+        offer = staking.read_offer(state, account)
+        if offer is None:
+            continue
+        ledger = staking.read_ledger(state, account)
+        views.append(
+            node_pb2.ExecutorView(
+                account=account,
+                address=encode_address(account),
+                offer=offer,
+                bonded=ledger.bonded if ledger is not None else 0,
+                reputation=_reputation(state, account),
+                load=jobs.read_load(state, account),
+            )
+        )
+    return views
+
+
+def _reputation(state, account: bytes) -> int:
+    # An executor that has no score yet is weighed at the chain's starting score.
+    return reputation.read_reputation(state, account, jobs.read_params(state).reputation_initial)
+
+
+def model_listing(state) -> tuple[list[types_pb2.ModelInfo], list[state_pb2.ModelProposal]]:
+    """The registered models and the open proposals, by model id."""
+    registered = [types_pb2.ModelInfo.FromString(value) for _, value in state.iter_prefix(models.MODEL_PREFIX)]
+    proposals = [state_pb2.ModelProposal.FromString(value) for _, value in state.iter_prefix(models.PROPOSAL_PREFIX)]
+    return registered, proposals
+
+
+# --- the servicer ---------------------------------------------------------------------
+
+
+class JobsApi:
+    """The market's calls of the Node service; mixed into NodeApi, which holds `core`."""
+
+    core: NodeCore
+
+    def GetJob(self, request, context):
+        try:
+            head = self.core.head
+            return self._view(checked_job_id(request.job_id), head)
+        except QueryError as error:
+            context.abort(error.status, str(error))
+
+    def ListJobs(self, request, context):
+        try:
+            query = job_query(request)
+        except QueryError as error:
+            context.abort(error.status, str(error))
+        height = self.core.head.height
+        page = list_jobs(self.core.store.state, query, MAX_KEYS_WALKED)
+        return node_pb2.ListJobsResponse(jobs=page.jobs, next_page_token=page.next_page_token, height=height)
+
+    def WatchJob(self, request, context):
+        try:
+            job_id = checked_job_id(request.job_id)
+            head = self.core.head
+            view = self._view(job_id, head)
+        except QueryError as error:
+            context.abort(error.status, str(error))
+        yield view
+        try:
+            yield from self._changes(job_id, view, context)
+        except StoreError as error:  # the edge guard maps this for unary calls only
+            log.error("watching job %s: %s", job_id.hex(), error)
+            context.abort(grpc.StatusCode.DATA_LOSS, f"the node cannot read its database: {error}")
+
+    def _changes(self, job_id: bytes, view: node_pb2.JobView, context) -> Iterator[node_pb2.JobView]:
+        """The job after each later block whose state changed it, until a final status."""
+        store = self.core.store
+        sent = view.job.SerializeToString()
+        height = view.height
+        while view.job.status not in jobs.FINAL_STATUSES and context.is_active():
+            if not self.core.wait_for_block(height, WATCH_POLL_SECONDS):
+                continue
+            best = self.core.head
+            for next_height in range(height + 1, best.height + 1):
+                view = job_view(store, job_id, head_at(store, next_height, best))
+                if view is None:
+                    context.abort(grpc.StatusCode.NOT_FOUND, f"job {job_id.hex()} is no longer in the state")
+                current = view.job.SerializeToString()
+                if current != sent:
+                    sent = current
+                    yield view
+                if view.job.status in jobs.FINAL_STATUSES:
+                    return
+            height = best.height
+
+    def _view(self, job_id: bytes, head: Head) -> node_pb2.JobView:
+        view = job_view(self.core.store, job_id, head)
+        if view is None:
+            raise QueryError(grpc.StatusCode.NOT_FOUND, f"no job {job_id.hex()} at height {head.height}")
+        return view
+
+    def ListModels(self, request, context):
+        height = self.core.head.height
+        registered, proposals = model_listing(self.core.store.state)
+        return node_pb2.ListModelsResponse(models=registered, proposals=proposals, height=height)
+
+    def GetExecutors(self, request, context):
+        height = self.core.head.height
+        try:
+            views = executor_views(self.core.store.state, request.model)
+        except QueryError as error:
+            context.abort(error.status, str(error))
+        return node_pb2.GetExecutorsResponse(executors=views, height=height)
