@@ -137,9 +137,8 @@ class StateView(_ChecksummedReads):
         """
         stop = _prefix_end(prefix)
         if before is not None:
-            if not before > prefix:
-                return iter(())
-            stop = before if stop is None else min(before, stop)
+            # A key at or below the prefix itself leaves an empty range (start == stop).
+            stop = max(prefix, before if stop is None else min(before, stop))
         return self._walk(self._db.iterator(start=prefix, stop=stop, reverse=True, verify_checksums=True))
 
     def _walk(self, iterator) -> Iterator[tuple[bytes, bytes]]:
