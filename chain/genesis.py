@@ -16,7 +16,8 @@ from typing import Any
 
 from chain.crypto import DEV_ACCOUNT_NAMES, dev_keypair
 from chain.ss58 import AddressError, decode_address
-from runtime import balances, system
+from inference.registration import EMBEDDED_MODEL_ID, embedded_model_info
+from runtime import balances, jobs, models, staking, system
 from runtime.genesis import RuntimeGenesis, build_genesis_state, parse_app_state
 from runtime.hashing import blake2b_256
 from runtime.module import GenesisContext
@@ -25,6 +26,10 @@ from runtime.params import params_to_json, parse_integer
 DEV_CHAIN_ID = "inferchain-dev"
 DEV_GENESIS_TIME = "2026-11-01T00:00:00Z"
 DEV_ENDOWMENT = 10**18
+# Each dev validator bonds this much and offers the embedded model at this price (base units per token).
+DEV_BOND = 2 * 10**17
+DEV_PRICE_PER_TOKEN = 1_000_000_000
+DEV_CAPACITY = 2
 
 
 class GenesisError(ValueError):
@@ -241,5 +246,27 @@ def dev_genesis_document(chain_id: str = DEV_CHAIN_ID, validator_names: tuple[st
                     for name in DEV_ACCOUNT_NAMES
                 ],
             },
+            "models": {"params": params_to_json(models.PARAMS, models.Params()), "models": [embedded_model_info()]},
+            "staking": {
+                "params": params_to_json(staking.PARAMS, staking.Params()),
+                "stakes": [dev_stake(name) for name in validator_names],
+            },
+            "jobs": {"params": params_to_json(jobs.PARAMS, jobs.Params())},
+        },
+    }
+
+
+def dev_stake(name: str) -> dict:
+    """A dev account's genesis stake: bonded, validating, and offering the embedded model."""
+    return {
+        "name": name,
+        "address": dev_keypair(name).address,
+        "bonded": str(DEV_BOND),
+        "validate": True,
+        "offer": {
+            "models": [EMBEDDED_MODEL_ID],
+            "price_per_token": str(DEV_PRICE_PER_TOKEN),
+            "region": "",
+            "capacity": DEV_CAPACITY,
         },
     }

@@ -193,7 +193,7 @@ class JobIdList(_message.Message):
     def __init__(self, job_ids: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class JobsParams(_message.Message):
-    __slots__ = ("max_prompt_bytes", "max_tokens", "max_redundancy", "commit_blocks", "reveal_blocks", "job_timeout_blocks", "challenge_window_blocks", "protocol_fee_ppm", "max_queue", "assign_per_block", "reputation_initial", "reputation_max", "reputation_gain", "reputation_loss")
+    __slots__ = ("max_prompt_bytes", "max_tokens", "max_redundancy", "commit_blocks", "reveal_blocks", "job_timeout_blocks", "challenge_window_blocks", "protocol_fee_ppm", "max_queue", "assign_per_block", "reputation_initial", "reputation_max", "reputation_gain", "reputation_loss", "min_tokens_per_block")
     MAX_PROMPT_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
     MAX_REDUNDANCY_FIELD_NUMBER: _ClassVar[int]
@@ -208,6 +208,7 @@ class JobsParams(_message.Message):
     REPUTATION_MAX_FIELD_NUMBER: _ClassVar[int]
     REPUTATION_GAIN_FIELD_NUMBER: _ClassVar[int]
     REPUTATION_LOSS_FIELD_NUMBER: _ClassVar[int]
+    MIN_TOKENS_PER_BLOCK_FIELD_NUMBER: _ClassVar[int]
     max_prompt_bytes: int
     max_tokens: int
     max_redundancy: int
@@ -222,7 +223,8 @@ class JobsParams(_message.Message):
     reputation_max: int
     reputation_gain: int
     reputation_loss: int
-    def __init__(self, max_prompt_bytes: _Optional[int] = ..., max_tokens: _Optional[int] = ..., max_redundancy: _Optional[int] = ..., commit_blocks: _Optional[int] = ..., reveal_blocks: _Optional[int] = ..., job_timeout_blocks: _Optional[int] = ..., challenge_window_blocks: _Optional[int] = ..., protocol_fee_ppm: _Optional[int] = ..., max_queue: _Optional[int] = ..., assign_per_block: _Optional[int] = ..., reputation_initial: _Optional[int] = ..., reputation_max: _Optional[int] = ..., reputation_gain: _Optional[int] = ..., reputation_loss: _Optional[int] = ...) -> None: ...
+    min_tokens_per_block: int
+    def __init__(self, max_prompt_bytes: _Optional[int] = ..., max_tokens: _Optional[int] = ..., max_redundancy: _Optional[int] = ..., commit_blocks: _Optional[int] = ..., reveal_blocks: _Optional[int] = ..., job_timeout_blocks: _Optional[int] = ..., challenge_window_blocks: _Optional[int] = ..., protocol_fee_ppm: _Optional[int] = ..., max_queue: _Optional[int] = ..., assign_per_block: _Optional[int] = ..., reputation_initial: _Optional[int] = ..., reputation_max: _Optional[int] = ..., reputation_gain: _Optional[int] = ..., reputation_loss: _Optional[int] = ..., min_tokens_per_block: _Optional[int] = ...) -> None: ...
 
 class Reveal(_message.Message):
     __slots__ = ("salt", "prompt_tokens", "tokens", "text", "logprobs_micronats", "stop_reason", "output_digest", "height")

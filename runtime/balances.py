@@ -141,6 +141,55 @@ def transfer(state: Overlay, origin: bytes, call: types_pb2.Transfer) -> None:
     state.deposit_event(transfer_event(origin, dest, amount))
 
 
+# --- reserves (used by staking, models and jobs) ----------------------------------
+
+
+def reserve(state: Overlay, account: bytes, amount: int, error: type[DispatchError] = InsufficientBalance) -> None:
+    """Move `amount` from the account's free to its reserved balance; raises `error` when free is short."""
+    info = system.read_account(state, account)
+    free = 0 if info is None else info.free
+    if free < amount:
+        raise error(f"{amount} exceeds the free balance {free}")
+    info.free -= amount
+    info.reserved += amount
+    system.write_account(state, account, info)
+
+
+def unreserve(state: Overlay, account: bytes, amount: int) -> None:
+    """Move `amount` from reserved back to free (the caller's records say it is reserved)."""
+    info = system.read_account(state, account)
+    if info is None or info.reserved < amount:
+        raise ValueError(f"account {account.hex()} has less than {amount} reserved")
+    info.reserved -= amount
+    info.free += amount
+    system.write_account(state, account, info)
+
+
+def repatriate_reserved(state: Overlay, source: bytes, dest: bytes, amount: int) -> None:
+    """Move `amount` from `source`'s reserved to `dest`'s reserved balance (a held payment)."""
+    info = system.read_account(state, source)
+    if info is None or info.reserved < amount:
+        raise ValueError(f"account {source.hex()} has less than {amount} reserved")
+    info.reserved -= amount
+    system.write_account(state, source, info)
+    target = system.read_account(state, dest)
+    if target is None:
+        target = state_pb2.AccountInfo()
+        state.deposit_event(system.new_account_event(dest))
+    target.reserved += amount
+    system.write_account(state, dest, target)
+
+
+def burn_reserved(state: Overlay, account: bytes, amount: int) -> None:
+    """Destroy `amount` of the account's reserved balance, recorded in the supply's burned figure."""
+    info = system.read_account(state, account)
+    if info is None or info.reserved < amount:
+        raise ValueError(f"account {account.hex()} has less than {amount} reserved")
+    info.reserved -= amount
+    system.write_account(state, account, info)
+    system.record_burn(state, amount)
+
+
 def transfer_cost(call: types_pb2.Transfer) -> int:
     """What the call spends from the sender beside the fee (checked before queueing)."""
     return call.amount

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Iterable, Mapping
 
-from runtime import balances, system
+from runtime import balances, jobs, models, staking, system
 from runtime.module import CallSpec, EventSpec, ModuleSpec
 
 
@@ -54,7 +54,7 @@ class Runtime:
         return [getattr(module, which) for module in self.modules if getattr(module, which) is not None]
 
 
-RUNTIME = Runtime(modules=(system.SPEC, balances.SPEC))
+RUNTIME = Runtime(modules=(system.SPEC, balances.SPEC, models.SPEC, staking.SPEC, jobs.SPEC))
 
 
 def event_attribute_kind(module: str, event: str, key: str) -> str | None:

@@ -133,6 +133,13 @@ def add_issuance(state: Overlay, amount: int) -> None:
     state.set(SUPPLY_KEY, supply.SerializeToString(deterministic=True))
 
 
+def record_burn(state: Overlay, amount: int) -> None:
+    """Count `amount` destroyed (the caller took it from a balance) in the supply's burned figure."""
+    supply = read_supply(state)
+    supply.burned += amount
+    state.set(SUPPLY_KEY, supply.SerializeToString(deterministic=True))
+
+
 # --- calls (none) / fee handling --------------------------------------------------
 
 

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from chain.crypto import DEV_ACCOUNT_NAMES, dev_keypair
 from chain.genesis import DEV_ENDOWMENT, GenesisError, dev_genesis_document, genesis_hash, load_genesis, parse_genesis
-from runtime import system
+from inference.registration import EMBEDDED_MODEL_ID
+from runtime import models, staking, system
 from tests.nodes import ROOT
 
 
@@ -26,7 +27,12 @@ def test_dev_genesis_endows_the_dev_accounts_and_alice_validates():
     state = genesis.state()
     for name in DEV_ACCOUNT_NAMES:
         account = system.read_account(_Reader(state), dev_keypair(name).public_key)
-        assert account.free == DEV_ENDOWMENT
+        assert account.free + account.reserved == DEV_ENDOWMENT
+    # Alice, the validator, bonded part of hers and offers the embedded model (make dev executes jobs).
+    alice = dev_keypair("alice").public_key
+    assert staking.read_ledger(_Reader(state), alice).bonded == system.read_account(_Reader(state), alice).reserved
+    assert staking.read_offer(_Reader(state), alice).models == [bytes.fromhex(EMBEDDED_MODEL_ID)]
+    assert models.read_model(_Reader(state), bytes.fromhex(EMBEDDED_MODEL_ID)).context_length == 8192
     assert genesis.consensus.block_time_ms == 1000
 
 

@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from proto import types_pb2
-from runtime import balances, system
+from runtime import balances, jobs, models, staking, system
 from runtime.executive import TRANSACTION_SIGNING_CONTEXT, apply_block, check_transaction, transaction_rules
 from runtime.genesis import RuntimeGenesis, build_genesis_state
 from runtime.primitives import BlockContext
@@ -37,14 +37,26 @@ ACCOUNTS = [Account.from_index(index) for index in range(6)]
 AUTHOR = ACCOUNTS[0]
 
 
-def genesis_state(endowed: int = 4, params: system.Params = system.Params()) -> MemoryState:
-    """A chain where the first `endowed` accounts hold ENDOWMENT each."""
+def genesis_state(
+    endowed: int = 4,
+    params: system.Params = system.Params(),
+    *,
+    registered: tuple[types_pb2.ModelInfo, ...] = (),
+    stakes: tuple[staking.GenesisStake, ...] = (),
+    staking_params: staking.Params = staking.Params(),
+    models_params: models.Params = models.Params(),
+    jobs_params: jobs.Params = jobs.Params(),
+) -> MemoryState:
+    """A chain where the first `endowed` accounts hold ENDOWMENT each (market modules empty unless given)."""
     config = RuntimeGenesis(
         {
             "system": system.GenesisConfig(CHAIN_ID, GENESIS_HASH, GENESIS_TIME_MS, 1, params),
             "balances": balances.GenesisConfig(
                 balances.Params(), tuple((account.public_key, ENDOWMENT) for account in ACCOUNTS[:endowed])
             ),
+            "models": models.GenesisConfig(models_params, registered),
+            "staking": staking.GenesisConfig(staking_params, stakes),
+            "jobs": jobs.GenesisConfig(jobs_params),
         }
     )
     return MemoryState(build_genesis_state(config))

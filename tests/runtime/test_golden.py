@@ -19,13 +19,13 @@ from tests.runtime.golden import vectors
 ROOT = Path(__file__).resolve().parents[2]
 
 PINNED = {
-    "genesis_json_hash": "b49c238596e9f3d1ba7b3ecd21c923c520b332ab2457a375f64209baf12fb19d",
-    "genesis_state_root": "7c3e7b33b27cc595f7b3b70ede29a60ff4d1fb18b24316e2515df5982ddc44a5",
-    "block_1_state_root": "86ae4e70471a2e37def593db5e8089604be0cd6f03800b3b8bf025d9bd9698ea",
+    "genesis_json_hash": "961cf1aaacdc944149d36948856c102dd69965b86ca753b8346f5e1bd5a2f756",
+    "genesis_state_root": "14ff121f2a9489c152e87c7082762721da903cfe8bf1380c297b8e600d8bc249",
+    "block_1_state_root": "619184b90de2207ddabf5db13393a1709e412399881c43cfb67c46315fe4ff93",
     "block_1_receipts_hash": "7286b064cf16d06cbcab28d6b098555a084fdfafe6c977c63f78b6940d7e7fb4",
-    "block_2_state_root": "a2113fccf97b75198820f2e1febb54f4698978021f71b5ab1e300793f7150f61",
+    "block_2_state_root": "65c2137c88bceb56313af702f518c936b8bcf8194818cbe9776e5ef7478f516a",
     "block_2_receipts_hash": "d346db2e8c8ede2030fce3ba620564141d4c4ebb9a6900fc34d3a3fd83b607f8",
-    "block_3_state_root": "e00f5abdeae912de365f212fb35f78dd8d318c9f6bdff9d0a69a0aff0f95d934",
+    "block_3_state_root": "5075d666d5ac6aab6baacd1a8999e66c1828e8e817b3526b360ead4a2c0c6783",
     "block_3_receipts_hash": "07e918708be4869b900076e2e31c360a7079e4a71e464129c7bd9be78cb12669",
 }
 

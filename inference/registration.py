@@ -1,0 +1,43 @@
+"""What the chain's model registry records for a model (runtime/models.py, proto ModelInfo), as JSON.
+
+The embedded default model is registered in every genesis with the thresholds shipped in
+inference/data/thresholds.json; its name, context length and end-of-generation tokens are fixed
+here and checked against the GGUF file and the engine by tests/inference/test_registration.py.
+"""
+
+from __future__ import annotations
+
+from inference.model_store import EMBEDDED_NAME
+from inference.thresholds import Thresholds, shipped_thresholds
+
+EMBEDDED_MODEL_ID = "d63af87b96e2fd6551e9e7320602f3934f34c41a91004117dd24981571d02f79"
+EMBEDDED_CONTEXT_LENGTH = 8192  # llama.context_length in the GGUF header
+EMBEDDED_END_TOKENS = (0, 2, 4)  # the tokens llama_vocab_is_eog marks
+
+
+def model_info_json(model_id: str, name: str, context_length: int, end_tokens, thresholds: Thresholds) -> dict:
+    """The ModelInfo JSON of genesis `app_state.models.models[]` and of a ProposeModel."""
+    return {
+        "id": model_id,
+        "name": name,
+        "context_length": context_length,
+        "end_tokens": list(end_tokens),
+        "engine": thresholds.engine,
+        "thresholds": {
+            "worst_margin_micro": str(thresholds.worst_margin_micro),
+            "miss_slack_micro": str(thresholds.miss_slack_micro),
+            "miss_rate_ppm": str(thresholds.miss_rate_ppm),
+            "miss_depth_micro": str(thresholds.miss_depth_micro),
+            "false_positive_budget_ppb": str(thresholds.false_positive_budget_ppb),
+            "max_logprob_error_micro": str(thresholds.max_logprob_error_micro),
+            "mean_logprob_error_micro": str(thresholds.mean_logprob_error_micro),
+        },
+    }
+
+
+def embedded_model_info() -> dict:
+    """The embedded default model's registry entry, with the shipped thresholds."""
+    return model_info_json(
+        EMBEDDED_MODEL_ID, EMBEDDED_NAME, EMBEDDED_CONTEXT_LENGTH, EMBEDDED_END_TOKENS,
+        shipped_thresholds()[EMBEDDED_MODEL_ID],
+    )
