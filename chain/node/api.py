@@ -7,6 +7,7 @@ import logging
 import grpc
 
 from chain.node.core import NodeCore, Rejected
+from chain.node.jobs_api import JobsApi
 from chain.ss58 import SS58_PREFIX, SS58_PREFIX_NAME, AddressError, decode_address, encode_address
 from proto import node_pb2, node_pb2_grpc, types_pb2
 from runtime import balances, hashing
@@ -40,8 +41,8 @@ def _abort(context: grpc.ServicerContext, rejection: Rejected) -> None:
     context.abort(_STATUS.get(rejection.status, grpc.StatusCode.INVALID_ARGUMENT), _reason(rejection))
 
 
-class NodeApi(node_pb2_grpc.NodeServicer):
-    """Thin edge over NodeCore: no rule lives here."""
+class NodeApi(JobsApi, node_pb2_grpc.NodeServicer):
+    """Thin edge over NodeCore: no rule lives here (the market's calls: chain/node/jobs_api.py)."""
 
     def __init__(self, core: NodeCore, block_time_ms: int):
         self.core = core

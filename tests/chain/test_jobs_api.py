@@ -21,7 +21,7 @@ from chain.genesis import dev_genesis_document, parse_genesis
 from chain.node import jobs_api
 from chain.node.api import NodeApi
 from chain.node.core import NodeCore
-from chain.node.jobs_api import JobQuery, JobsApi, list_jobs
+from chain.node.jobs_api import JobQuery, list_jobs
 from chain.node.server import ApiServer
 from chain.storage import ChainStore
 from proto import node_pb2, node_pb2_grpc, state_pb2, types_pb2
@@ -44,10 +44,6 @@ STATUSES = (
     state_pb2.JOB_STATUS_CANCELLED,
 )
 JOB_COUNT = 60
-
-
-class Api(JobsApi, NodeApi):
-    """The node's servicer with the market's calls mixed in first, as chain/node/api.py does."""
 
 
 # --- hand-built state -------------------------------------------------------------------
@@ -133,7 +129,7 @@ def served(tmp_path_factory):
     store.initialize(GENESIS.chain_id, GENESIS.hash, GENESIS.initial_height, {**GENESIS.state(), **market_records()})
     core = NodeCore(store, GENESIS, dev_keypair("alice"))
     core.produce_block()
-    server = ApiServer(Api(core, 1000), "127.0.0.1", 0)
+    server = ApiServer(NodeApi(core, 1000), "127.0.0.1", 0)
     server.start()
     server.mark_serving()
     channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
