@@ -1,0 +1,163 @@
+"""`inferchain worker`: execute the jobs the chain assigns to one account, with the engine, and get paid.
+
+It reads the account's offer from the chain, loads the models offered from the model store, then
+follows finalized blocks: each job assigned to the account is run (up to the offer's capacity at
+once), committed and revealed. A node whose validator key has an offer runs one by itself; run
+this command to serve an account from another machine (a GPU box) instead (`node --no-worker`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+
+from chain.cli.connection import add_node_argument, cli_errors, node_target
+from chain.cli.errors import EXIT_BAD_INPUT, EXIT_FAILURE, CliError
+from chain.cli.model import _add_store_argument, _positive, inference_exit_code, store_for
+from chain.client import Client
+from chain.crypto import Keypair
+from chain.keys import KeyResolutionError, load_signer
+from chain.logs import configure_logging
+from chain.ss58 import encode_address
+from chain.text import quote_input
+from chain.worker.executor import EnginePool
+from chain.worker.follower import MarketReader
+from chain.worker.journal import Journal
+from chain.worker.worker import Worker
+from inference.engine import EngineConfig, engine_version, gpu_offload_supported
+from inference.errors import InferenceError, ModelNotFound
+from inference.model_store import default_home
+from proto import state_pb2
+
+log = logging.getLogger("inferchain.worker")
+
+PARENT_CHECK_S = 1.0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "worker", help="execute the jobs assigned to an account: run them, commit and reveal", description=__doc__,
+    )
+    add_node_argument(parser)
+    parser.add_argument("--key", required=True,
+                        help="the executor's key: a key file, or a dev name such as alice; its account needs an offer")
+    parser.add_argument("--gpu-layers", type=int,
+                        help="layers offloaded to a GPU (default: all when llama.cpp has a GPU backend, else 0)")
+    parser.add_argument("--threads", type=_positive,
+                        help="CPU threads per engine (default: the cores shared among the offer's capacity "
+                             "on CPU, all cores with a GPU)")
+    parser.add_argument("--data-dir", type=Path,
+                        help="where salts and results wait for their reveal (default: BASE_PATH/worker)")
+    _add_store_argument(parser)
+    parser.add_argument("--log-level", default="info", choices=("error", "warning", "info", "debug"),
+                        help="least severe log lines printed (default: info)")
+    parser.add_argument("--log-format", default="plain", choices=("plain", "json"),
+                        help="plain lines, or one JSON object per line (default: plain)")
+    parser.add_argument("--parent-pid", type=int,
+                        help="stop when the process with this id exits; a node passes its own (default: none)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve the key's offer until SIGINT or SIGTERM; exit 0 after a clean stop."""
+    configure_logging(args.log_level, args.log_format)
+    stop = _stop_on_signals(args.parent_pid)
+    target = node_target(args.node)
+    keypair = _signer(args.key)
+    address = encode_address(keypair.public_key)
+    with cli_errors():
+        with Client(target) as client:
+            chain_id = client.chain_info().chain_id
+        reader = MarketReader(target)
+        try:
+            offer = reader.offer(keypair.public_key)
+            models = {model.id.hex(): model for model in reader.models()}
+        finally:
+            reader.close()
+    if offer is None:
+        raise CliError(
+            f"{address} has no offer on {chain_id}: bond and offer first (`inferchain tx bond`, `inferchain tx offer`)",
+            EXIT_FAILURE,
+        )
+    config = _engine_config(args, offer)
+    pool = EnginePool(store_for(args), config, {model_id: info.context_length for model_id, info in models.items()})
+    try:
+        _load_offered(pool, offer, models)
+        log.info("worker for %s on %s via %s: %d model(s), capacity %d, price %d per token",
+                 address, chain_id, target, len(offer.models), offer.capacity, offer.price_per_token)
+        data_dir = args.data_dir or (args.base_path or default_home()) / "worker"
+        journal = Journal(data_dir / chain_id / address)
+        with cli_errors():
+            Worker(target, keypair, pool.run, journal).run(stop)
+    finally:
+        pool.close()
+    return 0
+
+
+def _signer(name: str) -> Keypair:
+    try:
+        return load_signer(name)
+    except KeyResolutionError as error:
+        raise CliError(f"cannot load the executor key {quote_input(name)}: {error}", EXIT_BAD_INPUT) from None
+
+
+def _engine_config(args: argparse.Namespace, offer: state_pb2.Offer) -> EngineConfig:
+    """Threads and GPU layers, said in the log: GPU offload is automatic unless --gpu-layers is given."""
+    has_gpu = gpu_offload_supported()
+    gpu_layers = args.gpu_layers if args.gpu_layers is not None else (-1 if has_gpu else 0)
+    threads = args.threads
+    if gpu_layers:
+        log.info("engine: GPU, %s layers offloaded (%s)", "all" if gpu_layers < 0 else gpu_layers,
+                 "--gpu-layers" if args.gpu_layers is not None else "llama.cpp has a GPU backend")
+    elif threads is None:
+        # Engines running at once must not ask for more threads than there are cores: llama.cpp's
+        # threads spin, and oversubscribed they slowed each other ~100x on 2 cores.
+        cores = os.cpu_count() or 1
+        threads = max(1, cores // max(1, offer.capacity))
+        log.info("engine: CPU (%s), %d thread(s) per engine: %d cores shared by capacity %d",
+                 "--gpu-layers 0" if has_gpu else "this llama.cpp build has no GPU backend",
+                 threads, cores, offer.capacity)
+    else:
+        log.info("engine: CPU, %d thread(s) per engine", threads)
+    return EngineConfig(threads=threads, gpu_layers=gpu_layers)
+
+
+def _load_offered(pool: EnginePool, offer: state_pb2.Offer, models: dict) -> None:
+    """Load one engine of every model the offer lists, or say which cannot be loaded and why."""
+    for model in offer.models:
+        model_id = model.hex()
+        registered = models.get(model_id)
+        try:
+            engine = pool.load(model_id)
+        except ModelNotFound:
+            raise CliError(
+                f"the offer lists model {model_id}, which is not in the model store at {pool.store.directory}: "
+                "import its GGUF file with `inferchain model add FILE` (same --base-path)",
+                EXIT_BAD_INPUT,
+            ) from None
+        except InferenceError as error:
+            raise CliError(f"cannot load model {model_id[:12]}...: {error}", inference_exit_code(error)) from None
+        if registered is not None and registered.engine and registered.engine != engine_version():
+            log.warning("model %s was calibrated with %s, this worker runs %s: validators judge results by "
+                        "thresholds measured on the other engine", model_id[:12], registered.engine, engine_version())
+        log.info("loaded model %s (%s) on %s", model_id[:12], registered.name if registered else "unregistered",
+                 engine.device_description())
+
+
+def _stop_on_signals(parent_pid: int | None) -> threading.Event:
+    """An event set by SIGINT or SIGTERM, or when the parent process (`--parent-pid`) is gone."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if parent_pid is not None:
+        def watch() -> None:
+            while not stop.wait(PARENT_CHECK_S):
+                if os.getppid() != parent_pid:
+                    log.warning("the node (process %d) is gone; stopping", parent_pid)
+                    stop.set()
+        threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    return stop

@@ -1,0 +1,189 @@
+"""Running assigned jobs with the engine, off the worker's event loop: one thread per running job.
+
+The chain assigns an executor at most its offer's capacity of jobs at once, so a thread per job is
+bounded by that. llama.cpp releases the GIL while it evaluates, so jobs on different engines run
+in parallel; each engine runs one job at a time, and the pool loads another engine of the same
+model only when every loaded one is busy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+from inference.engine import Engine, EngineConfig
+from inference.errors import InferenceError
+from inference.loading import load_record
+from inference.model_store import ModelRecord, ModelStore
+from inference.result import InferenceJob, InferenceResult
+from inference.sampler import SamplingParams
+from proto import state_pb2
+
+log = logging.getLogger("inferchain.worker")
+
+
+class JobCancelled(Exception):
+    """The job no longer needs this executor's result (final, missed or reassigned)."""
+
+
+# Runs one job; polls `cancelled()` between tokens and raises JobCancelled when it turns true.
+Runner = Callable[[InferenceJob, Callable[[], bool]], InferenceResult]
+
+
+def inference_job(job: state_pb2.Job) -> InferenceJob:
+    """The engine's job for an on-chain job: same model, id, prompt, format, limit and sampling."""
+    request, sampling = job.request, job.request.sampling
+    return InferenceJob(
+        model=request.model.hex(),
+        job_id=job.id,
+        prompt=request.prompt,
+        max_tokens=request.max_tokens,
+        sampling=SamplingParams(
+            temperature_milli=sampling.temperature_milli,
+            top_k=sampling.top_k,
+            top_p_ppm=sampling.top_p_ppm,
+            seed=sampling.seed,
+        ),
+        prompt_format=request.prompt_format,
+    )
+
+
+class EnginePool:
+    """Loaded engines per model, grown only when every loaded one is busy.
+
+    `contexts` gives a model's context size (the registry's context_length, so every max_tokens
+    the chain accepts fits); others get `config.context`. load_record caps it at the trained one.
+    """
+
+    def __init__(self, store: ModelStore, config: EngineConfig, contexts: Mapping[str, int] | None = None,
+                 load: Callable[[ModelStore, ModelRecord, EngineConfig], Engine] = load_record):
+        self.store = store
+        self.config = config
+        self.contexts = dict(contexts or {})
+        self._load = load
+        self._lock = threading.Lock()
+        self._idle: dict[str, list[Engine]] = {}
+        self._all: list[Engine] = []
+
+    def load(self, model_id: str) -> Engine:
+        """Load one engine of a model now (ModelNotFound, EngineError, ... when it cannot be)."""
+        engine = self._new_engine(model_id)
+        with self._lock:
+            self._idle.setdefault(model_id, []).append(engine)
+        return engine
+
+    def run(self, job: InferenceJob, cancelled: Callable[[], bool]) -> InferenceResult:
+        """Generate the job's result on a free engine of its model (a Runner)."""
+        engine = self._acquire(job.model)
+        try:
+            return engine.generate(job, on_token=lambda _token: _stop_if(cancelled))
+        finally:
+            with self._lock:
+                self._idle[job.model].append(engine)
+
+    def close(self) -> None:
+        with self._lock:
+            engines, self._all, self._idle = self._all, [], {}
+        for engine in engines:
+            engine.close()
+
+    def _acquire(self, model_id: str) -> Engine:
+        with self._lock:
+            idle = self._idle.setdefault(model_id, [])
+            if idle:
+                return idle.pop()
+        # Every engine of the model is busy (or none is loaded, e.g. a model added to the offer later).
+        log.info("loading another engine for model %s...", model_id[:12])
+        return self._new_engine(model_id)
+
+    def _new_engine(self, model_id: str) -> Engine:
+        record = self.store.resolve(model_id)
+        if record.id != model_id:
+            raise InferenceError(f"the model store resolved {model_id[:12]}... to another model, {record.short_id}...")
+        config = dataclasses.replace(self.config, context=self.contexts.get(model_id, self.config.context))
+        engine = self._load(self.store, record, config)
+        with self._lock:
+            self._all.append(engine)
+        return engine
+
+
+def _stop_if(cancelled: Callable[[], bool]) -> None:
+    if cancelled():
+        raise JobCancelled()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A finished run: the result, or why there is none."""
+
+    job_id: bytes
+    assigned_height: int
+    result: InferenceResult | None
+    error: str = ""
+    cancelled: bool = False
+    elapsed_s: float = 0.0
+
+
+class Executor:
+    """Starts each job in its own thread and hands its Outcome to `report` (from that thread)."""
+
+    def __init__(self, runner: Runner, report: Callable[[Outcome], None]):
+        self._runner = runner
+        self._report = report
+        self._lock = threading.Lock()
+        self._running: dict[tuple[bytes, int], tuple[threading.Thread, threading.Event]] = {}
+
+    def start(self, job_id: bytes, assigned_height: int, job: InferenceJob) -> None:
+        """Run the job for this assignment unless it runs already."""
+        key = (job_id, assigned_height)
+        with self._lock:
+            if key in self._running:
+                return
+            cancel = threading.Event()
+            thread = threading.Thread(
+                target=self._run, args=(key, job, cancel), name=f"job-{job_id.hex()[:8]}", daemon=True
+            )
+            self._running[key] = (thread, cancel)
+        thread.start()
+
+    def cancel(self, job_id: bytes) -> None:
+        """Ask every run of the job to stop at its next token."""
+        with self._lock:
+            for (running_id, _), (_, cancel) in self._running.items():
+                if running_id == job_id:
+                    cancel.set()
+
+    def running(self) -> int:
+        with self._lock:
+            return len(self._running)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Cancel every run and wait (up to `timeout` s in all) for their threads."""
+        with self._lock:
+            runs = list(self._running.values())
+        for _, cancel in runs:
+            cancel.set()
+        deadline = time.monotonic() + timeout
+        for thread, _ in runs:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _run(self, key: tuple[bytes, int], job: InferenceJob, cancel: threading.Event) -> None:
+        started = time.perf_counter()
+        try:
+            result = self._runner(job, cancel.is_set)
+            outcome = Outcome(*key, result=result)
+        except JobCancelled:
+            outcome = Outcome(*key, result=None, error="cancelled", cancelled=True)
+        except InferenceError as error:
+            outcome = Outcome(*key, result=None, error=str(error))
+        except Exception as error:  # a bug, not the job: report it rather than lose the thread silently
+            log.exception("job %s failed in the engine", key[0].hex())
+            outcome = Outcome(*key, result=None, error=f"{type(error).__name__}: {error}")
+        finally:
+            with self._lock:
+                self._running.pop(key, None)
+        self._report(dataclasses.replace(outcome, elapsed_s=time.perf_counter() - started))

@@ -1,0 +1,65 @@
+"""Building, signing and submitting the executor's two transactions: CommitResult and RevealResult.
+
+The commitment is blake2b-256(b"inferchain/commit/v1" || job id || executor || salt || output
+digest), with the output digest of inference.result (runtime/jobs.py recomputes both from the
+reveal). Nonces come from the node's next_nonce; when another submitter from the same account
+takes one first, the client moves on to the next (chain/client/client.py).
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from chain.client import Client, Submission
+from chain.crypto import Keypair
+from chain.worker.journal import SALT_BYTES, JournalEntry
+from inference.result import InferenceResult
+from proto import types_pb2
+from runtime import jobs
+
+
+def new_salt() -> bytes:
+    """32 random bytes that hide a result inside its commitment until the reveal."""
+    return secrets.token_bytes(SALT_BYTES)
+
+
+def commitment(job_id: bytes, executor: bytes, salt: bytes, result: InferenceResult) -> bytes:
+    """What CommitResult carries for this result."""
+    return jobs.commitment(job_id, executor, salt, result.output_digest())
+
+
+def commit_call(entry: JournalEntry, executor: bytes) -> types_pb2.CommitResult:
+    return types_pb2.CommitResult(
+        job_id=entry.job_id, commitment=commitment(entry.job_id, executor, entry.salt, entry.result)
+    )
+
+
+def reveal_call(entry: JournalEntry) -> types_pb2.RevealResult:
+    result = entry.result
+    return types_pb2.RevealResult(
+        job_id=entry.job_id,
+        salt=entry.salt,
+        prompt_tokens=result.prompt_tokens,
+        tokens=result.tokens,
+        text=result.text,
+        logprobs_micronats=result.logprobs_micronats,
+        stop_reason=result.stop_reason,
+    )
+
+
+class Submitter:
+    """Signs the executor's calls with its key and submits them to the node (ClientError on refusal)."""
+
+    def __init__(self, client: Client, keypair: Keypair):
+        self.client = client
+        self.keypair = keypair
+
+    @property
+    def executor(self) -> bytes:
+        return self.keypair.public_key
+
+    def commit(self, entry: JournalEntry) -> Submission:
+        return self.client.submit(self.keypair, commit_call(entry, self.executor))
+
+    def reveal(self, entry: JournalEntry) -> Submission:
+        return self.client.submit(self.keypair, reveal_call(entry))

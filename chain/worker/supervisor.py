@@ -1,0 +1,129 @@
+"""The node's side of the worker: run `inferchain worker` in its own process while the validator key has an offer.
+
+A separate process, not a thread: llama.cpp's evaluation then never holds the node's GIL or
+delays a block. The supervisor looks at the node's own state every few seconds: it starts the
+worker once the key has an offer (at start, or after a SetOffer), starts it again if it exits
+(waiting longer after each failure), and stops it with the node. The worker is told the node's
+process id and stops by itself when the node dies without stopping it (SIGKILL, a crash).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+log = logging.getLogger("inferchain.node")
+
+CHECK_INTERVAL_S = 5.0
+# Waits before starting a worker again after it exited with an error, doubling up to the last.
+RESTART_DELAYS_S = (5.0, 15.0, 60.0, 300.0)
+STOP_TIMEOUT_S = 15.0
+
+
+@dataclass(frozen=True)
+class WorkerLaunch:
+    """What the node passes to its worker: the key (a dev name or a key file path) and log settings."""
+
+    key: str
+    log_level: str = "info"
+    log_format: str = "plain"
+
+    def command(self, target: str, base_path: Path) -> list[str]:
+        """`inferchain worker` against the node at `target`, models and journal under the node's base path."""
+        return [
+            sys.executable, "-m", "chain.cli", "worker",
+            "--node", target,
+            "--key", self.key,
+            "--base-path", str(base_path),
+            "--log-level", self.log_level,
+            "--log-format", self.log_format,
+            "--parent-pid", str(os.getpid()),
+        ]
+
+
+class WorkerSupervisor:
+    """A thread that keeps one worker process running while `has_offer()` says so."""
+
+    def __init__(self, command: list[str], has_offer: Callable[[], bool], check_interval_s: float = CHECK_INTERVAL_S):
+        self.command = command
+        self.has_offer = has_offer
+        self.check_interval_s = check_interval_s
+        self.process: subprocess.Popen | None = None
+        self._stop = threading.Event()
+        self._failures = 0
+        self._said_no_offer = False
+        self._thread = threading.Thread(target=self._supervise, name="worker-supervisor", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop supervising, then SIGTERM the worker and wait for it (SIGKILL after STOP_TIMEOUT_S)."""
+        self._stop.set()
+        self._thread.join(timeout=STOP_TIMEOUT_S)
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            log.warning("the worker did not stop within %g s; killing it", STOP_TIMEOUT_S)
+            process.kill()
+            process.wait(timeout=STOP_TIMEOUT_S)
+
+    def _supervise(self) -> None:
+        delay = 0.0
+        while not self._stop.wait(delay):
+            delay = self.check_interval_s
+            if self.process is not None:
+                code = self.process.poll()
+                if code is None:
+                    continue
+                delay = self._after_exit(code)
+                self.process = None
+                continue
+            if self._offered():
+                self._launch()
+
+    def _offered(self) -> bool:
+        try:
+            offered = self.has_offer()
+        except Exception:  # a damaged read: the node reports it on its own paths; try again later
+            log.exception("cannot read the validator's offer")
+            return False
+        if not offered and not self._said_no_offer:
+            log.info("no offer for the validator key: not executing jobs (set one with `inferchain tx offer`)")
+            self._said_no_offer = True
+        if offered:
+            self._said_no_offer = False
+        return offered
+
+    def _launch(self) -> None:
+        log.info("starting the executor worker (the validator key has an offer)")
+        try:
+            self.process = subprocess.Popen(
+                self.command, stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        except OSError as error:
+            log.error("cannot start the executor worker: %s", error.strerror or error)
+            self._failures += 1
+
+    def _after_exit(self, code: int) -> float:
+        """Say how the worker ended; the wait before starting another."""
+        if code == 0:
+            log.info("the executor worker stopped")
+            self._failures = 0
+            return self.check_interval_s
+        delay = RESTART_DELAYS_S[min(self._failures, len(RESTART_DELAYS_S) - 1)]
+        self._failures += 1
+        log.error("the executor worker exited with code %d (its error is above); starting it again in %g s", code, delay)
+        return delay
+

@@ -1,0 +1,358 @@
+"""The worker's event loop: one thread owns every job's state; blocks and finished runs arrive as messages.
+
+As CometBFT's consensus state: the follower thread posts each finalized block, the executor's
+threads post each finished run, and only the loop reads or changes the tracked jobs. For each job
+the next step is decided from its record on chain (reconcile), never from an event alone:
+
+    assignment ASSIGNED, no result yet          -> run the job (once)
+    assignment ASSIGNED, result, redundancy 1   -> RevealResult (commit and reveal in one)
+    assignment ASSIGNED, result                 -> CommitResult (salt and result journaled first;
+                                                   the job may still be QUEUED for its other executors)
+    assignment COMMITTED, job REVEALING         -> RevealResult
+    job final, or assignment MISSED or REVEALED -> forget the job (stop its run, drop its journal)
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from dataclasses import dataclass, field
+from typing import Union
+
+from chain.client import Block, Client, ClientError
+from chain.crypto import Keypair
+from chain.ss58 import encode_address
+from chain.worker.executor import Executor, Outcome, Runner, inference_job
+from chain.worker.follower import JOB_ASSIGNED, STAKING_MODULE, Follower, MarketReader, job_events, names_account
+from chain.worker.journal import Journal, JournalEntry
+from chain.worker.submitter import Submitter, new_salt
+from inference.errors import InferenceError
+from proto import state_pb2
+from runtime.jobs import FINAL_STATUSES
+
+log = logging.getLogger("inferchain.worker")
+
+COMMIT = "commit"
+REVEAL = "reveal"
+UNFINISHED_STATUSES = (state_pb2.JOB_STATUS_QUEUED, state_pb2.JOB_STATUS_ASSIGNED, state_pb2.JOB_STATUS_REVEALING)
+# A submission not in a block after this many blocks is looked up, and sent again if the node dropped it.
+RESEND_AFTER_BLOCKS = 3
+# How often the loop wakes to notice a stop request when no message comes.
+POLL_S = 0.5
+
+
+@dataclass(frozen=True)
+class NewBlock:
+    block: Block
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    outcome: Outcome
+
+
+Message = Union[NewBlock, RunFinished]
+
+
+@dataclass
+class Sent:
+    """A transaction submitted for one phase of a job, and what became of it."""
+
+    transaction_hash: bytes
+    head: int  # the head height when it was submitted
+    included: bool = False
+
+
+@dataclass
+class TrackedJob:
+    """One of this executor's assignments, as far as the loop knows."""
+
+    job_id: bytes
+    assigned_height: int
+    deadline_height: int
+    running: bool = False
+    entry: JournalEntry | None = None
+    sent: dict[str, Sent] = field(default_factory=dict)
+    # Phases whose transaction failed in a block: not sent again (each try costs a fee).
+    failed: set[str] = field(default_factory=set)
+    # Why the job cannot run here (said once); the assignment will miss its deadline.
+    error: str = ""
+    # Read the job again at the next block: a read or a submission failed, or one awaits inclusion.
+    attention: bool = False
+
+
+def current_assignment(job: state_pb2.Job, executor: bytes) -> state_pb2.Assignment | None:
+    """The executor's latest assignment in the job (an executor may be assigned again after a miss)."""
+    mine = [assignment for assignment in job.assignments if assignment.executor == executor]
+    return mine[-1] if mine else None
+
+
+def phase_due(job: state_pb2.Job, assignment: state_pb2.Assignment) -> str | None:
+    """The transaction the assignment needs next, if any."""
+    if assignment.status == state_pb2.ASSIGNMENT_STATUS_ASSIGNED:
+        if job.request.redundancy == 1:
+            return REVEAL if job.status == state_pb2.JOB_STATUS_ASSIGNED else None
+        # A job still waiting for its other executors is QUEUED; those assigned commit meanwhile.
+        return COMMIT if job.status in (state_pb2.JOB_STATUS_ASSIGNED, state_pb2.JOB_STATUS_QUEUED) else None
+    if assignment.status == state_pb2.ASSIGNMENT_STATUS_COMMITTED and job.status == state_pb2.JOB_STATUS_REVEALING:
+        return REVEAL
+    return None
+
+
+def is_over_for(job: state_pb2.Job, assignment: state_pb2.Assignment | None) -> bool:
+    """Whether the job needs nothing more from this executor."""
+    return (
+        job.status in FINAL_STATUSES
+        or assignment is None
+        or assignment.status in (state_pb2.ASSIGNMENT_STATUS_MISSED, state_pb2.ASSIGNMENT_STATUS_REVEALED)
+    )
+
+
+class Worker:
+    """Runs one executor's assignments: follow blocks, run jobs, commit and reveal, until stopped."""
+
+    def __init__(self, target: str, keypair: Keypair, runner: Runner, journal: Journal):
+        self.target = target
+        self.keypair = keypair
+        self.executor_id = keypair.public_key
+        self.journal = journal
+        self.client = Client(target)
+        self.reader = MarketReader(target)
+        self.submitter = Submitter(self.client, keypair)
+        self.jobs: dict[bytes, TrackedJob] = {}
+        self.head = 0
+        self._messages: queue.Queue[Message] = queue.Queue()
+        self._executor = Executor(runner, lambda outcome: self._messages.put(RunFinished(outcome)))
+        self._follower = Follower(target, lambda block: self._messages.put(NewBlock(block)))
+        self._by_transaction: dict[bytes, tuple[bytes, str]] = {}
+
+    # -- running -----------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Pick up unfinished assignments, then follow the chain until `stop` is set."""
+        address = encode_address(self.executor_id)
+        self.recover()
+        self._follower.start(self.head + 1)
+        log.info("executing jobs for %s from #%d", address, self.head + 1)
+        try:
+            while not stop.is_set():
+                try:
+                    message = self._messages.get(timeout=POLL_S)
+                except queue.Empty:
+                    continue
+                self.handle(message)
+        finally:
+            self.close()
+
+    def handle(self, message: Message) -> None:
+        if isinstance(message, NewBlock):
+            self.on_block(message.block)
+        else:
+            self.on_run_finished(message.outcome)
+
+    def close(self) -> None:
+        """Stop following and running; journaled results stay for the next start."""
+        self._follower.stop()
+        self._executor.stop()
+        self.reader.close()
+        self.client.close()
+
+    def recover(self) -> None:
+        """Resume every unfinished assignment of this executor, and clear journal files of finished ones."""
+        jobs, height = self.reader.jobs_of(self.executor_id, UNFINISHED_STATUSES)
+        self.head = height
+        listed = {job.id for job in jobs}
+        for job in jobs:
+            self.reconcile(job)
+        for job_id in self.journal.job_ids():
+            if job_id not in listed:
+                self.reconcile_id(job_id)
+        if jobs:
+            log.info("resuming %d unfinished assignment(s) at #%d", len(jobs), height)
+
+    # -- messages ----------------------------------------------------------------------------
+
+    def on_block(self, block: Block) -> None:
+        """Note our transactions' outcomes, then look again at every job the block concerns."""
+        self.head = max(self.head, block.height)
+        self._note_receipts(block)
+        for name in names_account(block, STAKING_MODULE, self.executor_id):
+            if name.startswith("Offer"):
+                log.info("offer changed on chain (%s at #%d): capacity and models apply to new assignments",
+                         name, block.height)
+        touched = set()
+        for event in job_events(block):
+            if event.job_id in self.jobs or (event.name == JOB_ASSIGNED and event.executor == self.executor_id):
+                touched.add(event.job_id)
+        for tracked in self.jobs.values():
+            if tracked.attention or self.head > tracked.deadline_height:
+                touched.add(tracked.job_id)
+        for job_id in sorted(touched):
+            self.reconcile_id(job_id)
+
+    def on_run_finished(self, outcome: Outcome) -> None:
+        """Keep the result (journaled with a fresh salt), then take the job's next step."""
+        tracked = self.jobs.get(outcome.job_id)
+        if tracked is None or tracked.assigned_height != outcome.assigned_height:
+            return  # the assignment ended while it ran
+        tracked.running = False
+        if outcome.result is None:
+            if not outcome.cancelled:
+                tracked.error = outcome.error
+                log.error("cannot run job %s: %s", outcome.job_id.hex(), outcome.error)
+            return
+        result = outcome.result
+        rate = len(result.tokens) / outcome.elapsed_s if outcome.elapsed_s > 0 else 0.0
+        log.info("ran job %s: %d tokens (%s) in %.2f s, %.1f tokens/s",
+                 outcome.job_id.hex()[:16], len(result.tokens), result.stop_reason, outcome.elapsed_s, rate)
+        tracked.entry = JournalEntry(outcome.job_id, outcome.assigned_height, new_salt(), result)
+        try:
+            self.journal.write(tracked.entry)
+        except OSError as error:
+            # The salt stays in memory: only a restart before the reveal would lose it.
+            log.warning("cannot journal job %s (%s); a restart before its reveal would miss it",
+                        outcome.job_id.hex(), error.strerror or error)
+        self.reconcile_id(outcome.job_id)
+
+    # -- deciding ----------------------------------------------------------------------------
+
+    def reconcile_id(self, job_id: bytes) -> None:
+        """Read the job from the node and take its next step; try again next block if the read fails."""
+        try:
+            job = self.reader.job(job_id)
+        except ClientError as error:
+            log.warning("cannot read job %s: %s", job_id.hex(), error.message)
+            if job_id in self.jobs:
+                self.jobs[job_id].attention = True
+            return
+        if job is None:
+            self.forget(job_id, "unknown to the node")
+            return
+        self.reconcile(job)
+
+    def reconcile(self, job: state_pb2.Job) -> None:
+        """Take the job's next step for this executor, decided from its record alone."""
+        mine = current_assignment(job, self.executor_id)
+        if is_over_for(job, mine):
+            self.forget(job.id, _ending(job, mine))
+            return
+        tracked = self._tracked_for(job, mine)
+        tracked.deadline_height = mine.deadline_height
+        tracked.attention = False
+        if tracked.entry is None:
+            if not tracked.running and not tracked.error:
+                self.start_run(job, tracked)
+            return
+        phase = phase_due(job, mine)
+        if phase is not None:
+            self.send(tracked, phase)
+
+    def start_run(self, job: state_pb2.Job, tracked: TrackedJob) -> None:
+        try:
+            inference = inference_job(job)
+        except InferenceError as error:
+            tracked.error = str(error)
+            log.error("cannot run job %s: %s", job.id.hex(), error)
+            return
+        tracked.running = True
+        self._executor.start(job.id, tracked.assigned_height, inference)
+
+    def send(self, tracked: TrackedJob, phase: str) -> None:
+        """Submit the phase's transaction unless one is in flight, included, or failed already."""
+        if phase in tracked.failed or not self._needs_sending(tracked, phase):
+            return
+        if self.head + 1 > tracked.deadline_height:
+            log.warning("too late to %s job %s: its deadline #%d has passed (head #%d)",
+                        phase, tracked.job_id.hex(), tracked.deadline_height, self.head)
+            return
+        submit = self.submitter.commit if phase == COMMIT else self.submitter.reveal
+        try:
+            submission = submit(tracked.entry)
+        except ClientError as error:
+            log.warning("cannot submit the %s of job %s: %s", phase, tracked.job_id.hex(), error.message)
+            tracked.attention = True
+            return
+        tracked.sent[phase] = Sent(submission.hash, self.head)
+        tracked.attention = True
+        self._by_transaction[submission.hash] = (tracked.job_id, phase)
+        log.info("submitted the %s of job %s (transaction %s)", phase, tracked.job_id.hex()[:16], submission.hash.hex()[:16])
+
+    def forget(self, job_id: bytes, why: str) -> None:
+        """Stop caring about a job: cancel its run, drop its journal entry."""
+        tracked = self.jobs.pop(job_id, None)
+        self._executor.cancel(job_id)
+        self.journal.remove(job_id)
+        if tracked is None:
+            return
+        for sent in tracked.sent.values():
+            self._by_transaction.pop(sent.transaction_hash, None)
+        log.info("job %s done here: %s", job_id.hex()[:16], why)
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _tracked_for(self, job: state_pb2.Job, mine: state_pb2.Assignment) -> TrackedJob:
+        tracked = self.jobs.get(job.id)
+        if tracked is not None and tracked.assigned_height == mine.assigned_height:
+            return tracked
+        if tracked is not None:  # assigned again after a miss: the old run is of no use
+            self.forget(job.id, "assigned again")
+        tracked = TrackedJob(job.id, mine.assigned_height, mine.deadline_height)
+        entry = self.journal.read(job.id)
+        if entry is not None and entry.assigned_height == mine.assigned_height:
+            tracked.entry = entry
+        elif entry is not None:
+            self.journal.remove(job.id)
+        self.jobs[job.id] = tracked
+        request = job.request
+        log.info("assigned job %s: model %s, up to %d tokens, redundancy %d, deadline #%d%s",
+                 job.id.hex()[:16], request.model.hex()[:12], request.max_tokens, request.redundancy,
+                 mine.deadline_height, " (result journaled)" if tracked.entry else "")
+        return tracked
+
+    def _needs_sending(self, tracked: TrackedJob, phase: str) -> bool:
+        sent = tracked.sent.get(phase)
+        if sent is None:
+            return True
+        if sent.included or self.head - sent.head < RESEND_AFTER_BLOCKS:
+            return False
+        try:
+            status = self.client.transaction(sent.transaction_hash)
+        except ClientError as error:
+            log.warning("cannot look up transaction %s: %s", sent.transaction_hash.hex(), error.message)
+            return False
+        if status.status == "pending":
+            return False
+        if status.status == "included":
+            sent.included = True
+            return False
+        log.warning("the %s of job %s was dropped (%s); sending it again",
+                    phase, tracked.job_id.hex()[:16], status.reason or status.status)
+        return True
+
+    def _note_receipts(self, block: Block) -> None:
+        for receipt in block.receipts:
+            found = self._by_transaction.pop(receipt.transaction_hash, None)
+            if found is None:
+                continue
+            job_id, phase = found
+            tracked = self.jobs.get(job_id)
+            if tracked is None:
+                continue
+            if receipt.success:
+                tracked.sent[phase].included = True
+                log.info("the %s of job %s is in #%d", phase, job_id.hex()[:16], block.height)
+            else:
+                tracked.failed.add(phase)
+                log.error("the %s of job %s failed in #%d: %s", phase, job_id.hex()[:16], block.height, receipt.error)
+
+
+def _ending(job: state_pb2.Job, mine: state_pb2.Assignment | None) -> str:
+    status = state_pb2.JobStatus.Name(job.status).removeprefix("JOB_STATUS_").lower()
+    if mine is None:
+        return f"not assigned to this executor (job {status})"
+    if mine.status == state_pb2.ASSIGNMENT_STATUS_MISSED:
+        return f"this executor missed its deadline (job {status})"
+    if job.status == state_pb2.JOB_STATUS_SETTLED and mine.payment:
+        return f"settled, {mine.payment} paid to this executor, held until #{mine.release_height}"
+    return f"job {status}"
