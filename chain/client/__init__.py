@@ -10,6 +10,9 @@
         print(result.inclusion.height, result.receipt.success, client.account("bob").free)
         # Any call the runtime knows, by its protobuf message: one path, one Submission type.
         client.submit(alice, types_pb2.Transfer(dest=client.account("bob").public_key, amount=1))
+        # An inference job, followed until it is final (chain/client/jobs.py).
+        job = client.post_job(dev_keypair("bob"), "Name three colours.", model=model_id, max_tokens=32)
+        print(job.status, job.result.text if job.settled else job.job.reason)
 
 `submit` pays the minimum fee for the size and takes the sender's next free nonce, moving on to
 the next one when another submitter from the same account takes it first; `dry_run` says what a
@@ -23,12 +26,13 @@ is a ClientError carrying the gRPC status code name (`code`) and a readable mess
 
 The parts: errors.py (what is raised), results.py (what is returned), calls.py (what is signed),
 verification.py (checking the node's answers), parsing.py (transaction bytes and hashes from
-callers), client.py (the Client).
+callers), jobs.py (the inference market's requests), client.py (the Client).
 """
 
 from chain.client.calls import AccountLike
 from chain.client.client import DEFAULT_TIMEOUT_S, DEFAULT_WAIT_S, NONCE_ATTEMPTS, SUBMIT_CHUNK, Client
 from chain.client.errors import DEFAULT_TARGET, ClientError, InclusionTimeout, ProofError, TransactionRejected
+from chain.client.jobs import Executor, JobPage, JobTimeout, JobView, ModelRegistry, job_id_of, status_name
 from chain.client.parsing import decode_hash, describe_transaction
 from chain.client.results import (
     Account,
@@ -56,7 +60,12 @@ __all__ = [
     "Client",
     "ClientError",
     "Event",
+    "Executor",
     "InclusionTimeout",
+    "JobPage",
+    "JobTimeout",
+    "JobView",
+    "ModelRegistry",
     "ProofError",
     "Receipt",
     "Simulation",
@@ -67,4 +76,6 @@ __all__ = [
     "Verdict",
     "decode_hash",
     "describe_transaction",
+    "job_id_of",
+    "status_name",
 ]

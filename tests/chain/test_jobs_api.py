@@ -9,6 +9,7 @@ the cases at the end post and settle jobs through the real runtime. No test load
 from __future__ import annotations
 
 import threading
+import time
 from hashlib import blake2b
 
 import grpc
@@ -16,20 +17,25 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from chain.client import Client, ClientError, JobTimeout, JobView, ProofError
+from chain.client.jobs import GREEDY, _check_listing as check_listing, job_status
 from chain.crypto import dev_keypair
-from chain.genesis import dev_genesis_document, parse_genesis
+from chain.genesis import DEV_PRICE_PER_TOKEN, dev_genesis_document, parse_genesis
 from chain.node import jobs_api
 from chain.node.api import NodeApi
 from chain.node.core import NodeCore
 from chain.node.jobs_api import JobQuery, list_jobs
 from chain.node.server import ApiServer
 from chain.storage import ChainStore
+from chain.transactions import FeeRule, sign_transaction
+from inference.registration import EMBEDDED_MODEL_ID
 from proto import node_pb2, node_pb2_grpc, state_pb2, types_pb2
 from runtime import jobs, models, staking
 from runtime.state import MemoryState
 
 GENESIS = parse_genesis(dev_genesis_document())
-ALICE, BOB, CHARLIE = (dev_keypair(name).public_key for name in ("alice", "bob", "charlie"))
+ALICE_KEY, BOB_KEY, CHARLIE_KEY = (dev_keypair(name) for name in ("alice", "bob", "charlie"))
+ALICE, BOB, CHARLIE = (key.public_key for key in (ALICE_KEY, BOB_KEY, CHARLIE_KEY))
 POSTERS = (ALICE, BOB, CHARLIE)
 MODEL = bytes.fromhex("d63af87b96e2fd6551e9e7320602f3934f34c41a91004117dd24981571d02f79")
 OTHER_MODEL = bytes(range(32))
@@ -393,3 +399,195 @@ def test_get_executors_of_a_model_lists_only_those_serving_it(stub):
 def test_get_executors_of_a_bad_or_unknown_model_says_so(stub, model, code, detail):
     error = refused(stub.GetExecutors, node_pb2.GetExecutorsRequest(model=model))
     assert error.code() == code and error.details() == detail
+
+
+# --- through the real runtime: posted, assigned to Alice, revealed, settled ------------------
+
+EMBEDDED_MODEL = bytes.fromhex(EMBEDDED_MODEL_ID)
+# Not an end token of the embedded model (0, 2 and 4 are), so a result of them stops at "length".
+FILLER_TOKEN = 7
+
+
+class Chain:
+    """A dev chain in this process: the core, its API on a free port, and blocks made on demand."""
+
+    def __init__(self, core: NodeCore, target: str):
+        self.core = core
+        self.target = target
+        self.nonces: dict[bytes, int] = {}
+        self._producing = threading.Event()
+        self._producer: threading.Thread | None = None
+
+    def include(self, keypair, call) -> bytes:
+        """Sign `call` at the sender's next nonce, submit it and make a block; the transaction hash."""
+        nonce = self.nonces.get(keypair.public_key, 0)
+        self.nonces[keypair.public_key] = nonce + 1
+        params = self.core.rules.params
+        signed = sign_transaction(keypair, chain_id=GENESIS.chain_id, genesis_hash=GENESIS.hash, nonce=nonce,
+                                  call=call, fee_rule=FeeRule(params.base_fee, params.fee_per_byte))
+        self.core.submit(signed.raw)
+        self.core.produce_block()
+        return signed.hash
+
+    def post(self, keypair, max_tokens: int = 4, **fields) -> bytes:
+        """Post a job of the embedded model at the dev price; its id."""
+        nonce = self.nonces.get(keypair.public_key, 0)
+        call = types_pb2.PostJob(model=EMBEDDED_MODEL, prompt="Say hello.", prompt_format="chat", max_tokens=max_tokens,
+                                 sampling=GREEDY, max_price_per_token=DEV_PRICE_PER_TOKEN, redundancy=1)
+        for name, value in fields.items():
+            setattr(call, name, value)
+        self.include(keypair, call)
+        return jobs.job_id(GENESIS.hash, keypair.public_key, nonce)
+
+    def start_producing(self, interval: float = 0.05) -> None:
+        """Make blocks in a thread (as the node's producer does) until stop_producing."""
+        self._producing.set()
+
+        def produce() -> None:
+            while self._producing.is_set():
+                self.core.produce_block()
+                time.sleep(interval)
+
+        self._producer = threading.Thread(target=produce, name="test-producer", daemon=True)
+        self._producer.start()
+
+    def stop_producing(self) -> None:
+        self._producing.clear()
+        if self._producer is not None:
+            self._producer.join(timeout=10)
+
+
+def reveal_for(job: state_pb2.Job, text: str = "hello") -> types_pb2.RevealResult:
+    """A result that satisfies the job's token count and stop rule (no engine ran: the runtime cannot tell)."""
+    count = job.request.max_tokens
+    return types_pb2.RevealResult(job_id=job.id, salt=bytes(32), prompt_tokens=5, tokens=[FILLER_TOKEN] * count,
+                                  text=text, logprobs_micronats=[-1000] * count, stop_reason="length")
+
+
+@pytest.fixture
+def chain(tmp_path):
+    store = ChainStore(tmp_path / "db")
+    store.initialize(GENESIS.chain_id, GENESIS.hash, GENESIS.initial_height, GENESIS.state())
+    core = NodeCore(store, GENESIS, dev_keypair("alice"))
+    core.produce_block()
+    server = ApiServer(NodeApi(core, 1000), "127.0.0.1", 0)
+    server.start()
+    server.mark_serving()
+    running = Chain(core, f"127.0.0.1:{server.port}")
+    yield running
+    running.stop_producing()
+    server.stop(grace=0)
+    store.close()
+
+
+def test_a_posted_job_is_assigned_to_alice_and_listed_for_poster_executor_and_height(chain):
+    job_id = chain.post(BOB_KEY)
+    with Client(chain.target) as client:
+        view = client.get_job(job_id)
+        assert view.status == "assigned" and [slot.executor for slot in view.job.assignments] == [ALICE]
+        for filters in ({}, {"poster": "bob"}, {"executor": "alice"}, {"status": "assigned"}):
+            assert [job.id for job in client.list_jobs(**filters).jobs] == [job_id], filters
+        assert client.list_jobs(poster="alice").jobs == ()
+
+
+def test_watch_job_sends_each_change_until_the_job_settles(chain):
+    job_id = chain.post(BOB_KEY)
+    with grpc.insecure_channel(chain.target) as channel:
+        stream = node_pb2_grpc.NodeStub(channel).WatchJob(node_pb2.GetJobRequest(job_id=job_id), timeout=30)
+        first = next(stream)
+        assert first.job.status == state_pb2.JOB_STATUS_ASSIGNED
+        chain.core.produce_block()  # nothing changes for the job: nothing is sent
+        chain.include(ALICE_KEY, reveal_for(first.job))
+        rest = list(stream)  # ends by itself after the final status
+    assert [view.job.status for view in rest] == [state_pb2.JOB_STATUS_SETTLED]
+    settled = rest[0]
+    assert settled.height == chain.core.head.height and settled.block_hash == chain.core.head.hash
+    assert settled.job.assignments[0].reveal.text == "hello" and settled.job.output_digest
+
+
+def test_watch_job_sends_every_change_of_a_queued_job_even_when_blocks_come_faster_than_it_reads(chain):
+    # Alice serves two jobs at once (the dev offer's capacity): the third waits in the queue.
+    first, second, queued = (chain.post(BOB_KEY) for _ in range(3))
+    with grpc.insecure_channel(chain.target) as channel:
+        stream = node_pb2_grpc.NodeStub(channel).WatchJob(node_pb2.GetJobRequest(job_id=queued), timeout=30)
+        assert next(stream).job.status == state_pb2.JOB_STATUS_QUEUED
+        chain.include(ALICE_KEY, reveal_for(jobs.read_job(chain.core.store.state, first)))
+        chain.core.produce_block()  # the freed slot takes the queued job by this block at the latest
+        chain.include(ALICE_KEY, reveal_for(jobs.read_job(chain.core.store.state, queued)))
+        chain.core.produce_block()
+        views = list(stream)
+    assert [view.job.status for view in views] == [state_pb2.JOB_STATUS_ASSIGNED, state_pb2.JOB_STATUS_SETTLED]
+    assert views[0].height < views[1].height
+    assert jobs.read_job(chain.core.store.state, second).status == state_pb2.JOB_STATUS_ASSIGNED
+
+
+def test_post_job_through_the_client_follows_the_job_to_its_settled_result(chain):
+    chain.start_producing()
+    updates: list[JobView] = []
+    with Client(chain.target) as client:
+        worker = threading.Thread(target=fake_executor, args=(chain.target, "bonjour"), daemon=True)
+        worker.start()
+        view = client.post_job(BOB_KEY, "Say hello.", model=EMBEDDED_MODEL, max_tokens=3, on_update=updates.append,
+                               timeout=30)
+        worker.join(timeout=30)
+        assert view.settled and view.result.text == "bonjour" and list(view.result.tokens) == [FILLER_TOKEN] * 3
+        assert [update.status for update in updates] == ["assigned", "settled"]
+        fee = view.job.protocol_fee
+        assert view.paid + fee == 3 * DEV_PRICE_PER_TOKEN and view.job.refunded == 0
+        assert view.id == jobs.job_id(GENESIS.hash, BOB, 0)
+
+
+def fake_executor(target: str, text: str) -> None:
+    """Alice as a worker that runs no engine: reveal the first job assigned to her."""
+    with Client(target) as client:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            page = client.list_jobs(executor="alice", status="assigned")
+            if page.jobs:
+                client.submit(ALICE_KEY, reveal_for(page.jobs[0], text), wait=True)
+                return
+            time.sleep(0.05)
+
+
+def test_post_job_refuses_a_job_the_chain_would_refuse_before_it_costs_a_fee(chain):
+    chain.start_producing()
+    with Client(chain.target) as client:
+        before = client.account("bob").free
+        with pytest.raises(ClientError) as failed:
+            client.post_job(BOB_KEY, "Say hello.", model=EMBEDDED_MODEL, max_tokens=10**6)
+        assert "max_tokens" in failed.value.message and client.account("bob").free == before
+        with pytest.raises(ClientError) as unknown:
+            client.post_job(BOB_KEY, "Say hello.", model=bytes(32), max_price_per_token=1)
+        assert "not registered" in unknown.value.message
+        with pytest.raises(ClientError) as too_many:
+            client.post_job(BOB_KEY, "Say hello.", model=EMBEDDED_MODEL, redundancy=2)
+        assert too_many.value.code == "FAILED_PRECONDITION" and "1 executors serve" in too_many.value.message
+
+
+def test_a_job_not_final_in_time_raises_job_timeout_with_its_last_view(chain):
+    chain.start_producing()
+    with Client(chain.target) as client:
+        with pytest.raises(JobTimeout) as late:
+            client.post_job(BOB_KEY, "Say hello.", model=EMBEDDED_MODEL, max_tokens=2, timeout=0.5)
+        assert late.value.view.status == "assigned" and late.value.code == "DEADLINE_EXCEEDED"
+
+
+def test_the_client_refuses_a_listing_that_breaks_its_own_filters(chain):
+    chain.post(BOB_KEY)
+    with Client(chain.target) as client:
+        reply = node_pb2.ListJobsResponse(jobs=[client.list_jobs().jobs[0]])
+        with pytest.raises(ProofError):
+            check_listing(node_pb2.ListJobsRequest(poster=CHARLIE), reply)
+        with pytest.raises(ProofError):
+            check_listing(node_pb2.ListJobsRequest(), node_pb2.ListJobsResponse(jobs=list(reply.jobs) * 2))
+
+
+@settings(max_examples=50, deadline=None)
+@given(status=st.one_of(st.integers(-5, 20), st.text(max_size=30)))
+def test_a_status_filter_is_a_job_status_name_or_number_or_a_client_error(status):
+    try:
+        value = job_status(status)
+    except ClientError as error:
+        assert error.code == "INVALID_ARGUMENT"
+    else:
+        assert value in state_pb2.JobStatus.values() and (value != 0 or status == 0)

@@ -1,0 +1,346 @@
+"""The inference market in the client: read jobs, models and executors; post a job and wait for its result.
+
+    with Client("127.0.0.1:9944") as client:
+        view = client.post_job(dev_keypair("bob"), "Name three colours.", model=model_id, max_tokens=32)
+        print(view.status, view.result.text, view.paid)
+
+A job's id is known before it is submitted (runtime/jobs.py `job_id`: the genesis hash, the
+poster and the nonce of its PostJob), so `post_job` follows it from its inclusion on. The node's
+answers about jobs carry no proofs yet; what the client can check it does: the job sent is the one
+asked for, a listing holds only jobs that match its filters, newest first.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import grpc
+
+from chain.client.calls import AccountLike, account_public_key, checked_call
+from chain.client.errors import ClientError, ProofError, translate_rpc_error
+from chain.client.results import Submission
+from chain.crypto import Keypair
+from chain.ss58 import encode_address
+from proto import node_pb2, state_pb2, types_pb2
+from runtime import jobs
+
+# The chain's sampler defaults (inference/sampler.py SamplingParams): greedy, top-k 40, top-p 0.95.
+GREEDY = types_pb2.Sampling(temperature_milli=0, top_k=40, top_p_ppm=950_000, seed=0)
+DEFAULT_MAX_TOKENS = 128
+# How often a watch that has no stream (the node had none to spare) asks for the job again.
+POLL_SECONDS = 1.0
+
+
+def status_name(status: int) -> str:
+    """'settled' for JOB_STATUS_SETTLED; the number for a value this client does not know."""
+    try:
+        return state_pb2.JobStatus.Name(status).removeprefix("JOB_STATUS_").lower()
+    except ValueError:
+        return str(status)
+
+
+def assignment_status_name(status: int) -> str:
+    """'committed' for ASSIGNMENT_STATUS_COMMITTED."""
+    try:
+        return state_pb2.AssignmentStatus.Name(status).removeprefix("ASSIGNMENT_STATUS_").lower()
+    except ValueError:
+        return str(status)
+
+
+def job_id_of(genesis_hash: bytes, poster: bytes, nonce: int) -> bytes:
+    """The id a PostJob gets: blake2b-256(b"inferchain/job/v1" || genesis hash || poster || nonce, 8 bytes LE)."""
+    return jobs.job_id(genesis_hash, poster, nonce)
+
+
+@dataclass(frozen=True)
+class JobView:
+    """A job as it stood after block `height`."""
+
+    job: state_pb2.Job
+    height: int
+    block_hash: bytes
+
+    @property
+    def id(self) -> bytes:
+        return self.job.id
+
+    @property
+    def status(self) -> str:
+        return status_name(self.job.status)
+
+    @property
+    def final(self) -> bool:
+        return self.job.status in jobs.FINAL_STATUSES
+
+    @property
+    def settled(self) -> bool:
+        return self.job.status == state_pb2.JOB_STATUS_SETTLED
+
+    @property
+    def result(self) -> state_pb2.Reveal | None:
+        """The first revealed result (on a settled job every revealed result is this one); None before."""
+        revealed = [slot.reveal for slot in self.job.assignments if slot.status == state_pb2.ASSIGNMENT_STATUS_REVEALED]
+        return revealed[0] if revealed else None
+
+    @property
+    def paid(self) -> int:
+        """What the executors earn (held, then released), in base units."""
+        return sum(slot.payment for slot in self.job.assignments)
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """One page of a job listing, newest first; pass `next_page_token` for the next (empty: no more)."""
+
+    jobs: tuple[state_pb2.Job, ...]
+    next_page_token: bytes
+    height: int
+
+
+@dataclass(frozen=True)
+class Executor:
+    """An account with an offer: what it serves at what price, its stake, reputation and current load."""
+
+    account: bytes
+    address: str
+    offer: state_pb2.Offer
+    bonded: int
+    reputation: int
+    load: int
+
+
+@dataclass(frozen=True)
+class ModelRegistry:
+    """The chain's registered models and the proposals being voted on, at `height`."""
+
+    models: tuple[types_pb2.ModelInfo, ...]
+    proposals: tuple[state_pb2.ModelProposal, ...]
+    height: int
+
+
+class JobTimeout(ClientError):
+    """A job was not final within the time given; `view` is how it stood last."""
+
+    def __init__(self, view: JobView, timeout: float):
+        super().__init__(
+            "DEADLINE_EXCEEDED",
+            f"job {view.id.hex()} was not final within {timeout:g} s (status: {view.status} at height {view.height})",
+        )
+        self.view = view
+
+
+class JobCalls:
+    """The market's requests; mixed into Client, which provides the connection and signing."""
+
+    target: str
+    _stub: object
+
+    # --- reading ----------------------------------------------------------------
+
+    def get_job(self, job_id: bytes) -> JobView:
+        """The job now; ClientError NOT_FOUND when the chain has no such job."""
+        reply = self._call(self._stub.GetJob, node_pb2.GetJobRequest(job_id=_checked_id(job_id)))
+        return _view_of(job_id, reply)
+
+    def list_jobs(
+        self,
+        *,
+        poster: AccountLike | None = None,
+        executor: AccountLike | None = None,
+        status: int | str | None = None,
+        limit: int = 0,
+        page_token: bytes = b"",
+    ) -> JobPage:
+        """One page of jobs, newest first, by poster or by executor (not both) and status; limit 1-100 (0: 20)."""
+        request = node_pb2.ListJobsRequest(
+            poster=account_public_key(poster) if poster is not None else b"",
+            executor=account_public_key(executor) if executor is not None else b"",
+            status=job_status(status) if status is not None else 0,
+            limit=limit,
+            page_token=page_token,
+        )
+        reply = self._call(self._stub.ListJobs, request)
+        _check_listing(request, reply)
+        return JobPage(tuple(reply.jobs), reply.next_page_token, reply.height)
+
+    def watch_job(self, job_id: bytes, timeout: float | None = None) -> Iterator[JobView]:
+        """The job now and after every change, ending with its final status; JobTimeout after `timeout` s.
+
+        A stream the node ends at its lifetime is opened again; where the node has no stream to
+        spare, the job is asked for once a second instead.
+        """
+        _checked_id(job_id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last: JobView | None = None
+        while last is None or not last.final:
+            for view in self._watch_stream(job_id, deadline, last):
+                if last is None or view.job != last.job:
+                    last = view
+                    yield view
+            if last is not None and last.final:
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                raise JobTimeout(last or self.get_job(job_id), timeout)
+
+    def _watch_stream(self, job_id: bytes, deadline: float | None, last: JobView | None) -> Iterator[JobView]:
+        """Views from one WatchJob stream, or from polling when the node refuses the stream."""
+        remaining = None if deadline is None else max(0.001, deadline - time.monotonic())
+        stream = self._stub.WatchJob(node_pb2.GetJobRequest(job_id=job_id), timeout=remaining)
+        try:
+            for reply in stream:
+                view = _view_of(job_id, reply)
+                if last is not None and view.height < last.height:
+                    raise ProofError(f"the node sent job {job_id.hex()} at height {view.height} after {last.height}")
+                last = view
+                yield view
+        except grpc.RpcError as error:
+            code = error.code()
+            if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                yield from self._poll(job_id, deadline)
+            elif code != grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise translate_rpc_error(error, self.target, remaining) from None
+        finally:
+            stream.cancel()
+
+    def _poll(self, job_id: bytes, deadline: float | None) -> Iterator[JobView]:
+        while deadline is None or time.monotonic() < deadline:
+            view = self.get_job(job_id)
+            yield view
+            if view.final:
+                return
+            time.sleep(POLL_SECONDS if deadline is None else min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+
+    def list_models(self) -> ModelRegistry:
+        """The registered models and the open proposals."""
+        reply = self._call(self._stub.ListModels, node_pb2.ListModelsRequest())
+        return ModelRegistry(tuple(reply.models), tuple(reply.proposals), reply.height)
+
+    def get_executors(self, model: bytes | None = None) -> list[Executor]:
+        """Accounts with an offer, only those serving `model` when given; by account id."""
+        reply = self._call(self._stub.GetExecutors, node_pb2.GetExecutorsRequest(model=model or b""))
+        executors = []
+        for view in reply.executors:
+            if model and model not in view.offer.models:
+                raise ProofError(f"the node listed {encode_address(view.account)} as serving a model its offer lacks")
+            executors.append(
+                Executor(view.account, encode_address(view.account), view.offer, view.bonded, view.reputation, view.load)
+            )
+        return executors
+
+    # --- posting ----------------------------------------------------------------
+
+    def post_job(
+        self,
+        keypair: Keypair,
+        prompt: str,
+        *,
+        model: bytes,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        sampling: types_pb2.Sampling = GREEDY,
+        redundancy: int = 1,
+        max_price_per_token: int | None = None,
+        region: str = "",
+        prompt_format: str = "chat",
+        wait: bool = True,
+        timeout: float | None = None,
+        on_update: Callable[[JobView], None] | None = None,
+        simulate: bool = True,
+    ) -> JobView:
+        """Post a job and, with `wait`, follow it until final; the job as it stood last.
+
+        The price cap defaults to the least at which `redundancy` executors serving the model take
+        it. The call is simulated first (`simulate`), so one the chain would refuse costs no fee.
+        `on_update` sees the job at inclusion and after every change; `timeout` (seconds, from
+        inclusion) raises JobTimeout. A job that expires or is cancelled is returned, not raised.
+        """
+        if max_price_per_token is None:
+            max_price_per_token = self.least_price(model, redundancy)
+        call = types_pb2.PostJob(
+            model=model, prompt=prompt, prompt_format=prompt_format, max_tokens=max_tokens, sampling=sampling,
+            max_price_per_token=max_price_per_token, redundancy=redundancy, region=region,
+        )
+        checked_call(call)
+        if simulate:
+            simulation = self.dry_run(keypair, call)
+            if not simulation.valid:
+                raise ClientError(simulation.code or "FAILED_PRECONDITION", f"post_job would fail: {simulation.reason}")
+        submission = self.submit(keypair, call, wait=True)
+        view = self.posted_job(keypair.public_key, submission)
+        if on_update is not None:
+            on_update(view)
+        if not wait or view.final:
+            return view
+        for later in self.watch_job(view.id, timeout):
+            if on_update is not None and later.job != view.job:
+                on_update(later)
+            view = later
+        return view
+
+    def posted_job(self, poster: bytes, submission: Submission) -> JobView:
+        """The job an included PostJob created; ClientError when its call failed."""
+        receipt = submission.receipt
+        if receipt is not None and not receipt.success:
+            raise ClientError(
+                "FAILED_PRECONDITION",
+                f"post_job included at height {submission.inclusion.height} but failed: {receipt.error}",
+            )
+        genesis_hash = self._signing_context()[1]
+        return self.get_job(job_id_of(genesis_hash, poster, submission.nonce))
+
+    def least_price(self, model: bytes, redundancy: int = 1) -> int:
+        """The least price per token at which `redundancy` executors serving `model` can take a job."""
+        prices = sorted(executor.offer.price_per_token for executor in self.get_executors(model))
+        if len(prices) < max(1, redundancy):
+            raise ClientError(
+                "FAILED_PRECONDITION",
+                f"{len(prices)} executors serve model {model.hex()}; redundancy {redundancy} needs {redundancy}",
+            )
+        return prices[max(1, redundancy) - 1]
+
+
+# --- checking what the node sends ----------------------------------------------------
+
+
+def job_status(status: int | str) -> int:
+    """A JobStatus value from its number or its name ('settled', 'JOB_STATUS_SETTLED', any case)."""
+    if isinstance(status, int) and not isinstance(status, bool):
+        if status not in state_pb2.JobStatus.values():
+            raise ClientError("INVALID_ARGUMENT", f"{status} is not a job status")
+        return status
+    name = str(status).strip().upper()
+    for candidate in (name, "JOB_STATUS_" + name):
+        if candidate in state_pb2.JobStatus.keys() and candidate != "JOB_STATUS_UNSPECIFIED":
+            return state_pb2.JobStatus.Value(candidate)
+    names = ", ".join(status_name(value) for value in state_pb2.JobStatus.values() if value)
+    raise ClientError("INVALID_ARGUMENT", f"{str(status)[:40]!r} is not a job status (one of {names})")
+
+
+def _checked_id(job_id: bytes) -> bytes:
+    if not isinstance(job_id, bytes) or len(job_id) != 32:
+        raise ClientError("INVALID_ARGUMENT", "a job id is 32 bytes (64 hex digits)")
+    return job_id
+
+
+def _view_of(job_id: bytes, reply: node_pb2.JobView) -> JobView:
+    if reply.job.id != job_id:
+        raise ProofError(f"asked for job {job_id.hex()}, the node sent job {reply.job.id.hex()}")
+    return JobView(reply.job, reply.height, reply.block_hash)
+
+
+def _check_listing(request: node_pb2.ListJobsRequest, reply: node_pb2.ListJobsResponse) -> None:
+    """Every job listed matches the filters, newest first; ProofError otherwise."""
+    if len(reply.jobs) > (request.limit or 20):
+        raise ProofError(f"the node listed {len(reply.jobs)} jobs for a page of {request.limit or 20}")
+    previous = None
+    for job in reply.jobs:
+        position = (job.posted_height, job.id)
+        if (request.poster and job.poster != request.poster) or (request.status and job.status != request.status) or (
+            request.executor and all(slot.executor != request.executor for slot in job.assignments)
+        ):
+            raise ProofError(f"the node listed job {job.id.hex()}, which does not match the filters")
+        if previous is not None and position >= previous:
+            raise ProofError("the node's listing is not newest first")
+        previous = position
+
