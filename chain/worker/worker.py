@@ -162,14 +162,14 @@ class Worker:
         """Resume every unfinished assignment of this executor, and clear journal files of finished ones."""
         jobs, height = self.reader.jobs_of(self.executor_id, UNFINISHED_STATUSES)
         self.head = height
+        if jobs:
+            log.info("resuming %d unfinished assignment(s) at #%d", len(jobs), height)
         listed = {job.id for job in jobs}
         for job in jobs:
             self.reconcile(job)
         for job_id in self.journal.job_ids():
             if job_id not in listed:
                 self.reconcile_id(job_id)
-        if jobs:
-            log.info("resuming %d unfinished assignment(s) at #%d", len(jobs), height)
 
     # -- messages ----------------------------------------------------------------------------
 
