@@ -23,3 +23,40 @@ def supply_is_conserved(state: StateReader, items: Iterable[tuple[bytes, bytes]]
     """Total issuance equals all balances plus what was burned, minus what was minted (DESIGN.md section 3)."""
     supply = system.read_supply(state)
     return supply.total_issuance == account_total(items) + supply.burned - supply.minted
+
+
+def reserved_by_purpose(items: Iterable[tuple[bytes, bytes]]) -> dict[bytes, int]:
+    """What each account should have reserved, from the records that say why: stake, escrow, held pay, deposits."""
+    from runtime import jobs, models, staking
+
+    owed: dict[bytes, int] = {}
+
+    def add(account: bytes, amount: int) -> None:
+        if amount:
+            owed[account] = owed.get(account, 0) + amount
+
+    for key, value in items:
+        if key.startswith(staking.LEDGER_PREFIX):
+            ledger = state_pb2.StakeLedger.FromString(value)
+            add(key[len(staking.LEDGER_PREFIX):], ledger.bonded + sum(chunk.amount for chunk in ledger.unbonding))
+        elif key.startswith(jobs.JOB_PREFIX):
+            job = state_pb2.Job.FromString(value)
+            add(job.poster, job.escrow)
+            for slot in job.assignments:
+                add(slot.executor, 0 if slot.released else slot.payment)
+        elif key.startswith(models.PROPOSAL_PREFIX):
+            proposal = state_pb2.ModelProposal.FromString(value)
+            add(proposal.proposer, proposal.deposit)
+    return owed
+
+
+def reserved_is_accounted(items: Iterable[tuple[bytes, bytes]]) -> bool:
+    """Every account's reserved balance equals its stake, escrow, held payments and deposits, to the unit."""
+    items = list(items)
+    reserved = {
+        key[len(system.ACCOUNT_PREFIX):]: state_pb2.AccountInfo.FromString(value).reserved
+        for key, value in items
+        if key.startswith(system.ACCOUNT_PREFIX)
+    }
+    owed = reserved_by_purpose(items)
+    return {account: amount for account, amount in reserved.items() if amount} == owed

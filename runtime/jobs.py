@@ -233,8 +233,8 @@ EVENTS = (
 )
 
 
-def _event(name: str, **attributes: object) -> types_pb2.Event:
-    return make_event(MODULE, name, **attributes)
+def _event(event_name: str, **attributes: object) -> types_pb2.Event:
+    return make_event(MODULE, event_name, **attributes)
 
 
 # --- recipes (docs/protocol.md, "Jobs") -----------------------------------------
@@ -835,7 +835,7 @@ def _fill_or_queue_quietly(state: Overlay, job: state_pb2.Job, params: Params, h
 
 def _on_due(state: Overlay, job: state_pb2.Job, params: Params, height: int) -> None:
     if job.status in (SETTLED, DISPUTED):
-        _release_held(state, job, height)
+        _release_held(state, job, params, height)
         return
     if job.status in (EXPIRED, CANCELLED):
         return
@@ -862,10 +862,11 @@ def _on_due(state: Overlay, job: state_pb2.Job, params: Params, height: int) -> 
         _schedule(state, max(job.timeout_height, height + 1), job.id)
 
 
-def _release_held(state: Overlay, job: state_pb2.Job, height: int) -> None:
+def _release_held(state: Overlay, job: state_pb2.Job, params: Params, height: int) -> None:
     """At the end of the challenge window: release held payments (or refund a disputed job)."""
     if job.status == DISPUTED:
-        _refund(state, job)
+        if height >= job.final_height + params.challenge_window_blocks:
+            _refund(state, job)
         return
     for slot in job.assignments:
         if slot.payment and not slot.released and slot.release_height <= height:

@@ -76,7 +76,7 @@ class BlockContext:
     author: bytes
 
 
-def make_event(module: str, name: str, **attributes: object) -> types_pb2.Event:
+def make_event(module: str, name: str, /, **attributes: object) -> types_pb2.Event:
     """An event with string attributes, in the order given."""
     return types_pb2.Event(
         module=module,

@@ -159,8 +159,8 @@ EVENTS = (
 )
 
 
-def _event(name: str, **attributes: object) -> types_pb2.Event:
-    return make_event(MODULE, name, **attributes)
+def _event(event_name: str, **attributes: object) -> types_pb2.Event:
+    return make_event(MODULE, event_name, **attributes)
 
 
 # --- storage access -------------------------------------------------------------

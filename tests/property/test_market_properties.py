@@ -1,0 +1,98 @@
+"""Property tests of the market: arbitrary sequences of stake, offer, post, commit, reveal, cancel and time.
+
+After every block (tests/runtime/market.py checks it) the supply is conserved, every reserved base
+unit is owed to a bond, an escrow, a held payment or a deposit, and no escrow is negative. At the
+end: nobody was paid twice for a job, a job's payments never exceed what it escrowed, and every
+job is either still running or ended with its escrow gone.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from proto import state_pb2, types_pb2
+from runtime import jobs, staking
+from tests.runtime.market import ACCOUNTS, MIN_BOND, MODEL_ID, Market, output
+
+PEOPLE = ACCOUNTS[1:6]
+# Windows long enough for several executors to commit and reveal one call (one block) at a time.
+WINDOWS = jobs.Params(commit_blocks=15, reveal_blocks=15, job_timeout_blocks=60, challenge_window_blocks=5, min_tokens_per_block=8)
+
+step = st.one_of(
+    st.tuples(st.just("bond"), st.integers(0, 4), st.sampled_from([MIN_BOND, 3 * MIN_BOND, 10**15])),
+    st.tuples(st.just("unbond"), st.integers(0, 4), st.sampled_from([1, MIN_BOND, 10**13])),
+    st.tuples(st.just("withdraw"), st.integers(0, 4), st.just(0)),
+    st.tuples(st.just("offer"), st.integers(0, 4), st.sampled_from([1_000, 4_000, 9_000])),
+    st.tuples(st.just("clear"), st.integers(0, 4), st.just(0)),
+    st.tuples(st.just("post"), st.integers(0, 4), st.integers(1, 3)),
+    st.tuples(st.just("work"), st.integers(0, 4), st.integers(0, 3)),
+    st.tuples(st.just("work"), st.integers(1, 3), st.integers(1, 3)),  # the genesis executors, honestly
+    st.tuples(st.just("cancel"), st.integers(0, 4), st.just(0)),
+    st.tuples(st.just("wait"), st.just(0), st.integers(1, 12)),
+)
+
+
+def _open_slots(market: Market, account: bytes):
+    for key, value in market.state.iter_prefix(jobs.JOB_PREFIX):
+        job = state_pb2.Job.FromString(value)
+        for slot in job.assignments:
+            if slot.executor == account and slot.status in jobs.ACTIVE_SLOTS:
+                yield job, slot
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(step, min_size=10, max_size=60))
+def test_any_sequence_of_market_calls_keeps_every_invariant(steps):
+    market = Market.create(jobs_params=WINDOWS)
+    salts: dict[tuple[bytes, bytes], bytes] = {}
+    posted: list[bytes] = []
+    for name, who, value in steps:
+        person = PEOPLE[who]
+        key = person.public_key
+        if name == "bond":
+            market.call(person, bond=types_pb2.Bond(amount=value, validate=bool(value % 2)))
+        elif name == "unbond":
+            market.call(person, unbond=types_pb2.Unbond(amount=value))
+        elif name == "withdraw":
+            market.call(person, withdraw_unbonded=types_pb2.WithdrawUnbonded())
+        elif name == "offer":
+            market.call(person, set_offer=types_pb2.SetOffer(models=[MODEL_ID], price_per_token=value, capacity=2))
+        elif name == "clear":
+            market.call(person, clear_offer=types_pb2.ClearOffer())
+        elif name == "post":
+            job_id, receipt = market.post(person, redundancy=value, max_tokens=4)
+            if receipt.success:
+                posted.append(job_id)
+        elif name == "cancel" and posted:
+            market.call(person, cancel_job=types_pb2.CancelJob(job_id=posted[value % len(posted)]))
+        elif name == "work":
+            # The executor does the next step of each of its jobs; `value` picks an honest or a wrong result.
+            result = output(tokens=(7, 7, 7, 7), stop_reason="length") if value else output(tokens=(5, 2))
+            for job, slot in list(_open_slots(market, key)):
+                if slot.status == jobs.SLOT_ASSIGNED:
+                    salt = salts.setdefault((job.id, key), os.urandom(32))
+                    digest = jobs.output_digest(job, result["prompt_tokens"], result["tokens"], result["text"], result["stop_reason"])
+                    market.call(person, commit_result=types_pb2.CommitResult(job_id=job.id, commitment=jobs.commitment(job.id, key, salt, digest)))
+                    if job.request.redundancy == 1 and value == 3:
+                        continue
+                market.call(person, reveal_result=types_pb2.RevealResult(job_id=job.id, salt=salts.get((job.id, key), bytes(32)), **result))
+        else:
+            market.advance(value if name == "wait" else 1)
+    market.advance(100)  # every deadline, timeout and challenge window passes
+
+    for key, value in market.state.iter_prefix(jobs.JOB_PREFIX):
+        job = state_pb2.Job.FromString(value)
+        event(f"a job ended {state_pb2.JobStatus.Name(job.status)}")
+        paid = sum(slot.payment for slot in job.assignments)
+        executors = [slot.executor for slot in job.assignments if slot.payment]
+        assert len(executors) == len(set(executors)), "an executor was paid twice for one job"
+        assert paid + job.protocol_fee + job.refunded + job.escrow == jobs.escrow_of(job.request)
+        assert job.status in jobs.FINAL_STATUSES and job.escrow == 0
+        assert all(slot.released for slot in job.assignments if slot.payment)
+    for account in PEOPLE:
+        assert jobs.read_load(market.state, account.public_key) == 0
+        ledger = staking.read_ledger(market.state, account.public_key)
+        assert ledger is None or ledger.bonded == 0 or ledger.bonded >= MIN_BOND

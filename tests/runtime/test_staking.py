@@ -1,0 +1,111 @@
+"""runtime/staking.py and runtime/models.py: bonds, unbonding, offers, the validator set, model votes."""
+
+from __future__ import annotations
+
+import pytest
+
+from proto import types_pb2
+from runtime import models, staking, system
+from tests.runtime.market import BOND, EXECUTORS, MIN_BOND, MODEL, MODEL_ID, POSTER, STAKING, Market
+
+NEW_MODEL = types_pb2.ModelInfo()
+NEW_MODEL.CopyFrom(MODEL)
+NEW_MODEL.id = bytes(range(1, 33))
+NEW_MODEL.name = "another"
+
+
+def reserved(market: Market, account) -> int:
+    return system.read_account(market.state, account.public_key).reserved
+
+
+def test_bond_unbond_and_withdraw_after_the_unbonding_period():
+    market = Market.create()
+    free_before = system.read_account(market.state, POSTER.public_key).free
+    market.ok(POSTER, bond=types_pb2.Bond(amount=2 * MIN_BOND, validate=True))
+    assert staking.read_ledger(market.state, POSTER.public_key).bonded == 2 * MIN_BOND
+    assert reserved(market, POSTER) == 2 * MIN_BOND
+    receipt = market.ok(POSTER, unbond=types_pb2.Unbond(amount=2 * MIN_BOND))
+    release = int(dict((a.key, a.value) for a in receipt.events[0].attributes)["release_height"])
+    assert release == market.height + STAKING.unbonding_period_blocks
+    # Still reserved, so still slashable, until the release height.
+    assert reserved(market, POSTER) == 2 * MIN_BOND
+    assert market.call(POSTER, withdraw_unbonded=types_pb2.WithdrawUnbonded()).error_name == "NothingToWithdraw"
+    market.advance_to(release)
+    market.ok(POSTER, withdraw_unbonded=types_pb2.WithdrawUnbonded())
+    assert reserved(market, POSTER) == 0
+    assert system.read_account(market.state, POSTER.public_key).free == free_before - 4 * 10**8
+    assert staking.read_ledger(market.state, POSTER.public_key) is None
+
+
+@pytest.mark.parametrize(
+    "call, error",
+    [
+        ({"unbond": types_pb2.Unbond(amount=BOND + 1)}, "NotBonded"),
+        ({"unbond": types_pb2.Unbond(amount=BOND - MIN_BOND + 1)}, "OfferActive"),
+        ({"bond": types_pb2.Bond(amount=10**18)}, "InsufficientBalance"),
+        ({"set_offer": types_pb2.SetOffer(models=[bytes(32)], capacity=1)}, "UnknownModel"),
+        ({"set_offer": types_pb2.SetOffer(models=[MODEL_ID], capacity=10**6)}, "InvalidOffer"),
+    ],
+)
+def test_staking_errors_change_nothing(call, error):
+    market = Market.create()
+    executor = EXECUTORS[0]
+    before = (staking.read_ledger(market.state, executor.public_key), staking.read_offer(market.state, executor.public_key))
+    receipt = market.call(executor, **call)
+    assert (receipt.success, receipt.error_name) == (False, error)
+    assert (staking.read_ledger(market.state, executor.public_key), staking.read_offer(market.state, executor.public_key)) == before
+
+
+def test_an_offer_needs_the_minimum_bond_and_clearing_it_removes_the_executor():
+    market = Market.create()
+    receipt = market.call(POSTER, set_offer=types_pb2.SetOffer(models=[MODEL_ID], price_per_token=5, capacity=1))
+    assert receipt.error_name == "NotBonded"
+    market.ok(POSTER, bond=types_pb2.Bond(amount=MIN_BOND))
+    market.ok(POSTER, set_offer=types_pb2.SetOffer(models=[MODEL_ID], price_per_token=5, capacity=1))
+    assert POSTER.public_key in staking.serving(market.state, MODEL_ID)
+    market.ok(POSTER, clear_offer=types_pb2.ClearOffer())
+    assert POSTER.public_key not in staking.serving(market.state, MODEL_ID)
+    assert market.call(POSTER, clear_offer=types_pb2.ClearOffer()).error_name == "NoOffer"
+    # Without an offer the whole bond may go.
+    market.ok(POSTER, unbond=types_pb2.Unbond(amount=MIN_BOND))
+
+
+def test_the_validator_set_is_the_top_bonded_candidates_at_each_epoch():
+    market = Market.create(staking_params=staking.Params(min_bond=MIN_BOND, unbonding_period_blocks=50, epoch_blocks=5, max_validators=2))
+    for account, amount in zip(EXECUTORS, (3 * MIN_BOND, 5 * MIN_BOND, 4 * MIN_BOND)):
+        market.ok(account, bond=types_pb2.Bond(amount=amount, validate=True))
+    market.advance_to(5)
+    chosen = {v.public_key: v.voting_power for v in staking.read_validator_set(market.state).validators}
+    assert chosen == {EXECUTORS[1].public_key: BOND + 5 * MIN_BOND, EXECUTORS[2].public_key: BOND + 4 * MIN_BOND}
+
+
+def test_a_model_is_registered_when_more_than_two_thirds_of_the_voting_stake_approves():
+    market = Market.create(models_params=models.Params(voting_period_blocks=10, quorum_ppm=500_000, proposal_deposit=10**9))
+    market.ok(POSTER, propose_model=types_pb2.ProposeModel(model=NEW_MODEL))
+    assert reserved(market, POSTER) == 10**9
+    for account, approve in zip(EXECUTORS, (True, True, False)):
+        market.ok(account, vote_model=types_pb2.VoteModel(model=NEW_MODEL.id, approve=approve))
+    # 2 of 3 equal stakes would not be more than 2/3; the third changes its vote, so it passes.
+    market.ok(EXECUTORS[2], vote_model=types_pb2.VoteModel(model=NEW_MODEL.id, approve=True))
+    events = market.advance(10)
+    assert "ModelAccepted" in [event.name for event in events]
+    assert models.read_model(market.state, NEW_MODEL.id) == NEW_MODEL
+    assert reserved(market, POSTER) == 0
+
+
+def test_a_model_vote_without_quorum_is_rejected_and_the_deposit_returned():
+    market = Market.create(models_params=models.Params(voting_period_blocks=3, quorum_ppm=500_000, proposal_deposit=10**9))
+    market.ok(POSTER, propose_model=types_pb2.ProposeModel(model=NEW_MODEL))
+    market.ok(EXECUTORS[0], vote_model=types_pb2.VoteModel(model=NEW_MODEL.id, approve=True))
+    events = market.advance(3)
+    assert "ModelRejected" in [event.name for event in events]
+    assert models.read_model(market.state, NEW_MODEL.id) is None
+    assert reserved(market, POSTER) == 0
+    assert market.call(POSTER, vote_model=types_pb2.VoteModel(model=NEW_MODEL.id, approve=True)).error_name == "NoProposal"
+
+
+def test_only_bonded_accounts_vote_and_a_registered_model_cannot_be_proposed_again():
+    market = Market.create()
+    assert market.call(POSTER, propose_model=types_pb2.ProposeModel(model=MODEL)).error_name == "AlreadyRegistered"
+    market.ok(POSTER, propose_model=types_pb2.ProposeModel(model=NEW_MODEL))
+    assert market.call(POSTER, vote_model=types_pb2.VoteModel(model=NEW_MODEL.id, approve=True)).error_name == "NoStake"
