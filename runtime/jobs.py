@@ -594,7 +594,7 @@ def post_job(state: Overlay, origin: bytes, call: types_pb2.PostJob) -> None:
         request=call,
         status=QUEUED,
         posted_height=height,
-        timeout_height=height + params.job_timeout_blocks,
+        timeout_height=height + params.job_timeout_blocks + params.commit_window(call.max_tokens),
         escrow=escrow,
     )
     if read_job(state, job.id) is not None:

@@ -293,3 +293,20 @@ def test_the_output_digest_is_the_inference_packages_digest():
         prompt_tokens=12, tokens=(5, 6, 2), text="h☃i", logprobs_micronats=(-1, -2, -3), stop_reason="eos",
     )
     assert jobs.output_digest(job, 12, [5, 6, 2], "h☃i", "eos") == result.output_digest()
+
+
+def test_the_recipes_match_the_vectors_in_the_protocol_doc():
+    genesis, alice = bytes.fromhex("11" * 32), bytes.fromhex("801787cfa29833898a4b542744872e579bcb56cb5009f99c4e273d7cb0b42d27")
+    job_id = jobs.job_id(genesis, alice, 7)
+    assert job_id.hex() == "b4b6f867831247c7da9edd9eca675d775872f7edd714326fd3523be00657210f"
+    assert jobs.commitment(job_id, alice, bytes(range(32)), bytes.fromhex("22" * 32)).hex() == (
+        "1be971752c81126228d9b25a4ac08bd4f7cdc344ac903612cdf2020f693d8ce9"
+    )
+    assert jobs.assignment_seed(job_id, 5, 0).hex() == "d6f6fc9e8dd7ba2da75e8d295030bc2fcef497ea648be9c44479691722b474be"
+    from tests.nodes import ROOT
+
+    doc = (ROOT / "docs" / "protocol.md").read_text()
+    for vector in ("b4b6f867831247c7da9edd9eca675d775872f7edd714326fd3523be00657210f",
+                   "1be971752c81126228d9b25a4ac08bd4f7cdc344ac903612cdf2020f693d8ce9",
+                   "d6f6fc9e8dd7ba2da75e8d295030bc2fcef497ea648be9c44479691722b474be"):
+        assert vector in doc

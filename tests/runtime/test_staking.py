@@ -109,3 +109,13 @@ def test_only_bonded_accounts_vote_and_a_registered_model_cannot_be_proposed_aga
     assert market.call(POSTER, propose_model=types_pb2.ProposeModel(model=MODEL)).error_name == "AlreadyRegistered"
     market.ok(POSTER, propose_model=types_pb2.ProposeModel(model=NEW_MODEL))
     assert market.call(POSTER, vote_model=types_pb2.VoteModel(model=NEW_MODEL.id, approve=True)).error_name == "NoStake"
+
+
+def test_exactly_two_thirds_approving_is_not_enough():
+    market = Market.create(models_params=models.Params(voting_period_blocks=6, quorum_ppm=500_000, proposal_deposit=10**9))
+    market.ok(POSTER, propose_model=types_pb2.ProposeModel(model=NEW_MODEL))
+    for account, approve in zip(EXECUTORS, (True, True, False)):
+        market.ok(account, vote_model=types_pb2.VoteModel(model=NEW_MODEL.id, approve=approve))
+    events = market.advance(6)
+    assert "ModelRejected" in [event.name for event in events]
+    assert models.read_model(market.state, NEW_MODEL.id) is None
