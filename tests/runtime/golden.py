@@ -38,6 +38,52 @@ def _blocks() -> list[list[bytes]]:
     ]
 
 
+def market_vectors() -> dict[str, str]:
+    """State roots and receipts of a market round: bond, offer, post, commit, reveal, settle, release."""
+    from proto import types_pb2
+    from runtime import jobs, system
+    from tests.runtime.market import MODEL_ID, POSTER, Market
+
+    out = {}
+    market = Market.create()
+    nodes = _Nodes()
+    tree = StateTree(nodes)
+    root = tree.update(EMPTY_ROOT, dict(market.state.items), nodes)
+
+    def record(name: str, raws: list[bytes]) -> None:
+        nonlocal root
+        before = dict(market.state.items)
+        receipts = market.block(raws)
+        after = market.state.items
+        changes = {key: after.get(key) for key in set(before) | set(after) if before.get(key) != after.get(key)}
+        root = tree.update(root, changes, nodes)
+        out[f"market_{name}_state_root"] = root.hex()
+        out[f"market_{name}_receipts_hash"] = blake2b_256(receipts.SerializeToString(deterministic=True)).hex()
+
+    newcomer = ACCOUNTS[5]
+    record("bond", [market.transaction(newcomer, bond=types_pb2.Bond(amount=2 * 10**12, validate=True))])
+    offer = types_pb2.SetOffer(models=[MODEL_ID], price_per_token=1_500, region="eu", capacity=2)
+    record("offer", [market.transaction(newcomer, set_offer=offer)])
+    post = types_pb2.PostJob(model=MODEL_ID, prompt="golden", prompt_format="chat", max_tokens=4,
+                             sampling=types_pb2.Sampling(temperature_milli=700, top_k=40, top_p_ppm=950_000, seed=9),
+                             max_price_per_token=2_500, redundancy=2, region="eu")
+    chain = system.read_chain(market.state)
+    job_id = jobs.job_id(chain.genesis_hash, POSTER.public_key, system.read_account(market.state, POSTER.public_key).nonce)
+    record("post", [market.transaction(POSTER, post_job=post)])
+    job = market.job(job_id)
+    executors = market.executors_of(job_id)
+    result = dict(prompt_tokens=11, tokens=[7, 8, 2], text="hey", logprobs_micronats=[-5, -6, -7], stop_reason="eos")
+    digest = jobs.output_digest(job, 11, result["tokens"], result["text"], "eos")
+    salt = bytes(range(32))
+    record("commit", [market.transaction(account, commit_result=types_pb2.CommitResult(
+        job_id=job_id, commitment=jobs.commitment(job_id, account.public_key, salt, digest))) for account in executors])
+    record("reveal", [market.transaction(account, reveal_result=types_pb2.RevealResult(job_id=job_id, salt=salt, **result))
+                      for account in executors])
+    for index in range(6):
+        record(f"after_{index}", [])
+    return out
+
+
 def vectors() -> dict[str, str]:
     """Hex digests that every machine and process must reproduce."""
     out = {"genesis_json_hash": load_genesis(GENESIS_FILE).hash.hex()}
@@ -59,4 +105,4 @@ def vectors() -> dict[str, str]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(vectors(), sort_keys=True))
+    print(json.dumps({**vectors(), **market_vectors()}, sort_keys=True))
