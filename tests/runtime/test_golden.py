@@ -19,7 +19,7 @@ from tests.runtime.golden import market_vectors, vectors
 ROOT = Path(__file__).resolve().parents[2]
 
 PINNED = {
-    "genesis_json_hash": "961cf1aaacdc944149d36948856c102dd69965b86ca753b8346f5e1bd5a2f756",
+    "genesis_json_hash": "6997898f28215a211e46a9ce23b900040e2909a9993c3182953f20b1da88ac05",
     "genesis_state_root": "14ff121f2a9489c152e87c7082762721da903cfe8bf1380c297b8e600d8bc249",
     "block_1_state_root": "619184b90de2207ddabf5db13393a1709e412399881c43cfb67c46315fe4ff93",
     "block_1_receipts_hash": "7286b064cf16d06cbcab28d6b098555a084fdfafe6c977c63f78b6940d7e7fb4",
