@@ -42,6 +42,9 @@ def register(subparsers) -> None:
     parser.add_argument("--no-prometheus", action="store_true", help="do not serve metrics (default: served)")
     parser.add_argument("--bootnodes", nargs="*", default=[], metavar="ADDRESS",
                         help="peers to connect to, for multi-validator networks (default: none)")
+    parser.add_argument("--no-worker", action="store_true",
+                        help="do not execute jobs here even if the validator key has an offer; serve them with "
+                             "`inferchain worker` elsewhere (default: a worker runs while the key has an offer)")
     parser.add_argument("--log-level", default="info", choices=("error", "warning", "info", "debug"),
                         help="least severe log lines printed (default: info)")
     parser.add_argument("--log-format", default="plain", choices=("plain", "json"),
@@ -76,6 +79,13 @@ def _validator_key(args):
         raise CliError(f"cannot load the validator key {quote_input(name)}: {error}", EXIT_BAD_INPUT) from None
 
 
+def _worker_key(args) -> str:
+    """The validator key as the worker process is told it: a dev name, or the key file's absolute path."""
+    name = args.key or "alice"
+    path = Path(name)
+    return str(path.resolve()) if path.exists() else name
+
+
 def _check_port(value: int, option: str) -> None:
     if not 0 <= value <= 65535:
         raise CliError(f"{option} must be a port number between 0 and 65535, got {value}", EXIT_USAGE)
@@ -89,6 +99,7 @@ def _check_base_path(path: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run until SIGINT or SIGTERM; exit 0 after a clean stop."""
     from chain.node.runner import Node, NodeConfig, NodeStartError
+    from chain.worker.supervisor import WorkerLaunch
 
     configure_logging(args.log_level, args.log_format)
     for value, option in ((args.rpc_port, "--rpc-port"), (args.prometheus_port, "--prometheus-port"), (args.port, "--port")):
@@ -107,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
         rpc_host="0.0.0.0" if args.rpc_external else "127.0.0.1",
         rpc_port=args.rpc_port,
         prometheus_port=None if args.no_prometheus else args.prometheus_port,
+        worker=None if args.no_worker else WorkerLaunch(_worker_key(args), args.log_level, args.log_format),
     )
     try:
         try:

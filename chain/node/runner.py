@@ -18,6 +18,8 @@ from chain.node.metrics import MetricsServer, NodeMetrics
 from chain.node.server import ApiServer
 from chain.ss58 import encode_address
 from chain.storage import ChainStore, StoreError
+from chain.worker.supervisor import WorkerLaunch, WorkerSupervisor
+from runtime import staking
 
 log = logging.getLogger("inferchain.node")
 
@@ -39,6 +41,8 @@ class NodeConfig:
     rpc_port: int = 9944
     prometheus_host: str = "127.0.0.1"
     prometheus_port: int | None = 9615
+    # Run the executor worker while the validator key has an offer (None: never; `node --no-worker`).
+    worker: WorkerLaunch | None = None
 
     @property
     def database_path(self) -> Path:
@@ -88,6 +92,7 @@ class Node:
         self.core = NodeCore(self.store, config.genesis, config.validator)
         self._stop = threading.Event()
         self._producer = threading.Thread(target=self._produce_loop, name="producer", daemon=True)
+        self.worker: WorkerSupervisor | None = None
         try:
             self.api = ApiServer(NodeApi(self.core, config.genesis.consensus.block_time_ms), config.rpc_host, config.rpc_port)
             self.metrics = None
@@ -112,6 +117,10 @@ class Node:
         self._producer.start()
         self.api.mark_serving()
         log.info("gRPC API on %s:%d", self.config.rpc_host, self.api.port)
+        if self.config.worker is not None:
+            command = self.config.worker.command(f"127.0.0.1:{self.api.port}", self.config.base_path)
+            self.worker = WorkerSupervisor(command, self._has_offer)
+            self.worker.start()
 
     def wait(self) -> None:
         while not self._stop.wait(0.5):
@@ -120,6 +129,8 @@ class Node:
     def stop(self) -> None:
         """Finish the block in progress, stop serving, close the store."""
         self._stop.set()
+        if self.worker is not None:  # while the API still serves, so the worker stops cleanly
+            self.worker.stop()
         if self._producer.is_alive():
             self._producer.join(timeout=30)
         self.api.stop()
@@ -157,6 +168,9 @@ class Node:
             )
             if self.metrics is not None:
                 self.metrics.node_metrics.observe_block(produced.elapsed_s)
+
+    def _has_offer(self) -> bool:
+        return staking.read_offer(self.store.state, self.config.validator.public_key) is not None
 
     def _set_production_health(self, status) -> None:
         self.api.health.set(BLOCK_PRODUCTION_HEALTH, status)

@@ -157,6 +157,9 @@ class Worker:
         self._executor.stop()
         self.reader.close()
         self.client.close()
+        unfinished = sum(1 for tracked in self.jobs.values() if tracked.entry is not None)
+        log.info("worker stopped at #%d; %d assignment(s) open, %d with a journaled result",
+                 self.head, len(self.jobs), unfinished)
 
     def recover(self) -> None:
         """Resume every unfinished assignment of this executor, and clear journal files of finished ones."""
