@@ -30,7 +30,7 @@ from chain.worker.journal import Journal
 from chain.worker.worker import Worker
 from inference.engine import EngineConfig, engine_version, gpu_offload_supported
 from inference.errors import InferenceError, ModelNotFound
-from inference.model_store import default_home
+from inference.model_store import ModelStore, default_home
 from proto import state_pb2
 
 log = logging.getLogger("inferchain.worker")
@@ -83,8 +83,10 @@ def run(args: argparse.Namespace) -> int:
             f"{address} has no offer on {chain_id}: bond and offer first (`inferchain tx bond`, `inferchain tx offer`)",
             EXIT_FAILURE,
         )
+    store = store_for(args)
+    _check_offered_in_store(store, offer)
     config = _engine_config(args, offer)
-    pool = EnginePool(store_for(args), config, {model_id: info.context_length for model_id, info in models.items()})
+    pool = EnginePool(store, config, {model_id: info.context_length for model_id, info in models.items()})
     try:
         _load_offered(pool, offer, models)
         log.info("worker for %s on %s via %s: %d model(s), capacity %d, price %d per token",
@@ -126,6 +128,22 @@ def _engine_config(args: argparse.Namespace, offer: state_pb2.Offer) -> EngineCo
     return EngineConfig(threads=threads, gpu_layers=gpu_layers)
 
 
+def _check_offered_in_store(store: ModelStore, offer: state_pb2.Offer) -> None:
+    """Refuse to start, before loading anything, when a model the offer lists is not in the store."""
+    for model in offer.models:
+        model_id = model.hex()
+        try:
+            store.resolve(model_id)
+        except ModelNotFound:
+            raise CliError(
+                f"the offer lists model {model_id}, which is not in the model store at {store.directory}: "
+                "import its GGUF file with `inferchain model add FILE` (same --base-path)",
+                EXIT_BAD_INPUT,
+            ) from None
+        except InferenceError as error:
+            raise CliError(f"cannot use model {model_id[:12]}...: {error}", inference_exit_code(error)) from None
+
+
 def _load_offered(pool: EnginePool, offer: state_pb2.Offer, models: dict) -> None:
     """Load one engine of every model the offer lists, or say which cannot be loaded and why."""
     for model in offer.models:
@@ -133,12 +151,6 @@ def _load_offered(pool: EnginePool, offer: state_pb2.Offer, models: dict) -> Non
         registered = models.get(model_id)
         try:
             engine = pool.load(model_id)
-        except ModelNotFound:
-            raise CliError(
-                f"the offer lists model {model_id}, which is not in the model store at {pool.store.directory}: "
-                "import its GGUF file with `inferchain model add FILE` (same --base-path)",
-                EXIT_BAD_INPUT,
-            ) from None
         except InferenceError as error:
             raise CliError(f"cannot load model {model_id[:12]}...: {error}", inference_exit_code(error)) from None
         if registered is not None and registered.engine and registered.engine != engine_version():

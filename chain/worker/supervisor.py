@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -22,8 +23,10 @@ from typing import Callable
 log = logging.getLogger("inferchain.node")
 
 CHECK_INTERVAL_S = 5.0
-# Waits before starting a worker again after it exited with an error, doubling up to the last.
+# Waits before starting a worker again after it exited with an error, growing up to the last; a
+# worker that ran for HEALTHY_RUN_S before failing starts the sequence over.
 RESTART_DELAYS_S = (5.0, 15.0, 60.0, 300.0)
+HEALTHY_RUN_S = 600.0
 STOP_TIMEOUT_S = 15.0
 
 
@@ -51,13 +54,16 @@ class WorkerLaunch:
 class WorkerSupervisor:
     """A thread that keeps one worker process running while `has_offer()` says so."""
 
-    def __init__(self, command: list[str], has_offer: Callable[[], bool], check_interval_s: float = CHECK_INTERVAL_S):
+    def __init__(self, command: list[str], has_offer: Callable[[], bool], check_interval_s: float = CHECK_INTERVAL_S,
+                 restart_delays_s: tuple[float, ...] = RESTART_DELAYS_S):
         self.command = command
         self.has_offer = has_offer
         self.check_interval_s = check_interval_s
+        self.restart_delays_s = restart_delays_s
         self.process: subprocess.Popen | None = None
         self._stop = threading.Event()
         self._failures = 0
+        self._started_at = 0.0
         self._said_no_offer = False
         self._thread = threading.Thread(target=self._supervise, name="worker-supervisor", daemon=True)
 
@@ -107,7 +113,6 @@ class WorkerSupervisor:
         return offered
 
     def _launch(self) -> None:
-        log.info("starting the executor worker (the validator key has an offer)")
         try:
             self.process = subprocess.Popen(
                 self.command, stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -115,6 +120,9 @@ class WorkerSupervisor:
         except OSError as error:
             log.error("cannot start the executor worker: %s", error.strerror or error)
             self._failures += 1
+            return
+        self._started_at = time.monotonic()
+        log.info("started the executor worker, process %d (the validator key has an offer)", self.process.pid)
 
     def _after_exit(self, code: int) -> float:
         """Say how the worker ended; the wait before starting another."""
@@ -122,7 +130,9 @@ class WorkerSupervisor:
             log.info("the executor worker stopped")
             self._failures = 0
             return self.check_interval_s
-        delay = RESTART_DELAYS_S[min(self._failures, len(RESTART_DELAYS_S) - 1)]
+        if time.monotonic() - self._started_at >= HEALTHY_RUN_S:
+            self._failures = 0
+        delay = self.restart_delays_s[min(self._failures, len(self.restart_delays_s) - 1)]
         self._failures += 1
         log.error("the executor worker exited with code %d (its error is above); starting it again in %g s", code, delay)
         return delay

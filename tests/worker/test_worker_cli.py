@@ -1,0 +1,68 @@
+"""`inferchain worker` says in one line, with its exit code, why it cannot start (no model is loaded here)."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from chain.cli.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_UNREACHABLE
+from chain.crypto import dev_keypair
+from chain.genesis import dev_genesis_document, dev_stake
+from tests.commands import inferchain, one_line_error
+from tests.nodes import NodeProcess, free_port
+
+UNKNOWN_MODEL = "ab" * 32
+
+
+@pytest.fixture(scope="module")
+def node_with_missing_model(tmp_path_factory):
+    """A dev node whose genesis also registers a model no store holds, which Bob offers."""
+    base = tmp_path_factory.mktemp("worker-cli")
+    document = dev_genesis_document()
+    models = document["app_state"]["models"]["models"]
+    other = copy.deepcopy(models[0])
+    other.update(id=UNKNOWN_MODEL, name="nowhere")
+    models.append(other)
+    stake = dev_stake("bob")
+    stake["validate"] = False
+    stake["offer"]["models"] = [UNKNOWN_MODEL]
+    document["app_state"]["staking"]["stakes"].append(stake)
+    genesis = base / "genesis.json"
+    genesis.write_text(json.dumps(document))
+    node = NodeProcess(base / "node", free_port(), ("--chain", str(genesis), "--no-worker")).start()
+    yield node
+    node.kill()
+
+
+def worker(node_target: str, *args: str, home) -> object:
+    return inferchain("worker", "--node", node_target, "--base-path", str(home), *args, timeout=60)
+
+
+def test_an_account_without_an_offer_is_told_to_offer_first(node_with_missing_model, tmp_path):
+    result = worker(node_with_missing_model.target, "--key", "charlie", home=tmp_path)
+    assert result.returncode == EXIT_FAILURE
+    line = one_line_error(result)
+    assert dev_keypair("charlie").address in line and "no offer" in line and "tx offer" in line
+
+
+def test_an_offered_model_missing_from_the_store_is_named(node_with_missing_model, tmp_path):
+    result = worker(node_with_missing_model.target, "--key", "bob", home=tmp_path)
+    assert result.returncode == EXIT_BAD_INPUT
+    line = one_line_error(result)
+    assert UNKNOWN_MODEL in line and str(tmp_path / "models") in line and "inferchain model add" in line
+
+
+def test_an_unreachable_node_is_a_clear_error(tmp_path):
+    result = worker(f"127.0.0.1:{free_port()}", "--key", "alice", home=tmp_path)
+    assert result.returncode == EXIT_UNREACHABLE
+    assert "connection refused" in one_line_error(result)
+
+
+def test_an_unreadable_key_file_is_bad_input(tmp_path):
+    key = tmp_path / "key.json"
+    key.write_text("not a key")
+    result = worker(f"127.0.0.1:{free_port()}", "--key", str(key), home=tmp_path)
+    assert result.returncode == EXIT_BAD_INPUT
+    assert "cannot load the executor key" in one_line_error(result)
