@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "query",
     "model",
     "infer",
+    "job",
     "worker",
 )
 

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 
 from chain.cli.connection import add_node_argument, cli_errors, node_client, resolve_account_argument
 from chain.cli.errors import EXIT_REFUSED, EXIT_USAGE, CliError
+from chain.cli.market_queries import register_queries
 from chain.cli.output import Token, add_output_argument, print_fields, print_json, print_table, token_of, u64
 from chain.client import (
     Account,
@@ -57,6 +58,7 @@ def register(subparsers) -> None:
     tx.add_argument("hash", metavar="HASH", help="the transaction hash (64 hex digits)")
     _common(tx)
     tx.set_defaults(handler=query_tx)
+    register_queries(commands)  # models, executors: chain/cli/market_queries.py
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

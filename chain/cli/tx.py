@@ -142,8 +142,11 @@ def register(subparsers) -> None:
     )
     commands = tx.add_subparsers(dest="tx_command", metavar="CALL")
     commands.required = True
+    # Imported here: chain/cli/staking.py builds on this module.
+    from chain.cli.staking import COMMANDS
+
     for spec in RUNTIME.calls.values():
-        _register_call(commands, spec)
+        COMMANDS.get(spec.name, _register_call)(commands, spec)
 
 
 def _register_call(commands, spec: CallSpec) -> None:
@@ -154,14 +157,20 @@ def _register_call(commands, spec: CallSpec) -> None:
                     f"message {spec.message.DESCRIPTOR.name}). "
                     "Simulated first; a call that would fail is not submitted.",
     )
-    parser.add_argument("--from", dest="sender", required=True, metavar="SIGNER",
-                        help="who signs and pays: a dev account name (alice, bob, ...) or a key file")
     for option in call_options(spec):
         parser.add_argument(option.option, dest=option.dest, metavar=option.kind.upper(), help=_option_help(option))
     parser.add_argument("--call-json", metavar="JSON",
                         help=f"the call as a JSON object of {spec.message.DESCRIPTOR.name}'s fields (protobuf JSON; "
                              "fields with an option read as the option does); needed for nested or repeated fields; "
                              "options override it")
+    add_submission_arguments(parser)
+    parser.set_defaults(handler=call_command, call_spec=spec, call_builder=build_call)
+
+
+def add_submission_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every `tx` command shares: signer, fee, nonce, waiting, simulation, node and output."""
+    parser.add_argument("--from", dest="sender", required=True, metavar="SIGNER",
+                        help="who signs and pays: a dev account name (alice, bob, ...) or a key file")
     parser.add_argument("--fee", help="fee to offer in base units (default: the chain's minimum for the size)")
     parser.add_argument("--nonce",
                         help="nonce to use, as given (default: the next free one, counting pending transactions)")
@@ -175,7 +184,6 @@ def _register_call(commands, spec: CallSpec) -> None:
                         help="submit without simulating first (a call that fails in its block still pays its fee)")
     add_node_argument(parser)
     add_output_argument(parser)
-    parser.set_defaults(handler=call_command, call_spec=spec)
 
 
 def _option_help(option: CallOption) -> str:
@@ -195,14 +203,17 @@ def _option_help(option: CallOption) -> str:
 
 
 def call_command(args: argparse.Namespace) -> int:
-    """Sign the call, simulate it (or only that, with --dry-run), submit it, report what happened."""
+    """Sign the call, simulate it (or only that, with --dry-run), submit it, report what happened.
+
+    `args.call_builder(spec, args, token)` makes the call: build_call for the generic commands.
+    """
     spec: CallSpec = args.call_spec
-    signer = _signer(args.sender)
+    signer = signer_argument(args.sender)
     fee = None if args.fee is None else _u64_option(args.fee, "--fee")
     nonce = None if args.nonce is None else _u64_option(args.nonce, "--nonce")
     with node_client(args) as client:
         chain_token = functools.cache(lambda: token_of(client.chain_info()))
-        call = build_call(spec, args, chain_token)
+        call = args.call_builder(spec, args, chain_token)
         token = chain_token() if args.output == "text" else Token()
         if args.dry_run:
             simulation = client.dry_run(signer, call, fee=fee, nonce=nonce)
@@ -224,7 +235,8 @@ def call_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _signer(text: str) -> Keypair:
+def signer_argument(text: str) -> Keypair:
+    """The keypair --from names; one-line error otherwise."""
     try:
         return resolve_signer(text)
     except KeyResolutionError as error:
@@ -439,6 +451,9 @@ def parse_text(text: str, where: str) -> str:
 def arguments_document(spec: CallSpec, call: Message) -> dict:
     """The call's fields as JSON: protobuf names and JSON mapping, accounts as SS58, bytes as hex."""
     document = json_format.MessageToDict(call, preserving_proto_field_name=True)
+    for field in spec.message.DESCRIPTOR.fields:
+        if _json_only(field) and field.type == FieldDescriptor.TYPE_BYTES and field.name in document:
+            document[field.name] = [value.hex() for value in getattr(call, field.name)]
     for option in call_options(spec):
         name = option.field.name
         value = getattr(call, name)
@@ -477,8 +492,9 @@ def argument_fields(spec: CallSpec, call: Message, token: Token) -> list[tuple[s
             value = option.field.enum_type.values_by_number[value].name
         fields.append((option.option[2:], value))
     json_only = [field for field in spec.message.DESCRIPTOR.fields if _json_only(field)]
+    documents = arguments_document(spec, call)
     for field in json_only:
-        document = json_format.MessageToDict(call, preserving_proto_field_name=True).get(field.name)
+        document = documents.get(field.name)
         if document is not None:
             fields.append((field.name, json.dumps(document, sort_keys=True)))
     return fields

@@ -246,21 +246,36 @@ class JobCalls:
         wait: bool = True,
         timeout: float | None = None,
         on_update: Callable[[JobView], None] | None = None,
-        simulate: bool = True,
     ) -> JobView:
         """Post a job and, with `wait`, follow it until final; the job as it stood last.
 
         The price cap defaults to the least at which `redundancy` executors serving the model take
-        it. The call is simulated first (`simulate`), so one the chain would refuse costs no fee.
-        `on_update` sees the job at inclusion and after every change; `timeout` (seconds, from
-        inclusion) raises JobTimeout. A job that expires or is cancelled is returned, not raised.
+        it. `post` says the rest.
         """
         if max_price_per_token is None:
             max_price_per_token = self.least_price(model, redundancy)
-        call = types_pb2.PostJob(
-            model=model, prompt=prompt, prompt_format=prompt_format, max_tokens=max_tokens, sampling=sampling,
-            max_price_per_token=max_price_per_token, redundancy=redundancy, region=region,
+        call = post_job_call(
+            prompt, model=model, max_tokens=max_tokens, sampling=sampling, redundancy=redundancy,
+            max_price_per_token=max_price_per_token, region=region, prompt_format=prompt_format,
         )
+        return self.post(keypair, call, wait=wait, timeout=timeout, on_update=on_update)
+
+    def post(
+        self,
+        keypair: Keypair,
+        call: types_pb2.PostJob,
+        *,
+        wait: bool = True,
+        timeout: float | None = None,
+        on_update: Callable[[JobView], None] | None = None,
+        simulate: bool = True,
+    ) -> JobView:
+        """Submit a PostJob and wait for its inclusion; with `wait`, follow the job until final.
+
+        The call is simulated first (`simulate`), so one the chain would refuse costs no fee.
+        `on_update` sees the job at inclusion and after every change; `timeout` (seconds, from
+        inclusion) raises JobTimeout. A job that expires or is cancelled is returned, not raised.
+        """
         checked_call(call)
         if simulate:
             simulation = self.dry_run(keypair, call)
@@ -298,6 +313,29 @@ class JobCalls:
                 f"{len(prices)} executors serve model {model.hex()}; redundancy {redundancy} needs {redundancy}",
             )
         return prices[max(1, redundancy) - 1]
+
+
+def post_job_call(
+    prompt: str,
+    *,
+    model: bytes,
+    max_price_per_token: int,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    sampling: types_pb2.Sampling = GREEDY,
+    redundancy: int = 1,
+    region: str = "",
+    prompt_format: str = "chat",
+) -> types_pb2.PostJob:
+    """A PostJob, after the jobs module's stateless checks; ClientError(INVALID_ARGUMENT) naming the problem."""
+    try:
+        call = types_pb2.PostJob(
+            model=model, prompt=prompt, prompt_format=prompt_format, max_tokens=max_tokens, sampling=sampling,
+            max_price_per_token=max_price_per_token, redundancy=redundancy, region=region,
+        )
+    except (TypeError, ValueError) as error:  # a value outside its field's type or range
+        raise ClientError("INVALID_ARGUMENT", f"post_job refused: {error}") from None
+    checked_call(call)
+    return call
 
 
 # --- checking what the node sends ----------------------------------------------------

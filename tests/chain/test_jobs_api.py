@@ -506,19 +506,21 @@ def test_watch_job_sends_each_change_until_the_job_settles(chain):
 
 
 def test_watch_job_sends_every_change_of_a_queued_job_even_when_blocks_come_faster_than_it_reads(chain):
-    # Alice serves two jobs at once (the dev offer's capacity): the third waits in the queue.
-    first, second, queued = (chain.post(BOB_KEY) for _ in range(3))
+    # Alice serves as many jobs at once as her offer's capacity: one more waits in the queue.
+    capacity = staking.read_offer(chain.core.store.state, ALICE).capacity
+    *running, queued = (chain.post(BOB_KEY) for _ in range(capacity + 1))
     with grpc.insecure_channel(chain.target) as channel:
         stream = node_pb2_grpc.NodeStub(channel).WatchJob(node_pb2.GetJobRequest(job_id=queued), timeout=30)
         assert next(stream).job.status == state_pb2.JOB_STATUS_QUEUED
-        chain.include(ALICE_KEY, reveal_for(jobs.read_job(chain.core.store.state, first)))
+        chain.include(ALICE_KEY, reveal_for(jobs.read_job(chain.core.store.state, running[0])))
         chain.core.produce_block()  # the freed slot takes the queued job by this block at the latest
         chain.include(ALICE_KEY, reveal_for(jobs.read_job(chain.core.store.state, queued)))
         chain.core.produce_block()
         views = list(stream)
     assert [view.job.status for view in views] == [state_pb2.JOB_STATUS_ASSIGNED, state_pb2.JOB_STATUS_SETTLED]
     assert views[0].height < views[1].height
-    assert jobs.read_job(chain.core.store.state, second).status == state_pb2.JOB_STATUS_ASSIGNED
+    assert all(jobs.read_job(chain.core.store.state, job_id).status == state_pb2.JOB_STATUS_ASSIGNED
+               for job_id in running[1:])
 
 
 def test_post_job_through_the_client_follows_the_job_to_its_settled_result(chain):

@@ -1,0 +1,474 @@
+"""`inferchain job submit|status|watch|list`: post inference jobs to the chain and follow them.
+
+`job submit "PROMPT" --wait` posts a PostJob, then reports each step on standard error as the chain
+takes it (posted, queued, assigned, committed, revealed, settled) and prints the text on standard
+output; `--output json` prints one document instead (the one `job status ID --output json` prints,
+which carries the result in the form `inferchain verify` reads, under "result").
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from chain.cli.connection import add_node_argument, node_client, resolve_account_argument
+from chain.cli.errors import EXIT_FAILURE, EXIT_NOT_INCLUDED, EXIT_USAGE, CliError
+from chain.cli.market_queries import resolve_model
+from chain.cli.output import Token, add_output_argument, print_fields, print_json, print_table, token_of, u64
+from chain.cli.tx import parse_amount_value, parse_integer, signer_argument
+from chain.client import ClientError, JobTimeout, JobView, decode_hash, status_name
+from chain.client.jobs import DEFAULT_MAX_TOKENS, assignment_status_name, job_status, post_job_call
+from chain.ss58 import encode_address
+from chain.text import quote_input
+from inference.errors import InferenceError
+from inference.result import InferenceJob, InferenceResult
+from inference.sampler import SamplingParams
+from proto import state_pb2, types_pb2
+from runtime.jobs import FINAL_STATUSES
+
+U32_MAX = 2**32 - 1
+U64_MAX = 2**64 - 1
+DEFAULT_SIGNER = "alice"
+# A settled job (or one that ended) makes its command exit 0; one that expired, was cancelled or is
+# disputed gives no result: the "answer is no" code.
+EXIT_NO_RESULT = EXIT_FAILURE
+
+
+def register(subparsers) -> None:
+    """Add `job` and its subcommands."""
+    job = subparsers.add_parser("job", help="post inference jobs to the chain and follow them")
+    commands = job.add_subparsers(dest="job_command", metavar="COMMAND")
+    commands.required = True
+
+    submit = commands.add_parser(
+        "submit", help="post a job; with --wait, follow it to its result and print the text",
+        description="Post an inference job (PostJob). The escrow max-tokens x max-price x redundancy is held "
+                    "until the job ends; executors are paid for the tokens they produce at their own price.",
+    )
+    submit.add_argument("prompt", metavar="PROMPT", help="the prompt, wrapped in the model's chat template unless "
+                                                         "--prompt-format raw")
+    submit.add_argument("--from", dest="sender", default=DEFAULT_SIGNER, metavar="SIGNER",
+                        help=f"who posts and pays: a dev account name or a key file (default: {DEFAULT_SIGNER})")
+    submit.add_argument("--model", metavar="MODEL",
+                        help="id, unique id prefix or registered name (default: the embedded SmolLM2-135M-Instruct)")
+    submit.add_argument("--max-tokens", default=str(DEFAULT_MAX_TOKENS), metavar="N",
+                        help=f"most tokens to generate (default: {DEFAULT_MAX_TOKENS})")
+    submit.add_argument("--temperature", default="0", metavar="T",
+                        help="sampling temperature, a decimal such as 0.8; 0 is greedy (default: 0)")
+    submit.add_argument("--top-k", default="40", metavar="K", help="candidates kept by top-k, 0 = all (default: 40)")
+    submit.add_argument("--top-p", default="0.95", metavar="P", help="nucleus mass kept after top-k (default: 0.95)")
+    submit.add_argument("--seed", default="0", metavar="S", help="unsigned 64-bit seed of the public noise (default: 0)")
+    submit.add_argument("--redundancy", default="1", metavar="R",
+                        help="executors that run the job and must agree (default: 1)")
+    submit.add_argument("--max-price", metavar="PRICE",
+                        help="most to pay per output token: base units or tokens with the symbol (default: the "
+                             "least price at which --redundancy executors serving the model take it)")
+    submit.add_argument("--region", default="", metavar="REGION", help="preferred executor region (default: any)")
+    submit.add_argument("--prompt-format", choices=("chat", "raw"), default="chat",
+                        help="chat: the model's chat template wraps the prompt; raw: the prompt as it is "
+                             "(default: chat)")
+    submit.add_argument("--wait", action="store_true",
+                        help="follow the job until it is final, report each step on stderr, print the text")
+    _add_timeout_argument(submit)
+    _common(submit)
+    submit.set_defaults(handler=submit_command)
+
+    status = commands.add_parser("status", help="a job as it stands: status, executors, payments and result")
+    status.add_argument("job_id", metavar="JOB_ID", help="the job id (64 hex digits)")
+    _common(status)
+    status.set_defaults(handler=status_command)
+
+    watch = commands.add_parser("watch", help="follow a job until it is final, reporting each step on stderr")
+    watch.add_argument("job_id", metavar="JOB_ID", help="the job id (64 hex digits)")
+    _add_timeout_argument(watch)
+    _common(watch)
+    watch.set_defaults(handler=watch_command)
+
+    listing = commands.add_parser("list", help="jobs newest first, by poster or executor and status")
+    listing.add_argument("--poster", metavar="ACCOUNT", help="only jobs this account posted")
+    listing.add_argument("--executor", metavar="ACCOUNT", help="only jobs this account was assigned")
+    listing.add_argument("--status", metavar="STATUS",
+                         help="only jobs in this status: queued, assigned, revealing, settled, disputed, expired, "
+                              "cancelled")
+    listing.add_argument("--limit", default="20", metavar="N", help="jobs per page, 1 to 100 (default: 20)")
+    listing.add_argument("--page-token", metavar="HEX", help="where the previous page ended (its next_page_token)")
+    _common(listing)
+    listing.set_defaults(handler=list_command)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    add_node_argument(parser)
+    add_output_argument(parser)
+
+
+def _add_timeout_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--timeout", type=float, metavar="SECONDS",
+                        help="give up waiting after this long, exit code 7 (default: until the job is final; the "
+                             "chain refunds a job that no executor finishes by its timeout height)")
+
+
+# --- job submit -----------------------------------------------------------------------
+
+
+def submit_command(args: argparse.Namespace) -> int:
+    """Post the job; with --wait follow it and print its text (or the JSON document)."""
+    signer = signer_argument(args.sender)
+    max_tokens = parse_integer(args.max_tokens, "--max-tokens", 1, U32_MAX)
+    redundancy = parse_integer(args.redundancy, "--redundancy", 1, U32_MAX)
+    sampling = sampling_of(args)
+    with node_client(args) as client:
+        token = token_of(client.chain_info())
+        model = resolve_model(client, args.model)
+        max_price = None
+        if args.max_price is not None:
+            max_price = parse_amount_value(args.max_price, "--max-price", lambda: token, U64_MAX)
+        if max_price is None:
+            max_price = client.least_price(model, redundancy)
+        try:
+            call = post_job_call(args.prompt, model=model, max_price_per_token=max_price, max_tokens=max_tokens,
+                                 sampling=sampling, redundancy=redundancy, region=args.region,
+                                 prompt_format=args.prompt_format)
+        except ClientError as error:  # it could never succeed, whatever the chain holds
+            raise CliError(error.message, EXIT_USAGE) from None
+        try:
+            view = client.post(signer, call, wait=args.wait, timeout=args.timeout, on_update=Progress(token).update)
+        except JobTimeout as late:
+            raise _not_final(late) from None
+    if not args.wait:
+        _print_job(view, args.output, token)
+        return 0
+    return _print_outcome(view, args.output, token)
+
+
+def sampling_of(args: argparse.Namespace) -> types_pb2.Sampling:
+    """The Sampling message from --temperature, --top-k, --top-p and --seed, read exactly (no floats)."""
+    top_k = parse_integer(args.top_k, "--top-k", 0, U32_MAX)
+    seed = parse_integer(args.seed, "--seed", 0, U64_MAX)
+    if len(args.temperature) > 32 or len(args.top_p) > 32:
+        raise CliError("--temperature and --top-p are decimals such as 0.8", EXIT_USAGE)
+    try:
+        params = SamplingParams.from_decimal(args.temperature, top_k, args.top_p, seed)
+    except InferenceError as error:
+        raise CliError(str(error), EXIT_USAGE) from None
+    return types_pb2.Sampling(temperature_milli=params.temperature_milli, top_k=params.top_k,
+                              top_p_ppm=params.top_p_ppm, seed=params.seed)
+
+
+def _not_final(late: JobTimeout) -> CliError:
+    return CliError(f"{late.message}; follow it with `inferchain job watch {late.view.id.hex()}`", EXIT_NOT_INCLUDED)
+
+
+def _print_outcome(view: JobView, output: str, token: Token) -> int:
+    """The result of a final job: its text (or JSON), or one error line when it gave none."""
+    if output == "json":
+        print_json(job_document(view))
+    elif view.settled:
+        text = view.result.text
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    if view.settled:
+        return 0
+    raise CliError(f"job {view.id.hex()} {ending_text(view.job, token)}", EXIT_NO_RESULT)
+
+
+# --- job status, job watch ------------------------------------------------------------------
+
+
+def status_command(args: argparse.Namespace) -> int:
+    """Print the job as it stands."""
+    job_id = job_id_argument(args.job_id)
+    with node_client(args) as client:
+        view = client.get_job(job_id)
+        token = token_of(client.chain_info()) if args.output == "text" else Token()
+    _print_job(view, args.output, token)
+    return 0
+
+
+def watch_command(args: argparse.Namespace) -> int:
+    """Report each change of the job on stderr until it is final, then print the result."""
+    job_id = job_id_argument(args.job_id)
+    with node_client(args) as client:
+        token = token_of(client.chain_info())
+        progress = Progress(token)
+        view = None
+        try:
+            for view in client.watch_job(job_id, args.timeout):
+                progress.update(view)
+        except JobTimeout as late:
+            raise _not_final(late) from None
+    return _print_outcome(view, args.output, token)
+
+
+def job_id_argument(text: str) -> bytes:
+    try:
+        return decode_hash(text, "job id")
+    except ClientError as error:
+        raise CliError(error.message, EXIT_USAGE) from None
+
+
+# --- job list -------------------------------------------------------------------------
+
+
+def list_command(args: argparse.Namespace) -> int:
+    """Print a page of jobs, newest first."""
+    if args.poster is not None and args.executor is not None:
+        raise CliError("give --poster or --executor, not both", EXIT_USAGE)
+    poster = resolve_account_argument(args.poster) if args.poster is not None else None
+    executor = resolve_account_argument(args.executor) if args.executor is not None else None
+    limit = parse_integer(args.limit, "--limit", 1, 100)
+    status = _status_argument(args.status) if args.status is not None else None
+    page_token = _page_token_argument(args.page_token) if args.page_token is not None else b""
+    with node_client(args) as client:
+        page = client.list_jobs(poster=poster, executor=executor, status=status, limit=limit, page_token=page_token)
+        token = token_of(client.chain_info()) if args.output == "text" else Token()
+    if args.output == "json":
+        print_json({
+            "height": u64(page.height),
+            "jobs": [job_document(JobView(job, page.height, b"")) for job in page.jobs],
+            "next_page_token": page.next_page_token.hex(),
+        })
+        return 0
+    if not page.jobs:
+        print("no jobs")
+    else:
+        print_table(("job", "status", "posted", "poster", "executors", "tokens", "cost"),
+                    [_job_row(job, token) for job in page.jobs])
+    if page.next_page_token:
+        print(f"\nmore: --page-token {page.next_page_token.hex()}")
+    return 0
+
+
+def _status_argument(text: str) -> int:
+    try:
+        return job_status(text)
+    except ClientError as error:
+        raise CliError(f"--status: {error.message}", EXIT_USAGE) from None
+
+
+def _page_token_argument(text: str) -> bytes:
+    digits = text.strip()
+    try:
+        if len(digits) > 400 or not digits.isascii():
+            raise ValueError
+        return bytes.fromhex(digits)
+    except ValueError:
+        raise CliError(f"--page-token must be the hex next_page_token of a previous page, got {quote_input(text)}",
+                       EXIT_USAGE) from None
+
+
+def _job_row(job: state_pb2.Job, token: Token) -> tuple:
+    executors = ",".join(_address(slot.executor)[:8] + "…" for slot in job.assignments) or "-"
+    revealed = _revealed(job)
+    return (job.id.hex(), status_name(job.status), job.posted_height, _address(job.poster), executors,
+            len(revealed.tokens) if revealed else "-", token.format(_cost(job)) if _cost(job) else "-")
+
+
+# --- showing a job --------------------------------------------------------------------
+
+
+def _print_job(view: JobView, output: str, token: Token) -> None:
+    if output == "json":
+        print_json(job_document(view))
+        return
+    job = view.job
+    request = job.request
+    sampling = request.sampling
+    fields: list[tuple[str, object]] = [
+        ("job", job.id.hex()),
+        ("status", status_name(job.status)),
+        ("at height", view.height),
+        ("poster", _address(job.poster)),
+        ("model", request.model.hex()),
+        ("prompt", quote_input(request.prompt, 200)),
+        ("max tokens", request.max_tokens),
+        ("sampling", f"temperature {sampling.temperature_milli / 1000:g}, top-k {sampling.top_k}, "
+                     f"top-p {sampling.top_p_ppm / 1_000_000:g}, seed {sampling.seed}"),
+        ("redundancy", request.redundancy),
+        ("max price", f"{token.format(request.max_price_per_token)} per token"),
+        ("posted", f"height {job.posted_height}, refunded at height {job.timeout_height} if not settled"),
+        ("escrow", token.format(job.escrow)),
+    ]
+    for slot in job.assignments:
+        fields.append(("executor", _slot_text(slot, token)))
+    if job.status in FINAL_STATUSES:
+        fields.append(("ended", ending_text(job, token)))
+    if job.output_digest:
+        fields.append(("output digest", job.output_digest.hex()))
+    revealed = _revealed(job)
+    if revealed is not None:
+        fields += [("tokens", len(revealed.tokens)), ("stop", revealed.stop_reason), ("text", revealed.text)]
+    print_fields(fields)
+
+
+def _slot_text(slot: state_pb2.Assignment, token: Token) -> str:
+    text = (f"{_address(slot.executor)} {assignment_status_name(slot.status)} at "
+            f"{token.format(slot.price_per_token)} per token, deadline height {slot.deadline_height}")
+    if slot.payment:
+        held = "released" if slot.released else f"held until height {slot.release_height}"
+        text += f"; paid {token.format(slot.payment)} ({held})"
+    return text
+
+
+def ending_text(job: state_pb2.Job, token: Token) -> str:
+    """How a final job ended, in one line."""
+    status = status_name(job.status)
+    if job.status == state_pb2.JOB_STATUS_SETTLED:
+        revealed = _revealed(job)
+        count = len(revealed.tokens) if revealed else 0
+        paid = sum(slot.payment for slot in job.assignments)
+        return (f"settled at height {job.final_height}: {count} tokens; paid {token.format(paid)} to "
+                f"{sum(1 for slot in job.assignments if slot.payment)} executors, protocol fee "
+                f"{token.format(job.protocol_fee)}, refunded {token.format(job.refunded)}")
+    reason = f": {job.reason}" if job.reason else ""
+    return f"{status} at height {job.final_height}{reason}; refunded {token.format(job.refunded)}"
+
+
+def job_document(view: JobView) -> dict:
+    """A job as JSON: the request, where it stands, each executor and payment, and the result."""
+    job = view.job
+    request = job.request
+    document = {
+        "job_id": job.id.hex(),
+        "status": status_name(job.status),
+        "height": u64(view.height),
+        "poster": _address(job.poster),
+        "model": request.model.hex(),
+        "prompt": request.prompt,
+        "prompt_format": request.prompt_format,
+        "max_tokens": request.max_tokens,
+        "sampling": _sampling_document(request.sampling),
+        "redundancy": request.redundancy,
+        "max_price_per_token": u64(request.max_price_per_token),
+        "region": request.region,
+        "posted_height": u64(job.posted_height),
+        "timeout_height": u64(job.timeout_height),
+        "final_height": u64(job.final_height),
+        "escrow": u64(job.escrow),
+        "cost": u64(_cost(job)),
+        "paid": u64(sum(slot.payment for slot in job.assignments)),
+        "protocol_fee": u64(job.protocol_fee),
+        "refunded": u64(job.refunded),
+        "reason": job.reason,
+        "output_digest": job.output_digest.hex(),
+        "executors": [_slot_document(slot) for slot in job.assignments],
+    }
+    if view.block_hash:
+        document["block_hash"] = view.block_hash.hex()
+    revealed = _revealed(job)
+    if revealed is not None:
+        document.update(text=revealed.text, tokens=list(revealed.tokens), prompt_tokens=revealed.prompt_tokens,
+                        stop_reason=revealed.stop_reason)
+        result = _result_document(job, revealed)
+        if result is not None:
+            document["result"] = result
+    return document
+
+
+def _sampling_document(sampling: types_pb2.Sampling) -> dict:
+    return {"temperature_milli": sampling.temperature_milli, "top_k": sampling.top_k,
+            "top_p_ppm": sampling.top_p_ppm, "seed": u64(sampling.seed)}
+
+
+def _slot_document(slot: state_pb2.Assignment) -> dict:
+    document = {
+        "executor": _address(slot.executor),
+        "account": slot.executor.hex(),
+        "status": assignment_status_name(slot.status),
+        "price_per_token": u64(slot.price_per_token),
+        "assigned_height": u64(slot.assigned_height),
+        "deadline_height": u64(slot.deadline_height),
+        "payment": u64(slot.payment),
+        "release_height": u64(slot.release_height),
+        "released": slot.released,
+    }
+    if slot.status == state_pb2.ASSIGNMENT_STATUS_REVEALED:
+        document.update(tokens=len(slot.reveal.tokens), output_digest=slot.reveal.output_digest.hex())
+    return document
+
+
+def _result_document(job: state_pb2.Job, revealed: state_pb2.Reveal) -> dict | None:
+    """The revealed result as the inference result document `inferchain verify` reads (docs/verification.md)."""
+    request = job.request
+    sampling = request.sampling
+    try:
+        inference_job = InferenceJob(
+            model=request.model.hex(), job_id=job.id, prompt=request.prompt, max_tokens=request.max_tokens,
+            sampling=SamplingParams(sampling.temperature_milli, sampling.top_k, sampling.top_p_ppm, sampling.seed),
+            prompt_format=request.prompt_format,
+        )
+        result = InferenceResult(inference_job, revealed.prompt_tokens, tuple(revealed.tokens), revealed.text,
+                                 tuple(revealed.logprobs_micronats), revealed.stop_reason)
+    except InferenceError:
+        return None  # what the chain accepted, the engine's format refuses: shown above, not as a result
+    return result.to_json()
+
+
+def _revealed(job: state_pb2.Job) -> state_pb2.Reveal | None:
+    return next((slot.reveal for slot in job.assignments if slot.status == state_pb2.ASSIGNMENT_STATUS_REVEALED), None)
+
+
+def _cost(job: state_pb2.Job) -> int:
+    """What the poster paid: the executors' payments and the protocol fee."""
+    return sum(slot.payment for slot in job.assignments) + job.protocol_fee
+
+
+def _address(account: bytes) -> str:
+    return encode_address(account) if len(account) == 32 else account.hex()
+
+
+# --- progress lines -------------------------------------------------------------------
+
+
+class Progress:
+    """Writes one line on stderr for each step the chain took with a job since the last view."""
+
+    def __init__(self, token: Token):
+        self.token = token
+        self.previous: state_pb2.Job | None = None
+
+    def update(self, view: JobView) -> None:
+        for line in progress_lines(self.previous, view.job, self.token):
+            print(line, file=sys.stderr, flush=True)
+        self.previous = view.job
+
+
+def progress_lines(previous: state_pb2.Job | None, job: state_pb2.Job, token: Token = Token()) -> list[str]:
+    """What changed from `previous` (None: the job is new to the reader) to `job`, a line per step."""
+    lines = []
+    if previous is None:
+        lines.append(f"posted job {job.id.hex()} at height {job.posted_height} (escrow {token.format(job.escrow)})")
+    for index, slot in enumerate(job.assignments):
+        before = previous.assignments[index] if previous is not None and index < len(previous.assignments) else None
+        lines += _slot_lines(before, slot, token)
+    if previous is None or previous.status != job.status:
+        lines += _status_lines(job, token)
+    return lines
+
+
+def _slot_lines(before: state_pb2.Assignment | None, slot: state_pb2.Assignment, token: Token) -> list[str]:
+    executor = _address(slot.executor)
+    if before is None:
+        lines = [f"assigned to {executor} at {token.format(slot.price_per_token)} per token, "
+                 f"deadline height {slot.deadline_height}"]
+        before = state_pb2.Assignment(status=state_pb2.ASSIGNMENT_STATUS_ASSIGNED)
+    else:
+        lines = []
+    if before.status == slot.status:
+        return lines
+    if slot.status == state_pb2.ASSIGNMENT_STATUS_COMMITTED:
+        lines.append(f"committed: {executor}")
+    elif slot.status == state_pb2.ASSIGNMENT_STATUS_REVEALED:
+        lines.append(f"revealed: {executor}, {len(slot.reveal.tokens)} tokens at height {slot.reveal.height}")
+    elif slot.status == state_pb2.ASSIGNMENT_STATUS_MISSED:
+        lines.append(f"missed its deadline: {executor}")
+    return lines
+
+
+def _status_lines(job: state_pb2.Job, token: Token) -> list[str]:
+    if job.status == state_pb2.JOB_STATUS_QUEUED:
+        return [f"queued: waiting for a free executor (refunded at height {job.timeout_height} if none comes)"]
+    if job.status == state_pb2.JOB_STATUS_REVEALING:
+        deadline = max((slot.deadline_height for slot in job.assignments), default=0)
+        return [f"revealing: every commitment is in, reveals due by height {deadline}"]
+    if job.status in FINAL_STATUSES:
+        return [ending_text(job, token)]
+    return []
