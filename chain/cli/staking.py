@@ -2,8 +2,9 @@
 
 These stand in for the generic commands `tx` builds from the registry (chain/cli/tx.py) where those
 read awkwardly: `--validate` is a flag, and an offer's models (a repeated field, JSON-only in the
-generic command) are `--model ID` given once per model. The registry's names stay as aliases (`tx set_offer`, `tx withdraw_unbonded`, `tx clear_offer`). Signing,
-simulation, submission and output are `tx`'s own (call_command).
+generic command) are `--model ID` given once per model. The registry's call names become
+`withdraw`, `offer` and `clear-offer`. Signing, simulation, submission and output are `tx`'s own
+(call_command).
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ U64_MAX = 2**64 - 1
 MODEL_ID_DIGITS = 64
 
 
-def _command(commands, spec: CallSpec, name: str, help_text: str, aliases: tuple[str, ...] = ()):
+def _command(commands, spec: CallSpec, name: str, help_text: str):
     return commands.add_parser(
-        name, aliases=list(aliases), help=help_text,
+        name, help=help_text,
         description=f"{help_text.rstrip('.')} (staking call {spec.name}, message {spec.message.DESCRIPTOR.name}). "
                     "Simulated first; a call that would fail is not submitted.",
     )
@@ -71,14 +72,12 @@ def build_unbond(spec: CallSpec, args: argparse.Namespace, token: Callable[[], T
 
 
 def register_withdraw(commands, spec: CallSpec) -> None:
-    parser = _command(commands, spec, "withdraw", "Return unbonded stake whose unbonding period has passed.",
-                      aliases=(spec.name,))
+    parser = _command(commands, spec, "withdraw", "Return unbonded stake whose unbonding period has passed.")
     _finish(parser, spec, lambda spec, args, token: types_pb2.WithdrawUnbonded())
 
 
 def register_offer(commands, spec: CallSpec) -> None:
-    parser = _command(commands, spec, "offer", "Offer to execute jobs (replaces an earlier offer).",
-                      aliases=(spec.name,))
+    parser = _command(commands, spec, "offer", "Offer to execute jobs (replaces an earlier offer).")
     parser.add_argument("--model", dest="models", action="append", required=True, metavar="MODEL_ID",
                         help="a registered model to serve, 64 hex digits (`inferchain query models`); "
                              "repeat for each model")
@@ -101,8 +100,7 @@ def build_offer(spec: CallSpec, args: argparse.Namespace, token: Callable[[], To
 
 
 def register_clear_offer(commands, spec: CallSpec) -> None:
-    parser = _command(commands, spec, "clear-offer", "Stop being assigned new jobs (assigned ones run to their end).",
-                      aliases=(spec.name,))
+    parser = _command(commands, spec, "clear-offer", "Stop being assigned new jobs (assigned ones run to their end).")
     _finish(parser, spec, lambda spec, args, token: types_pb2.ClearOffer())
 
 
