@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chain.cli.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_NOT_INCLUDED, EXIT_REFUSED, EXIT_USAGE, CliError
+from chain.cli.errors import EXIT_BAD_INPUT, EXIT_NOT_INCLUDED, EXIT_REFUSED, EXIT_USAGE, CliError
 from chain.cli.job import job_id_argument, progress_lines, sampling_of
 from chain.cli.output import Token
 from chain.client import Client
