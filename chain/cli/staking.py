@@ -1,9 +1,10 @@
-"""`inferchain tx bond|unbond|withdraw|offer|clear-offer`: the staking calls with options made for people.
+"""`inferchain tx withdraw|offer|clear-offer`: staking commands named and shaped for people.
 
-These stand in for the generic commands `tx` builds from the registry (chain/cli/tx.py) where those
-read awkwardly: `--validate` is a flag, and an offer's models (a repeated field, JSON-only in the
-generic command) are `--model ID` given once per model. The registry's call names become
-`withdraw`, `offer` and `clear-offer`. Signing, simulation, submission and output are `tx`'s own
+`tx` builds one command per runtime call from the registry (chain/cli/tx.py), which covers `tx bond
+--amount A [--validate]` and `tx unbond --amount A`. It cannot give an offer's models (a repeated
+field) an option of their own, so `tx offer` takes `--model ID` once per model; `tx withdraw` and
+`tx clear-offer` are the shorter names of `withdraw_unbonded` and `clear_offer`. The registry's
+commands stay beside these. Signing, simulation, submission and output are `tx`'s own
 (call_command).
 """
 
@@ -21,6 +22,7 @@ from chain.text import quote_input
 from proto import types_pb2
 from runtime.module import CallSpec
 from runtime.primitives import DispatchError
+from runtime.registry import RUNTIME
 
 U32_MAX = 2**32 - 1
 U64_MAX = 2**64 - 1
@@ -30,7 +32,8 @@ MODEL_ID_DIGITS = 64
 def _command(commands, spec: CallSpec, name: str, help_text: str):
     return commands.add_parser(
         name, help=help_text,
-        description=f"{help_text.rstrip('.')} (staking call {spec.name}, message {spec.message.DESCRIPTOR.name}). "
+        description=f"{help_text.rstrip('.')} (staking call {spec.name}, message {spec.message.DESCRIPTOR.name}; "
+                    f"`tx {spec.name}` is the same call with the registry's options). "
                     "Simulated first; a call that would fail is not submitted.",
     )
 
@@ -40,44 +43,17 @@ def _finish(parser: argparse.ArgumentParser, spec: CallSpec, builder: Callable) 
     parser.set_defaults(handler=call_command, call_spec=spec, call_builder=builder)
 
 
-def _amount_argument(parser: argparse.ArgumentParser, what: str) -> None:
-    parser.add_argument("--amount", required=True, metavar="AMOUNT",
-                        help=f"{what}: base units (1500) or tokens with the symbol (1.5INFER)")
-
-
 # --- the commands -----------------------------------------------------------------------
 
 
-def register_bond(commands, spec: CallSpec) -> None:
-    parser = _command(commands, spec, "bond", "Bond free balance as stake.")
-    _amount_argument(parser, "how much to move from free to bonded")
-    parser.add_argument("--validate", action="store_true",
-                        help="declare the wish to be in the validator set (without it: withdraw that wish)")
-    _finish(parser, spec, build_bond)
-
-
-def build_bond(spec: CallSpec, args: argparse.Namespace, token: Callable[[], Token]) -> Message:
-    call = types_pb2.Bond(amount=parse_amount_value(args.amount, "--amount", token, U64_MAX), validate=args.validate)
-    return _checked(spec, call)
-
-
-def register_unbond(commands, spec: CallSpec) -> None:
-    parser = _command(commands, spec, "unbond", "Start unbonding stake; withdraw it after the unbonding period.")
-    _amount_argument(parser, "how much of the bonded balance to unbond")
-    _finish(parser, spec, build_unbond)
-
-
-def build_unbond(spec: CallSpec, args: argparse.Namespace, token: Callable[[], Token]) -> Message:
-    return _checked(spec, types_pb2.Unbond(amount=parse_amount_value(args.amount, "--amount", token, U64_MAX)))
-
-
 def register_withdraw(commands, spec: CallSpec) -> None:
-    parser = _command(commands, spec, "withdraw", "Return unbonded stake whose unbonding period has passed.")
+    parser = _command(commands, spec, "withdraw",
+                      "Return unbonded stake whose unbonding period has passed (withdraw_unbonded).")
     _finish(parser, spec, lambda spec, args, token: types_pb2.WithdrawUnbonded())
 
 
 def register_offer(commands, spec: CallSpec) -> None:
-    parser = _command(commands, spec, "offer", "Offer to execute jobs (replaces an earlier offer).")
+    parser = _command(commands, spec, "offer", "Offer to execute jobs, --model once per model (set_offer).")
     parser.add_argument("--model", dest="models", action="append", required=True, metavar="MODEL_ID",
                         help="a registered model to serve, 64 hex digits (`inferchain query models`); "
                              "repeat for each model")
@@ -100,7 +76,8 @@ def build_offer(spec: CallSpec, args: argparse.Namespace, token: Callable[[], To
 
 
 def register_clear_offer(commands, spec: CallSpec) -> None:
-    parser = _command(commands, spec, "clear-offer", "Stop being assigned new jobs (assigned ones run to their end).")
+    parser = _command(commands, spec, "clear-offer",
+                      "Stop being assigned new jobs; assigned ones run to their end (clear_offer).")
     _finish(parser, spec, lambda spec, args, token: types_pb2.ClearOffer())
 
 
@@ -122,11 +99,9 @@ def _checked(spec: CallSpec, call: Message) -> Message:
     return call
 
 
-# Call name -> the command that stands in for the generic one.
-COMMANDS = {
-    "bond": register_bond,
-    "unbond": register_unbond,
-    "withdraw_unbonded": register_withdraw,
-    "set_offer": register_offer,
-    "clear_offer": register_clear_offer,
-}
+def register_staking_commands(commands) -> None:
+    """Add withdraw, offer and clear-offer to the `tx` subcommands."""
+    calls = RUNTIME.calls
+    register_withdraw(commands, calls["withdraw_unbonded"])
+    register_offer(commands, calls["set_offer"])
+    register_clear_offer(commands, calls["clear_offer"])

@@ -7,7 +7,7 @@ message's fields, read by the kind its module declares (CallSpec.fields):
     amount   base units (1500) or tokens with the symbol (1.5INFER)
     hash     64 hex digits
     integer  a whole number in the field's range; other bytes fields take hex, strings text,
-             booleans true/false, enums a value's name
+             booleans true/false (the option alone is true; left out, false), enums a value's name
 
 Nested and repeated fields have no option: give the call as JSON with --call-json, in protobuf's
 JSON mapping, except that top-level fields with an option are read as that option reads them
@@ -91,8 +91,9 @@ class CallOption:
 
     @property
     def required(self) -> bool:
-        # A plain proto3 scalar cannot tell "unset" from zero: the command asks for it.
-        return not self.field.has_presence
+        # A plain proto3 scalar cannot tell "unset" from zero: the command asks for it. A boolean
+        # left out is false, as a flag would be.
+        return not self.field.has_presence and self.kind != BOOLEAN
 
     @property
     def dest(self) -> str:
@@ -142,11 +143,12 @@ def register(subparsers) -> None:
     )
     commands = tx.add_subparsers(dest="tx_command", metavar="CALL")
     commands.required = True
-    # Imported here: chain/cli/staking.py builds on this module.
-    from chain.cli.staking import COMMANDS
-
     for spec in RUNTIME.calls.values():
-        COMMANDS.get(spec.name, _register_call)(commands, spec)
+        _register_call(commands, spec)
+    # Imported here: chain/cli/staking.py builds on this module.
+    from chain.cli.staking import register_staking_commands
+
+    register_staking_commands(commands)
 
 
 def _register_call(commands, spec: CallSpec) -> None:
@@ -158,7 +160,11 @@ def _register_call(commands, spec: CallSpec) -> None:
                     "Simulated first; a call that would fail is not submitted.",
     )
     for option in call_options(spec):
-        parser.add_argument(option.option, dest=option.dest, metavar=option.kind.upper(), help=_option_help(option))
+        if option.kind == BOOLEAN:  # `--validate` alone is `--validate true`
+            parser.add_argument(option.option, dest=option.dest, metavar=option.kind.upper(), nargs="?",
+                                const="true", help=_option_help(option))
+        else:
+            parser.add_argument(option.option, dest=option.dest, metavar=option.kind.upper(), help=_option_help(option))
     parser.add_argument("--call-json", metavar="JSON",
                         help=f"the call as a JSON object of {spec.message.DESCRIPTOR.name}'s fields (protobuf JSON; "
                              "fields with an option read as the option does); needed for nested or repeated fields; "
@@ -195,6 +201,8 @@ def _option_help(option: CallOption) -> str:
         how = f"a whole number from {low} to {high}"
     else:
         how = _KIND_HELP[kind]
+    if kind == BOOLEAN:
+        return f"{option.field.name} ({kind}): {how}, the option alone is true; optional (default: false)"
     required = "required unless in --call-json" if option.required else "optional"
     return f"{option.field.name} ({kind}): {how}; {required}"
 
@@ -461,7 +469,7 @@ def arguments_document(spec: CallSpec, call: Message) -> dict:
             document[name] = _address(value)
         elif option.field.type == FieldDescriptor.TYPE_BYTES:
             document[name] = value.hex()
-        elif option.required and name not in document:
+        elif not option.field.has_presence and name not in document:
             # MessageToDict leaves out zero values; every field of the command is shown.
             document[name] = _zero_document(option, value)
     return document
