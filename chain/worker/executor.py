@@ -157,10 +157,6 @@ class Executor:
                 if running_id == job_id:
                     cancel.set()
 
-    def running(self) -> int:
-        with self._lock:
-            return len(self._running)
-
     def stop(self, timeout: float = 10.0) -> None:
         """Cancel every run and wait (up to `timeout` s in all) for their threads."""
         with self._lock:
