@@ -31,7 +31,7 @@ from chain.worker.worker import Worker
 from inference.engine import EngineConfig, engine_version, gpu_offload_supported
 from inference.errors import InferenceError, ModelNotFound
 from inference.model_store import ModelStore, default_home
-from proto import state_pb2
+from proto import state_pb2, types_pb2
 
 log = logging.getLogger("inferchain.worker")
 
@@ -69,15 +69,7 @@ def run(args: argparse.Namespace) -> int:
     target = node_target(args.node)
     keypair = _signer(args.key)
     address = encode_address(keypair.public_key)
-    with cli_errors():
-        with Client(target) as client:
-            chain_id = client.chain_info().chain_id
-        reader = MarketReader(target)
-        try:
-            offer = reader.offer(keypair.public_key)
-            models = {model.id.hex(): model for model in reader.models()}
-        finally:
-            reader.close()
+    chain_id, offer, models = _read_chain(target, keypair)
     if offer is None:
         raise CliError(
             f"{address} has no offer on {chain_id}: bond and offer first (`inferchain tx bond`, `inferchain tx offer`)",
@@ -98,6 +90,18 @@ def run(args: argparse.Namespace) -> int:
     finally:
         pool.close()
     return 0
+
+
+def _read_chain(target: str, keypair: Keypair) -> tuple[str, state_pb2.Offer | None, dict[str, types_pb2.ModelInfo]]:
+    """The chain id, the key's offer (None without one) and the registered models by hex id."""
+    with cli_errors():
+        with Client(target) as client:
+            chain_id = client.chain_info().chain_id
+        reader = MarketReader(target)
+        try:
+            return chain_id, reader.offer(keypair.public_key), {model.id.hex(): model for model in reader.models()}
+        finally:
+            reader.close()
 
 
 def _signer(name: str) -> Keypair:
@@ -144,7 +148,7 @@ def _check_offered_in_store(store: ModelStore, offer: state_pb2.Offer) -> None:
             raise CliError(f"cannot use model {model_id[:12]}...: {error}", inference_exit_code(error)) from None
 
 
-def _load_offered(pool: EnginePool, offer: state_pb2.Offer, models: dict) -> None:
+def _load_offered(pool: EnginePool, offer: state_pb2.Offer, models: dict[str, types_pb2.ModelInfo]) -> None:
     """Load one engine of every model the offer lists, or say which cannot be loaded and why."""
     for model in offer.models:
         model_id = model.hex()

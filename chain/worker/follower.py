@@ -15,7 +15,7 @@ import grpc
 
 from chain.client import Block, Client, ClientError
 from chain.client.errors import translate_rpc_error
-from proto import node_pb2, node_pb2_grpc, state_pb2
+from proto import node_pb2, node_pb2_grpc, state_pb2, types_pb2
 
 log = logging.getLogger("inferchain.worker")
 
@@ -116,8 +116,8 @@ class MarketReader:
                 return executor.offer
         return None
 
-    def models(self) -> list:
-        """The registered models (types_pb2.ModelInfo)."""
+    def models(self) -> list[types_pb2.ModelInfo]:
+        """The registered models."""
         return list(self._call(self._stub.ListModels, node_pb2.ListModelsRequest()).models)
 
     def _call(self, method, request):
