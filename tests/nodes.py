@@ -55,6 +55,8 @@ class NodeProcess:
     base_path: Path
     rpc_port: int
     extra_args: tuple[str, ...] = ()
+    # Run the validator's executor worker (it loads the model): only tests that execute jobs want it.
+    worker: bool = False
     process: subprocess.Popen | None = None
     log_path: Path | None = None
     _log: object = field(default=None, repr=False)
@@ -69,6 +71,7 @@ class NodeProcess:
             "--base-path", str(self.base_path),
             "--rpc-port", str(self.rpc_port),
             "--prometheus-port", "0",
+            *(() if self.worker else ("--no-worker",)),
             *self.extra_args,
         ]
 

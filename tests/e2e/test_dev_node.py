@@ -151,7 +151,7 @@ def test_data_directory_of_another_genesis_is_refused(tmp_path, node_factory):
     node = node_factory("first")
     node.stop()
     document = dev_genesis_document()
-    document["app_state"]["balances"]["balances"][0]["amount"] = "5000000000"
+    document["app_state"]["balances"]["balances"][3]["amount"] = "5000000000"  # dave: not bonded at genesis
     other = tmp_path / "other-genesis.json"
     other.write_text(json.dumps(document))
     assert_one_line_error(inferchain(*node_args(node.base_path, "--chain", str(other), "--key", "alice")), "belongs to chain")
