@@ -135,7 +135,7 @@ class InferenceResult:
     def from_json_text(cls, text: str | bytes) -> "InferenceResult":
         """Parse JSON text into a result, raising InvalidResult when it is not one."""
         try:
-            document = json.loads(text, object_pairs_hook=_refuse_duplicate_keys)
+            document = json.loads(text, object_pairs_hook=refuse_duplicate_keys)
         except (ValueError, RecursionError) as error:
             raise InvalidResult(f"not JSON: {error}") from None
         return _result_from_json(document)
@@ -204,7 +204,8 @@ class _DuplicateKey(ValueError):
     pass
 
 
-def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
+def refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
+    """A json.loads object_pairs_hook: one form per document, so a key given twice is refused."""
     document = {}
     for key, value in pairs:
         if key in document:

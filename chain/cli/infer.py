@@ -27,7 +27,7 @@ from inference.engine import EngineConfig, engine_version
 from inference.errors import InferenceError, InvalidResult
 from inference.gguf_header import read_header
 from inference.loading import load_record
-from inference.result import InferenceJob, InferenceResult
+from inference.result import InferenceJob, InferenceResult, refuse_duplicate_keys
 from inference.sampler import SamplingParams
 from inference.statistics import WINDOW_TOKENS
 from inference.thresholds import load_thresholds
@@ -214,9 +214,33 @@ def read_result(source: str) -> InferenceResult:
         reason = getattr(error, "strerror", None) or str(error)
         raise InvalidResult(f"cannot read {source}: {reason}") from None
     try:
+        document = json.loads(text, object_pairs_hook=refuse_duplicate_keys)
+    except (ValueError, RecursionError):
+        document = None  # from_json_text below says what is wrong with it
+    # A job's JSON from the chain (`job status ID --output json`) carries its result under "result".
+    if isinstance(document, dict) and "job_id" in document and "status" in document and "version" not in document:
+        return _result_of_job(document, source)
+    try:
         return InferenceResult.from_json_text(text)
     except InvalidResult as error:
         raise InvalidResult(f"{source} is not an inference result: {error}") from None
+
+
+def _result_of_job(document: dict, source: str) -> InferenceResult:
+    """The result inside a job's JSON (`inferchain job status ID --output json`), checked against the job's digest."""
+    if "result" not in document:
+        status = str(document.get("status"))[:20]
+        raise InvalidResult(f"{source} is a job with no revealed result (status {status})")
+    try:
+        result = InferenceResult.from_json(document["result"])
+    except InvalidResult as error:
+        raise InvalidResult(f"{source}: its result is not an inference result: {error}") from None
+    if result.job.job_id.hex() != document.get("job_id"):
+        raise InvalidResult(f"{source}: the result is for job {result.job.job_id.hex()}, not the job's {str(document.get('job_id'))[:64]}")
+    claimed = document.get("output_digest")
+    if claimed and result.output_digest().hex() != claimed:
+        raise InvalidResult(f"{source}: the result does not hash to the job's output digest {str(claimed)[:64]}")
+    return result
 
 
 def _print_verdict(verdict) -> None:

@@ -185,3 +185,30 @@ def test_verify_of_a_malformed_result_is_one_line_not_a_traceback(home, sampled_
     result = run(home, "verify", str(path))
     assert result.returncode == EXIT_BAD_INPUT and message in one_line_error(result)
     assert "Traceback" not in result.stderr
+
+
+def _job_document(result: dict, **changes) -> dict:
+    """The shape of `inferchain job status ID --output json` around a result (chain/cli/job.py job_document)."""
+    from inference.result import InferenceResult
+
+    digest = InferenceResult.from_json(result).output_digest().hex()
+    document = {"job_id": result["job_id"], "status": "settled", "model": result["model"], "output_digest": digest,
+                "text": result["text"], "result": result}
+    document.update(changes)
+    return document
+
+
+def test_verify_accepts_a_settled_jobs_json_and_checks_its_output_digest(home, sampled_result_file, tmp_path):
+    result = json.loads(sampled_result_file.read_text())
+    path = tmp_path / "job.json"
+    path.write_text(json.dumps(_job_document(result)))
+    verdict = run(home, "verify", str(path))
+    assert verdict.returncode == 0, verdict.stdout + verdict.stderr
+    path.write_text(json.dumps(_job_document(result, output_digest="00" * 32)))
+    mismatch = run(home, "verify", str(path))
+    assert mismatch.returncode == EXIT_BAD_INPUT and "does not hash to the job's output digest" in one_line_error(mismatch)
+    document = _job_document(result, status="assigned")
+    del document["result"]
+    path.write_text(json.dumps(document))
+    pending = run(home, "verify", str(path))
+    assert pending.returncode == EXIT_BAD_INPUT and "no revealed result (status assigned)" in one_line_error(pending)
