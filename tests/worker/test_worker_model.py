@@ -32,7 +32,9 @@ WORKER_READY = "executing jobs for"
 def wait_for_log(read, text: str, timeout: float = 60.0) -> str:
     deadline = time.monotonic() + timeout
     while text not in read():
-        assert time.monotonic() < deadline, f"{text!r} not logged within {timeout} s:\n{read()[-3000:]}"
+        if time.monotonic() > deadline:
+            lines = [line for line in read().splitlines() if "produced #" not in line]
+            raise AssertionError(f"{text!r} not logged within {timeout} s; the log without blocks:\n" + "\n".join(lines[-40:]))
         time.sleep(0.1)
     return read()
 
@@ -56,7 +58,7 @@ def start_worker(target: str, key: str, home: Path) -> tuple[subprocess.Popen, P
 
 
 def test_the_dev_nodes_worker_settles_a_greedy_job_with_the_engines_exact_text(tmp_path):
-    node = NodeProcess(tmp_path / "node", free_port()).start()
+    node = NodeProcess(tmp_path / "node", free_port(), worker=True).start()
     try:
         logged = wait_for_log(node.log, WORKER_READY)
         worker_pid = int(re.search(r"executor worker, process (\d+)", logged).group(1))
@@ -84,8 +86,8 @@ def test_the_dev_nodes_worker_settles_a_greedy_job_with_the_engines_exact_text(t
 
 
 def test_a_worker_killed_mid_job_leaves_the_job_to_another_executor(tmp_path):
-    # Half-second blocks; a 128-token job gets 6 + 128/20 = 13 blocks to commit, 60 blocks in all.
-    genesis = market_genesis(tmp_path / "genesis.json", block_time_ms=500, commit_blocks=6, min_tokens_per_block=20,
+    # Half-second blocks; a 128-token job (about 2 s here) gets 10 + 128/20 = 17 blocks to commit, 60 in all.
+    genesis = market_genesis(tmp_path / "genesis.json", block_time_ms=500, commit_blocks=10, min_tokens_per_block=20,
                              reveal_blocks=4, job_timeout_blocks=60)
     node = NodeProcess(tmp_path / "node", free_port(), ("--chain", str(genesis), "--no-worker")).start()
     workers = {}
@@ -105,7 +107,8 @@ def test_a_worker_killed_mid_job_leaves_the_job_to_another_executor(tmp_path):
             process.kill()
             process.wait(timeout=10)
         node.kill()
-    assert job.status == state_pb2.JOB_STATUS_SETTLED, job.reason
+    worker_logs = "\n".join(log_path.read_text()[-3000:] for _, log_path in workers.values())
+    assert job.status == state_pb2.JOB_STATUS_SETTLED, f"{job.reason}\n{worker_logs}"
     killed, replacement = job.assignments
     assert killed.executor == first and killed.status == state_pb2.ASSIGNMENT_STATUS_MISSED
     assert replacement.status == state_pb2.ASSIGNMENT_STATUS_REVEALED and replacement.payment > 0
