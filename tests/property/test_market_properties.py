@@ -96,3 +96,50 @@ def test_any_sequence_of_market_calls_keeps_every_invariant(steps):
         assert jobs.read_load(market.state, account.public_key) == 0
         ledger = staking.read_ledger(market.state, account.public_key)
         assert ledger is None or ledger.bonded == 0 or ledger.bonded >= MIN_BOND
+
+
+def _fields(draw_bytes, draw_text, draw_int, draw_u32):
+    return {
+        "post_job": lambda d: types_pb2.PostJob(
+            model=d(st.sampled_from([MODEL_ID, bytes(32), b"", b"x" * 33])), prompt=d(draw_text),
+            prompt_format=d(st.sampled_from(["chat", "raw", "", "CHAT"])), max_tokens=d(draw_u32),
+            sampling=types_pb2.Sampling(temperature_milli=d(draw_u32), top_k=d(draw_u32), top_p_ppm=d(draw_u32), seed=d(draw_int)),
+            max_price_per_token=d(draw_int), redundancy=d(draw_u32), region=d(draw_text)),
+        "commit_result": lambda d: types_pb2.CommitResult(job_id=d(draw_bytes), commitment=d(draw_bytes)),
+        "reveal_result": lambda d: types_pb2.RevealResult(
+            job_id=d(draw_bytes), salt=d(draw_bytes), prompt_tokens=d(draw_int), tokens=d(st.lists(draw_u32, max_size=12)),
+            text=d(draw_text), logprobs_micronats=d(st.lists(st.integers(-2**63, 2**63 - 1), max_size=12)),
+            stop_reason=d(st.sampled_from(["eos", "length", "", "EOS"]))),
+        "set_offer": lambda d: types_pb2.SetOffer(models=d(st.lists(st.sampled_from([MODEL_ID, bytes(32), b"ab"]), max_size=3)),
+                                                  price_per_token=d(draw_int), region=d(draw_text), capacity=d(draw_u32)),
+        "bond": lambda d: types_pb2.Bond(amount=d(draw_int), validate=d(st.booleans())),
+        "unbond": lambda d: types_pb2.Unbond(amount=d(draw_int)),
+        "vote_model": lambda d: types_pb2.VoteModel(model=d(draw_bytes), approve=d(st.booleans())),
+        "cancel_job": lambda d: types_pb2.CancelJob(job_id=d(draw_bytes)),
+    }
+
+
+CALL_BUILDERS = _fields(
+    st.one_of(st.binary(max_size=40), st.just(bytes(32))),
+    st.text(max_size=40),
+    st.one_of(st.integers(0, 2**64 - 1), st.integers(0, 10**6)),
+    st.one_of(st.integers(0, 2**32 - 1), st.integers(0, 10)),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(sorted(CALL_BUILDERS)), st.integers(0, 4), st.data())
+def test_arbitrary_market_call_fields_are_refused_or_applied_cleanly(name, who, data):
+    from runtime.executive import check_transaction, transaction_rules
+    from runtime.primitives import InvalidTransaction
+
+    market = Market.create()
+    call = CALL_BUILDERS[name](data.draw)
+    raw = market.transaction(PEOPLE[who], **{name: call})
+    try:
+        check_transaction(raw, transaction_rules(market.state))
+    except InvalidTransaction as refused:
+        assert str(refused)
+        return
+    receipt = market.block([raw]).transactions[0]  # invariants are checked after the block
+    assert receipt.success or (receipt.error_module in ("staking", "models", "jobs") and receipt.error_message)
