@@ -56,6 +56,8 @@ PROMPT_FORMATS = ("chat", "raw")
 STOP_REASONS = ("eos", "length")
 MAX_TEMPERATURE_MILLI = 100_000  # inference/sampler.py's bound
 SALT_BYTES = 32
+# Tokens set aside for a chat template's framing when checking that a job fits the model's context.
+TEMPLATE_ALLOWANCE_TOKENS = 64
 JOB_DOMAIN = b"inferchain/job/v1"
 COMMIT_DOMAIN = b"inferchain/commit/v1"
 ASSIGN_DOMAIN = b"inferchain/assign/v1"
@@ -581,6 +583,15 @@ def post_job(state: Overlay, origin: bytes, call: types_pb2.PostJob) -> None:
         raise JobTooLarge(
             f"max_tokens {call.max_tokens} is above the limit {limit} "
             f"(the chain's {params.max_tokens}, the model's context {model.context_length})"
+        )
+    # The runtime cannot tokenize, but a byte-level tokenizer never makes more tokens than bytes:
+    # so a job that passes this always fits the context, and no executor is blamed for one that cannot.
+    needed = prompt_bytes + TEMPLATE_ALLOWANCE_TOKENS + call.max_tokens
+    if needed > model.context_length:
+        raise JobTooLarge(
+            f"the prompt ({prompt_bytes} bytes, at most as many tokens) plus {TEMPLATE_ALLOWANCE_TOKENS} tokens "
+            f"for the chat template plus max_tokens {call.max_tokens} is {needed}, above the model's context "
+            f"{model.context_length}"
         )
     escrow = escrow_of(call)
     if escrow > U64_MAX:

@@ -219,6 +219,7 @@ def test_differing_results_are_held_as_disputed_and_refunded_when_the_window_clo
         ({"model": bytes(32)}, "UnknownModel", "not registered"),
         ({"prompt": "x" * 20_000}, "JobTooLarge", "the prompt is 20000 bytes"),
         ({"max_tokens": 1_000}, "JobTooLarge", "the model's context 512"),
+        ({"prompt": "x" * 400, "max_tokens": 100}, "JobTooLarge", "is 564, above the model's context 512"),
         ({"redundancy": 4}, "NoExecutors", "above the 3 executors"),
         ({"max_price_per_token": 999}, "NoExecutors", "the lowest prices are 1000"),
         ({"redundancy": 6}, "JobTooLarge", "above the limit 5"),
