@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Callable, Sequence
 
-from chain.cli.errors import EXIT_CODES, EXIT_INTERRUPTED, CliError
+from chain.cli.errors import EXIT_CODES, EXIT_INTERRUPTED, EXIT_OK, CliError
 
 log = logging.getLogger(__name__)
 
@@ -78,13 +78,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
-        return handler(args) or 0
+        code = handler(args) or 0
+        sys.stdout.flush()  # here, so a closed pipe is caught below rather than at exit
+        return code
     except CliError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`... --output json | head`): not an error of ours, and nothing
+        # more can be written. Point stdout at /dev/null so the interpreter's final flush is quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 def run() -> None:

@@ -104,3 +104,18 @@ def test_dev_with_a_chain_id_changes_the_hash():
 def test_dev_refuses_an_invalid_chain_id():
     result = inferchain("genesis", "dev", "--chain-id", "x" * 100)
     assert result.returncode == EXIT_USAGE and "chain_id" in one_line_error(result)
+
+
+def test_a_reader_that_stops_early_is_no_error():
+    # `inferchain ... | head -c 10`: the pipe closes while we still write; no traceback, exit 0.
+    import subprocess
+    import sys
+
+    from tests.commands import ROOT
+
+    process = subprocess.Popen([sys.executable, "-m", "chain.cli", "genesis", "dev"], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    process.stdout.close()  # before the command writes anything
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 0
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
