@@ -47,8 +47,11 @@ def register(subparsers) -> None:
                         help="the executor's key: a key file, or a dev name such as alice; its account needs an offer")
     parser.add_argument("--gpu-layers", type=int,
                         help="layers offloaded to a GPU (default: all when llama.cpp has a GPU backend, else 0)")
+    parser.add_argument("--parallel", type=_positive,
+                        help="jobs generated at once; more assigned jobs wait their turn here (default: on CPU "
+                             "the offer's capacity, at most one per core; with a GPU 1)")
     parser.add_argument("--threads", type=_positive,
-                        help="CPU threads per engine (default: the cores shared among the offer's capacity "
+                        help="CPU threads per engine (default: the cores shared among the parallel jobs "
                              "on CPU, all cores with a GPU)")
     parser.add_argument("--data-dir", type=Path,
                         help="where salts and results wait for their reveal (default: BASE_PATH/worker)")
@@ -77,8 +80,10 @@ def run(args: argparse.Namespace) -> int:
         )
     store = store_for(args)
     _check_offered_in_store(store, offer)
-    config = _engine_config(args, offer)
-    pool = EnginePool(store, config, {model_id: info.context_length for model_id, info in models.items()})
+    parallel = _parallel(args, offer)
+    config = _engine_config(args, parallel)
+    pool = EnginePool(store, config, {model_id: info.context_length for model_id, info in models.items()},
+                      parallel=parallel)
     try:
         _load_offered(pool, offer, models)
         log.info("worker for %s on %s via %s: %d model(s), capacity %d, price %d per token",
@@ -111,24 +116,39 @@ def _signer(name: str) -> Keypair:
         raise CliError(f"cannot load the executor key {quote_input(name)}: {error}", EXIT_BAD_INPUT) from None
 
 
-def _engine_config(args: argparse.Namespace, offer: state_pb2.Offer) -> EngineConfig:
+def _gpu_layers(args: argparse.Namespace) -> int:
+    """--gpu-layers, else all layers when llama.cpp has a GPU backend, else 0."""
+    if args.gpu_layers is not None:
+        return args.gpu_layers
+    return -1 if gpu_offload_supported() else 0
+
+
+def _parallel(args: argparse.Namespace, offer: state_pb2.Offer) -> int:
+    """Jobs generated at once: --parallel, else 1 on a GPU, else the capacity up to one per core."""
+    if args.parallel is not None:
+        return args.parallel
+    if _gpu_layers(args):
+        return 1
+    return max(1, min(offer.capacity, os.cpu_count() or 1))
+
+
+def _engine_config(args: argparse.Namespace, parallel: int) -> EngineConfig:
     """Threads and GPU layers, said in the log: GPU offload is automatic unless --gpu-layers is given."""
-    has_gpu = gpu_offload_supported()
-    gpu_layers = args.gpu_layers if args.gpu_layers is not None else (-1 if has_gpu else 0)
+    gpu_layers = _gpu_layers(args)
     threads = args.threads
     if gpu_layers:
-        log.info("engine: GPU, %s layers offloaded (%s)", "all" if gpu_layers < 0 else gpu_layers,
-                 "--gpu-layers" if args.gpu_layers is not None else "llama.cpp has a GPU backend")
+        log.info("engine: GPU, %s layers offloaded (%s), %d job(s) at once", "all" if gpu_layers < 0 else gpu_layers,
+                 "--gpu-layers" if args.gpu_layers is not None else "llama.cpp has a GPU backend", parallel)
     elif threads is None:
         # Engines running at once must not ask for more threads than there are cores: llama.cpp's
         # threads spin, and oversubscribed they slowed each other ~100x on 2 cores.
         cores = os.cpu_count() or 1
-        threads = max(1, cores // max(1, offer.capacity))
-        log.info("engine: CPU (%s), %d thread(s) per engine: %d cores shared by capacity %d",
-                 "--gpu-layers 0" if has_gpu else "this llama.cpp build has no GPU backend",
-                 threads, cores, offer.capacity)
+        threads = max(1, cores // parallel)
+        log.info("engine: CPU (%s), %d job(s) at once, %d thread(s) each on %d cores",
+                 "--gpu-layers 0" if args.gpu_layers is not None else "this llama.cpp build has no GPU backend",
+                 parallel, threads, cores)
     else:
-        log.info("engine: CPU, %d thread(s) per engine", threads)
+        log.info("engine: CPU, %d job(s) at once, %d thread(s) each", parallel, threads)
     return EngineConfig(threads=threads, gpu_layers=gpu_layers)
 
 

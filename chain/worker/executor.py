@@ -52,6 +52,10 @@ def inference_job(job: state_pb2.Job) -> InferenceJob:
     )
 
 
+# How often a job waiting for a generation slot checks whether it was cancelled.
+SLOT_POLL_S = 0.2
+
+
 class EnginePool:
     """Loaded engines per model, grown only when every loaded one is busy.
 
@@ -60,11 +64,15 @@ class EnginePool:
     """
 
     def __init__(self, store: ModelStore, config: EngineConfig, contexts: Mapping[str, int] | None = None,
-                 load: Callable[[ModelStore, ModelRecord, EngineConfig], Engine] = load_record):
+                 load: Callable[[ModelStore, ModelRecord, EngineConfig], Engine] = load_record, parallel: int = 0):
         self.store = store
         self.config = config
         self.contexts = dict(contexts or {})
         self._load = load
+        # At most `parallel` generations at once (0: no limit); the other jobs wait here, in order,
+        # so an offer's capacity can exceed the cores: a waiting job starts the moment one finishes
+        # instead of a block later, when the chain would have assigned it.
+        self._slots = threading.BoundedSemaphore(parallel) if parallel else None
         self._lock = threading.Lock()
         self._idle: dict[str, list[Engine]] = {}
         self._all: list[Engine] = []
@@ -77,13 +85,21 @@ class EnginePool:
         return engine
 
     def run(self, job: InferenceJob, cancelled: Callable[[], bool]) -> InferenceResult:
-        """Generate the job's result on a free engine of its model (a Runner)."""
-        engine = self._acquire(job.model)
+        """Generate the job's result on a free engine of its model (a Runner), once a slot is free."""
+        if self._slots is not None:
+            while not self._slots.acquire(timeout=SLOT_POLL_S):
+                _stop_if(cancelled)
         try:
-            return engine.generate(job, on_token=lambda _token: _stop_if(cancelled))
+            _stop_if(cancelled)
+            engine = self._acquire(job.model)
+            try:
+                return engine.generate(job, on_token=lambda _token: _stop_if(cancelled))
+            finally:
+                with self._lock:
+                    self._idle[job.model].append(engine)
         finally:
-            with self._lock:
-                self._idle[job.model].append(engine)
+            if self._slots is not None:
+                self._slots.release()
 
     def close(self) -> None:
         with self._lock:

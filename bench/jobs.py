@@ -1,0 +1,233 @@
+"""Jobs through the chain against the same jobs through raw llama-cpp-python, in one run.
+
+    .venv/bin/python bench/jobs.py [--quick] [--jobs N] [--max-tokens M]
+
+1. Start `inferchain node --dev` in a temporary directory on free ports; its validator (Alice)
+   offers the embedded model with capacity 4, and the node runs her executor worker (a separate
+   process), which generates 2 jobs at once on this 2-core machine (one thread each; the others
+   wait their turn in the worker).
+2. Post one 4-token warm-up job and wait for it to settle (the worker has loaded the model).
+3. Post N (default 16) greedy jobs of M (default 64) tokens, redundancy 1, different prompts, in
+   one SubmitTransactions batch as Bob, and follow the blocks: each job's assignment and
+   settlement (JobSettled), at the block's header time.
+4. Stop the node, then run the same jobs with raw llama-cpp-python (`Llama.generate`, its own
+   sampler; the same prompt tokens, as many tokens as the chain's result, all cores), one after
+   another in the order the chain ran them.
+5. Print a summary, then one JSON line:
+   - chain_over_raw: tokens/s through the chain (all tokens, from the batch's submission to the
+     last settlement) over raw tokens/s (all tokens over the raw generation time); goal >= 0.9.
+   - extra_latency_blocks: the median over jobs of (post-to-settled time minus the time raw
+     llama-cpp-python needed to finish the same job when running the jobs in the same order),
+     in block intervals; goal <= 2. With one executor of capacity 1 the jobs queue in both runs,
+     so this is what the chain adds (blocks to include, assign, commit and settle), not queueing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from chain.client import Client  # noqa: E402
+from chain.crypto import dev_keypair  # noqa: E402
+from chain.genesis import ConsensusParams  # noqa: E402
+from chain.transactions import sign_transaction  # noqa: E402
+from inference.engine import Engine, EngineConfig, engine_version  # noqa: E402
+from inference.calibration import load_prompts  # noqa: E402
+from inference.model_store import ModelStore  # noqa: E402
+from inference.registration import EMBEDDED_MODEL_ID  # noqa: E402
+from proto import types_pb2  # noqa: E402
+from runtime.jobs import job_id  # noqa: E402
+from tests.nodes import free_port, wait_serving  # noqa: E402
+
+GREEDY = types_pb2.Sampling(temperature_milli=0, top_k=40, top_p_ppm=1_000_000, seed=0)
+POST_PRICE = 10**10  # above the dev offer's price, so the escrow never limits the test
+
+
+@dataclass
+class Tracked:
+    """One job's timeline through the chain (seconds since the epoch, from block header times)."""
+
+    job_id: bytes
+    prompt: str
+    posted_s: float = 0.0
+    assigned_s: float | None = None
+    settled_s: float | None = None
+    tokens: int = 0
+    order: int = -1
+
+
+@dataclass
+class Run:
+    jobs: list[Tracked] = field(default_factory=list)
+    submitted_s: float = 0.0
+    raw_seconds: list[float] = field(default_factory=list)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="4 jobs of 32 tokens (default: 16 jobs of 64)")
+    parser.add_argument("--jobs", type=int, help="jobs posted together")
+    parser.add_argument("--max-tokens", type=int, help="tokens per job")
+    args = parser.parse_args(argv)
+    args.jobs = args.jobs or (4 if args.quick else 16)
+    args.max_tokens = args.max_tokens or (32 if args.quick else 64)
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    prompts = load_prompts()
+    run = Run()
+    with tempfile.TemporaryDirectory(prefix="bench-jobs-") as base:
+        node, target = start_node(Path(base))
+        try:
+            with Client(target) as client:
+                post_and_follow(client, ["Say OK."], 4, Run())  # warm-up: the worker has loaded the model
+                post_and_follow(client, list(prompts[: args.jobs]), args.max_tokens, run)
+        finally:
+            stop(node)
+    threads = max(1, os.cpu_count() or 1)  # raw llama-cpp-python, one job at a time on every core
+    run_raw(run, args.max_tokens, threads)
+    report(args, run, threads)
+    return 0
+
+
+def start_node(base: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    log = open(base / "node.log", "w")
+    node = subprocess.Popen(
+        [sys.executable, "-m", "chain.cli", "node", "--dev", "--base-path", str(base / "node"), "--rpc-port", str(port),
+         "--port", "0", "--prometheus-port", "0", "--log-level", "warning"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    target = f"127.0.0.1:{port}"
+    wait_serving(target, process=node)
+    return node, target
+
+
+def stop(node: subprocess.Popen) -> None:
+    """SIGINT the node (it stops its worker too); kill the group if it lingers."""
+    node.send_signal(signal.SIGINT)
+    try:
+        node.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(node.pid, signal.SIGKILL)
+        node.wait()
+
+
+def post_and_follow(client: Client, prompts: list[str], max_tokens: int, run: Run) -> None:
+    """Post the jobs in one batch as Bob, then read blocks until every one has settled."""
+    bob = dev_keypair("bob")
+    info = client.chain_info()
+    nonce = client.next_nonce(bob.public_key)
+    first_height = info.best_height + 1
+    raws = []
+    for index, prompt in enumerate(prompts):
+        call = types_pb2.PostJob(model=bytes.fromhex(EMBEDDED_MODEL_ID), prompt=prompt, prompt_format="chat",
+                                 max_tokens=max_tokens, sampling=GREEDY, max_price_per_token=POST_PRICE, redundancy=1)
+        signed = sign_transaction(bob, chain_id=info.chain_id, genesis_hash=info.genesis_hash, nonce=nonce + index,
+                                  call=call, fee_rule=info.fee_rule)
+        raws.append(signed.raw)
+        run.jobs.append(Tracked(job_id(info.genesis_hash, bob.public_key, nonce + index), prompt))
+    run.submitted_s = time.time()
+    verdicts = client.submit_many(raws)
+    refused = [verdict for verdict in verdicts if not verdict.accepted]
+    if refused:
+        raise SystemExit(f"the node refused a job: {refused[0].reason}")
+    by_id = {tracked.job_id.hex(): tracked for tracked in run.jobs}
+    order = 0
+    for block in client.subscribe_blocks(first_height):
+        at = block.time_ms / 1000
+        events = [event for receipt in block.receipts for event in receipt.events] + list(block.block_events)
+        for event in events:
+            attributes = dict(event.attributes)
+            tracked = by_id.get(attributes.get("job", ""))
+            if tracked is None or event.module != "jobs":
+                continue
+            if event.name == "JobPosted":
+                tracked.posted_s = at
+            elif event.name == "JobAssigned" and tracked.assigned_s is None:
+                tracked.assigned_s, tracked.order = at, order
+                order += 1
+            elif event.name == "JobSettled":
+                tracked.settled_s = at
+            elif event.name in ("JobExpired", "JobDisputed"):
+                raise SystemExit(f"job {attributes['job'][:12]} ended {event.name}")
+        if all(tracked.settled_s is not None for tracked in run.jobs):
+            break
+    for tracked in run.jobs:
+        tracked.tokens = len(client.get_job(tracked.job_id).result.tokens)
+
+
+def run_raw(run: Run, max_tokens: int, threads: int) -> None:
+    """The same jobs, in the chain's order, with raw llama-cpp-python and its own greedy sampler."""
+    from llama_cpp import Llama
+
+    record = ModelStore().embedded()
+    engine = Engine(record.path, record.id, EngineConfig(threads=threads))
+    prompts = {tracked.job_id: engine.prompt_tokens(tracked.prompt) for tracked in run.jobs}
+    engine.close()
+    llama = Llama(model_path=str(record.path), n_ctx=4096, n_batch=512, n_threads=threads,
+                  n_threads_batch=threads, verbose=False)
+    for tracked in sorted(run.jobs, key=lambda t: t.order):
+        started = time.perf_counter()
+        produced = 0
+        for _ in llama.generate(prompts[tracked.job_id], top_k=1, top_p=1.0, min_p=0.0, typical_p=1.0, temp=0.0,
+                                repeat_penalty=1.0, reset=True):
+            produced += 1
+            if produced >= tracked.tokens:
+                break
+        run.raw_seconds.append(time.perf_counter() - started)
+
+
+def report(args, run: Run, threads: int) -> None:
+    ordered = sorted(run.jobs, key=lambda t: t.order)
+    tokens = sum(tracked.tokens for tracked in ordered)
+    chain_seconds = max(tracked.settled_s for tracked in ordered) - run.submitted_s
+    raw_seconds = sum(run.raw_seconds)
+    chain_rate, raw_rate = tokens / chain_seconds, tokens / raw_seconds
+    block_s = ConsensusParams.block_time_ms / 1000
+    extras, raw_done = [], 0.0
+    for tracked, seconds in zip(ordered, run.raw_seconds):
+        raw_done += seconds
+        extras.append((tracked.settled_s - run.submitted_s - raw_done) / block_s)
+    extra = statistics.median(extras)
+    for tracked in ordered:
+        print(f"job {tracked.job_id.hex()[:8]}: {tracked.tokens} tokens, posted +{tracked.posted_s - run.submitted_s:.1f} s, "
+              f"assigned +{tracked.assigned_s - run.submitted_s:.1f} s, settled +{tracked.settled_s - run.submitted_s:.1f} s")
+    print(f"{len(ordered)} jobs, {tokens} tokens: through the chain {chain_rate:.1f} tokens/s "
+          f"({chain_seconds:.1f} s from submission to the last settlement); raw llama-cpp-python {raw_rate:.1f} "
+          f"tokens/s ({raw_seconds:.1f} s); chain_over_raw {chain_rate / raw_rate:.3f} (goal >= 0.9)")
+    print(f"extra latency per job (post to settled, minus raw completion in the same order): median "
+          f"{extra:.2f} blocks of {block_s:g} s (goal <= 2); per job {', '.join(f'{e:.1f}' for e in extras)}")
+    print(json.dumps({
+        "chain_over_raw": round(chain_rate / raw_rate, 4),
+        "extra_latency_blocks": round(extra, 3),
+        "chain_tokens_per_s": round(chain_rate, 2),
+        "raw_tokens_per_s": round(raw_rate, 2),
+        "jobs": len(ordered),
+        "tokens": tokens,
+        "max_tokens": args.max_tokens,
+        "threads": threads,
+        "block_time_s": block_s,
+        "engine": engine_version(),
+        "cpu": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+    }))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
