@@ -1,0 +1,68 @@
+"""EnginePool: at most `parallel` generations at once; the others wait in turn and can be cancelled."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from chain.worker.executor import EnginePool, JobCancelled
+from inference.engine import EngineConfig
+from inference.model_store import ModelStore
+from inference.registration import EMBEDDED_MODEL_ID
+from inference.result import InferenceJob
+
+
+class CountingEngine:
+    """Stands in for llama.cpp to observe scheduling only (tests/e2e/test_market.py runs the real one)."""
+
+    running = 0
+    most = 0
+    lock = threading.Lock()
+
+    def generate(self, job, on_token=None):
+        with CountingEngine.lock:
+            CountingEngine.running += 1
+            CountingEngine.most = max(CountingEngine.most, CountingEngine.running)
+        try:
+            for _ in range(5):
+                time.sleep(0.02)
+                on_token(1)
+            return job.prompt
+        finally:
+            with CountingEngine.lock:
+                CountingEngine.running -= 1
+
+    def close(self):
+        pass
+
+
+def job(index: int) -> InferenceJob:
+    return InferenceJob(model=EMBEDDED_MODEL_ID, job_id=bytes([index]) * 32, prompt=f"p{index}", max_tokens=4)
+
+
+@pytest.mark.parametrize("parallel", [1, 2])
+def test_no_more_than_parallel_generations_run_at_once(parallel):
+    CountingEngine.most = 0
+    pool = EnginePool(ModelStore(), EngineConfig(), load=lambda store, record, config: CountingEngine(), parallel=parallel)
+    results = []
+    threads = [threading.Thread(target=lambda i=i: results.append(pool.run(job(i), lambda: False))) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(results) == [f"p{i}" for i in range(6)]
+    assert CountingEngine.most == parallel
+
+
+def test_a_job_waiting_for_a_slot_can_be_cancelled():
+    pool = EnginePool(ModelStore(), EngineConfig(), load=lambda store, record, config: CountingEngine(), parallel=1)
+    release = threading.Event()
+    blocker = threading.Thread(target=lambda: pool.run(job(1), lambda: release.wait(5) and False))
+    blocker.start()
+    time.sleep(0.05)
+    with pytest.raises(JobCancelled):
+        pool.run(job(2), lambda: True)
+    release.set()
+    blocker.join(10)
