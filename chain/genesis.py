@@ -29,7 +29,7 @@ DEV_ENDOWMENT = 10**18
 # Each dev validator bonds this much and offers the embedded model at this price (base units per token).
 DEV_BOND = 2 * 10**17
 DEV_PRICE_PER_TOKEN = 1_000_000_000
-DEV_CAPACITY = 4
+DEV_CAPACITY = 8
 
 
 class GenesisError(ValueError):

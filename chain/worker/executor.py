@@ -8,6 +8,7 @@ model only when every loaded one is busy.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import threading
@@ -72,7 +73,7 @@ class EnginePool:
         # At most `parallel` generations at once (0: no limit); the other jobs wait here, in order,
         # so an offer's capacity can exceed the cores: a waiting job starts the moment one finishes
         # instead of a block later, when the chain would have assigned it.
-        self._slots = threading.BoundedSemaphore(parallel) if parallel else None
+        self._slots = _FifoSlots(parallel) if parallel else None
         self._lock = threading.Lock()
         self._idle: dict[str, list[Engine]] = {}
         self._all: list[Engine] = []
@@ -87,8 +88,7 @@ class EnginePool:
     def run(self, job: InferenceJob, cancelled: Callable[[], bool]) -> InferenceResult:
         """Generate the job's result on a free engine of its model (a Runner), once a slot is free."""
         if self._slots is not None:
-            while not self._slots.acquire(timeout=SLOT_POLL_S):
-                _stop_if(cancelled)
+            self._slots.acquire(cancelled)
         try:
             _stop_if(cancelled)
             engine = self._acquire(job.model)
@@ -125,6 +125,38 @@ class EnginePool:
         with self._lock:
             self._all.append(engine)
         return engine
+
+
+class _FifoSlots:
+    """At most `count` holders at once, granted in the order they asked (a semaphore wakes any waiter,
+    which let a job wait past its commit deadline while later ones ran)."""
+
+    def __init__(self, count: int):
+        self._free = count
+        self._waiting: collections.deque[object] = collections.deque()
+        self._changed = threading.Condition()
+
+    def acquire(self, cancelled: Callable[[], bool]) -> None:
+        """Wait for a slot in turn; JobCancelled (and no slot) when `cancelled()` becomes true first."""
+        ticket = object()
+        with self._changed:
+            self._waiting.append(ticket)
+            try:
+                while not (self._free and self._waiting[0] is ticket):
+                    _stop_if(cancelled)
+                    self._changed.wait(SLOT_POLL_S)
+            except JobCancelled:
+                self._waiting.remove(ticket)
+                self._changed.notify_all()
+                raise
+            self._waiting.popleft()
+            self._free -= 1
+            self._changed.notify_all()
+
+    def release(self) -> None:
+        with self._changed:
+            self._free += 1
+            self._changed.notify_all()
 
 
 def _stop_if(cancelled: Callable[[], bool]) -> None:

@@ -19,7 +19,7 @@ from tests.runtime.golden import market_vectors, vectors
 ROOT = Path(__file__).resolve().parents[2]
 
 PINNED = {
-    "genesis_json_hash": "f2341c31d403fac13a7b2543fa6d51a6dface516d206b212ecbe1f1a0bb2fef2",
+    "genesis_json_hash": "db5a5250049e18fdcbfe0cef30450b41bcf749ca9787a5336ae269714fb2e91f",
     "genesis_state_root": "14ff121f2a9489c152e87c7082762721da903cfe8bf1380c297b8e600d8bc249",
     "block_1_state_root": "619184b90de2207ddabf5db13393a1709e412399881c43cfb67c46315fe4ff93",
     "block_1_receipts_hash": "7286b064cf16d06cbcab28d6b098555a084fdfafe6c977c63f78b6940d7e7fb4",

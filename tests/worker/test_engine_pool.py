@@ -66,3 +66,25 @@ def test_a_job_waiting_for_a_slot_can_be_cancelled():
         pool.run(job(2), lambda: True)
     release.set()
     blocker.join(10)
+
+
+def test_waiting_jobs_get_their_slot_in_the_order_they_came():
+    started = []
+    gate = threading.Event()
+
+    class Recording(CountingEngine):
+        def generate(self, job, on_token=None):
+            started.append(job.prompt)
+            gate.wait(5) if job.prompt == "p0" else None
+            return job.prompt
+
+    pool = EnginePool(ModelStore(), EngineConfig(), load=lambda store, record, config: Recording(), parallel=1)
+    threads = []
+    for index in range(8):
+        threads.append(threading.Thread(target=pool.run, args=(job(index), lambda: False)))
+        threads[-1].start()
+        time.sleep(0.03)  # they ask in this order
+    gate.set()
+    for thread in threads:
+        thread.join(10)
+    assert started == [f"p{i}" for i in range(8)]
