@@ -22,6 +22,8 @@ MESSAGES = [
     types_pb2.Transaction, types_pb2.TransactionBody, types_pb2.Header, types_pb2.Block, types_pb2.VoteBody,
     types_pb2.Vote, types_pb2.Commit, types_pb2.ValidatorSet, types_pb2.Receipt, types_pb2.BlockReceipts,
     types_pb2.FinalizedBlock, proof_pb2.StateProof, proof_pb2.MerkleProof, state_pb2.AccountInfo,
+    types_pb2.PostJob, types_pb2.RevealResult, types_pb2.ProposeModel, types_pb2.SetOffer, state_pb2.Job,
+    state_pb2.StakeLedger,
 ]
 
 _SCALARS = {
@@ -29,6 +31,8 @@ _SCALARS = {
     FieldDescriptor.TYPE_UINT32: st.integers(0, 2**32 - 1),
     FieldDescriptor.TYPE_INT64: st.integers(-(2**63), 2**63 - 1),
     FieldDescriptor.TYPE_INT32: st.integers(-(2**31), 2**31 - 1),
+    FieldDescriptor.TYPE_SINT64: st.integers(-(2**63), 2**63 - 1),
+    FieldDescriptor.TYPE_SINT32: st.integers(-(2**31), 2**31 - 1),
     FieldDescriptor.TYPE_BOOL: st.booleans(),
     FieldDescriptor.TYPE_STRING: st.text(max_size=12),
     FieldDescriptor.TYPE_BYTES: st.binary(max_size=40),
