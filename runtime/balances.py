@@ -155,23 +155,25 @@ def reserve(state: Overlay, account: bytes, amount: int, error: type[DispatchErr
     system.write_account(state, account, info)
 
 
-def unreserve(state: Overlay, account: bytes, amount: int) -> None:
-    """Move `amount` from reserved back to free (the caller's records say it is reserved)."""
+def _take_reserved(state: StateReader, account: bytes, amount: int) -> state_pb2.AccountInfo:
+    """The account with `amount` less reserved (not yet written); the caller's records say it is there."""
     info = system.read_account(state, account)
     if info is None or info.reserved < amount:
         raise ValueError(f"account {account.hex()} has less than {amount} reserved")
     info.reserved -= amount
+    return info
+
+
+def unreserve(state: Overlay, account: bytes, amount: int) -> None:
+    """Move `amount` from reserved back to free."""
+    info = _take_reserved(state, account, amount)
     info.free += amount
     system.write_account(state, account, info)
 
 
 def repatriate_reserved(state: Overlay, source: bytes, dest: bytes, amount: int) -> None:
     """Move `amount` from `source`'s reserved to `dest`'s reserved balance (a held payment)."""
-    info = system.read_account(state, source)
-    if info is None or info.reserved < amount:
-        raise ValueError(f"account {source.hex()} has less than {amount} reserved")
-    info.reserved -= amount
-    system.write_account(state, source, info)
+    system.write_account(state, source, _take_reserved(state, source, amount))
     target = system.read_account(state, dest)
     if target is None:
         target = state_pb2.AccountInfo()
@@ -182,11 +184,7 @@ def repatriate_reserved(state: Overlay, source: bytes, dest: bytes, amount: int)
 
 def burn_reserved(state: Overlay, account: bytes, amount: int) -> None:
     """Destroy `amount` of the account's reserved balance, recorded in the supply's burned figure."""
-    info = system.read_account(state, account)
-    if info is None or info.reserved < amount:
-        raise ValueError(f"account {account.hex()} has less than {amount} reserved")
-    info.reserved -= amount
-    system.write_account(state, account, info)
+    system.write_account(state, account, _take_reserved(state, account, amount))
     system.record_burn(state, amount)
 
 

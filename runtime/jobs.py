@@ -775,10 +775,6 @@ def _job_name(job: state_pb2.Job) -> str:
     return state_pb2.JobStatus.Name(job.status).removeprefix("JOB_STATUS_").lower()
 
 
-def _no_cost(call) -> int:
-    return 0
-
-
 CALLS = (
     CallSpec(
         name="post_job",
@@ -793,7 +789,6 @@ CALLS = (
         message=types_pb2.CommitResult,
         doc="Commit to a result of a job assigned to you.",
         handler=commit_result,
-        cost=_no_cost,
         check=_check_commit,
         fields={"job_id": HASH, "commitment": HASH},
     ),
@@ -802,7 +797,6 @@ CALLS = (
         message=types_pb2.RevealResult,
         doc="Reveal the result you committed to (with redundancy 1: commit and reveal at once).",
         handler=reveal_result,
-        cost=_no_cost,
         check=_check_reveal,
     ),
     CallSpec(
@@ -810,7 +804,6 @@ CALLS = (
         message=types_pb2.CancelJob,
         doc="Cancel your job before any executor is assigned.",
         handler=cancel_job,
-        cost=_no_cost,
         check=_check_job_id,
         fields={"job_id": HASH},
     ),

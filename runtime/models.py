@@ -253,17 +253,12 @@ def vote_model(state: Overlay, origin: bytes, call: types_pb2.VoteModel) -> None
     state.deposit_event(_event("ModelVoted", model=call.model.hex(), voter=origin.hex(), approve=str(call.approve).lower()))
 
 
-def _no_cost(call) -> int:
-    return 0
-
-
 CALLS = (
     CallSpec(
         name="propose_model",
         message=types_pb2.ProposeModel,
         doc="Propose a model for the registry (a stake-weighted vote decides).",
         handler=propose_model,
-        cost=_no_cost,
         check=_check_propose,
     ),
     CallSpec(
@@ -271,7 +266,6 @@ CALLS = (
         message=types_pb2.VoteModel,
         doc="Vote on an open model proposal with your bonded stake.",
         handler=vote_model,
-        cost=_no_cost,
         check=_check_vote,
         fields={"model": HASH, "approve": INTEGER},
     ),

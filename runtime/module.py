@@ -53,7 +53,7 @@ class CallSpec:
     # Checks, writes and events; raises the module's DispatchError to fail (fee kept).
     handler: Callable[[Overlay, bytes, Any], None]
     # What the call spends from the sender beside the fee (checked before the pool takes it).
-    cost: Callable[[Any], int]
+    cost: Callable[[Any], int] = lambda call: 0
     # Stateless checks: raises the module's DispatchError for a call that can never succeed.
     check: Callable[[Any], None] = lambda call: None
     # How the edges read and show each field of the message (field name -> kind above).

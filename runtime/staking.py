@@ -379,10 +379,6 @@ def clear_offer(state: Overlay, origin: bytes, call: types_pb2.ClearOffer) -> No
     state.deposit_event(_event("OfferCleared", account=origin.hex()))
 
 
-def _no_cost(call) -> int:
-    return 0
-
-
 def _bond_cost(call: types_pb2.Bond) -> int:
     return call.amount
 
@@ -401,7 +397,6 @@ CALLS = (
         message=types_pb2.Unbond,
         doc="Start unbonding stake; withdraw it after the unbonding period.",
         handler=unbond,
-        cost=_no_cost,
         check=check_amount,
         fields={"amount": AMOUNT},
     ),
@@ -410,14 +405,12 @@ CALLS = (
         message=types_pb2.WithdrawUnbonded,
         doc="Return released unbonding stake to free balance.",
         handler=withdraw_unbonded,
-        cost=_no_cost,
     ),
     CallSpec(
         name="set_offer",
         message=types_pb2.SetOffer,
         doc="Offer to execute jobs: models, price per token, region, capacity.",
         handler=set_offer,
-        cost=_no_cost,
         check=check_offer,
         fields={"price_per_token": AMOUNT, "region": TEXT, "capacity": INTEGER},
     ),
@@ -426,7 +419,6 @@ CALLS = (
         message=types_pb2.ClearOffer,
         doc="Stop taking new jobs.",
         handler=clear_offer,
-        cost=_no_cost,
     ),
 )
 
