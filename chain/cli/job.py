@@ -315,8 +315,9 @@ def ending_text(job: state_pb2.Job, token: Token) -> str:
         revealed = _revealed(job)
         count = len(revealed.tokens) if revealed else 0
         paid = sum(slot.payment for slot in job.assignments)
+        payees = sum(1 for slot in job.assignments if slot.payment)
         return (f"settled at height {job.final_height}: {count} tokens; paid {token.format(paid)} to "
-                f"{sum(1 for slot in job.assignments if slot.payment)} executors, protocol fee "
+                f"{payees} executor{'' if payees == 1 else 's'}, protocol fee "
                 f"{token.format(job.protocol_fee)}, refunded {token.format(job.refunded)}")
     reason = f": {job.reason}" if job.reason else ""
     return f"{status} at height {job.final_height}{reason}; refunded {token.format(job.refunded)}"

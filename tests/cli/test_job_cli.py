@@ -350,7 +350,7 @@ def test_progress_lines_name_each_step_once():
     assert steps[1][0].startswith(f"assigned to {ALICE.address}") and "deadline height 30" in steps[1][0]
     assert steps[2] == [f"committed: {ALICE.address}", "revealing: every commitment is in, reveals due by height 40"]
     assert steps[3][0] == f"revealed: {ALICE.address}, 3 tokens at height 35"
-    assert steps[3][1].startswith("settled at height 35: 3 tokens; paid ") and "to 1 executors" in steps[3][1]
+    assert steps[3][1].startswith("settled at height 35: 3 tokens; paid ") and "to 1 executor," in steps[3][1]
 
 
 def test_progress_lines_say_who_missed_and_why_the_job_ended():
