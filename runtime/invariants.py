@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from proto import state_pb2
-from runtime import system
+from runtime import jobs, models, staking, system
 from runtime.state import StateReader
 
 
@@ -27,8 +27,6 @@ def supply_is_conserved(state: StateReader, items: Iterable[tuple[bytes, bytes]]
 
 def reserved_by_purpose(items: Iterable[tuple[bytes, bytes]]) -> dict[bytes, int]:
     """What each account should have reserved, from the records that say why: stake, escrow, held pay, deposits."""
-    from runtime import jobs, models, staking
-
     owed: dict[bytes, int] = {}
 
     def add(account: bytes, amount: int) -> None:

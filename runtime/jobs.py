@@ -327,10 +327,13 @@ def _schedule(state: Overlay, height: int, job: bytes) -> None:
         _write_ids(state, key, ids + [job])
 
 
-def _enqueue(state: Overlay, job: bytes) -> None:
+def _enqueue(state: Overlay, job: bytes) -> bool:
+    """Put a job at the end of the queue; False when it waits there already."""
     ids = _read_ids(state, QUEUE_KEY)
-    if job not in ids:
-        _write_ids(state, QUEUE_KEY, ids + [job])
+    if job in ids:
+        return False
+    _write_ids(state, QUEUE_KEY, ids + [job])
+    return True
 
 
 def _dequeue(state: Overlay, job: bytes) -> None:
@@ -440,7 +443,7 @@ def _try_fill(state: Overlay, job: state_pb2.Job, params: Params, height: int) -
 
 
 def _fill_or_queue(state: Overlay, job: state_pb2.Job, params: Params, height: int) -> None:
-    """Fill the job's empty slots now, or put it in the queue (or expire it when its timeout has come)."""
+    """Fill the job's empty slots now, or queue it (a queued job waits on silently), or expire it at its timeout."""
     if _try_fill(state, job, params, height):
         _dequeue(state, job.id)
         return
@@ -448,8 +451,8 @@ def _fill_or_queue(state: Overlay, job: state_pb2.Job, params: Params, height: i
         _end(state, job, EXPIRED, "no executor was free before the job's timeout")
         return
     job.status = QUEUED
-    _enqueue(state, job.id)
-    state.deposit_event(_event("JobQueued", job=job.id.hex(), missing=_missing(job)))
+    if _enqueue(state, job.id):
+        state.deposit_event(_event("JobQueued", job=job.id.hex(), missing=_missing(job)))
 
 
 # --- ending a job -----------------------------------------------------------------
@@ -646,12 +649,20 @@ def _check_executors(state: StateReader, job: state_pb2.Job, params: Params) -> 
 
 
 def _job_for(state: StateReader, job_id_bytes: bytes) -> state_pb2.Job:
-    if len(job_id_bytes) != 32:
-        raise UnknownJob(f"a job id is 32 bytes, got {len(job_id_bytes)}")
+    """The job a call names (its size was checked by the call's stateless check)."""
     job = read_job(state, job_id_bytes)
     if job is None:
         raise UnknownJob(f"no job has id {job_id_bytes.hex()}")
     return job
+
+
+def _assignment_of(state: StateReader, job_id_bytes: bytes, executor: bytes) -> tuple[state_pb2.Job, state_pb2.Assignment]:
+    """The job and the executor's current assignment in it; NotAssigned when it has none."""
+    job = _job_for(state, job_id_bytes)
+    slot = _slot_of(job, executor)
+    if slot is None:
+        raise NotAssigned(f"this account is not an executor of job {job.id.hex()}")
+    return job, slot
 
 
 def _check_job_id(call) -> None:
@@ -668,10 +679,7 @@ def _check_commit(call: types_pb2.CommitResult) -> None:
 def commit_result(state: Overlay, origin: bytes, call: types_pb2.CommitResult) -> None:
     """Record an assigned executor's commitment; when all are in, open the reveal."""
     _check_commit(call)
-    job = _job_for(state, call.job_id)
-    slot = _slot_of(job, origin)
-    if slot is None:
-        raise NotAssigned(f"this account is not an executor of job {job.id.hex()}")
+    job, slot = _assignment_of(state, call.job_id, origin)
     if slot.status != SLOT_ASSIGNED or job.status not in (ASSIGNED, QUEUED):
         raise WrongPhase(f"this account's assignment is {_slot_name(slot)}, the job is {_job_name(job)}: nothing to commit")
     height = _height(state)
@@ -703,10 +711,7 @@ def _check_reveal(call: types_pb2.RevealResult) -> None:
 def reveal_result(state: Overlay, origin: bytes, call: types_pb2.RevealResult) -> None:
     """Check a revealed result against the commitment and the job; settle when every result is in."""
     _check_reveal(call)
-    job = _job_for(state, call.job_id)
-    slot = _slot_of(job, origin)
-    if slot is None:
-        raise NotAssigned(f"this account is not an executor of job {job.id.hex()}")
+    job, slot = _assignment_of(state, call.job_id, origin)
     height = _height(state)
     direct = job.request.redundancy == 1 and slot.status == SLOT_ASSIGNED and job.status == ASSIGNED
     if not direct and (slot.status != SLOT_COMMITTED or job.status != REVEALING):
@@ -818,7 +823,7 @@ def on_finalize(state: Overlay, block: BlockContext, fees: int) -> None:
     params = read_params(state)
     for job_id_bytes in _read_ids(state, QUEUE_KEY)[: params.assign_per_block]:
         job = read_job(state, job_id_bytes)
-        _fill_or_queue_quietly(state, job, params, height)
+        _fill_or_queue(state, job, params, height)
         _write_job(state, job)
     key = SCHEDULE_PREFIX + struct.pack(">Q", height)
     due = _read_ids(state, key)
@@ -827,14 +832,6 @@ def on_finalize(state: Overlay, block: BlockContext, fees: int) -> None:
         job = read_job(state, job_id_bytes)
         _on_due(state, job, params, height)
         _write_job(state, job)
-
-
-def _fill_or_queue_quietly(state: Overlay, job: state_pb2.Job, params: Params, height: int) -> None:
-    """A queued job's retry: assign if executors are free, expire at its timeout, else wait silently."""
-    if _try_fill(state, job, params, height):
-        _dequeue(state, job.id)
-    elif height >= job.timeout_height:
-        _end(state, job, EXPIRED, "no executor was free before the job's timeout")
 
 
 def _on_due(state: Overlay, job: state_pb2.Job, params: Params, height: int) -> None:

@@ -439,9 +439,14 @@ def elect_validators(state: StateReader, params: Params) -> types_pb2.ValidatorS
     )
 
 
-def _rotate(state: Overlay, params: Params, epoch: int) -> None:
+def _store_validator_set(state: Overlay, params: Params) -> types_pb2.ValidatorSet:
     validator_set = elect_validators(state, params)
     state.set(VALIDATOR_SET_KEY, validator_set.SerializeToString(deterministic=True))
+    return validator_set
+
+
+def _rotate(state: Overlay, params: Params, epoch: int) -> None:
+    validator_set = _store_validator_set(state, params)
     totals = read_totals(state)
     totals.epoch = epoch
     state.set(TOTALS_KEY, totals.SerializeToString(deterministic=True))
@@ -544,8 +549,7 @@ def genesis(state: Overlay, config: GenesisConfig) -> None:
         except DispatchError as error:
             raise GenesisInvalid(f"{where}: {error}") from None
     state.take_events()
-    validator_set = elect_validators(state, config.params)
-    state.set(VALIDATOR_SET_KEY, validator_set.SerializeToString(deterministic=True))
+    _store_validator_set(state, config.params)
     if read_totals(state).bonded > U64_MAX:
         raise GenesisInvalid("app_state.staking: the total bonded stake does not fit in 64 bits")
 
