@@ -29,9 +29,7 @@ import argparse
 import json
 import os
 import platform
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -52,7 +50,7 @@ from inference.model_store import ModelStore  # noqa: E402
 from inference.registration import EMBEDDED_MODEL_ID  # noqa: E402
 from proto import types_pb2  # noqa: E402
 from runtime.jobs import job_id  # noqa: E402
-from tests.nodes import free_port, wait_serving  # noqa: E402
+from tests.nodes import NodeProcess, free_port  # noqa: E402
 
 GREEDY = types_pb2.Sampling(temperature_milli=0, top_k=40, top_p_ppm=1_000_000, seed=0)
 POST_PRICE = 10**10  # above the dev offer's price, so the escrow never limits the test
@@ -97,42 +95,19 @@ def main(argv=None) -> int:
     # One job at a time on every core, and the worker's layout: one job per core, one thread each.
     layouts = [RawLayout(1, cores)] + ([RawLayout(cores, 1)] if cores > 1 else [])
     with tempfile.TemporaryDirectory(prefix="bench-jobs-") as base:
-        node, target = start_node(Path(base))
+        node = NodeProcess(Path(base) / "node", free_port(), ("--log-level", "warning"), worker=True).start()
         try:
-            with Client(target) as client:
+            with Client(node.target) as client:
                 post_and_follow(client, ["Say OK."], 4, Run())  # warm-up: the worker has loaded the model
                 post_and_follow(client, list(prompts[: args.jobs]), args.max_tokens, run)
         finally:
-            stop(node)
+            node.stop()  # the node stops its worker too
     # Raw runs before and after would be fairer still, but the chain's order is known only now;
     # so each layout runs twice after the chain and its faster run counts (less noise, never
     # flattering the chain).
     run_raw(run, layouts, repeats=2)
     report(args, run, layouts)
     return 0
-
-
-def start_node(base: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    log = open(base / "node.log", "w")
-    node = subprocess.Popen(
-        [sys.executable, "-m", "chain.cli", "node", "--dev", "--base-path", str(base / "node"), "--rpc-port", str(port),
-         "--port", "0", "--prometheus-port", "0", "--log-level", "warning"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    target = f"127.0.0.1:{port}"
-    wait_serving(target, process=node)
-    return node, target
-
-
-def stop(node: subprocess.Popen) -> None:
-    """SIGINT the node (it stops its worker too); kill the group if it lingers."""
-    node.send_signal(signal.SIGINT)
-    try:
-        node.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(node.pid, signal.SIGKILL)
-        node.wait()
 
 
 def post_and_follow(client: Client, prompts: list[str], max_tokens: int, run: Run) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -148,4 +149,15 @@ def fill_filesystem(path: Path) -> Path:
                 if error.errno != errno.ENOSPC:
                     raise
                 break
+    return path
+
+
+def market_genesis(path: Path, block_time_ms: int, **jobs_params) -> Path:
+    """The dev genesis (Alice bonded, offering the embedded model) with another block time and jobs params."""
+    from chain.genesis import dev_genesis_document
+
+    document = dev_genesis_document()
+    document["consensus_params"]["block"]["block_time_ms"] = str(block_time_ms)
+    document["app_state"]["jobs"]["params"].update({name: str(value) for name, value in jobs_params.items()})
+    path.write_text(json.dumps(document, indent=2))
     return path

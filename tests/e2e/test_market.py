@@ -21,11 +21,11 @@ import pytest
 
 from chain.client import Client
 from chain.crypto import dev_keypair
-from chain.genesis import DEV_PRICE_PER_TOKEN, dev_genesis_document
+from chain.genesis import DEV_PRICE_PER_TOKEN
 from inference.registration import EMBEDDED_MODEL_ID
 from proto import state_pb2
 from tests.commands import ROOT, inferchain
-from tests.nodes import NodeProcess, free_port
+from tests.nodes import NodeProcess, free_port, market_genesis
 
 # Windows short enough that a dead worker's slot moves on within seconds (0.5 s blocks).
 # A challenge window longer than the module runs, so every payment is still held when it is read.
@@ -63,11 +63,7 @@ class Worker:
 def market(tmp_path_factory):
     """A node on the dev genesis (0.5 s blocks, short job windows) and workers for Alice, Bob and Charlie."""
     base = tmp_path_factory.mktemp("market")
-    document = dev_genesis_document()
-    document["consensus_params"]["block"]["block_time_ms"] = "500"
-    document["app_state"]["jobs"]["params"].update(JOBS_PARAMS)
-    genesis = base / "genesis.json"
-    genesis.write_text(json.dumps(document))
+    genesis = market_genesis(base / "genesis.json", 500, **JOBS_PARAMS)
     node = NodeProcess(base / "node", free_port(), ("--chain", str(genesis), "--key", "alice")).start()
     target = node.target
     for name, price in PRICES.items():

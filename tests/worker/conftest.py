@@ -14,7 +14,6 @@ import pytest
 
 from chain.client import Client
 from chain.crypto import Keypair, dev_keypair
-from chain.genesis import dev_genesis_document
 from chain.worker.executor import JobCancelled
 from chain.worker.follower import MarketReader
 from chain.worker.journal import Journal
@@ -23,7 +22,7 @@ from inference.registration import EMBEDDED_MODEL_ID
 from inference.result import InferenceJob, InferenceResult
 from proto import state_pb2, types_pb2
 from runtime import jobs
-from tests.nodes import NodeProcess, free_port
+from tests.nodes import NodeProcess, free_port, market_genesis
 
 MODEL = bytes.fromhex(EMBEDDED_MODEL_ID)
 PRICE = 1_000_000_000  # Alice's price per token in the dev genesis
@@ -39,19 +38,10 @@ SHORT_DEADLINES = {
 BLOCK_TIME_MS = 250
 
 
-def market_genesis(path: Path, block_time_ms: int = BLOCK_TIME_MS, **jobs_params) -> Path:
-    """The dev genesis (Alice bonded, offering the embedded model) with other block time and jobs params."""
-    document = dev_genesis_document()
-    document["consensus_params"]["block"]["block_time_ms"] = str(block_time_ms)
-    document["app_state"]["jobs"]["params"].update({name: str(value) for name, value in jobs_params.items()})
-    path.write_text(json.dumps(document, indent=2))
-    return path
-
-
 @pytest.fixture
 def market_node(tmp_path) -> Iterator[NodeProcess]:
     """A dev node on the short-deadline genesis that runs no worker of its own."""
-    genesis = market_genesis(tmp_path / "genesis.json", **SHORT_DEADLINES)
+    genesis = market_genesis(tmp_path / "genesis.json", BLOCK_TIME_MS, **SHORT_DEADLINES)
     node = NodeProcess(tmp_path / "node", free_port(), ("--chain", str(genesis), "--no-worker")).start()
     yield node
     node.kill()

@@ -21,7 +21,8 @@ from inference.model_store import ModelStore
 from proto import state_pb2
 from tests.commands import ROOT
 from tests.nodes import NodeProcess, free_port
-from tests.worker.conftest import final, market_genesis, offer_as_executor, post_job, wait_for_job
+from tests.nodes import market_genesis
+from tests.worker.conftest import final, offer_as_executor, post_job, wait_for_job
 
 pytestmark = pytest.mark.slow
 
