@@ -178,7 +178,7 @@ class GetChainInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ChainInfo(_message.Message):
-    __slots__ = ("chain_id", "genesis_hash", "best_height", "best_hash", "finalized_height", "finalized_hash", "block_time_ms", "node_version", "pending_transactions", "ss58_prefix_name", "ss58_prefix", "base_fee", "fee_per_byte", "max_transaction_bytes", "existential_deposit", "token_symbol", "token_decimals")
+    __slots__ = ("chain_id", "genesis_hash", "best_height", "best_hash", "finalized_height", "finalized_hash", "block_time_ms", "node_version", "pending_transactions", "ss58_prefix_name", "ss58_prefix", "base_fee", "fee_per_byte", "max_transaction_bytes", "existential_deposit", "token_symbol", "token_decimals", "peers", "consensus_round", "syncing", "is_validator", "validators", "total_voting_power")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     GENESIS_HASH_FIELD_NUMBER: _ClassVar[int]
     BEST_HEIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -196,6 +196,12 @@ class ChainInfo(_message.Message):
     EXISTENTIAL_DEPOSIT_FIELD_NUMBER: _ClassVar[int]
     TOKEN_SYMBOL_FIELD_NUMBER: _ClassVar[int]
     TOKEN_DECIMALS_FIELD_NUMBER: _ClassVar[int]
+    PEERS_FIELD_NUMBER: _ClassVar[int]
+    CONSENSUS_ROUND_FIELD_NUMBER: _ClassVar[int]
+    SYNCING_FIELD_NUMBER: _ClassVar[int]
+    IS_VALIDATOR_FIELD_NUMBER: _ClassVar[int]
+    VALIDATORS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_VOTING_POWER_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     genesis_hash: bytes
     best_height: int
@@ -213,7 +219,37 @@ class ChainInfo(_message.Message):
     existential_deposit: int
     token_symbol: str
     token_decimals: int
-    def __init__(self, chain_id: _Optional[str] = ..., genesis_hash: _Optional[bytes] = ..., best_height: _Optional[int] = ..., best_hash: _Optional[bytes] = ..., finalized_height: _Optional[int] = ..., finalized_hash: _Optional[bytes] = ..., block_time_ms: _Optional[int] = ..., node_version: _Optional[str] = ..., pending_transactions: _Optional[int] = ..., ss58_prefix_name: _Optional[str] = ..., ss58_prefix: _Optional[int] = ..., base_fee: _Optional[int] = ..., fee_per_byte: _Optional[int] = ..., max_transaction_bytes: _Optional[int] = ..., existential_deposit: _Optional[int] = ..., token_symbol: _Optional[str] = ..., token_decimals: _Optional[int] = ...) -> None: ...
+    peers: int
+    consensus_round: int
+    syncing: bool
+    is_validator: bool
+    validators: int
+    total_voting_power: int
+    def __init__(self, chain_id: _Optional[str] = ..., genesis_hash: _Optional[bytes] = ..., best_height: _Optional[int] = ..., best_hash: _Optional[bytes] = ..., finalized_height: _Optional[int] = ..., finalized_hash: _Optional[bytes] = ..., block_time_ms: _Optional[int] = ..., node_version: _Optional[str] = ..., pending_transactions: _Optional[int] = ..., ss58_prefix_name: _Optional[str] = ..., ss58_prefix: _Optional[int] = ..., base_fee: _Optional[int] = ..., fee_per_byte: _Optional[int] = ..., max_transaction_bytes: _Optional[int] = ..., existential_deposit: _Optional[int] = ..., token_symbol: _Optional[str] = ..., token_decimals: _Optional[int] = ..., peers: _Optional[int] = ..., consensus_round: _Optional[int] = ..., syncing: _Optional[bool] = ..., is_validator: _Optional[bool] = ..., validators: _Optional[int] = ..., total_voting_power: _Optional[int] = ...) -> None: ...
+
+class GetStateProofRequest(_message.Message):
+    __slots__ = ("key", "height")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    key: bytes
+    height: int
+    def __init__(self, key: _Optional[bytes] = ..., height: _Optional[int] = ...) -> None: ...
+
+class GetStateProofResponse(_message.Message):
+    __slots__ = ("height", "block_hash", "state_root", "exists", "value", "proof")
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_HASH_FIELD_NUMBER: _ClassVar[int]
+    STATE_ROOT_FIELD_NUMBER: _ClassVar[int]
+    EXISTS_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    PROOF_FIELD_NUMBER: _ClassVar[int]
+    height: int
+    block_hash: bytes
+    state_root: bytes
+    exists: bool
+    value: bytes
+    proof: _proof_pb2.StateProof
+    def __init__(self, height: _Optional[int] = ..., block_hash: _Optional[bytes] = ..., state_root: _Optional[bytes] = ..., exists: _Optional[bool] = ..., value: _Optional[bytes] = ..., proof: _Optional[_Union[_proof_pb2.StateProof, _Mapping]] = ...) -> None: ...
 
 class SubscribeBlocksRequest(_message.Message):
     __slots__ = ("from_height",)

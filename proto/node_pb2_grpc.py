@@ -69,6 +69,11 @@ class NodeStub:
                 request_serializer=proto_dot_node__pb2.GetChainInfoRequest.SerializeToString,
                 response_deserializer=proto_dot_node__pb2.ChainInfo.FromString,
                 _registered_method=True)
+        self.GetStateProof = channel.unary_unary(
+                '/inferchain.node.Node/GetStateProof',
+                request_serializer=proto_dot_node__pb2.GetStateProofRequest.SerializeToString,
+                response_deserializer=proto_dot_node__pb2.GetStateProofResponse.FromString,
+                _registered_method=True)
         self.SubscribeBlocks = channel.unary_stream(
                 '/inferchain.node.Node/SubscribeBlocks',
                 request_serializer=proto_dot_node__pb2.SubscribeBlocksRequest.SerializeToString,
@@ -145,6 +150,14 @@ class NodeServicer:
 
     def GetChainInfo(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetStateProof(self, request, context):
+        """One state key's value and its proof against the state root of a finalized block (the light
+        client reads staking/validator_set this way to follow the validator set across epochs).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -231,6 +244,11 @@ def add_NodeServicer_to_server(servicer, server):
                     servicer.GetChainInfo,
                     request_deserializer=proto_dot_node__pb2.GetChainInfoRequest.FromString,
                     response_serializer=proto_dot_node__pb2.ChainInfo.SerializeToString,
+            ),
+            'GetStateProof': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStateProof,
+                    request_deserializer=proto_dot_node__pb2.GetStateProofRequest.FromString,
+                    response_serializer=proto_dot_node__pb2.GetStateProofResponse.SerializeToString,
             ),
             'SubscribeBlocks': grpc.unary_stream_rpc_method_handler(
                     servicer.SubscribeBlocks,
@@ -452,6 +470,33 @@ class Node:
             '/inferchain.node.Node/GetChainInfo',
             proto_dot_node__pb2.GetChainInfoRequest.SerializeToString,
             proto_dot_node__pb2.ChainInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStateProof(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inferchain.node.Node/GetStateProof',
+            proto_dot_node__pb2.GetStateProofRequest.SerializeToString,
+            proto_dot_node__pb2.GetStateProofResponse.FromString,
             options,
             channel_credentials,
             insecure,

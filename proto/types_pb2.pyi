@@ -217,7 +217,7 @@ class CancelJob(_message.Message):
     def __init__(self, job_id: _Optional[bytes] = ...) -> None: ...
 
 class Header(_message.Message):
-    __slots__ = ("chain_id", "height", "time_ms", "parent_hash", "state_root", "transactions_root", "receipts_root", "proposer", "validators_hash", "last_commit_hash")
+    __slots__ = ("chain_id", "height", "time_ms", "parent_hash", "state_root", "transactions_root", "receipts_root", "proposer", "validators_hash", "last_commit_hash", "evidence_root")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     TIME_MS_FIELD_NUMBER: _ClassVar[int]
@@ -228,6 +228,7 @@ class Header(_message.Message):
     PROPOSER_FIELD_NUMBER: _ClassVar[int]
     VALIDATORS_HASH_FIELD_NUMBER: _ClassVar[int]
     LAST_COMMIT_HASH_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_ROOT_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     height: int
     time_ms: int
@@ -238,17 +239,54 @@ class Header(_message.Message):
     proposer: bytes
     validators_hash: bytes
     last_commit_hash: bytes
-    def __init__(self, chain_id: _Optional[str] = ..., height: _Optional[int] = ..., time_ms: _Optional[int] = ..., parent_hash: _Optional[bytes] = ..., state_root: _Optional[bytes] = ..., transactions_root: _Optional[bytes] = ..., receipts_root: _Optional[bytes] = ..., proposer: _Optional[bytes] = ..., validators_hash: _Optional[bytes] = ..., last_commit_hash: _Optional[bytes] = ...) -> None: ...
+    evidence_root: bytes
+    def __init__(self, chain_id: _Optional[str] = ..., height: _Optional[int] = ..., time_ms: _Optional[int] = ..., parent_hash: _Optional[bytes] = ..., state_root: _Optional[bytes] = ..., transactions_root: _Optional[bytes] = ..., receipts_root: _Optional[bytes] = ..., proposer: _Optional[bytes] = ..., validators_hash: _Optional[bytes] = ..., last_commit_hash: _Optional[bytes] = ..., evidence_root: _Optional[bytes] = ...) -> None: ...
 
 class Block(_message.Message):
-    __slots__ = ("header", "transactions", "last_commit")
+    __slots__ = ("header", "transactions", "last_commit", "evidence")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     TRANSACTIONS_FIELD_NUMBER: _ClassVar[int]
     LAST_COMMIT_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
     header: bytes
     transactions: _containers.RepeatedScalarFieldContainer[bytes]
     last_commit: Commit
-    def __init__(self, header: _Optional[bytes] = ..., transactions: _Optional[_Iterable[bytes]] = ..., last_commit: _Optional[_Union[Commit, _Mapping]] = ...) -> None: ...
+    evidence: _containers.RepeatedCompositeFieldContainer[DuplicateVoteEvidence]
+    def __init__(self, header: _Optional[bytes] = ..., transactions: _Optional[_Iterable[bytes]] = ..., last_commit: _Optional[_Union[Commit, _Mapping]] = ..., evidence: _Optional[_Iterable[_Union[DuplicateVoteEvidence, _Mapping]]] = ...) -> None: ...
+
+class DuplicateVoteEvidence(_message.Message):
+    __slots__ = ("first", "second")
+    FIRST_FIELD_NUMBER: _ClassVar[int]
+    SECOND_FIELD_NUMBER: _ClassVar[int]
+    first: Vote
+    second: Vote
+    def __init__(self, first: _Optional[_Union[Vote, _Mapping]] = ..., second: _Optional[_Union[Vote, _Mapping]] = ...) -> None: ...
+
+class ProposalBody(_message.Message):
+    __slots__ = ("chain_id", "height", "round", "valid_round", "block_hash", "part_hashes", "proposer")
+    CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    VALID_ROUND_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_HASH_FIELD_NUMBER: _ClassVar[int]
+    PART_HASHES_FIELD_NUMBER: _ClassVar[int]
+    PROPOSER_FIELD_NUMBER: _ClassVar[int]
+    chain_id: str
+    height: int
+    round: int
+    valid_round: int
+    block_hash: bytes
+    part_hashes: _containers.RepeatedScalarFieldContainer[bytes]
+    proposer: bytes
+    def __init__(self, chain_id: _Optional[str] = ..., height: _Optional[int] = ..., round: _Optional[int] = ..., valid_round: _Optional[int] = ..., block_hash: _Optional[bytes] = ..., part_hashes: _Optional[_Iterable[bytes]] = ..., proposer: _Optional[bytes] = ...) -> None: ...
+
+class SignedProposal(_message.Message):
+    __slots__ = ("body", "signature")
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    body: bytes
+    signature: bytes
+    def __init__(self, body: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class VoteBody(_message.Message):
     __slots__ = ("chain_id", "type", "height", "round", "block_hash", "time_ms", "validator")

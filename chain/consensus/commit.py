@@ -1,0 +1,72 @@
+"""Commits: the precommits that finalize a block, checked against the validator set that signs it.
+
+Used by block sync (each block from a peer), by the node when it stores a decision, and by the
+light client (chain/client/light.py) before it trusts a block's state root.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from proto import types_pb2
+from runtime.hashing import blake2b_256
+from runtime.votes import VoteError, check_vote
+
+
+class CommitError(ValueError):
+    """A commit that does not prove its block final; the message says why."""
+
+
+@dataclass(frozen=True)
+class VotingPower:
+    """A validator set as consensus reads it: power by public key, and the total."""
+
+    powers: dict[bytes, int]
+    total: int
+    hash: bytes
+
+    @classmethod
+    def of(cls, validator_set: types_pb2.ValidatorSet) -> "VotingPower":
+        powers = {validator.public_key: validator.voting_power for validator in validator_set.validators}
+        return cls(powers, sum(powers.values()), validator_set_hash(validator_set))
+
+    def quorum(self, power: int) -> bool:
+        """More than 2/3 of the total power."""
+        return 3 * power > 2 * self.total
+
+
+def validator_set_hash(validator_set: types_pb2.ValidatorSet) -> bytes:
+    """What Header.validators_hash holds: blake2b-256 of the set's deterministic serialisation."""
+    return blake2b_256(validator_set.SerializeToString(deterministic=True))
+
+
+def verify_commit(
+    commit: types_pb2.Commit, validators: VotingPower, chain_id: str, height: int, block_hash: bytes
+) -> None:
+    """Raise CommitError unless `commit` holds precommits for `block_hash` at `height`, each signed by a
+    distinct member of `validators`, together more than 2/3 of its power."""
+    if commit.height != height or commit.block_hash != block_hash:
+        raise CommitError(
+            f"commit is for #{commit.height} {commit.block_hash.hex()[:16]}, not #{height} {block_hash.hex()[:16]}"
+        )
+    if len(commit.precommits) > len(validators.powers):
+        raise CommitError(f"commit holds {len(commit.precommits)} precommits for {len(validators.powers)} validators")
+    signed: set[bytes] = set()
+    power = 0
+    for index, vote in enumerate(commit.precommits):
+        try:
+            body = check_vote(vote, chain_id).body
+        except VoteError as error:
+            raise CommitError(f"precommit {index}: {error}") from None
+        if (body.type, body.height, body.round, body.block_hash) != (
+            types_pb2.VOTE_TYPE_PRECOMMIT, height, commit.round, block_hash
+        ):
+            raise CommitError(f"precommit {index} is not a precommit for this block at round {commit.round}")
+        if body.validator not in validators.powers:
+            raise CommitError(f"precommit {index} is signed by {body.validator.hex()[:16]}, not a validator")
+        if body.validator in signed:
+            raise CommitError(f"precommit {index} repeats validator {body.validator.hex()[:16]}")
+        signed.add(body.validator)
+        power += validators.powers[body.validator]
+    if not validators.quorum(power):
+        raise CommitError(f"commit holds {power} of {validators.total} voting power, not more than 2/3")
