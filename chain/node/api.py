@@ -7,7 +7,7 @@ import logging
 import grpc
 
 from chain.node.core import NodeCore, Rejected
-from chain.node.jobs_api import JobsApi
+from chain.node.jobs_api import JobsApi, head_at
 from chain.ss58 import SS58_PREFIX, SS58_PREFIX_NAME, AddressError, decode_address, encode_address
 from proto import node_pb2, node_pb2_grpc, types_pb2
 from runtime import balances, hashing
@@ -20,6 +20,8 @@ MAX_BATCH = 10_000
 SUBSCRIPTION_POLL_SECONDS = 1.0
 # The longest rejection message sent back: a chain id quoted in full once made a 60 KB status.
 MAX_REASON_CHARS = 512
+# The longest state key GetStateProof reads: the runtime's longest key is 89 bytes (jobs/by_executor/...).
+MAX_STATE_KEY_BYTES = 1024
 
 _STATUS = {
     "INVALID_ARGUMENT": grpc.StatusCode.INVALID_ARGUMENT,
@@ -208,6 +210,23 @@ class NodeApi(JobsApi, node_pb2_grpc.NodeServicer):
             state_value=state.state_value or b"",
             proof=state.proof,
             exists=state.state_value is not None,
+        )
+
+    def GetStateProof(self, request, context):
+        key = request.key
+        if not 1 <= len(key) <= MAX_STATE_KEY_BYTES:
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"a state key is 1 to {MAX_STATE_KEY_BYTES} bytes, got {len(key)}"
+            )
+        best = self.core.head
+        height = request.height or best.height
+        if not self.core.genesis.initial_height <= height <= best.height:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no block at height {height}; the best height is {best.height}")
+        head = head_at(self.core.store, height, best)
+        value, proof = self.core.store.tree.get_with_proof(head.state_root, key)
+        return node_pb2.GetStateProofResponse(
+            height=head.height, block_hash=head.hash, state_root=head.state_root,
+            exists=value is not None, value=value or b"", proof=proof,
         )
 
     def GetChainInfo(self, request, context):
