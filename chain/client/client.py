@@ -22,7 +22,9 @@ from chain.client.results import (
     Account,
     Block,
     ChainInfo,
+    CommittedBlock,
     Simulation,
+    StateValue,
     Submission,
     TransactionStatus,
     Verdict,
@@ -34,6 +36,7 @@ from chain.client.results import (
 from chain.client.verification import inclusion_in_block, proven_account_info, proven_inclusion, verified_block
 from chain.crypto import Keypair
 from chain.ss58 import encode_address
+from chain.state.proof import verify_proof
 from chain.transactions import FeeRule, SignedTransaction, sign_transaction
 from proto import node_pb2, node_pb2_grpc
 
@@ -136,6 +139,13 @@ class Client(JobCalls):
                 f"state root {reply.state_root.hex()} of the account proof is not the state root "
                 f"{block.state_root.hex()} in the header of block {block.height}"
             )
+
+    def state_proof(self, key: bytes, height: int = 0) -> StateValue:
+        """A state key's value after block `height` (0: the best), its proof checked against the state root
+        the node names (chain/client/light.py checks that root against a committed header)."""
+        height = optional_u64(height, "height")
+        reply = self._call(self._stub.GetStateProof, node_pb2.GetStateProofRequest(key=key, height=height))
+        return _proven_state_value(key, height, reply)
 
     # --- signing and submitting any call ----------------------------------------
 
@@ -352,6 +362,16 @@ class Client(JobCalls):
             raise ProofError(f"asked for block {height}, the node sent block {block.height}")
         return block
 
+    def committed_block(self, height: int) -> CommittedBlock:
+        """The block at `height`, its hash and roots checked, with its commit (not checked here: a light
+        client checks it against the validator set, chain/client/light.py)."""
+        height = optional_u64(height, "height")
+        reply = self._call(self._stub.GetBlock, node_pb2.GetBlockRequest(height=height))
+        block = verified_block(reply.block_hash, reply.block, reply.receipts)
+        if block.height != height:
+            raise ProofError(f"asked for block {height}, the node sent block {block.height}")
+        return CommittedBlock(block, reply.commit)
+
     def subscribe_blocks(self, from_height: int = 0) -> Iterator[Block]:
         """Finalized blocks from `from_height` (0: the next new one) on, as they come; close() to stop."""
         stream = self._stub.SubscribeBlocks(node_pb2.SubscribeBlocksRequest(from_height=from_height))
@@ -378,6 +398,23 @@ class Client(JobCalls):
             return method(request, timeout=timeout)
         except grpc.RpcError as error:
             raise translate_rpc_error(error, self.target, timeout) from None
+
+
+def _proven_state_value(key: bytes, height: int, reply: node_pb2.GetStateProofResponse) -> StateValue:
+    """The value the reply proves under its own state root; ProofError otherwise."""
+    if height and reply.height != height:
+        raise ProofError(f"asked for the state after block {height}, the node answered for block {reply.height}")
+    # An empty value can be stored, so `exists`, not emptiness, tells presence (as for accounts).
+    if reply.value and not reply.exists:
+        raise ProofError(f"the node sent a value for state key {key[:96]!r} but says the key is absent")
+    value = reply.value if reply.exists else None
+    if not verify_proof(reply.state_root, key, value, reply.proof):
+        held = "holds the value sent" if value is not None else "is absent"
+        raise ProofError(
+            f"the node's proof that state key {key[:96]!r} {held} after block {reply.height} does not verify "
+            f"against state root {reply.state_root.hex()}"
+        )
+    return StateValue(key, value, reply.height, reply.block_hash, reply.state_root, reply.proof)
 
 
 def _contention_delay(attempt: int) -> float:

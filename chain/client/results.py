@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from google.protobuf.message import Message
 
 from chain.transactions import FeeRule
-from proto import node_pb2, types_pb2
+from proto import node_pb2, proof_pb2, types_pb2
 
 
 @dataclass(frozen=True)
@@ -187,6 +187,28 @@ class Block:
     transaction_hashes: tuple[bytes, ...]
     receipts: tuple[Receipt, ...]
     block_events: tuple[Event, ...]
+
+
+@dataclass(frozen=True)
+class CommittedBlock:
+    """A block (hash and roots checked) with the commit the node holds for it, not yet checked against a
+    validator set (chain/client/light.py does that)."""
+
+    block: Block
+    commit: types_pb2.Commit
+
+
+@dataclass(frozen=True)
+class StateValue:
+    """One state key's value (None: absent) after block `height`, proven against the state root the node
+    names; that the root is the block's, and the block the chain's, is the light client's check."""
+
+    key: bytes
+    value: bytes | None
+    height: int
+    block_hash: bytes
+    state_root: bytes
+    proof: proof_pb2.StateProof
 
 
 STATUS_NAMES = {
