@@ -12,7 +12,7 @@ import argparse
 from datetime import datetime, timezone
 
 from chain.cli.connection import add_node_argument, cli_errors, node_client, resolve_account_argument
-from chain.cli.errors import EXIT_REFUSED, EXIT_USAGE, CliError
+from chain.cli.errors import EXIT_BAD_INPUT, EXIT_REFUSED, EXIT_UNTRUSTED, EXIT_USAGE, CliError
 from chain.cli.market_queries import register_queries
 from chain.cli.output import Token, add_output_argument, print_fields, print_json, print_table, token_of, u64
 from chain.client import (
@@ -26,6 +26,8 @@ from chain.client import (
     decode_hash,
     describe_transaction,
 )
+from chain.client.light import LightClient, VerifiedAccount, VerifiedHeader
+from chain.genesis import Genesis, GenesisError, load_genesis
 from chain.ss58 import encode_address
 from runtime.registry import event_attribute_kind
 
@@ -41,12 +43,14 @@ def register(subparsers) -> None:
 
     account = commands.add_parser("account", help="an account's balances and nonce, verified against a state proof")
     account.add_argument("account", metavar="ACCOUNT", help="dev name (alice, bob, ...), key file, SS58 address or hex public key")
+    _light_argument(account)
     _common(account)
     account.set_defaults(handler=query_account)
 
     block = commands.add_parser("block", help="a block by height or hash (default: the best block)")
     block.add_argument("selector", metavar="HEIGHT_OR_HASH", nargs="?",
                        help="a height, or a 64-hex-digit block hash (default: the best block)")
+    _light_argument(block)
     _common(block)
     block.set_defaults(handler=query_block)
 
@@ -64,6 +68,35 @@ def register(subparsers) -> None:
 def _common(parser: argparse.ArgumentParser) -> None:
     add_node_argument(parser)
     add_output_argument(parser)
+
+
+def _light_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--light", metavar="GENESIS.json",
+        help="also verify the block's commit, following the validator set from this trusted genesis file "
+             "(docs/protocol.md, \"Light client\") (default: trust the node's headers)",
+    )
+
+
+def _trusted_genesis(path: str) -> Genesis:
+    try:
+        return load_genesis(path)
+    except GenesisError as error:
+        raise CliError(f"--light: {error}", EXIT_BAD_INPUT) from None
+
+
+def _commit_text(header: VerifiedHeader) -> str:
+    return (f"verified: {header.signed_power} of {header.total_power} voting power signed block {header.height}, "
+            "validator set followed from the trusted genesis")
+
+
+def _commit_document(header: VerifiedHeader) -> dict:
+    return {
+        "height": u64(header.height),
+        "validators_hash": header.validators_hash.hex(),
+        "signed_power": u64(header.signed_power),
+        "total_power": u64(header.total_power),
+    }
 
 
 def time_text(time_ms: int) -> str:
@@ -198,6 +231,8 @@ def _token(client) -> Token:
 def query_account(args: argparse.Namespace) -> int:
     """Print an account's proven balances and nonce."""
     public_key = resolve_account_argument(args.account)
+    if args.light:
+        return _query_account_light(args, public_key)
     with node_client(args) as client:
         account = client.account(public_key)
         token = _token(client) if args.output == "text" else Token()
@@ -238,24 +273,84 @@ def _account_document(account: Account) -> dict:
     }
 
 
+def _query_account_light(args: argparse.Namespace, public_key: bytes) -> int:
+    """Print an account proven against a block whose commit the light client verified."""
+    genesis = _trusted_genesis(args.light)
+    with node_client(args) as client:
+        account = LightClient(client, genesis).verified_account(public_key)
+        token = _token(client) if args.output == "text" else Token()
+    if args.output == "json":
+        print_json(_light_account_document(account))
+        return 0
+    print_fields(
+        [
+            ("address", account.address),
+            ("public key", account.public_key.hex()),
+            ("exists", "yes" if account.exists else "no"),
+            ("free", token.format(account.free)),
+            ("reserved", token.format(account.reserved)),
+            ("nonce", account.nonce),
+            ("at height", account.block.height),
+            ("block", account.block.hash.hex()),
+            ("state root", account.block.state_root.hex()),
+            ("proof", "verified"),
+            ("commit", _commit_text(account.block)),
+        ]
+    )
+    return 0
+
+
+def _light_account_document(account: VerifiedAccount) -> dict:
+    return {
+        "address": account.address,
+        "public_key": account.public_key.hex(),
+        "exists": account.exists,
+        "free": u64(account.free),
+        "reserved": u64(account.reserved),
+        "nonce": u64(account.nonce),
+        "height": u64(account.block.height),
+        "block_hash": account.block.hash.hex(),
+        "state_root": account.block.state_root.hex(),
+        "proof_verified": True,
+        "commit": _commit_document(account.block),
+    }
+
+
 # --- query block ------------------------------------------------------------------
 
 
 def query_block(args: argparse.Namespace) -> int:
     """Print a block's header and transactions."""
     height, block_hash = _block_selector(args.selector)
+    genesis = _trusted_genesis(args.light) if args.light else None
     with node_client(args) as client:
         block = client.block(height=height, hash=block_hash)
+        commit = _verified_commit(client, genesis, block) if genesis is not None else None
         token = _token(client) if args.output == "text" else Token()
     with cli_errors():
-        _print_block(block, args.output, token)
+        _print_block(block, args.output, token, commit)
     return 0
 
 
-def _print_block(block: Block, output: str, token: Token) -> None:
+def _verified_commit(client, genesis: Genesis, block: Block) -> VerifiedHeader:
+    """The light client's verdict on the block's height; the block shown must be the block it verified."""
+    header = LightClient(client, genesis).verified_header(block.height)
+    if header.hash != block.hash:
+        raise CliError(
+            f"the node showed block {block.hash.hex()} at height {block.height}, but the block its validators "
+            f"signed there is {header.hash.hex()}", EXIT_UNTRUSTED,
+        )
+    return header
+
+
+def _print_block(block: Block, output: str, token: Token, commit: VerifiedHeader | None = None) -> None:
     if output == "json":
-        print_json(_block_document(block))
+        document = _block_document(block)
+        if commit is not None:
+            document["commit"] = _commit_document(commit)
+        print_json(document)
         return
+    commit_fields = [] if commit is None else [("commit", _commit_text(commit))]
     print_fields(
         [
             ("height", block.height),
@@ -266,6 +361,7 @@ def _print_block(block: Block, output: str, token: Token) -> None:
             ("state root", block.state_root.hex()),
             ("transactions", len(block.transactions)),
         ]
+        + commit_fields
         + [("event", event_text(event, token)) for event in block.block_events]
     )
     if block.transactions:

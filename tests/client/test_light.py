@@ -26,6 +26,8 @@ from chain.state.tree import StateTree
 from proto import state_pb2, types_pb2
 from runtime import hashing, staking, system
 from runtime.votes import VOTE_SIGNING_CONTEXT
+from chain.cli.errors import EXIT_BAD_INPUT, EXIT_UNTRUSTED
+from tests.commands import inferchain, one_line_error
 from tests.nodes import NodeProcess, free_port
 
 CHAIN_ID = "light-test"
@@ -363,6 +365,7 @@ def real_node(tmp_path_factory):
     path = base / "genesis.json"
     path.write_text(json.dumps(document, indent=2))
     node = NodeProcess(base / "node", free_port(), ("--chain", str(path), "--key", "alice")).start()
+    node.genesis_path = path
     yield node, load_genesis(path)
     node.kill()
 
@@ -416,3 +419,44 @@ def test_get_state_proof_refuses_bad_keys_and_heights(real_node):
         with pytest.raises(ClientError, match=r"no block at height 1000000; the best height is") as missing:
             client.state_proof(b"system/chain", 1_000_000)
         assert missing.value.code == "NOT_FOUND"
+
+
+# --- the CLI ---------------------------------------------------------------------------------
+
+
+def test_query_account_light_reports_the_verified_commit(real_node):
+    node, _ = real_node
+    result = inferchain("query", "account", "alice", "--light", str(node.genesis_path), "--node", node.target,
+                        "--output", "json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["reserved"] == str(DEV_BOND) and document["proof_verified"] is True
+    assert document["commit"]["signed_power"] == document["commit"]["total_power"] == str(DEV_BOND)
+    assert document["commit"]["height"] == document["height"]
+
+
+def test_query_block_light_says_who_signed_it(real_node):
+    node, _ = real_node
+    with Client(node.target) as client:
+        wait_for_height(client, 2 * REAL_EPOCH + 2)
+    result = inferchain("query", "block", str(2 * REAL_EPOCH + 2), "--light", str(node.genesis_path),
+                        "--node", node.target)
+    assert result.returncode == 0, result.stderr
+    assert (f"verified: {DEV_BOND} of {DEV_BOND} voting power signed block {2 * REAL_EPOCH + 2}, "
+            "validator set followed from the trusted genesis") in result.stdout
+
+
+def test_query_light_with_another_chains_genesis_is_untrusted(real_node, tmp_path):
+    node, _ = real_node
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(dev_genesis_document()))
+    result = inferchain("query", "block", "1", "--light", str(other), "--node", node.target)
+    assert result.returncode == EXIT_UNTRUSTED
+    assert "not the trusted genesis" in one_line_error(result)
+
+
+def test_query_light_with_a_missing_genesis_file_is_bad_input(real_node, tmp_path):
+    node, _ = real_node
+    result = inferchain("query", "account", "alice", "--light", str(tmp_path / "none.json"), "--node", node.target)
+    assert result.returncode == EXIT_BAD_INPUT
+    assert "--light: cannot read genesis file" in one_line_error(result)
