@@ -93,7 +93,7 @@ class BalancesParams(_message.Message):
     def __init__(self, existential_deposit: _Optional[int] = ..., token_symbol: _Optional[str] = ..., token_decimals: _Optional[int] = ...) -> None: ...
 
 class StakingParams(_message.Message):
-    __slots__ = ("min_bond", "unbonding_period_blocks", "epoch_blocks", "max_validators", "max_offer_models", "max_executors_per_model", "max_unbonding_chunks", "max_capacity")
+    __slots__ = ("min_bond", "unbonding_period_blocks", "epoch_blocks", "max_validators", "max_offer_models", "max_executors_per_model", "max_unbonding_chunks", "max_capacity", "slash_fraction_double_sign_ppm", "jail_blocks", "max_evidence_age_blocks")
     MIN_BOND_FIELD_NUMBER: _ClassVar[int]
     UNBONDING_PERIOD_BLOCKS_FIELD_NUMBER: _ClassVar[int]
     EPOCH_BLOCKS_FIELD_NUMBER: _ClassVar[int]
@@ -102,6 +102,9 @@ class StakingParams(_message.Message):
     MAX_EXECUTORS_PER_MODEL_FIELD_NUMBER: _ClassVar[int]
     MAX_UNBONDING_CHUNKS_FIELD_NUMBER: _ClassVar[int]
     MAX_CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    SLASH_FRACTION_DOUBLE_SIGN_PPM_FIELD_NUMBER: _ClassVar[int]
+    JAIL_BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    MAX_EVIDENCE_AGE_BLOCKS_FIELD_NUMBER: _ClassVar[int]
     min_bond: int
     unbonding_period_blocks: int
     epoch_blocks: int
@@ -110,7 +113,10 @@ class StakingParams(_message.Message):
     max_executors_per_model: int
     max_unbonding_chunks: int
     max_capacity: int
-    def __init__(self, min_bond: _Optional[int] = ..., unbonding_period_blocks: _Optional[int] = ..., epoch_blocks: _Optional[int] = ..., max_validators: _Optional[int] = ..., max_offer_models: _Optional[int] = ..., max_executors_per_model: _Optional[int] = ..., max_unbonding_chunks: _Optional[int] = ..., max_capacity: _Optional[int] = ...) -> None: ...
+    slash_fraction_double_sign_ppm: int
+    jail_blocks: int
+    max_evidence_age_blocks: int
+    def __init__(self, min_bond: _Optional[int] = ..., unbonding_period_blocks: _Optional[int] = ..., epoch_blocks: _Optional[int] = ..., max_validators: _Optional[int] = ..., max_offer_models: _Optional[int] = ..., max_executors_per_model: _Optional[int] = ..., max_unbonding_chunks: _Optional[int] = ..., max_capacity: _Optional[int] = ..., slash_fraction_double_sign_ppm: _Optional[int] = ..., jail_blocks: _Optional[int] = ..., max_evidence_age_blocks: _Optional[int] = ...) -> None: ...
 
 class UnbondingChunk(_message.Message):
     __slots__ = ("amount", "release_height")
@@ -121,14 +127,16 @@ class UnbondingChunk(_message.Message):
     def __init__(self, amount: _Optional[int] = ..., release_height: _Optional[int] = ...) -> None: ...
 
 class StakeLedger(_message.Message):
-    __slots__ = ("bonded", "unbonding", "validate")
+    __slots__ = ("bonded", "unbonding", "validate", "jailed_until")
     BONDED_FIELD_NUMBER: _ClassVar[int]
     UNBONDING_FIELD_NUMBER: _ClassVar[int]
     VALIDATE_FIELD_NUMBER: _ClassVar[int]
+    JAILED_UNTIL_FIELD_NUMBER: _ClassVar[int]
     bonded: int
     unbonding: _containers.RepeatedCompositeFieldContainer[UnbondingChunk]
     validate: bool
-    def __init__(self, bonded: _Optional[int] = ..., unbonding: _Optional[_Iterable[_Union[UnbondingChunk, _Mapping]]] = ..., validate: _Optional[bool] = ...) -> None: ...
+    jailed_until: int
+    def __init__(self, bonded: _Optional[int] = ..., unbonding: _Optional[_Iterable[_Union[UnbondingChunk, _Mapping]]] = ..., validate: _Optional[bool] = ..., jailed_until: _Optional[int] = ...) -> None: ...
 
 class Offer(_message.Message):
     __slots__ = ("models", "price_per_token", "region", "capacity")
