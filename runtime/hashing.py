@@ -135,3 +135,10 @@ def receipt_leaves(receipts: types_pb2.BlockReceipts) -> list[bytes]:
 def receipts_root(receipts: types_pb2.BlockReceipts) -> bytes:
     """The header's commitment to a block's outcome: the Merkle root over receipt_leaves."""
     return merkle_root(receipt_leaves(receipts))
+
+
+def evidence_root(evidence: Sequence[types_pb2.DuplicateVoteEvidence]) -> bytes:
+    """The header's commitment to a block's evidence: empty for none, else the Merkle root over each serialised piece."""
+    if not evidence:
+        return b""
+    return merkle_root([piece.SerializeToString(deterministic=True) for piece in evidence])

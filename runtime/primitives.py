@@ -74,6 +74,8 @@ class BlockContext:
     height: int
     time_ms: int
     author: bytes
+    # Block.evidence: types_pb2.DuplicateVoteEvidence messages, punished in staking's on_initialize.
+    evidence: tuple = ()
 
 
 def make_event(module: str, name: str, /, **attributes: object) -> types_pb2.Event:
