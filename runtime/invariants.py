@@ -58,3 +58,15 @@ def reserved_is_accounted(items: Iterable[tuple[bytes, bytes]]) -> bool:
     }
     owed = reserved_by_purpose(items)
     return {account: amount for account, amount in reserved.items() if amount} == owed
+
+
+def staking_totals_match(state: StateReader, items: Iterable[tuple[bytes, bytes]]) -> bool:
+    """StakingTotals' bonded and unbonding figures equal the sums over every stake ledger (slashes included)."""
+    bonded = unbonding = 0
+    for key, value in items:
+        if key.startswith(staking.LEDGER_PREFIX):
+            ledger = state_pb2.StakeLedger.FromString(value)
+            bonded += ledger.bonded
+            unbonding += sum(chunk.amount for chunk in ledger.unbonding)
+    totals = staking.read_totals(state)
+    return (totals.bonded, totals.unbonding) == (bonded, unbonding)

@@ -7,17 +7,25 @@ challenge window, so an offence found late can still be slashed. An executor is 
 with an offer; the accounts serving each model are kept in a sorted index so that assignment
 (runtime/jobs.py) reads one value instead of walking state.
 
-Shape: params, storage keys, errors, events, storage access, calls, hooks, genesis, declaration.
+A validator that signs two conflicting votes (runtime/evidence.py) is punished when a block
+carries the evidence: `slash_fraction_double_sign_ppm` of its bonded and still-unbonding stake is
+burned and it is jailed for `jail_blocks`, so the next election leaves it out; the current epoch's
+set stays as it is (consensus never changes its validators mid-epoch). Its offer stays: the
+executor market is not part of this rule.
+
+Shape: params, storage keys, errors, events, storage access, calls, evidence and slashing, hooks,
+genesis, declaration.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from proto import state_pb2, types_pb2
 from runtime import balances, models, system
-from runtime.arithmetic import U64_MAX
+from runtime.arithmetic import PPM, U64_MAX, apply_ppm
+from runtime.evidence import DoubleSign, EvidenceError, double_sign
 from runtime.module import (
     ACCOUNT,
     AMOUNT,
@@ -55,11 +63,16 @@ class Params:
     max_executors_per_model: int = 1_000
     max_unbonding_chunks: int = 32
     max_capacity: int = 64
+    slash_fraction_double_sign_ppm: int = 50_000
+    jail_blocks: int = 1_000
+    max_evidence_age_blocks: int = 100
 
     def validate(self) -> None:
         for name, value in asdict(self).items():
             if value < 1:
                 raise ValueError(f"staking.params.{name} must be at least 1")
+        if self.slash_fraction_double_sign_ppm > PPM:
+            raise ValueError(f"staking.params.slash_fraction_double_sign_ppm must be at most {PPM} (all of the stake)")
 
 
 PARAMS_KEY = b"staking/params"
@@ -72,7 +85,15 @@ OFFER_PREFIX = b"staking/offer/"  # + account -> Offer
 SERVING_PREFIX = b"staking/serving/"  # + model id -> AccountList (sorted)
 CANDIDATES_KEY = b"staking/candidates"  # AccountList of accounts that declared to validate
 VALIDATOR_SET_KEY = b"staking/validator_set"  # types.ValidatorSet of the current epoch
+PREVIOUS_VALIDATOR_SET_KEY = b"staking/previous_validator_set"  # types.ValidatorSet of the epoch before
 TOTALS_KEY = b"staking/totals"  # StakingTotals
+# + u64be(height) -> AccountList of the validators punished for a double-sign at that height;
+# keyed by height so that each block deletes the one height that just became too old.
+OFFENCE_PREFIX = b"staking/evidence/"
+
+
+def offence_key(height: int) -> bytes:
+    return OFFENCE_PREFIX + height.to_bytes(8, "big")
 
 
 def read_params(state: StateReader) -> Params:
@@ -130,9 +151,13 @@ class TooManyExecutors(StakingError):
     """The model already has staking.params.max_executors_per_model executors."""
 
 
+class InvalidEvidence(StakingError):
+    """A block carries evidence that is malformed, inadmissible or already punished: the block is invalid."""
+
+
 ERRORS = (
     ZeroAmount, InsufficientBalance, BelowMinimumBond, NotBonded, TooManyUnbondingChunks, NothingToWithdraw,
-    OfferActive, InvalidOffer, UnknownModel, NoOffer, TooManyExecutors,
+    OfferActive, InvalidOffer, UnknownModel, NoOffer, TooManyExecutors, InvalidEvidence,
 )
 
 # --- events ---------------------------------------------------------------------
@@ -156,6 +181,16 @@ EVENTS = (
         "The validator set of a new epoch (top bonded accounts that declared to validate).",
         {"epoch": INTEGER, "validators": INTEGER, "total_power": AMOUNT},
     ),
+    EventSpec(
+        "Slashed",
+        "A validator's stake was burned for signing two conflicting votes at `height`.",
+        {"validator": ACCOUNT, "amount": AMOUNT, "height": INTEGER},
+    ),
+    EventSpec(
+        "Jailed",
+        "A validator is left out of validator elections held below height `until`.",
+        {"validator": ACCOUNT, "until": INTEGER},
+    ),
 )
 
 
@@ -172,7 +207,7 @@ def read_ledger(state: StateReader, account: bytes) -> state_pb2.StakeLedger | N
 
 
 def _write_ledger(state: Overlay, account: bytes, ledger: state_pb2.StakeLedger) -> None:
-    if ledger.bonded == 0 and not ledger.unbonding and not ledger.validate:
+    if ledger.bonded == 0 and not ledger.unbonding and not ledger.validate and not ledger.jailed_until:
         state.delete(LEDGER_PREFIX + account)
     else:
         state.set(LEDGER_PREFIX + account, ledger.SerializeToString(deterministic=True))
@@ -220,6 +255,17 @@ def _add_totals(state: Overlay, bonded_delta: int = 0, unbonding_delta: int = 0)
 def read_validator_set(state: StateReader) -> types_pb2.ValidatorSet:
     raw = state.get(VALIDATOR_SET_KEY)
     return types_pb2.ValidatorSet() if raw is None else types_pb2.ValidatorSet.FromString(raw)
+
+
+def read_previous_validator_set(state: StateReader) -> types_pb2.ValidatorSet:
+    """The set of the epoch before the current one (empty in the first epoch)."""
+    raw = state.get(PREVIOUS_VALIDATOR_SET_KEY)
+    return types_pb2.ValidatorSet() if raw is None else types_pb2.ValidatorSet.FromString(raw)
+
+
+def jailed(ledger: state_pb2.StakeLedger | None, height: int) -> bool:
+    """Whether an election held at `height` leaves the account out."""
+    return ledger is not None and height < ledger.jailed_until
 
 
 def _current_height(state: StateReader) -> int:
@@ -422,15 +468,140 @@ CALLS = (
     ),
 )
 
+# --- evidence and slashing ------------------------------------------------------
+
+
+def epoch_of(height: int, params: Params) -> int:
+    """The epoch whose validator set signs the block at `height` (elected at the end of block epoch × epoch_blocks)."""
+    return (height - 1) // params.epoch_blocks
+
+
+def validator_set_at(state: StateReader, height: int, block_height: int, params: Params) -> types_pb2.ValidatorSet | None:
+    """The set that signed at `height`, seen from the block at `block_height`: this epoch's or the last; else None."""
+    epochs_back = epoch_of(block_height, params) - epoch_of(height, params)
+    if epochs_back == 0:
+        return read_validator_set(state)
+    if epochs_back == 1:
+        return read_previous_validator_set(state)
+    return None
+
+
+def punished(state: StateReader, validator: bytes, height: int) -> bool:
+    """Whether the validator was already punished for a double-sign at `height`."""
+    return validator in _read_list(state, offence_key(height))
+
+
+def check_evidence(state: StateReader, evidence: types_pb2.DuplicateVoteEvidence, block_height: int) -> str | None:
+    """None if the block at `block_height` may carry `evidence` on top of `state`, else the reason it may not."""
+    try:
+        _admissible_double_sign(state, evidence, block_height, read_params(state))
+    except InvalidEvidence as error:
+        return str(error)
+    return None
+
+
+def admissible_evidence(
+    state: StateReader, candidates: Iterable[types_pb2.DuplicateVoteEvidence], block_height: int
+) -> list[types_pb2.DuplicateVoteEvidence]:
+    """What a proposer may put in the block at `block_height`: the admissible candidates, one per (validator, height)."""
+    params = read_params(state)
+    chosen, seen = [], set()
+    for evidence in candidates:
+        try:
+            offence = _admissible_double_sign(state, evidence, block_height, params)
+        except InvalidEvidence:
+            continue
+        if (offence.validator, offence.height) not in seen:
+            seen.add((offence.validator, offence.height))
+            chosen.append(evidence)
+    return chosen
+
+
+def _admissible_double_sign(
+    state: StateReader, evidence: types_pb2.DuplicateVoteEvidence, block_height: int, params: Params
+) -> DoubleSign:
+    try:
+        offence = double_sign(evidence, system.read_chain(state).chain_id)
+    except EvidenceError as error:
+        raise InvalidEvidence(str(error)) from None
+    who, height = offence.validator.hex(), offence.height
+    if height >= block_height:
+        raise InvalidEvidence(f"the double-sign at height {height} is not below the block's height {block_height}")
+    age = block_height - height
+    if age > params.max_evidence_age_blocks:
+        raise InvalidEvidence(
+            f"the double-sign at height {height} is {age} blocks old, the limit is {params.max_evidence_age_blocks}"
+        )
+    validator_set = validator_set_at(state, height, block_height, params)
+    if validator_set is None:
+        raise InvalidEvidence(f"the double-sign at height {height} is older than the previous epoch's validator set")
+    if all(validator.public_key != offence.validator for validator in validator_set.validators):
+        raise InvalidEvidence(f"{who} was not a validator at height {height}")
+    if punished(state, offence.validator, height):
+        raise InvalidEvidence(f"{who} was already punished for a double-sign at height {height}")
+    return offence
+
+
+def punish_double_sign(state: Overlay, validator: bytes, height: int, block_height: int, params: Params) -> int:
+    """Burn the slash fraction of the validator's bonded and still-unbonding stake, jail it; the amount burned."""
+    ledger = read_ledger(state, validator) or state_pb2.StakeLedger()
+    fraction = params.slash_fraction_double_sign_ppm
+    from_bonded = apply_ppm(ledger.bonded, fraction)
+    from_unbonding = 0
+    # A chunk released by now may be withdrawn in this very block: it no longer stands behind the stake.
+    for chunk in ledger.unbonding:
+        if chunk.release_height > block_height:
+            cut = apply_ppm(chunk.amount, fraction)
+            chunk.amount -= cut
+            from_unbonding += cut
+    kept = [chunk for chunk in ledger.unbonding if chunk.amount]
+    del ledger.unbonding[:]
+    ledger.unbonding.extend(kept)
+    ledger.bonded -= from_bonded
+    until = min(U64_MAX, block_height + params.jail_blocks)
+    ledger.jailed_until = max(ledger.jailed_until, until)
+    _write_ledger(state, validator, ledger)
+    amount = from_bonded + from_unbonding
+    if amount:
+        balances.burn_reserved(state, validator, amount)
+    _add_totals(state, bonded_delta=-from_bonded, unbonding_delta=-from_unbonding)
+    _write_list(state, offence_key(height), _read_list(state, offence_key(height)) + [validator])
+    state.deposit_event(_event("Slashed", validator=validator.hex(), amount=amount, height=height))
+    state.deposit_event(_event("Jailed", validator=validator.hex(), until=ledger.jailed_until))
+    return amount
+
+
+def _prune_offences(state: Overlay, block_height: int, params: Params) -> None:
+    # Records are written only for heights at most max_evidence_age_blocks below their block, so
+    # deleting the one height that just became too old, every block, removes each record in time.
+    expired = block_height - params.max_evidence_age_blocks - 1
+    if expired >= 0 and state.get(offence_key(expired)) is not None:
+        state.delete(offence_key(expired))
+
+
 # --- hooks ----------------------------------------------------------------------
 
 
-def elect_validators(state: StateReader, params: Params) -> types_pb2.ValidatorSet:
-    """The top `max_validators` bonded candidates by stake (ties: lower account id first)."""
+def on_initialize(state: Overlay, block: BlockContext) -> None:
+    """Punish each double-sign the block carries; any inadmissible evidence makes the block invalid."""
+    params = read_params(state)
+    _prune_offences(state, block.height, params)
+    # In block order, so a second piece for a (validator, height) is refused as already punished.
+    for index, evidence in enumerate(block.evidence):
+        try:
+            offence = _admissible_double_sign(state, evidence, block.height, params)
+        except InvalidEvidence as error:
+            raise InvalidEvidence(f"evidence {index}: {error}") from None
+        punish_double_sign(state, offence.validator, offence.height, block.height, params)
+
+
+def elect_validators(state: StateReader, params: Params, height: int) -> types_pb2.ValidatorSet:
+    """The top `max_validators` bonded, unjailed candidates by stake at `height` (ties: lower account id first)."""
     ranked = []
     for account in _read_list(state, CANDIDATES_KEY):
-        stake = bonded(state, account)
-        if stake >= params.min_bond:
+        ledger = read_ledger(state, account)
+        stake = 0 if ledger is None else ledger.bonded
+        if stake >= params.min_bond and not jailed(ledger, height):
             ranked.append((-stake, account))
     ranked.sort()
     chosen = sorted((account, -negative) for negative, account in ranked[: params.max_validators])
@@ -439,14 +610,17 @@ def elect_validators(state: StateReader, params: Params) -> types_pb2.ValidatorS
     )
 
 
-def _store_validator_set(state: Overlay, params: Params) -> types_pb2.ValidatorSet:
-    validator_set = elect_validators(state, params)
+def _store_validator_set(state: Overlay, params: Params, height: int) -> types_pb2.ValidatorSet:
+    validator_set = elect_validators(state, params, height)
     state.set(VALIDATOR_SET_KEY, validator_set.SerializeToString(deterministic=True))
     return validator_set
 
 
-def _rotate(state: Overlay, params: Params, epoch: int) -> None:
-    validator_set = _store_validator_set(state, params)
+def _rotate(state: Overlay, params: Params, height: int) -> None:
+    # Evidence from the last epoch is judged against the set that signed then.
+    state.set(PREVIOUS_VALIDATOR_SET_KEY, read_validator_set(state).SerializeToString(deterministic=True))
+    validator_set = _store_validator_set(state, params, height)
+    epoch = height // params.epoch_blocks
     totals = read_totals(state)
     totals.epoch = epoch
     state.set(TOTALS_KEY, totals.SerializeToString(deterministic=True))
@@ -460,7 +634,7 @@ def on_finalize(state: Overlay, block: BlockContext, fees: int) -> None:
     """At each epoch boundary, choose the next epoch's validator set."""
     params = read_params(state)
     if block.height % params.epoch_blocks == 0:
-        _rotate(state, params, block.height // params.epoch_blocks)
+        _rotate(state, params, block.height)
 
 
 # --- genesis --------------------------------------------------------------------
@@ -549,7 +723,7 @@ def genesis(state: Overlay, config: GenesisConfig) -> None:
         except DispatchError as error:
             raise GenesisInvalid(f"{where}: {error}") from None
     state.take_events()
-    _store_validator_set(state, config.params)
+    _store_validator_set(state, config.params, _current_height(state))
     if read_totals(state).bonded > U64_MAX:
         raise GenesisInvalid("app_state.staking: the total bonded stake does not fit in 64 bits")
 
@@ -590,5 +764,6 @@ SPEC = ModuleSpec(
     calls=CALLS,
     events=EVENTS,
     errors=ERRORS,
+    on_initialize=on_initialize,
     on_finalize=on_finalize,
 )
