@@ -23,7 +23,7 @@ import time
 import urllib.parse
 from collections import OrderedDict, deque
 from concurrent import futures
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from hashlib import blake2b
 from typing import Callable, Iterator, Protocol, Sequence
 

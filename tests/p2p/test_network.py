@@ -13,7 +13,7 @@ import pytest
 from chain.crypto import Keypair
 from chain.p2p.network import CONNECT_METHOD, MAX_MESSAGE_BYTES, NetworkLimits, PROTOCOL_VERSION, encode_envelope
 from proto import p2p_pb2, types_pb2
-from tests.p2p.conftest import CHAIN_ID, FAST, GENESIS_HASH, addr, next_host, peer_ids, wait_until
+from tests.p2p.conftest import CHAIN_ID, GENESIS_HASH, addr, next_host, peer_ids, wait_until
 
 
 def hello(node_id: bytes | None = None, **fields) -> bytes:
