@@ -58,20 +58,26 @@ class NodeProcess:
     extra_args: tuple[str, ...] = ()
     # Run the validator's executor worker (it loads the model): only tests that execute jobs want it.
     worker: bool = False
+    # The peer-to-peer address (port 0: any free one) and whether to run the dev chain (else extra_args name
+    # --chain and --key).
+    p2p: str = "127.0.0.1:0"
+    dev: bool = True
+    rpc_host: str = "127.0.0.1"
     process: subprocess.Popen | None = None
     log_path: Path | None = None
     _log: object = field(default=None, repr=False)
 
     @property
     def target(self) -> str:
-        return f"127.0.0.1:{self.rpc_port}"
+        return f"{self.rpc_host}:{self.rpc_port}"
 
     def command(self) -> list[str]:
         return [
-            sys.executable, "-m", "chain.cli", "node", "--dev",
+            sys.executable, "-m", "chain.cli", "node", *(("--dev",) if self.dev else ()),
             "--base-path", str(self.base_path),
-            "--rpc-port", str(self.rpc_port),
-            "--prometheus-port", "0",
+            "--rpc-addr", self.target,
+            "--listen-addr", self.p2p,
+            "--prometheus-addr", f"{self.rpc_host}:0",
             *(() if self.worker else ("--no-worker",)),
             *self.extra_args,
         ]

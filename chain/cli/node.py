@@ -33,18 +33,31 @@ def register(subparsers) -> None:
     parser.add_argument("--base-path", type=Path, help="data directory (default: $INFERCHAIN_HOME or ~/.inferchain)")
     parser.add_argument("--key", help="validator key: a dev name (alice) or a key file (default: alice with --dev)")
     parser.add_argument("--port", type=int, default=30333,
-                        help="peer-to-peer port, used once multi-validator consensus lands (default: 30333)")
+                        help="peer-to-peer port on 127.0.0.1, when --listen-addr is not given (default: 30333)")
+    parser.add_argument("--listen-addr", metavar="HOST:PORT",
+                        help="peer-to-peer address to listen on; port 0 picks a free one (default: 127.0.0.1:--port)")
+    parser.add_argument("--public-addr", metavar="HOST:PORT",
+                        help="peer-to-peer address other nodes dial, if not the listen address (default: the listen "
+                             "address, unless its port is 0)")
     parser.add_argument("--rpc-port", type=int, default=9944,
                         help="gRPC API port: what clients and `--node` connect to (default: 9944)")
     parser.add_argument("--rpc-external", action="store_true",
                         help="serve the API on all interfaces (default: 127.0.0.1 only)")
+    parser.add_argument("--rpc-addr", metavar="HOST:PORT",
+                        help="address of the gRPC API; overrides --rpc-port and --rpc-external (default: 127.0.0.1:9944)")
+    parser.add_argument("--prometheus-addr", metavar="HOST:PORT",
+                        help="address of the Prometheus metrics; overrides --prometheus-port (default: 127.0.0.1:9615)")
     parser.add_argument("--prometheus-port", type=int, default=9615, help="Prometheus metrics port, HTTP, not the API; 0 picks a free one (default: 9615)")
     parser.add_argument("--no-prometheus", action="store_true", help="do not serve metrics (default: served)")
-    parser.add_argument("--bootnodes", nargs="*", default=[], metavar="ADDRESS",
-                        help="peers to connect to, for multi-validator networks (default: none)")
+    parser.add_argument("--bootnodes", nargs="*", default=[], metavar="HOST:PORT",
+                        help="peer-to-peer addresses of nodes to connect to first (default: none)")
     parser.add_argument("--no-worker", action="store_true",
                         help="do not execute jobs here even if the validator key has an offer; serve them with "
                              "`inferchain worker` elsewhere (default: a worker runs while the key has an offer)")
+    parser.add_argument("--worker-threads", type=int, metavar="N",
+                        help="the worker's llama.cpp threads per job (default: the worker's own default)")
+    parser.add_argument("--worker-parallel", type=int, metavar="N",
+                        help="jobs the worker generates at once (default: the worker's own default)")
     parser.add_argument("--log-level", default="info", choices=("error", "warning", "info", "debug"),
                         help="least severe log lines printed (default: info)")
     parser.add_argument("--log-format", default="plain", choices=("plain", "json"),
@@ -91,6 +104,17 @@ def _check_port(value: int, option: str) -> None:
         raise CliError(f"{option} must be a port number between 0 and 65535, got {value}", EXIT_USAGE)
 
 
+def _address(value: str | None, option: str, default_host: str, default_port: int) -> tuple[str, int]:
+    """HOST:PORT from an option, or the default; a CliError naming the option when malformed."""
+    if value is None:
+        return default_host, default_port
+    host, separator, port = value.rpartition(":")
+    if not separator or not host or not port.isascii() or not port.isdigit():
+        raise CliError(f"{option} must be HOST:PORT, got {quote_input(value)}", EXIT_USAGE)
+    _check_port(int(port), option)
+    return host.strip("[]"), int(port)
+
+
 def _check_base_path(path: Path) -> None:
     if path.exists() and not path.is_dir():
         raise CliError(f"the data directory {quote_input(str(path))} is a file, not a directory (--base-path)", EXIT_BAD_INPUT)
@@ -104,10 +128,20 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(args.log_level, args.log_format)
     for value, option in ((args.rpc_port, "--rpc-port"), (args.prometheus_port, "--prometheus-port"), (args.port, "--port")):
         _check_port(value, option)
+    rpc_host, rpc_port = _address(args.rpc_addr, "--rpc-addr", "0.0.0.0" if args.rpc_external else "127.0.0.1",
+                                  args.rpc_port)
+    prometheus_host, prometheus_port = _address(args.prometheus_addr, "--prometheus-addr", "127.0.0.1",
+                                                args.prometheus_port)
+    listen_host, listen_port = _address(args.listen_addr, "--listen-addr", "127.0.0.1", args.port)
+    if args.public_addr is not None:
+        _address(args.public_addr, "--public-addr", "", 0)
+    for bootnode in args.bootnodes:
+        _address(bootnode, "--bootnodes", "", 0)
+    for value, option in ((args.worker_threads, "--worker-threads"), (args.worker_parallel, "--worker-parallel")):
+        if value is not None and not 1 <= value <= 256:
+            raise CliError(f"{option} must be between 1 and 256, got {value}", EXIT_USAGE)
     genesis = _genesis(args)
     validator = _validator_key(args)
-    if args.bootnodes:
-        log.warning("--bootnodes ignored: peer-to-peer networking arrives with multi-validator consensus")
     temporary = Path(tempfile.mkdtemp(prefix="inferchain-")) if args.tmp else None
     base_path = temporary or args.base_path or default_home()
     _check_base_path(base_path)
@@ -115,10 +149,18 @@ def run(args: argparse.Namespace) -> int:
         genesis=genesis,
         base_path=base_path,
         validator=validator,
-        rpc_host="0.0.0.0" if args.rpc_external else "127.0.0.1",
-        rpc_port=args.rpc_port,
-        prometheus_port=None if args.no_prometheus else args.prometheus_port,
-        worker=None if args.no_worker else WorkerLaunch(_worker_key(args), args.log_level, args.log_format),
+        rpc_host=rpc_host,
+        rpc_port=rpc_port,
+        prometheus_host=prometheus_host,
+        prometheus_port=None if args.no_prometheus else prometheus_port,
+        listen_host=listen_host,
+        listen_port=listen_port,
+        public_addr=args.public_addr,
+        bootnodes=tuple(args.bootnodes),
+        worker=None if args.no_worker else WorkerLaunch(
+            _worker_key(args), args.log_level, args.log_format, threads=args.worker_threads,
+            parallel=args.worker_parallel,
+        ),
     )
     try:
         try:

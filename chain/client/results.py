@@ -33,6 +33,13 @@ class ChainInfo:
     # How amounts are shown: 10^token_decimals base units make one token_symbol.
     token_symbol: str
     token_decimals: int
+    # Consensus and networking (docs/consensus.md).
+    peers: int = 0
+    consensus_round: int = 0
+    syncing: bool = False
+    is_validator: bool = False
+    validators: int = 0
+    total_voting_power: int = 0
 
     @property
     def fee_rule(self) -> FeeRule:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from proto import types_pb2
 from runtime.hashing import blake2b_256
-from runtime.votes import VoteError, check_vote
+from runtime.votes import PROPOSAL_SIGNING_CONTEXT, VOTE_SIGNING_CONTEXT, VoteError, check_vote
 
 
 class CommitError(ValueError):
@@ -70,3 +70,22 @@ def verify_commit(
         power += validators.powers[body.validator]
     if not validators.quorum(power):
         raise CommitError(f"commit holds {power} of {validators.total} voting power, not more than 2/3")
+
+
+def sign_vote(key, chain_id: str, vote_type: int, height: int, round_number: int, block_hash: bytes) -> types_pb2.Vote:
+    """A vote signed by `key` (chain.crypto.Keypair). time_ms stays 0, so signing the same vote again
+    gives the same bytes (Ed25519 is deterministic): a replayed vote is a duplicate, never a conflict."""
+    body = types_pb2.VoteBody(
+        chain_id=chain_id, type=vote_type, height=height, round=round_number, block_hash=block_hash,
+        validator=key.public_key,
+    ).SerializeToString(deterministic=True)
+    return types_pb2.Vote(body=body, signature=key.sign(VOTE_SIGNING_CONTEXT + body))
+
+
+def sign_proposal(key, chain_id: str, height: int, round_number: int, valid_round: int, block_hash: bytes,
+                  part_hashes: list[bytes]) -> types_pb2.SignedProposal:
+    body = types_pb2.ProposalBody(
+        chain_id=chain_id, height=height, round=round_number, valid_round=valid_round, block_hash=block_hash,
+        part_hashes=part_hashes, proposer=key.public_key,
+    ).SerializeToString(deterministic=True)
+    return types_pb2.SignedProposal(body=body, signature=key.sign(PROPOSAL_SIGNING_CONTEXT + body))

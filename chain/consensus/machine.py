@@ -128,8 +128,13 @@ class Machine:
         new_value: Callable[[int], bytes],
         timeouts: Timeouts = Timeouts(),
         priorities: Priorities | None = None,
+        auto_advance: bool = True,
     ):
         self.me = me
+        # False: after a decision the machine waits at the next height until `advance()` (a node
+        # commits the block first, then starts the next height with that height's validator set).
+        self.auto_advance = auto_advance
+        self.paused = False
         self.powers = dict(powers)
         self.total = sum(self.powers.values())
         self.is_valid = is_valid
@@ -154,6 +159,27 @@ class Machine:
         self._start_round(0, outputs)
         self._evaluate(outputs)
         return outputs
+
+    def advance(self, powers: Mapping[bytes, int] | None = None, priorities: Priorities | None = None) -> list[Output]:
+        """Start the height a decision paused at (auto_advance False), with a new validator set if given."""
+        if not self.paused:
+            raise RuntimeError("advance() is only for a machine paused after a decision")
+        if powers is not None:
+            if dict(powers) != self.powers:
+                self.powers = dict(powers)
+                self.total = sum(self.powers.values())
+                self._drop_non_members()
+            self.priorities = priorities or Priorities.start(self.powers)
+            self._reset_height()
+        self.paused = False
+        return self.start()
+
+    def _drop_non_members(self) -> None:
+        """After a validator set change: forget buffered messages of senders that no longer vote."""
+        for messages in self._messages.values():
+            for by_sender in list(messages.proposals.values()) + list(messages.votes.values()):
+                for sender in [sender for sender in by_sender if sender not in self.powers]:
+                    del by_sender[sender]
 
     def handle(self, message: Input) -> list[Output]:
         """Take one input; the outputs it caused, in order."""
@@ -294,7 +320,7 @@ class Machine:
         outputs.append(Schedule(Timeout(step, self.height, round_number), self.timeouts.delay(step, round_number)))
 
     def _on_timeout(self, timeout: Timeout, outputs: list[Output]) -> None:
-        if timeout.height != self.height or timeout.round != self.round:
+        if self.paused or timeout.height != self.height or timeout.round != self.round:
             return
         if timeout.step == PROPOSE and self.step == PROPOSE:  # line 57
             self._vote(PREVOTE, NIL, outputs)
@@ -306,7 +332,7 @@ class Machine:
     # --- the upon-rules, applied until none fires ----------------------------------------
 
     def _evaluate(self, outputs: list[Output]) -> None:
-        while self._decide(outputs) or self._skip_round(outputs) or self._step_rules(outputs):
+        while not self.paused and (self._decide(outputs) or self._skip_round(outputs) or self._step_rules(outputs)):
             pass
 
     def _decide(self, outputs: list[Output]) -> bool:
@@ -329,7 +355,10 @@ class Machine:
             self.height += 1
             self.priorities = self.priorities.next_height()
             self._reset_height()
-            self._start_round(0, outputs)
+            if self.auto_advance:
+                self._start_round(0, outputs)
+            else:
+                self.paused = True
             return True
         return False
 

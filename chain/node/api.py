@@ -239,7 +239,7 @@ class NodeApi(JobsApi, node_pb2_grpc.NodeServicer):
             genesis_hash=core.genesis.hash,
             best_height=head.height,
             best_hash=head.hash,
-            # One validator: every block is final when it is committed.
+            # BFT finality: a block is committed only once more than 2/3 of the power precommitted it.
             finalized_height=head.height,
             finalized_hash=head.hash,
             block_time_ms=self.block_time_ms,
@@ -253,4 +253,20 @@ class NodeApi(JobsApi, node_pb2_grpc.NodeServicer):
             existential_deposit=token.existential_deposit,
             token_symbol=token.token_symbol,
             token_decimals=token.token_decimals,
+            **_consensus_fields(core),
         )
+
+
+def _consensus_fields(core) -> dict:
+    """ChainInfo's consensus fields from the node's driver (absent for a core without consensus)."""
+    if core.consensus_status is None:
+        return {}
+    status = core.consensus_status()
+    return {
+        "peers": status.peers,
+        "consensus_round": status.round,
+        "syncing": status.syncing,
+        "is_validator": status.is_validator,
+        "validators": status.validators,
+        "total_voting_power": status.total_power,
+    }

@@ -14,10 +14,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
+from chain.consensus.commit import sign_vote
 from chain.crypto import Keypair
 from chain.genesis import Genesis
 from chain.mempool import Mempool, PoolError, PoolLimits
-from chain.storage import BlockWrite, ChainStore, Head, StoreError
+from chain.node.blocks import BlockBuilder, Candidate
+from chain.storage import ChainStore, Head, StoreError
 from proto import state_pb2, types_pb2
 from runtime import system
 from runtime.executive import (
@@ -27,12 +29,9 @@ from runtime.executive import (
     transaction_rules,
     validate_transaction,
 )
-from runtime.hashing import blake2b_256, receipts_root, transactions_root
-from runtime.primitives import BlockContext, CheckedTransaction, InvalidTransaction, TransactionNotYetValid
+from runtime.primitives import BlockContext, CheckedTransaction, InvalidTransaction
 
 log = logging.getLogger(__name__)
-
-VOTE_SIGNING_CONTEXT = b"inferchain/vote/v1"
 
 
 class ProductionHalted(Exception):
@@ -105,7 +104,11 @@ class NodeCore:
         self._lock = threading.Lock()
         self._new_block = threading.Condition(self._lock)
         self._rules: TransactionRules = transaction_rules(store.state)
-        self._validators_hash = blake2b_256(_validator_set(genesis).SerializeToString())
+        self.blocks = BlockBuilder(store, genesis, lambda: self._rules, clock)
+        # Called (under the lock) with the hash of each transaction newly admitted to the pool: gossip.
+        self.on_new_transaction: Callable[[bytes], None] | None = None
+        # Set by the node: the consensus state for ChainInfo (None for a core without consensus).
+        self.consensus_status: Callable[[], object] | None = None
 
     # --- identity and head ----------------------------------------------------
 
@@ -163,6 +166,8 @@ class NodeCore:
             validate_transaction(self.store.state, checked, self._rules, allow_future=True)
             account = system.read_account(self.store.state, checked.sender)
             self.pool.add(checked, account.nonce if account is not None else 0)
+            if self.on_new_transaction is not None:
+                self.on_new_transaction(checked.hash)
         except InvalidTransaction as error:
             self.stats.rejected += 1
             raise Rejected(error.status, str(error), checked.hash) from None
@@ -193,6 +198,15 @@ class NodeCore:
             next_nonce = self.pool.next_nonce(account, info.nonce)
         return AccountState(account, info, next_nonce, head, key, value, proof)
 
+    def pool_contains(self, tx_hash: bytes) -> bool:
+        with self._lock:
+            return tx_hash in self.pool
+
+    def pool_raw(self, tx_hash: bytes) -> bytes | None:
+        with self._lock:
+            tx = self.pool.get(tx_hash)
+        return tx.raw if tx is not None else None
+
     def pending_rejection(self, tx_hash: bytes) -> tuple[CheckedTransaction | None, str | None]:
         with self._lock:
             return self.pool.get(tx_hash), self.pool.rejection(tx_hash)
@@ -208,59 +222,47 @@ class NodeCore:
                 self._new_block.wait(remaining)
         return True
 
-    # --- producing blocks (single validator: --dev) ----------------------------
+    # --- blocks: built and checked by consensus, committed here -------------------
 
-    def produce_block(self) -> ProducedBlock:
-        """Build, execute, sign and commit the next block from the pool's best transactions."""
-        if self.stats.production_halted:
-            raise ProductionHalted(f"block production halted at #{self.head.height} after a failed write")
-        started = time.perf_counter()
+    def propose(self, evidence=()) -> Candidate:
+        """A candidate next block from the pool's best transactions, authored by this node's key."""
+        self._check_producing()
         with self._lock:
-            head = self.head
             candidates = self._select_candidates()
-        parent = self.store.finalized_block(head.hash) if head.height >= self.genesis.initial_height else None
-        context = BlockContext(
-            height=head.height + 1,
-            time_ms=self._next_block_time(parent),
-            author=self.validator.public_key,
-        )
-        execution = BlockExecution(self.store.state, context, self._rules)
-        included, dropped = _execute(execution, candidates)
-        block_state, receipts = execution.finish()
-        changes = block_state.writes
-        batch = self.store.new_batch()
-        state_root = self.store.compute_state_root(changes, batch)
-        last_commit = parent.commit if parent is not None else types_pb2.Commit()
-        header = types_pb2.Header(
-            chain_id=self.genesis.chain_id,
-            height=context.height,
-            time_ms=context.time_ms,
-            parent_hash=head.hash,
-            state_root=state_root,
-            transactions_root=transactions_root([tx.hash for tx in included]),
-            receipts_root=receipts_root(receipts),
-            proposer=self.validator.public_key,
-            validators_hash=self._validators_hash,
-            last_commit_hash=blake2b_256(last_commit.SerializeToString()),
-        )
-        header_bytes = header.SerializeToString()
-        block_hash = blake2b_256(header_bytes)
-        block = types_pb2.Block(header=header_bytes, transactions=[tx.raw for tx in included], last_commit=last_commit)
-        finalized = types_pb2.FinalizedBlock(block=block, commit=self._commit_for(context, block_hash))
-        write = BlockWrite(context.height, block_hash, finalized, receipts, [tx.hash for tx in included], changes)
+        return self.blocks.build(self.validator.public_key, candidates, evidence)
+
+    def commit(self, candidate: Candidate, commit: types_pb2.Commit) -> Head:
+        """Store a decided block with the commit that finalized it; ProductionHalted when the write fails."""
+        self._check_producing()
         with self._new_block:
+            if candidate.header.parent_hash != self.store.head.hash:
+                raise ValueError(f"block #{candidate.height} does not extend the head #{self.store.head.height}")
             try:
-                self.store.commit_block(write, state_root, batch)
+                head = self.store.commit_block(candidate.write(commit), candidate.state_root, candidate.batch)
             except StoreError as error:
                 raise self.halt_production(error) from None
-            self._after_commit(included, dropped)
+            self._after_commit(candidate.included, candidate.dropped)
             self._new_block.notify_all()
-        elapsed = time.perf_counter() - started
         self.stats.blocks += 1
-        self.stats.included += len(included)
-        self.stats.last_block_transactions = len(included)
+        self.stats.included += len(candidate.included)
+        self.stats.last_block_transactions = len(candidate.included)
+        return head
+
+    def produce_block(self) -> ProducedBlock:
+        """Build, sign and commit the next block alone: what consensus decides with this node as the only validator.
+
+        For in-process tests and tools; a running node decides blocks through chain/consensus/driver.py.
+        """
+        started = time.perf_counter()
+        candidate = self.propose()
+        self.commit(candidate, self._commit_for(candidate))
+        elapsed = time.perf_counter() - started
         self.stats.last_block_seconds = elapsed
-        return ProducedBlock(context.height, block_hash, len(included), elapsed)
+        return ProducedBlock(candidate.height, candidate.block_hash, len(candidate.included), elapsed)
+
+    def _check_producing(self) -> None:
+        if self.stats.production_halted:
+            raise ProductionHalted(f"block production halted at #{self.head.height} after a failed write")
 
     def halt_production(self, error: StoreError) -> ProductionHalted:
         """Stop producing after a storage failure: the head stays at what is on disk, no block is built on it.
@@ -295,25 +297,11 @@ class NodeCore:
             size += tx.size
         return candidates
 
-    def _next_block_time(self, parent: types_pb2.FinalizedBlock | None) -> int:
-        parent_time = self.genesis.genesis_time_ms
-        if parent is not None:
-            parent_time = types_pb2.Header.FromString(parent.block.header).time_ms
-        return max(int(self.clock() * 1000), parent_time + 1)
-
-    def _commit_for(self, context: BlockContext, block_hash: bytes) -> types_pb2.Commit:
-        """The single validator's precommit: with all the voting power it finalizes the block."""
-        body = types_pb2.VoteBody(
-            chain_id=self.genesis.chain_id,
-            type=types_pb2.VOTE_TYPE_PRECOMMIT,
-            height=context.height,
-            round=0,
-            block_hash=block_hash,
-            time_ms=context.time_ms,
-            validator=self.validator.public_key,
-        ).SerializeToString()
-        vote = types_pb2.Vote(body=body, signature=self.validator.sign(VOTE_SIGNING_CONTEXT + body))
-        return types_pb2.Commit(height=context.height, round=0, block_hash=block_hash, precommits=[vote])
+    def _commit_for(self, candidate: Candidate) -> types_pb2.Commit:
+        """This validator's own precommit as the whole commit (valid when it holds all the voting power)."""
+        vote = sign_vote(self.validator, self.genesis.chain_id, types_pb2.VOTE_TYPE_PRECOMMIT, candidate.height, 0,
+                         candidate.block_hash)
+        return types_pb2.Commit(height=candidate.height, round=0, block_hash=candidate.block_hash, precommits=[vote])
 
     def _after_commit(self, included: list[CheckedTransaction], dropped: list[tuple[CheckedTransaction, str]]) -> None:
         """Under the lock: forget included and dropped transactions, and those the block made stale."""
@@ -328,33 +316,3 @@ class NodeCore:
 
         self.pool.prune(senders, account_nonce)
 
-
-def _execute(
-    execution: BlockExecution, candidates: list[CheckedTransaction]
-) -> tuple[list[CheckedTransaction], list[tuple[CheckedTransaction, str]]]:
-    """Apply candidates in order; a sender whose transaction fails is skipped for the rest of the block."""
-    included: list[CheckedTransaction] = []
-    dropped: list[tuple[CheckedTransaction, str]] = []
-    blocked: set[bytes] = set()
-    for tx in candidates:
-        if tx.sender in blocked:
-            continue
-        try:
-            execution.try_apply(tx)
-        except TransactionNotYetValid:
-            blocked.add(tx.sender)
-        except InvalidTransaction as error:
-            blocked.add(tx.sender)
-            dropped.append((tx, str(error)))
-        else:
-            included.append(tx)
-    return included, dropped
-
-
-def _validator_set(genesis: Genesis) -> types_pb2.ValidatorSet:
-    return types_pb2.ValidatorSet(
-        validators=[
-            types_pb2.Validator(public_key=validator.public_key, voting_power=validator.power)
-            for validator in genesis.validators
-        ]
-    )

@@ -1,4 +1,4 @@
-"""Start, run and stop a node: open the store, serve the API, produce blocks until told to stop."""
+"""Start, run and stop a node: open the store, join the network, serve the API, decide blocks until told to stop."""
 
 from __future__ import annotations
 
@@ -10,12 +10,17 @@ from pathlib import Path
 
 from grpc_health.v1 import health_pb2
 
+from chain.consensus.driver import Driver
+from chain.consensus.wal import Wal, WalError
 from chain.crypto import Keypair
 from chain.genesis import Genesis
 from chain.node.api import NodeApi
-from chain.node.core import NodeCore, ProductionHalted
+from chain.node.core import NodeCore, Rejected
 from chain.node.metrics import MetricsServer, NodeMetrics
 from chain.node.server import ApiServer
+from chain.p2p import Network
+from chain.p2p.node_key import NodeKeyError, load_or_create_node_key
+from chain.p2p.txgossip import TxGossip
 from chain.ss58 import encode_address
 from chain.storage import ChainStore, StoreError
 from chain.worker.supervisor import WorkerLaunch, WorkerSupervisor
@@ -41,12 +46,25 @@ class NodeConfig:
     rpc_port: int = 9944
     prometheus_host: str = "127.0.0.1"
     prometheus_port: int | None = 9615
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 30333
+    public_addr: str | None = None
+    bootnodes: tuple[str, ...] = ()
     # Run the executor worker while the validator key has an offer (None: never; `node --no-worker`).
     worker: WorkerLaunch | None = None
 
     @property
+    def chain_path(self) -> Path:
+        return self.base_path / "chains" / self.genesis.chain_id
+
+    @property
     def database_path(self) -> Path:
-        return self.base_path / "chains" / self.genesis.chain_id / "db"
+        return self.chain_path / "db"
+
+    @property
+    def listen_addr(self) -> str:
+        host = f"[{self.listen_host}]" if ":" in self.listen_host else self.listen_host
+        return f"{host}:{self.listen_port}"
 
 
 def open_store(config: NodeConfig) -> ChainStore:
@@ -68,106 +86,125 @@ def open_store(config: NodeConfig) -> ChainStore:
     return store
 
 
-def _check_validator(config: NodeConfig) -> None:
-    keys = [validator.public_key for validator in config.genesis.validators]
-    if config.validator.public_key not in keys:
-        raise NodeStartError(
-            f"the key {config.validator.address} is not a validator in the genesis of {config.genesis.chain_id}; "
-            "pass --key with a genesis validator's key"
-        )
-    if len(keys) > 1:
-        raise NodeStartError(
-            f"the genesis of {config.genesis.chain_id} names {len(keys)} validators; this node produces blocks "
-            "with a single validator only (multi-validator consensus is not built yet)"
-        )
-
-
 class Node:
-    """A running node: core, API server, metrics server and the block production loop."""
+    """A running node: core, consensus, peer-to-peer network, API server, metrics server and the worker."""
 
     def __init__(self, config: NodeConfig):
-        _check_validator(config)
         self.config = config
         self.store = open_store(config)
         self.core = NodeCore(self.store, config.genesis, config.validator)
         self._stop = threading.Event()
-        self._producer = threading.Thread(target=self._produce_loop, name="producer", daemon=True)
         self.worker: WorkerSupervisor | None = None
+        self.network: Network | None = None
         try:
+            self.wal = Wal(config.chain_path / "consensus")
+            node_key = load_or_create_node_key(config.chain_path / "node_key")
+        except (WalError, NodeKeyError) as error:
+            self.store.close()
+            raise NodeStartError(str(error)) from None
+        self.driver = Driver(self.core, config.validator, self.wal)
+        self.core.consensus_status = self.driver.status
+        try:
+            self.network = Network(
+                chain_id=config.genesis.chain_id,
+                genesis_hash=config.genesis.hash,
+                node_key=node_key,
+                listen_addr=config.listen_addr,
+                public_addr=config.public_addr,
+                bootnodes=config.bootnodes,
+                handler=self,
+                height=lambda: self.core.head.height,
+            )
+            self.gossip = TxGossip(
+                self.network, has=self._has_transaction, get_raw=self._raw_transaction, submit=self._gossiped,
+            )
+            self.driver.attach(self.network)
+            self.core.on_new_transaction = self.gossip.announce
             self.api = ApiServer(NodeApi(self.core, config.genesis.consensus.block_time_ms), config.rpc_host, config.rpc_port)
             self.metrics = None
             if config.prometheus_port is not None:
                 self.metrics = MetricsServer(NodeMetrics(self.core), config.prometheus_host, config.prometheus_port)
-        except OSError as error:
+                self.driver.observe_block = self.metrics.node_metrics.observe_block
+        except (OSError, ValueError) as error:
+            self.wal.close()
             self.store.close()
-            raise NodeStartError(f"cannot open a listening port: {error}") from None
+            raise NodeStartError(f"cannot start the node's servers: {error}") from None
+
+    # --- the network's handler: consensus messages to the driver, transactions to gossip ---------
+
+    def on_message(self, peer_id: bytes, envelope) -> None:
+        if not self.gossip.on_message(peer_id, envelope):
+            self.driver.on_message(peer_id, envelope)
+
+    def on_peer_connected(self, peer_id: bytes) -> None:
+        self.driver.on_peer_connected(peer_id)
+
+    def on_peer_disconnected(self, peer_id: bytes) -> None:
+        self.driver.on_peer_disconnected(peer_id)
+
+    def _has_transaction(self, tx_hash: bytes) -> bool:
+        return self.core.pool_contains(tx_hash) or bool(self.store.contains_transactions([tx_hash]))
+
+    def _raw_transaction(self, tx_hash: bytes) -> bytes | None:
+        return self.core.pool_raw(tx_hash)
+
+    def _gossiped(self, raw: bytes) -> None:
+        try:
+            self.core.submit(raw)
+        except Rejected:
+            pass  # stale or invalid here: not passed on
+
+    # --- life cycle ---------------------------------------------------------------------------------
 
     def start(self) -> None:
         head = self.core.head
         log.info(
-            "chain %s, genesis %s, best #%d (%s), validator %s",
+            "chain %s, genesis %s, best #%d (%s), key %s",
             self.config.genesis.chain_id, self.config.genesis.hash.hex(), head.height, head.hash.hex()[:16],
             encode_address(self.config.validator.public_key),
         )
+        self.network.start()
+        log.info("peer-to-peer on %s:%d (node id %s)", self.config.listen_host, self.network.port,
+                 self.network.node_id.hex()[:16])
         self.api.start()
         if self.metrics is not None:
             self.metrics.start()
             log.info("prometheus metrics on http://%s:%d/metrics", self.config.prometheus_host, self.metrics.port)
         self._set_production_health(health_pb2.HealthCheckResponse.SERVING)
-        self._producer.start()
+        self.driver.start()
+        status = self.driver.status()
+        if not status.is_validator:
+            log.info("the key %s is not in the validator set: following the chain without voting",
+                     encode_address(self.config.validator.public_key))
         self.api.mark_serving()
         log.info("gRPC API on %s:%d", self.config.rpc_host, self.api.port)
         if self.config.worker is not None:
-            command = self.config.worker.command(f"127.0.0.1:{self.api.port}", self.config.base_path)
+            rpc_host = "127.0.0.1" if self.config.rpc_host in ("0.0.0.0", "::") else self.config.rpc_host
+            command = self.config.worker.command(f"{rpc_host}:{self.api.port}", self.config.base_path)
             self.worker = WorkerSupervisor(command, self._has_offer)
             self.worker.start()
 
     def wait(self) -> None:
         while not self._stop.wait(0.5):
-            pass
+            if self.driver.halted:
+                self._set_production_health(health_pb2.HealthCheckResponse.NOT_SERVING)
 
     def stop(self) -> None:
-        """Finish the block in progress, stop serving, close the store."""
+        """Finish the step in progress, leave the network, stop serving, close the store."""
         self._stop.set()
         if self.worker is not None:  # while the API still serves, so the worker stops cleanly
             self.worker.stop()
-        if self._producer.is_alive():
-            self._producer.join(timeout=30)
+        self.driver.stop()
+        self.network.stop()
         self.api.stop()
         if self.metrics is not None:
             self.metrics.stop()
+        self.wal.close()
         self.store.close()
         log.info("stopped at #%d", self.core.head.height)
 
     def request_stop(self) -> None:
         self._stop.set()
-
-    def _produce_loop(self) -> None:
-        block_time = self.config.genesis.consensus.block_time_ms / 1000
-        next_slot = time.monotonic()
-        while not self._stop.is_set():
-            delay = next_slot - time.monotonic()
-            if delay > 0 and self._stop.wait(delay):
-                break
-            next_slot = max(next_slot + block_time, time.monotonic())
-            try:
-                produced = self.core.produce_block()
-            except ProductionHalted:  # the core logged why; say it on health too, and stop trying
-                self._set_production_health(health_pb2.HealthCheckResponse.NOT_SERVING)
-                return
-            except StoreError as error:  # a damaged read while building the block: no retry can fix it
-                self.core.halt_production(error)
-                self._set_production_health(health_pb2.HealthCheckResponse.NOT_SERVING)
-                return
-            except Exception:  # a bug, not bad input: keep the node alive and say so loudly
-                log.exception("block production failed; retrying next slot")
-                continue
-            log.info(
-                "produced #%d (%s) with %d transactions in %.0f ms",
-                produced.height, produced.hash.hex()[:16], produced.transactions, produced.elapsed_s * 1000,
-            )
-            if self.metrics is not None:
-                self.metrics.node_metrics.observe_block(produced.elapsed_s)
 
     def _has_offer(self) -> bool:
         return staking.read_offer(self.store.state, self.config.validator.public_key) is not None

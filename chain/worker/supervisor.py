@@ -37,6 +37,8 @@ class WorkerLaunch:
     key: str
     log_level: str = "info"
     log_format: str = "plain"
+    threads: int | None = None
+    parallel: int | None = None
 
     def command(self, target: str, base_path: Path) -> list[str]:
         """`inferchain worker` against the node at `target`, models and journal under the node's base path."""
@@ -48,6 +50,8 @@ class WorkerLaunch:
             "--log-level", self.log_level,
             "--log-format", self.log_format,
             "--parent-pid", str(os.getpid()),
+            *(["--threads", str(self.threads)] if self.threads is not None else []),
+            *(["--parallel", str(self.parallel)] if self.parallel is not None else []),
         ]
 
 

@@ -1,0 +1,71 @@
+"""The consensus write-ahead log: the inputs of the height being decided, in order, on disk.
+
+Entries are keyed by height and sequence number in a LevelDB of their own beside the chain's
+database. Inputs are appended without waiting for the disk; `sync()` (called before this validator
+sends anything it signed) makes them and everything before them durable, so what was sent can
+always be rebuilt by replaying the log. Heights below the next one to decide are deleted once
+their block is committed.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+from typing import Iterator
+
+import plyvel
+
+from proto import consensus_pb2
+
+_KEY = struct.Struct(">QQ")
+_SYNC_KEY = b"\xff/sync"
+
+
+class WalError(Exception):
+    """The log cannot be opened or written; the message names the directory."""
+
+
+class Wal:
+    def __init__(self, path: Path):
+        path.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = plyvel.DB(str(path), create_if_missing=True)
+        except plyvel.Error as error:
+            raise WalError(f"cannot open the consensus log at {path}: {error}") from None
+        self.path = path
+        self._next = self._last_sequence() + 1
+
+    def _last_sequence(self) -> int:
+        with self._db.iterator(reverse=True, include_value=False, stop=_SYNC_KEY) as keys:
+            for key in keys:
+                if len(key) == _KEY.size:
+                    return _KEY.unpack(key)[1]
+        return 0
+
+    def append(self, height: int, entry: consensus_pb2.WalEntry) -> None:
+        self._db.put(_KEY.pack(height, self._next), entry.SerializeToString())
+        self._next += 1
+
+    def sync(self) -> None:
+        """Make every appended entry durable (one synchronous write flushes the log before it)."""
+        self._db.put(_SYNC_KEY, b"", sync=True)
+
+    def entries(self, height: int) -> Iterator[consensus_pb2.WalEntry]:
+        """The entries of `height`, in the order they were appended (unreadable ones are skipped)."""
+        start, stop = _KEY.pack(height, 0), _KEY.pack(height + 1, 0)
+        for _, value in self._db.iterator(start=start, stop=stop):
+            entry = consensus_pb2.WalEntry()
+            try:
+                entry.ParseFromString(value)
+            except Exception:  # a torn last record after a crash: nothing after it was acted on
+                return
+            yield entry
+
+    def forget_below(self, height: int) -> None:
+        """Delete the entries of every height below `height`."""
+        with self._db.write_batch() as batch:
+            for key in self._db.iterator(stop=_KEY.pack(height, 0), include_value=False):
+                batch.delete(key)
+
+    def close(self) -> None:
+        self._db.close()
