@@ -575,7 +575,9 @@ class Network:
         try:
             connection = self._accept(request_iterator, remote, queue, cancel)
         except (grpc.RpcError, StopIteration):
-            connection = None  # the dialer went away (or the handshake timed out) before its Hello
+            # The dialer went away (or the handshake timed out) before its Hello.
+            queue.close((grpc.StatusCode.INVALID_ARGUMENT, "the stream ended before a Hello"))
+            connection = None
         finally:
             with self._lock:
                 self._deadlines.pop(key, None)
@@ -628,7 +630,7 @@ class Network:
 
     def _hello(self) -> p2p_pb2.Envelope:
         try:
-            height = int(self.height())
+            height = max(0, int(self.height()))
         except Exception:  # the node's height reader must not break handshakes
             log.exception("p2p: reading the height for Hello")
             height = 0
@@ -845,7 +847,14 @@ class Network:
         try:
             self._register(connection)
         except HandshakeRefused as refusal:
-            cancel()
+            if refusal.code != grpc.StatusCode.ALREADY_EXISTS:
+                cancel()
+                return _DialOutcome(refusal=refusal.code, detail=refusal.detail, node_id=hello.node_id)
+            # The listener registered this connection before answering and may still send on it until
+            # it registers the survivor: read it for the grace period, then end it (see _register).
+            connection.closed_reason = "duplicate"
+            self._at(self.clock() + REPLACED_GRACE_S, lambda: self._close(connection, None, "duplicate"))
+            self._read(connection, call)
             return _DialOutcome(refusal=refusal.code, detail=refusal.detail, node_id=hello.node_id)
         self._read(connection, call)
         return _DialOutcome(connected_for=self.clock() - connection.connected_at, node_id=hello.node_id)
@@ -886,10 +895,13 @@ class Network:
                 self._targets.pop(target.addr, None)
         detail = f"{getattr(code, 'name', code)}: {outcome.detail}"
         if code in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT,
-                    grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.RESOURCE_EXHAUSTED):
+                    grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    grpc.StatusCode.UNIMPLEMENTED):
             log.warning("p2p: %s refused the handshake: %s; retrying in %.1f s", target.addr, outcome.detail, wait)
         elif forget:
             log.info("p2p: forgetting %s after %d failed dials (%s)", target.addr, target.failures, detail)
+        elif target.failures == 1:
+            log.info("p2p: cannot reach %s (%s); retrying with back-off from %.1f s", target.addr, detail, wait)
         else:
             log.debug("p2p: dialing %s failed (%s); retrying in %.1f s", target.addr, detail, wait)
 

@@ -1,0 +1,126 @@
+"""What the network parses from peers (addresses, Envelopes, Hellos) is refused with one exception type, never crashes."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from chain.crypto import Keypair
+from chain.p2p.network import (
+    ChainIdentity, HandshakeRefused, MAX_ADDR_CHARS, ProtocolViolation, check_hello, encode_envelope, parse_addr,
+    parse_dial_addr, parse_envelope,
+)
+from proto import p2p_pb2, types_pb2
+from tests.p2p.conftest import CHAIN_ID, GENESIS_HASH, addr, peer_ids, wait_until
+from tests.p2p.test_network import RawPeer
+
+OURS = ChainIdentity(chain_id=CHAIN_ID, genesis_hash=GENESIS_HASH)
+OWN_ID = b"\x55" * 32
+
+
+@pytest.mark.parametrize("text", ["127.0.0.2:4000", "node-1.example.org:30333", "[::1]:1", "localhost:65535"])
+def test_dialable_addresses_parse(text):
+    host, port = parse_dial_addr(text)
+    assert f"{host}:{port}" == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "127.0.0.2", ":4000", "host:", "host:65536", "host:0x10", "host:²", "host:007", "ho st:1", "[::1:1",
+     "-bad.example:1", "a..b:1", "x" * 300 + ":1", "é.example:1", "[zz]:1", "0.0.0.0:80", "host:0"],
+)
+def test_undialable_addresses_are_refused(text):
+    with pytest.raises(ValueError):
+        parse_dial_addr(text)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=300))
+def test_any_text_parses_as_an_address_or_raises_value_error(text):
+    try:
+        host, port = parse_addr(text)
+    except ValueError:
+        return
+    assert len(text) <= MAX_ADDR_CHARS and text.isascii() and f"{host}:{port}" == text and 0 <= port <= 65535
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=200))
+def test_any_bytes_parse_as_an_envelope_or_raise_a_protocol_violation(raw):
+    try:
+        envelope = parse_envelope(raw)
+    except ProtocolViolation:
+        return
+    assert envelope.WhichOneof("message") is not None and encode_envelope(envelope) == raw
+
+
+def test_a_non_canonical_envelope_is_refused():
+    vote = p2p_pb2.Envelope(vote=types_pb2.Vote(body=b"b", signature=b"s"))
+    raw = encode_envelope(vote)
+    with pytest.raises(ProtocolViolation, match="not canonically encoded"):
+        parse_envelope(raw + raw)  # the oneof written twice: the last wins in a parser, so it is refused
+
+
+hellos = st.builds(
+    p2p_pb2.Hello,
+    protocol_version=st.one_of(st.just(1), st.integers(0, 2**32 - 1)),
+    chain_id=st.one_of(st.just(CHAIN_ID), st.text(max_size=20)),
+    genesis_hash=st.one_of(st.just(GENESIS_HASH), st.binary(max_size=40)),
+    node_id=st.one_of(st.binary(min_size=32, max_size=32), st.binary(max_size=40), st.just(OWN_ID)),
+    public_addr=st.one_of(st.just(""), st.just("127.0.0.9:30333"), st.text(max_size=40)),
+    height=st.integers(0, 2**64 - 1),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(hellos)
+def test_any_hello_is_accepted_only_when_it_fits_or_refused_with_a_status(hello):
+    try:
+        check_hello(OURS, OWN_ID, hello)
+    except HandshakeRefused as refusal:
+        assert refusal.code in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT,
+                                grpc.StatusCode.ALREADY_EXISTS)
+        assert refusal.detail
+        return
+    assert (hello.protocol_version, hello.chain_id, hello.genesis_hash) == (1, CHAIN_ID, GENESIS_HASH)
+    assert len(hello.node_id) == 32 and hello.node_id != OWN_ID
+
+
+@pytest.fixture(scope="module")
+def one_network():
+    from chain.p2p.network import Network
+    from tests.p2p.conftest import FAST, RecordingHandler, next_host
+
+    handler = RecordingHandler()
+    network = Network(chain_id=CHAIN_ID, genesis_hash=GENESIS_HASH, node_key=Keypair.generate(),
+                      listen_addr=f"{next_host()}:0", public_addr=None, bootnodes=[], handler=handler,
+                      height=lambda: 0, limits=FAST)
+    network.start()
+    yield network
+    network.stop()
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(first=st.binary(max_size=64), then=st.lists(st.binary(max_size=64), max_size=3))
+def test_arbitrary_bytes_on_a_real_stream_end_only_that_stream(one_network, first, then):
+    peer = RawPeer(addr(one_network))
+    try:
+        peer.send(first)
+        for raw in then:
+            peer.send(raw)
+        peer.send(None)
+        code, _ = peer.final_status(timeout=3.0)
+        assert code != grpc.StatusCode.UNKNOWN and code != grpc.StatusCode.INTERNAL
+    finally:
+        peer.close()
+    # The node still takes a proper peer.
+    good_id = Keypair.generate().public_key
+    good = RawPeer(addr(one_network))
+    try:
+        good.send(encode_envelope(p2p_pb2.Envelope(hello=p2p_pb2.Hello(
+            protocol_version=1, chain_id=CHAIN_ID, genesis_hash=GENESIS_HASH, node_id=good_id))))
+        assert p2p_pb2.Envelope.FromString(good.receive()).hello.node_id == one_network.node_id
+        wait_until(lambda: good_id in peer_ids(one_network), timeout=3)
+    finally:
+        good.close()
