@@ -77,6 +77,8 @@ class NetworkLimits:
     peers_answer_interval_s: float = 1.0
     # A peer disconnected for an invalid message is refused and not dialed for this long.
     ban_s: float = 10.0
+    # A peer whose writer took nothing from its queue for this long stopped reading: it is disconnected.
+    stall_s: float = 30.0
     # A full queue is logged at most once per this interval per peer.
     drop_log_interval_s: float = 10.0
     maintenance_interval_s: float = 0.05
@@ -229,9 +231,13 @@ def encode_envelope(envelope: p2p_pb2.Envelope) -> bytes:
 class _OutboundQueue:
     """What waits for one connection's writer, bounded in messages and bytes; put never waits."""
 
-    def __init__(self, max_messages: int, max_bytes: int):
+    def __init__(self, max_messages: int, max_bytes: int, clock: Callable[[], float] = time.monotonic):
         self.max_messages = max_messages
         self.max_bytes = max_bytes
+        self.clock = clock
+        # Since when the message at the head has waited (None when empty): a writer stuck on a
+        # peer that stopped reading shows as a head that waits long.
+        self.head_waiting_since: float | None = None
         self._items: deque[bytes] = deque()
         self._bytes = 0
         self._closed = False
@@ -243,6 +249,8 @@ class _OutboundQueue:
         with self._condition:
             if self._closed or len(self._items) >= self.max_messages or self._bytes + len(raw) > self.max_bytes:
                 return False
+            if not self._items:
+                self.head_waiting_since = self.clock()
             self._items.append(raw)
             self._bytes += len(raw)
             self._condition.notify()
@@ -257,6 +265,7 @@ class _OutboundQueue:
                 return None
             raw = self._items.popleft()
             self._bytes -= len(raw)
+            self.head_waiting_since = self.clock() if self._items else None
             return raw
 
     def drain(self) -> Iterator[bytes]:
@@ -275,6 +284,7 @@ class _OutboundQueue:
             items = list(self._items)
             self._items.clear()
             self._bytes = 0
+            self.head_waiting_since = None
             return items
 
     @property
@@ -551,7 +561,7 @@ class Network:
         remote = _grpc_peer_addr(context.peer())
         if self._stopping.is_set():
             context.abort(grpc.StatusCode.UNAVAILABLE, "the node is stopping")
-        queue = _OutboundQueue(self.limits.max_queue_messages, self.limits.max_queue_bytes)
+        queue = _OutboundQueue(self.limits.max_queue_messages, self.limits.max_queue_bytes, self.clock)
 
         def cancel() -> None:
             # Ending the handler sends the close status; a writer stuck on a peer that stopped
@@ -808,7 +818,7 @@ class Network:
             self._after_dial(target, outcome)
 
     def _connect(self, addr: str) -> _DialOutcome:
-        queue = _OutboundQueue(self.limits.max_queue_messages, self.limits.max_queue_bytes)
+        queue = _OutboundQueue(self.limits.max_queue_messages, self.limits.max_queue_bytes, self.clock)
         queue.put(encode_envelope(self._hello()))
         channel = grpc.insecure_channel(addr, options=_channel_options())
         try:
@@ -912,6 +922,7 @@ class Network:
             try:
                 now = self.clock()
                 self._expire_deadlines(now)
+                self._disconnect_stalled(now)
                 self._dial_due(now)
                 self._exchange_peers(now)
                 self._run_periodic(now)
@@ -932,6 +943,18 @@ class Network:
                 del self._deadlines[key]
         for _, close in late:
             close()
+
+    def _disconnect_stalled(self, now: float) -> None:
+        with self._lock:
+            stalled = [
+                c for c in self._connections.values()
+                if c.closed_reason is None and c.queue.head_waiting_since is not None
+                and now - c.queue.head_waiting_since > self.limits.stall_s
+            ]
+        for connection in stalled:
+            log.warning("p2p: disconnecting peer %s (%s): it took no message for %.0f s (it stopped reading)",
+                        short_id(connection.node_id), connection.addr, self.limits.stall_s)
+            self._close(connection, grpc.StatusCode.RESOURCE_EXHAUSTED, "stopped reading")
 
     def _dial_due(self, now: float) -> None:
         with self._lock:

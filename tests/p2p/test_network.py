@@ -311,6 +311,21 @@ def test_a_peer_that_never_reads_fills_a_bounded_queue_and_broadcast_never_waits
     assert len(full) == 1 and short_in(sleeper_id, full[0].getMessage())
 
 
+def test_a_peer_that_stopped_reading_is_disconnected_after_the_stall_limit(make_network, raw_peers, caplog):
+    caplog.set_level(logging.INFO, "inferchain.p2p")
+    a, handler = make_network(limits=NetworkLimits(stall_s=1.0, handshake_timeout_s=2.0))
+    sleeper_id = Keypair.generate().public_key
+    peer = raw_peers(addr(a))
+    peer.send(hello(node_id=sleeper_id))
+    peer.receive()
+    wait_until(lambda: peer_ids(a) == {sleeper_id})
+    big = p2p_pb2.Envelope(block_part=p2p_pb2.BlockPart(height=1, data=b"x" * 100_000))
+    for _ in range(200):
+        a.broadcast(big)
+    wait_until(lambda: handler.disconnected == [sleeper_id], timeout=5, what="the stalled peer to go")
+    assert len([r for r in caplog.records if "stopped reading" in r.getMessage()]) == 1
+
+
 def short_in(node_id: bytes, text: str) -> bool:
     return node_id.hex()[:12] in text
 
