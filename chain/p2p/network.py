@@ -415,6 +415,7 @@ class Network:
         self._stopping = threading.Event()
         self._server: grpc.Server | None = None
         self._executor: futures.ThreadPoolExecutor | None = None
+        self._maintenance: threading.Thread | None = None
         self._next_peer_exchange = 0.0
         for addr in bootnodes:
             parse_dial_addr(addr)
@@ -446,12 +447,14 @@ class Network:
         with self._lock:
             for addr in self._own_addrs:
                 self._targets.pop(addr, None)
-        self._spawn(self._maintain, "p2p-maintain")
+        self._maintenance = self._spawn(self._maintain, "p2p-maintain")
         log.info("p2p: node %s listening on %s:%d", short_id(self.node_id), self.listen_host, self.port)
 
     def stop(self) -> None:
         """Close every connection and stop listening; returns within a few seconds, leaving no threads."""
         self._stopping.set()
+        if self._maintenance is not None:  # first, so that it starts no dial meanwhile
+            self._maintenance.join(timeout=2.0)
         with self._lock:
             connections = list(self._connections.values())
             pending = [close for _, close in self._deadlines.values()]
@@ -578,7 +581,7 @@ class Network:
 
     def _refuse_late(self, queue: _OutboundQueue, remote: str) -> None:
         if not self._stopping.is_set():
-                log.warning("p2p: refused peer at %s: no Hello within %.0f s", remote, self.limits.handshake_timeout_s)
+            log.warning("p2p: refused peer at %s: no Hello within %.0f s", remote, self.limits.handshake_timeout_s)
         queue.close((grpc.StatusCode.DEADLINE_EXCEEDED, f"no Hello within {self.limits.handshake_timeout_s:.0f} s"))
 
     def _read_inbound(self, request_iterator, remote: str, queue: _OutboundQueue, cancel, key: object) -> None:
@@ -669,7 +672,7 @@ class Network:
                     f"this node disconnected the peer for an invalid message; retry in {banned_until - self.clock():.0f} s",
                 )
             old = self._connections.get(new.node_id)
-            if old is not None and not _keeps_new(self.node_id, old, new):
+            if old is not None and not _keeps_new(old, new):
                 raise HandshakeRefused(
                     grpc.StatusCode.ALREADY_EXISTS,
                     f"already connected to {short_id(new.node_id)} (the connection dialed by the lower node id stays)",
@@ -692,7 +695,7 @@ class Network:
             # yet (a listener registers before it answers), and would see its peer vanish and return.
             old.closed_reason = "replaced"
             self._at(self.clock() + REPLACED_GRACE_S, lambda: self._close(
-                old, grpc.StatusCode.ALREADY_EXISTS, "replaced by the connection dialed by the lower node id"))
+                old, grpc.StatusCode.ALREADY_EXISTS, "replaced by another connection between the same two nodes"))
         else:
             log.info("p2p: connected to peer %s at %s (%s)", short_id(new.node_id), new.addr,
                      "inbound" if new.inbound else "outbound")
@@ -996,7 +999,7 @@ class Network:
             except Exception:
                 log.exception("p2p: periodic task %s", getattr(periodic.callback, "__qualname__", periodic.callback))
 
-    def _spawn(self, target: Callable[[], None], name: str) -> None:
+    def _spawn(self, target: Callable[[], None], name: str) -> threading.Thread:
         def run() -> None:
             try:
                 target()
@@ -1008,9 +1011,10 @@ class Network:
         with self._lock:
             self._threads.add(thread)
         thread.start()
+        return thread
 
 
-def _keeps_new(own_id: bytes, old: _Connection, new: _Connection) -> bool:
+def _keeps_new(old: _Connection, new: _Connection) -> bool:
     """Whether `new` replaces `old` (two connections with one peer): both ends decide alike.
 
     The connection dialed by the lower node id stays. When both were dialed by the same node, the
