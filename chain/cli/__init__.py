@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "infer",
     "job",
     "worker",
+    "devnet",
 )
 
 
