@@ -169,7 +169,10 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(str(error)) from None
         signal.signal(signal.SIGTERM, lambda *_: node.request_stop())
         signal.signal(signal.SIGINT, lambda *_: node.request_stop())
-        node.start()
+        try:
+            node.start()
+        except NodeStartError as error:
+            raise CliError(str(error)) from None
         node.wait()
         node.stop()
     finally:

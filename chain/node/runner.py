@@ -125,10 +125,12 @@ class Node:
             if config.prometheus_port is not None:
                 self.metrics = MetricsServer(NodeMetrics(self.core), config.prometheus_host, config.prometheus_port)
                 self.driver.observe_block = self.metrics.node_metrics.observe_block
-        except (OSError, ValueError) as error:
-            self.wal.close()
-            self.store.close()
-            raise NodeStartError(f"cannot start the node's servers: {error}") from None
+        except OSError as error:
+            self._close_stores()
+            raise NodeStartError(f"cannot open a listening port: {error}") from None
+        except ValueError as error:  # an address the network cannot use
+            self._close_stores()
+            raise NodeStartError(str(error)) from None
 
     # --- the network's handler: consensus messages to the driver, transactions to gossip ---------
 
@@ -163,7 +165,14 @@ class Node:
             self.config.genesis.chain_id, self.config.genesis.hash.hex(), head.height, head.hash.hex()[:16],
             encode_address(self.config.validator.public_key),
         )
-        self.network.start()
+        try:
+            self.network.start()
+        except OSError as error:
+            self.api.stop()
+            if self.metrics is not None:
+                self.metrics.stop()
+            self._close_stores()
+            raise NodeStartError(f"cannot open the peer-to-peer listening port: {error}") from None
         log.info("peer-to-peer on %s:%d (node id %s)", self.config.listen_host, self.network.port,
                  self.network.node_id.hex()[:16])
         self.api.start()
@@ -205,6 +214,10 @@ class Node:
 
     def request_stop(self) -> None:
         self._stop.set()
+
+    def _close_stores(self) -> None:
+        self.wal.close()
+        self.store.close()
 
     def _has_offer(self) -> bool:
         return staking.read_offer(self.store.state, self.config.validator.public_key) is not None

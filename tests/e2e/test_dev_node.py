@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import random
 import subprocess
 import threading
@@ -161,6 +162,22 @@ def test_busy_rpc_port_is_a_clear_error(node_factory, tmp_path):
     node = node_factory("busy")
     result = inferchain("node", "--dev", "--tmp", "--rpc-port", str(node.rpc_port), "--no-prometheus")
     assert_one_line_error(result, "cannot open a listening port")
+
+
+def test_busy_peer_to_peer_port_is_a_clear_error(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = inferchain("node", "--dev", "--tmp", "--rpc-addr", f"127.0.0.1:{free_port()}", "--no-prometheus",
+                            "--no-worker", "--listen-addr", f"127.0.0.1:{port}")
+    assert_one_line_error(result, "cannot open the peer-to-peer listening port")
+
+
+def test_malformed_addresses_are_usage_errors():
+    for option in ("--listen-addr", "--rpc-addr", "--public-addr", "--bootnodes"):
+        result = inferchain("node", "--dev", "--tmp", option, "no-port-here")
+        assert result.returncode == 2 and "HOST:PORT" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_sigterm_stops_cleanly(node_factory):
