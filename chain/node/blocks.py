@@ -20,7 +20,7 @@ from proto import types_pb2
 from runtime import staking
 from runtime.encoding import EncodingError, decode_canonical
 from runtime.executive import BlockExecution, TransactionRules, check_transaction
-from runtime.hashing import blake2b_256, evidence_root, receipts_root, transactions_root
+from runtime.hashing import blake2b_256, evidence_root, receipts_root, transaction_hash, transactions_root
 from runtime.primitives import BlockContext, CheckedTransaction, DispatchError, InvalidTransaction, TransactionNotYetValid
 
 # A proposer's clock may run ahead of ours by this much before its block is refused.
@@ -60,8 +60,11 @@ class BlockBuilder:
     """Builds and checks blocks on top of the store's head (one caller at a time: the consensus thread)."""
 
     def __init__(self, store: ChainStore, genesis: Genesis, rules: Callable[[], TransactionRules],
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time,
+                 known: Callable[[bytes], CheckedTransaction | None] = lambda tx_hash: None):
         self.store = store
+        # A transaction this node already checked (its pool's): its signature is not verified twice.
+        self.known = known
         self.genesis = genesis
         self.rules = rules
         self.clock = clock
@@ -168,6 +171,10 @@ class BlockBuilder:
         rules = self.rules()
         checked: list[CheckedTransaction] = []
         for index, raw in enumerate(block.transactions):
+            known = self.known(transaction_hash(raw))
+            if known is not None and known.raw == raw:
+                checked.append(known)
+                continue
             try:
                 checked.append(check_transaction(raw, rules))
             except InvalidTransaction as error:

@@ -104,7 +104,7 @@ class NodeCore:
         self._lock = threading.Lock()
         self._new_block = threading.Condition(self._lock)
         self._rules: TransactionRules = transaction_rules(store.state)
-        self.blocks = BlockBuilder(store, genesis, lambda: self._rules, clock)
+        self.blocks = BlockBuilder(store, genesis, lambda: self._rules, clock, known=self._pooled)
         # Called (under the lock) with the hash of each transaction newly admitted to the pool: gossip.
         self.on_new_transaction: Callable[[bytes], None] | None = None
         # Set by the node: the consensus state for ChainInfo (None for a core without consensus).
@@ -197,6 +197,10 @@ class NodeCore:
             info = state_pb2.AccountInfo.FromString(value) if value is not None else state_pb2.AccountInfo()
             next_nonce = self.pool.next_nonce(account, info.nonce)
         return AccountState(account, info, next_nonce, head, key, value, proof)
+
+    def _pooled(self, tx_hash: bytes) -> CheckedTransaction | None:
+        with self._lock:
+            return self.pool.get(tx_hash)
 
     def pool_contains(self, tx_hash: bytes) -> bool:
         with self._lock:
