@@ -50,6 +50,12 @@ SYNC_BATCH = 64
 SYNC_RESPONSE_BYTES = 8 * 1024 * 1024
 SYNC_RETRY_S = 5.0
 REBROADCAST_S = 2.0
+# Proposals are taken for at most this many rounds beyond the current one, and this many blocks are
+# assembled at once: a validator signing proposals for every round cannot fill memory.
+ROUNDS_AHEAD = 8
+MAX_ASSEMBLIES = 32
+# A peer's block sync requests are served at most this often.
+SYNC_SERVE_INTERVAL_S = 0.2
 MAX_EVIDENCE_POOL = 1_000
 MAX_SIGNED_VOTES = 100_000
 _KINDS = {types_pb2.VOTE_TYPE_PREVOTE: PREVOTE, types_pb2.VOTE_TYPE_PRECOMMIT: PRECOMMIT}
@@ -105,6 +111,7 @@ class Driver:
         self.halted = False
         self.peer_heights: dict[bytes, int] = {}
         self._sync_asked_at = 0.0
+        self._served_at: dict[bytes, float] = {}
         self._height_started = 0.0
         self._next_start: float | None = None
         self._last_progress = 0.0
@@ -419,7 +426,13 @@ class Driver:
         except VoteError as error:
             self._misbehaved(peer_id, f"an invalid proposal: {error}")
             return
-        if not self.height <= body.height <= self.height + 1 or body.round > MAX_ROUND:
+        if not self.height <= body.height <= self.height + 1 or body.round > self._round() + ROUNDS_AHEAD:
+            return
+        if body.proposer not in self.voting.powers or (
+            body.height == self.height and body.proposer != self.machine.proposer(body.round)
+        ):
+            return  # not this round's proposer: the machine would ignore it
+        if len(self.assemblies) + len(self.waiting_blocks) >= MAX_ASSEMBLIES:
             return
         if len(body.part_hashes) > self.max_parts:
             self._misbehaved(peer_id, f"a proposal of {len(body.part_hashes)} parts")
@@ -437,9 +450,12 @@ class Driver:
                 )), exclude=peer_id)
         self._maybe_complete(key)
 
+    def _round(self) -> int:
+        return max(self.machine.round, 0) if self.machine is not None else 0
+
     def _on_block_part(self, peer_id: bytes, envelope: p2p_pb2.Envelope) -> None:
         part = envelope.block_part
-        if not self.height <= part.height <= self.height + 1:
+        if not self.height <= part.height <= self.height + 1 or len(part.data) > block_parts.PART_BYTES:
             return
         if not self._first_seen(envelope):
             return
@@ -569,6 +585,12 @@ class Driver:
 
     def _serve_blocks(self, peer_id: bytes, request: p2p_pb2.BlocksRequest) -> None:
         """Answer a block sync request from the store (on the network's thread: reads only)."""
+        now = self.clock()
+        if now - self._served_at.get(peer_id, -SYNC_SERVE_INTERVAL_S) < SYNC_SERVE_INTERVAL_S:
+            return  # asking faster than anyone syncing needs
+        self._served_at[peer_id] = now
+        if len(self._served_at) > 4096:
+            self._served_at.clear()
         store = self.core.store
         response = p2p_pb2.BlocksResponse()
         size = 0
@@ -584,7 +606,6 @@ class Driver:
         self._send(peer_id, p2p_pb2.Envelope(blocks_response=response))
 
     def _on_blocks_response(self, peer_id: bytes, envelope: p2p_pb2.Envelope) -> None:
-        self._sync_asked_at = 0.0
         start = self.core.head.height
         for finalized in envelope.blocks_response.blocks:
             height = self.core.head.height + 1
@@ -599,13 +620,14 @@ class Driver:
                 self._misbehaved(peer_id, f"a block that does not verify in sync: {error}")
                 return
             self._commit(candidate, finalized.commit, "by block sync")
-        if self.core.head.height > start:
-            self.machine = None  # the heights it was deciding are final now
-            self._timers = []
-            self._begin_height()
-        best = max(self.peer_heights.values(), default=0)
-        if best > self.core.head.height:
-            self._sync_asked_at = 0.0  # ask again at once
+        if self.core.head.height == start:
+            # Nothing new: the peer claimed a height it does not serve. Believe its next status instead.
+            self.peer_heights[peer_id] = start
+            return
+        self.machine = None  # the heights it was deciding are final now
+        self._timers = []
+        self._begin_height()
+        self._sync_asked_at = 0.0  # more to fetch: ask again at once
 
     # --- sending -----------------------------------------------------------------------------------------
 

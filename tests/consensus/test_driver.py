@@ -1,0 +1,172 @@
+"""The consensus driver with real stores and write-ahead logs, linked by an in-process network.
+
+The real gRPC network is exercised by tests/p2p and tests/e2e/test_consensus_network.py; here the
+links are direct calls, so restarts and hostile peers can be staged exactly.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from chain.consensus.driver import Driver
+from chain.consensus.wal import Wal
+from chain.crypto import dev_keypair
+from chain.genesis import dev_genesis_document, parse_genesis
+from chain.node.core import NodeCore
+from chain.storage import ChainStore
+from proto import p2p_pb2, types_pb2
+from runtime.hashing import blake2b_256
+from runtime.votes import MAX_PROPOSAL_BYTES, MAX_VOTE_BYTES, VoteError, check_proposal, check_vote
+
+NAMES = ("alice", "bob", "charlie", "dave")
+
+
+class Links:
+    """Direct calls between drivers, with each driver's first-seen set and a log of what was sent."""
+
+    def __init__(self, me: str, drivers: dict[str, Driver], sent: list):
+        self.me, self.drivers, self.sent, self.seen = me, drivers, sent, set()
+
+    def broadcast(self, envelope, exclude=None):
+        self.first_seen(envelope)
+        self.sent.append((self.me, envelope))
+        for name, driver in list(self.drivers.items()):
+            if name != self.me and name.encode() != exclude:
+                driver.on_message(self.me.encode(), envelope)
+
+    def send(self, peer, envelope):
+        self.sent.append((self.me, envelope))
+        if peer.decode() in self.drivers:
+            self.drivers[peer.decode()].on_message(self.me.encode(), envelope)
+        return True
+
+    def first_seen(self, envelope):
+        digest = blake2b_256(envelope.SerializeToString())
+        if digest in self.seen:
+            return False
+        self.seen.add(digest)
+        return True
+
+    def peers(self):
+        return [name.encode() for name in self.drivers if name != self.me]
+
+    def disconnect(self, peer, reason):
+        self.sent.append((self.me, reason))
+
+
+class Validators:
+    def __init__(self, root: Path, block_time_ms: int = 200):
+        document = dev_genesis_document(validator_names=NAMES)
+        document["consensus_params"]["block"]["block_time_ms"] = str(block_time_ms)
+        self.genesis = parse_genesis(document)
+        self.root = root
+        self.drivers: dict[str, Driver] = {}
+        self.opened: dict[str, tuple] = {}
+        self.sent: list = []
+
+    def start(self, name: str) -> Driver:
+        store = ChainStore(self.root / name / "db")
+        if not store.is_initialized():
+            store.initialize(self.genesis.chain_id, self.genesis.hash, self.genesis.initial_height, self.genesis.state())
+        wal = Wal(self.root / name / "wal")
+        driver = Driver(NodeCore(store, self.genesis, dev_keypair(name)), dev_keypair(name), wal)
+        driver.attach(Links(name, self.drivers, self.sent))
+        self.drivers[name] = driver
+        self.opened[name] = (store, wal)
+        driver.start()
+        return driver
+
+    def stop(self, name: str) -> None:
+        driver = self.drivers.pop(name)
+        driver.stop()
+        store, wal = self.opened.pop(name)
+        wal.close()
+        store.close()
+
+    def wait_heights(self, target: int, names=None, timeout: float = 30) -> None:
+        names = names or list(self.drivers)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(self.drivers[name].core.head.height >= target for name in names):
+                return
+            time.sleep(0.05)
+        raise AssertionError({name: self.drivers[name].core.head.height for name in names})
+
+
+@pytest.fixture
+def validators(tmp_path):
+    network = Validators(tmp_path)
+    yield network
+    for name in list(network.drivers):
+        network.stop(name)
+
+
+def my_votes(sent, name: str) -> dict[tuple, bytes]:
+    """(height, round, type) -> block hash of every vote `name` sent; AssertionError on a second, different one."""
+    votes: dict[tuple, bytes] = {}
+    key = dev_keypair(name).public_key
+    for sender, envelope in sent:
+        if isinstance(envelope, p2p_pb2.Envelope) and envelope.WhichOneof("message") == "vote":
+            body = types_pb2.VoteBody.FromString(envelope.vote.body)
+            if body.validator != key:
+                continue
+            slot = (body.height, body.round, body.type)
+            assert votes.setdefault(slot, body.block_hash) == body.block_hash, f"{name} signed twice for {slot}"
+    return votes
+
+
+def test_four_drivers_decide_the_same_blocks(validators):
+    for name in NAMES:
+        validators.start(name)
+    validators.wait_heights(5)
+    hashes = {name: validators.drivers[name].core.store.block_hash_at(5) for name in NAMES}
+    assert len(set(hashes.values())) == 1
+    for name in NAMES:
+        my_votes(validators.sent, name)
+
+
+def test_a_validator_restarted_at_any_moment_replays_its_log_and_never_signs_twice(validators):
+    for name in NAMES:
+        validators.start(name)
+    for restart in range(4):
+        validators.wait_heights(2 + 2 * restart, ["alice", "bob", "charlie"])
+        time.sleep(0.05 * restart)  # a different moment within the height each time
+        validators.stop("dave")
+        validators.start("dave")
+    validators.wait_heights(12)
+    my_votes(validators.sent, "dave")
+    assert not any(driver.evidence_pool for driver in validators.drivers.values())
+
+
+def test_a_peer_claiming_a_height_it_cannot_serve_is_not_asked_again_and_again(validators):
+    driver = validators.start("alice")  # alone it cannot decide (1 of 4); it can only sync
+    status = p2p_pb2.Envelope(status=p2p_pb2.Status(height=10**15))
+    driver.on_message(b"liar", status)
+    time.sleep(3)
+    requests = [envelope for sender, envelope in validators.sent
+                if isinstance(envelope, p2p_pb2.Envelope) and envelope.WhichOneof("message") == "blocks_request"]
+    assert 1 <= len(requests) <= 2
+    assert driver.core.head.height == 0
+
+
+def test_a_block_sync_answer_that_does_not_verify_disconnects_the_peer(validators):
+    driver = validators.start("alice")
+    forged = types_pb2.FinalizedBlock(block=types_pb2.Block(header=b"\x08\x01"), commit=types_pb2.Commit(height=1))
+    driver.on_message(b"liar", p2p_pb2.Envelope(status=p2p_pb2.Status(height=5)))
+    driver.on_message(b"liar", p2p_pb2.Envelope(blocks_response=p2p_pb2.BlocksResponse(blocks=[forged])))
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not any(isinstance(item, str) for _, item in validators.sent):
+        time.sleep(0.05)
+    reasons = [item for _, item in validators.sent if isinstance(item, str)]
+    assert reasons and "does not verify" in reasons[0]
+    assert driver.core.head.height == 0
+
+
+def test_oversized_votes_and_proposals_are_refused_before_decoding():
+    with pytest.raises(VoteError, match="more than"):
+        check_vote(types_pb2.Vote(body=b"\x00" * (MAX_VOTE_BYTES + 1)), "c")
+    with pytest.raises(VoteError, match="more than"):
+        check_proposal(types_pb2.SignedProposal(body=b"\x00" * (MAX_PROPOSAL_BYTES + 1)), "c")
