@@ -122,7 +122,9 @@ def _run(args: argparse.Namespace, layout: Layout, devnet: Devnet) -> int:
     first = devnet.nodes[0]
     _progress(f"every validator is finalizing; nodes in {layout.record_path}; "
               f"try `inferchain query chain --node {first.addresses.rpc}`")
-    if not args.no_demo and not args.no_worker:
+    if args.no_worker and not args.no_demo:
+        _progress("no demo job: with --no-worker no validator executes jobs")
+    elif not args.no_demo:
         demo(layout, first, args.prompt)
     return watch(devnet, args.refresh)
 

@@ -176,7 +176,7 @@ class Devnet:
                         report(f"{node.name} serving on {node.addresses.rpc} (finalized #{info.finalized_height})")
                     elif info.finalized_height > first_seen[node.name]:
                         finalizing.add(node.name)
-                        report(f"{node.name} finalizing (#{info.finalized_height}, {info.peers} peers)")
+                        report(f"{node.name} finalizing (#{info.finalized_height}, {_peers(info.peers)})")
                 if len(finalizing) < len(self.nodes) and time.monotonic() >= deadline:
                     laggard = next(node for node in self.nodes if node.name not in finalizing)
                     raise NodeFailure(_not_finalizing(laggard, last_info.get(laggard.name), timeout))
@@ -239,9 +239,13 @@ def _not_finalizing(node: RunningNode, info: node_pb2.ChainInfo | None, timeout:
         state = f"its API at {node.addresses.rpc} has not answered"
     else:
         state = (f"finalized #{info.finalized_height}, best #{info.best_height}, round {info.consensus_round}, "
-                 f"{info.peers} peers")
+                 f"{_peers(info.peers)}")
     return (f"{node.name} is not finalizing after {timeout:g} s ({state}); its last log line: "
             f"{last_log_line(node.validator.log_path)} (log: {node.validator.log_path})")
+
+
+def _peers(count: int) -> str:
+    return f"{count} peer{'' if count == 1 else 's'}"
 
 
 def _node_environment() -> dict[str, str]:

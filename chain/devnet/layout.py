@@ -58,8 +58,9 @@ GENESIS_FILE = "genesis.json"
 RECORD_FILE = "devnet.json"
 KEY_FILE = "key.json"
 LOG_FILE = "node.log"
-# devnet.json is ours and small; anything larger is not worth reading.
+# devnet.json and the genesis are ours and small; anything larger is not worth reading.
 MAX_RECORD_BYTES = 1024 * 1024
+MAX_GENESIS_BYTES = 16 * 1024 * 1024
 # The checkout's genesis.json, the template (dev_genesis_document, its equal, where there is no checkout).
 TEMPLATE_PATH = Path(__file__).resolve().parent.parent.parent / "genesis.json"
 
@@ -267,6 +268,8 @@ def resume(base_dir: Path, validators: int | None = None) -> Layout:
     """The devnet already in `base_dir`: its genesis and each validator's key, checked against each other."""
     genesis_path = base_dir / GENESIS_FILE
     try:
+        if genesis_path.stat().st_size > MAX_GENESIS_BYTES:
+            raise GenesisError(f"larger than {MAX_GENESIS_BYTES // (1024 * 1024)} MiB")
         document = json.loads(genesis_path.read_text(encoding="utf-8"))
         genesis = parse_genesis(document)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, GenesisError) as error:

@@ -58,7 +58,7 @@ class StatusReader:
         rpc = str(node.addresses.rpc)
         code = node.exit_code()
         if code is not None:
-            return NodeStatus(node.name, rpc, f"exited {code}")
+            return NodeStatus(node.name, rpc, f"exited {code}, see {node.validator.log_path}")
         stub = self._stubs[node.name]
         try:
             info = stub.GetChainInfo(node_pb2.GetChainInfoRequest(), timeout=QUERY_TIMEOUT_S)

@@ -147,6 +147,15 @@ def test_a_one_validator_devnet_finalizes_lists_its_node_and_stops_cleanly_on_ct
     assert (run.base_dir / "validator1" / "node.log").read_text().count("inferchain devnet: starting validator1") == 1
 
 
+def test_a_node_that_dies_later_shows_in_the_status_as_exited_with_its_log(devnet):
+    run = devnet("--validators", "1", "--no-worker")
+    run.wait_for(READY)
+    node = run.record()["nodes"][0]
+    os.kill(node["pid"], signal.SIGKILL)
+    run.wait_for(f"validator1 exited -9, see {node['log']}", where="stdout", timeout=30)
+    assert run.interrupt() == 0
+
+
 def test_running_again_resumes_the_same_chain_from_the_same_directories(devnet):
     first = devnet("--validators", "1", "--no-worker")
     first.wait_for(READY)

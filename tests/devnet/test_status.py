@@ -8,7 +8,7 @@ from chain.devnet.status import NodeStatus, StatusDisplay, plain_lines, table_li
 
 STATUSES = [
     NodeStatus("validator1", "127.0.0.2:9944", "up", 12, 11, 3, 0, False, "2", "1/8"),
-    NodeStatus("validator2", "127.0.0.3:9944", "exited 1"),
+    NodeStatus("validator2", "127.0.0.3:9944", "exited 1, see node.log"),
     NodeStatus("validator3", "127.0.0.4:9944", "up", 5, 4, 1, 2, True, "0", "0/8"),
 ]
 
@@ -17,7 +17,7 @@ def test_the_table_has_a_column_per_figure_and_says_why_a_node_has_none():
     header, first, second, third = table_lines(STATUSES)
     assert header.split() == ["node", "rpc", "height", "finalized", "peers", "round", "jobs", "load"]
     assert first.split() == ["validator1", "127.0.0.2:9944", "12", "11", "3", "0", "2", "1/8"]
-    assert second.split() == ["validator2", "127.0.0.3:9944", "exited", "1"]
+    assert second.split() == ["validator2", "127.0.0.3:9944", "exited", "1,", "see", "node.log"]
     assert third.split() == ["validator3", "127.0.0.4:9944", "5", "(syncing)", "4", "1", "2", "0", "0/8"]
     assert header.index("finalized") == first.index("11")
 
@@ -25,7 +25,7 @@ def test_the_table_has_a_column_per_figure_and_says_why_a_node_has_none():
 def test_plain_lines_name_each_figure():
     lines = plain_lines(STATUSES, now=0)
     assert lines[0].endswith("validator1 height 12 finalized 11 peers 3 round 0 jobs 2 load 1/8")
-    assert lines[1].endswith("validator2 exited 1")
+    assert lines[1].endswith("validator2 exited 1, see node.log")
     assert lines[2].endswith("syncing")
 
 
