@@ -1,5 +1,6 @@
-# inferchain set-up: `make dev` starts a --dev node, `make test` runs the suite.
-# Both create .venv in the checkout and install everything they need first.
+# inferchain set-up: `make devnet` starts 4 validators and runs a demo job, `make dev` a --dev node,
+# `make test` runs the suite.
+# Each creates .venv in the checkout and installs everything it needs first.
 
 PYTHON ?= python3
 VENV := .venv
@@ -18,10 +19,13 @@ WHEEL_KEY := $(shell printf '%s|%s|%s' '$(LLAMA_CPP_VERSION)' '$(LLAMA_CMAKE_ARG
 	| sha256sum | cut -c1-16)
 WHEEL_DIR := $(HOME)/.cache/inferchain/wheels/$(WHEEL_KEY)
 
-.PHONY: dev test install proto wheel bench clean
+.PHONY: dev devnet test install proto wheel bench clean
 
 dev: install
 	$(VENV)/bin/inferchain node --dev
+
+devnet: install
+	$(VENV)/bin/inferchain devnet
 
 test: install
 	$(PY) -m pytest
