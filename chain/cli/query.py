@@ -435,6 +435,10 @@ def query_chain(args: argparse.Namespace) -> int:
             ("best", f"{info.best_height} {info.best_hash.hex()}"),
             ("finalized", f"{info.finalized_height} {info.finalized_hash.hex()}"),
             ("block time", f"{info.block_time_ms} ms"),
+            ("consensus", f"round {info.consensus_round}, {info.validators} validators "
+                          f"({'this node is one' if info.is_validator else 'this node follows'})"
+                          f"{', syncing' if info.syncing else ''}"),
+            ("peers", info.peers),
             ("pending", info.pending_transactions),
             ("token", f"{token.symbol} (1 {token.symbol} = 10^{token.decimals} base units)"),
             ("fee rule", f"{token.format(info.base_fee)} + {token.format(info.fee_per_byte)} per byte"),
@@ -458,6 +462,12 @@ def _chain_document(info: ChainInfo) -> dict:
         "finalized_hash": info.finalized_hash.hex(),
         "block_time_ms": u64(info.block_time_ms),
         "pending_transactions": info.pending_transactions,
+        "peers": info.peers,
+        "consensus_round": info.consensus_round,
+        "syncing": info.syncing,
+        "is_validator": info.is_validator,
+        "validators": info.validators,
+        "total_voting_power": u64(info.total_voting_power),
         "token_symbol": token.symbol,
         "token_decimals": token.decimals,
         "base_fee": u64(info.base_fee),

@@ -22,6 +22,7 @@ from chain.genesis import dev_genesis_document
 from chain.p2p import Network
 from proto import p2p_pb2, types_pb2
 from runtime import staking
+from tests.commands import inferchain
 from tests.nodes import NodeProcess, free_port
 
 NAMES = ("alice", "bob", "charlie", "dave")
@@ -122,6 +123,9 @@ def test_four_validators_finalize_the_same_blocks_and_gossip_transactions(net):
         for submission in submissions:
             assert client.transaction(submission.hash).status == "included"
     assert proposers  # each included block names its proposer
+    shown = inferchain("query", "chain", "--node", net.nodes[1].target, "--output", "json")
+    document = json.loads(shown.stdout)
+    assert (document["peers"], document["validators"], document["is_validator"]) == (3, 4, True)
 
 
 def test_garbage_on_a_peer_to_peer_port_is_dropped_and_the_node_goes_on(net):
