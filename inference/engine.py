@@ -294,12 +294,12 @@ class Engine:
 
     def device_description(self) -> str:
         """Where the model runs, in words (the one log line about GPU offload)."""
+        if not gpu_offload_supported():
+            return "CPU (this llama.cpp build has no GPU backend)"
         if self.config.gpu_layers:
             layers = "all" if self.config.gpu_layers < 0 else str(self.config.gpu_layers)
             return f"GPU ({layers} layers offloaded)"
-        if gpu_offload_supported():
-            return "CPU (--gpu-layers 0)"
-        return "CPU (this llama.cpp build has no GPU backend)"
+        return "CPU (--gpu-layers 0)"
 
     def _log_gpu_choice(self) -> None:
         log.info("engine: %s on %s, %s", self.model_id[:12], self.device_description(), engine_version())

@@ -56,6 +56,10 @@ ROUNDS_AHEAD = 8
 MAX_ASSEMBLIES = 32
 # A peer's block sync requests are served at most this often.
 SYNC_SERVE_INTERVAL_S = 0.2
+# With other validators, a proposer stops adding transactions once executing them took this share of the
+# block time (at least MIN_BUILD_S): each of them executes the block again before it may prevote for it.
+BUILD_SHARE_OF_BLOCK_TIME = 0.3
+MIN_BUILD_S = 0.1
 MAX_EVIDENCE_POOL = 1_000
 MAX_SIGNED_VOTES = 100_000
 _KINDS = {types_pb2.VOTE_TYPE_PREVOTE: PREVOTE, types_pb2.VOTE_TYPE_PRECOMMIT: PRECOMMIT}
@@ -76,9 +80,10 @@ class ConsensusStatus:
 
 
 def timeouts_for(block_time_ms: int) -> Timeouts:
-    """Round timeouts scaled to the block time: a proposer has about a block time to build and send."""
+    """Round timeouts scaled to the block time: a proposal has two block times to be built, sent and re-executed
+    by every validator (a round that times out costs more than waiting: its block is built again)."""
     return Timeouts(
-        propose_ms=max(1_000, block_time_ms),
+        propose_ms=max(2_000, 2 * block_time_ms),
         prevote_ms=max(500, block_time_ms // 2),
         precommit_ms=max(500, block_time_ms // 2),
         increase_ms=500,
@@ -299,7 +304,10 @@ class Driver:
         if round_number in self.own_blocks:
             return self.own_blocks[round_number]
         evidence = list(self.evidence_pool.values())
-        candidate = self.core.propose(evidence)
+        budget = None
+        if len(self.voting.powers) > 1:
+            budget = max(MIN_BUILD_S, BUILD_SHARE_OF_BLOCK_TIME * self.block_time_s)
+        candidate = self.core.propose(evidence, budget)
         self.verdicts[candidate.block_hash] = candidate
         self.own_blocks[round_number] = candidate.block_hash
         entry = consensus_pb2.WalEntry(

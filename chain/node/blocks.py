@@ -88,14 +88,18 @@ class BlockBuilder:
     # --- building -----------------------------------------------------------------------
 
     def build(self, author: bytes, candidates: Sequence[CheckedTransaction],
-              evidence: Sequence[types_pb2.DuplicateVoteEvidence] = ()) -> Candidate:
-        """Execute the next block from pool candidates (those that fail are left out) and admissible evidence."""
+              evidence: Sequence[types_pb2.DuplicateVoteEvidence] = (), time_budget_s: float | None = None) -> Candidate:
+        """Execute the next block from pool candidates (those that fail are left out) and admissible evidence.
+
+        With a time budget, transactions stop being added once executing them has taken that long: every
+        other validator must execute the block too before its propose timeout ends.
+        """
         head = self.store.head
         height = head.height + 1
         admissible = staking.admissible_evidence(self.store.state, evidence, height)[:MAX_EVIDENCE_PER_BLOCK]
         context = BlockContext(height, self._next_time_ms(), author, tuple(admissible))
         execution = BlockExecution(self.store.state, context, self.rules())
-        included, dropped = _execute(execution, candidates)
+        included, dropped = _execute(execution, candidates, time_budget_s)
         return self._finish(execution, context, head, included, dropped, self._last_commit(head))
 
     def _next_time_ms(self) -> int:
@@ -222,13 +226,17 @@ class BlockBuilder:
 
 
 def _execute(
-    execution: BlockExecution, candidates: Sequence[CheckedTransaction]
+    execution: BlockExecution, candidates: Sequence[CheckedTransaction], time_budget_s: float | None = None
 ) -> tuple[list[CheckedTransaction], list[tuple[CheckedTransaction, str]]]:
-    """Apply candidates in order; a sender whose transaction fails is skipped for the rest of the block."""
+    """Apply candidates in order, within the time budget; a sender whose transaction fails is skipped for the
+    rest of the block."""
     included: list[CheckedTransaction] = []
     dropped: list[tuple[CheckedTransaction, str]] = []
     blocked: set[bytes] = set()
-    for tx in candidates:
+    deadline = time.perf_counter() + time_budget_s if time_budget_s is not None else None
+    for index, tx in enumerate(candidates):
+        if deadline is not None and index and index % 64 == 0 and time.perf_counter() > deadline:
+            break
         if tx.sender in blocked:
             continue
         try:

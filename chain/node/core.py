@@ -228,12 +228,12 @@ class NodeCore:
 
     # --- blocks: built and checked by consensus, committed here -------------------
 
-    def propose(self, evidence=()) -> Candidate:
+    def propose(self, evidence=(), time_budget_s: float | None = None) -> Candidate:
         """A candidate next block from the pool's best transactions, authored by this node's key."""
         self._check_producing()
         with self._lock:
             candidates = self._select_candidates()
-        return self.blocks.build(self.validator.public_key, candidates, evidence)
+        return self.blocks.build(self.validator.public_key, candidates, evidence, time_budget_s)
 
     def commit(self, candidate: Candidate, commit: types_pb2.Commit) -> Head:
         """Store a decided block with the commit that finalized it; ProductionHalted when the write fails."""

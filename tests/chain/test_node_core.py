@@ -100,3 +100,20 @@ def test_a_failed_write_halts_production_with_one_log_line_and_keeps_the_head(sm
     reopened = ChainStore(small_disk / "db")
     assert reopened.head == head
     reopened.close()
+
+
+def test_a_time_budget_stops_filling_a_block_and_the_rest_waits_for_the_next(tmp_path, clock):
+    from chain.transactions import FeeRule, sign_transaction, transfer_call
+
+    core = node_core(tmp_path / "db", clock)
+    bob = dev_keypair("bob")
+    raws = [
+        sign_transaction(bob, chain_id=GENESIS.chain_id, genesis_hash=GENESIS.hash, nonce=nonce,
+                         call=transfer_call(dev_keypair("eve").public_key, 10**12), fee_rule=FeeRule(1000, 10)).raw
+        for nonce in range(200)
+    ]
+    assert all(rejection is None for _, rejection in core.submit_many(raws))
+    budgeted = core.propose(time_budget_s=0.0)
+    assert len(budgeted.included) == 64  # the budget is checked every 64 transactions, after the first 64
+    unbounded = core.propose()
+    assert len(unbounded.included) == 200

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from inference.engine import Engine, EngineConfig, engine_version, logprobs_micronats
+from inference.engine import Engine, EngineConfig, engine_version, gpu_offload_supported, logprobs_micronats
 from inference.errors import InvalidJob, JobDoesNotFit
 from inference.loading import load_engine
 from inference.model_store import ModelStore
@@ -100,5 +100,14 @@ def test_load_engine_caps_the_context_at_the_trained_length(tmp_path):
         assert engine.context_size == 8192
         assert engine.device_description().startswith("CPU")
         assert engine_version().startswith("llama-cpp-python ")
+    finally:
+        engine.close()
+
+
+@pytest.mark.skipif(gpu_offload_supported(), reason="a build with a GPU backend offloads")
+def test_asking_for_gpu_layers_on_a_cpu_build_says_cpu(tmp_path):
+    engine = load_engine(ModelStore(tmp_path / "models"), None, EngineConfig(threads=1, context=512, gpu_layers=-1))
+    try:
+        assert engine.device_description() == "CPU (this llama.cpp build has no GPU backend)"
     finally:
         engine.close()
