@@ -8,20 +8,30 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Hello(_message.Message):
-    __slots__ = ("protocol_version", "chain_id", "genesis_hash", "node_id", "public_addr", "height")
+    __slots__ = ("protocol_version", "chain_id", "genesis_hash", "node_id", "public_addr", "height", "nonce", "signature")
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     GENESIS_HASH_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     PUBLIC_ADDR_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     protocol_version: int
     chain_id: str
     genesis_hash: bytes
     node_id: bytes
     public_addr: str
     height: int
-    def __init__(self, protocol_version: _Optional[int] = ..., chain_id: _Optional[str] = ..., genesis_hash: _Optional[bytes] = ..., node_id: _Optional[bytes] = ..., public_addr: _Optional[str] = ..., height: _Optional[int] = ...) -> None: ...
+    nonce: bytes
+    signature: bytes
+    def __init__(self, protocol_version: _Optional[int] = ..., chain_id: _Optional[str] = ..., genesis_hash: _Optional[bytes] = ..., node_id: _Optional[bytes] = ..., public_addr: _Optional[str] = ..., height: _Optional[int] = ..., nonce: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class HelloAck(_message.Message):
+    __slots__ = ("signature",)
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    signature: bytes
+    def __init__(self, signature: _Optional[bytes] = ...) -> None: ...
 
 class Status(_message.Message):
     __slots__ = ("height", "block_hash", "round")
@@ -90,7 +100,7 @@ class Peers(_message.Message):
     def __init__(self, addrs: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Envelope(_message.Message):
-    __slots__ = ("hello", "status", "tx_announce", "tx_request", "tx_batch", "proposal", "block_part", "vote", "evidence", "blocks_request", "blocks_response", "peers_request", "peers")
+    __slots__ = ("hello", "status", "tx_announce", "tx_request", "tx_batch", "proposal", "block_part", "vote", "evidence", "blocks_request", "blocks_response", "peers_request", "peers", "hello_ack")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     TX_ANNOUNCE_FIELD_NUMBER: _ClassVar[int]
@@ -104,6 +114,7 @@ class Envelope(_message.Message):
     BLOCKS_RESPONSE_FIELD_NUMBER: _ClassVar[int]
     PEERS_REQUEST_FIELD_NUMBER: _ClassVar[int]
     PEERS_FIELD_NUMBER: _ClassVar[int]
+    HELLO_ACK_FIELD_NUMBER: _ClassVar[int]
     hello: Hello
     status: Status
     tx_announce: TxAnnounce
@@ -117,4 +128,5 @@ class Envelope(_message.Message):
     blocks_response: BlocksResponse
     peers_request: PeersRequest
     peers: Peers
-    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., status: _Optional[_Union[Status, _Mapping]] = ..., tx_announce: _Optional[_Union[TxAnnounce, _Mapping]] = ..., tx_request: _Optional[_Union[TxRequest, _Mapping]] = ..., tx_batch: _Optional[_Union[TxBatch, _Mapping]] = ..., proposal: _Optional[_Union[_types_pb2.SignedProposal, _Mapping]] = ..., block_part: _Optional[_Union[BlockPart, _Mapping]] = ..., vote: _Optional[_Union[_types_pb2.Vote, _Mapping]] = ..., evidence: _Optional[_Union[_types_pb2.DuplicateVoteEvidence, _Mapping]] = ..., blocks_request: _Optional[_Union[BlocksRequest, _Mapping]] = ..., blocks_response: _Optional[_Union[BlocksResponse, _Mapping]] = ..., peers_request: _Optional[_Union[PeersRequest, _Mapping]] = ..., peers: _Optional[_Union[Peers, _Mapping]] = ...) -> None: ...
+    hello_ack: HelloAck
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., status: _Optional[_Union[Status, _Mapping]] = ..., tx_announce: _Optional[_Union[TxAnnounce, _Mapping]] = ..., tx_request: _Optional[_Union[TxRequest, _Mapping]] = ..., tx_batch: _Optional[_Union[TxBatch, _Mapping]] = ..., proposal: _Optional[_Union[_types_pb2.SignedProposal, _Mapping]] = ..., block_part: _Optional[_Union[BlockPart, _Mapping]] = ..., vote: _Optional[_Union[_types_pb2.Vote, _Mapping]] = ..., evidence: _Optional[_Union[_types_pb2.DuplicateVoteEvidence, _Mapping]] = ..., blocks_request: _Optional[_Union[BlocksRequest, _Mapping]] = ..., blocks_response: _Optional[_Union[BlocksResponse, _Mapping]] = ..., peers_request: _Optional[_Union[PeersRequest, _Mapping]] = ..., peers: _Optional[_Union[Peers, _Mapping]] = ..., hello_ack: _Optional[_Union[HelloAck, _Mapping]] = ...) -> None: ...

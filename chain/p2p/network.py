@@ -1,8 +1,10 @@
 """Connections between nodes over gRPC (proto/p2p.proto, docs/network.md).
 
 One `P2P.Connect` bidirectional stream per connection and one connection per pair of node ids.
-The dialer sends Hello first; the listener checks it and answers with its own Hello or ends the
-stream with a status and a readable reason. After that both sides send Envelopes freely.
+The dialer sends Hello with a fresh nonce; the listener checks it and answers with its own Hello
+(its nonce and its node-key signature binding both) or ends the stream with a status and a
+readable reason; the dialer checks that signature and answers with a HelloAck (its own signature);
+the listener checks it and only then takes the peer. After that both sides send Envelopes freely.
 
 Threads: grpc's server pool runs each inbound stream's writer (the handler drains the peer's
 outbound queue); grpc's client runs each outbound stream's writer (it drains our request
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
+import struct
 import threading
 import time
 import urllib.parse
@@ -29,19 +33,26 @@ from typing import Callable, Iterator, Protocol, Sequence
 
 import grpc
 
-from chain.crypto import Keypair
+from chain.crypto import Keypair, verify
 from proto import p2p_pb2
 from runtime.encoding import EncodingError, decode_canonical
 
 log = logging.getLogger("inferchain.p2p")
 
-PROTOCOL_VERSION = 1
+# 2: Hello carries a nonce and the listener's signature, and the dialer answers with HelloAck.
+PROTOCOL_VERSION = 2
 CONNECT_METHOD = "/inferchain.p2p.P2P/Connect"
 SERVICE_NAME = "inferchain.p2p.P2P"
 # gRPC's message limit, both ways (the largest message the protocol allows is an 8 MiB
 # BlocksResponse; headroom for a block part or a TxBatch of 4 MiB).
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 NODE_ID_BYTES = 32
+NONCE_BYTES = 32
+SIGNATURE_BYTES = 64
+# The first bytes of every signed handshake transcript: no other message a node key signs starts so.
+HANDSHAKE_CONTEXT = b"inferchain/p2p-handshake/v1"
+LISTENER_ROLE = b"listener"
+DIALER_ROLE = b"dialer"
 MAX_PEERS_PER_MESSAGE = 64
 MAX_ADDR_CHARS = 261  # a 253-character host name, ':' and a 5-digit port, or a bracketed IPv6 address
 # How long a connection replaced by another with the same peer stays open (see _register).
@@ -175,8 +186,11 @@ class ChainIdentity:
     protocol_version: int = PROTOCOL_VERSION
 
 
-def check_hello(ours: ChainIdentity, own_node_id: bytes, hello: p2p_pb2.Hello) -> None:
-    """Refuse a peer's Hello that does not fit this node; HandshakeRefused names the first reason."""
+def check_hello(ours: ChainIdentity, own_node_id: bytes, hello: p2p_pb2.Hello, *, from_listener: bool = False) -> None:
+    """Refuse a peer's Hello that does not fit this node; HandshakeRefused names the first reason.
+
+    The listener's signature is checked by check_handshake_signature, which needs this node's nonce.
+    """
     if hello.protocol_version != ours.protocol_version:
         raise HandshakeRefused(
             grpc.StatusCode.FAILED_PRECONDITION,
@@ -203,8 +217,62 @@ def check_hello(ours: ChainIdentity, own_node_id: bytes, hello: p2p_pb2.Hello) -
             parse_dial_addr(hello.public_addr)
         except ValueError as error:
             raise HandshakeRefused(grpc.StatusCode.INVALID_ARGUMENT, f"public_addr: {error}") from None
+    if len(hello.nonce) != NONCE_BYTES:
+        raise HandshakeRefused(
+            grpc.StatusCode.INVALID_ARGUMENT, f"nonce is {NONCE_BYTES} bytes, got {len(hello.nonce)}"
+        )
+    if hello.signature and not from_listener:
+        raise HandshakeRefused(
+            grpc.StatusCode.INVALID_ARGUMENT, "a dialer's Hello has no signature (the dialer signs in its HelloAck)"
+        )
     if hello.node_id == own_node_id:
         raise HandshakeRefused(grpc.StatusCode.ALREADY_EXISTS, "self-connection: the peer has this node's own node id")
+
+
+def handshake_transcript(
+    role: bytes, ours: ChainIdentity, dialer_id: bytes, listener_id: bytes, dialer_nonce: bytes, listener_nonce: bytes
+) -> bytes:
+    """The bytes one side's node key signs in the handshake (docs/network.md, "Handshake").
+
+    The context keeps a node-key signature from meaning anything elsewhere; the role keeps the
+    listener's signature from serving as the dialer's (reflection); both nonces make it good for
+    this connection only (replay); both node ids and the chain name who talks to whom, where.
+    """
+    chain_id = ours.chain_id.encode("utf-8")
+    return b"".join((
+        HANDSHAKE_CONTEXT,
+        struct.pack(">B", len(role)), role,
+        struct.pack(">I", ours.protocol_version),
+        struct.pack(">I", len(chain_id)), chain_id,
+        struct.pack(">I", len(ours.genesis_hash)), ours.genesis_hash,
+        dialer_id, listener_id, dialer_nonce, listener_nonce,
+    ))
+
+
+def check_handshake_signature(role: bytes, signer_id: bytes, signature: bytes, transcript: bytes) -> None:
+    """Refuse a handshake signature that is not `signer_id`'s Ed25519 signature of `transcript` (UNAUTHENTICATED)."""
+    if len(signature) != SIGNATURE_BYTES:
+        raise HandshakeRefused(
+            grpc.StatusCode.UNAUTHENTICATED,
+            f"the {role.decode()}'s signature is {SIGNATURE_BYTES} bytes, got {len(signature)}",
+        )
+    if not verify(signer_id, signature, transcript):
+        raise HandshakeRefused(
+            grpc.StatusCode.UNAUTHENTICATED,
+            f"the {role.decode()}'s signature does not prove node id {short_id(signer_id)} for this handshake",
+        )
+
+
+def parse_hello_ack(raw: bytes) -> bytes:
+    """The signature in a dialer's HelloAck; HandshakeRefused (UNAUTHENTICATED) for anything else."""
+    try:
+        envelope = parse_envelope(raw)
+    except ProtocolViolation as violation:
+        raise HandshakeRefused(grpc.StatusCode.UNAUTHENTICATED, f"no valid HelloAck: {violation}") from None
+    kind = envelope.WhichOneof("message")
+    if kind != "hello_ack":
+        raise HandshakeRefused(grpc.StatusCode.UNAUTHENTICATED, f"the second message must be a HelloAck, got {kind}")
+    return envelope.hello_ack.signature
 
 
 def parse_envelope(raw: bytes) -> p2p_pb2.Envelope:
@@ -335,7 +403,9 @@ class _Connection:
     last_drop_log: float = 0.0
     last_peers_answer: float = -1e9
     closed_reason: str | None = None
-    hello_raw: bytes | None = None  # the Hello a listener queued as its answer
+    # What this side queued for the handshake (the listener's Hello, the dialer's HelloAck): never
+    # moved to a connection that replaces this one.
+    handshake_raw: tuple[bytes, ...] = ()
 
 
 @dataclass
@@ -365,6 +435,7 @@ class _DialOutcome:
     refusal: grpc.StatusCode | None = None
     detail: str = ""
     node_id: bytes | None = None
+    refused_here: bool = False  # this node refused the listener's Hello (else the listener refused ours)
 
 
 # --- the network --------------------------------------------------------------------
@@ -389,6 +460,7 @@ class Network:
         clock: Callable[[], float] = time.monotonic,
     ):
         self.identity = ChainIdentity(chain_id=chain_id, genesis_hash=genesis_hash)
+        self.node_key = node_key
         self.node_id = node_key.public_key
         self.listen_host, self._listen_port = parse_addr(listen_addr)
         if public_addr:
@@ -401,6 +473,9 @@ class Network:
         self.clock = clock
         self.port = 0
         self.dropped_messages = 0  # outbound messages dropped for full queues, all peers
+        # Handshakes refused because a peer did not prove the node id it claimed (either side).
+        # Counted, not banned by id: the id is exactly what such a peer could not prove.
+        self.failed_authentications = 0
         self._lock = threading.RLock()
         self._connections: dict[bytes, _Connection] = {}
         self._targets: dict[str, _DialTarget] = {}
@@ -572,21 +647,23 @@ class Network:
             queue.close(queue.close_status)
             self._at(self.clock() + 1.0, context.cancel)
 
-        key = self._at(self.clock() + self.limits.handshake_timeout_s, lambda: self._refuse_late(queue, remote))
-        self._spawn(lambda: self._read_inbound(request_iterator, remote, queue, cancel, key), f"p2p-in-{remote}")
+        awaiting = ["Hello"]  # what the handshake waits for, for the timeout's message
+        key = self._at(self.clock() + self.limits.handshake_timeout_s, lambda: self._refuse_late(queue, remote, awaiting[0]))
+        self._spawn(lambda: self._read_inbound(request_iterator, remote, queue, cancel, key, awaiting), f"p2p-in-{remote}")
         for raw in queue.drain():
             yield raw
         if queue.close_status is not None:
             context.abort(*queue.close_status)
 
-    def _refuse_late(self, queue: _OutboundQueue, remote: str) -> None:
+    def _refuse_late(self, queue: _OutboundQueue, remote: str, awaited: str) -> None:
         if not self._stopping.is_set():
-            log.warning("p2p: refused peer at %s: no Hello within %.0f s", remote, self.limits.handshake_timeout_s)
-        queue.close((grpc.StatusCode.DEADLINE_EXCEEDED, f"no Hello within {self.limits.handshake_timeout_s:.0f} s"))
+            log.warning("p2p: refused peer at %s: no %s within %.0f s", remote, awaited, self.limits.handshake_timeout_s)
+        queue.close((grpc.StatusCode.DEADLINE_EXCEEDED, f"no {awaited} within {self.limits.handshake_timeout_s:.0f} s"))
 
-    def _read_inbound(self, request_iterator, remote: str, queue: _OutboundQueue, cancel, key: object) -> None:
+    def _read_inbound(self, request_iterator, remote: str, queue: _OutboundQueue, cancel, key: object,
+                      awaiting: list[str]) -> None:
         try:
-            connection = self._accept(request_iterator, remote, queue, cancel)
+            connection = self._accept(request_iterator, remote, queue, cancel, awaiting)
         except (grpc.RpcError, StopIteration):
             # The dialer went away (or the handshake timed out) before its Hello.
             queue.close((grpc.StatusCode.INVALID_ARGUMENT, "the stream ended before a Hello"))
@@ -597,31 +674,51 @@ class Network:
         if connection is not None:
             self._read(connection, request_iterator)
 
-    def _accept(self, request_iterator, remote: str, queue: _OutboundQueue, cancel) -> _Connection | None:
-        """Read and check the dialer's Hello, register the connection and queue our Hello as the answer."""
+    def _accept(self, request_iterator, remote: str, queue: _OutboundQueue, cancel,
+                awaiting: list[str]) -> _Connection | None:
+        """Check the dialer's Hello, answer with ours, check its HelloAck, then register the connection."""
         raw = next(request_iterator)
         try:
             hello = self._parse_hello(raw)
             check_hello(self.identity, self.node_id, hello)
-        except HandshakeRefused as refusal:
-            self._log_refusal(remote, refusal)
-            queue.close((refusal.code, refusal.detail))
-            return None
-        our_hello = encode_envelope(self._hello())
-        queue.put(our_hello)
-        addr = hello.public_addr or remote
-        connection = _Connection(
-            hello_raw=our_hello,
-            node_id=hello.node_id, addr=addr, inbound=True, dialer_id=hello.node_id, queue=queue,
-            height=hello.height, public_addr=hello.public_addr, cancel=cancel, connected_at=self.clock(),
-        )
-        try:
+            connection = _Connection(
+                node_id=hello.node_id, addr=hello.public_addr or remote, inbound=True, dialer_id=hello.node_id,
+                queue=queue, height=hello.height, public_addr=hello.public_addr, cancel=cancel,
+                connected_at=self.clock(),
+            )
+            # Only a refusal, on a claimed id: nothing changes until the dialer proved it (below).
+            with self._lock:
+                self._check_admission(connection)
+            awaiting[0] = "HelloAck"
+            self._answer_and_authenticate(request_iterator, hello, connection)
             self._register(connection)
         except HandshakeRefused as refusal:
-            self._log_refusal(remote, refusal)
+            if refusal.code == grpc.StatusCode.UNAUTHENTICATED:
+                with self._lock:
+                    self.failed_authentications += 1
+            if not queue.closed:  # else the handshake timed out, and that was logged
+                self._log_refusal(remote, refusal)
             queue.close((refusal.code, refusal.detail))
             return None
         return connection
+
+    def _answer_and_authenticate(self, request_iterator, hello: p2p_pb2.Hello, connection: _Connection) -> None:
+        """Queue our signed Hello and check the dialer's HelloAck: HandshakeRefused(UNAUTHENTICATED) unless it holds its key."""
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        listener_transcript = handshake_transcript(
+            LISTENER_ROLE, self.identity, hello.node_id, self.node_id, hello.nonce, nonce)
+        our_hello = encode_envelope(self._hello(nonce, self.node_key.sign(listener_transcript)))
+        connection.handshake_raw = (our_hello,)
+        connection.queue.put(our_hello)
+        try:
+            raw_ack = next(request_iterator)
+        except (grpc.RpcError, StopIteration):
+            raise HandshakeRefused(
+                grpc.StatusCode.UNAUTHENTICATED,
+                f"the stream from {short_id(hello.node_id)} ended before its HelloAck (it did not accept this node's Hello)",
+            ) from None
+        transcript = handshake_transcript(DIALER_ROLE, self.identity, hello.node_id, self.node_id, hello.nonce, nonce)
+        check_handshake_signature(DIALER_ROLE, hello.node_id, parse_hello_ack(raw_ack), transcript)
 
     def _parse_hello(self, raw: bytes) -> p2p_pb2.Hello:
         try:
@@ -641,7 +738,7 @@ class Network:
         else:
             log.warning("p2p: refused peer at %s: %s", remote, refusal.detail)
 
-    def _hello(self) -> p2p_pb2.Envelope:
+    def _hello(self, nonce: bytes, signature: bytes = b"") -> p2p_pb2.Envelope:
         try:
             height = max(0, int(self.height()))
         except Exception:  # the node's height reader must not break handshakes
@@ -655,41 +752,48 @@ class Network:
                 node_id=self.node_id,
                 public_addr=self._public_addr,
                 height=height,
+                nonce=nonce,
+                signature=signature,
             )
         )
 
     # --- the peer table ---
 
+    def _check_admission(self, new: _Connection) -> _Connection | None:
+        """The connection `new` replaces (None: a new peer), or HandshakeRefused; called holding the lock."""
+        if self._stopping.is_set():
+            raise HandshakeRefused(grpc.StatusCode.UNAVAILABLE, "the node is stopping")
+        banned_until = self._banned.get(new.node_id, 0.0)
+        if banned_until > self.clock():
+            raise HandshakeRefused(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"this node disconnected the peer for an invalid message; retry in {banned_until - self.clock():.0f} s",
+            )
+        old = self._connections.get(new.node_id)
+        if old is not None and not _keeps_new(old, new):
+            raise HandshakeRefused(
+                grpc.StatusCode.ALREADY_EXISTS,
+                f"already connected to {short_id(new.node_id)} (the connection dialed by the lower node id stays)",
+            )
+        if old is None and new.inbound and len(self._connections) >= self.max_peers:
+            raise HandshakeRefused(
+                grpc.StatusCode.RESOURCE_EXHAUSTED, f"this node has its maximum of {self.max_peers} peers"
+            )
+        return old
+
     def _register(self, new: _Connection) -> None:
-        """Add a handshaken connection, keeping one per peer: HandshakeRefused(ALREADY_EXISTS) when `new` loses."""
+        """Add an authenticated connection, keeping one per peer: HandshakeRefused(ALREADY_EXISTS) when `new` loses."""
         with self._lock:
-            if self._stopping.is_set():
-                raise HandshakeRefused(grpc.StatusCode.UNAVAILABLE, "the node is stopping")
-            banned_until = self._banned.get(new.node_id, 0.0)
-            if banned_until > self.clock():
-                raise HandshakeRefused(
-                    grpc.StatusCode.PERMISSION_DENIED,
-                    f"this node disconnected the peer for an invalid message; retry in {banned_until - self.clock():.0f} s",
-                )
-            old = self._connections.get(new.node_id)
-            if old is not None and not _keeps_new(old, new):
-                raise HandshakeRefused(
-                    grpc.StatusCode.ALREADY_EXISTS,
-                    f"already connected to {short_id(new.node_id)} (the connection dialed by the lower node id stays)",
-                )
-            if old is None and new.inbound and len(self._connections) >= self.max_peers:
-                raise HandshakeRefused(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED, f"this node has its maximum of {self.max_peers} peers"
-                )
+            old = self._check_admission(new)
             self._connections[new.node_id] = new
             self._learn_node_addr(new)
             if old is None:
                 self._events.append(("connected", new.node_id))
         if old is not None:
-            # The survivor takes what waited for the loser (but its Hello), so a replacement loses no
-            # queued message.
+            # The survivor takes what waited for the loser (but its handshake), so a replacement loses
+            # no queued message.
             for raw in old.queue.take_all():
-                if raw is not old.hello_raw:
+                if not any(raw is handshake for handshake in old.handshake_raw):
                     new.queue.put(raw)
             # The loser ends a moment later, not now: the peer may not have registered the survivor
             # yet (a listener registers before it answers), and would see its peer vanish and return.
@@ -767,6 +871,8 @@ class Network:
         kind = envelope.WhichOneof("message")
         if kind == "hello":
             raise ProtocolViolation("a second Hello")
+        if kind == "hello_ack":
+            raise ProtocolViolation("a HelloAck after the handshake")
         if kind == "peers_request":
             self._answer_peers_request(connection)
             return
@@ -822,7 +928,8 @@ class Network:
 
     def _connect(self, addr: str) -> _DialOutcome:
         queue = _OutboundQueue(self.limits.max_queue_messages, self.limits.max_queue_bytes, self.clock)
-        queue.put(encode_envelope(self._hello()))
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        queue.put(encode_envelope(self._hello(nonce)))
         channel = grpc.insecure_channel(addr, options=_channel_options())
         try:
             call = channel.stream_stream(CONNECT_METHOD)(queue.drain())
@@ -831,12 +938,12 @@ class Network:
                 queue.close()
                 call.cancel()
 
-            return self._handshake_and_read(addr, call, queue, cancel)
+            return self._handshake_and_read(addr, call, queue, cancel, nonce)
         finally:
             queue.close()
             channel.close()
 
-    def _handshake_and_read(self, addr: str, call, queue: _OutboundQueue, cancel) -> _DialOutcome:
+    def _handshake_and_read(self, addr: str, call, queue: _OutboundQueue, cancel, nonce: bytes) -> _DialOutcome:
         key = self._at(self.clock() + self.limits.handshake_timeout_s, cancel)
         try:
             raw = next(call)
@@ -849,13 +956,19 @@ class Network:
                 self._deadlines.pop(key, None)
         try:
             hello = self._parse_hello(raw)
-            check_hello(self.identity, self.node_id, hello)
+            check_hello(self.identity, self.node_id, hello, from_listener=True)
+            ack = self._authenticate_listener(hello, nonce)
         except HandshakeRefused as refusal:
             cancel()
-            return _DialOutcome(refusal=refusal.code, detail=f"its Hello does not fit this node: {refusal.detail}")
+            if refusal.code == grpc.StatusCode.UNAUTHENTICATED:
+                with self._lock:
+                    self.failed_authentications += 1
+            return _DialOutcome(refusal=refusal.code, detail=f"its Hello does not fit this node: {refusal.detail}",
+                                refused_here=True)
+        queue.put(ack)
         connection = _Connection(
             node_id=hello.node_id, addr=addr, inbound=False, dialer_id=self.node_id, queue=queue, height=hello.height,
-            public_addr=hello.public_addr, cancel=cancel, connected_at=self.clock(),
+            public_addr=hello.public_addr, cancel=cancel, connected_at=self.clock(), handshake_raw=(ack,),
         )
         try:
             self._register(connection)
@@ -871,6 +984,14 @@ class Network:
             return _DialOutcome(refusal=refusal.code, detail=refusal.detail, node_id=hello.node_id)
         self._read(connection, call)
         return _DialOutcome(connected_for=self.clock() - connection.connected_at, node_id=hello.node_id)
+
+    def _authenticate_listener(self, hello: p2p_pb2.Hello, nonce: bytes) -> bytes:
+        """Check the listener's signature over both nonces; our HelloAck, or HandshakeRefused(UNAUTHENTICATED)."""
+        listener_transcript = handshake_transcript(
+            LISTENER_ROLE, self.identity, self.node_id, hello.node_id, nonce, hello.nonce)
+        check_handshake_signature(LISTENER_ROLE, hello.node_id, hello.signature, listener_transcript)
+        transcript = handshake_transcript(DIALER_ROLE, self.identity, self.node_id, hello.node_id, nonce, hello.nonce)
+        return encode_envelope(p2p_pb2.Envelope(hello_ack=p2p_pb2.HelloAck(signature=self.node_key.sign(transcript))))
 
     def _after_dial(self, target: _DialTarget, outcome: _DialOutcome) -> None:
         """Schedule the next dial of `target` from how this one went."""
@@ -898,7 +1019,7 @@ class Network:
                 target.next_attempt = now + target.backoff_s  # connected the other way round: fine
                 return
             target.failures += 1
-            if code == grpc.StatusCode.FAILED_PRECONDITION:
+            if code in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.UNAUTHENTICATED):
                 target.backoff_s = limits.backoff_max_s
             wait = target.backoff_s
             target.next_attempt = now + wait
@@ -907,9 +1028,11 @@ class Network:
             if forget:
                 self._targets.pop(target.addr, None)
         detail = f"{getattr(code, 'name', code)}: {outcome.detail}"
-        if code in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT,
-                    grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    grpc.StatusCode.UNIMPLEMENTED):
+        if outcome.refused_here and code != grpc.StatusCode.ALREADY_EXISTS:
+            log.warning("p2p: refused the peer at %s: %s; retrying in %.1f s", target.addr, outcome.detail, wait)
+        elif code in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT,
+                      grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.RESOURCE_EXHAUSTED,
+                      grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.UNAUTHENTICATED):
             log.warning("p2p: %s refused the handshake: %s; retrying in %.1f s", target.addr, outcome.detail, wait)
         elif forget:
             log.info("p2p: forgetting %s after %d failed dials (%s)", target.addr, target.failures, detail)

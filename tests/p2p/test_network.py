@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 import time
@@ -10,17 +11,41 @@ import time
 import grpc
 import pytest
 
-from chain.crypto import Keypair
-from chain.p2p.network import CONNECT_METHOD, MAX_MESSAGE_BYTES, NetworkLimits, PROTOCOL_VERSION, encode_envelope
+from chain.crypto import Keypair, verify
+from chain.p2p.network import (
+    CONNECT_METHOD, DIALER_ROLE, LISTENER_ROLE, MAX_MESSAGE_BYTES, ChainIdentity, NetworkLimits, PROTOCOL_VERSION,
+    encode_envelope, handshake_transcript,
+)
 from proto import p2p_pb2, types_pb2
 from tests.p2p.conftest import CHAIN_ID, GENESIS_HASH, addr, next_host, peer_ids, wait_until
 
 
+OURS = ChainIdentity(chain_id=CHAIN_ID, genesis_hash=GENESIS_HASH)
+
+
 def hello(node_id: bytes | None = None, **fields) -> bytes:
     values = dict(protocol_version=PROTOCOL_VERSION, chain_id=CHAIN_ID, genesis_hash=GENESIS_HASH,
-                  node_id=node_id or Keypair.generate().public_key, height=1)
+                  node_id=node_id or Keypair.generate().public_key, height=1, nonce=os.urandom(32))
     values.update(fields)
     return encode_envelope(p2p_pb2.Envelope(hello=p2p_pb2.Hello(**values)))
+
+
+def hello_ack(signature: bytes) -> bytes:
+    return encode_envelope(p2p_pb2.Envelope(hello_ack=p2p_pb2.HelloAck(signature=signature)))
+
+
+def dialer_signature(key: Keypair, listener: p2p_pb2.Hello, dialer_nonce: bytes) -> bytes:
+    return key.sign(handshake_transcript(DIALER_ROLE, OURS, key.public_key, listener.node_id, dialer_nonce, listener.nonce))
+
+
+def handshake(peer: "RawPeer", key: Keypair | None = None) -> p2p_pb2.Hello:
+    """Dial as `key`'s node the way a node does: Hello with a nonce, the listener's Hello, a signed HelloAck."""
+    key = key or Keypair.generate()
+    nonce = os.urandom(32)
+    peer.send(hello(node_id=key.public_key, nonce=nonce))
+    listener = p2p_pb2.Envelope.FromString(peer.receive()).hello
+    peer.send(hello_ack(dialer_signature(key, listener, nonce)))
+    return listener
 
 
 def vote(n: int) -> p2p_pb2.Envelope:
@@ -109,10 +134,17 @@ def test_a_handshake_connects_both_sides_once(make_network):
 def test_the_listener_answers_a_raw_hello_with_its_own(make_network, raw_peers):
     a, _ = make_network()
     peer = raw_peers(addr(a))
-    peer.send(hello())
+    key, nonce = Keypair.generate(), os.urandom(32)
+    peer.send(hello(node_id=key.public_key, nonce=nonce))
     answer = p2p_pb2.Envelope.FromString(peer.receive())
     assert answer.hello.node_id == a.node_id and answer.hello.chain_id == CHAIN_ID
     assert answer.hello.public_addr == addr(a)
+    assert len(answer.hello.nonce) == 32 and answer.hello.nonce != nonce
+    signed = handshake_transcript(LISTENER_ROLE, OURS, key.public_key, a.node_id, nonce, answer.hello.nonce)
+    assert verify(a.node_id, answer.hello.signature, signed)
+    assert not a.peers()  # not before the HelloAck
+    peer.send(hello_ack(dialer_signature(key, answer.hello, nonce)))
+    wait_until(lambda: peer_ids(a) == {key.public_key}, what="the authenticated peer")
 
 
 @pytest.mark.parametrize(
@@ -120,8 +152,12 @@ def test_the_listener_answers_a_raw_hello_with_its_own(make_network, raw_peers):
     [
         ({"genesis_hash": b"\xee" * 32}, "genesis mismatch: this node runs chain 'inferchain-p2p-test' genesis 000102"),
         ({"chain_id": "other-chain"}, "chain id mismatch: this node runs chain 'inferchain-p2p-test', the peer offered 'other-chain'"),
-        ({"protocol_version": 99}, "protocol version mismatch: this node speaks version 1, the peer offered 99"),
+        ({"protocol_version": 99}, f"protocol version mismatch: this node speaks version {PROTOCOL_VERSION}, the peer offered 99"),
+        ({"protocol_version": 1}, f"protocol version mismatch: this node speaks version {PROTOCOL_VERSION}, the peer offered 1"),
         ({"node_id": b"short"}, "node_id is 32 bytes, got 5"),
+        ({"nonce": b""}, "nonce is 32 bytes, got 0"),
+        ({"nonce": b"n" * 33}, "nonce is 32 bytes, got 33"),
+        ({"signature": b"s" * 64}, "a dialer's Hello has no signature"),
         ({"public_addr": "not an address"}, "public_addr:"),
     ],
 )
@@ -203,27 +239,26 @@ def test_a_second_connection_with_a_peer_keeps_the_one_dialed_by_the_lower_node_
     wait_until(lambda: peer_ids(a) == {b.node_id})
     # Now b's node id dials a as well (a raw stream claiming it): a keeps the connection its lower dialer made.
     second = raw_peers(addr(a))
-    second.send(hello(node_id=b.node_id))
     if dialer_is_lower:
+        second.send(hello(node_id=b.node_id))
         code, details = second.final_status()
         assert code == grpc.StatusCode.ALREADY_EXISTS and "dialed by the lower node id" in details
         assert [p.inbound for p in a.peers()] == [False]
     else:
-        assert p2p_pb2.Envelope.FromString(second.receive()).hello.node_id == a.node_id
+        assert handshake(second, b_key).node_id == a.node_id
         wait_until(lambda: [p.inbound for p in a.peers()] == [True], what="the inbound connection to win")
     assert handler_a.connected == [b.node_id] and handler_a.disconnected == []
 
 
 def test_a_peer_that_dials_again_replaces_its_stale_connection(make_network, raw_peers):
     a, handler = make_network()
-    peer_id = Keypair.generate().public_key
+    key = Keypair.generate()
+    peer_id = key.public_key
     first = raw_peers(addr(a))
-    first.send(hello(node_id=peer_id))
-    first.receive()
+    handshake(first, key)
     wait_until(lambda: peer_ids(a) == {peer_id})
     second = raw_peers(addr(a))
-    second.send(hello(node_id=peer_id))
-    second.receive()
+    handshake(second, key)
     code, _ = first.final_status()  # closed after the replacement's grace period
     assert code == grpc.StatusCode.ALREADY_EXISTS
     a.send(peer_id, vote(1))
@@ -294,10 +329,10 @@ def test_a_peer_that_never_reads_fills_a_bounded_queue_and_broadcast_never_waits
     caplog.set_level(logging.INFO, "inferchain.p2p")
     limits = NetworkLimits(max_queue_messages=200, max_queue_bytes=4 * 1024 * 1024, handshake_timeout_s=2.0)
     a, _ = make_network(limits=limits)
-    sleeper_id = Keypair.generate().public_key
+    sleeper = Keypair.generate()
+    sleeper_id = sleeper.public_key
     peer = raw_peers(addr(a))
-    peer.send(hello(node_id=sleeper_id))
-    peer.receive()  # a's Hello, then this peer reads nothing more
+    handshake(peer, sleeper)  # a's Hello read, then this peer reads nothing more
     wait_until(lambda: peer_ids(a) == {sleeper_id})
     big = p2p_pb2.Envelope(block_part=p2p_pb2.BlockPart(height=1, data=b"x" * 100_000))
     started = time.monotonic()
@@ -314,10 +349,10 @@ def test_a_peer_that_never_reads_fills_a_bounded_queue_and_broadcast_never_waits
 def test_a_peer_that_stopped_reading_is_disconnected_after_the_stall_limit(make_network, raw_peers, caplog):
     caplog.set_level(logging.INFO, "inferchain.p2p")
     a, handler = make_network(limits=NetworkLimits(stall_s=1.0, handshake_timeout_s=2.0))
-    sleeper_id = Keypair.generate().public_key
+    sleeper = Keypair.generate()
+    sleeper_id = sleeper.public_key
     peer = raw_peers(addr(a))
-    peer.send(hello(node_id=sleeper_id))
-    peer.receive()
+    handshake(peer, sleeper)
     wait_until(lambda: peer_ids(a) == {sleeper_id})
     big = p2p_pb2.Envelope(block_part=p2p_pb2.BlockPart(height=1, data=b"x" * 100_000))
     for _ in range(200):
@@ -362,10 +397,10 @@ def test_garbage_after_the_handshake_closes_that_connection_with_one_line(make_n
     a, handler = make_network()
     b, _ = make_network([addr(a)])
     wait_until(lambda: peer_ids(a) == {b.node_id})
-    rogue_id = Keypair.generate().public_key
+    rogue = Keypair.generate()
+    rogue_id = rogue.public_key
     peer = raw_peers(addr(a))
-    peer.send(hello(node_id=rogue_id))
-    peer.receive()
+    handshake(peer, rogue)
     wait_until(lambda: rogue_id in peer_ids(a))
     peer.send(b"\x0a\x05junk!")
     code, details = peer.final_status()
@@ -382,8 +417,7 @@ def test_garbage_after_the_handshake_closes_that_connection_with_one_line(make_n
 def test_an_oversized_message_ends_that_stream_and_the_node_serves_others(make_network, raw_peers):
     a, _ = make_network()
     peer = raw_peers(addr(a))
-    peer.send(hello())
-    peer.receive()
+    handshake(peer)
     peer.send(b"\x0a" + b"x" * (MAX_MESSAGE_BYTES + 10))
     code, _ = peer.final_status()
     assert code in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.CANCELLED, grpc.StatusCode.INVALID_ARGUMENT)
@@ -441,10 +475,10 @@ def test_a_new_node_that_knows_one_peer_discovers_and_connects_to_all(make_netwo
 
 def test_a_peers_message_with_too_many_addresses_disconnects_and_bad_addresses_are_skipped(make_network, raw_peers):
     a, _ = make_network()
-    rogue_id = Keypair.generate().public_key
+    rogue = Keypair.generate()
+    rogue_id = rogue.public_key
     peer = raw_peers(addr(a))
-    peer.send(hello(node_id=rogue_id))
-    peer.receive()
+    handshake(peer, rogue)
     wait_until(lambda: rogue_id in peer_ids(a))
     good = f"{next_host()}:{free_port('127.0.0.1')}"
     peer.send(encode_envelope(p2p_pb2.Envelope(peers=p2p_pb2.Peers(addrs=["nonsense", "1.2.3.4:0", good, "x" * 300]))))

@@ -8,12 +8,12 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from chain.crypto import Keypair
 from chain.p2p.network import (
-    ChainIdentity, HandshakeRefused, MAX_ADDR_CHARS, ProtocolViolation, check_hello, encode_envelope, parse_addr,
-    parse_dial_addr, parse_envelope,
+    ChainIdentity, HandshakeRefused, MAX_ADDR_CHARS, PROTOCOL_VERSION, ProtocolViolation, check_hello, encode_envelope,
+    parse_addr, parse_dial_addr, parse_envelope, parse_hello_ack,
 )
 from proto import p2p_pb2, types_pb2
 from tests.p2p.conftest import CHAIN_ID, GENESIS_HASH, addr, peer_ids, wait_until
-from tests.p2p.test_network import RawPeer
+from tests.p2p.test_network import RawPeer, handshake
 
 OURS = ChainIdentity(chain_id=CHAIN_ID, genesis_hash=GENESIS_HASH)
 OWN_ID = b"\x55" * 32
@@ -64,12 +64,14 @@ def test_a_non_canonical_envelope_is_refused():
 
 hellos = st.builds(
     p2p_pb2.Hello,
-    protocol_version=st.one_of(st.just(1), st.integers(0, 2**32 - 1)),
+    protocol_version=st.one_of(st.just(PROTOCOL_VERSION), st.integers(0, 2**32 - 1)),
     chain_id=st.one_of(st.just(CHAIN_ID), st.text(max_size=20)),
     genesis_hash=st.one_of(st.just(GENESIS_HASH), st.binary(max_size=40)),
     node_id=st.one_of(st.binary(min_size=32, max_size=32), st.binary(max_size=40), st.just(OWN_ID)),
     public_addr=st.one_of(st.just(""), st.just("127.0.0.9:30333"), st.text(max_size=40)),
     height=st.integers(0, 2**64 - 1),
+    nonce=st.one_of(st.binary(min_size=32, max_size=32), st.binary(max_size=40)),
+    signature=st.one_of(st.just(b""), st.binary(max_size=70)),
 )
 
 
@@ -83,8 +85,23 @@ def test_any_hello_is_accepted_only_when_it_fits_or_refused_with_a_status(hello)
                                 grpc.StatusCode.ALREADY_EXISTS)
         assert refusal.detail
         return
-    assert (hello.protocol_version, hello.chain_id, hello.genesis_hash) == (1, CHAIN_ID, GENESIS_HASH)
+    assert (hello.protocol_version, hello.chain_id, hello.genesis_hash) == (PROTOCOL_VERSION, CHAIN_ID, GENESIS_HASH)
     assert len(hello.node_id) == 32 and hello.node_id != OWN_ID
+    assert len(hello.nonce) == 32 and hello.signature == b""
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(
+    st.binary(max_size=120),
+    st.binary(max_size=80).map(lambda s: encode_envelope(p2p_pb2.Envelope(hello_ack=p2p_pb2.HelloAck(signature=s)))),
+))
+def test_any_bytes_parse_as_a_hello_ack_or_are_refused_as_unauthenticated(raw):
+    try:
+        signature = parse_hello_ack(raw)
+    except HandshakeRefused as refusal:
+        assert refusal.code == grpc.StatusCode.UNAUTHENTICATED and refusal.detail
+        return
+    assert encode_envelope(p2p_pb2.Envelope(hello_ack=p2p_pb2.HelloAck(signature=signature))) == raw
 
 
 @pytest.fixture(scope="module")
@@ -115,12 +132,11 @@ def test_arbitrary_bytes_on_a_real_stream_end_only_that_stream(one_network, firs
     finally:
         peer.close()
     # The node still takes a proper peer.
-    good_id = Keypair.generate().public_key
+    good_key = Keypair.generate()
+    good_id = good_key.public_key
     good = RawPeer(addr(one_network))
     try:
-        good.send(encode_envelope(p2p_pb2.Envelope(hello=p2p_pb2.Hello(
-            protocol_version=1, chain_id=CHAIN_ID, genesis_hash=GENESIS_HASH, node_id=good_id))))
-        assert p2p_pb2.Envelope.FromString(good.receive()).hello.node_id == one_network.node_id
+        assert handshake(good, good_key).node_id == one_network.node_id
         wait_until(lambda: good_id in peer_ids(one_network), timeout=3)
     finally:
         good.close()
