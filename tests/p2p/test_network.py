@@ -7,6 +7,7 @@ import os
 import socket
 import threading
 import time
+from concurrent import futures
 
 import grpc
 import pytest
@@ -501,3 +502,134 @@ def test_stop_returns_quickly_and_leaves_no_threads(make_network):
     assert time.monotonic() - started < 5.0
     left = lambda: [t.name for t in threading.enumerate() if t not in before and t.name.startswith("p2p")]  # noqa: E731
     wait_until(lambda: not left(), timeout=3.0, what=f"the p2p threads to end ({left()})")
+
+
+# --- authenticating node ids ---
+
+
+def test_a_peer_claiming_another_nodes_id_without_its_key_is_refused_and_the_real_connection_stays(make_network, raw_peers, caplog):
+    caplog.set_level(logging.INFO, "inferchain.p2p")
+    a, handler_a = make_network()
+    b, handler_b = make_network([addr(a)])
+    wait_until(lambda: peer_ids(a) == {b.node_id} and peer_ids(b) == {a.node_id})
+    before = a.peers()
+    impostor, nonce = Keypair.generate(), os.urandom(32)
+    peer = raw_peers(addr(a))
+    peer.send(hello(node_id=b.node_id, nonce=nonce))  # as b redialing: it would replace b's connection
+    listener = p2p_pb2.Envelope.FromString(peer.receive()).hello
+    forged = impostor.sign(handshake_transcript(DIALER_ROLE, OURS, b.node_id, a.node_id, nonce, listener.nonce))
+    peer.send(hello_ack(forged))
+    code, details = peer.final_status()
+    assert code == grpc.StatusCode.UNAUTHENTICATED and "does not prove node id" in details
+    time.sleep(0.3)
+    assert a.peers() == before and handler_a.disconnected == [] and handler_b.disconnected == []
+    assert a.failed_authentications == 1 and b.node_id not in a._banned
+    lines = [r.getMessage() for r in caplog.records if "refused peer at" in r.getMessage()]
+    assert len(lines) == 1 and "does not prove node id" in lines[0]
+    b.broadcast(vote(3))
+    wait_until(lambda: handler_a.kinds("vote"), what="b's vote over its untouched connection")
+
+
+def test_a_recorded_hello_ack_replayed_on_a_new_connection_is_refused(make_network, raw_peers):
+    a, _ = make_network()
+    key, nonce = Keypair.generate(), os.urandom(32)
+    first = raw_peers(addr(a))
+    first.send(hello(node_id=key.public_key, nonce=nonce))
+    recorded_ack = hello_ack(dialer_signature(key, p2p_pb2.Envelope.FromString(first.receive()).hello, nonce))
+    first.send(recorded_ack)
+    wait_until(lambda: peer_ids(a) == {key.public_key})
+    first.close()
+    wait_until(lambda: not a.peers(), what="the first connection to end")
+    replay = raw_peers(addr(a))
+    replay.send(hello(node_id=key.public_key, nonce=nonce))  # the recorded Hello too
+    replay.receive()
+    replay.send(recorded_ack)
+    code, details = replay.final_status()
+    assert code == grpc.StatusCode.UNAUTHENTICATED and "does not prove node id" in details
+    assert not a.peers()
+
+
+def test_a_recorded_listener_hello_replayed_to_a_dialer_is_refused(make_network, raw_peers, caplog):
+    caplog.set_level(logging.INFO, "inferchain.p2p")
+    a, _ = make_network()
+    recorder = raw_peers(addr(a))
+    recorder.send(hello())
+    recorded = recorder.receive()  # a's Hello, signed for the recorder's nonce
+    host = next_host()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+
+    def replay_a(requests, context):
+        next(requests)
+        yield recorded
+        for _ in requests:
+            pass
+
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
+        "inferchain.p2p.P2P", {"Connect": grpc.stream_stream_rpc_method_handler(replay_a)})])
+    port = server.add_insecure_port(f"{host}:0")
+    server.start()
+    try:
+        c, handler_c = make_network([f"{host}:{port}"])
+        wait_until(lambda: c.failed_authentications >= 1, what="the dialer to refuse the replayed Hello")
+        assert not c.peers() and handler_c.connected == []
+        lines = [r.getMessage() for r in caplog.records if f"refused the peer at {host}:{port}" in r.getMessage()]
+        assert len(lines) == 1 and "listener's signature does not prove node id" in lines[0]
+    finally:
+        server.stop(0)
+
+
+@pytest.mark.parametrize(
+    "second, reason",
+    [
+        (b"\xff\xff\xff", "no valid HelloAck"),
+        (encode_envelope(p2p_pb2.Envelope(status=p2p_pb2.Status(height=1))), "the second message must be a HelloAck, got status"),
+        (hello_ack(b""), "signature is 64 bytes, got 0"),
+        (hello_ack(os.urandom(64)), "does not prove node id"),
+        (None, "ended before its HelloAck"),
+    ],
+)
+def test_a_missing_or_garbage_hello_ack_is_refused(make_network, raw_peers, caplog, second, reason):
+    caplog.set_level(logging.INFO, "inferchain.p2p")
+    a, _ = make_network()
+    peer = raw_peers(addr(a))
+    peer.send(hello())
+    peer.receive()
+    peer.send(second)
+    code, details = peer.final_status()
+    if second is not None:  # a half-closed stream is told no more
+        assert code == grpc.StatusCode.UNAUTHENTICATED and reason in details
+    wait_until(lambda: any(reason in r.getMessage() for r in caplog.records if "refused peer at" in r.getMessage()))
+    assert not a.peers() and a.failed_authentications == 1
+
+
+def test_a_dialer_that_never_sends_its_hello_ack_is_cut_off_after_the_handshake_timeout(make_network, raw_peers):
+    a, _ = make_network(limits=NetworkLimits(handshake_timeout_s=0.5))
+    peer = raw_peers(addr(a))
+    peer.send(hello())
+    peer.receive()
+    code, details = peer.final_status()
+    assert code == grpc.StatusCode.DEADLINE_EXCEEDED and "no HelloAck" in details
+    assert not a.peers()
+
+
+def test_the_listeners_signature_reflected_as_the_hello_ack_is_refused(make_network, raw_peers):
+    a, _ = make_network()
+    peer = raw_peers(addr(a))
+    key = Keypair.generate()
+    peer.send(hello(node_id=key.public_key))
+    listener = p2p_pb2.Envelope.FromString(peer.receive()).hello
+    peer.send(hello_ack(listener.signature))
+    code, details = peer.final_status()
+    assert code == grpc.StatusCode.UNAUTHENTICATED and "does not prove node id" in details
+    assert not a.peers()
+
+
+def test_a_hello_ack_after_the_handshake_is_a_protocol_violation(make_network, raw_peers):
+    a, _ = make_network()
+    key = Keypair.generate()
+    peer = raw_peers(addr(a))
+    handshake(peer, key)
+    wait_until(lambda: peer_ids(a) == {key.public_key})
+    peer.send(hello_ack(b"s" * 64))
+    code, details = peer.final_status()
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "a HelloAck after the handshake" in details

@@ -140,3 +140,26 @@ def test_arbitrary_bytes_on_a_real_stream_end_only_that_stream(one_network, firs
         wait_until(lambda: good_id in peer_ids(one_network), timeout=3)
     finally:
         good.close()
+
+
+def test_the_handshake_transcript_is_the_documented_bytes_and_binds_every_part():
+    from chain.p2p.network import DIALER_ROLE, LISTENER_ROLE, handshake_transcript
+
+    dialer, listener, dialer_nonce, listener_nonce = b"\x01" * 32, b"\x02" * 32, b"\x03" * 32, b"\x04" * 32
+    transcript = handshake_transcript(LISTENER_ROLE, OURS, dialer, listener, dialer_nonce, listener_nonce)
+    chain = CHAIN_ID.encode()
+    assert transcript == (
+        b"inferchain/p2p-handshake/v1" + b"\x08listener" + PROTOCOL_VERSION.to_bytes(4, "big")
+        + len(chain).to_bytes(4, "big") + chain + (32).to_bytes(4, "big") + GENESIS_HASH
+        + dialer + listener + dialer_nonce + listener_nonce
+    )
+    others = {
+        handshake_transcript(DIALER_ROLE, OURS, dialer, listener, dialer_nonce, listener_nonce),
+        handshake_transcript(LISTENER_ROLE, ChainIdentity(chain_id="other", genesis_hash=GENESIS_HASH), dialer, listener,
+                             dialer_nonce, listener_nonce),
+        handshake_transcript(LISTENER_ROLE, ChainIdentity(chain_id=CHAIN_ID, genesis_hash=b"\xee" * 32), dialer,
+                             listener, dialer_nonce, listener_nonce),
+        handshake_transcript(LISTENER_ROLE, OURS, listener, dialer, dialer_nonce, listener_nonce),
+        handshake_transcript(LISTENER_ROLE, OURS, dialer, listener, listener_nonce, dialer_nonce),
+    }
+    assert transcript not in others and len(others) == 5
