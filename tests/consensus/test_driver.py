@@ -58,9 +58,11 @@ class Links:
 
 
 class Validators:
-    def __init__(self, root: Path, block_time_ms: int = 200):
+    def __init__(self, root: Path, block_time_ms: int = 200, epoch_blocks: int | None = None):
         document = dev_genesis_document(validator_names=NAMES)
         document["consensus_params"]["block"]["block_time_ms"] = str(block_time_ms)
+        if epoch_blocks is not None:
+            document["app_state"]["staking"]["params"]["epoch_blocks"] = str(epoch_blocks)
         self.genesis = parse_genesis(document)
         self.root = root
         self.drivers: dict[str, Driver] = {}
@@ -163,6 +165,37 @@ def test_a_block_sync_answer_that_does_not_verify_disconnects_the_peer(validator
     reasons = [item for _, item in validators.sent if isinstance(item, str)]
     assert reasons and "does not verify" in reasons[0]
     assert driver.core.head.height == 0
+
+
+def test_a_validator_elected_at_an_epoch_boundary_starts_voting_and_the_chain_goes_on(tmp_path):
+    from chain.transactions import FeeRule, sign_transaction
+
+    network = Validators(tmp_path, epoch_blocks=4)
+    try:
+        for name in (*NAMES, "eve"):
+            network.start(name)
+        eve = network.drivers["eve"]
+        assert not eve.status().is_validator
+        bond = sign_transaction(
+            dev_keypair("eve"), chain_id=network.genesis.chain_id, genesis_hash=network.genesis.hash, nonce=0,
+            call=types_pb2.Bond(amount=2 * 10**17, validate=True), fee_rule=FeeRule(10**6, 10**4),
+        ).raw
+        for name in NAMES:  # no transaction gossip between these drivers: every pool gets it
+            network.drivers[name].core.submit(bond)
+        network.wait_heights(4)
+        bonded_at = next(h for h in range(1, 5) if network.drivers["alice"].core.store.receipts(
+            network.drivers["alice"].core.store.block_hash_at(h)).transactions)
+        boundary = (bonded_at // 4 + 1) * 4  # the set elected there signs from the next height on
+        network.wait_heights(boundary + 3)
+        assert eve.status().is_validator and eve.status().validators == 5
+        eve_votes = my_votes(network.sent, "eve")
+        assert not any(height <= boundary for height, _, _ in eve_votes)  # a follower until elected
+        assert {height for height, _, _ in eve_votes} >= {boundary + 1, boundary + 2}
+        for height in range(1, boundary + 4):
+            assert len({d.core.store.block_hash_at(height) for d in network.drivers.values()}) == 1
+    finally:
+        for name in list(network.drivers):
+            network.stop(name)
 
 
 def test_oversized_votes_and_proposals_are_refused_before_decoding():
