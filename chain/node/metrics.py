@@ -39,9 +39,9 @@ class CoreCollector(Collector):
         )
         yield CounterMetricFamily("inferchain_transactions_rejected", "Transactions refused at submission.", value=stats.rejected)
         yield CounterMetricFamily(
-            "inferchain_transactions_included", "Transactions included in blocks produced here.", value=stats.included
+            "inferchain_transactions_included", "Transactions in blocks committed here.", value=stats.included
         )
-        yield CounterMetricFamily("inferchain_blocks_produced", "Blocks produced by this node.", value=stats.blocks)
+        yield CounterMetricFamily("inferchain_blocks_produced", "Blocks committed by this node.", value=stats.blocks)
         yield GaugeMetricFamily(
             "inferchain_last_block_transactions", "Transactions in the last produced block.", value=stats.last_block_transactions
         )
@@ -58,6 +58,19 @@ class CoreCollector(Collector):
             "Storage failures that halted block production (a failed write, a damaged read).",
             value=getattr(stats, "storage_errors", 0),
         )
+        yield from _consensus_metrics(core)
+
+
+def _consensus_metrics(core) -> Iterator[Metric]:
+    if getattr(core, "consensus_status", None) is None:
+        return
+    status = core.consensus_status()
+    yield GaugeMetricFamily("inferchain_peers", "Connected peer-to-peer peers.", value=status.peers)
+    yield GaugeMetricFamily("inferchain_consensus_round", "Round of the height being decided.", value=status.round)
+    yield GaugeMetricFamily("inferchain_syncing", "1 while the node catches up by block sync.", value=int(status.syncing))
+    yield GaugeMetricFamily("inferchain_is_validator", "1 when this node's key is in the validator set.",
+                            value=int(status.is_validator))
+    yield GaugeMetricFamily("inferchain_validators", "Validators in the current set.", value=status.validators)
 
 
 class NodeMetrics:

@@ -123,6 +123,8 @@ def test_four_validators_finalize_the_same_blocks_and_gossip_transactions(net):
         for submission in submissions:
             assert client.transaction(submission.hash).status == "included"
     assert proposers  # each included block names its proposer
+    metrics = net.nodes[2].metrics()
+    assert "inferchain_peers 3.0" in metrics and "inferchain_validators 4.0" in metrics
     shown = inferchain("query", "chain", "--node", net.nodes[1].target, "--output", "json")
     document = json.loads(shown.stdout)
     assert (document["peers"], document["validators"], document["is_validator"]) == (3, 4, True)
