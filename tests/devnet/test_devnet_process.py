@@ -319,4 +319,13 @@ def test_the_demo_job_is_executed_verified_and_its_answer_printed(devnet):
     verified = inferchain("verify", str(run.base_dir / "demo-job.json"), timeout=120)
     assert verified.returncode == 0, verified.stderr
     assert document["text"].strip() in run.stdout
+    # A job posted to another node is assigned across validators (redundancy 3) and settles.
+    third = run.record()["nodes"][2]["rpc"]
+    posted = inferchain("job", "submit", "Say hello.", "--from", "bob", "--redundancy", "3", "--max-tokens", "24",
+                        "--wait", "--output", "json", "--node", third, timeout=300)
+    assert posted.returncode == 0, posted.stderr
+    job = json.loads(posted.stdout)
+    assert job["status"] == "settled"
+    executors = {slot["executor"] for slot in job["executors"]}
+    assert len(executors) == 3
     assert run.interrupt() == 0
