@@ -410,7 +410,7 @@ class Driver:
             return
         kind = _KINDS[body.type]
         self._remember_vote(kind, body.height, body.round, body.validator, body.block_hash, vote)
-        if peer_id is not None:
+        if peer_id is not None and body.height + 1 >= self.height:  # old heights' votes only matter here
             self._broadcast(p2p_pb2.Envelope(vote=vote), exclude=peer_id)
         if log_entry and body.height >= self.height:
             self.wal.append(body.height, consensus_pb2.WalEntry(vote=vote))
