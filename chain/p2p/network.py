@@ -14,18 +14,19 @@ handshakes, asks for peers and runs periodic callbacks (transaction gossip's flu
 
 Every outbound queue is bounded in messages and bytes: a full queue drops the message (counted,
 logged at most once per interval per peer) and the caller never waits.
+
+The messages' parsing, encoding and handshake checks are in chain/p2p/wire.py; the outbound queue
+and the seen-gossip cache in chain/p2p/queues.py.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import secrets
-import struct
 import threading
 import time
 import urllib.parse
-from collections import OrderedDict, deque
+from collections import deque
 from concurrent import futures
 from dataclasses import dataclass
 from hashlib import blake2b
@@ -33,28 +34,17 @@ from typing import Callable, Iterator, Protocol, Sequence
 
 import grpc
 
-from chain.crypto import Keypair, verify
+from chain.crypto import Keypair
+from chain.p2p.queues import OutboundQueue, SeenCache
+from chain.p2p.wire import (
+    CONNECT_METHOD, DIALER_ROLE, LISTENER_ROLE, MAX_MESSAGE_BYTES, MAX_PEERS_PER_MESSAGE, NONCE_BYTES, SERVICE_NAME,
+    ChainIdentity, HandshakeRefused, ProtocolViolation, check_handshake_signature, check_hello, encode_envelope,
+    handshake_transcript, parse_addr, parse_dial_addr, parse_envelope, parse_hello_ack, short_id,
+)
 from proto import p2p_pb2
-from runtime.encoding import EncodingError, decode_canonical
 
 log = logging.getLogger("inferchain.p2p")
 
-# 2: Hello carries a nonce and the listener's signature, and the dialer answers with HelloAck.
-PROTOCOL_VERSION = 2
-CONNECT_METHOD = "/inferchain.p2p.P2P/Connect"
-SERVICE_NAME = "inferchain.p2p.P2P"
-# gRPC's message limit, both ways (the largest message the protocol allows is an 8 MiB
-# BlocksResponse; headroom for a block part or a TxBatch of 4 MiB).
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
-NODE_ID_BYTES = 32
-NONCE_BYTES = 32
-SIGNATURE_BYTES = 64
-# The first bytes of every signed handshake transcript: no other message a node key signs starts so.
-HANDSHAKE_CONTEXT = b"inferchain/p2p-handshake/v1"
-LISTENER_ROLE = b"listener"
-DIALER_ROLE = b"dialer"
-MAX_PEERS_PER_MESSAGE = 64
-MAX_ADDR_CHARS = 261  # a 253-character host name, ':' and a 5-digit port, or a bracketed IPv6 address
 # How long a connection replaced by another with the same peer stays open (see _register).
 REPLACED_GRACE_S = 2.0
 # Gossip that first_seen and broadcast deduplicate: the same bytes reach a node from every peer.
@@ -115,274 +105,13 @@ class PeerHandler(Protocol):
     def on_peer_disconnected(self, peer_id: bytes) -> None: ...
 
 
-class HandshakeRefused(Exception):
-    """A Hello this node does not accept: the gRPC status code to end the stream with, and why."""
-
-    def __init__(self, code: grpc.StatusCode, detail: str):
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
-
-
-class ProtocolViolation(Exception):
-    """A peer sent something the protocol does not allow; the connection is closed."""
-
-
-# --- addresses -------------------------------------------------------------------
-
-_HOST_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
-_IPV6 = re.compile(r"^[0-9A-Fa-f:.]{2,45}$")
-
-
-def parse_addr(text: str) -> tuple[str, int]:
-    """(host, port) of "HOST:PORT" (a host name, IPv4 address or [IPv6] address); ValueError otherwise."""
-    if not isinstance(text, str) or not 0 < len(text) <= MAX_ADDR_CHARS or not text.isascii():
-        raise ValueError(f"an address is HOST:PORT of at most {MAX_ADDR_CHARS} ASCII characters")
-    host, colon, port_text = text.rpartition(":")
-    if not colon or not host:
-        raise ValueError(f"{text[:64]!r} is not HOST:PORT")
-    if not port_text.isdigit() or len(port_text) > 5 or (len(port_text) > 1 and port_text[0] == "0"):
-        raise ValueError(f"{text[:64]!r}: the port must be a decimal number 0-65535")
-    port = int(port_text)
-    if port > 65535:
-        raise ValueError(f"{text[:64]!r}: the port must be a decimal number 0-65535")
-    if host.startswith("["):
-        if not host.endswith("]") or not _IPV6.match(host[1:-1]) or ":" not in host[1:-1]:
-            raise ValueError(f"{text[:64]!r}: a bracketed host must be an IPv6 address")
-        return host, port
-    if len(host) > 253 or not all(_HOST_LABEL.match(label) for label in host.split(".")):
-        raise ValueError(f"{text[:64]!r}: the host must be a host name or an IPv4 address")
-    return host, port
-
-
-def parse_dial_addr(text: str) -> tuple[str, int]:
-    """parse_addr, also refusing port 0 and wildcard hosts, which cannot be dialed."""
-    host, port = parse_addr(text)
-    if port == 0 or host in ("0.0.0.0", "[::]"):
-        raise ValueError(f"{text[:64]!r} cannot be dialed (port 0 or a wildcard host)")
-    return host, port
-
-
-def short_id(node_id: bytes) -> str:
-    """The first 12 hex digits of a node id, for logs."""
-    return node_id.hex()[:12] + "…"
+# --- connections ------------------------------------------------------------------
 
 
 def _grpc_peer_addr(peer: str) -> str:
     """HOST:PORT of a gRPC peer string ("ipv4:127.0.0.2:5000", "ipv6:%5B::1%5D:5000")."""
     kind, _, address = urllib.parse.unquote(peer).partition(":")
     return address if kind in ("ipv4", "ipv6") else peer
-
-
-# --- the handshake ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ChainIdentity:
-    """What two nodes must share to talk: protocol version, chain id and genesis hash."""
-
-    chain_id: str
-    genesis_hash: bytes
-    protocol_version: int = PROTOCOL_VERSION
-
-
-def check_hello(ours: ChainIdentity, own_node_id: bytes, hello: p2p_pb2.Hello, *, from_listener: bool = False) -> None:
-    """Refuse a peer's Hello that does not fit this node; HandshakeRefused names the first reason.
-
-    The listener's signature is checked by check_handshake_signature, which needs this node's nonce.
-    """
-    if hello.protocol_version != ours.protocol_version:
-        raise HandshakeRefused(
-            grpc.StatusCode.FAILED_PRECONDITION,
-            f"protocol version mismatch: this node speaks version {ours.protocol_version}, "
-            f"the peer offered {hello.protocol_version}",
-        )
-    if hello.chain_id != ours.chain_id:
-        raise HandshakeRefused(
-            grpc.StatusCode.FAILED_PRECONDITION,
-            f"chain id mismatch: this node runs chain {ours.chain_id!r}, the peer offered {hello.chain_id[:64]!r}",
-        )
-    if hello.genesis_hash != ours.genesis_hash:
-        raise HandshakeRefused(
-            grpc.StatusCode.FAILED_PRECONDITION,
-            f"genesis mismatch: this node runs chain {ours.chain_id!r} genesis {ours.genesis_hash.hex()[:16]}…, "
-            f"the peer offered {hello.genesis_hash.hex()[:16]}…",
-        )
-    if len(hello.node_id) != NODE_ID_BYTES:
-        raise HandshakeRefused(
-            grpc.StatusCode.INVALID_ARGUMENT, f"node_id is {NODE_ID_BYTES} bytes, got {len(hello.node_id)}"
-        )
-    if hello.public_addr:
-        try:
-            parse_dial_addr(hello.public_addr)
-        except ValueError as error:
-            raise HandshakeRefused(grpc.StatusCode.INVALID_ARGUMENT, f"public_addr: {error}") from None
-    if len(hello.nonce) != NONCE_BYTES:
-        raise HandshakeRefused(
-            grpc.StatusCode.INVALID_ARGUMENT, f"nonce is {NONCE_BYTES} bytes, got {len(hello.nonce)}"
-        )
-    if hello.signature and not from_listener:
-        raise HandshakeRefused(
-            grpc.StatusCode.INVALID_ARGUMENT, "a dialer's Hello has no signature (the dialer signs in its HelloAck)"
-        )
-    if hello.node_id == own_node_id:
-        raise HandshakeRefused(grpc.StatusCode.ALREADY_EXISTS, "self-connection: the peer has this node's own node id")
-
-
-def handshake_transcript(
-    role: bytes, ours: ChainIdentity, dialer_id: bytes, listener_id: bytes, dialer_nonce: bytes, listener_nonce: bytes
-) -> bytes:
-    """The bytes one side's node key signs in the handshake (docs/network.md, "Handshake").
-
-    The context keeps a node-key signature from meaning anything elsewhere; the role keeps the
-    listener's signature from serving as the dialer's (reflection); both nonces make it good for
-    this connection only (replay); both node ids and the chain name who talks to whom, where.
-    """
-    chain_id = ours.chain_id.encode("utf-8")
-    return b"".join((
-        HANDSHAKE_CONTEXT,
-        struct.pack(">B", len(role)), role,
-        struct.pack(">I", ours.protocol_version),
-        struct.pack(">I", len(chain_id)), chain_id,
-        struct.pack(">I", len(ours.genesis_hash)), ours.genesis_hash,
-        dialer_id, listener_id, dialer_nonce, listener_nonce,
-    ))
-
-
-def check_handshake_signature(role: bytes, signer_id: bytes, signature: bytes, transcript: bytes) -> None:
-    """Refuse a handshake signature that is not `signer_id`'s Ed25519 signature of `transcript` (UNAUTHENTICATED)."""
-    if len(signature) != SIGNATURE_BYTES:
-        raise HandshakeRefused(
-            grpc.StatusCode.UNAUTHENTICATED,
-            f"the {role.decode()}'s signature is {SIGNATURE_BYTES} bytes, got {len(signature)}",
-        )
-    if not verify(signer_id, signature, transcript):
-        raise HandshakeRefused(
-            grpc.StatusCode.UNAUTHENTICATED,
-            f"the {role.decode()}'s signature does not prove node id {short_id(signer_id)} for this handshake",
-        )
-
-
-def parse_hello_ack(raw: bytes) -> bytes:
-    """The signature in a dialer's HelloAck; HandshakeRefused (UNAUTHENTICATED) for anything else."""
-    try:
-        envelope = parse_envelope(raw)
-    except ProtocolViolation as violation:
-        raise HandshakeRefused(grpc.StatusCode.UNAUTHENTICATED, f"no valid HelloAck: {violation}") from None
-    kind = envelope.WhichOneof("message")
-    if kind != "hello_ack":
-        raise HandshakeRefused(grpc.StatusCode.UNAUTHENTICATED, f"the second message must be a HelloAck, got {kind}")
-    return envelope.hello_ack.signature
-
-
-def parse_envelope(raw: bytes) -> p2p_pb2.Envelope:
-    """An Envelope from its canonical bytes with one message set; ProtocolViolation otherwise."""
-    if len(raw) > MAX_MESSAGE_BYTES:
-        raise ProtocolViolation(f"a message of {len(raw)} bytes (limit {MAX_MESSAGE_BYTES})")
-    try:
-        envelope = decode_canonical(p2p_pb2.Envelope, raw, "p2p Envelope")
-    except EncodingError as error:
-        raise ProtocolViolation(f"{error} ({len(raw)} bytes)") from None
-    if envelope.WhichOneof("message") is None:
-        raise ProtocolViolation(f"an Envelope with no message set ({len(raw)} bytes)")
-    return envelope
-
-
-def encode_envelope(envelope: p2p_pb2.Envelope) -> bytes:
-    """The canonical bytes of an Envelope, as every receiver checks them."""
-    return envelope.SerializeToString(deterministic=True)
-
-
-# --- small parts ------------------------------------------------------------------
-
-
-class _OutboundQueue:
-    """What waits for one connection's writer, bounded in messages and bytes; put never waits."""
-
-    def __init__(self, max_messages: int, max_bytes: int, clock: Callable[[], float] = time.monotonic):
-        self.max_messages = max_messages
-        self.max_bytes = max_bytes
-        self.clock = clock
-        # Since when the message at the head has waited (None when empty): a writer stuck on a
-        # peer that stopped reading shows as a head that waits long.
-        self.head_waiting_since: float | None = None
-        self._items: deque[bytes] = deque()
-        self._bytes = 0
-        self._closed = False
-        self._condition = threading.Condition()
-        # (code, detail) the listener ends the stream with once the queue is closed; None: OK.
-        self.close_status: tuple[grpc.StatusCode, str] | None = None
-
-    def put(self, raw: bytes) -> bool:
-        with self._condition:
-            if self._closed or len(self._items) >= self.max_messages or self._bytes + len(raw) > self.max_bytes:
-                return False
-            if not self._items:
-                self.head_waiting_since = self.clock()
-            self._items.append(raw)
-            self._bytes += len(raw)
-            self._condition.notify()
-            return True
-
-    def get(self) -> bytes | None:
-        """The next message, waiting for one; None once the queue is closed."""
-        with self._condition:
-            while not self._items and not self._closed:
-                self._condition.wait()
-            if self._closed:
-                return None
-            raw = self._items.popleft()
-            self._bytes -= len(raw)
-            self.head_waiting_since = self.clock() if self._items else None
-            return raw
-
-    def drain(self) -> Iterator[bytes]:
-        while (raw := self.get()) is not None:
-            yield raw
-
-    def close(self, status: tuple[grpc.StatusCode, str] | None = None) -> None:
-        with self._condition:
-            if not self._closed:
-                self._closed = True
-                self.close_status = status
-            self._condition.notify_all()
-
-    def take_all(self) -> list[bytes]:
-        with self._condition:
-            items = list(self._items)
-            self._items.clear()
-            self._bytes = 0
-            self.head_waiting_since = None
-            return items
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    @property
-    def size(self) -> tuple[int, int]:
-        with self._condition:
-            return len(self._items), self._bytes
-
-
-class _SeenCache:
-    """A bounded LRU set of message hashes."""
-
-    def __init__(self, capacity: int):
-        self.capacity = capacity
-        self._hashes: OrderedDict[bytes, None] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def add(self, digest: bytes) -> bool:
-        """True when `digest` was not in the set (it is now)."""
-        with self._lock:
-            if digest in self._hashes:
-                self._hashes.move_to_end(digest)
-                return False
-            self._hashes[digest] = None
-            if len(self._hashes) > self.capacity:
-                self._hashes.popitem(last=False)
-            return True
 
 
 @dataclass(eq=False)
@@ -393,7 +122,7 @@ class _Connection:
     addr: str  # what the peer is known by: the address dialed, its public_addr, or where it came from
     inbound: bool
     dialer_id: bytes
-    queue: _OutboundQueue
+    queue: OutboundQueue
     height: int
     public_addr: str
     cancel: Callable[[], None]  # ends the stream from our side
@@ -485,7 +214,7 @@ class Network:
         self._periodic: list[_Periodic] = []
         self._events: deque[tuple[str, bytes]] = deque()
         self._event_lock = threading.Lock()
-        self._seen = _SeenCache(limits.seen_cache_size)
+        self._seen = SeenCache(limits.seen_cache_size)
         self._threads: set[threading.Thread] = set()
         self._stopping = threading.Event()
         self._server: grpc.Server | None = None
@@ -639,7 +368,7 @@ class Network:
         remote = _grpc_peer_addr(context.peer())
         if self._stopping.is_set():
             context.abort(grpc.StatusCode.UNAVAILABLE, "the node is stopping")
-        queue = _OutboundQueue(self.limits.max_queue_messages, self.limits.max_queue_bytes, self.clock)
+        queue = OutboundQueue(self.limits.max_queue_messages, self.limits.max_queue_bytes, self.clock)
 
         def cancel() -> None:
             # Ending the handler sends the close status; a writer stuck on a peer that stopped
@@ -655,12 +384,12 @@ class Network:
         if queue.close_status is not None:
             context.abort(*queue.close_status)
 
-    def _refuse_late(self, queue: _OutboundQueue, remote: str, awaited: str) -> None:
+    def _refuse_late(self, queue: OutboundQueue, remote: str, awaited: str) -> None:
         if not self._stopping.is_set():
             log.warning("p2p: refused peer at %s: no %s within %.0f s", remote, awaited, self.limits.handshake_timeout_s)
         queue.close((grpc.StatusCode.DEADLINE_EXCEEDED, f"no {awaited} within {self.limits.handshake_timeout_s:.0f} s"))
 
-    def _read_inbound(self, request_iterator, remote: str, queue: _OutboundQueue, cancel, key: object,
+    def _read_inbound(self, request_iterator, remote: str, queue: OutboundQueue, cancel, key: object,
                       awaiting: list[str]) -> None:
         try:
             connection = self._accept(request_iterator, remote, queue, cancel, awaiting)
@@ -674,7 +403,7 @@ class Network:
         if connection is not None:
             self._read(connection, request_iterator)
 
-    def _accept(self, request_iterator, remote: str, queue: _OutboundQueue, cancel,
+    def _accept(self, request_iterator, remote: str, queue: OutboundQueue, cancel,
                 awaiting: list[str]) -> _Connection | None:
         """Check the dialer's Hello, answer with ours, check its HelloAck, then register the connection."""
         raw = next(request_iterator)
@@ -927,7 +656,7 @@ class Network:
             self._after_dial(target, outcome)
 
     def _connect(self, addr: str) -> _DialOutcome:
-        queue = _OutboundQueue(self.limits.max_queue_messages, self.limits.max_queue_bytes, self.clock)
+        queue = OutboundQueue(self.limits.max_queue_messages, self.limits.max_queue_bytes, self.clock)
         nonce = secrets.token_bytes(NONCE_BYTES)
         queue.put(encode_envelope(self._hello(nonce)))
         channel = grpc.insecure_channel(addr, options=_channel_options())
@@ -943,7 +672,7 @@ class Network:
             queue.close()
             channel.close()
 
-    def _handshake_and_read(self, addr: str, call, queue: _OutboundQueue, cancel, nonce: bytes) -> _DialOutcome:
+    def _handshake_and_read(self, addr: str, call, queue: OutboundQueue, cancel, nonce: bytes) -> _DialOutcome:
         key = self._at(self.clock() + self.limits.handshake_timeout_s, cancel)
         try:
             raw = next(call)

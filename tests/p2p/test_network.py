@@ -13,9 +13,10 @@ import grpc
 import pytest
 
 from chain.crypto import Keypair, verify
-from chain.p2p.network import (
-    CONNECT_METHOD, DIALER_ROLE, LISTENER_ROLE, MAX_MESSAGE_BYTES, ChainIdentity, NetworkLimits, PROTOCOL_VERSION,
-    encode_envelope, handshake_transcript,
+from chain.p2p.network import NetworkLimits
+from chain.p2p.wire import (
+    CONNECT_METHOD, DIALER_ROLE, LISTENER_ROLE, MAX_MESSAGE_BYTES, ChainIdentity, PROTOCOL_VERSION, encode_envelope,
+    handshake_transcript,
 )
 from proto import p2p_pb2, types_pb2
 from tests.p2p.conftest import CHAIN_ID, GENESIS_HASH, addr, next_host, peer_ids, wait_until

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from chain.crypto import Keypair
-from chain.p2p.network import (
+from chain.p2p.wire import (
     ChainIdentity, HandshakeRefused, MAX_ADDR_CHARS, PROTOCOL_VERSION, ProtocolViolation, check_hello, encode_envelope,
     parse_addr, parse_dial_addr, parse_envelope, parse_hello_ack,
 )
@@ -143,7 +143,7 @@ def test_arbitrary_bytes_on_a_real_stream_end_only_that_stream(one_network, firs
 
 
 def test_the_handshake_transcript_is_the_documented_bytes_and_binds_every_part():
-    from chain.p2p.network import DIALER_ROLE, LISTENER_ROLE, handshake_transcript
+    from chain.p2p.wire import DIALER_ROLE, LISTENER_ROLE, handshake_transcript
 
     dialer, listener, dialer_nonce, listener_nonce = b"\x01" * 32, b"\x02" * 32, b"\x03" * 32, b"\x04" * 32
     transcript = handshake_transcript(LISTENER_ROLE, OURS, dialer, listener, dialer_nonce, listener_nonce)
