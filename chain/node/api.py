@@ -9,7 +9,7 @@ import grpc
 from chain.node.core import NodeCore, Rejected
 from chain.node.jobs_api import JobsApi, head_at
 from chain.ss58 import SS58_PREFIX, SS58_PREFIX_NAME, AddressError, decode_address, encode_address
-from proto import node_pb2, node_pb2_grpc, types_pb2
+from proto import node_pb2, node_pb2_grpc
 from runtime import balances, hashing
 
 log = logging.getLogger(__name__)

@@ -1,9 +1,10 @@
-"""The node core: admits transactions, produces and commits blocks, answers queries.
+"""The node core: admits transactions, builds and commits the blocks consensus decides, answers queries.
 
 One lock guards the pool and the head. Signature checks run outside it, so gRPC
 worker threads verify in parallel (the cryptography package releases the GIL).
-Block production snapshots the ready transactions under the lock, executes them
-without it (only the producer writes the store), and commits under it.
+Proposing snapshots the ready transactions under the lock and executes them without
+it (chain/node/blocks.py; only the consensus thread writes the store); a decided
+block is committed under it.
 """
 
 from __future__ import annotations
@@ -319,4 +320,3 @@ class NodeCore:
             return account.nonce if account is not None else 0
 
         self.pool.prune(senders, account_nonce)
-
