@@ -204,3 +204,35 @@ def test_the_proposer_changes_from_round_to_round_and_height_to_height():
         firsts.append(heights.proposer(0))
         heights = heights.next_height()
     assert len(set(firsts)) == 4
+
+
+def test_without_auto_advance_a_decision_pauses_until_advance_which_keeps_the_next_heights_messages():
+    valid, fresh = (lambda value: True), (lambda height: b"fresh-%d" % height)
+    probe = Machine(KEYS[0], POWERS, 1, valid, fresh)
+    next_proposer = Priorities.start(POWERS).next_height().proposer(0)
+    me = next(index for index, key in enumerate(KEYS) if key not in (next_proposer, probe.proposer(0)))
+    node = Machine(KEYS[me], POWERS, 1, valid, fresh, auto_advance=False)
+    node.start()
+    outputs = feed(node, Proposal(1, 0, A, -1, node.proposer(0)),
+                   *[Vote(PRECOMMIT, 1, 0, A, key) for key in KEYS if key != node.me][:3])
+    decided_at = next(index for index, output in enumerate(outputs) if isinstance(output, Decide))
+    assert outputs[decided_at].value == A
+    assert node.paused and node.height == 2
+    assert not sent(outputs[decided_at:])  # nothing of height 2 is proposed or voted before advance()
+    assert feed(node, Timeout(PROPOSE, 2, 0)) == []  # no timers run while paused
+    assert feed(node, Proposal(2, 0, B, -1, next_proposer)) == []  # kept, not acted on
+    started = node.advance()
+    assert [(vote.height, vote.value) for vote in sent(started, PREVOTE)] == [(2, B)]
+
+
+def test_advance_with_a_new_validator_set_forgets_the_buffered_votes_of_those_who_left():
+    node = Machine(KEYS[3], POWERS, 1, lambda value: True, lambda height: b"fresh-%d" % height, auto_advance=False)
+    node.start()
+    feed(node, Proposal(1, 0, A, -1, node.proposer(0)), *[Vote(PRECOMMIT, 1, 0, A, KEYS[i]) for i in range(3)])
+    assert node.paused
+    feed(node, Vote(PREVOTE, 2, 0, B, KEYS[0]), Vote(PREVOTE, 2, 0, B, KEYS[1]))
+    remaining = {key: 1 for key in KEYS[1:]}
+    node.advance(remaining, Priorities.start(remaining))
+    assert node.total == 3 and KEYS[0] not in node.powers
+    # Tallies now run over the new set only: KEYS[0]'s buffered prevote no longer counts (no KeyError either).
+    assert node._power(node._votes(PREVOTE, 0), B) == 1
