@@ -48,6 +48,7 @@ from chain.crypto import DEV_ACCOUNT_NAMES, Keypair, dev_keypair  # noqa: E402
 from chain.devnet.launcher import Devnet, LaunchOptions  # noqa: E402
 from chain.devnet.layout import choose_addresses, prepare  # noqa: E402
 from chain.transactions import FeeRule, sign_transaction, transfer_call  # noqa: E402
+from bench.transfers import included_rate  # noqa: E402
 from tests.nodes import NodeProcess, free_port  # noqa: E402
 
 ENDOWMENT = 10**15
@@ -244,17 +245,6 @@ def watch_blocks(target: str, node: int, from_height: int, load: Load, seen: lis
             stream.close()
 
 
-def finalized_rate(seen: list[SeenBlock], start_ms: int, end_ms: int) -> tuple[float, int, float]:
-    """(tx/s, transactions, seconds) from the last block before the window to the last block in it, by header time."""
-    before = [block for block in seen if block.time_ms <= start_ms]
-    inside = [block for block in seen if start_ms < block.time_ms <= end_ms]
-    if not before or not inside:
-        return 0.0, 0, 0.0
-    seconds = (inside[-1].time_ms - before[-1].time_ms) / 1000
-    count = sum(block.transactions for block in inside)
-    return (count / seconds if seconds > 0 else 0.0), count, seconds
-
-
 # --- phases -------------------------------------------------------------------------------
 
 
@@ -313,7 +303,7 @@ def run_phase(name: str, targets: list[str], queues_per_thread: list[list[deque]
         if closed and (rate is None or pending == 0):
             break
         time.sleep(0.1)
-    tx_per_s, included, window_s = finalized_rate(seen[0], start_ms, end_ms)
+    tx_per_s, included, window_s = included_rate(seen[0], start_ms, end_ms)  # finalized: blocks are final
     inside = [block for block in seen[0] if start_ms < block.time_ms <= end_ms]
     _drain(load)
     done.set()
