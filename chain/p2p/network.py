@@ -29,7 +29,6 @@ import urllib.parse
 from collections import deque
 from concurrent import futures
 from dataclasses import dataclass
-from hashlib import blake2b
 from typing import Callable, Iterator, Protocol, Sequence
 
 import grpc
@@ -42,6 +41,7 @@ from chain.p2p.wire import (
     handshake_transcript, parse_addr, parse_dial_addr, parse_envelope, parse_hello_ack, short_id,
 )
 from proto import p2p_pb2
+from runtime.hashing import blake2b_256
 
 log = logging.getLogger("inferchain.p2p")
 
@@ -127,14 +127,13 @@ class _Connection:
     public_addr: str
     cancel: Callable[[], None]  # ends the stream from our side
     connected_at: float
-    dropped: int = 0
     dropped_since_log: int = 0
     last_drop_log: float = 0.0
     last_peers_answer: float = -1e9
     closed_reason: str | None = None
     # What this side queued for the handshake (the listener's Hello, the dialer's HelloAck): never
     # moved to a connection that replaces this one.
-    handshake_raw: tuple[bytes, ...] = ()
+    handshake_raw: bytes | None = None
 
 
 @dataclass
@@ -287,7 +286,7 @@ class Network:
         """Queue `envelope` to every peer but `exclude`; never waits. Gossip is marked seen."""
         raw = encode_envelope(envelope)
         if envelope.WhichOneof("message") in GOSSIP_KINDS:
-            self._seen.add(_digest(raw))
+            self._seen.add(blake2b_256(raw))
         with self._lock:
             connections = [c for peer, c in self._connections.items() if peer != exclude]
         for connection in connections:
@@ -305,7 +304,7 @@ class Network:
         """True the first time this exact gossip message is seen (always True for other kinds)."""
         if envelope.WhichOneof("message") not in GOSSIP_KINDS:
             return True
-        return self._seen.add(_digest(encode_envelope(envelope)))
+        return self._seen.add(blake2b_256(encode_envelope(envelope)))
 
     def peers(self) -> list[PeerInfo]:
         """The connected peers, by node id."""
@@ -350,7 +349,6 @@ class Network:
         now = self.clock()
         with self._lock:
             self.dropped_messages += 1
-            connection.dropped += 1
             connection.dropped_since_log += 1
             if now - connection.last_drop_log < self.limits.drop_log_interval_s:
                 return
@@ -437,7 +435,7 @@ class Network:
         listener_transcript = handshake_transcript(
             LISTENER_ROLE, self.identity, hello.node_id, self.node_id, hello.nonce, nonce)
         our_hello = encode_envelope(self._hello(nonce, self.node_key.sign(listener_transcript)))
-        connection.handshake_raw = (our_hello,)
+        connection.handshake_raw = our_hello
         connection.queue.put(our_hello)
         try:
             raw_ack = next(request_iterator)
@@ -522,7 +520,7 @@ class Network:
             # The survivor takes what waited for the loser (but its handshake), so a replacement loses
             # no queued message.
             for raw in old.queue.take_all():
-                if not any(raw is handshake for handshake in old.handshake_raw):
+                if raw is not old.handshake_raw:
                     new.queue.put(raw)
             # The loser ends a moment later, not now: the peer may not have registered the survivor
             # yet (a listener registers before it answers), and would see its peer vanish and return.
@@ -697,7 +695,7 @@ class Network:
         queue.put(ack)
         connection = _Connection(
             node_id=hello.node_id, addr=addr, inbound=False, dialer_id=self.node_id, queue=queue, height=hello.height,
-            public_addr=hello.public_addr, cancel=cancel, connected_at=self.clock(), handshake_raw=(ack,),
+            public_addr=hello.public_addr, cancel=cancel, connected_at=self.clock(), handshake_raw=ack,
         )
         try:
             self._register(connection)
@@ -884,10 +882,6 @@ def _describe(error: grpc.RpcError) -> str:
     if code is None:
         return "the peer closed the stream"
     return f"{code.name} {error.details() or ''}".strip()
-
-
-def _digest(raw: bytes) -> bytes:
-    return blake2b(raw, digest_size=32).digest()
 
 
 def _connect_handler(behavior) -> grpc.GenericRpcHandler:

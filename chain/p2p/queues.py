@@ -9,6 +9,7 @@ from typing import Callable, Iterator
 
 import grpc
 
+
 class OutboundQueue:
     """What waits for one connection's writer, bounded in messages and bytes; put never waits."""
 

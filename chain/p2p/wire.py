@@ -61,11 +61,10 @@ def parse_addr(text: str) -> tuple[str, int]:
     host, colon, port_text = text.rpartition(":")
     if not colon or not host:
         raise ValueError(f"{text[:64]!r} is not HOST:PORT")
-    if not port_text.isdigit() or len(port_text) > 5 or (len(port_text) > 1 and port_text[0] == "0"):
+    leading_zero = len(port_text) > 1 and port_text[0] == "0"
+    if not port_text.isdigit() or len(port_text) > 5 or leading_zero or int(port_text) > 65535:
         raise ValueError(f"{text[:64]!r}: the port must be a decimal number 0-65535")
     port = int(port_text)
-    if port > 65535:
-        raise ValueError(f"{text[:64]!r}: the port must be a decimal number 0-65535")
     if host.startswith("["):
         if not host.endswith("]") or not _IPV6.match(host[1:-1]) or ":" not in host[1:-1]:
             raise ValueError(f"{text[:64]!r}: a bracketed host must be an IPv6 address")
