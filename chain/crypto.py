@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from chain.ss58 import encode_address
 from runtime.hashing import blake2b_256
+from runtime.signatures import verify_signature
 
 DEV_ACCOUNT_NAMES = ("alice", "bob", "charlie", "dave", "eve", "ferdie")
 
@@ -58,8 +58,4 @@ def dev_keypair(name: str) -> Keypair:
 
 def verify(public_key: bytes, signature: bytes, message: bytes) -> bool:
     """True when `signature` is `public_key`'s Ed25519 signature of `message`."""
-    try:
-        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
-    except (InvalidSignature, ValueError):
-        return False
-    return True
+    return verify_signature(public_key, signature, message)

@@ -12,8 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from proto import state_pb2, types_pb2
 from runtime import system
@@ -29,6 +27,7 @@ from runtime.primitives import (
     TransactionUnpayable,
 )
 from runtime.registry import RUNTIME
+from runtime.signatures import verify_signature
 from runtime.state import Overlay, StateReader
 
 TRANSACTION_SIGNING_CONTEXT = b"inferchain/tx/v1"
@@ -164,10 +163,8 @@ def _decode(raw: bytes) -> tuple[types_pb2.Transaction, types_pb2.TransactionBod
 def _verify_signature(sender: bytes, signature: bytes, body: bytes) -> None:
     if len(signature) != 64:
         raise BadSignature(f"signature must be 64 bytes, got {len(signature)}")
-    try:
-        Ed25519PublicKey.from_public_bytes(sender).verify(signature, TRANSACTION_SIGNING_CONTEXT + body)
-    except (InvalidSignature, ValueError):
-        raise BadSignature("signature does not verify for the sender's public key") from None
+    if not verify_signature(sender, signature, TRANSACTION_SIGNING_CONTEXT + body):
+        raise BadSignature("signature does not verify for the sender's public key")
 
 
 def validate_transaction(

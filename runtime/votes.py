@@ -10,17 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from proto import types_pb2
 from runtime.encoding import EncodingError, decode_canonical
+from runtime.signatures import KEY_BYTES, verify_signature
 
 VOTE_SIGNING_CONTEXT = b"inferchain/vote/v1"
 PROPOSAL_SIGNING_CONTEXT = b"inferchain/proposal/v1"
 HASH_BYTES = 32
-KEY_BYTES = 32
-SIGNATURE_BYTES = 64
 VOTE_TYPES = (types_pb2.VOTE_TYPE_PREVOTE, types_pb2.VOTE_TYPE_PRECOMMIT)
 # Size bounds checked before anything is decoded: an honest vote is about 220 bytes, a proposal of a
 # 4 MiB block (25 parts) about 1 KiB.
@@ -43,16 +39,6 @@ class SignedVote:
     def key(self) -> tuple[bytes, int, int, int]:
         """(validator, height, round, type): one honest vote per key."""
         return (self.body.validator, self.body.height, self.body.round, self.body.type)
-
-
-def verify_signature(public_key: bytes, signature: bytes, message: bytes) -> bool:
-    if len(public_key) != KEY_BYTES or len(signature) != SIGNATURE_BYTES:
-        return False
-    try:
-        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
-    except (InvalidSignature, ValueError):
-        return False
-    return True
 
 
 def check_vote(vote: types_pb2.Vote, chain_id: str) -> SignedVote:

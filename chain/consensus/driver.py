@@ -41,7 +41,7 @@ from runtime import evidence as evidence_rules
 from runtime import staking
 from runtime.encoding import EncodingError, decode_canonical
 from runtime.hashing import blake2b_256
-from runtime.votes import VoteError, check_proposal, check_vote
+from runtime.votes import SignedVote, VoteError, check_proposal, check_vote
 
 log = logging.getLogger("inferchain.consensus")
 
@@ -121,17 +121,19 @@ class Driver:
         self._next_start: float | None = None
         self._last_progress = 0.0
         self._last_rebroadcast = 0.0
+        self.assemblies: dict[tuple[int, int, bytes], block_parts.Assembly] = {}
+        self.waiting_blocks: dict[tuple[int, int, bytes], block_parts.Assembly] = {}
         self._reset_height_state()
-        self.signed_votes: dict[tuple, types_pb2.Vote] = {}
+        # Every vote seen, as the machine knows it, to the vote as signed: commits and evidence carry the latter.
+        self.signed_votes: dict[Vote, SignedVote] = {}
         self.evidence_pool: dict[tuple, types_pb2.DuplicateVoteEvidence] = {}
         self._orphans = block_parts.OrphanParts()
 
     def _reset_height_state(self) -> None:
         """Forget what belonged to decided heights; keep parts and blocks already received for later ones."""
         self.verdicts: dict[bytes, Candidate | None] = {}
-        self.assemblies = {key: value for key, value in getattr(self, "assemblies", {}).items() if key[0] >= self.height}
-        self.waiting_blocks = {key: value for key, value in getattr(self, "waiting_blocks", {}).items()
-                               if key[0] >= self.height}
+        self.assemblies = {key: value for key, value in self.assemblies.items() if key[0] >= self.height}
+        self.waiting_blocks = {key: value for key, value in self.waiting_blocks.items() if key[0] >= self.height}
         self.own_blocks: dict[int, bytes] = {}
         self.own_messages: list[p2p_pb2.Envelope] = []
 
@@ -359,7 +361,7 @@ class Driver:
             ]
         else:
             vote = sign_vote(self.key, self.chain_id, _TYPES[message.kind], message.height, message.round, message.value)
-            self._remember_vote(message.kind, message.height, message.round, self.key.public_key, message.value, vote)
+            self._remember_vote(message, SignedVote(types_pb2.VoteBody.FromString(vote.body), vote))
             envelopes = [p2p_pb2.Envelope(vote=vote)]
         self.own_messages.extend(envelopes)
         for envelope in envelopes:
@@ -368,7 +370,7 @@ class Driver:
     def _decided(self, decision: Decide) -> None:
         candidate = self.verdicts[decision.value]
         precommits = sorted(
-            (self.signed_votes[(PRECOMMIT, vote.height, vote.round, vote.sender, vote.value)] for vote in decision.precommits),
+            (self.signed_votes[vote].vote for vote in decision.precommits),
             key=lambda vote: vote.body,
         )
         commit = types_pb2.Commit(
@@ -402,29 +404,30 @@ class Driver:
 
     def _take_vote(self, vote: types_pb2.Vote, peer_id: bytes | None, log_entry: bool = True) -> None:
         try:
-            body = check_vote(vote, self.chain_id).body
+            signed = check_vote(vote, self.chain_id)
         except VoteError as error:
             self._misbehaved(peer_id, f"an invalid vote: {error}")
             return
+        body = signed.body
         if body.round > MAX_ROUND or body.height > self.height + FUTURE_HEIGHTS:
             return
-        kind = _KINDS[body.type]
-        self._remember_vote(kind, body.height, body.round, body.validator, body.block_hash, vote)
+        message = Vote(_KINDS[body.type], body.height, body.round, body.block_hash, body.validator)
+        self._remember_vote(message, signed)
         if peer_id is not None and body.height + 1 >= self.height:  # old heights' votes only matter here
             self._broadcast(p2p_pb2.Envelope(vote=vote), exclude=peer_id)
         if log_entry and body.height >= self.height:
             self.wal.append(body.height, consensus_pb2.WalEntry(vote=vote))
-        self._act(self.machine.handle(Vote(kind, body.height, body.round, body.block_hash, body.validator)))
+        self._act(self.machine.handle(message))
 
-    def _remember_vote(self, kind, height, round_number, sender, value, vote) -> None:
+    def _remember_vote(self, message: Vote, signed: SignedVote) -> None:
         if len(self.signed_votes) < MAX_SIGNED_VOTES:
-            self.signed_votes[(kind, height, round_number, sender, value)] = vote
+            self.signed_votes[message] = signed
 
     def _forget_old_votes(self, decided: int) -> None:
         # Votes of the last heights stay for evidence (the machine keeps as many); older ones go.
         oldest = decided - 100
         if len(self.signed_votes) > 1_000 or len(self.signed_votes) >= MAX_SIGNED_VOTES:
-            self.signed_votes = {key: vote for key, vote in self.signed_votes.items() if key[1] > oldest}
+            self.signed_votes = {key: vote for key, vote in self.signed_votes.items() if key.height > oldest}
 
     def _on_proposal(self, peer_id: bytes, envelope: p2p_pb2.Envelope) -> None:
         if not self._first_seen(envelope):
@@ -535,18 +538,15 @@ class Driver:
         self._broadcast(envelope, exclude=peer_id)
 
     def _record_evidence(self, first: Vote, second: Vote) -> None:
-        votes = [
-            self.signed_votes.get((vote.kind, vote.height, vote.round, vote.sender, vote.value)) for vote in (first, second)
-        ]
-        if None in votes:
+        signed = [self.signed_votes.get(vote) for vote in (first, second)]
+        if None in signed:
             return
-        votes.sort(key=lambda vote: check_vote(vote, self.chain_id).body.block_hash)
-        evidence = types_pb2.DuplicateVoteEvidence(first=votes[0], second=votes[1])
+        evidence = evidence_rules.make_evidence(*signed)
         log.warning(
             "double-sign by %s at #%d round %d (%s): evidence kept for the next block",
             first.sender.hex()[:16], first.height, first.round, first.kind,
         )
-        self._add_evidence(evidence, (first.sender, first.height, first.round, _TYPES[first.kind]))
+        self._add_evidence(evidence, signed[0].key)
         self._broadcast(p2p_pb2.Envelope(evidence=evidence))
 
     def _add_evidence(self, evidence: types_pb2.DuplicateVoteEvidence, key: tuple) -> None:

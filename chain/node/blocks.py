@@ -186,12 +186,8 @@ class BlockBuilder:
         evidence = tuple(block.evidence)
         if len(evidence) > MAX_EVIDENCE_PER_BLOCK:
             raise InvalidProposedBlock(f"block #{height}: {len(evidence)} pieces of evidence, at most {MAX_EVIDENCE_PER_BLOCK}")
-        for index, item in enumerate(evidence):
-            reason = staking.check_evidence(self.store.state, item, height)
-            if reason is not None:
-                raise InvalidProposedBlock(f"block #{height}: evidence {index}: {reason}")
         context = BlockContext(height, header.time_ms, header.proposer, evidence)
-        try:
+        try:  # staking's on_initialize refuses inadmissible evidence (InvalidEvidence, a DispatchError)
             execution = BlockExecution(self.store.state, context, rules)
             for index, tx in enumerate(checked):
                 execution.try_apply(tx)
