@@ -229,91 +229,66 @@ def _token(client) -> Token:
 
 
 def query_account(args: argparse.Namespace) -> int:
-    """Print an account's proven balances and nonce."""
+    """Print an account's proven balances and nonce (--light: proven against a block whose commit was verified)."""
     public_key = resolve_account_argument(args.account)
-    if args.light:
-        return _query_account_light(args, public_key)
+    genesis = _trusted_genesis(args.light) if args.light else None
     with node_client(args) as client:
-        account = client.account(public_key)
+        if genesis is None:
+            account = client.account(public_key)
+        else:
+            account = LightClient(client, genesis).verified_account(public_key)
         token = _token(client) if args.output == "text" else Token()
     if args.output == "json":
         print_json(_account_document(account))
         return 0
-    print_fields(
-        [
-            ("address", account.address),
-            ("public key", account.public_key.hex()),
-            ("exists", "yes" if account.exists else "no"),
-            ("free", token.format(account.free)),
-            ("reserved", token.format(account.reserved)),
-            ("nonce", account.nonce),
-            ("next nonce", account.next_nonce),
-            ("at height", account.height),
-            ("block", account.block_hash.hex()),
-            ("state root", account.state_root.hex()),
-            ("proof", "verified"),
-        ]
-    )
+    print_fields(_account_fields(account, token))
     return 0
 
 
-def _account_document(account: Account) -> dict:
-    return {
+def _account_anchor(account: Account | VerifiedAccount) -> tuple[int, bytes, bytes, VerifiedHeader | None]:
+    """The block the account is proven after (height, hash, state root) and the verified commit, if any.
+
+    A light client's account carries no next nonce: that counts pending transactions, which no proof covers."""
+    if isinstance(account, VerifiedAccount):
+        return account.block.height, account.block.hash, account.block.state_root, account.block
+    return account.height, account.block_hash, account.state_root, None
+
+
+def _account_fields(account: Account | VerifiedAccount, token: Token) -> list[tuple[str, object]]:
+    height, block_hash, state_root, commit = _account_anchor(account)
+    fields: list[tuple[str, object]] = [
+        ("address", account.address),
+        ("public key", account.public_key.hex()),
+        ("exists", "yes" if account.exists else "no"),
+        ("free", token.format(account.free)),
+        ("reserved", token.format(account.reserved)),
+        ("nonce", account.nonce),
+    ]
+    if commit is None:
+        fields.append(("next nonce", account.next_nonce))
+    fields += [("at height", height), ("block", block_hash.hex()), ("state root", state_root.hex())]
+    fields.append(("proof", "verified"))
+    if commit is not None:
+        fields.append(("commit", _commit_text(commit)))
+    return fields
+
+
+def _account_document(account: Account | VerifiedAccount) -> dict:
+    height, block_hash, state_root, commit = _account_anchor(account)
+    document = {
         "address": account.address,
         "public_key": account.public_key.hex(),
         "exists": account.exists,
         "free": u64(account.free),
         "reserved": u64(account.reserved),
         "nonce": u64(account.nonce),
-        "next_nonce": u64(account.next_nonce),
-        "height": u64(account.height),
-        "block_hash": account.block_hash.hex(),
-        "state_root": account.state_root.hex(),
-        "proof_verified": True,
     }
-
-
-def _query_account_light(args: argparse.Namespace, public_key: bytes) -> int:
-    """Print an account proven against a block whose commit the light client verified."""
-    genesis = _trusted_genesis(args.light)
-    with node_client(args) as client:
-        account = LightClient(client, genesis).verified_account(public_key)
-        token = _token(client) if args.output == "text" else Token()
-    if args.output == "json":
-        print_json(_light_account_document(account))
-        return 0
-    print_fields(
-        [
-            ("address", account.address),
-            ("public key", account.public_key.hex()),
-            ("exists", "yes" if account.exists else "no"),
-            ("free", token.format(account.free)),
-            ("reserved", token.format(account.reserved)),
-            ("nonce", account.nonce),
-            ("at height", account.block.height),
-            ("block", account.block.hash.hex()),
-            ("state root", account.block.state_root.hex()),
-            ("proof", "verified"),
-            ("commit", _commit_text(account.block)),
-        ]
-    )
-    return 0
-
-
-def _light_account_document(account: VerifiedAccount) -> dict:
-    return {
-        "address": account.address,
-        "public_key": account.public_key.hex(),
-        "exists": account.exists,
-        "free": u64(account.free),
-        "reserved": u64(account.reserved),
-        "nonce": u64(account.nonce),
-        "height": u64(account.block.height),
-        "block_hash": account.block.hash.hex(),
-        "state_root": account.block.state_root.hex(),
-        "proof_verified": True,
-        "commit": _commit_document(account.block),
-    }
+    if commit is None:
+        document["next_nonce"] = u64(account.next_nonce)
+    document.update(height=u64(height), block_hash=block_hash.hex(), state_root=state_root.hex(), proof_verified=True)
+    if commit is not None:
+        document["commit"] = _commit_document(commit)
+    return document
 
 
 # --- query block ------------------------------------------------------------------

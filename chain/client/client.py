@@ -346,6 +346,15 @@ class Client(JobCalls):
 
     def block(self, height: int | None = None, hash: bytes | None = None) -> Block:
         """A block by height or hash (neither: the best block), its hash and roots checked."""
+        return self._checked_block(height, hash)[0]
+
+    def committed_block(self, height: int) -> CommittedBlock:
+        """The block at `height`, its hash and roots checked, with its commit (not checked here: a light
+        client checks it against the validator set, chain/client/light.py)."""
+        block, reply = self._checked_block(optional_u64(height, "height"), None)
+        return CommittedBlock(block, reply.commit)
+
+    def _checked_block(self, height: int | None, hash: bytes | None) -> tuple[Block, node_pb2.GetBlockResponse]:
         if height is not None and hash is not None:
             raise ClientError("INVALID_ARGUMENT", "give a block height or a block hash, not both")
         if height is not None:
@@ -360,17 +369,7 @@ class Client(JobCalls):
             raise ProofError(f"asked for block {hash.hex()}, the node sent block {block.hash.hex()}")
         if height is not None and block.height != height:
             raise ProofError(f"asked for block {height}, the node sent block {block.height}")
-        return block
-
-    def committed_block(self, height: int) -> CommittedBlock:
-        """The block at `height`, its hash and roots checked, with its commit (not checked here: a light
-        client checks it against the validator set, chain/client/light.py)."""
-        height = optional_u64(height, "height")
-        reply = self._call(self._stub.GetBlock, node_pb2.GetBlockRequest(height=height))
-        block = verified_block(reply.block_hash, reply.block, reply.receipts)
-        if block.height != height:
-            raise ProofError(f"asked for block {height}, the node sent block {block.height}")
-        return CommittedBlock(block, reply.commit)
+        return block, reply
 
     def subscribe_blocks(self, from_height: int = 0) -> Iterator[Block]:
         """Finalized blocks from `from_height` (0: the next new one) on, as they come; close() to stop."""
