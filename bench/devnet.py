@@ -48,7 +48,7 @@ from chain.crypto import DEV_ACCOUNT_NAMES, Keypair, dev_keypair  # noqa: E402
 from chain.devnet.launcher import Devnet, LaunchOptions  # noqa: E402
 from chain.devnet.layout import choose_addresses, prepare  # noqa: E402
 from chain.transactions import FeeRule, sign_transaction, transfer_call  # noqa: E402
-from bench.transfers import included_rate  # noqa: E402
+from bench.transfers import SeenBlock, fund, included_rate  # noqa: E402
 from tests.nodes import NodeProcess, free_port  # noqa: E402
 
 ENDOWMENT = 10**15
@@ -212,13 +212,6 @@ def paced(target: str, node: int, queues: list[deque], load: Load, rate: float) 
             time.sleep(max(0.0, next_tick - time.monotonic()))
 
 
-@dataclass(frozen=True)
-class SeenBlock:
-    height: int
-    time_ms: int
-    transactions: int
-
-
 def watch_blocks(target: str, node: int, from_height: int, load: Load, seen: list, counting: bool,
                  done: threading.Event) -> None:
     """Record every finalized block from `from_height`; count inclusions (`counting`) and times to finality."""
@@ -227,7 +220,7 @@ def watch_blocks(target: str, node: int, from_height: int, load: Load, seen: lis
         try:
             for block in stream:
                 arrived = time.monotonic()
-                seen.append(SeenBlock(block.height, block.time_ms, len(block.transactions)))
+                seen.append(SeenBlock(block.height, block.time_ms, len(block.transactions), arrived))
                 with load.lock:
                     if counting:
                         load.included += len(block.transactions)
@@ -324,29 +317,12 @@ def split(queues: list[deque], parts: int) -> list[list[deque]]:
 # --- the two chains ------------------------------------------------------------------------
 
 
-def fund(client: Client, senders: list[Keypair]) -> None:
-    """Fund the senders on the --dev chain from the six dev accounts, in one or two blocks."""
-    funders = [dev_keypair(name) for name in DEV_ACCOUNT_NAMES]
-    nonces = {funder.public_key: client.next_nonce(funder) for funder in funders}
-    raws = []
-    for index, sender in enumerate(senders):
-        funder = funders[index % len(funders)]
-        raws.append(client.sign_transfer(funder, sender.public_key, ENDOWMENT, nonce=nonces[funder.public_key]).raw)
-        nonces[funder.public_key] += 1
-    verdicts = client.submit_many(raws)
-    refused = [verdict for verdict in verdicts if not verdict.accepted]
-    if refused:
-        raise SystemExit(f"funding refused: {refused[0].code} {refused[0].reason}")
-    for verdict in verdicts[-len(funders):]:
-        client.wait_for_inclusion(verdict.hash, timeout=60)
-
-
 def measure_dev(args, senders: list[Keypair], threads: int) -> Phase:
     with tempfile.TemporaryDirectory(prefix="inferchain-bench-dev-") as base:
         node = NodeProcess(base_path=Path(base) / "dev", rpc_port=free_port()).start()
         try:
             with Client(node.target, timeout=60) as client:
-                fund(client, senders)
+                fund(client, senders, ENDOWMENT)
                 signing = signing_of(client)
             per_sender = math.ceil(args.dev_max_rate * (args.seconds + 5) / len(senders))
             queues = _signed(senders, signing, per_sender)
@@ -373,7 +349,7 @@ def measure_devnet(args, senders: list[Keypair]) -> tuple[Phase, Phase, float]:
             queues = _signed(senders, signing, per_sender)
             # Sender i sends to node i mod N: one thread per node, with that node's senders.
             count = len(targets)
-            per_node = [queues[index::count] for index in range(count)]
+            per_node = split(queues, count)
             print(f"devnet capacity: {args.seconds:g} s of load, one thread per node ...", flush=True)
             capacity = run_phase("devnet capacity", targets, per_node, list(range(count)), args.seconds, args.window)
             rate = args.rate or 0.8 * capacity.tx_per_s

@@ -131,6 +131,12 @@ def start_node() -> StartedNode:
 def fund_senders(client: Client, count: int) -> list[Keypair]:
     """Fresh accounts, each funded by one of the six dev accounts, all in one or two blocks."""
     senders = [Keypair.generate() for _ in range(count)]
+    fund(client, senders, FUNDING)
+    return senders
+
+
+def fund(client: Client, senders: list[Keypair], amount: int) -> None:
+    """Send `amount` to each of `senders` from the six dev accounts in turn, all in one or two blocks."""
     funders = [dev_keypair(name) for name in DEV_ACCOUNT_NAMES]
     nonces = {funder.public_key: client.next_nonce(funder) for funder in funders}
     raws = []
@@ -138,14 +144,13 @@ def fund_senders(client: Client, count: int) -> list[Keypair]:
         funder = funders[index % len(funders)]
         nonce = nonces[funder.public_key]
         nonces[funder.public_key] += 1
-        raws.append(client.sign_transfer(funder, sender.public_key, FUNDING, nonce=nonce).raw)
+        raws.append(client.sign_transfer(funder, sender.public_key, amount, nonce=nonce).raw)
     verdicts = client.submit_many(raws)
     refused = [verdict for verdict in verdicts if not verdict.accepted]
     if refused:
         raise SystemExit(f"funding refused: {refused[0].code} {refused[0].reason}")
     for verdict in verdicts[-len(funders):]:
         client.wait_for_inclusion(verdict.hash, timeout=60)
-    return senders
 
 
 def presign(client: Client, senders: list[Keypair], per_sender: int) -> list[deque[bytes]]:

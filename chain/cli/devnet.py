@@ -29,6 +29,7 @@ from chain.devnet.layout import (
     DevnetError,
     Layout,
     LayoutError,
+    RecordedNode,
     choose_addresses,
     prepare,
     read_record,
@@ -77,7 +78,11 @@ def run(args: argparse.Namespace) -> int:
     if args.start_timeout <= 0 or args.refresh <= 0:
         raise CliError("--start-timeout and --refresh must be positive", EXIT_USAGE)
     layout = _layout(args)
-    devnet = Devnet(layout, choose_addresses(layout, _recorded_addresses(layout)), LaunchOptions(worker=not args.no_worker))
+    recorded = read_record(layout)
+    _refuse_running(layout, recorded)
+    # The addresses the nodes had last time, so a resumed devnet keeps them where they are still free.
+    preferred = {node.name: node.addresses for node in recorded if node.addresses is not None}
+    devnet = Devnet(layout, choose_addresses(layout, preferred), LaunchOptions(worker=not args.no_worker))
     _stop_on_termination()
     try:
         return _run(args, layout, devnet)
@@ -88,23 +93,21 @@ def run(args: argparse.Namespace) -> int:
 def _layout(args: argparse.Namespace) -> Layout:
     base_dir = args.base_dir or default_home() / "devnet"
     try:
-        layout = prepare(base_dir, args.validators)
+        return prepare(base_dir, args.validators)
     except LayoutError as error:
         raise CliError(str(error), EXIT_BAD_INPUT) from None
     except DevnetError as error:
         raise CliError(str(error)) from None
-    running = running_nodes(layout, read_record(layout))
+
+
+def _refuse_running(layout: Layout, recorded: list[RecordedNode]) -> None:
+    """Refuse to start a devnet whose nodes, as devnet.json records them, still run."""
+    running = running_nodes(layout, recorded)
     if running:
         raise CliError(
             f"a devnet is already running from {layout.base_dir} ({running[0].name} is pid {running[0].pid}); "
             "stop it (Ctrl-C in its terminal) or choose another --base-dir"
         )
-    return layout
-
-
-def _recorded_addresses(layout: Layout) -> dict:
-    """The addresses the nodes had last time, so a resumed devnet keeps them where they are still free."""
-    return {node.name: node.addresses for node in read_record(layout) if node.addresses is not None}
 
 
 def _run(args: argparse.Namespace, layout: Layout, devnet: Devnet) -> int:

@@ -185,9 +185,6 @@ class Devnet:
             for probe in probes.values():
                 probe.close()
 
-    def exited(self) -> list[RunningNode]:
-        return [node for node in self.nodes if node.exit_code() is not None]
-
     # --- stopping ------------------------------------------------------------------
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> dict[str, int]:

@@ -65,7 +65,7 @@ class StatusReader:
         except grpc.RpcError:
             return NodeStatus(node.name, rpc, "no answer")
         return NodeStatus(
-            node.name, rpc, "syncing" if info.syncing else "up", info.best_height, info.finalized_height, info.peers,
+            node.name, rpc, "up", info.best_height, info.finalized_height, info.peers,
             info.consensus_round, info.syncing, self._jobs(stub, node.validator.account),
             _load(executors.get(node.validator.account)),
         )
@@ -100,7 +100,7 @@ def _load(view: node_pb2.ExecutorView | None) -> str:
 
 
 def _row(status: NodeStatus) -> tuple[str, ...]:
-    if status.state not in ("up", "syncing"):
+    if status.state != "up":
         return (status.name, status.rpc, status.state, "", "", "", "", "")
     height = f"{status.height}" + (" (syncing)" if status.syncing else "")
     return (status.name, status.rpc, height, str(status.finalized), str(status.peers), str(status.round),
@@ -119,7 +119,7 @@ def plain_lines(statuses: Sequence[NodeStatus], now: float | None = None) -> lis
     stamp = time.strftime("%H:%M:%S", time.localtime(now))
     lines = []
     for status in statuses:
-        if status.state not in ("up", "syncing"):
+        if status.state != "up":
             lines.append(f"{stamp} {status.name} {status.state}")
             continue
         lines.append(
