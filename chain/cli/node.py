@@ -13,6 +13,7 @@ from pathlib import Path
 from chain.cli.errors import EXIT_BAD_INPUT, EXIT_USAGE, CliError
 from chain.crypto import dev_keypair
 from chain.genesis import GenesisError, load_genesis, parse_genesis, dev_genesis_document
+from chain.p2p.wire import parse_addr, parse_dial_addr
 from chain.logs import configure_logging
 from chain.text import quote_input
 
@@ -104,15 +105,15 @@ def _check_port(value: int, option: str) -> None:
         raise CliError(f"{option} must be a port number between 0 and 65535, got {value}", EXIT_USAGE)
 
 
-def _address(value: str | None, option: str, default_host: str, default_port: int) -> tuple[str, int]:
-    """HOST:PORT from an option, or the default; a CliError naming the option when malformed."""
+def _address(value: str | None, option: str, default_host: str, default_port: int, dialed: bool = False) -> tuple[str, int]:
+    """HOST:PORT from an option (the peer-to-peer layer's own parser), or the default; a CliError naming the option."""
     if value is None:
         return default_host, default_port
-    host, separator, port = value.rpartition(":")
-    if not separator or not host or not port.isascii() or not port.isdigit():
-        raise CliError(f"{option} must be HOST:PORT, got {quote_input(value)}", EXIT_USAGE)
-    _check_port(int(port), option)
-    return host.strip("[]"), int(port)
+    try:
+        host, port = (parse_dial_addr if dialed else parse_addr)(value)
+    except ValueError as error:
+        raise CliError(f"{option} must be HOST:PORT: {error}", EXIT_USAGE) from None
+    return host.strip("[]"), port
 
 
 def _check_base_path(path: Path) -> None:
@@ -134,9 +135,9 @@ def run(args: argparse.Namespace) -> int:
                                                 args.prometheus_port)
     listen_host, listen_port = _address(args.listen_addr, "--listen-addr", "127.0.0.1", args.port)
     if args.public_addr is not None:
-        _address(args.public_addr, "--public-addr", "", 0)
+        _address(args.public_addr, "--public-addr", "", 0, dialed=True)
     for bootnode in args.bootnodes:
-        _address(bootnode, "--bootnodes", "", 0)
+        _address(bootnode, "--bootnodes", "", 0, dialed=True)
     for value, option in ((args.worker_threads, "--worker-threads"), (args.worker_parallel, "--worker-parallel")):
         if value is not None and not 1 <= value <= 256:
             raise CliError(f"{option} must be between 1 and 256, got {value}", EXIT_USAGE)
