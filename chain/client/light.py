@@ -183,7 +183,7 @@ class LightClient:
                 f"the set that signs this block is {validators.hash.hex()}",
             )
         try:
-            verify_commit(committed.commit, validators, chain_id, height, block_hash)
+            signed_power = verify_commit(committed.commit, validators, chain_id, height, block_hash)
         except CommitError as error:
             raise LightClientError(height, f"bad commit: {error}") from None
         return VerifiedHeader(
@@ -192,7 +192,7 @@ class LightClient:
             time_ms=header.time_ms,
             state_root=header.state_root,
             validators_hash=header.validators_hash,
-            signed_power=_signed_power(committed.commit, validators),
+            signed_power=signed_power,
             total_power=validators.total,
             header=raw,
         )
@@ -247,9 +247,3 @@ def _checked_validator_set(value: bytes | None, height: int) -> VotingPower:
         raise LightClientError(height, "the validator set stored after this block is empty or repeats a validator")
     return validators
 
-
-def _signed_power(commit: types_pb2.Commit, validators: VotingPower) -> int:
-    """The power behind a commit that verify_commit accepted (its precommits are distinct members)."""
-    return sum(
-        validators.powers[types_pb2.VoteBody.FromString(vote.body).validator] for vote in commit.precommits
-    )

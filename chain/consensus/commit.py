@@ -42,9 +42,9 @@ def validator_set_hash(validator_set: types_pb2.ValidatorSet) -> bytes:
 
 def verify_commit(
     commit: types_pb2.Commit, validators: VotingPower, chain_id: str, height: int, block_hash: bytes
-) -> None:
-    """Raise CommitError unless `commit` holds precommits for `block_hash` at `height`, each signed by a
-    distinct member of `validators`, together more than 2/3 of its power."""
+) -> int:
+    """The voting power that signed `commit`; CommitError unless it holds precommits for `block_hash` at `height`,
+    each signed by a distinct member of `validators`, together more than 2/3 of its power."""
     if commit.height != height or commit.block_hash != block_hash:
         raise CommitError(
             f"commit is for #{commit.height} {commit.block_hash.hex()[:16]}, not #{height} {block_hash.hex()[:16]}"
@@ -70,6 +70,7 @@ def verify_commit(
         power += validators.powers[body.validator]
     if not validators.quorum(power):
         raise CommitError(f"commit holds {power} of {validators.total} voting power, not more than 2/3")
+    return power
 
 
 def sign_vote(key, chain_id: str, vote_type: int, height: int, round_number: int, block_hash: bytes) -> types_pb2.Vote:
