@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from chain.crypto import DEV_ACCOUNT_NAMES, dev_keypair
-from chain.ss58 import AddressError, decode_address
+from chain.ss58 import AddressError, decode_address, encode_address
 from inference.registration import EMBEDDED_MODEL_ID, embedded_model_info
 from runtime import balances, jobs, models, staking, system
 from runtime.genesis import RuntimeGenesis, build_genesis_state, parse_app_state
@@ -228,15 +228,7 @@ def dev_genesis_document(chain_id: str = DEV_CHAIN_ID, validator_names: tuple[st
                 "max_block_transactions": str(ConsensusParams.max_block_transactions),
             }
         },
-        "validators": [
-            {
-                "name": name,
-                "address": dev_keypair(name).address,
-                "pub_key": {"type": "ed25519", "value": dev_keypair(name).public_key.hex()},
-                "power": "100",
-            }
-            for name in validator_names
-        ],
+        "validators": [validator_entry(name, dev_keypair(name).public_key) for name in validator_names],
         "app_state": {
             "system": {"params": params_to_json(system.PARAMS, system.Params())},
             "balances": {
@@ -258,9 +250,24 @@ def dev_genesis_document(chain_id: str = DEV_CHAIN_ID, validator_names: tuple[st
 
 def dev_stake(name: str) -> dict:
     """A dev account's genesis stake: bonded, validating, and offering the embedded model."""
+    return stake_entry(name, dev_keypair(name).public_key)
+
+
+def validator_entry(name: str, public_key: bytes, power: int = 100) -> dict:
+    """A genesis `validators` entry for an Ed25519 key."""
     return {
         "name": name,
-        "address": dev_keypair(name).address,
+        "address": encode_address(public_key),
+        "pub_key": {"type": "ed25519", "value": public_key.hex()},
+        "power": str(power),
+    }
+
+
+def stake_entry(name: str, public_key: bytes) -> dict:
+    """A genesis stake like the dev validators': DEV_BOND bonded, validating, offering the embedded model."""
+    return {
+        "name": name,
+        "address": encode_address(public_key),
         "bonded": str(DEV_BOND),
         "validate": True,
         "offer": {

@@ -30,24 +30,21 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from chain.genesis import (
-    DEV_BOND,
-    DEV_CAPACITY,
     DEV_ENDOWMENT,
-    DEV_PRICE_PER_TOKEN,
     GenesisError,
     dev_genesis_document,
     genesis_hash,
     parse_genesis,
+    stake_entry,
+    validator_entry,
 )
 from chain.keys import KeyResolutionError, generate_key_file, load_key_file
 from chain.ss58 import encode_address
-from inference.registration import EMBEDDED_MODEL_ID
 
 DEVNET_CHAIN_ID = "inferchain-devnet"
 DEFAULT_VALIDATORS = 4
 # 127.0.0.2 .. 127.0.0.254 give room for 253; more than a few dozen nodes is not what one machine is for.
 MAX_VALIDATORS = 64
-VALIDATOR_POWER = 100
 # Each port starts at the node's own default and moves up past whatever holds it.
 P2P_PORT = 30333
 RPC_PORT = 9944
@@ -194,7 +191,7 @@ def derive_genesis(
     document = copy.deepcopy(template)
     document["chain_id"] = chain_id
     document["genesis_time"] = genesis_time
-    document["validators"] = [_validator_entry(name, account) for name, account in validators]
+    document["validators"] = [validator_entry(name, account) for name, account in validators]
     app_state = document["app_state"]
     balances = app_state.setdefault("balances", {}).setdefault("balances", [])
     endowed = {entry.get("address") for entry in balances}
@@ -207,32 +204,8 @@ def derive_genesis(
             raise LayoutError(f"account {encode_address(account)} is endowed twice")
         balances.append({"address": encode_address(account), "amount": str(amount)})
         endowed.add(encode_address(account))
-    app_state.setdefault("staking", {})["stakes"] = [_stake_entry(name, account) for name, account in validators]
+    app_state.setdefault("staking", {})["stakes"] = [stake_entry(name, account) for name, account in validators]
     return document
-
-
-def _validator_entry(name: str, account: bytes) -> dict:
-    return {
-        "name": name,
-        "address": encode_address(account),
-        "pub_key": {"type": "ed25519", "value": account.hex()},
-        "power": str(VALIDATOR_POWER),
-    }
-
-
-def _stake_entry(name: str, account: bytes) -> dict:
-    return {
-        "name": name,
-        "address": encode_address(account),
-        "bonded": str(DEV_BOND),
-        "validate": True,
-        "offer": {
-            "models": [EMBEDDED_MODEL_ID],
-            "price_per_token": str(DEV_PRICE_PER_TOKEN),
-            "region": "",
-            "capacity": DEV_CAPACITY,
-        },
-    }
 
 
 def genesis_time_now() -> str:
