@@ -70,13 +70,11 @@ _TYPES = {PREVOTE: types_pb2.VOTE_TYPE_PREVOTE, PRECOMMIT: types_pb2.VOTE_TYPE_P
 class ConsensusStatus:
     height: int  # the height being decided
     round: int
-    step: str
     syncing: bool
     is_validator: bool
     validators: int
     total_power: int
     peers: int
-    halted: bool
 
 
 def timeouts_for(block_time_ms: int) -> Timeouts:
@@ -156,13 +154,11 @@ class Driver:
         return ConsensusStatus(
             height=self.height,
             round=max(machine.round, 0) if machine is not None else 0,
-            step=machine.step if machine is not None else PROPOSE,
             syncing=best_peer > self.core.head.height + 1,
             is_validator=self.key.public_key in self.voting.powers,
             validators=len(self.voting.powers),
             total_power=self.voting.total,
             peers=len(self.network.peers()) if self.network is not None else 0,
-            halted=self.halted,
         )
 
     # --- events in (called from network threads) -------------------------------------------
