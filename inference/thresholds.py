@@ -80,6 +80,9 @@ def _check(thresholds: Thresholds) -> None:
             raise InferenceError(f"threshold {name} must be an integer, got {value!r}")
     if not thresholds.worst_margin_micro <= -thresholds.miss_slack_micro <= 0:
         raise InferenceError("thresholds need worst_margin <= -miss_slack <= 0")
+    if thresholds.miss_slack_micro > MICRO:
+        # The slack is also the verifier's rival tolerance: many logits would leave it no rivals.
+        raise InferenceError("miss_slack_micro must be at most 1,000,000 (one logit)")
     if not 0 < thresholds.miss_rate_ppm < PPM:
         raise InferenceError("miss_rate_ppm must be between 0 and 1,000,000 (exclusive)")
     if thresholds.miss_depth_micro <= 0:

@@ -42,6 +42,9 @@ from runtime.state import IterableState, Overlay, StateReader
 MODULE = "models"
 MAX_NAME_CHARS = 64
 MAX_ENGINE_CHARS = 64
+# A miss slack is also how far past the top-k or top-p boundary a token may lie and not count as a
+# rival: a slack of many logits would leave a verifier no rivals to judge by.
+MAX_MISS_SLACK_MICRO = 1_000_000
 MAX_END_TOKENS = 16
 MAX_VOTERS = 10_000
 MAX_GENESIS_MODELS = 256
@@ -200,6 +203,8 @@ def check_model(model: types_pb2.ModelInfo, error: type[Exception] = InvalidMode
         raise error("thresholds.false_positive_budget_ppb must be in (0, 1000000000]")
     if not thresholds.miss_rate_ppm < PPM:
         raise error("thresholds.miss_rate_ppm must be below 1000000")
+    if thresholds.miss_slack_micro > MAX_MISS_SLACK_MICRO:
+        raise error(f"thresholds.miss_slack_micro must be at most {MAX_MISS_SLACK_MICRO} (one logit)")
 
 
 def _check_propose(call: types_pb2.ProposeModel) -> None:

@@ -6,6 +6,7 @@ import pytest
 
 from proto import types_pb2
 from runtime import models, staking, system
+from runtime.executive import InvalidCall
 from tests.runtime.market import BOND, EXECUTORS, MIN_BOND, MODEL, MODEL_ID, POSTER, STAKING, Market
 
 NEW_MODEL = types_pb2.ModelInfo()
@@ -119,3 +120,16 @@ def test_exactly_two_thirds_approving_is_not_enough():
     events = market.advance(6)
     assert "ModelRejected" in [event.name for event in events]
     assert models.read_model(market.state, NEW_MODEL.id) is None
+
+
+def test_a_model_whose_miss_slack_would_leave_no_rivals_is_refused():
+    # The slack is also the verifier's rival tolerance: a proposal with a slack of many logits would
+    # make every sampled token rival-free, so every result valid.
+    vacuous = types_pb2.ModelInfo()
+    vacuous.CopyFrom(NEW_MODEL)
+    vacuous.thresholds.miss_slack_micro = 1_000_001
+    vacuous.thresholds.worst_margin_micro = -2_000_000
+    market = Market.create()
+    with pytest.raises(InvalidCall, match="InvalidModel: thresholds.miss_slack_micro must be at most 1000000"):
+        market.call(POSTER, propose_model=types_pb2.ProposeModel(model=vacuous))
+    assert models.read_proposal(market.state, vacuous.id) is None
