@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import shlex
 import sys
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from chain.cli.errors import EXIT_BAD_INPUT, EXIT_ENGINE, EXIT_FAILURE, EXIT_USAGE, CliError
 from chain.cli.output import add_output_argument, print_fields, print_json, print_table, u64
+from chain.text import quote_input
 from inference.errors import (
     EngineError,
     InferenceError,
@@ -23,7 +25,7 @@ from inference.errors import (
     ThresholdsNotFound,
 )
 from inference.model_store import ModelDetails, ModelStore, default_home
-from inference.thresholds import local_thresholds_path, shipped_thresholds
+from inference.thresholds import Thresholds, local_thresholds_path, shipped_thresholds
 
 # What each calibration row measures (inference/calibration/ builds them; a test keeps the keys in step).
 CALIBRATION_ROWS = {
@@ -124,6 +126,10 @@ def register(subparsers) -> None:
                            help="Markdown file whose calibration table block is replaced (default: none written)")
     calibrate.add_argument("--work-dir", type=Path,
                            help="where fraud models and generations are written (default: a temporary directory)")
+    calibrate.add_argument("--judge-with", type=Path, metavar="THRESHOLDS.json",
+                           help="judge every row by these thresholds (a model's thresholds file, or a file by "
+                                "model id such as inference/data/thresholds.json) instead of the ones the run "
+                                "fits, and write no thresholds (default: judge by the fit and write it)")
     calibrate.add_argument("--reuse-generations", action="store_true",
                            help="re-verify generations saved in --work-dir by an earlier run instead of regenerating "
                                 "(default: generate again)")
@@ -273,22 +279,45 @@ def calibrate_command(args: argparse.Namespace) -> int:
     settings = CalibrationSettings(
         reference_prompts=args.prompts, row_jobs=args.jobs, max_tokens=args.max_tokens,
         threads=args.threads, rows=rows, work_dir=args.work_dir, reuse_generations=args.reuse_generations,
+        judge_with=_thresholds_to_judge_with(args.judge_with, record.id) if args.judge_with else None,
     )
     command = "inferchain " + " ".join(shlex.quote(part) for part in sys.argv[1:]) if sys.argv[1:] else "inferchain model calibrate"
     model_path = store.verified_path(record)
     progress(f"calibrating {record.name} ({record.id[:12]}...): this takes a while; progress follows")
     started = time.perf_counter()
     report = Calibration(model_path, record.id, settings, progress=progress, command=command).run()
-    thresholds_path = args.thresholds_out or local_thresholds_path(store.directory, record.id)
-    write_thresholds(report.thresholds, thresholds_path)
+    if args.judge_with:
+        written = f"judged with {args.judge_with}, no thresholds written"
+    else:
+        thresholds_path = args.thresholds_out or local_thresholds_path(store.directory, record.id)
+        write_thresholds(report.thresholds, thresholds_path)
+        written = f"thresholds written to {thresholds_path}"
     if args.docs:
         write_docs_table(report, args.docs)
-    progress(f"calibration done in {time.perf_counter() - started:.0f} s; thresholds written to {thresholds_path}")
+    progress(f"calibration done in {time.perf_counter() - started:.0f} s; {written}")
     if args.output == "json":
         print_json(report_json(report))
         return 0
     print(render_table(report))
     return 0
+
+
+def _thresholds_to_judge_with(path: Path, model_id: str):
+    """--judge-with: a model's thresholds file, or a file of thresholds by model id."""
+    try:
+        document = json.loads(path.read_text())
+        if isinstance(document, dict) and model_id in document:
+            document = document[model_id]
+        if not isinstance(document, dict):
+            raise InferenceError("not a JSON object")
+        thresholds = Thresholds.from_json(document)
+    except (OSError, ValueError, TypeError, InferenceError) as error:
+        raise CliError(f"--judge-with {quote_input(str(path))}: cannot use it as thresholds: {error}",
+                       EXIT_BAD_INPUT) from None
+    if thresholds.model != model_id:
+        raise CliError(f"--judge-with {quote_input(str(path))}: thresholds for model {thresholds.model[:12]}..., "
+                       f"not {model_id[:12]}...", EXIT_BAD_INPUT)
+    return thresholds
 
 
 def _row_keys(text: str | None, known: tuple[str, ...]) -> tuple[str, ...] | None:

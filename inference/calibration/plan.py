@@ -67,6 +67,7 @@ class CalibrationSettings:
     prompts: tuple[str, ...] | None = None  # None = the committed prompt set
     held_out_prompts: tuple[HeldOutPrompt, ...] | None = None  # None = the committed held-out set
     reuse_generations: bool = False  # take generations saved in work_dir by an earlier run
+    judge_with: Thresholds | None = None  # judge the rows by these (e.g. the shipped ones), not the fitted ones
 
 
 @dataclass
@@ -104,6 +105,11 @@ class CalibrationReport:
     thresholds: Thresholds
     seconds: float
     command: str
+
+    @property
+    def judged_by(self) -> Thresholds:
+        """The thresholds the table's verdicts use: the fitted ones unless the run was given others."""
+        return self.settings.judge_with or self.thresholds
 
 
 @dataclass(frozen=True)

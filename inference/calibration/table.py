@@ -64,7 +64,7 @@ def row_summary(row: Row, thresholds: Thresholds, max_tokens: int) -> dict:
 def render_table(report: CalibrationReport) -> str:
     """The calibration table as Markdown, with the thresholds and the command that made them."""
     points = detection_points(report.settings.max_tokens)
-    summaries = [row_summary(row, report.thresholds, report.settings.max_tokens) for row in report.rows]
+    summaries = [row_summary(row, report.judged_by, report.settings.max_tokens) for row in report.rows]
     header = ["row", "kind", "jobs", "output identical to reference", *[f"invalid at {p}" for p in points],
               "honest chance (log10) min / median", "worst margin min / median / max", "verify / generate"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -72,7 +72,7 @@ def render_table(report: CalibrationReport) -> str:
         lines.append("| " + " | ".join(_table_cells(summary, points)) + " |")
     honest_jobs = sum(s["jobs"] for s in summaries if s["honest"])
     return "\n".join([*_table_preamble(report), "", *lines, "",
-                      *_thresholds_lines(report.thresholds, honest_jobs)]) + "\n"
+                      *_thresholds_lines(report, honest_jobs)]) + "\n"
 
 
 def _table_cells(summary: dict, points: tuple[int, ...]) -> list[str]:
@@ -124,18 +124,23 @@ def _describe(sampling) -> str:
     return f"T {sampling.temperature:g} top-k {top_k} top-p {sampling.top_p:g}"
 
 
-def _thresholds_lines(thresholds: Thresholds, honest_jobs: int) -> list[str]:
+def _thresholds_lines(report: CalibrationReport, honest_jobs: int) -> list[str]:
+    thresholds = report.judged_by
     budget = thresholds.false_positive_budget
+    title = ("Thresholds fitted from the honest rows (written to the model's thresholds file):"
+             if report.settings.judge_with is None else
+             f"Thresholds the verdicts above were judged with (given to this run; calibrated with "
+             f"{thresholds.engine}; the run's own fit was not written):")
     return [
-        "Thresholds fitted from the honest rows (written to the model's thresholds file):",
+        title,
         "",
         f"- worst margin bound: {thresholds.worst_margin_micro / MICRO:.3f} logits",
         f"- a miss: a margin below -{thresholds.miss_slack_micro / MICRO:.2f} logits; honest model: "
-        f"a miss at {thresholds.miss_rate_ppm / 1e4:.3f}% of positions, "
+        f"a miss at {thresholds.miss_rate_ppm / 1e4:.4f}% of positions, "
         f"{thresholds.miss_depth_micro / MICRO:.3f} logits deep on average (exponential)",
-        f"- false-positive budget: {budget:g} per job, shared among the half-overlapping {WINDOW_TOKENS}-token "
-        f"windows and the whole output; over the {honest_jobs} honest jobs above that is "
-        f"{honest_jobs * budget:.4f} expected invalid verdicts",
+        f"- false-positive budget: {budget:g} per job, shared among the count and the depth of misses in the "
+        f"half-overlapping {WINDOW_TOKENS}-token windows and the whole output; over the {honest_jobs} honest "
+        f"jobs above that is {honest_jobs * budget:.4f} expected invalid verdicts",
         f"- mean log-probability error: at most {thresholds.mean_logprob_error_micro / MICRO:.3f} nats",
         f"- largest log-probability error: at most {thresholds.max_logprob_error_micro / MICRO:.3f} nats",
     ]
@@ -173,7 +178,8 @@ def report_json(report: CalibrationReport) -> dict:
         "seconds": round(report.seconds, 1),
         "command": report.command,
         "thresholds": report.thresholds.to_json(),
-        "rows": [_json_summary(row_summary(row, report.thresholds, report.settings.max_tokens)) for row in report.rows],
+        "judged_by": report.judged_by.to_json(),
+        "rows": [_json_summary(row_summary(row, report.judged_by, report.settings.max_tokens)) for row in report.rows],
     }
 
 

@@ -135,3 +135,31 @@ def test_calibrate_a_small_run_writes_thresholds_and_the_docs_table(tmp_path):
 def test_calibrate_refuses_unknown_rows(tmp_path):
     result = model_command(tmp_path, "calibrate", "--rows", "reference,bogus")
     assert result.returncode == EXIT_USAGE and "unknown calibration rows: bogus" in one_line_error(result)
+
+
+def test_calibrate_can_judge_its_rows_by_given_thresholds_and_writes_none(tmp_path):
+    shipped = ROOT / "inference" / "data" / "thresholds.json"
+    result = model_command(
+        tmp_path / "home", "calibrate", "--prompts", "1", "--jobs", "2", "--max-tokens", "4",
+        "--rows", "replaced_1", "--judge-with", str(shipped), "--work-dir", str(tmp_path / "work"),
+        "--output", "json",
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["judged_by"] == json.loads(shipped.read_text())[report["model"]]
+    assert report["thresholds"] != report["judged_by"]  # one prompt fits other thresholds than the shipped ones
+    assert not (tmp_path / "home" / "models" / f"{report['model']}.thresholds.json").exists()
+    assert "no thresholds written" in result.stderr
+
+
+@pytest.mark.parametrize("content, message", [
+    ("not json", "cannot use it as thresholds"),
+    ('{"model": "x"}', "thresholds lack"),
+    (json.dumps({**json.loads((ROOT / "inference" / "data" / "thresholds.json").read_text()).popitem()[1],
+                 "model": "ab" * 32}), "thresholds for model abababababab..."),
+])
+def test_calibrate_refuses_thresholds_it_cannot_judge_with(tmp_path, content, message):
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    result = model_command(tmp_path / "home", "calibrate", "--judge-with", str(bad))
+    assert result.returncode == EXIT_BAD_INPUT and message in one_line_error(result)
