@@ -32,10 +32,41 @@ Chooser = Callable[[np.ndarray, int], int]
 
 
 def engine_version() -> str:
-    """The engine whose numerics thresholds are calibrated against, e.g. 'llama-cpp-python 0.3.36'."""
+    """The engine whose numerics thresholds are calibrated against, e.g. 'llama-cpp-python 0.3.36 cpu avx2'.
+
+    The build matters as much as the version: with llamafile's matrix kernels (llama.cpp's
+    default) a batched evaluation no longer computes what token-by-token decoding did, and other
+    SIMD widths or a GPU round differently. So the backends, the widest SIMD level and llamafile,
+    as llama.cpp reports them, are part of the name (docs/verification.md, "The engine").
+    """
     import llama_cpp
 
-    return f"llama-cpp-python {llama_cpp.__version__}"
+    build = engine_build(llama_cpp.llama_print_system_info().decode("utf-8", "replace"))
+    return f"llama-cpp-python {llama_cpp.__version__} {build}"[:ENGINE_NAME_CHARS]
+
+
+# The chain's model registry stores at most this many characters of an engine's name.
+ENGINE_NAME_CHARS = 64
+# Widest first: the first one a build reports names its SIMD level.
+SIMD_LEVELS = ("AVX512", "AVX2", "AVX", "SSE3", "SVE", "NEON")
+
+
+def engine_build(system_info: str) -> str:
+    """'cpu avx2' from llama.cpp's system information ('CPU : AVX2 = 1 | FMA = 1 | ...')."""
+    backends, features = [], set()
+    for part in system_info.split("|"):
+        name, colon, rest = part.partition(" : ")
+        if colon:
+            backends.append(name.strip().lower())
+            part = rest
+        feature, equals, value = part.partition("=")
+        if equals and value.strip() not in ("", "0"):
+            features.add(feature.strip().upper())
+    words = ["+".join(backends) or "cpu"]
+    words += [level.lower() for level in SIMD_LEVELS if level in features][:1]
+    if "LLAMAFILE" in features:
+        words.append("llamafile")
+    return " ".join(words)
 
 
 def gpu_offload_supported() -> bool:

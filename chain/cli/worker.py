@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 
 from chain.cli.connection import add_node_argument, cli_errors, node_target
-from chain.cli.errors import EXIT_BAD_INPUT, EXIT_FAILURE, CliError
+from chain.cli.errors import EXIT_BAD_INPUT, EXIT_ENGINE, EXIT_FAILURE, CliError
 from chain.cli.model import _add_store_argument, _positive, inference_exit_code, store_for
 from chain.client import Client
 from chain.crypto import Keypair
@@ -53,6 +53,10 @@ def register(subparsers) -> None:
     parser.add_argument("--threads", type=_positive,
                         help="CPU threads per engine (default: the cores shared among the parallel jobs "
                              "on CPU, all cores with a GPU)")
+    parser.add_argument("--allow-engine-mismatch", action="store_true",
+                        help="serve a model whose thresholds were calibrated on another llama.cpp build, "
+                             "with a warning (default: refuse: validators would judge this worker's results "
+                             "by another engine's arithmetic)")
     parser.add_argument("--data-dir", type=Path,
                         help="where salts and results wait for their reveal (default: BASE_PATH/worker)")
     _add_store_argument(parser)
@@ -80,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         )
     store = store_for(args)
     _check_offered_in_store(store, offer)
+    _check_engines(offer, models, args.allow_engine_mismatch)
     parallel = _parallel(args, offer)
     config = _engine_config(args, parallel)
     pool = EnginePool(store, config, {model_id: info.context_length for model_id, info in models.items()},
@@ -177,11 +182,27 @@ def _load_offered(pool: EnginePool, offer: state_pb2.Offer, models: dict[str, ty
             engine = pool.load(model_id)
         except InferenceError as error:
             raise CliError(f"cannot load model {model_id[:12]}...: {error}", inference_exit_code(error)) from None
-        if registered is not None and registered.engine and registered.engine != engine_version():
-            log.warning("model %s was calibrated with %s, this worker runs %s: validators judge results by "
-                        "thresholds measured on the other engine", model_id[:12], registered.engine, engine_version())
         log.info("loaded model %s (%s) on %s", model_id[:12], registered.name if registered else "unregistered",
                  engine.device_description())
+
+
+def _check_engines(offer: state_pb2.Offer, models: dict[str, types_pb2.ModelInfo], allowed: bool) -> None:
+    """Refuse (or, when allowed, warn about) an offered model calibrated on another engine than this one.
+
+    On the pinned build validators recompute an executor's logits bit for bit and judge strictly;
+    another build (llamafile, other SIMD widths, a GPU) drifts, and its honest results would fail.
+    """
+    for model in offer.models:
+        registered = models.get(model.hex())
+        if registered is None or not registered.engine or registered.engine == engine_version():
+            continue
+        message = (f"model {model.hex()[:12]}... is verified with thresholds calibrated on {registered.engine}, "
+                   f"this worker runs {engine_version()}: validators would judge its results by the other "
+                   "engine's arithmetic")
+        if not allowed:
+            raise CliError(f"{message}; install the pinned build (`make install`, docs/verification.md "
+                           "\"The engine\") or pass --allow-engine-mismatch", EXIT_ENGINE)
+        log.warning("%s (--allow-engine-mismatch)", message)
 
 
 def _stop_on_signals(parent_pid: int | None) -> threading.Event:

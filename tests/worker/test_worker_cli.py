@@ -7,13 +7,15 @@ import json
 
 import pytest
 
-from chain.cli.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_UNREACHABLE
+from chain.cli.errors import EXIT_BAD_INPUT, EXIT_ENGINE, EXIT_FAILURE, EXIT_UNREACHABLE
 from chain.crypto import dev_keypair
 from chain.genesis import dev_genesis_document, dev_stake
+from inference.engine import engine_version
 from tests.commands import inferchain, one_line_error
 from tests.nodes import NodeProcess, free_port
 
 UNKNOWN_MODEL = "ab" * 32
+OTHER_BUILD = "llama-cpp-python 0.3.36 cpu avx512 llamafile"
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +31,19 @@ def node_with_missing_model(tmp_path_factory):
     stake["validate"] = False
     stake["offer"]["models"] = [UNKNOWN_MODEL]
     document["app_state"]["staking"]["stakes"].append(stake)
+    genesis = base / "genesis.json"
+    genesis.write_text(json.dumps(document))
+    node = NodeProcess(base / "node", free_port(), ("--chain", str(genesis), "--no-worker")).start()
+    yield node
+    node.kill()
+
+
+@pytest.fixture(scope="module")
+def node_calibrated_on_another_build(tmp_path_factory):
+    """A dev node whose genesis says the embedded model was calibrated on another llama.cpp build."""
+    base = tmp_path_factory.mktemp("worker-engine")
+    document = dev_genesis_document()
+    document["app_state"]["models"]["models"][0]["engine"] = OTHER_BUILD
     genesis = base / "genesis.json"
     genesis.write_text(json.dumps(document))
     node = NodeProcess(base / "node", free_port(), ("--chain", str(genesis), "--no-worker")).start()
@@ -66,3 +81,12 @@ def test_an_unreadable_key_file_is_bad_input(tmp_path):
     result = worker(f"127.0.0.1:{free_port()}", "--key", str(key), home=tmp_path)
     assert result.returncode == EXIT_BAD_INPUT
     assert "cannot load the executor key" in one_line_error(result)
+
+
+def test_a_model_calibrated_on_another_build_is_refused(node_calibrated_on_another_build, tmp_path):
+    # Validators recompute the pinned build's logits exactly and judge strictly: a worker on another
+    # build would have its honest results judged invalid, so it does not serve unless told to.
+    result = worker(node_calibrated_on_another_build.target, "--key", "alice", home=tmp_path)
+    assert result.returncode == EXIT_ENGINE
+    line = one_line_error(result)
+    assert OTHER_BUILD in line and engine_version() in line and "--allow-engine-mismatch" in line
