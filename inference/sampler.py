@@ -212,16 +212,23 @@ class CandidateBands:
     possible: np.ndarray
 
 
-def candidate_bands(scaled: np.ndarray, params: SamplingParams, logit_tolerance: float) -> CandidateBands:
-    """Robust and possible candidates when any one token's logit may be off by logit_tolerance."""
+def candidate_bands(scaled: np.ndarray, params: SamplingParams, logit_tolerance: float,
+                    rival_tolerance: float | None = None) -> CandidateBands:
+    """Robust and possible candidates when any one token's logit may be off by a tolerance.
+
+    `possible` allows logit_tolerance; `robust` allows rival_tolerance (the same when not given):
+    a verifier can be generous about what an honest sampler might have picked and strict about
+    which tokens it must have weighed.
+    """
     vocabulary = scaled.shape[0]
     shift = logit_tolerance / params.temperature
+    rival_shift = shift if rival_tolerance is None else rival_tolerance / params.temperature
     top_k = params.top_k if 0 < params.top_k < vocabulary else vocabulary
     ranked = _top_k_ranked(scaled, top_k)
     values = scaled[ranked]
     if top_k < vocabulary:
         outside_best = np.partition(scaled, vocabulary - top_k - 1)[vocabulary - top_k - 1]
-        robust_k = values - shift > outside_best
+        robust_k = values - rival_shift > outside_best
         entrants = np.setdiff1d(np.flatnonzero(scaled + shift >= values[-1]), ranked, assume_unique=True)
     else:
         robust_k = np.ones(len(ranked), dtype=bool)
@@ -229,6 +236,8 @@ def candidate_bands(scaled: np.ndarray, params: SamplingParams, logit_tolerance:
     if params.top_p_ppm >= TOP_P_SCALE:
         return CandidateBands(robust=ranked[robust_k], possible=np.concatenate([ranked, entrants]))
     robust_p, possible_p = _top_p_bands(values, params.top_p, shift)
+    if rival_shift != shift:
+        robust_p = _top_p_bands(values, params.top_p, rival_shift)[0]
     possible_entrants = _top_p_entrants(values, scaled[entrants], params.top_p, shift)
     return CandidateBands(
         robust=ranked[robust_k & robust_p],

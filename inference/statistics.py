@@ -2,8 +2,9 @@
 
 A position "misses" when its claimed token loses to a rival by more than a small slack
 (margin < -slack); its depth is how far beyond the slack it lost. Honest executors miss rarely and
-shallowly (llama.cpp's numerics drift between incremental and batched evaluation); cheaper models,
-sampling cheats and steering miss more often, deeper, or both.
+shallowly: never on the pinned build, where a batched evaluation reproduces decoding exactly; other
+builds, GPUs and K-quantised models drift. Cheaper models, sampling cheats and steering miss more
+often, deeper, or both.
 
 The honest model, fitted by calibration: each position misses independently with probability p,
 and a miss's depth is exponential with mean mu. The depth sum S of n positions is then a compound
@@ -13,9 +14,17 @@ binomial-exponential variable, and its tail is exact:
     P(Gamma(k, mu) >= t) = sum over j = 0..k-1 of  exp(-z) z^j / j!,   z = t / mu
 
 This generalises a binomial test on the number of misses: many shallow misses and a few deep
-ones both make S large. Every 64-token window is judged as well as the whole output, so a bad
-stretch cannot be diluted by a long honest tail or a repetition loop; the false-positive budget
-is divided among those tests (Bonferroni), so it holds per job whatever the length.
+ones both make S large. But when few misses are expected and every one is shallow, one deep honest
+miss explains S better than many shallow ones, so the number of misses K is judged as well, by its
+own binomial tail:
+
+    P(K >= k) = sum over j = k..n of  Binomial(j; n, p)
+
+On the pinned engine, where honest executors never miss, the count is what catches steering and
+narrowed samplers: their misses are many and shallow. Every 64-token window is judged as well as
+the whole output, by both statistics, so a bad stretch cannot be diluted by a long honest tail or
+a repetition loop; the false-positive budget is divided among all those tests (Bonferroni), so it
+holds per job whatever the length.
 """
 
 from __future__ import annotations
@@ -25,6 +34,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# A margin below -slack is a miss. On the pinned build honest margins are never negative, so the
+# slack only keeps near-ties (and the last digits of other builds' arithmetic) out.
+DEFAULT_MISS_SLACK = 0.01  # logits
 WINDOW_TOKENS = 64
 # Windows start every WINDOW_STRIDE tokens (and one ends at the last token): a stretch of up to
 # 32 tokens always lies whole inside one window, and the budget is shared among ~n/32 tests
@@ -55,10 +67,12 @@ class MissTest:
 
     misses: int  # positions whose margin is below -slack, in the whole output
     depth_sum: float  # their depths summed over the whole output, logits
-    window_start: int  # the 64-token window with the largest depth sum (-1 if the output is shorter)
+    window_start: int  # the 64-token window that gave the strongest evidence (-1: the whole output did)
+    window_misses: int  # that window's misses and depth sum (the deepest window when the whole output decided)
     window_depth_sum: float
-    tests: int  # how many tests the budget is shared among: each window, and the whole output
-    decided_by_window: bool  # whether the window, not the whole output, gave the strongest evidence
+    tests: int  # how many tests the budget is shared among: count and depth, in each window and the whole output
+    decided_by_window: bool  # whether a window, not the whole output, gave the strongest evidence
+    decided_by_count: bool  # whether the number of misses, not their depth, gave the strongest evidence
     log10_chance: float  # log10 of the chance an honest job shows evidence this strong (Bonferroni)
 
     def rejects(self, budget: float) -> bool:
@@ -67,30 +81,40 @@ class MissTest:
 
 
 def miss_test(margins: np.ndarray, model: HonestModel) -> MissTest:
-    """Judge every 64-token window and the whole output; report the strongest evidence."""
+    """Judge the count and the depth of misses in every 64-token window and the whole output."""
     depths = model.depths(margins)
     count = len(depths)
-    total = float(depths.sum())
-    log_tail = model.log_tail(count, total)
-    window_start, window_sum, tests, by_window = -1, 0.0, 1, False
+    missed = (depths > 0).astype(np.float64)
+    total, misses = float(depths.sum()), int(missed.sum())
+    # (ln chance, window start or -1, by count): the whole output first.
+    candidates = [(model.log_tail(count, total), -1, False),
+                  (log_binomial_tail(count, misses, model.miss_rate), -1, True)]
+    tests = 2
+    window = (-1, 0, 0.0)
     if count > WINDOW_TOKENS:
         starts = window_starts(count)
-        sums = np.convolve(depths, np.ones(WINDOW_TOKENS), mode="valid")[starts]
-        best = int(np.argmax(sums))
-        window_start = int(starts[best])
-        window_sum = float(sums[best])
-        tests += len(sums)
-        window_tail = model.log_tail(WINDOW_TOKENS, window_sum)
-        by_window = window_tail < log_tail
-        log_tail = min(log_tail, window_tail)
+        depth_sums = np.convolve(depths, np.ones(WINDOW_TOKENS), mode="valid")[starts]
+        miss_counts = np.rint(np.convolve(missed, np.ones(WINDOW_TOKENS), mode="valid")[starts]).astype(int)
+        deepest, most = int(np.argmax(depth_sums)), int(np.argmax(miss_counts))
+        candidates.append((model.log_tail(WINDOW_TOKENS, float(depth_sums[deepest])), int(starts[deepest]), False))
+        candidates.append((log_binomial_tail(WINDOW_TOKENS, int(miss_counts[most]), model.miss_rate),
+                           int(starts[most]), True))
+        tests += 2 * len(starts)
+        window = (int(starts[deepest]), int(miss_counts[deepest]), float(depth_sums[deepest]))
+    log_tail, start, by_count = min(candidates)
+    if start >= 0:
+        index = int(np.flatnonzero(window_starts(count) == start)[0])
+        window = (start, int(miss_counts[index]), float(depth_sums[index]))
     log10_chance = min(0.0, (log_tail + math.log(tests)) / math.log(10))
     return MissTest(
-        misses=int(np.count_nonzero(depths)),
+        misses=misses,
         depth_sum=total,
-        window_start=window_start,
-        window_depth_sum=window_sum,
+        window_start=window[0],
+        window_misses=window[1],
+        window_depth_sum=window[2],
         tests=tests,
-        decided_by_window=by_window,
+        decided_by_window=start >= 0,
+        decided_by_count=by_count,
         log10_chance=log10_chance,
     )
 
@@ -104,6 +128,21 @@ def window_starts(positions: int) -> np.ndarray:
     """Where the judged 64-token windows of an output of this length start."""
     last = positions - WINDOW_TOKENS
     return np.unique(np.append(np.arange(0, last + 1, WINDOW_STRIDE), last))
+
+
+def log_binomial_tail(positions: int, misses: int, miss_rate: float) -> float:
+    """ln P(K >= misses) for K ~ Binomial(positions, miss_rate)."""
+    if misses <= 0 or positions <= 0:
+        return 0.0
+    if misses > positions or miss_rate <= 0:
+        return -math.inf
+    if miss_rate >= 1:
+        return 0.0
+    j = np.arange(misses, positions + 1)
+    log_factorials = _log_factorials(positions)
+    terms = (log_factorials[positions] - log_factorials[j] - log_factorials[positions - j]
+             + j * math.log(miss_rate) + (positions - j) * math.log1p(-miss_rate))
+    return float(min(0.0, np.logaddexp.reduce(terms)))
 
 
 def log_compound_tail(positions: int, depth_sum: float, miss_rate: float, mean_depth: float) -> float:

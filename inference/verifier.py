@@ -2,10 +2,12 @@
 
 Everything a result states that can be recomputed is recomputed: the prompt's token count, the
 stop rule, the text, the log-probabilities, and above all each token's margin under the chain's
-sampler (DESIGN.md section 6). Exact token matching would accuse honest nodes, since incremental
-and batched llama.cpp evaluations differ by up to ~0.9 in raw logits; the margins are compared to
-calibrated per-model thresholds instead. Committed log-probabilities are compared too but never
-decide alone: a cheater can score a cheaper model's output with the real model.
+sampler (DESIGN.md section 6). On the pinned engine (llama.cpp built without llamafile) one
+batched evaluation computes exactly what token-by-token decoding computed, so an honest result's
+margins are never negative; other builds, GPUs and K-quantised models drift, so the margins are
+judged against calibrated per-model thresholds rather than by exact matching. Committed
+log-probabilities are compared too but never decide alone: a cheater can score a cheaper model's
+output with the real model.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from inference.engine import Engine, logprobs_micronats
 from inference.errors import InvalidJob, InvalidResult
 from inference.result import InferenceResult
 from inference.sampler import SamplingParams, candidate_bands, gumbel_noise, scaled_logits
-from inference.statistics import WINDOW_TOKENS, MissTest, miss_test
+from inference.statistics import DEFAULT_MISS_SLACK, WINDOW_TOKENS, MissTest, miss_test
 from inference.thresholds import MICRO, Thresholds
 
 # A position whose claimed token is the verifier's only candidate has no rival: its margin is
@@ -28,9 +30,11 @@ from inference.thresholds import MICRO, Thresholds
 NO_RIVAL_MARGIN = 1e3
 # A claimed token that no sampler within the tolerances below could have had as a candidate.
 OUTSIDE_CANDIDATES_MARGIN = -1e3
-# Incremental generation and batched evaluation differ by up to ~1 raw logit (DESIGN.md section
-# 6; 1.17 measured here): membership of the candidate set is judged as if any one token's logit
-# could be off by this much.
+# Whether a claimed token could have been a candidate at all is judged as if any one token's
+# logit could be off by this much: builds with llamafile, other SIMD widths and GPUs drift by up
+# to ~1 raw logit (DESIGN.md section 6; 1.17 measured here), and a token judged outside the
+# candidates fails the job outright. Which tokens are rivals is judged strictly, within the
+# thresholds' miss slack: on the pinned build an honest sampler saw exactly the verifier's set.
 BOUNDARY_LOGITS = 1.0
 
 
@@ -56,7 +60,7 @@ class Verdict:
     worst_position: int
     misses: int  # positions whose margin is below -miss_slack
     depth_sum_micro: int  # how far beyond the slack they fell, summed over the output
-    worst_window_start: int  # the 64-token window with the deepest misses (-1: output shorter)
+    worst_window_start: int  # the 64-token window that decided, else the deepest (-1: output of 64 or fewer)
     window_depth_sum_micro: int
     honest_chance_log10: float  # log10 of the chance an honest job shows misses like these
     honest_chance_budget_log10: float  # below this the result is invalid
@@ -97,12 +101,16 @@ class Verdict:
 
 def verify(result: InferenceResult, engine: Engine, thresholds: Thresholds) -> Verdict:
     """Judge a claimed result against the model loaded in engine."""
-    evaluation = evaluate(result, engine)
+    evaluation = evaluate(result, engine, thresholds.honest_model.slack)
     return judge(result, evaluation, thresholds)
 
 
-def evaluate(result: InferenceResult, engine: Engine) -> Evaluation:
-    """Recompute what a result claims: structural checks, then one batched evaluation."""
+def evaluate(result: InferenceResult, engine: Engine, rival_tolerance: float = DEFAULT_MISS_SLACK) -> Evaluation:
+    """Recompute what a result claims: structural checks, then one batched evaluation.
+
+    rival_tolerance (logits): how far past the top-k or top-p boundary a token may lie and still
+    not count as a rival of a sampled token; the thresholds' miss slack.
+    """
     if result.job.model != engine.model_id:
         raise InvalidJob(
             f"result is for model {result.job.model[:12]}..., the verifier loaded {engine.model_id[:12]}..."
@@ -116,7 +124,7 @@ def evaluate(result: InferenceResult, engine: Engine) -> Evaluation:
     rows = engine.output_logits(prompt, result.tokens)
     recomputed = logprobs_micronats(rows, result.tokens)
     errors = np.abs(np.asarray(result.logprobs_micronats, dtype=np.int64) - recomputed)
-    margins = token_margins(rows, result.tokens, result.job.sampling, result.job.job_id)
+    margins = token_margins(rows, result.tokens, result.job.sampling, result.job.job_id, rival_tolerance)
     return Evaluation(margins, errors, recomputed, tuple(problems))
 
 
@@ -172,18 +180,26 @@ def judge(result: InferenceResult, evaluation: Evaluation, thresholds: Threshold
 
 def _misses_reason(misses: MissTest, thresholds: Thresholds, positions: int) -> str:
     slack = thresholds.miss_slack_micro / MICRO
-    where = (f"the tokens {misses.window_start}-{misses.window_start + WINDOW_TOKENS - 1} lost "
-             f"{misses.window_depth_sum:.2f} logits beyond it" if misses.decided_by_window else
-             f"they lost {misses.depth_sum:.2f} logits beyond it")
-    return (f"{misses.misses} of {positions} tokens lost to another token by more than {slack:.2f} logits "
-            f"and {where}: an honest executor does that with a chance of 10^{misses.log10_chance:.1f} "
+    end = misses.window_start + WINDOW_TOKENS - 1
+    if misses.decided_by_window and misses.decided_by_count:
+        where = f"{misses.window_misses} of them in the tokens {misses.window_start}-{end}"
+    elif misses.decided_by_window:
+        where = f"the tokens {misses.window_start}-{end} lost {misses.window_depth_sum:.2f} logits beyond it"
+    elif misses.decided_by_count:
+        where = ""
+    else:
+        where = f"they lost {misses.depth_sum:.2f} logits beyond it"
+    return (f"{misses.misses} of {positions} tokens lost to another token by more than {slack:.2f} logits"
+            f"{f' ({where})' if where else ''}: an honest executor does that with a chance of "
+            f"10^{misses.log10_chance:.1f} "
             f"(the budget is 10^{math.log10(thresholds.false_positive_budget):.1f})")
 
 
 # -- margins ---------------------------------------------------------------------------------
 
 
-def token_margins(rows: np.ndarray, tokens: Sequence[int], params: SamplingParams, job_id: bytes) -> np.ndarray:
+def token_margins(rows: np.ndarray, tokens: Sequence[int], params: SamplingParams, job_id: bytes,
+                  rival_tolerance: float = DEFAULT_MISS_SLACK) -> np.ndarray:
     """Per position: T x (claimed token's score - best score among the other candidates), in logits."""
     if len(tokens) == 0:
         return np.zeros(0, dtype=np.float64)
@@ -192,7 +208,7 @@ def token_margins(rows: np.ndarray, tokens: Sequence[int], params: SamplingParam
         # runner-up is a rival like a greedy job's, never "no rival".
         return greedy_margins(rows, tokens)
     return np.array(
-        [_sampled_margin(row, token, params, job_id, position)
+        [_sampled_margin(row, token, params, job_id, position, rival_tolerance)
          for position, (row, token) in enumerate(zip(rows, tokens))],
         dtype=np.float64,
     )
@@ -209,13 +225,14 @@ def greedy_margins(rows: np.ndarray, tokens: Sequence[int]) -> np.ndarray:
     return margins
 
 
-def _sampled_margin(row: np.ndarray, token: int, params: SamplingParams, job_id: bytes, position: int) -> float:
+def _sampled_margin(row: np.ndarray, token: int, params: SamplingParams, job_id: bytes, position: int,
+                    rival_tolerance: float) -> float:
     scaled = scaled_logits(row, params)
-    bands = candidate_bands(scaled, params, BOUNDARY_LOGITS)
+    bands = candidate_bands(scaled, params, BOUNDARY_LOGITS, rival_tolerance)
     if token not in bands.possible:
         return OUTSIDE_CANDIDATES_MARGIN
-    # Rivals are only the tokens that are candidates beyond doubt: a token at the top-k or top-p
-    # boundary may have been out of an honest sampler's set, and its noise could win by far.
+    # Rivals are only the tokens that are candidates beyond doubt: a token within the tolerance of
+    # the top-k or top-p boundary may have been out of an honest sampler's set.
     rivals = bands.robust[bands.robust != token]
     if rivals.size == 0:
         return NO_RIVAL_MARGIN

@@ -14,25 +14,28 @@ from inference.calibration.plan import Row
 from inference.engine import engine_version
 from inference.errors import InferenceError
 from inference.result import InferenceResult
-from inference.statistics import miss_depths
+from inference.statistics import DEFAULT_MISS_SLACK, miss_depths
 from inference.thresholds import MICRO, PPB, PPM, Thresholds
 from inference.verifier import Evaluation
 
 # Threshold fitting. A false accusation slashes an honest validator, so the worst-margin bound
-# sits at three times the worst honest margin (other CPUs and GPUs drift more than the variations
-# measured here: a Q8_0 copy of the same weights reached 2.4x the honest worst); a floor keeps a
-# model with tiny honest drift from getting a bound tighter than llama.cpp's known drift.
+# sits at three times the worst honest margin, and never closer than WORST_MARGIN_FLOOR: on the
+# pinned build honest margins are never negative (a batched evaluation reproduces decoding bit for
+# bit), and the bound stays generous for the rare honest outlier this run did not see.
 WORST_MARGIN_SAFETY = 3.0
-WORST_MARGIN_FLOOR = -0.5  # logits
-# The count-and-depth test (inference/statistics.py): a miss is a margin below -MISS_SLACK (the
-# many honest sign flips by a hair stay out); the honest miss rate and mean depth are measured
-# on the fitted rows and widened by these factors for hardware this run did not see, never below
-# the floors; the budget is the chance per job of judging an honest result invalid.
-MISS_SLACK = 0.05  # logits
+WORST_MARGIN_FLOOR = -1.0  # logits
+# The count-and-depth test (inference/statistics.py): a miss is a margin below -MISS_SLACK. The
+# honest miss rate is an upper bound on what the fitted rows showed (with none there, the "rule
+# of three": 3 / positions), widened by a safety factor and never below the floor; the mean
+# depth is what they showed, never below its floor (the drift of a build with llamafile, 0.09
+# logits, so a model whose honest misses were never seen is not judged on a guess of zero); the
+# budget is the chance per job of judging an honest result invalid.
+MISS_SLACK = DEFAULT_MISS_SLACK
 MISS_RATE_SAFETY = 1.25
-MISS_RATE_FLOOR = 0.001
+MISS_RATE_FLOOR = 1e-5
+MISS_RATE_CEILING = 0.5  # a run too small to bound the rate gets thresholds that judge by depth
 MISS_DEPTH_SAFETY = 1.0
-MISS_DEPTH_FLOOR = 0.05  # logits
+MISS_DEPTH_FLOOR = 0.1  # logits
 FALSE_POSITIVE_BUDGET = 1e-6
 LOGPROB_SAFETY = 2.0
 MEAN_LOGPROB_FLOOR = 0.1  # nats
@@ -75,7 +78,7 @@ def fit_thresholds(model_id: str, honest_rows: Sequence[Row], command: str = "")
         raise InferenceError("calibration produced no honest evaluations to fit thresholds from")
     margins = np.concatenate([evaluation.margins for evaluation in evaluations])
     worst_bound = min(WORST_MARGIN_SAFETY * float(margins.min()), WORST_MARGIN_FLOOR)
-    miss_rate, mean_depth = honest_misses(margins)
+    mean_depth = honest_mean_depth(margins)
     mean_error = max(float(evaluation.logprob_errors.mean()) for evaluation in evaluations) / MICRO
     max_error = max(float(evaluation.logprob_errors.max()) for evaluation in evaluations) / MICRO
     return Thresholds(
@@ -83,7 +86,8 @@ def fit_thresholds(model_id: str, honest_rows: Sequence[Row], command: str = "")
         engine=engine_version(),
         worst_margin_micro=int(worst_bound * MICRO),
         miss_slack_micro=int(MISS_SLACK * MICRO),
-        miss_rate_ppm=math.ceil(max(MISS_RATE_SAFETY * miss_rate, MISS_RATE_FLOOR) * PPM),
+        miss_rate_ppm=math.ceil(min(max(MISS_RATE_SAFETY * miss_rate_bound(margins), MISS_RATE_FLOOR),
+                                    MISS_RATE_CEILING) * PPM),
         miss_depth_micro=math.ceil(max(MISS_DEPTH_SAFETY * mean_depth, MISS_DEPTH_FLOOR) * MICRO),
         false_positive_budget_ppb=round(FALSE_POSITIVE_BUDGET * PPB),
         mean_logprob_error_micro=int(max(LOGPROB_SAFETY * mean_error, MEAN_LOGPROB_FLOOR) * MICRO),
@@ -92,8 +96,18 @@ def fit_thresholds(model_id: str, honest_rows: Sequence[Row], command: str = "")
     )
 
 
-def honest_misses(margins: np.ndarray) -> tuple[float, float]:
-    """The measured miss rate per position and mean miss depth (logits) of honest margins."""
+def miss_rate_bound(margins: np.ndarray) -> float:
+    """An upper bound on the honest miss rate per position: (k + 3 sqrt(k + 1)) / n for k misses in n.
+
+    At k = 0 this is the rule of three (the 95% bound when nothing was seen); for larger k it stays
+    above the one-sided 95% Poisson bound (k = 1: 5.2 against 4.7; k = 100: 130 against 117).
+    """
+    misses = int(np.count_nonzero(miss_depths(margins, MISS_SLACK)))
+    return (misses + 3 * math.sqrt(misses + 1)) / len(margins)
+
+
+def honest_mean_depth(margins: np.ndarray) -> float:
+    """The mean depth (logits) of the honest margins that missed; 0 when none did."""
     depths = miss_depths(margins, MISS_SLACK)
     missed = depths[depths > 0]
-    return len(missed) / len(depths), float(missed.mean()) if len(missed) else 0.0
+    return float(missed.mean()) if len(missed) else 0.0

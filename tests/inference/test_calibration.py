@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -43,24 +45,36 @@ def _honest_row(*margin_lists) -> Row:
 
 
 def test_thresholds_sit_a_safety_factor_beyond_the_honest_statistics():
-    # 1000 positions, 4 of them misses (margin below -0.05) that went 0.05, 0.15, 0.25 and 0.35 beyond.
+    # 1000 positions, 4 of them misses (margin below -0.01) that went 0.09, 0.19, 0.29 and 0.39 beyond.
     margins = np.full(1000, 0.5)
     margins[:4] = [-0.1, -0.2, -0.3, -0.4]
     thresholds = fit_thresholds("ab" * 32, [_honest_row(margins[:500], margins[500:])])
     assert thresholds.worst_margin_micro == -1_200_000  # three times the worst honest margin
-    assert thresholds.miss_slack_micro == 50_000
-    assert thresholds.miss_rate_ppm == 5_000  # 1.25 times the measured 0.4%
-    assert thresholds.miss_depth_micro == 200_000  # the mean depth of 0.2 logits
+    assert thresholds.miss_slack_micro == 10_000
+    # 1.25 times the bound (4 + 3 sqrt(5)) / 1000 on the measured 0.4%
+    assert thresholds.miss_rate_ppm == math.ceil(1.25 * (4 + 3 * math.sqrt(5)) / 1000 * 1e6)
+    assert thresholds.miss_depth_micro == pytest.approx(240_000, abs=1)  # the mean depth of 0.24 logits
     assert thresholds.false_positive_budget_ppb == 1_000  # 1e-6 per job
     assert thresholds.mean_logprob_error_micro == 100_000  # the floor: honest errors were tiny
     assert thresholds.max_logprob_error_micro == 1_000_000
 
 
 def test_thresholds_are_never_tighter_than_the_floors():
-    thresholds = fit_thresholds("ab" * 32, [_honest_row([0.5, 0.4])])
-    assert thresholds.worst_margin_micro == -500_000
-    assert thresholds.miss_rate_ppm == 1_000
-    assert thresholds.miss_depth_micro == 50_000
+    # A million honest positions and not one miss: the rule of three gives 3.75 per million,
+    # below the floor of 10.
+    thresholds = fit_thresholds("ab" * 32, [_honest_row(np.full(1_000_000, 0.5))])
+    assert thresholds.worst_margin_micro == -1_000_000
+    assert thresholds.miss_rate_ppm == 10
+    assert thresholds.miss_depth_micro == 100_000
+
+
+def test_no_misses_in_a_run_bound_the_rate_by_the_rule_of_three():
+    thresholds = fit_thresholds("ab" * 32, [_honest_row(np.full(60_000, 0.5))])
+    assert thresholds.miss_rate_ppm == math.ceil(1.25 * 3 / 60_000 * 1e6)
+
+
+def test_a_run_too_small_to_bound_the_rate_gets_the_ceiling():
+    assert fit_thresholds("ab" * 32, [_honest_row([0.5, 0.4])]).miss_rate_ppm == 500_000
 
 
 def test_rows_take_jobs_spread_over_the_prompts_and_every_sampling():

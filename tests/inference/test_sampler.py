@@ -196,6 +196,11 @@ def test_robust_candidates_are_candidates_and_candidates_are_possible(logits, te
     exact = set(candidates(scaled, params).tolist())
     bands = candidate_bands(scaled, params, tolerance)
     assert set(bands.robust.tolist()) <= exact <= set(bands.possible.tolist())
+    # The verifier's split: generous about what is possible, strict about rivals. A tighter rival
+    # tolerance only adds rivals, all of them candidates, and leaves the possible set alone.
+    split = candidate_bands(scaled, params, tolerance, tolerance / 4)
+    assert set(bands.robust.tolist()) <= set(split.robust.tolist()) <= exact
+    assert set(split.possible.tolist()) == set(bands.possible.tolist())
 
 
 def reference_choice(logits: np.ndarray, params: SamplingParams, job_id: bytes, position: int) -> int:

@@ -8,7 +8,15 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inference.statistics import WINDOW_STRIDE, WINDOW_TOKENS, HonestModel, log_compound_tail, miss_test, window_starts
+from inference.statistics import (
+    WINDOW_STRIDE,
+    WINDOW_TOKENS,
+    HonestModel,
+    log_binomial_tail,
+    log_compound_tail,
+    miss_test,
+    window_starts,
+)
 
 MODEL = HonestModel(miss_rate=0.01, mean_depth=0.1, slack=0.05)
 BUDGET = 1e-6
@@ -60,7 +68,8 @@ def test_a_bad_stretch_is_not_diluted_by_a_long_honest_tail():
     diluted = miss_test(np.concatenate([tail, stretch, tail]), MODEL)
     assert alone.rejects(BUDGET) and diluted.rejects(BUDGET)
     assert abs(diluted.window_start - 1000) <= WINDOW_STRIDE  # the judged window holds most of the stretch
-    assert diluted.tests == len(window_starts(2064)) + 1  # every window and the whole output share the budget
+    # Count and depth, in every window and the whole output, share the budget.
+    assert diluted.tests == 2 * (len(window_starts(2064)) + 1)
 
 
 def test_windows_overlap_by_half_and_the_last_one_ends_at_the_last_token():
@@ -83,3 +92,36 @@ def test_an_honest_looking_output_passes():
     margins = rng.uniform(0.0, 3.0, 256)
     margins[rng.choice(256, 2, replace=False)] = -0.12  # two shallow misses, as honest drift makes
     assert not miss_test(margins, MODEL).rejects(BUDGET)
+
+
+def test_many_shallow_misses_are_judged_by_their_count():
+    # Five positions that lost by a tenth of a logit: one deep honest miss would explain their depth
+    # sum, but not their number when honest positions almost never miss (the pinned engine).
+    rare = HonestModel(miss_rate=2e-4, mean_depth=0.1, slack=0.01)
+    margins = np.full(64, 0.5)
+    margins[[3, 10, 20, 30, 40]] = -0.11
+    test = miss_test(margins, rare)
+    assert test.decided_by_count and test.rejects(BUDGET)
+    assert log_compound_tail(64, 0.5, 2e-4, 0.1) > math.log(BUDGET)  # depth alone would pass it
+
+
+def test_one_honest_looking_miss_passes_on_the_pinned_engine():
+    rare = HonestModel(miss_rate=2e-4, mean_depth=0.1, slack=0.01)
+    margins = np.full(256, 0.5)
+    margins[100] = -0.2
+    assert not miss_test(margins, rare).rejects(BUDGET)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 400), st.integers(0, 400), st.floats(1e-6, 0.5))
+def test_the_binomial_tail_is_a_probability_that_falls_with_more_misses(positions, misses, rate):
+    tail = log_binomial_tail(positions, misses, rate)
+    assert tail <= 0.0
+    assert log_binomial_tail(positions, misses + 1, rate) <= tail + 1e-9
+    if misses == 0:
+        assert tail == 0.0
+
+
+def test_the_binomial_tail_matches_a_direct_sum():
+    exact = sum(math.comb(64, j) * 0.01 ** j * 0.99 ** (64 - j) for j in range(3, 65))
+    assert math.isclose(math.exp(log_binomial_tail(64, 3, 0.01)), exact, rel_tol=1e-9)

@@ -181,16 +181,16 @@ def test_steering_a_top_k_1_job_is_caught(engine, embedded, thresholds):
     assert not verdict.valid and "honest executor does that with a chance" in " ".join(verdict.reasons)
 
 
-def test_steering_a_greedy_job_is_caught_over_a_long_output(engine, embedded, thresholds):
-    # Steering within 0.3 logits hides inside honest drift position by position; only the count
-    # and depth over many positions betray it (docs/verification.md, section 7: about 3 in 4 such
-    # jobs at 256 tokens).
-    job = make_job(embedded.id, FRESH_PROMPTS[2], 256)
+def test_steering_a_greedy_job_is_caught_within_64_tokens(engine, embedded, thresholds):
+    # The runner-up taken wherever it is within 0.3 logits: each steered position lost by less than
+    # honest drift on a llamafile build; on the pinned engine honest margins are never negative, so
+    # a few such positions are evidence enough (docs/verification.md, section 7).
+    job = make_job(embedded.id, FRESH_PROMPTS[2], 64)
     honest = verify(engine.generate(job), engine, thresholds)
     steering = frauds.Steering(job, within_logits=0.3)
     verdict = verify(engine.generate(job, choose=steering), engine, thresholds)
-    assert steering.steered >= 8 and honest.valid
-    assert verdict.honest_chance_log10 < honest.honest_chance_log10 - 3
+    assert honest.valid and honest.misses == 0
+    assert steering.steered >= 3
     assert not verdict.valid, verdict
 
 
@@ -200,6 +200,17 @@ def test_a_lower_temperature_than_declared_is_caught(engine, embedded, threshold
     result = engine.generate(job, choose=frauds.sampler_for(job, temperature_milli=400))
     assert result.tokens != engine.generate(job).tokens
     assert not verify(result, engine, thresholds).valid
+
+
+@pytest.mark.parametrize("narrowed", [{"top_k": 5}, {"top_p_ppm": 800_000}, {"temperature_milli": 0}],
+                         ids=["top-k 40 to 5", "top-p 0.95 to 0.8", "greedy"])
+def test_a_narrower_sampler_than_declared_is_caught(engine, embedded, thresholds, narrowed):
+    declared = SamplingParams.from_decimal("0.8", 40, "0.95", seed=21)
+    job = make_job(embedded.id, FRESH_PROMPTS[1], 128, declared, label=str(narrowed))
+    result = engine.generate(job, choose=frauds.sampler_for(job, **narrowed))
+    assert result.tokens != engine.generate(job).tokens
+    verdict = verify(result, engine, thresholds)
+    assert not verdict.valid, verdict
 
 
 def test_a_sampled_answer_to_a_greedy_job_is_caught(engine, embedded, thresholds):

@@ -19,7 +19,7 @@ from tests.runtime.golden import market_vectors, vectors
 ROOT = Path(__file__).resolve().parents[2]
 
 PINNED = {
-    "genesis_json_hash": "f6b2b3dd405d7e0e5b6fad18df84649553198d6e0135e194b515803737105949",
+    "genesis_json_hash": "a147b84758cdbed61e05570a2b00b36b2f451e3c09d5b98ccf9312389ed8221b",
     "genesis_state_root": "fb6f7926eb7deac0e48d921a671790de18653ce033dcba8cd6ca626bc85bc73e",
     "block_1_state_root": "7f7ff37f8e4808917032a6a1f7485360e865d68f9672f7d2cbc4dd092a8ac347",
     "block_1_receipts_hash": "7286b064cf16d06cbcab28d6b098555a084fdfafe6c977c63f78b6940d7e7fb4",
