@@ -67,8 +67,8 @@ class MissTest:
 
     misses: int  # positions whose margin is below -slack, in the whole output
     depth_sum: float  # their depths summed over the whole output, logits
-    window_start: int  # the 64-token window that gave the strongest evidence (-1: the whole output did)
-    window_misses: int  # that window's misses and depth sum (the deepest window when the whole output decided)
+    window_start: int  # the 64-token window that decided, else the deepest (-1: 64 tokens or fewer)
+    window_misses: int  # that window's misses and depth sum
     window_depth_sum: float
     tests: int  # how many tests the budget is shared among: count and depth, in each window and the whole output
     decided_by_window: bool  # whether a window, not the whole output, gave the strongest evidence
@@ -85,38 +85,38 @@ def miss_test(margins: np.ndarray, model: HonestModel) -> MissTest:
     depths = model.depths(margins)
     count = len(depths)
     missed = (depths > 0).astype(np.float64)
-    total, misses = float(depths.sum()), int(missed.sum())
-    # (ln chance, window start or -1, by count): the whole output first.
-    candidates = [(model.log_tail(count, total), -1, False),
-                  (log_binomial_tail(count, misses, model.miss_rate), -1, True)]
-    tests = 2
-    window = (-1, 0, 0.0)
-    if count > WINDOW_TOKENS:
-        starts = window_starts(count)
-        depth_sums = np.convolve(depths, np.ones(WINDOW_TOKENS), mode="valid")[starts]
-        miss_counts = np.rint(np.convolve(missed, np.ones(WINDOW_TOKENS), mode="valid")[starts]).astype(int)
+    starts = window_starts(count) if count > WINDOW_TOKENS else np.zeros(0, dtype=int)
+    depth_sums = _window_sums(depths, starts)
+    miss_counts = np.rint(_window_sums(missed, starts)).astype(int)
+    # (ln chance, window index or -1 for the whole output, whether the count decided)
+    candidates = [(model.log_tail(count, float(depths.sum())), -1, False),
+                  (log_binomial_tail(count, int(missed.sum()), model.miss_rate), -1, True)]
+    if len(starts):
         deepest, most = int(np.argmax(depth_sums)), int(np.argmax(miss_counts))
-        candidates.append((model.log_tail(WINDOW_TOKENS, float(depth_sums[deepest])), int(starts[deepest]), False))
-        candidates.append((log_binomial_tail(WINDOW_TOKENS, int(miss_counts[most]), model.miss_rate),
-                           int(starts[most]), True))
-        tests += 2 * len(starts)
-        window = (int(starts[deepest]), int(miss_counts[deepest]), float(depth_sums[deepest]))
-    log_tail, start, by_count = min(candidates)
-    if start >= 0:
-        index = int(np.flatnonzero(window_starts(count) == start)[0])
-        window = (start, int(miss_counts[index]), float(depth_sums[index]))
-    log10_chance = min(0.0, (log_tail + math.log(tests)) / math.log(10))
+        candidates.append((model.log_tail(WINDOW_TOKENS, float(depth_sums[deepest])), deepest, False))
+        candidates.append((log_binomial_tail(WINDOW_TOKENS, int(miss_counts[most]), model.miss_rate), most, True))
+    log_tail, decisive, by_count = min(candidates)
+    tests = 2 * (len(starts) + 1)
+    # The window reported: the one that decided, else the deepest.
+    shown = decisive if decisive >= 0 else (int(np.argmax(depth_sums)) if len(starts) else -1)
     return MissTest(
-        misses=misses,
-        depth_sum=total,
-        window_start=window[0],
-        window_misses=window[1],
-        window_depth_sum=window[2],
+        misses=int(missed.sum()),
+        depth_sum=float(depths.sum()),
+        window_start=int(starts[shown]) if shown >= 0 else -1,
+        window_misses=int(miss_counts[shown]) if shown >= 0 else 0,
+        window_depth_sum=float(depth_sums[shown]) if shown >= 0 else 0.0,
         tests=tests,
-        decided_by_window=start >= 0,
+        decided_by_window=decisive >= 0,
         decided_by_count=by_count,
-        log10_chance=log10_chance,
+        log10_chance=min(0.0, (log_tail + math.log(tests)) / math.log(10)),
     )
+
+
+def _window_sums(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """The sum of values over the 64-token window at each start."""
+    if not len(starts):
+        return np.zeros(0)
+    return np.convolve(values, np.ones(WINDOW_TOKENS), mode="valid")[starts]
 
 
 def miss_depths(margins: np.ndarray, slack: float) -> np.ndarray:
