@@ -116,17 +116,21 @@ def test_a_tampered_model_file_is_refused_when_used(tmp_path):
     assert result.returncode == EXIT_BAD_INPUT and "does not match model id" in one_line_error(result)
 
 
-def test_calibrate_a_small_run_writes_thresholds_and_the_docs_table(tmp_path):
-    docs = tmp_path / "verification.md"
+def small_calibration(tmp_path, rows: str, *options: str) -> tuple[dict, str]:
+    """A 1-prompt, 4-token calibration through the console entry: its JSON report and its stderr."""
     result = model_command(
         tmp_path / "home", "calibrate", "--prompts", "1", "--jobs", "2", "--max-tokens", "4",
-        "--rows", "threads_1,replaced_1", "--docs", str(docs), "--work-dir", str(tmp_path / "work"),
-        "--output", "json",
+        "--rows", rows, "--work-dir", str(tmp_path / "work"), "--output", "json", *options,
     )
     assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+    return json.loads(result.stdout), result.stderr
+
+
+def test_calibrate_a_small_run_writes_thresholds_and_the_docs_table(tmp_path):
+    docs = tmp_path / "verification.md"
+    report, stderr = small_calibration(tmp_path, "threads_1,replaced_1", "--docs", str(docs))
     assert [row["key"] for row in report["rows"]] == ["reference", "threads_1", "replaced_1"]
-    assert "calibration done" in result.stderr  # progress goes to stderr
+    assert "calibration done" in stderr  # progress goes to stderr
     written = tmp_path / "home" / "models" / f"{report['model']}.thresholds.json"
     assert json.loads(written.read_text())["worst_margin_micro"] == report["thresholds"]["worst_margin_micro"]
     assert "| 1 token replaced |" in docs.read_text()
@@ -139,17 +143,11 @@ def test_calibrate_refuses_unknown_rows(tmp_path):
 
 def test_calibrate_can_judge_its_rows_by_given_thresholds_and_writes_none(tmp_path):
     shipped = ROOT / "inference" / "data" / "thresholds.json"
-    result = model_command(
-        tmp_path / "home", "calibrate", "--prompts", "1", "--jobs", "2", "--max-tokens", "4",
-        "--rows", "replaced_1", "--judge-with", str(shipped), "--work-dir", str(tmp_path / "work"),
-        "--output", "json",
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+    report, stderr = small_calibration(tmp_path, "replaced_1", "--judge-with", str(shipped))
     assert report["judged_by"] == json.loads(shipped.read_text())[report["model"]]
     assert report["thresholds"] != report["judged_by"]  # one prompt fits other thresholds than the shipped ones
     assert not (tmp_path / "home" / "models" / f"{report['model']}.thresholds.json").exists()
-    assert "no thresholds written" in result.stderr
+    assert "no thresholds written" in stderr
 
 
 @pytest.mark.parametrize("content, message", [
