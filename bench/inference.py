@@ -10,7 +10,9 @@
    many tokens from the same prompt tokens with the same parameters; the order alternates so
    neither side always runs first. Both reuse the KV cache for a shared prefix, as each does by
    default.
-3. Our verifier re-scores every result of ours (one fresh batched evaluation).
+3. Our verifier re-scores every result of ours (one batched evaluation) on a second engine, as a
+   validator would: it keeps only what its own earlier evaluations cached (the chat template's
+   opening), never the generator's cache of the job it checks.
 4. Print a summary, then one JSON line: engine_over_raw (greedy, sampled; goal >= 0.95) and
    verify_over_generate (goal <= 0.7 on CPU), all measured in this run on this machine.
 """
@@ -84,9 +86,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     record = ModelStore().embedded()
-    print(f"loading {record.name} ({record.id[:12]}...) twice: raw llama-cpp-python and our engine ...", flush=True)
+    print(f"loading {record.name} ({record.id[:12]}...) three times: raw llama-cpp-python, our engine, "
+          "our verifier ...", flush=True)
     raw = _raw_llama(record.path, args.threads)
     ours = Engine(record.path, record.id, EngineConfig(threads=args.threads, gpu_layers=0))
+    checker = Engine(record.path, record.id, EngineConfig(threads=args.threads, gpu_layers=0))
     thresholds = load_thresholds(record.id)
     totals = Totals()
     prompts = load_prompts()
@@ -97,13 +101,13 @@ def main(argv=None) -> int:
         for mode, sampling in (("greedy", GREEDY), ("sampled", SAMPLED)):
             job = InferenceJob(record.id, calibration_job_id(index, 0, "bench"), prompts[index % len(prompts)],
                                args.max_tokens, sampling)
-            measure_job(job, mode, ours, raw, thresholds, totals)
+            measure_job(job, mode, ours, checker, raw, thresholds, totals)
         index += 1
     report(args, totals, ours)
     return 0
 
 
-def measure_job(job: InferenceJob, mode: str, ours: Engine, raw, thresholds, totals: Totals) -> None:
+def measure_job(job: InferenceJob, mode: str, ours: Engine, checker: Engine, raw, thresholds, totals: Totals) -> None:
     """Generate one job with both engines (same prompt tokens, same token count), then verify ours."""
     prompt = ours.prompt_tokens(job.prompt)
     ours_result, ours_seconds = _timed(ours.generate, job)
@@ -112,7 +116,7 @@ def measure_job(job: InferenceJob, mode: str, ours: Engine, raw, thresholds, tot
     raw_seconds = _raw_generate(raw, prompt, len(ours_result.tokens), job.sampling)
     totals.ours[mode].add(len(ours_result.tokens), ours_seconds)
     totals.raw[mode].add(len(ours_result.tokens), raw_seconds)
-    verdict, verify_seconds = _timed(verify, ours_result, ours, thresholds)
+    verdict, verify_seconds = _timed(verify, ours_result, checker, thresholds)
     totals.generate_seconds += ours_seconds
     totals.verify_seconds += verify_seconds
     totals.jobs += 1

@@ -225,8 +225,7 @@ class Engine:
         return tokens, logprobs, "length"
 
     def _prefill(self, prompt: list[int]) -> np.ndarray:
-        kept = self._reusable_prefix(prompt)
-        self._forget_after(kept)
+        kept = self._forget_after(self._reusable_prefix(prompt))
         self._decode(prompt[kept:], start=kept, output_indices=[len(prompt) - 1 - kept])
         self._cached = list(prompt)
         return self._last_logits()
@@ -250,15 +249,22 @@ class Engine:
     # -- teacher-forced evaluation -----------------------------------------------------------
 
     def output_logits(self, prompt: Sequence[int], output: Sequence[int]) -> np.ndarray:
-        """Logits predicting each output token, from one fresh batched evaluation (rows x vocabulary)."""
+        """Logits predicting each output token, from one batched evaluation (rows x vocabulary).
+
+        A prompt prefix still cached from an earlier evaluation (the chat template's opening, say)
+        is kept when the configuration reuses prefixes: on the pinned engine a batched evaluation
+        computes every row as decoding does, so the kept rows are what a fresh evaluation would
+        compute, bit for bit (tests/inference/test_engine.py).
+        """
         if not output:
             return np.zeros((0, self.vocabulary_size), dtype=np.float32)
         self.check_fits(len(prompt), len(output))
         sequence = list(prompt) + list(output[:-1])
         first = len(prompt) - 1
         with self._lock:
-            self._forget_after(0)
-            rows = self._decode_rows(sequence, start=0, output_indices=range(first, len(sequence)))
+            kept = self._forget_after(min(self._reusable_prefix(sequence), first))
+            rows = self._decode_rows(sequence[kept:], start=kept,
+                                     output_indices=range(first - kept, len(sequence) - kept))
             self._cached = sequence
         return rows
 
@@ -268,7 +274,8 @@ class Engine:
         if model_id != self.model_id:
             raise InvalidJob(f"job is for model {model_id[:12]}..., this engine runs {self.model_id[:12]}...")
 
-    def _forget_after(self, kept: int) -> None:
+    def _forget_after(self, kept: int) -> int:
+        """Drop the cache after its first `kept` tokens; how many were kept (0 when it was cleared)."""
         import llama_cpp
 
         memory = llama_cpp.llama_get_memory(self._llama.ctx)
@@ -277,6 +284,7 @@ class Engine:
             llama_cpp.llama_memory_clear(memory, False)
             kept = 0
         del self._cached[kept:]
+        return kept
 
     def _decode(self, tokens: Sequence[int], start: int, output_indices: Sequence[int]) -> None:
         """Decode tokens at positions start.. in n_batch chunks, with logits for output_indices only."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 import pytest
@@ -93,6 +94,24 @@ def test_batched_evaluation_computes_exactly_what_generation_computed(engine, em
                 assert margins.min() >= 0, (index, margins.min())
     finally:
         one_thread.close()
+
+
+@pytest.mark.skipif(gpu_offload_supported(), reason="GPU arithmetic is not batch-invariant")
+def test_a_verifier_that_keeps_a_cached_prefix_computes_the_rows_of_a_fresh_one(engine, embedded):
+    job = make_job(embedded.id, FRESH_PROMPTS[2], max_tokens=24, sampling=SAMPLED, label="prefix")
+    result = engine.generate(job)
+    prompt = engine.prompt_tokens(job.prompt)
+    fresh = Engine(embedded.path, embedded.id, EngineConfig(threads=2, context=1024, reuse_prefix=False))
+    try:
+        expected = fresh.output_logits(prompt, result.tokens)
+    finally:
+        fresh.close()
+    # Another job's evaluation leaves the chat template's opening cached; this one keeps it.
+    engine.output_logits(engine.prompt_tokens(FRESH_PROMPTS[0]), result.tokens[:4])
+    shared = sum(1 for _ in itertools.takewhile(lambda pair: pair[0] == pair[1],
+                                                zip(engine.prompt_tokens(FRESH_PROMPTS[0]), prompt)))
+    assert shared > 0
+    assert np.array_equal(engine.output_logits(prompt, result.tokens), expected)
 
 
 def test_a_prompt_longer_than_the_context_is_refused(embedded):
