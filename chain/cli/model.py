@@ -302,7 +302,7 @@ def calibrate_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _thresholds_to_judge_with(path: Path, model_id: str):
+def _thresholds_to_judge_with(path: Path, model_id: str) -> Thresholds:
     """--judge-with: a model's thresholds file, or a file of thresholds by model id."""
     try:
         document = json.loads(path.read_text())
