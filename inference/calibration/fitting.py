@@ -78,7 +78,8 @@ def fit_thresholds(model_id: str, honest_rows: Sequence[Row], command: str = "")
         raise InferenceError("calibration produced no honest evaluations to fit thresholds from")
     margins = np.concatenate([evaluation.margins for evaluation in evaluations])
     worst_bound = min(WORST_MARGIN_SAFETY * float(margins.min()), WORST_MARGIN_FLOOR)
-    mean_depth = honest_mean_depth(margins)
+    depths = miss_depths(margins, MISS_SLACK)
+    mean_depth = honest_mean_depth(depths)
     mean_error = max(float(evaluation.logprob_errors.mean()) for evaluation in evaluations) / MICRO
     max_error = max(float(evaluation.logprob_errors.max()) for evaluation in evaluations) / MICRO
     return Thresholds(
@@ -86,7 +87,7 @@ def fit_thresholds(model_id: str, honest_rows: Sequence[Row], command: str = "")
         engine=engine_version(),
         worst_margin_micro=int(worst_bound * MICRO),
         miss_slack_micro=int(MISS_SLACK * MICRO),
-        miss_rate_ppm=math.ceil(min(max(MISS_RATE_SAFETY * miss_rate_bound(margins), MISS_RATE_FLOOR),
+        miss_rate_ppm=math.ceil(min(max(MISS_RATE_SAFETY * miss_rate_bound(depths), MISS_RATE_FLOOR),
                                     MISS_RATE_CEILING) * PPM),
         miss_depth_micro=math.ceil(max(MISS_DEPTH_SAFETY * mean_depth, MISS_DEPTH_FLOOR) * MICRO),
         false_positive_budget_ppb=round(FALSE_POSITIVE_BUDGET * PPB),
@@ -96,18 +97,18 @@ def fit_thresholds(model_id: str, honest_rows: Sequence[Row], command: str = "")
     )
 
 
-def miss_rate_bound(margins: np.ndarray) -> float:
+def miss_rate_bound(depths: np.ndarray) -> float:
     """An upper bound on the honest miss rate per position: (k + 3 sqrt(k + 1)) / n for k misses in n.
 
     At k = 0 this is the rule of three (the 95% bound when nothing was seen); for larger k it stays
     above the one-sided 95% Poisson bound (k = 1: 5.2 against 4.7; k = 100: 130 against 117).
+    depths: miss_depths of the honest margins.
     """
-    misses = int(np.count_nonzero(miss_depths(margins, MISS_SLACK)))
-    return (misses + 3 * math.sqrt(misses + 1)) / len(margins)
+    misses = int(np.count_nonzero(depths))
+    return (misses + 3 * math.sqrt(misses + 1)) / len(depths)
 
 
-def honest_mean_depth(margins: np.ndarray) -> float:
-    """The mean depth (logits) of the honest margins that missed; 0 when none did."""
-    depths = miss_depths(margins, MISS_SLACK)
+def honest_mean_depth(depths: np.ndarray) -> float:
+    """The mean depth (logits) of the honest positions that missed; 0 when none did."""
     missed = depths[depths > 0]
     return float(missed.mean()) if len(missed) else 0.0
