@@ -484,8 +484,8 @@ def test_a_peers_message_with_too_many_addresses_disconnects_and_bad_addresses_a
     wait_until(lambda: rogue_id in peer_ids(a))
     good = f"{next_host()}:{free_port('127.0.0.1')}"
     peer.send(encode_envelope(p2p_pb2.Envelope(peers=p2p_pb2.Peers(addrs=["nonsense", "1.2.3.4:0", good, "x" * 300]))))
-    wait_until(lambda: good in a._targets)
-    assert "nonsense" not in a._targets and "1.2.3.4:0" not in a._targets
+    wait_until(lambda: good in a.address_book.targets)
+    assert "nonsense" not in a.address_book.targets and "1.2.3.4:0" not in a.address_book.targets
     peer.send(encode_envelope(p2p_pb2.Envelope(peers=p2p_pb2.Peers(addrs=[f"10.0.0.1:{n}" for n in range(1, 66)]))))
     code, details = peer.final_status()
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "65 addresses" in details
@@ -524,7 +524,7 @@ def test_a_peer_claiming_another_nodes_id_without_its_key_is_refused_and_the_rea
     assert code == grpc.StatusCode.UNAUTHENTICATED and "does not prove node id" in details
     time.sleep(0.3)
     assert a.peers() == before and handler_a.disconnected == [] and handler_b.disconnected == []
-    assert a.failed_authentications == 1 and b.node_id not in a._banned
+    assert a.failed_authentications == 1 and b.node_id not in a.peer_table.banned
     lines = [r.getMessage() for r in caplog.records if "refused peer at" in r.getMessage()]
     assert len(lines) == 1 and "does not prove node id" in lines[0]
     b.broadcast(vote(3))

@@ -1,0 +1,123 @@
+"""The listener's side: a peer opened P2P.Connect; check its Hello, answer with ours, check its HelloAck, admit it.
+
+Threads: grpc's server pool runs serve_connect, which writes the peer's outbound queue; a reader
+thread of ours handshakes and then reads the stream until it ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import TYPE_CHECKING
+
+import grpc
+
+from chain.p2p.peer_table import Connection
+from chain.p2p.queues import OutboundQueue
+from chain.p2p.transport import grpc_peer_addr
+from chain.p2p.wire import NONCE_BYTES, HandshakeRefused, short_id
+
+if TYPE_CHECKING:
+    from chain.p2p.network import Network
+
+log = logging.getLogger("inferchain.p2p")
+
+
+class Listener:
+    """Inbound streams of one Network, from the stream's opening to an admitted connection."""
+
+    def __init__(self, network: Network):
+        self.network = network
+
+    def serve_connect(self, request_iterator, context: grpc.ServicerContext):
+        """P2P.Connect: a peer dialed us. This thread writes; a reader thread handshakes and reads."""
+        network = self.network
+        remote = grpc_peer_addr(context.peer())
+        if network.stopping:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "the node is stopping")
+        queue = OutboundQueue(network.limits.max_queue_messages, network.limits.max_queue_bytes, network.clock)
+
+        def cancel() -> None:
+            # Ending the handler sends the close status; a writer stuck on a peer that stopped
+            # reading never gets there, so the stream is cancelled outright a second later.
+            queue.close(queue.close_status)
+            network.at(network.clock() + 1.0, context.cancel)
+
+        awaiting = ["Hello"]  # what the handshake waits for, for the timeout's message
+        key = network.at(network.clock() + network.limits.handshake_timeout_s,
+                         lambda: self._refuse_late(queue, remote, awaiting[0]))
+        network.spawn(lambda: self._read_inbound(request_iterator, remote, queue, cancel, key, awaiting),
+                      f"p2p-in-{remote}")
+        for raw in queue.drain():
+            yield raw
+        if queue.close_status is not None:
+            context.abort(*queue.close_status)
+
+    def _refuse_late(self, queue: OutboundQueue, remote: str, awaited: str) -> None:
+        timeout = self.network.limits.handshake_timeout_s
+        if not self.network.stopping:
+            log.warning("p2p: refused peer at %s: no %s within %.0f s", remote, awaited, timeout)
+        queue.close((grpc.StatusCode.DEADLINE_EXCEEDED, f"no {awaited} within {timeout:.0f} s"))
+
+    def _read_inbound(self, request_iterator, remote: str, queue: OutboundQueue, cancel, key: object,
+                      awaiting: list[str]) -> None:
+        try:
+            connection = self._accept(request_iterator, remote, queue, cancel, awaiting)
+        except (grpc.RpcError, StopIteration):
+            # The dialer went away (or the handshake timed out) before its Hello.
+            queue.close((grpc.StatusCode.INVALID_ARGUMENT, "the stream ended before a Hello"))
+            connection = None
+        finally:
+            self.network.cancel_at(key)
+        if connection is not None:
+            self.network.read(connection, request_iterator)
+
+    def _accept(self, request_iterator, remote: str, queue: OutboundQueue, cancel,
+                awaiting: list[str]) -> Connection | None:
+        """Check the dialer's Hello, answer with ours, check its HelloAck, then register the connection."""
+        network = self.network
+        raw = next(request_iterator)
+        try:
+            hello = network.handshaker.parse_hello(raw)
+            network.handshaker.check_dialer_hello(hello)
+            connection = Connection(
+                node_id=hello.node_id, addr=hello.public_addr or remote, inbound=True, dialer_id=hello.node_id,
+                queue=queue, height=hello.height, public_addr=hello.public_addr, cancel=cancel,
+                connected_at=network.clock(),
+            )
+            # Only a refusal, on a claimed id: nothing changes until the dialer proved it (below).
+            with network.lock:
+                network.peer_table.check_admission(connection, network.stopping)
+            awaiting[0] = "HelloAck"
+            self._answer_and_authenticate(request_iterator, hello, connection)
+            network.register(connection)
+        except HandshakeRefused as refusal:
+            if refusal.code == grpc.StatusCode.UNAUTHENTICATED:
+                network.count_failed_authentication()
+            if not queue.closed:  # else the handshake timed out, and that was logged
+                _log_refusal(remote, refusal)
+            queue.close((refusal.code, refusal.detail))
+            return None
+        return connection
+
+    def _answer_and_authenticate(self, request_iterator, hello, connection: Connection) -> None:
+        """Queue our signed Hello and check the dialer's HelloAck: HandshakeRefused(UNAUTHENTICATED) unless it holds its key."""
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        our_hello = self.network.handshaker.listener_hello(hello, nonce)
+        connection.handshake_raw = our_hello
+        connection.queue.put(our_hello)
+        try:
+            raw_ack = next(request_iterator)
+        except (grpc.RpcError, StopIteration):
+            raise HandshakeRefused(
+                grpc.StatusCode.UNAUTHENTICATED,
+                f"the stream from {short_id(hello.node_id)} ended before its HelloAck (it did not accept this node's Hello)",
+            ) from None
+        self.network.handshaker.check_hello_ack(hello, nonce, raw_ack)
+
+
+def _log_refusal(remote: str, refusal: HandshakeRefused) -> None:
+    if refusal.code in (grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.UNAVAILABLE):  # self or duplicate: expected, quiet
+        log.debug("p2p: closed the connection from %s: %s", remote, refusal.detail)
+    else:
+        log.warning("p2p: refused peer at %s: %s", remote, refusal.detail)
