@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from proto import types_pb2 as proto_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0fproto/p2p.proto\x12\x0einferchain.p2p\x1a\x11proto/types.proto\"\xa1\x01\n\x05Hello\x12\x18\n\x10protocol_version\x18\x01 \x01(\r\x12\x10\n\x08\x63hain_id\x18\x02 \x01(\t\x12\x14\n\x0cgenesis_hash\x18\x03 \x01(\x0c\x12\x0f\n\x07node_id\x18\x04 \x01(\x0c\x12\x13\n\x0bpublic_addr\x18\x05 \x01(\t\x12\x0e\n\x06height\x18\x06 \x01(\x04\x12\r\n\x05nonce\x18\x07 \x01(\x0c\x12\x11\n\tsignature\x18\x08 \x01(\x0c\"\x1d\n\x08HelloAck\x12\x11\n\tsignature\x18\x01 \x01(\x0c\";\n\x06Status\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12\x12\n\nblock_hash\x18\x02 \x01(\x0c\x12\r\n\x05round\x18\x03 \x01(\r\"\x1c\n\nTxAnnounce\x12\x0e\n\x06hashes\x18\x01 \x03(\x0c\"\x1b\n\tTxRequest\x12\x0e\n\x06hashes\x18\x01 \x03(\x0c\"\x1f\n\x07TxBatch\x12\x14\n\x0ctransactions\x18\x01 \x03(\x0c\"[\n\tBlockPart\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12\r\n\x05round\x18\x02 \x01(\r\x12\x12\n\nblock_hash\x18\x03 \x01(\x0c\x12\r\n\x05index\x18\x04 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x05 \x01(\x0c\"3\n\rBlocksRequest\x12\x13\n\x0b\x66rom_height\x18\x01 \x01(\x04\x12\r\n\x05\x63ount\x18\x02 \x01(\r\"B\n\x0e\x42locksResponse\x12\x30\n\x06\x62locks\x18\x01 \x03(\x0b\x32 .inferchain.types.FinalizedBlock\"\x0e\n\x0cPeersRequest\"\x16\n\x05Peers\x12\r\n\x05\x61\x64\x64rs\x18\x01 \x03(\t\"\xc6\x05\n\x08\x45nvelope\x12&\n\x05hello\x18\x01 \x01(\x0b\x32\x15.inferchain.p2p.HelloH\x00\x12(\n\x06status\x18\x02 \x01(\x0b\x32\x16.inferchain.p2p.StatusH\x00\x12\x31\n\x0btx_announce\x18\x03 \x01(\x0b\x32\x1a.inferchain.p2p.TxAnnounceH\x00\x12/\n\ntx_request\x18\x04 \x01(\x0b\x32\x19.inferchain.p2p.TxRequestH\x00\x12+\n\x08tx_batch\x18\x05 \x01(\x0b\x32\x17.inferchain.p2p.TxBatchH\x00\x12\x34\n\x08proposal\x18\x06 \x01(\x0b\x32 .inferchain.types.SignedProposalH\x00\x12/\n\nblock_part\x18\x07 \x01(\x0b\x32\x19.inferchain.p2p.BlockPartH\x00\x12&\n\x04vote\x18\x08 \x01(\x0b\x32\x16.inferchain.types.VoteH\x00\x12;\n\x08\x65vidence\x18\t \x01(\x0b\x32\'.inferchain.types.DuplicateVoteEvidenceH\x00\x12\x37\n\x0e\x62locks_request\x18\n \x01(\x0b\x32\x1d.inferchain.p2p.BlocksRequestH\x00\x12\x39\n\x0f\x62locks_response\x18\x0b \x01(\x0b\x32\x1e.inferchain.p2p.BlocksResponseH\x00\x12\x35\n\rpeers_request\x18\x0c \x01(\x0b\x32\x1c.inferchain.p2p.PeersRequestH\x00\x12&\n\x05peers\x18\r \x01(\x0b\x32\x15.inferchain.p2p.PeersH\x00\x12-\n\thello_ack\x18\x0e \x01(\x0b\x32\x18.inferchain.p2p.HelloAckH\x00\x42\t\n\x07message2H\n\x03P2P\x12\x41\n\x07\x43onnect\x12\x18.inferchain.p2p.Envelope\x1a\x18.inferchain.p2p.Envelope(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0fproto/p2p.proto\x12\x0einferchain.p2p\x1a\x11proto/types.proto\"\xe6\x01\n\x05Hello\x12\x18\n\x10protocol_version\x18\x01 \x01(\r\x12\x10\n\x08\x63hain_id\x18\x02 \x01(\t\x12\x14\n\x0cgenesis_hash\x18\x03 \x01(\x0c\x12\x0f\n\x07node_id\x18\x04 \x01(\x0c\x12\x13\n\x0bpublic_addr\x18\x05 \x01(\t\x12\x0e\n\x06height\x18\x06 \x01(\x04\x12\r\n\x05nonce\x18\x07 \x01(\x0c\x12\x11\n\tsignature\x18\x08 \x01(\x0c\x12\x15\n\rvalidator_key\x18\t \x01(\x0c\x12\x1b\n\x13validator_signature\x18\n \x01(\x0c\x12\x0f\n\x07time_ms\x18\x0b \x01(\x04\":\n\x08HelloAck\x12\x11\n\tsignature\x18\x01 \x01(\x0c\x12\x1b\n\x13validator_signature\x18\x02 \x01(\x0c\";\n\x06Status\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12\x12\n\nblock_hash\x18\x02 \x01(\x0c\x12\r\n\x05round\x18\x03 \x01(\r\"\x1c\n\nTxAnnounce\x12\x0e\n\x06hashes\x18\x01 \x03(\x0c\"\x1b\n\tTxRequest\x12\x0e\n\x06hashes\x18\x01 \x03(\x0c\"\x1f\n\x07TxBatch\x12\x14\n\x0ctransactions\x18\x01 \x03(\x0c\"[\n\tBlockPart\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12\r\n\x05round\x18\x02 \x01(\r\x12\x12\n\nblock_hash\x18\x03 \x01(\x0c\x12\r\n\x05index\x18\x04 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x05 \x01(\x0c\"3\n\rBlocksRequest\x12\x13\n\x0b\x66rom_height\x18\x01 \x01(\x04\x12\r\n\x05\x63ount\x18\x02 \x01(\r\"B\n\x0e\x42locksResponse\x12\x30\n\x06\x62locks\x18\x01 \x03(\x0b\x32 .inferchain.types.FinalizedBlock\"\x0e\n\x0cPeersRequest\"\x16\n\x05Peers\x12\r\n\x05\x61\x64\x64rs\x18\x01 \x03(\t\"\xc6\x05\n\x08\x45nvelope\x12&\n\x05hello\x18\x01 \x01(\x0b\x32\x15.inferchain.p2p.HelloH\x00\x12(\n\x06status\x18\x02 \x01(\x0b\x32\x16.inferchain.p2p.StatusH\x00\x12\x31\n\x0btx_announce\x18\x03 \x01(\x0b\x32\x1a.inferchain.p2p.TxAnnounceH\x00\x12/\n\ntx_request\x18\x04 \x01(\x0b\x32\x19.inferchain.p2p.TxRequestH\x00\x12+\n\x08tx_batch\x18\x05 \x01(\x0b\x32\x17.inferchain.p2p.TxBatchH\x00\x12\x34\n\x08proposal\x18\x06 \x01(\x0b\x32 .inferchain.types.SignedProposalH\x00\x12/\n\nblock_part\x18\x07 \x01(\x0b\x32\x19.inferchain.p2p.BlockPartH\x00\x12&\n\x04vote\x18\x08 \x01(\x0b\x32\x16.inferchain.types.VoteH\x00\x12;\n\x08\x65vidence\x18\t \x01(\x0b\x32\'.inferchain.types.DuplicateVoteEvidenceH\x00\x12\x37\n\x0e\x62locks_request\x18\n \x01(\x0b\x32\x1d.inferchain.p2p.BlocksRequestH\x00\x12\x39\n\x0f\x62locks_response\x18\x0b \x01(\x0b\x32\x1e.inferchain.p2p.BlocksResponseH\x00\x12\x35\n\rpeers_request\x18\x0c \x01(\x0b\x32\x1c.inferchain.p2p.PeersRequestH\x00\x12&\n\x05peers\x18\r \x01(\x0b\x32\x15.inferchain.p2p.PeersH\x00\x12-\n\thello_ack\x18\x0e \x01(\x0b\x32\x18.inferchain.p2p.HelloAckH\x00\x42\t\n\x07message2H\n\x03P2P\x12\x41\n\x07\x43onnect\x12\x18.inferchain.p2p.Envelope\x1a\x18.inferchain.p2p.Envelope(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,29 +33,29 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'proto.p2p_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_HELLO']._serialized_start=55
-  _globals['_HELLO']._serialized_end=216
-  _globals['_HELLOACK']._serialized_start=218
-  _globals['_HELLOACK']._serialized_end=247
-  _globals['_STATUS']._serialized_start=249
-  _globals['_STATUS']._serialized_end=308
-  _globals['_TXANNOUNCE']._serialized_start=310
-  _globals['_TXANNOUNCE']._serialized_end=338
-  _globals['_TXREQUEST']._serialized_start=340
-  _globals['_TXREQUEST']._serialized_end=367
-  _globals['_TXBATCH']._serialized_start=369
-  _globals['_TXBATCH']._serialized_end=400
-  _globals['_BLOCKPART']._serialized_start=402
-  _globals['_BLOCKPART']._serialized_end=493
-  _globals['_BLOCKSREQUEST']._serialized_start=495
-  _globals['_BLOCKSREQUEST']._serialized_end=546
-  _globals['_BLOCKSRESPONSE']._serialized_start=548
-  _globals['_BLOCKSRESPONSE']._serialized_end=614
-  _globals['_PEERSREQUEST']._serialized_start=616
-  _globals['_PEERSREQUEST']._serialized_end=630
-  _globals['_PEERS']._serialized_start=632
-  _globals['_PEERS']._serialized_end=654
-  _globals['_ENVELOPE']._serialized_start=657
-  _globals['_ENVELOPE']._serialized_end=1367
-  _globals['_P2P']._serialized_start=1369
-  _globals['_P2P']._serialized_end=1441
+  _globals['_HELLO']._serialized_end=285
+  _globals['_HELLOACK']._serialized_start=287
+  _globals['_HELLOACK']._serialized_end=345
+  _globals['_STATUS']._serialized_start=347
+  _globals['_STATUS']._serialized_end=406
+  _globals['_TXANNOUNCE']._serialized_start=408
+  _globals['_TXANNOUNCE']._serialized_end=436
+  _globals['_TXREQUEST']._serialized_start=438
+  _globals['_TXREQUEST']._serialized_end=465
+  _globals['_TXBATCH']._serialized_start=467
+  _globals['_TXBATCH']._serialized_end=498
+  _globals['_BLOCKPART']._serialized_start=500
+  _globals['_BLOCKPART']._serialized_end=591
+  _globals['_BLOCKSREQUEST']._serialized_start=593
+  _globals['_BLOCKSREQUEST']._serialized_end=644
+  _globals['_BLOCKSRESPONSE']._serialized_start=646
+  _globals['_BLOCKSRESPONSE']._serialized_end=712
+  _globals['_PEERSREQUEST']._serialized_start=714
+  _globals['_PEERSREQUEST']._serialized_end=728
+  _globals['_PEERS']._serialized_start=730
+  _globals['_PEERS']._serialized_end=752
+  _globals['_ENVELOPE']._serialized_start=755
+  _globals['_ENVELOPE']._serialized_end=1465
+  _globals['_P2P']._serialized_start=1467
+  _globals['_P2P']._serialized_end=1539
 # @@protoc_insertion_point(module_scope)

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Hello(_message.Message):
-    __slots__ = ("protocol_version", "chain_id", "genesis_hash", "node_id", "public_addr", "height", "nonce", "signature")
+    __slots__ = ("protocol_version", "chain_id", "genesis_hash", "node_id", "public_addr", "height", "nonce", "signature", "validator_key", "validator_signature", "time_ms")
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     GENESIS_HASH_FIELD_NUMBER: _ClassVar[int]
@@ -17,6 +17,9 @@ class Hello(_message.Message):
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     NONCE_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    VALIDATOR_KEY_FIELD_NUMBER: _ClassVar[int]
+    VALIDATOR_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    TIME_MS_FIELD_NUMBER: _ClassVar[int]
     protocol_version: int
     chain_id: str
     genesis_hash: bytes
@@ -25,13 +28,18 @@ class Hello(_message.Message):
     height: int
     nonce: bytes
     signature: bytes
-    def __init__(self, protocol_version: _Optional[int] = ..., chain_id: _Optional[str] = ..., genesis_hash: _Optional[bytes] = ..., node_id: _Optional[bytes] = ..., public_addr: _Optional[str] = ..., height: _Optional[int] = ..., nonce: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+    validator_key: bytes
+    validator_signature: bytes
+    time_ms: int
+    def __init__(self, protocol_version: _Optional[int] = ..., chain_id: _Optional[str] = ..., genesis_hash: _Optional[bytes] = ..., node_id: _Optional[bytes] = ..., public_addr: _Optional[str] = ..., height: _Optional[int] = ..., nonce: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., validator_key: _Optional[bytes] = ..., validator_signature: _Optional[bytes] = ..., time_ms: _Optional[int] = ...) -> None: ...
 
 class HelloAck(_message.Message):
-    __slots__ = ("signature",)
+    __slots__ = ("signature", "validator_signature")
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    VALIDATOR_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     signature: bytes
-    def __init__(self, signature: _Optional[bytes] = ...) -> None: ...
+    validator_signature: bytes
+    def __init__(self, signature: _Optional[bytes] = ..., validator_signature: _Optional[bytes] = ...) -> None: ...
 
 class Status(_message.Message):
     __slots__ = ("height", "block_hash", "round")

@@ -23,7 +23,8 @@ class DialTarget:
     backoff_s: float
     next_attempt: float = 0.0
     failures: int = 0
-    node_id: bytes | None = None
+    node_id: bytes | None = None  # the node behind the address, as far as this node knows
+    proven_id: bytes | None = None  # the node id found by dialing this address (a Hello's public_addr is a claim)
     dialing: bool = False
     is_self: bool = False
 
@@ -72,16 +73,29 @@ class AddressBook:
                     continue
                 self.targets[addr] = DialTarget(addr=addr, bootnode=False, backoff_s=self.limits.backoff_initial_s)
 
-    def learn_node_addr(self, node_id: bytes, addrs: set[str]) -> None:
-        """Remember which node dialable addresses lead to, so that they are not dialed while connected."""
+    def learn_node_addr(self, node_id: bytes, public_addr: str, dialed_addr: str | None) -> None:
+        """Remember which node dialable addresses lead to, so that they are not dialed while connected.
+
+        A boot node's id is learned only by dialing its address: a Hello's public_addr is a claim,
+        and the boot nodes' ids earn reserved slots.
+        """
         with self.lock:
-            for addr in addrs - {""}:
+            for addr, proven in ((public_addr, False), (dialed_addr or "", True)):
+                if not addr:
+                    continue
                 target = self.targets.get(addr)
                 if target is None and len(self.targets) < self.limits.max_known_addrs and addr not in self.own_addrs:
                     target = self.targets[addr] = DialTarget(
                         addr=addr, bootnode=False, backoff_s=self.limits.backoff_initial_s)
                 if target is not None:
                     target.node_id = node_id
+                    if proven:
+                        target.proven_id = node_id
+
+    def is_bootnode(self, node_id: bytes) -> bool:
+        """Whether `node_id` was found behind a boot node's address."""
+        with self.lock:
+            return any(t.bootnode and t.proven_id == node_id for t in self.targets.values())
 
     def due(self, now: float, skip: Callable[[bytes], bool], room: Callable[[int], bool]) -> list[DialTarget]:
         """The targets to dial now, marked as dialing: boot nodes first, then by their time.
@@ -113,7 +127,7 @@ class AddressBook:
         with self.lock:
             target.dialing = False
             if outcome.node_id is not None:
-                target.node_id = outcome.node_id
+                target.node_id = target.proven_id = outcome.node_id
             if stopping:
                 return
             if outcome.connected_for is not None:

@@ -34,8 +34,8 @@ class Dialer:
         network = self.network
         due = network.address_book.due(
             now,
-            skip=lambda node_id: node_id in network.peer_table.connections or network.peer_table.is_banned(node_id, now),
-            room=lambda dialing: len(network.peer_table.connections) + dialing < network.peer_table.max_peers,
+            skip=lambda node_id: node_id in network.peer_table.connections or network.scores.banned_id(node_id) is not None,
+            room=network.peer_table.outbound_room,
         )
         for target in due:
             network.spawn(lambda t=target: self.dial(t), f"p2p-out-{target.addr}")
@@ -81,7 +81,7 @@ class Dialer:
             network.cancel_at(key)
         try:
             hello = network.handshaker.parse_hello(raw)
-            ack = network.handshaker.check_listener_hello(hello, nonce)
+            ack, validator_key = network.handshaker.check_listener_hello(hello, nonce, addr)
         except HandshakeRefused as refusal:
             cancel()
             if refusal.code == grpc.StatusCode.UNAUTHENTICATED:
@@ -92,6 +92,7 @@ class Dialer:
         connection = Connection(
             node_id=hello.node_id, addr=addr, inbound=False, dialer_id=network.node_id, queue=queue, height=hello.height,
             public_addr=hello.public_addr, cancel=cancel, connected_at=network.clock(), handshake_raw=ack,
+            validator_key=validator_key,
         )
         try:
             network.register(connection)

@@ -7,13 +7,16 @@ The parts, one file each:
 - chain/p2p/handshake.py: this node's Hello and HelloAck, and the checks of a peer's;
 - chain/p2p/listener.py: inbound streams, from their opening to an admitted connection;
 - chain/p2p/dialer.py: outbound streams, from the dial to an admitted connection;
-- chain/p2p/peer_table.py: the connections by node id, who may join, connect/disconnect events;
+- chain/p2p/peer_table.py: the connections by node id, who may join (inbound, outbound and
+  reserved slots), connect/disconnect events;
+- chain/p2p/scoring.py: peer scores and bans;
+- chain/p2p/rates.py: per-peer message rates;
 - chain/p2p/address_book.py: the addresses to dial and their back-off;
 - chain/p2p/queues.py: the bounded outbound queue and the seen-gossip cache;
 - chain/p2p/transport.py: gRPC options and handlers.
 
 This file keeps what ties them together: the life cycle, the API the node calls (broadcast, send,
-first_seen, disconnect, peers, call_every), reading and dispatching what peers send, peer
+first_seen, penalize, disconnect, peers, call_every), reading and dispatching what peers send, peer
 exchange, and the maintenance thread that dials, expires handshakes and runs periodic callbacks
 (transaction gossip's flush).
 
@@ -35,14 +38,16 @@ import grpc
 from chain.crypto import Keypair
 from chain.p2p.address_book import AddressBook
 from chain.p2p.dialer import Dialer
-from chain.p2p.handshake import Handshaker
+from chain.p2p.handshake import ClockPolicy, Handshaker
 from chain.p2p.listener import Listener
 from chain.p2p.peer_table import REPLACED_GRACE_S, Connection, PeerHandler, PeerInfo, PeerTable
 from chain.p2p.queues import SeenCache
+from chain.p2p.rates import MessageRates, PeerRates
+from chain.p2p.scoring import PENALTY_INVALID, PENALTY_RATE, BanPolicy, PeerScores
 from chain.p2p.transport import connect_handler, describe, server_options
 from chain.p2p.wire import (
-    MAX_MESSAGE_BYTES, MAX_PEERS_PER_MESSAGE, ChainIdentity, ProtocolViolation, encode_envelope, parse_addr,
-    parse_dial_addr, parse_envelope, short_id,
+    MAX_MESSAGE_BYTES, MAX_PEERS_PER_MESSAGE, ChainIdentity, ProtocolViolation, check_message_limits, encode_envelope,
+    parse_addr, parse_dial_addr, parse_envelope, short_id,
 )
 from proto import p2p_pb2
 from runtime.hashing import blake2b_256
@@ -65,7 +70,22 @@ class NetworkLimits:
     max_queue_bytes: int = 32 * 1024 * 1024
     # Hashes of gossip already seen (about 100 bytes each in memory).
     seen_cache_size: int = 100_000
-    handshake_timeout_s: float = 5.0
+    # A stream that has not finished its handshake this long after it opened is ended.
+    handshake_timeout_s: float = 3.0
+    # Slots (chain/p2p/peer_table.py): peers that dialed us, learned addresses we dialed, and beyond
+    # both, boot nodes and proven validators.
+    max_inbound: int = 40
+    max_outbound: int = 10
+    max_reserved: int = 100
+    # Inbound streams still in their handshake, all sources together, and connections plus
+    # handshakes from one source address (reserved peers not counted).
+    max_pending_handshakes: int = 16
+    max_per_address: int = 8
+    # A peer's wall clock (Hello.time_ms) further than this from ours is refused; beyond
+    # warn_clock_offset_s it is logged.
+    max_clock_offset_s: float = 30.0
+    warn_clock_offset_s: float = 5.0
+    rates: MessageRates = MessageRates()
     # Re-dialing: the wait starts at backoff_initial_s and doubles to backoff_max_s; it starts
     # over once a connection lasted stable_after_s. A peer that refused us as incompatible
     # (another chain, genesis or protocol version) is retried only every backoff_max_s.
@@ -76,12 +96,15 @@ class NetworkLimits:
     max_dial_failures: int = 8
     max_known_addrs: int = 1024
     max_concurrent_dials: int = 8
-    # Peers are asked for addresses on connect and then this often while below max_peers.
+    # Peers are asked for addresses on connect and then this often while below max_outbound.
     peer_exchange_interval_s: float = 30.0
     # A PeersRequest is answered at most this often per peer; more are ignored.
     peers_answer_interval_s: float = 1.0
-    # A peer disconnected for an invalid message is refused and not dialed for this long.
-    ban_s: float = 10.0
+    # Scores and bans (chain/p2p/scoring.py): the first ban lasts ban_s, each repeat within a day
+    # twice as long up to max_ban_s; a score loses score_decay_per_s points a second.
+    ban_s: float = 60.0
+    max_ban_s: float = 3600.0
+    score_decay_per_s: float = 2.0
     # A peer whose writer took nothing from its queue for this long stopped reading: it is disconnected.
     stall_s: float = 30.0
     # A full queue is logged at most once per this interval per peer.
@@ -110,9 +133,11 @@ class Network:
         bootnodes: Sequence[str],
         handler: PeerHandler,
         height: Callable[[], int],
-        max_peers: int = 50,
         limits: NetworkLimits = NetworkLimits(),
         clock: Callable[[], float] = time.monotonic,
+        validator_key: Keypair | None = None,
+        is_validator: Callable[[bytes], bool] = lambda key: False,
+        wall_clock: Callable[[], float] = time.time,
     ):
         self.identity = ChainIdentity(chain_id=chain_id, genesis_hash=genesis_hash)
         self.node_key = node_key
@@ -123,7 +148,6 @@ class Network:
         self._public_addr = public_addr or ""
         self.handler = handler
         self.height = height
-        self.max_peers = max_peers
         self.limits = limits
         self.clock = clock
         self.port = 0
@@ -133,9 +157,15 @@ class Network:
         self.failed_authentications = 0
         # One lock for the peer table, the address book and the deadlines: the dialer reads them together.
         self.lock = threading.RLock()
-        self.peer_table = PeerTable(self.lock, handler, max_peers, clock)
+        self.scores = PeerScores(
+            BanPolicy(decay_per_s=limits.score_decay_per_s, first_ban_s=limits.ban_s, max_ban_s=limits.max_ban_s), clock)
         self.address_book = AddressBook(self.lock, limits, bootnodes, clock)
-        self.handshaker = Handshaker(self.identity, node_key, height, lambda: self._public_addr)
+        self.peer_table = PeerTable(self.lock, handler, limits, clock, self.scores, is_validator,
+                                    self.address_book.is_bootnode)
+        self.handshaker = Handshaker(
+            self.identity, node_key, height, lambda: self._public_addr, validator_key=validator_key,
+            wall_clock=wall_clock,
+            clock_policy=ClockPolicy(max_offset_s=limits.max_clock_offset_s, warn_offset_s=limits.warn_clock_offset_s))
         self.listener = Listener(self)
         self.dialer = Dialer(self)
         self._deadlines: dict[object, tuple[float, Callable[[], None]]] = {}
@@ -152,7 +182,10 @@ class Network:
 
     def start(self) -> None:
         """Listen, then start dialing the boot nodes."""
-        workers = self.max_peers + 16  # every open inbound stream holds one; the rest are handshakes
+        # Every open inbound stream holds a gRPC worker: room for every slot and every handshake in
+        # progress, so that gRPC itself never refuses a stream the listener would take.
+        limits = self.limits
+        workers = limits.max_inbound + limits.max_reserved + limits.max_pending_handshakes + 8
         self._executor = futures.ThreadPoolExecutor(max_workers=workers + 2, thread_name_prefix="p2p-grpc")
         self._server = grpc.server(
             self._executor,
@@ -205,6 +238,12 @@ class Network:
     def stopping(self) -> bool:
         return self._stopping.is_set()
 
+    @property
+    def handshakes_in_progress(self) -> int:
+        """Inbound streams that have not finished their handshake."""
+        with self.lock:
+            return len(self.listener.pending)
+
     # --- the API the node uses ---
 
     def broadcast(self, envelope: p2p_pb2.Envelope, exclude: bytes | None = None) -> None:
@@ -234,13 +273,33 @@ class Network:
         connections = sorted(self.peer_table.all(), key=lambda c: c.node_id)
         return [PeerInfo(c.node_id, c.addr, c.height, c.inbound) for c in connections]
 
+    def penalize(self, peer_id: bytes, reason: str, points: int) -> None:
+        """Add `points` to a peer's score for `reason`; at the threshold it is disconnected and banned.
+
+        The weights are chain/p2p/scoring.py's PENALTY_INVALID (at once), PENALTY_RATE and
+        PENALTY_USELESS. `peer_id` is one this network handed the node, so it was proven.
+        """
+        if self.scores.penalize(peer_id, points):
+            self._ban(peer_id, reason, grpc.StatusCode.PERMISSION_DENIED)
+        else:
+            log.debug("p2p: peer %s: %s (+%d points)", short_id(peer_id), reason, points)
+
     def disconnect(self, peer_id: bytes, reason: str) -> None:
-        """Close the connection with a peer that sent something invalid; it is refused for a while."""
-        connection = self.peer_table.get(peer_id)
-        self.peer_table.ban(peer_id, self.limits.ban_s)
+        """Close the connection with a peer that sent something invalid and ban it (penalize with PENALTY_INVALID)."""
+        self.penalize(peer_id, reason, PENALTY_INVALID)
+
+    def _ban(self, peer_id: bytes, reason: str, code: grpc.StatusCode) -> None:
+        self._ban_connection(peer_id, self.peer_table.get(peer_id), reason, code)
+
+    def _ban_connection(self, peer_id: bytes, connection: Connection | None, reason: str,
+                        code: grpc.StatusCode) -> None:
+        """Ban a proven node id (and an inbound peer's source address) and end its connection with `code`."""
+        host = connection.host if connection is not None and connection.inbound else None
+        seconds = self.scores.ban(peer_id, host, reason)
+        where = f" ({connection.addr})" if connection is not None else ""
+        log.warning("p2p: dropped peer %s%s and banned it for %.0f s: %s", short_id(peer_id), where, seconds, reason)
         if connection is not None:
-            log.warning("p2p: disconnecting peer %s (%s): %s", short_id(peer_id), connection.addr, reason)
-            self.close(connection, grpc.StatusCode.PERMISSION_DENIED, f"disconnected: {reason}")
+            self.close(connection, code, f"banned for {seconds:.0f} s: {reason}")
 
     def call_every(self, interval_s: float, callback: Callable[[], None]) -> None:
         """Run `callback` on the maintenance thread every `interval_s` (transaction gossip's flush)."""
@@ -287,10 +346,11 @@ class Network:
 
     def register(self, new: Connection) -> None:
         """Add an authenticated connection, keeping one per peer: HandshakeRefused(ALREADY_EXISTS) when `new` loses."""
+        new.rates = PeerRates(self.limits.rates, self.clock())
         with self.lock:
+            # First, so that a boot node's id is known when the table gives it a reserved slot.
+            self.address_book.learn_node_addr(new.node_id, new.public_addr, None if new.inbound else new.addr)
             old = self.peer_table.add(new, self.stopping)
-            self.address_book.learn_node_addr(
-                new.node_id, {new.public_addr} | ({new.addr} if not new.inbound else set()))
         if old is not None:
             # The survivor takes what waited for the loser (but its handshake), so a replacement loses
             # no queued message.
@@ -303,8 +363,8 @@ class Network:
             self.at(self.clock() + REPLACED_GRACE_S, lambda: self.close(
                 old, grpc.StatusCode.ALREADY_EXISTS, "replaced by another connection between the same two nodes"))
         else:
-            log.info("p2p: connected to peer %s at %s (%s)", short_id(new.node_id), new.addr,
-                     "inbound" if new.inbound else "outbound")
+            log.info("p2p: connected to peer %s at %s (%s%s)", short_id(new.node_id), new.addr,
+                     "inbound" if new.inbound else "outbound", ", reserved" if new.reserved else "")
         self.peer_table.drain_events()
         self._put(new, encode_envelope(p2p_pb2.Envelope(peers_request=p2p_pb2.PeersRequest())))
 
@@ -323,9 +383,7 @@ class Network:
             for raw in stream:
                 self._dispatch(connection, parse_envelope(raw))
         except ProtocolViolation as violation:
-            log.warning("p2p: dropped peer %s: %s", name, violation)
-            self.peer_table.ban(connection.node_id, self.limits.ban_s)
-            self.close(connection, grpc.StatusCode.INVALID_ARGUMENT, str(violation))
+            self._ban_connection(connection.node_id, connection, str(violation), grpc.StatusCode.INVALID_ARGUMENT)
         except grpc.RpcError as error:
             if connection.closed_reason is None and not self.stopping:
                 log.info("p2p: connection with peer %s ended: %s", name, describe(error))
@@ -342,6 +400,11 @@ class Network:
             raise ProtocolViolation("a second Hello")
         if kind == "hello_ack":
             raise ProtocolViolation("a HelloAck after the handshake")
+        check_message_limits(envelope)
+        over = connection.rates.over(envelope, self.clock()) if connection.rates is not None else None
+        if over is not None:  # dropped: an honest node never gets here
+            self.penalize(connection.node_id, over, PENALTY_RATE)
+            return
         if kind == "peers_request":
             self._answer_peers_request(connection)
             return
@@ -369,15 +432,13 @@ class Network:
         self._put(connection, encode_envelope(p2p_pb2.Envelope(peers=p2p_pb2.Peers(addrs=addrs))))
 
     def _learn_addrs(self, connection: Connection, peers: p2p_pb2.Peers) -> None:
-        if len(peers.addrs) > MAX_PEERS_PER_MESSAGE:
-            raise ProtocolViolation(f"a Peers message with {len(peers.addrs)} addresses (limit {MAX_PEERS_PER_MESSAGE})")
         self.address_book.learn(peers.addrs, short_id(connection.node_id))
 
     def _exchange_peers(self, now: float) -> None:
         if now < self._next_peer_exchange:
             return
         self._next_peer_exchange = now + self.limits.peer_exchange_interval_s
-        if len(self.peer_table.connections) < self.max_peers:
+        if self.peer_table.outbound_room(0):
             self.broadcast(p2p_pb2.Envelope(peers_request=p2p_pb2.PeersRequest()))
 
     # --- maintenance ---

@@ -16,14 +16,13 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
+from chain.p2p.wire import MAX_HASHES_PER_MESSAGE, MAX_TX_BATCH_BYTES, TX_HASH_BYTES
 from proto import p2p_pb2
 from runtime.hashing import transaction_hash
 
 log = logging.getLogger("inferchain.p2p")
 
-MAX_HASHES_PER_MESSAGE = 4096
-MAX_BATCH_BYTES = 4 * 1024 * 1024
-TX_HASH_BYTES = 32
+MAX_BATCH_BYTES = MAX_TX_BATCH_BYTES
 
 
 @dataclass(frozen=True)

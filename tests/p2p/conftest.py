@@ -24,6 +24,8 @@ FAST = NetworkLimits(
     peer_exchange_interval_s=0.5,
     peers_answer_interval_s=0.1,
     ban_s=1.0,
+    # Every test peer comes from 127.0.0.1.
+    max_per_address=1000,
 )
 _hosts = itertools.cycle(f"127.0.0.{n}" for n in range(2, 250))
 

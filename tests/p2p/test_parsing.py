@@ -8,7 +8,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from chain.crypto import Keypair
 from chain.p2p.wire import (
-    ChainIdentity, HandshakeRefused, MAX_ADDR_CHARS, PROTOCOL_VERSION, ProtocolViolation, check_hello, encode_envelope,
+    ChainIdentity, HandshakeRefused, MAX_ADDR_CHARS, PROTOCOL_VERSION, ProtocolViolation, check_clock, check_hello,
+    encode_envelope,
     parse_addr, parse_dial_addr, parse_envelope, parse_hello_ack,
 )
 from proto import p2p_pb2, types_pb2
@@ -72,6 +73,9 @@ hellos = st.builds(
     height=st.integers(0, 2**64 - 1),
     nonce=st.one_of(st.binary(min_size=32, max_size=32), st.binary(max_size=40)),
     signature=st.one_of(st.just(b""), st.binary(max_size=70)),
+    validator_key=st.one_of(st.just(b""), st.binary(min_size=32, max_size=32), st.binary(max_size=40)),
+    validator_signature=st.one_of(st.just(b""), st.binary(max_size=70)),
+    time_ms=st.integers(0, 2**64 - 1),
 )
 
 
@@ -88,6 +92,28 @@ def test_any_hello_is_accepted_only_when_it_fits_or_refused_with_a_status(hello)
     assert (hello.protocol_version, hello.chain_id, hello.genesis_hash) == (PROTOCOL_VERSION, CHAIN_ID, GENESIS_HASH)
     assert len(hello.node_id) == 32 and hello.node_id != OWN_ID
     assert len(hello.nonce) == 32 and hello.signature == b""
+    assert len(hello.validator_key) in (0, 32) and hello.validator_signature == b""
+
+
+@settings(max_examples=500, deadline=None)
+@given(peer_time_ms=st.integers(0, 2**64 - 1), own_time_s=st.floats(0, 4e9), max_offset_s=st.floats(0, 3600))
+def test_any_peer_clock_is_accepted_within_the_bound_or_refused_with_a_reason_to_act_on(peer_time_ms, own_time_s,
+                                                                                         max_offset_s):
+    try:
+        offset = check_clock(peer_time_ms, own_time_s, max_offset_s)
+    except HandshakeRefused as refusal:
+        assert refusal.code == grpc.StatusCode.FAILED_PRECONDITION
+        assert refusal.detail.startswith("your clock is ") and "fix the system clock (NTP)" in refusal.detail
+        assert abs(peer_time_ms / 1000 - own_time_s) > max_offset_s
+        return
+    assert abs(offset) <= max_offset_s
+
+
+def test_a_clock_41_s_behind_is_told_so():
+    with pytest.raises(HandshakeRefused, match="your clock is 41 s behind this node's .*fix the system clock"):
+        check_clock(1_000_000, 1041.0, 30.0)
+    with pytest.raises(HandshakeRefused, match="its clock is 41 s ahead of this node's"):
+        check_clock(1_041_000, 1000.0, 30.0, "its")
 
 
 @settings(max_examples=500, deadline=None)
@@ -97,11 +123,11 @@ def test_any_hello_is_accepted_only_when_it_fits_or_refused_with_a_status(hello)
 ))
 def test_any_bytes_parse_as_a_hello_ack_or_are_refused_as_unauthenticated(raw):
     try:
-        signature = parse_hello_ack(raw)
+        ack = parse_hello_ack(raw)
     except HandshakeRefused as refusal:
         assert refusal.code == grpc.StatusCode.UNAUTHENTICATED and refusal.detail
         return
-    assert encode_envelope(p2p_pb2.Envelope(hello_ack=p2p_pb2.HelloAck(signature=signature))) == raw
+    assert encode_envelope(p2p_pb2.Envelope(hello_ack=ack)) == raw
 
 
 @pytest.fixture(scope="module")
