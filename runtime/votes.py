@@ -43,6 +43,12 @@ class SignedVote:
 
 def check_vote(vote: types_pb2.Vote, chain_id: str) -> SignedVote:
     """The vote's body if it is canonical, for `chain_id`, well formed and signed; VoteError otherwise."""
+    return verify_vote(decode_vote(vote, chain_id))
+
+
+def decode_vote(vote: types_pb2.Vote, chain_id: str) -> SignedVote:
+    """The vote if it is canonical, for `chain_id` and well formed, its signature NOT yet checked (verify_vote):
+    a node first reads who signed it and for which height, and checks a signature only for a vote it would keep."""
     if vote.ByteSize() > MAX_VOTE_BYTES:
         raise VoteError(f"vote is {vote.ByteSize()} bytes, more than {MAX_VOTE_BYTES}")
     try:
@@ -57,9 +63,14 @@ def check_vote(vote: types_pb2.Vote, chain_id: str) -> SignedVote:
         raise VoteError(f"vote validator must be {KEY_BYTES} bytes, got {len(body.validator)}")
     if body.block_hash and len(body.block_hash) != HASH_BYTES:
         raise VoteError(f"vote block hash must be empty (nil) or {HASH_BYTES} bytes, got {len(body.block_hash)}")
-    if not verify_signature(body.validator, vote.signature, VOTE_SIGNING_CONTEXT + vote.body):
-        raise VoteError("vote signature does not verify for its validator")
     return SignedVote(body, vote)
+
+
+def verify_vote(decoded: SignedVote) -> SignedVote:
+    """`decoded` (from decode_vote) if its signature verifies for its validator; VoteError otherwise."""
+    if not verify_signature(decoded.body.validator, decoded.vote.signature, VOTE_SIGNING_CONTEXT + decoded.vote.body):
+        raise VoteError("vote signature does not verify for its validator")
+    return decoded
 
 
 def check_proposal(proposal: types_pb2.SignedProposal, chain_id: str) -> types_pb2.ProposalBody:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import shutil
 import signal
@@ -18,6 +19,8 @@ from chain.logs import configure_logging
 from chain.text import quote_input
 
 log = logging.getLogger("inferchain.node")
+
+CLOCK_OFFSET_VARIABLE = "INFERCHAIN_CLOCK_OFFSET_S"
 
 
 def default_home() -> Path:
@@ -93,6 +96,28 @@ def _validator_key(args):
         raise CliError(f"cannot load the validator key {quote_input(name)}: {error}", EXIT_BAD_INPUT) from None
 
 
+def _validator_key_file(args) -> Path | None:
+    """The validator's key file (its sign state is kept beside it), or None for a development key."""
+    from chain.keys import is_dev_name, key_file_path
+
+    name = args.key or "alice"
+    return None if is_dev_name(name) else key_file_path(name).resolve()
+
+
+def _clock_offset_s() -> float:
+    """INFERCHAIN_CLOCK_OFFSET_S: seconds added to this node's wall clock, to test a skewed clock (docs/operator.md)."""
+    text = os.environ.get(CLOCK_OFFSET_VARIABLE, "").strip()
+    if not text:
+        return 0.0
+    try:
+        offset = float(text)
+    except ValueError:
+        offset = math.nan
+    if not math.isfinite(offset) or abs(offset) > 10 * 365 * 86400:
+        raise CliError(f"{CLOCK_OFFSET_VARIABLE} must be a number of seconds, got {quote_input(text)}", EXIT_USAGE)
+    return offset
+
+
 def _worker_key(args) -> str:
     """The validator key as the worker process is told it: a dev name, or the key file's absolute path."""
     name = args.key or "alice"
@@ -150,6 +175,8 @@ def run(args: argparse.Namespace) -> int:
         genesis=genesis,
         base_path=base_path,
         validator=validator,
+        key_file=_validator_key_file(args),
+        clock_offset_s=_clock_offset_s(),
         rpc_host=rpc_host,
         rpc_port=rpc_port,
         prometheus_host=prometheus_host,

@@ -73,11 +73,39 @@ def verify_commit(
     return power
 
 
-def sign_vote(key, chain_id: str, vote_type: int, height: int, round_number: int, block_hash: bytes) -> types_pb2.Vote:
-    """A vote signed by `key` (chain.crypto.Keypair). time_ms stays 0, so signing the same vote again
-    gives the same bytes (Ed25519 is deterministic): a replayed vote is a duplicate, never a conflict."""
+def commit_time_ms(commit: types_pb2.Commit, powers: dict[bytes, int]) -> int:
+    """BFT time: the stake-weighted median of the commit's precommit times (docs/protocol.md, "Block time").
+
+    Precommits sorted by time (then validator); the time of the first at which the power summed so far
+    is more than half the power of all the commit's precommits. Faulty validators hold less than half
+    of any commit's power (less than 1/3 of all, in more than 2/3), so the median lies between two honest
+    validators' clocks: no fast or slow minority moves chain time. Votes must already be checked."""
+    bodies = sorted(
+        (types_pb2.VoteBody.FromString(vote.body) for vote in commit.precommits),
+        key=lambda body: (body.time_ms, body.validator),
+    )
+    total = sum(powers.get(body.validator, 0) for body in bodies)
+    summed = 0
+    for body in bodies:
+        summed += powers.get(body.validator, 0)
+        if 2 * summed > total:
+            return body.time_ms
+    raise CommitError("a commit without voting power has no time")
+
+
+def precommit_time_ms(now_ms: int, block_time_ms: int) -> int:
+    """The time a validator puts in its precommit for a block: its clock, but always after the block's own time,
+    so the next block's time (the commit's median) is after its parent's whatever the clocks say."""
+    return max(now_ms, block_time_ms + 1)
+
+
+def sign_vote(key, chain_id: str, vote_type: int, height: int, round_number: int, block_hash: bytes,
+              time_ms: int = 0) -> types_pb2.Vote:
+    """A vote signed by `key` (chain.crypto.Keypair). Prevotes and nil precommits carry no time, so signing
+    one again gives the same bytes (Ed25519 is deterministic); a precommit for a block carries the signer's
+    clock (BFT time), and the sign state (chain/consensus/signstate.py) sends the first signature again."""
     body = types_pb2.VoteBody(
-        chain_id=chain_id, type=vote_type, height=height, round=round_number, block_hash=block_hash,
+        chain_id=chain_id, type=vote_type, height=height, round=round_number, block_hash=block_hash, time_ms=time_ms,
         validator=key.public_key,
     ).SerializeToString(deterministic=True)
     return types_pb2.Vote(body=body, signature=key.sign(VOTE_SIGNING_CONTEXT + body))

@@ -8,9 +8,14 @@ commit a decided block with the precommits that prove it, or keep evidence of a 
 next block we propose. After a decision the next height starts one block time after the last one
 started, with the validator set that the committed state names.
 
-A node behind its peers (new, restarted, or cut off) asks one that is ahead for blocks by range
-(block sync) and commits each after checking its commit against that height's validator set and
-re-executing it. `--dev` is the same code with one validator and no peers.
+A node behind its peers (new, restarted, or cut off) follows the chain first: it asks peers that are
+ahead for blocks by range (block sync, chain/consensus/sync.py), commits each after checking its commit
+against that height's validator set and re-executing it, and joins consensus only once no trusted peer
+claims more than the next height. Every signature goes through the validator's sign state
+(chain/consensus/signer.py), which refuses to sign twice at one height, round and step whatever the
+database or the log hold. Votes are taken only from the validator set of their height, within a window
+of heights; a peer that sends what no honest peer would is disconnected and banned by the network.
+`--dev` is the same code with one validator and no peers.
 """
 
 from __future__ import annotations
@@ -25,14 +30,18 @@ from dataclasses import dataclass
 from typing import Callable
 
 from chain.consensus import parts as block_parts
-from chain.consensus.commit import CommitError, VotingPower, sign_proposal, sign_vote
+from chain.consensus.commit import CommitError, VotingPower, precommit_time_ms
+from chain.consensus.evidence_pool import EvidencePool
 from chain.consensus.machine import (
-    FUTURE_HEIGHTS, MAX_ROUND, PRECOMMIT, PREVOTE, PROPOSE, Broadcast, Decide, Evidence, Machine, Proposal,
-    Schedule, Timeout, Timeouts, Vote,
+    EVIDENCE_HEIGHTS, FUTURE_HEIGHTS, MAX_ROUND, PRECOMMIT, PREVOTE, PROPOSE, Broadcast, Decide, Evidence, Machine,
+    Proposal, Schedule, Timeout, Timeouts, Vote,
 )
 from chain.consensus.proposer import Priorities
-from chain.consensus.wal import Wal
-from chain.crypto import Keypair
+from chain.consensus.signer import Signer
+from chain.consensus.signstate import SignStateError
+from chain.consensus.sync import SYNC_BATCH, BlockSync
+from chain.consensus.vote_store import SignedVotes
+from chain.consensus.wal import Wal, WalError
 from chain.node.blocks import Candidate, InvalidProposedBlock
 from chain.node.core import NodeCore, ProductionHalted
 from chain.storage import StoreError
@@ -41,15 +50,17 @@ from runtime import evidence as evidence_rules
 from runtime import staking
 from runtime.encoding import EncodingError, decode_canonical
 from runtime.hashing import blake2b_256
-from runtime.votes import SignedVote, VoteError, check_proposal, check_vote
+from runtime.votes import SignedVote, VoteError, check_proposal, decode_vote, verify_vote
 
 log = logging.getLogger("inferchain.consensus")
 
 EVENT_QUEUE = 20_000
-SYNC_BATCH = 64
 SYNC_RESPONSE_BYTES = 8 * 1024 * 1024
-SYNC_RETRY_S = 5.0
 REBROADCAST_S = 2.0
+# Messages already queued from a peer disconnected for misbehaving are dropped for this long.
+IGNORE_MISBEHAVING_S = 60.0
+# Validator sets of this many heights are kept to check votes of past heights (evidence) cheaply.
+VOTER_SETS_KEPT = 8
 # Proposals are taken for at most this many rounds beyond the current one, and this many blocks are
 # assembled at once: a validator signing proposals for every round cannot fill memory.
 ROUNDS_AHEAD = 8
@@ -60,8 +71,6 @@ SYNC_SERVE_INTERVAL_S = 0.2
 # block time (at least MIN_BUILD_S): each of them executes the block again before it may prevote for it.
 BUILD_SHARE_OF_BLOCK_TIME = 0.3
 MIN_BUILD_S = 0.1
-MAX_EVIDENCE_POOL = 1_000
-MAX_SIGNED_VOTES = 100_000
 _KINDS = {types_pb2.VOTE_TYPE_PREVOTE: PREVOTE, types_pb2.VOTE_TYPE_PRECOMMIT: PRECOMMIT}
 _TYPES = {PREVOTE: types_pb2.VOTE_TYPE_PREVOTE, PRECOMMIT: types_pb2.VOTE_TYPE_PRECOMMIT}
 
@@ -89,12 +98,15 @@ def timeouts_for(block_time_ms: int) -> Timeouts:
 
 
 class Driver:
-    def __init__(self, core: NodeCore, key: Keypair, wal: Wal, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, core: NodeCore, signer: Signer, wal: Wal, clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], float] = time.time):
         self.core = core
         self.builder = core.blocks
-        self.key = key
+        self.signer = signer
+        self.me = signer.public_key
         self.wal = wal
         self.clock = clock
+        self.wall_clock = wall_clock  # only for the time in this validator's precommits (BFT time)
         self.chain_id = core.genesis.chain_id
         self.block_time_s = core.genesis.consensus.block_time_ms / 1000
         self.timeouts = timeouts_for(core.genesis.consensus.block_time_ms)
@@ -109,23 +121,26 @@ class Driver:
         self._timers: list[tuple[float, int, Timeout]] = []
         self._sequence = itertools.count()
         self.machine: Machine | None = None
-        self.voting = VotingPower({}, 0, b"")
-        self.height = 0
+        self.height = core.head.height + 1
+        # Known before the thread starts, so that status() is right from the first moment.
+        self.voting = VotingPower.of(self.builder.validator_set(self.height))
         self.halted = False
-        self.peer_heights: dict[bytes, int] = {}
-        self._sync_asked_at = 0.0
+        self.sync = BlockSync(clock)
         self._served_at: dict[bytes, float] = {}
         self._height_started = 0.0
         self._next_start: float | None = None
         self._last_progress = 0.0
         self._last_rebroadcast = 0.0
+        self._last_catch_up_log = 0.0
         self.assemblies: dict[tuple[int, int, bytes], block_parts.Assembly] = {}
         self.waiting_blocks: dict[tuple[int, int, bytes], block_parts.Assembly] = {}
         self._reset_height_state()
-        # Every vote seen, as the machine knows it, to the vote as signed: commits and evidence carry the latter.
-        self.signed_votes: dict[Vote, SignedVote] = {}
-        self.evidence_pool: dict[tuple, types_pb2.DuplicateVoteEvidence] = {}
+        # Votes as signed, for commits and evidence; validator sets of recent heights, to check their votes.
+        self.votes = SignedVotes()
+        self._voter_sets: dict[int, frozenset[bytes]] = {}
+        self.evidence = EvidencePool()
         self._orphans = block_parts.OrphanParts()
+        self._ignored: dict[bytes, float] = {}  # peers disconnected for misbehaving, until when
 
     def _reset_height_state(self) -> None:
         """Forget what belonged to decided heights; keep parts and blocks already received for later ones."""
@@ -134,6 +149,8 @@ class Driver:
         self.waiting_blocks = {key: value for key, value in self.waiting_blocks.items() if key[0] >= self.height}
         self.own_blocks: dict[int, bytes] = {}
         self.own_messages: list[p2p_pb2.Envelope] = []
+        # What this validator signed at this height before a restart (from the log): sent again as it was.
+        self.signed_before: dict[tuple[int, str], tuple[bytes, p2p_pb2.Envelope]] = {}
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -150,14 +167,14 @@ class Driver:
 
     def status(self) -> ConsensusStatus:
         machine = self.machine
-        best_peer = max(self.peer_heights.values(), default=0)
+        voting = self.voting
         return ConsensusStatus(
             height=self.height,
             round=max(machine.round, 0) if machine is not None else 0,
-            syncing=best_peer > self.core.head.height + 1,
-            is_validator=self.key.public_key in self.voting.powers,
-            validators=len(self.voting.powers),
-            total_power=self.voting.total,
+            syncing=machine is None,
+            is_validator=self.me in voting.powers,
+            validators=len(voting.powers),
+            total_power=voting.total,
             peers=len(self.network.peers()) if self.network is not None else 0,
         )
 
@@ -188,9 +205,13 @@ class Driver:
 
     def _run(self) -> None:
         try:
-            self._begin_height(replay=True)
+            self._begin_height()
         except ProductionHalted:
             self.halted = True
+            return
+        except (SignStateError, WalError) as error:
+            self.halted = True
+            log.error("consensus stopped: %s", error)
             return
         while not self._stop.is_set():
             wait = 0.2
@@ -208,6 +229,7 @@ class Driver:
                 self._fire_timers()
                 self._maybe_advance()
                 self._maybe_sync()
+                self._maybe_join()
                 self._maybe_rebroadcast()
             except ProductionHalted:
                 self.halted = True
@@ -216,6 +238,10 @@ class Driver:
             except StoreError as error:
                 self.halted = True
                 self.core.halt_production(error)
+                return
+            except (SignStateError, WalError) as error:
+                self.halted = True
+                log.error("consensus stopped: %s", error)
                 return
             except Exception:  # a bug, not bad input: keep deciding and say so loudly
                 log.exception("consensus step failed")
@@ -227,43 +253,71 @@ class Driver:
                 self._send(peer_id, own)
             return
         if kind == "disconnected":
-            self.peer_heights.pop(peer_id, None)
+            self.sync.forget(peer_id)
             return
+        if self._ignored.get(peer_id, 0.0) > self.clock():
+            return  # disconnected for misbehaving: what it sent before that is not read
         message = envelope.WhichOneof("message")
+        if self.machine is None and message in ("proposal", "block_part", "vote"):
+            return  # following the chain: this node takes part again once it has caught up
         handler = getattr(self, f"_on_{message}")
         handler(peer_id, envelope)
 
     # --- heights -----------------------------------------------------------------------------
 
-    def _begin_height(self, replay: bool = False) -> None:
-        """Start deciding head + 1 with its validator set; at startup, replay the log of that height first."""
+    def _begin_height(self) -> None:
+        """Start deciding head + 1 with its validator set; a new machine first replays that height's log."""
         head = self.core.head
         self.height = head.height + 1
         self.voting = VotingPower.of(self.builder.validator_set(self.height))
         if not self.voting.powers:
             raise RuntimeError(f"the validator set for #{self.height} is empty: the chain cannot go on")
-        priorities = self._priorities(self.voting.powers)
         self._reset_height_state()
         self._next_start = None
         self._height_started = self.clock()
         self._last_progress = self._height_started
         self._orphans.forget_below(self.height)
-        entries = list(self.wal.entries(self.height)) if replay else []
+        self._voter_sets = {h: voters for h, voters in self._voter_sets.items() if h > self.height - VOTER_SETS_KEPT}
+        if self._waits_for_signed_heights():
+            self.machine = None
+            self._timers = []
+            return
+        if self.machine is not None and self.machine.paused and self.machine.height == self.height:
+            self._act(self.machine.advance(self.voting.powers, self._priorities(self.voting.powers)))
+        else:
+            self._start_machine()
+        self._adopt_waiting_blocks()
+
+    def _start_machine(self) -> None:
+        """A new machine at this height, fed what the log recorded for it, so it signs what it signed before."""
+        entries = list(self.wal.entries(self.height))
         for entry in entries:  # blocks we proposed before a restart are proposed again, never new ones
             if entry.WhichOneof("entry") == "own_block":
                 self._replay_own_block(entry.own_block)
-        if self.machine is not None and self.machine.paused and self.machine.height == self.height:
-            outputs = self.machine.advance(self.voting.powers, priorities)
-        else:
-            self.machine = Machine(
-                self.key.public_key, self.voting.powers, self.height, self._is_valid, self._new_value,
-                self.timeouts, priorities, auto_advance=False,
-            )
-            outputs = self.machine.start()
-        self._act(outputs)
+        self.machine = Machine(
+            self.me, self.voting.powers, self.height, self._is_valid, self._new_value,
+            self.timeouts, self._priorities(self.voting.powers), auto_advance=False,
+        )
+        self._timers = []
+        for entry in entries:  # our own signatures first: the machine's outputs are checked against them
+            if entry.WhichOneof("entry") == "vote":
+                self._remember_own_vote(entry.vote)
+        self._act(self.machine.start())
         if entries:
             self._replay(entries)
-        self._adopt_waiting_blocks()
+
+    def _waits_for_signed_heights(self) -> bool:
+        """Whether this validator signed at a later height than this one before (its database was removed or is
+        behind): the sign state would refuse every signature here, so it only follows the chain until there."""
+        last = self.signer.state.last
+        if last is None or self.me not in self.voting.powers or self.height >= last.height:
+            return False
+        now = self.clock()
+        if now - self._last_catch_up_log > 30:
+            self._last_catch_up_log = now
+            log.info("following the chain without voting up to #%d, where this validator last signed (%s); now at #%d",
+                     last.height, self.signer.state.path, self.height - 1)
+        return True
 
     def _priorities(self, powers: dict[bytes, int]) -> Priorities:
         """Priorities at this height: from the epoch's first height, one step per height (deterministic on restart)."""
@@ -275,12 +329,12 @@ class Driver:
         return priorities
 
     def _replay(self, entries: list[consensus_pb2.WalEntry]) -> None:
-        """Feed the machine what the log recorded for this height, in order, so it signs what it signed before."""
+        """Feed the machine what the log recorded for this height, in order (our own votes are not inputs)."""
         for entry in entries:
             which = entry.WhichOneof("entry")
             if which == "proposal":
                 self._replay_proposal(entry.proposal)
-            elif which == "vote":
+            elif which == "vote" and not self._is_own(entry.vote):
                 self._take_vote(entry.vote, None, log_entry=False)
             elif which == "timeout":
                 timeout = entry.timeout
@@ -288,8 +342,27 @@ class Driver:
                     self._act(self.machine.handle(Timeout(timeout.step, timeout.height, timeout.round)))
         log.info("replayed %d consensus log entries for #%d", len(entries), self.height)
 
+    def _is_own(self, vote: types_pb2.Vote) -> bool:
+        try:
+            return decode_vote(vote, self.chain_id).body.validator == self.me
+        except VoteError:
+            return False
+
+    def _remember_own_vote(self, vote: types_pb2.Vote) -> None:
+        try:
+            body = decode_vote(vote, self.chain_id).body
+        except VoteError:
+            return
+        if body.validator == self.me and body.height == self.height:
+            self.signed_before[(body.round, _KINDS[body.type])] = (body.block_hash, p2p_pb2.Envelope(vote=vote))
+
     def _maybe_advance(self) -> None:
         if self._next_start is not None and self.clock() >= self._next_start:
+            self._begin_height()
+
+    def _maybe_join(self) -> None:
+        """Take part in consensus again once caught up (after block sync, or after the heights signed before)."""
+        if self.machine is None and self._next_start is None and not self.sync.behind(self.core.head.height):
             self._begin_height()
 
     # --- machine callbacks -------------------------------------------------------------------------
@@ -301,11 +374,10 @@ class Driver:
         round_number = self.machine.round
         if round_number in self.own_blocks:
             return self.own_blocks[round_number]
-        evidence = list(self.evidence_pool.values())
         budget = None
         if len(self.voting.powers) > 1:
             budget = max(MIN_BUILD_S, BUILD_SHARE_OF_BLOCK_TIME * self.block_time_s)
-        candidate = self.core.propose(evidence, budget)
+        candidate = self.core.propose(self.evidence.pending(), budget)
         self.verdicts[candidate.block_hash] = candidate
         self.own_blocks[round_number] = candidate.block_hash
         entry = consensus_pb2.WalEntry(
@@ -317,8 +389,8 @@ class Driver:
     def _replay_own_block(self, own: consensus_pb2.WalOwnBlock) -> None:
         block = types_pb2.Block.FromString(own.block)
         try:
-            candidate = self.builder.check(block, self.key.public_key)
-        except InvalidProposedBlock as error:  # time moved backwards past the drift bound: propose anew
+            candidate = self.builder.check(block, self.me)
+        except InvalidProposedBlock as error:  # the log is of another head (the database was replaced)
             log.warning("not re-proposing the logged block of round %d: %s", own.round, error)
             return
         self.verdicts[candidate.block_hash] = candidate
@@ -339,39 +411,64 @@ class Driver:
                 self._record_evidence(output.first, output.second)
 
     def _send_own(self, message) -> None:
-        if self.key.public_key not in self.voting.powers:
+        if self.me not in self.voting.powers:
             return  # a node that follows without a vote
         self.wal.sync()  # what made us sign is on disk before anything signed leaves
-        if isinstance(message, Proposal):
-            candidate = self.verdicts[message.value]
-            pieces = block_parts.split(candidate.block)
-            signed = sign_proposal(
-                self.key, self.chain_id, message.height, message.round, message.valid_round, message.value,
-                block_parts.part_hashes(pieces),
-            )
-            envelopes = [p2p_pb2.Envelope(proposal=signed)] + [
-                p2p_pb2.Envelope(block_part=p2p_pb2.BlockPart(
-                    height=message.height, round=message.round, block_hash=message.value, index=index, data=data,
-                ))
-                for index, data in enumerate(pieces)
-            ]
-        else:
-            vote = sign_vote(self.key, self.chain_id, _TYPES[message.kind], message.height, message.round, message.value)
-            self._remember_vote(message, SignedVote(types_pb2.VoteBody.FromString(vote.body), vote))
-            envelopes = [p2p_pb2.Envelope(vote=vote)]
+        envelopes = self._sign_proposal(message) if isinstance(message, Proposal) else self._sign_vote(message)
         self.own_messages.extend(envelopes)
         for envelope in envelopes:
             self._broadcast(envelope)
 
+    def _sign_proposal(self, message: Proposal) -> list[p2p_pb2.Envelope]:
+        candidate = self.verdicts[message.value]
+        pieces = block_parts.split(candidate.block)
+        signed = self.signer.proposal(
+            message.height, message.round, message.valid_round, message.value, block_parts.part_hashes(pieces)
+        )
+        if signed is None:
+            return []
+        return [p2p_pb2.Envelope(proposal=signed)] + [
+            p2p_pb2.Envelope(block_part=p2p_pb2.BlockPart(
+                height=message.height, round=message.round, block_hash=message.value, index=index, data=data,
+            ))
+            for index, data in enumerate(pieces)
+        ]
+
+    def _sign_vote(self, message: Vote) -> list[p2p_pb2.Envelope]:
+        before = self.signed_before.get((message.round, message.kind))
+        if before is not None:
+            value, envelope = before
+            if value != message.value:
+                log.error("not signing a %s for %s at #%d round %d: before the restart this validator signed one for %s",
+                          message.kind, message.value.hex()[:16] or "nil", message.height, message.round,
+                          value.hex()[:16] or "nil")
+                return []
+            vote = envelope.vote
+        else:
+            time_ms = 0
+            if message.kind == PRECOMMIT and message.value:
+                block_time_ms = self.verdicts[message.value].header.time_ms
+                time_ms = precommit_time_ms(int(self.wall_clock() * 1000), block_time_ms)
+            vote = self.signer.vote(_TYPES[message.kind], message.height, message.round, message.value, time_ms)
+            if vote is None:
+                return []
+            self.wal.append(message.height, consensus_pb2.WalEntry(vote=vote))
+        self.votes.add(message, SignedVote(types_pb2.VoteBody.FromString(vote.body), vote))
+        return [p2p_pb2.Envelope(vote=vote)]
+
     def _decided(self, decision: Decide) -> None:
         candidate = self.verdicts[decision.value]
-        precommits = sorted(
-            (self.signed_votes[vote].vote for vote in decision.precommits),
-            key=lambda vote: vote.body,
-        )
+        signed = [self.votes.get(vote) for vote in decision.precommits]
+        precommits = sorted((vote.vote for vote in signed if vote is not None), key=lambda vote: vote.body)
         commit = types_pb2.Commit(
             height=decision.height, round=decision.round, block_hash=decision.value, precommits=precommits
         )
+        try:
+            self.builder.check_commit(decision.height, decision.value, commit)
+        except CommitError as error:  # only when one of our own votes was refused: block sync brings the block
+            log.error("decided #%d but cannot prove it (%s): waiting for block sync", decision.height, error)
+            self.machine = None
+            return
         self._commit(candidate, commit, f"round {decision.round}")
         self._next_start = max(self.clock(), self._height_started + self.block_time_s)
 
@@ -379,8 +476,8 @@ class Driver:
         started = time.perf_counter()
         self.core.commit(candidate, commit)
         self.wal.forget_below(candidate.height + 1)
-        self._forget_old_votes(candidate.height)
-        self._prune_evidence(candidate)
+        self.votes.forget_below(candidate.height + 1 - EVIDENCE_HEIGHTS)
+        self.evidence.prune(self.core.store.state, candidate.height + 1)
         self._last_progress = self.clock()
         log.info(
             "finalized #%d (%s) with %d transactions, %s, in %.0f ms",
@@ -399,31 +496,50 @@ class Driver:
         self._take_vote(envelope.vote, peer_id)
 
     def _take_vote(self, vote: types_pb2.Vote, peer_id: bytes | None, log_entry: bool = True) -> None:
+        """Check a vote (who signed it for which height before its signature), keep it, log it, relay it, decide."""
         try:
-            signed = check_vote(vote, self.chain_id)
+            decoded = decode_vote(vote, self.chain_id)
         except VoteError as error:
             self._misbehaved(peer_id, f"an invalid vote: {error}")
             return
-        body = signed.body
-        if body.round > MAX_ROUND or body.height > self.height + FUTURE_HEIGHTS:
+        body = decoded.body
+        if body.round > MAX_ROUND or not self.height - EVIDENCE_HEIGHTS < body.height <= self.height + FUTURE_HEIGHTS:
+            return
+        if body.validator not in self._voters(body.height):
+            if body.height <= self.height:  # that height's set is known to every honest node: none relays this
+                self._misbehaved(peer_id, f"a vote for #{body.height} from {body.validator.hex()[:16]}, "
+                                          "not a validator at that height")
             return
         message = Vote(_KINDS[body.type], body.height, body.round, body.block_hash, body.validator)
-        self._remember_vote(message, signed)
+        if message in self.votes:
+            return
+        try:
+            signed = verify_vote(decoded)
+        except VoteError as error:
+            self._misbehaved(peer_id, f"an invalid vote: {error}")
+            return
+        if not self.votes.add(message, signed):
+            return  # the validator signed more votes at this height than any honest one does: not kept, not relayed
         if peer_id is not None and body.height + 1 >= self.height:  # old heights' votes only matter here
             self._broadcast(p2p_pb2.Envelope(vote=vote), exclude=peer_id)
         if log_entry and body.height >= self.height:
             self.wal.append(body.height, consensus_pb2.WalEntry(vote=vote))
         self._act(self.machine.handle(message))
 
-    def _remember_vote(self, message: Vote, signed: SignedVote) -> None:
-        if len(self.signed_votes) < MAX_SIGNED_VOTES:
-            self.signed_votes[message] = signed
-
-    def _forget_old_votes(self, decided: int) -> None:
-        # Votes of the last heights stay for evidence (the machine keeps as many); older ones go.
-        oldest = decided - 100
-        if len(self.signed_votes) > 1_000 or len(self.signed_votes) >= MAX_SIGNED_VOTES:
-            self.signed_votes = {key: vote for key, vote in self.signed_votes.items() if key.height > oldest}
+    def _voters(self, height: int) -> frozenset[bytes] | dict[bytes, int]:
+        """The validators whose votes count at `height`: its set when known, else (later heights) the current one."""
+        if height >= self.height:
+            return self.voting.powers
+        voters = self._voter_sets.get(height)
+        if voters is None:
+            try:
+                voters = frozenset(v.public_key for v in self.builder.validator_set(height).validators)
+            except KeyError:
+                voters = frozenset()
+            if len(self._voter_sets) >= EVIDENCE_HEIGHTS:
+                self._voter_sets.pop(min(self._voter_sets))
+            self._voter_sets[height] = voters
+        return voters
 
     def _on_proposal(self, peer_id: bytes, envelope: p2p_pb2.Envelope) -> None:
         if not self._first_seen(envelope):
@@ -523,18 +639,22 @@ class Driver:
             return None
 
     def _on_evidence(self, peer_id: bytes, envelope: p2p_pb2.Envelope) -> None:
+        """Keep and relay evidence only when the next block could carry it (the runtime's own rule): junk from a
+        peer is not stored or passed on, however much of it there is."""
         if not self._first_seen(envelope):
             return
         try:
-            first, second = evidence_rules.check_evidence_format(envelope.evidence, self.chain_id)
+            first, _ = evidence_rules.check_evidence_format(envelope.evidence, self.chain_id)
         except ValueError as error:
             self._misbehaved(peer_id, f"invalid evidence: {error}")
             return
-        self._add_evidence(envelope.evidence, first.key)
-        self._broadcast(envelope, exclude=peer_id)
+        if staking.check_evidence(self.core.store.state, envelope.evidence, self.core.head.height + 1) is not None:
+            return  # punished already, too old, or not a validator's: honest peers may still gossip the first two
+        if self.evidence.add(envelope.evidence, first.key):
+            self._broadcast(envelope, exclude=peer_id)
 
     def _record_evidence(self, first: Vote, second: Vote) -> None:
-        signed = [self.signed_votes.get(vote) for vote in (first, second)]
+        signed = [self.votes.get(vote) for vote in (first, second)]
         if None in signed:
             return
         evidence = evidence_rules.make_evidence(*signed)
@@ -542,21 +662,11 @@ class Driver:
             "double-sign by %s at #%d round %d (%s): evidence kept for the next block",
             first.sender.hex()[:16], first.height, first.round, first.kind,
         )
-        self._add_evidence(evidence, signed[0].key)
-        self._broadcast(p2p_pb2.Envelope(evidence=evidence))
-
-    def _add_evidence(self, evidence: types_pb2.DuplicateVoteEvidence, key: tuple) -> None:
-        if key not in self.evidence_pool and len(self.evidence_pool) < MAX_EVIDENCE_POOL:
-            self.evidence_pool[key] = evidence
-
-    def _prune_evidence(self, candidate: Candidate) -> None:
-        state = self.core.store.state
-        for key, evidence in list(self.evidence_pool.items()):
-            if staking.check_evidence(state, evidence, candidate.height + 1) is not None:
-                del self.evidence_pool[key]
+        if self.evidence.add(evidence, signed[0].key):
+            self._broadcast(p2p_pb2.Envelope(evidence=evidence))
 
     def _on_status(self, peer_id: bytes, envelope: p2p_pb2.Envelope) -> None:
-        self.peer_heights[peer_id] = envelope.status.height
+        self.sync.on_status(peer_id, envelope.status.height)
 
     # --- timers ----------------------------------------------------------------------------------------
 
@@ -564,7 +674,7 @@ class Driver:
         now = self.clock()
         while self._timers and self._timers[0][0] <= now:
             _, _, timeout = heapq.heappop(self._timers)
-            if timeout.height != self.height or self.machine.paused:
+            if self.machine is None or timeout.height != self.height or self.machine.paused:
                 continue
             self.wal.append(timeout.height, consensus_pb2.WalEntry(
                 timeout=consensus_pb2.WalTimeout(step=timeout.step, height=timeout.height, round=timeout.round)
@@ -574,18 +684,14 @@ class Driver:
     # --- block sync ------------------------------------------------------------------------------------
 
     def _maybe_sync(self) -> None:
-        if self.network is None or not self.peer_heights:
+        if self.network is None:
             return
         head = self.core.head.height
-        peer_id, best = max(self.peer_heights.items(), key=lambda item: item[1])
-        if best <= head or self.clock() - self._sync_asked_at < SYNC_RETRY_S:
-            return
         # One block behind is normal for a moment (peers decide at slightly different times).
-        if best == head + 1 and self.clock() - self._last_progress < 2 * self.block_time_s + 1:
-            return
-        self._sync_asked_at = self.clock()
-        request = p2p_pb2.BlocksRequest(from_height=head + 1, count=SYNC_BATCH)
-        self._send(peer_id, p2p_pb2.Envelope(blocks_request=request))
+        stalled = self.clock() - self._last_progress >= 2 * self.block_time_s + 1
+        for peer_id, request in self.sync.due(head, stalled):
+            self._send(peer_id, p2p_pb2.Envelope(blocks_request=request))
+        self._report_sync_faults()
 
     def _serve_blocks(self, peer_id: bytes, request: p2p_pb2.BlocksRequest) -> None:
         """Answer a block sync request from the store (on the network's thread: reads only)."""
@@ -610,28 +716,48 @@ class Driver:
         self._send(peer_id, p2p_pb2.Envelope(blocks_response=response))
 
     def _on_blocks_response(self, peer_id: bytes, envelope: p2p_pb2.Envelope) -> None:
-        start = self.core.head.height
-        for finalized in envelope.blocks_response.blocks:
-            height = self.core.head.height + 1
-            block_hash = blake2b_256(finalized.block.header)
+        self.sync.on_response(peer_id, envelope.blocks_response)
+        self._commit_synced()
+        self._report_sync_faults()
+
+    def _commit_synced(self) -> None:
+        """Commit the blocks block sync holds, in height order, each checked; then follow on or join consensus."""
+        committed = 0
+        while (item := self.sync.take(self.core.head.height + 1)) is not None:
+            peer_id, finalized = item
             try:
-                header = decode_canonical(types_pb2.Header, finalized.block.header, "block header")
-                if header.height != height:
-                    continue
-                self.builder.check_commit(height, block_hash, finalized.commit)
-                candidate = self.builder.check(finalized.block)
+                candidate = self._check_synced(self.core.head.height + 1, finalized)
             except (EncodingError, CommitError, InvalidProposedBlock) as error:
-                self._misbehaved(peer_id, f"a block that does not verify in sync: {error}")
-                return
+                self.sync.reject(peer_id, f"a block that does not verify in sync: {error}")
+                break
             self._commit(candidate, finalized.commit, "by block sync")
-        if self.core.head.height == start:
-            # Nothing new: the peer claimed a height it does not serve. Believe its next status instead.
-            self.peer_heights[peer_id] = start
+            committed += 1
+        if not committed:
             return
         self.machine = None  # the heights it was deciding are final now
         self._timers = []
-        self._begin_height()
-        self._sync_asked_at = 0.0  # more to fetch: ask again at once
+        self._next_start = None
+        head = self.core.head.height
+        if not self.sync.behind(head):
+            self._begin_height()
+        elif self.clock() - self._last_catch_up_log > 10:
+            self._last_catch_up_log = self.clock()
+            log.info("catching up by block sync: #%d of #%d; taking part in consensus once caught up",
+                     head, self.sync.best())
+
+    def _check_synced(self, height: int, finalized: types_pb2.FinalizedBlock) -> Candidate:
+        header = decode_canonical(types_pb2.Header, finalized.block.header, "block header")
+        if header.height != height:
+            raise InvalidProposedBlock(f"a block of #{header.height} where #{height} was asked for")
+        self.builder.check_commit(height, blake2b_256(finalized.block.header), finalized.commit)
+        return self.builder.check(finalized.block)
+
+    def _report_sync_faults(self) -> None:
+        for fault in self.sync.faults():
+            if fault.severe:
+                self._misbehaved(fault.peer, f"{fault.reason} in block sync")
+            else:
+                log.info("block sync: %s from peer %s; asking others", fault.reason, fault.peer.hex()[:16])
 
     # --- sending -----------------------------------------------------------------------------------------
 
@@ -664,6 +790,10 @@ class Driver:
     def _misbehaved(self, peer_id: bytes | None, what: str) -> None:
         if peer_id is None:
             return
+        if self._ignored.get(peer_id, 0.0) > self.clock():
+            return
+        self._ignored = {peer: until for peer, until in self._ignored.items() if until > self.clock()}
+        self._ignored[peer_id] = self.clock() + IGNORE_MISBEHAVING_S
         log.warning("peer %s sent %s; disconnecting", peer_id.hex()[:16], what)
         if self.network is not None:
             self.network.disconnect(peer_id, what)

@@ -21,6 +21,17 @@ _KEY = struct.Struct(">QQ")
 _SYNC_KEY = b"\xff/sync"
 
 
+# Safe to follow as written: every signature passes the sign state, which is not in the log.
+_DAMAGE_ADVICE = (
+    "stop the node, move that directory away and start again: the sign state keeps the validator from "
+    "signing twice (docs/operator.md, 'Recovering a validator')"
+)
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+
+
 class WalError(Exception):
     """The log cannot be opened or written; the message names the directory."""
 
@@ -29,9 +40,12 @@ class Wal:
     def __init__(self, path: Path):
         path.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = plyvel.DB(str(path), create_if_missing=True)
+            # Paranoid checks: a damaged log is refused at open, never replayed in part without a word.
+            self._db = plyvel.DB(str(path), create_if_missing=True, paranoid_checks=True)
+        except plyvel.CorruptionError as error:
+            raise WalError(f"the consensus log at {path} is damaged ({_first_line(error)}); {_DAMAGE_ADVICE}") from None
         except plyvel.Error as error:
-            raise WalError(f"cannot open the consensus log at {path}: {error}") from None
+            raise WalError(f"cannot open the consensus log at {path}: {_first_line(error)}") from None
         self.path = path
         self._next = self._last_sequence() + 1
 
@@ -51,15 +65,19 @@ class Wal:
         self._db.put(_SYNC_KEY, b"", sync=True)
 
     def entries(self, height: int) -> Iterator[consensus_pb2.WalEntry]:
-        """The entries of `height`, in the order they were appended (unreadable ones are skipped)."""
+        """The entries of `height`, in the order they were appended; WalError when the log is damaged."""
         start, stop = _KEY.pack(height, 0), _KEY.pack(height + 1, 0)
-        for _, value in self._db.iterator(start=start, stop=stop):
-            entry = consensus_pb2.WalEntry()
-            try:
-                entry.ParseFromString(value)
-            except Exception:  # a torn last record after a crash: nothing after it was acted on
-                return
-            yield entry
+        try:
+            for key, value in self._db.iterator(start=start, stop=stop):
+                entry = consensus_pb2.WalEntry()
+                try:
+                    entry.ParseFromString(value)
+                except Exception:
+                    raise WalError(f"the consensus log at {self.path} holds an unreadable entry for #{height} "
+                                   f"(sequence {_KEY.unpack(key)[1]}); {_DAMAGE_ADVICE}") from None
+                yield entry
+        except plyvel.CorruptionError as error:
+            raise WalError(f"the consensus log at {self.path} is damaged ({_first_line(error)}); {_DAMAGE_ADVICE}") from None
 
     def forget_below(self, height: int) -> None:
         """Delete the entries of every height below `height`."""

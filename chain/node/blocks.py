@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from chain.consensus.commit import CommitError, VotingPower, verify_commit
+from chain.consensus.commit import CommitError, VotingPower, commit_time_ms, verify_commit
 from chain.genesis import Genesis
 from chain.storage import BlockWrite, ChainStore
 from proto import types_pb2
@@ -23,8 +23,6 @@ from runtime.executive import BlockExecution, TransactionRules, check_transactio
 from runtime.hashing import blake2b_256, evidence_root, receipts_root, transaction_hash, transactions_root
 from runtime.primitives import BlockContext, CheckedTransaction, DispatchError, InvalidTransaction, TransactionNotYetValid
 
-# A proposer's clock may run ahead of ours by this much before its block is refused.
-MAX_CLOCK_DRIFT_MS = 30_000
 MAX_EVIDENCE_PER_BLOCK = 16
 # Room left in a block for its header, last commit and evidence when filling it with transactions.
 BLOCK_OVERHEAD_BYTES = 64 * 1024
@@ -60,14 +58,12 @@ class BlockBuilder:
     """Builds and checks blocks on top of the store's head (one caller at a time: the consensus thread)."""
 
     def __init__(self, store: ChainStore, genesis: Genesis, rules: Callable[[], TransactionRules],
-                 clock: Callable[[], float] = time.time,
                  known: Callable[[bytes], CheckedTransaction | None] = lambda tx_hash: None):
         self.store = store
         # A transaction this node already checked (its pool's): its signature is not verified twice.
         self.known = known
         self.genesis = genesis
         self.rules = rules
-        self.clock = clock
         self._genesis_set = genesis.state().get(staking.VALIDATOR_SET_KEY, b"")
 
     # --- validator sets ---------------------------------------------------------------
@@ -103,7 +99,13 @@ class BlockBuilder:
         return self._finish(execution, context, head, included, dropped, self._last_commit(head))
 
     def _next_time_ms(self) -> int:
-        return max(int(self.clock() * 1000), self._parent_time_ms() + 1)
+        """BFT time: the stake-weighted median of the parent's precommit times; the first block comes one
+        millisecond after genesis. No node's clock alone decides it, so judging a block reads no clock."""
+        head = self.store.head
+        if head.height < self.genesis.initial_height:
+            return self.genesis.genesis_time_ms + 1
+        powers = VotingPower.of(self.validator_set(head.height)).powers
+        return commit_time_ms(self.store.finalized_block(head.hash).commit, powers)
 
     def _parent_time_ms(self) -> int:
         head = self.store.head
@@ -162,7 +164,6 @@ class BlockBuilder:
             (header.parent_hash == head.hash, "its parent is not the head"),
             (proposer is None or header.proposer == proposer, "its header names another proposer"),
             (header.time_ms > self._parent_time_ms(), "its time is not after its parent's"),
-            (header.time_ms <= int(self.clock() * 1000) + MAX_CLOCK_DRIFT_MS, "its time is too far in the future"),
             (header.validators_hash == VotingPower.of(self.validator_set(height)).hash,
              "its validators hash is not the current set's"),
             (header.last_commit_hash == blake2b_256(block.last_commit.SerializeToString()),
@@ -172,6 +173,7 @@ class BlockBuilder:
             if not holds:
                 raise InvalidProposedBlock(f"block #{header.height}: {reason}")
         self._check_last_commit(block.last_commit, head)
+        self._check_time(header, block.last_commit, head)
         rules = self.rules()
         checked: list[CheckedTransaction] = []
         for index, raw in enumerate(block.transactions):
@@ -215,6 +217,16 @@ class BlockBuilder:
                           head.height, head.hash)
         except CommitError as error:
             raise InvalidProposedBlock(f"block #{head.height + 1}: its last commit: {error}") from None
+
+    def _check_time(self, header: types_pb2.Header, last_commit: types_pb2.Commit, head) -> None:
+        if head.height < self.genesis.initial_height:
+            expected = self.genesis.genesis_time_ms + 1
+        else:
+            expected = commit_time_ms(last_commit, VotingPower.of(self.validator_set(head.height)).powers)
+        if header.time_ms != expected:
+            raise InvalidProposedBlock(
+                f"block #{header.height}: its time is {header.time_ms}, but the median time of its last commit is {expected}"
+            )
 
     def check_commit(self, height: int, block_hash: bytes, commit: types_pb2.Commit) -> None:
         """Raise CommitError unless `commit` finalizes `block_hash` at `height` under that height's set."""

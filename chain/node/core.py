@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from chain.consensus.commit import sign_vote
+from chain.consensus.commit import precommit_time_ms, sign_vote
 from chain.crypto import Keypair
 from chain.genesis import Genesis
 from chain.mempool import Mempool, PoolError, PoolLimits
@@ -105,7 +105,7 @@ class NodeCore:
         self._lock = threading.Lock()
         self._new_block = threading.Condition(self._lock)
         self._rules: TransactionRules = transaction_rules(store.state)
-        self.blocks = BlockBuilder(store, genesis, lambda: self._rules, clock, known=self._pooled)
+        self.blocks = BlockBuilder(store, genesis, lambda: self._rules, known=self._pooled)
         # Called (under the lock) with the hash of each transaction newly admitted to the pool: gossip.
         self.on_new_transaction: Callable[[bytes], None] | None = None
         # Set by the node: the consensus state for ChainInfo (None for a core without consensus).
@@ -304,8 +304,9 @@ class NodeCore:
 
     def _commit_for(self, candidate: Candidate) -> types_pb2.Commit:
         """This validator's own precommit as the whole commit (valid when it holds all the voting power)."""
+        time_ms = precommit_time_ms(int(self.clock() * 1000), candidate.header.time_ms)
         vote = sign_vote(self.validator, self.genesis.chain_id, types_pb2.VOTE_TYPE_PRECOMMIT, candidate.height, 0,
-                         candidate.block_hash)
+                         candidate.block_hash, time_ms)
         return types_pb2.Commit(height=candidate.height, round=0, block_hash=candidate.block_hash, precommits=[vote])
 
     def _after_commit(self, included: list[CheckedTransaction], dropped: list[tuple[CheckedTransaction, str]]) -> None:

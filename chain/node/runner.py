@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from grpc_health.v1 import health_pb2
 
 from chain.consensus.driver import Driver
+from chain.consensus.signer import Signer
+from chain.consensus.signstate import SignState, SignStateError, sign_state_path
 from chain.consensus.wal import Wal, WalError
 from chain.crypto import Keypair
 from chain.genesis import Genesis
@@ -49,6 +52,10 @@ class NodeConfig:
     listen_port: int = 30333
     public_addr: str | None = None
     bootnodes: tuple[str, ...] = ()
+    # The validator key's file (its sign state lives beside it); None for a development key.
+    key_file: Path | None = None
+    # Seconds added to the wall clock (INFERCHAIN_CLOCK_OFFSET_S), to test a skewed clock.
+    clock_offset_s: float = 0.0
     # Run the executor worker while the validator key has an offer (None: never; `node --no-worker`).
     worker: WorkerLaunch | None = None
 
@@ -59,6 +66,13 @@ class NodeConfig:
     @property
     def database_path(self) -> Path:
         return self.chain_path / "db"
+
+    @property
+    def sign_state_path(self) -> Path:
+        return sign_state_path(self.chain_path, self.key_file, self.genesis.chain_id)
+
+    def wall_clock(self) -> float:
+        return time.time() + self.clock_offset_s
 
     @property
     def listen_addr(self) -> str:
@@ -91,17 +105,20 @@ class Node:
     def __init__(self, config: NodeConfig):
         self.config = config
         self.store = open_store(config)
-        self.core = NodeCore(self.store, config.genesis, config.validator)
+        self.core = NodeCore(self.store, config.genesis, config.validator, clock=config.wall_clock)
         self._stop = threading.Event()
         self.worker: WorkerSupervisor | None = None
         self.network: Network | None = None
         try:
+            sign_state = SignState(config.sign_state_path, config.genesis.chain_id, config.genesis.hash,
+                                   config.validator.public_key)
             self.wal = Wal(config.chain_path / "consensus")
             node_key = load_or_create_node_key(config.chain_path / "node_key")
-        except (WalError, NodeKeyError) as error:
+        except (SignStateError, WalError, NodeKeyError) as error:
             self.store.close()
             raise NodeStartError(str(error)) from None
-        self.driver = Driver(self.core, config.validator, self.wal)
+        signer = Signer(config.validator, config.genesis.chain_id, sign_state)
+        self.driver = Driver(self.core, signer, self.wal, wall_clock=config.wall_clock)
         self.core.consensus_status = self.driver.status
         try:
             self.network = Network(

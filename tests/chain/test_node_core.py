@@ -43,37 +43,41 @@ def block_time_ms(core: NodeCore, block_hash: bytes) -> int:
     return types_pb2.Header.FromString(finalized.block.header).time_ms
 
 
-def test_block_time_follows_the_injected_clock(tmp_path, clock):
+def test_block_time_is_the_time_in_the_last_commit_which_follows_the_injected_clock(tmp_path, clock):
     core = node_core(tmp_path / "db", clock)
-    times = []
-    for step_s in (0.0, 2.5, 0.25, 60.0):
+    first = block_time_ms(core, core.produce_block().hash)
+    assert first == GENESIS.genesis_time_ms + 1  # BFT time: no commit before the first block
+    times = [first]
+    for step_s in (1.0, 2.5, 0.25, 60.0):
+        precommitted_at = int(clock.now * 1000)  # the last block's precommit carried the clock's time
         clock.now += step_s
         produced = core.produce_block()
         times.append(block_time_ms(core, produced.hash))
-        assert times[-1] == int(clock.now * 1000)
+        assert times[-1] == max(precommitted_at, times[-2] + 1)
         assert system.read_chain(core.store.state).time_ms == times[-1]  # the runtime saw the same time
-    assert [later - earlier for earlier, later in zip(times, times[1:])] == [2500, 250, 60_000]
+    assert [later - earlier for earlier, later in zip(times[2:], times[3:])] == [2500, 250]
     core.store.close()
 
 
 def test_block_time_stays_strictly_increasing_when_the_clock_stands_still_or_goes_back(tmp_path, clock):
     core = node_core(tmp_path / "db", clock)
-    first = block_time_ms(core, core.produce_block().hash)
+    core.produce_block()
+    first = block_time_ms(core, core.produce_block().hash)  # the first block after genesis has genesis' time
     standing = [block_time_ms(core, core.produce_block().hash) for _ in range(3)]
     assert standing == [first + 1, first + 2, first + 3]
     clock.now -= 600  # NTP stepped the clock back ten minutes
     back = [block_time_ms(core, core.produce_block().hash) for _ in range(2)]
     assert back == [first + 4, first + 5]
     clock.now = first / 1000 + 10
-    assert block_time_ms(core, core.produce_block().hash) == first + 10_000  # caught up: the clock again
+    core.produce_block()  # its precommit carries the clock again
+    assert block_time_ms(core, core.produce_block().hash) == first + 10_000
     core.store.close()
 
 
-def test_the_first_block_after_genesis_is_later_than_genesis_whatever_the_clock(tmp_path):
+def test_the_first_block_after_genesis_is_one_millisecond_after_genesis_whatever_the_clock(tmp_path):
     core = node_core(tmp_path / "db", FakeClock(0.0))
     assert block_time_ms(core, core.produce_block().hash) == GENESIS.genesis_time_ms + 1
     core.store.close()
-
 
 
 def test_a_failed_write_halts_production_with_one_log_line_and_keeps_the_head(small_disk, clock, caplog):

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from chain.consensus.driver import Driver
+from chain.consensus.signer import Signer
+from chain.consensus.signstate import SignState
 from chain.consensus.wal import Wal
 from chain.crypto import dev_keypair
 from chain.genesis import dev_genesis_document, parse_genesis
@@ -74,7 +76,10 @@ class Validators:
         if not store.is_initialized():
             store.initialize(self.genesis.chain_id, self.genesis.hash, self.genesis.initial_height, self.genesis.state())
         wal = Wal(self.root / name / "wal")
-        driver = Driver(NodeCore(store, self.genesis, dev_keypair(name)), dev_keypair(name), wal)
+        key = dev_keypair(name)
+        sign_state = SignState(self.root / name / "sign_state.json", self.genesis.chain_id, self.genesis.hash,
+                               key.public_key)
+        driver = Driver(NodeCore(store, self.genesis, key), Signer(key, self.genesis.chain_id, sign_state), wal)
         driver.attach(Links(name, self.drivers, self.sent))
         self.drivers[name] = driver
         self.opened[name] = (store, wal)
@@ -140,7 +145,7 @@ def test_a_validator_restarted_at_any_moment_replays_its_log_and_never_signs_twi
         validators.start("dave")
     validators.wait_heights(12)
     my_votes(validators.sent, "dave")
-    assert not any(driver.evidence_pool for driver in validators.drivers.values())
+    assert not any(len(driver.evidence) for driver in validators.drivers.values())
 
 
 def test_a_peer_claiming_a_height_it_cannot_serve_is_not_asked_again_and_again(validators):
@@ -203,3 +208,74 @@ def test_oversized_votes_and_proposals_are_refused_before_decoding():
         check_vote(types_pb2.Vote(body=b"\x00" * (MAX_VOTE_BYTES + 1)), "c")
     with pytest.raises(VoteError, match="more than"):
         check_proposal(types_pb2.SignedProposal(body=b"\x00" * (MAX_PROPOSAL_BYTES + 1)), "c")
+
+
+def test_a_validator_restarted_from_an_empty_database_follows_the_chain_and_never_signs_twice(validators):
+    import shutil
+
+    for name in NAMES:
+        validators.start(name)
+    validators.wait_heights(4)
+    for lost in (("db",), ("db", "wal")):  # the documented recovery; and the consensus log lost as well
+        validators.stop("dave")
+        for part in lost:
+            shutil.rmtree(validators.root / "dave" / part)
+        validators.start("dave")
+        target = validators.drivers["alice"].core.head.height + 3
+        validators.wait_heights(target, timeout=60)
+    my_votes(validators.sent, "dave")  # AssertionError on a second, different vote for one slot
+    assert not any(len(driver.evidence) for driver in validators.drivers.values())
+    heights = range(1, validators.drivers["dave"].core.head.height + 1)
+    assert all(len({d.core.store.block_hash_at(h) for d in validators.drivers.values()}) == 1 for h in heights)
+
+
+def test_votes_of_a_key_outside_the_validator_set_are_not_kept_logged_or_relayed_and_their_sender_is_dropped(validators):
+    from chain.consensus.commit import sign_vote
+
+    for name in NAMES:
+        validators.start(name)
+    validators.wait_heights(2)
+    alice = validators.drivers["alice"]
+    stranger = dev_keypair("ferdie")
+    relayed_before = sum(1 for _, item in validators.sent if isinstance(item, p2p_pb2.Envelope)
+                         and item.WhichOneof("message") == "vote"
+                         and types_pb2.VoteBody.FromString(item.vote.body).validator == stranger.public_key)
+    for round_number in range(200):
+        vote = sign_vote(stranger, validators.genesis.chain_id, types_pb2.VOTE_TYPE_PREVOTE,
+                         alice.height, round_number, b"\x01" * 32)
+        alice.on_message(b"flooder", p2p_pb2.Envelope(vote=vote))
+    validators.wait_heights(alice.core.head.height + 2)
+    relayed = sum(1 for _, item in validators.sent if isinstance(item, p2p_pb2.Envelope)
+                  and item.WhichOneof("message") == "vote"
+                  and types_pb2.VoteBody.FromString(item.vote.body).validator == stranger.public_key)
+    assert relayed == relayed_before == 0
+    reasons = [item for sender, item in validators.sent if sender == "alice" and isinstance(item, str)]
+    assert len(reasons) == 1 and "not a validator" in reasons[0]  # disconnected once; the rest is not read
+    assert all(vote.sender != stranger.public_key for height in alice.votes._by_height.values() for vote in height)
+
+
+def test_a_validator_signing_votes_for_endless_rounds_cannot_evict_the_votes_that_decide(validators):
+    from chain.consensus.commit import sign_vote
+
+    for name in NAMES:
+        validators.start(name)
+    validators.wait_heights(2)
+    alice = validators.drivers["alice"]
+    dave = dev_keypair("dave")
+    height = alice.height
+    for round_number in range(1, 2_000):  # far more than any store cap
+        vote = sign_vote(dave, validators.genesis.chain_id, types_pb2.VOTE_TYPE_PREVOTE, height + 1, round_number,
+                         b"")
+        alice.on_message(b"relay", p2p_pb2.Envelope(vote=vote))
+    validators.wait_heights(height + 3)
+    assert len(alice.votes) < 1_000
+
+
+def test_a_lagging_node_catches_up_while_a_peer_claims_a_height_it_does_not_have(validators):
+    for name in ("alice", "bob", "charlie"):
+        validators.start(name)
+    validators.wait_heights(8)
+    dave = validators.start("dave")
+    dave.on_message(b"liar", p2p_pb2.Envelope(status=p2p_pb2.Status(height=10**12)))
+    validators.wait_heights(validators.drivers["alice"].core.head.height, ["dave"], timeout=15)
+    assert dave.sync.best() < 10**12
