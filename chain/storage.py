@@ -58,7 +58,11 @@ _TX_LOCATION = struct.Struct(">QI")
 
 # LevelDB's own files; a directory holding any of them without CURRENT is a damaged database.
 _LEVELDB_SUFFIXES = (".log", ".ldb", ".sst")
-_RECOVERY = "restore it from a backup or resync (remove the directory and start the node again)"
+# Safe for a validator as written: its sign state and consensus log lie outside this directory.
+_RECOVERY = (
+    "restore it from a backup or resync (remove this directory only and start the node again; the sign state "
+    "beside it keeps a validator from signing twice)"
+)
 
 
 class StoreError(Exception):

@@ -29,7 +29,12 @@ _DAMAGE_ADVICE = (
 
 
 def _first_line(error: Exception) -> str:
-    return str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+    """plyvel's message (it passes LevelDB's status as bytes), first line, at most 200 characters."""
+    detail = error.args[0] if error.args else ""
+    if isinstance(detail, bytes):
+        detail = detail.decode("utf-8", "replace")
+    detail = str(detail).strip()
+    return detail.splitlines()[0][:200] if detail else type(error).__name__
 
 
 class WalError(Exception):
