@@ -32,8 +32,10 @@ class TxGossipLimits:
     announce_interval_s: float = 0.05
     # Hashes waiting to be announced; beyond this the oldest are announced late, never stored more.
     max_pending_announcements: int = 65_536
-    # Hashes asked of a peer and not yet received, all peers together.
+    # Hashes asked of a peer and not yet received, all peers together, and of one peer: a peer that
+    # announces hashes it never delivers holds at most a quarter of the room, so honest gossip flows.
     max_outstanding: int = 16_384
+    max_outstanding_per_peer: int = 4096
     request_timeout_s: float = 2.0
     # Other peers remembered per outstanding hash, to ask when the first does not answer.
     max_alternates: int = 4
@@ -85,6 +87,7 @@ class TxGossip:
         self._lock = threading.Lock()
         self._pending: OrderedDict[bytes, None] = OrderedDict()
         self._outstanding: dict[bytes, _Request] = {}
+        self._asked_of: dict[bytes, int] = {}  # peer -> hashes in _outstanding asked of it
         self._received: OrderedDict[bytes, None] = OrderedDict()
         # Counters, for metrics and tests.
         self.hashes_requested = 0
@@ -122,9 +125,11 @@ class TxGossip:
             for tx_hash in late:
                 request = self._outstanding[tx_hash]
                 if not request.alternates:
-                    del self._outstanding[tx_hash]
+                    self._forget_request(tx_hash)
                     continue
+                self._count_asked(request.peer, -1)
                 request.peer = request.alternates.pop(0)
+                self._count_asked(request.peer, +1)
                 request.deadline = now + self.limits.request_timeout_s
                 retry.setdefault(request.peer, []).append(tx_hash)
         for peer_id, hashes in retry.items():
@@ -173,8 +178,22 @@ class TxGossip:
             return False
         if len(self._outstanding) >= self.limits.max_outstanding:
             return False  # announced again by the peers that have it once room frees
+        if self._asked_of.get(peer_id, 0) >= self.limits.max_outstanding_per_peer:
+            return False  # asked of another announcer, or of this one once it delivered
         self._outstanding[tx_hash] = _Request(peer=peer_id, deadline=now + self.limits.request_timeout_s)
+        self._count_asked(peer_id, +1)
         return True
+
+    def _count_asked(self, peer_id: bytes, change: int) -> None:
+        count = self._asked_of.get(peer_id, 0) + change
+        if count > 0:
+            self._asked_of[peer_id] = count
+        else:
+            self._asked_of.pop(peer_id, None)
+
+    def _forget_request(self, tx_hash: bytes) -> None:
+        request = self._outstanding.pop(tx_hash)
+        self._count_asked(request.peer, -1)
 
     def _request(self, peer_id: bytes, hashes: list[bytes]) -> None:
         if self.network.send(peer_id, p2p_pb2.Envelope(tx_request=p2p_pb2.TxRequest(hashes=hashes))):
@@ -185,7 +204,7 @@ class TxGossip:
             for tx_hash in hashes:
                 request = self._outstanding.get(tx_hash)
                 if request is not None and request.peer == peer_id:
-                    del self._outstanding[tx_hash]
+                    self._forget_request(tx_hash)
 
     def _on_request(self, peer_id: bytes, request: p2p_pb2.TxRequest) -> None:
         if not self._valid_hashes(peer_id, request.hashes, "TxRequest"):
@@ -215,7 +234,7 @@ class TxGossip:
                 if request is None or request.peer != peer_id:
                     self.unsolicited += 1
                     continue
-                del self._outstanding[tx_hash]
+                self._forget_request(tx_hash)
                 self._remember_received(tx_hash)
                 self.transactions_received += 1
             try:

@@ -215,7 +215,7 @@ def check_clock(peer_time_ms: int, own_time_s: float, max_offset_s: float, whose
     if abs(offset) <= max_offset_s:
         return offset
     raise HandshakeRefused(grpc.StatusCode.FAILED_PRECONDITION, describe_clock_offset(offset, whose) + (
-        f" (at most {max_offset_s:.0f} s allowed): fix the system clock (NTP)"))
+        f" (at most {max_offset_s:.0f} s allowed): fix the system clock (NTP) of whichever node is wrong"))
 
 
 def describe_clock_offset(offset_s: float, whose: str) -> str:

@@ -8,6 +8,7 @@ from chain.p2p.txgossip import MAX_BATCH_BYTES, MAX_HASHES_PER_MESSAGE, TxGossip
 from proto import p2p_pb2
 from runtime.hashing import transaction_hash
 from tests.p2p.conftest import addr, wait_until
+from tests.p2p.test_network import raw_peers  # noqa: F401  (the fixture)
 
 
 class Pool:
@@ -208,3 +209,54 @@ def test_a_transaction_the_pool_refuses_is_not_fetched_again():
     network.take("tx_request")
     gossip.on_message(PEER_B, announce(transaction_hash(raw)))
     assert network.take("tx_request") == []
+
+
+def test_one_peer_never_holds_more_than_its_share_of_outstanding_requests():
+    network = FakeNetwork()
+    gossip, _ = gossip_on(network, max_outstanding=100, max_outstanding_per_peer=25)
+    gossip.on_message(PEER_A, announce(*[bytes([1]) + n.to_bytes(31, "big") for n in range(60)]))
+    (_, request), = network.take("tx_request")
+    assert len(request.tx_request.hashes) == 25
+    honest = [bytes([2]) + n.to_bytes(31, "big") for n in range(10)]
+    gossip.on_message(PEER_B, announce(*honest))
+    (peer, request), = network.take("tx_request")
+    assert peer == PEER_B and list(request.tx_request.hashes) == honest
+
+
+def test_honest_gossip_flows_while_a_peer_floods_announcements(make_network, raw_peers):
+    import os
+
+    from chain.crypto import Keypair
+    from chain.p2p.wire import encode_envelope
+    from tests.p2p.conftest import peer_ids
+    from tests.p2p.test_network import handshake
+
+    sender, sender_pool = gossiping_node(make_network)
+    receiver, receiver_pool = gossiping_node(make_network, [addr(sender)])
+    wait_until(lambda: peer_ids(receiver) == {sender.node_id}, what="the honest pair")
+    flooder = raw_peers(addr(receiver))
+    flooder_key = Keypair.generate()
+    handshake(flooder, flooder_key)
+    wait_until(lambda: flooder_key.public_key in peer_ids(receiver), what="the flooder to connect")
+    stop = threading.Event()
+
+    def flood() -> None:  # as fast as it can, hashes it will never deliver
+        while not stop.is_set():
+            hashes = [os.urandom(32) for _ in range(4096)]
+            flooder.send(encode_envelope(p2p_pb2.Envelope(tx_announce=p2p_pb2.TxAnnounce(hashes=hashes))))
+
+    thread = threading.Thread(target=flood, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: receiver_pool.gossip.hashes_requested > 0, what="the flood to be taken")
+        transactions = [b"honest transaction %d" % n for n in range(40)]
+        for raw in transactions:
+            sender_pool.submit(raw)
+        hashes = {transaction_hash(raw) for raw in transactions}
+        wait_until(lambda: hashes <= set(receiver_pool.transactions), timeout=10.0, what="every honest transaction")
+        wait_until(lambda: flooder_key.public_key not in peer_ids(receiver), what="the flooder to be banned")
+        assert receiver.scores.banned_id(flooder_key.public_key) is not None
+        assert peer_ids(receiver) == {sender.node_id}
+    finally:
+        stop.set()
+        thread.join(timeout=5.0)
