@@ -130,6 +130,10 @@ class Node:
                 bootnodes=config.bootnodes,
                 handler=self,
                 height=lambda: self.core.head.height,
+                validator_key=config.validator,
+                # Peers that prove a key of the current set get slots strangers cannot take (docs/network.md).
+                is_validator=lambda key: key in self.driver.voting.powers,
+                wall_clock=config.wall_clock,
             )
             self.gossip = TxGossip(
                 self.network, has=self._has_transaction, get_raw=self._raw_transaction, submit=self._gossiped,
