@@ -1,7 +1,15 @@
 """The gRPC server of a node: the client API, health checking and server reflection.
 
-Two guards sit in front of every service (an interceptor, so that health and reflection get
+Message sizes are bounded by what the chain can ever accept (RequestLimits, from the genesis):
+gRPC refuses a larger request from its 5-byte length prefix, before reading it (measured with
+grpcio 1.85: a stream that sent only the prefix of a 30 MiB message is answered RESOURCE_EXHAUSTED
+at once). At a 32 MiB limit, 200 requests of 30 MiB were each read whole and left a node holding
+2.67 GB (issue 28).
+
+Three guards sit in front of every service (an interceptor, so that health and reflection get
 them too):
+- a request larger than its method can validly be is refused with RESOURCE_EXHAUSTED before it is
+  decoded (gRPC's limit is one for all methods, the largest: a SubmitTransactions batch);
 - a request whose bytes do not decode is refused with INVALID_ARGUMENT naming the message type
   (grpcio's own answer is INTERNAL "Exception deserializing request!", with a logged traceback);
 - a stream that holds a worker thread (block subscriptions, reflection) passes a StreamGate, so
@@ -10,7 +18,10 @@ them too):
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
+import threading
 from concurrent import futures
 from dataclasses import dataclass
 from typing import Callable
@@ -20,25 +31,80 @@ from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from chain.node.api import NodeApi
+from chain.node.api import MAX_BATCH, NodeApi
 from chain.node.streams import StreamGate, StreamLimits
 from chain.storage import StoreError
 from proto import node_pb2, node_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+# The largest answer sent: a block of max_block_bytes (4 MiB in the dev genesis) with its receipts
+# and proofs, or a page of jobs, with room to spare. Not a memory risk: the node builds its answers.
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+# The largest request of any method that carries no transaction: GetStateProof's key is at most
+# MAX_STATE_KEY_BYTES (1 KiB; chain/node/api.py), every other field is a hash, an id or a number.
+MAX_QUERY_REQUEST_BYTES = 64 * 1024
+# What SubmitTransactionRequest and SimulateTransactionRequest add around their one transaction:
+# a tag and a length (6 bytes at most), with room for a transaction a little over the limit to
+# reach the runtime's check, which names the limit ("transaction is N bytes, the limit is M").
+TRANSACTION_FRAMING_BYTES = 1024
+# What SubmitTransactionsRequest adds per transaction: a one-byte tag and a length of at most 5 bytes.
+BATCH_FRAMING_BYTES_PER_TRANSACTION = 6
+# A request at least this large leaves buffers that glibc keeps for reuse once freed: 200 batches of
+# 4 MiB (32 at a time) left a node 180-310 MB larger; trimming a second after them, 35-170 MB.
+TRIM_AFTER_REQUEST_BYTES = 1024 * 1024
+# How long after such a request the trim runs (the request is answered by then), and so how often at most.
+TRIM_DELAY_S = 1.0
 # Workers left for unary calls and health checks when every admitted stream holds one.
 UNARY_WORKERS = 16
 # HTTP/2 streams one connection may have open at once (the HTTP/2 default is unlimited).
 MAX_STREAMS_PER_CONNECTION = 100
 
 
-def server_options(limits: StreamLimits) -> list[tuple[str, int]]:
+NODE_SERVICE = node_pb2.DESCRIPTOR.services_by_name["Node"].full_name
+TRANSACTION_METHODS = frozenset(f"/{NODE_SERVICE}/{name}" for name in ("SubmitTransaction", "SimulateTransaction"))
+BATCH_METHODS = frozenset({f"/{NODE_SERVICE}/SubmitTransactions"})
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """The largest request each method can validly carry, in serialized bytes."""
+
+    transaction: int  # SubmitTransaction, SimulateTransaction
+    batch: int  # SubmitTransactions
+    query: int = MAX_QUERY_REQUEST_BYTES  # every other method, health checks included
+
+    @classmethod
+    def of_chain(cls, max_transaction_bytes: int, max_block_bytes: int) -> "RequestLimits":
+        """The limits for a chain whose genesis sets these transaction and block sizes."""
+        # A batch never needs to carry more than one block can include (the rest would wait in the
+        # pool; send it in the next call), nor more than MAX_BATCH transactions: 4 MiB and 60 KB of
+        # framing in the dev genesis, where 30 MiB of requests once got in whole.
+        batch_payload = max(max_block_bytes, max_transaction_bytes)
+        return cls(
+            transaction=max_transaction_bytes + TRANSACTION_FRAMING_BYTES,
+            batch=batch_payload + MAX_BATCH * BATCH_FRAMING_BYTES_PER_TRANSACTION,
+        )
+
+    @property
+    def largest(self) -> int:
+        """gRPC's own receive limit: it applies to every method alike."""
+        return max(self.transaction, self.batch, self.query)
+
+    def of_method(self, method: str) -> int:
+        """The limit for a full method name ("/inferchain.node.Node/SubmitTransaction")."""
+        if method in TRANSACTION_METHODS:
+            return self.transaction
+        if method in BATCH_METHODS:
+            return self.batch
+        return self.query
+
+
+def server_options(limits: StreamLimits, requests: RequestLimits) -> list[tuple[str, int]]:
     """Channel arguments: message sizes, keep-alive, idle connections and ping abuse."""
     return [
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_receive_message_length", requests.largest),
+        ("grpc.max_send_message_length", MAX_RESPONSE_BYTES),
         ("grpc.so_reuseport", 0),
         ("grpc.max_concurrent_streams", MAX_STREAMS_PER_CONNECTION),
         # Ping each client every 30 s and drop the connection (cancelling its streams, which frees
@@ -61,12 +127,17 @@ class ApiServer:
 
     def __init__(self, api: NodeApi, host: str, port: int, limits: StreamLimits = StreamLimits()):
         self.streams = StreamGate(limits)
+        core = api.core
+        self.requests = RequestLimits.of_chain(
+            core.rules.params.max_transaction_bytes, core.genesis.consensus.max_block_bytes
+        )
         # Streams are capped at limits.per_node workers, so UNARY_WORKERS always remain for the rest.
         workers = limits.per_node + UNARY_WORKERS
+        self.trimmer = MemoryTrimmer()
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
-            interceptors=[EdgeGuard(self.streams)],
-            options=server_options(limits),
+            interceptors=[EdgeGuard(self.streams, self.requests, self.trimmer.note)],
+            options=server_options(limits, self.requests),
         )
         node_pb2_grpc.add_NodeServicer_to_server(api, self.server)
         self.health = health.HealthServicer()
@@ -93,6 +164,7 @@ class ApiServer:
     def start(self) -> None:
         self.server.start()
         self.streams.start()
+        self.trimmer.start()
 
     def mark_serving(self) -> None:
         self._set_status(health_pb2.HealthCheckResponse.SERVING)
@@ -101,6 +173,49 @@ class ApiServer:
         self.health.enter_graceful_shutdown()
         self.streams.stop()
         self.server.stop(grace).wait()
+        self.trimmer.stop()
+
+
+class MemoryTrimmer:
+    """Hands the heap memory freed after large requests back to the system (glibc's malloc_trim), at most once per TRIM_DELAY_S."""
+
+    def __init__(self, delay_s: float = TRIM_DELAY_S):
+        self.delay_s = delay_s
+        self._trim = _malloc_trim()
+        self._wanted = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def note(self, request_bytes: int) -> None:
+        """A request of this many bytes was read."""
+        if request_bytes >= TRIM_AFTER_REQUEST_BYTES:
+            self._wanted.set()
+
+    def start(self) -> None:
+        if self._trim is not None:
+            self._thread = threading.Thread(target=self._run, name="memory-trim", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wanted.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while self._wanted.wait() and not self._stop.is_set():
+            self._wanted.clear()  # a request read while waiting asks for the next trim
+            if self._stop.wait(self.delay_s):
+                return
+            self._trim(0)
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's malloc_trim, or None where the C library has none (musl, macOS)."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim
+    except (OSError, AttributeError, TypeError):
+        return None
 
 
 # --- the edge guard -------------------------------------------------------------
@@ -114,11 +229,28 @@ class Undecodable:
     size: int
 
 
-def tolerant(deserializer: Callable[[bytes], object]) -> Callable[[bytes], object]:
-    """The deserializer, returning Undecodable where it would raise DecodeError."""
+@dataclass(frozen=True)
+class Oversized:
+    """What a request deserializer hands on instead of decoding: the bytes are more than the method can carry."""
+
+    message_type: str
+    size: int
+    limit: int
+
+
+def tolerant(
+    deserializer: Callable[[bytes], object], limit: int, read: Callable[[int], None] = lambda size: None
+) -> Callable[[bytes], object]:
+    """The deserializer, returning Oversized past `limit` bytes (undecoded) and Undecodable where it would raise DecodeError.
+
+    `read` is told the size of every request.
+    """
     message_type = _message_type(deserializer)
 
     def deserialize(raw: bytes):
+        read(len(raw))
+        if len(raw) > limit:
+            return Oversized(message_type, len(raw), limit)
         try:
             return deserializer(raw)
         except DecodeError:
@@ -134,6 +266,12 @@ def _message_type(deserializer: Callable[[bytes], object]) -> str:
 
 
 def _refuse_undecodable(request, context: grpc.ServicerContext) -> None:
+    if isinstance(request, Oversized):
+        context.abort(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            f"the request is {request.size} bytes, more than any valid {request.message_type} "
+            f"on this chain ({request.limit} bytes at most)",
+        )
     if isinstance(request, Undecodable):
         context.abort(
             grpc.StatusCode.INVALID_ARGUMENT,
@@ -142,10 +280,12 @@ def _refuse_undecodable(request, context: grpc.ServicerContext) -> None:
 
 
 class EdgeGuard(grpc.ServerInterceptor):
-    """Refuses undecodable unary requests with INVALID_ARGUMENT and passes thread-holding streams through a StreamGate."""
+    """Refuses oversized and undecodable unary requests and passes thread-holding streams through a StreamGate."""
 
-    def __init__(self, streams: StreamGate):
+    def __init__(self, streams: StreamGate, requests: RequestLimits, read: Callable[[int], None] = lambda size: None):
         self.streams = streams
+        self.requests = requests
+        self.read = read  # told the size of every unary request
         self._guarded: dict[str, grpc.RpcMethodHandler] = {}  # by method: handlers are built once
 
     def intercept_service(self, continuation, handler_call_details):
@@ -164,7 +304,9 @@ class EdgeGuard(grpc.ServerInterceptor):
             return grpc.stream_stream_rpc_method_handler(
                 self._gated(method, handler.stream_stream), handler.request_deserializer, handler.response_serializer
             )
-        deserializer = tolerant(handler.request_deserializer) if handler.request_deserializer else None
+        deserializer = handler.request_deserializer
+        if deserializer is not None:
+            deserializer = tolerant(deserializer, self.requests.of_method(method), self.read)
         if not handler.response_streaming:
             return grpc.unary_unary_rpc_method_handler(_checked(handler.unary_unary), deserializer, handler.response_serializer)
         behavior = handler.unary_stream

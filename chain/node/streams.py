@@ -1,18 +1,25 @@
-"""Open gRPC streams, bounded per node and per client, and cut off when they stall or outlive their limit.
+"""Open gRPC streams, bounded per node and per client address, and cut off when they stall or outlive their limit.
 
 In grpcio's synchronous server every open response stream holds one worker thread for as long as
 it is open. Sixteen block subscriptions once took every worker, and health checks timed out. So
 the node admits at most `per_node` such streams (it has UNARY_WORKERS more workers) and `per_client`
-from one IP address, ends each after `max_lifetime_s`, and cancels one whose client stopped
+from one address, ends each after `max_lifetime_s`, and cancels one whose client stopped
 reading: its send then waits on HTTP/2 flow control and never returns on its own.
+
+The places are shared between addresses: with only a per-address cap, four addresses once took all
+64 (issue 28). So the last `kept_for_newcomers` places go only to addresses that hold no stream
+yet, one each: taking every place takes (64 - 16) / 16 + 16 = 19 addresses, and until then any new
+address gets a stream. An IPv6 client is counted by its /64 prefix, which one host commonly holds whole.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
 import time
 import urllib.parse
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
@@ -29,6 +36,9 @@ class StreamLimits:
     per_node: int = 64
     # Enough for a few local tools each waiting on inclusions; one address cannot take the node's share.
     per_client: int = 16
+    # The last places, kept for addresses that hold no stream yet (one each), so that a few addresses
+    # cannot take them all: with these defaults, taking every place takes 19 addresses.
+    kept_for_newcomers: int = 16
     # A stream ends with DEADLINE_EXCEEDED after this long; a subscriber resubscribes from the
     # height after the last block it received. Reclaims streams whose client vanished while
     # still acknowledging HTTP/2 pings (keep-alive cannot tell those apart from slow readers).
@@ -40,17 +50,32 @@ class StreamLimits:
     # How often the watchdog looks for stalled and overdue streams.
     check_interval_s: float = 1.0
 
+    def __post_init__(self) -> None:
+        if self.per_node < 1 or self.per_client < 0 or not 0 <= self.kept_for_newcomers < self.per_node:
+            raise ValueError(
+                f"stream limits need per_node >= 1, per_client >= 0 and 0 <= kept_for_newcomers < per_node, got {self}"
+            )
+
 
 class StreamRefused(Exception):
     """No room for another stream; the message says which limit and what to do."""
 
 
 def client_address(peer: str) -> str:
-    """The host of a gRPC peer string ("ipv4:127.0.0.1:5000", "ipv6:%5B::1%5D:5000"); one key for unix sockets."""
+    """The client of a gRPC peer string: its IPv4 address, its IPv6 /64 prefix, or one key per other transport."""
     kind, _, address = urllib.parse.unquote(peer).partition(":")
-    if kind in ("ipv4", "ipv6"):
-        return address.rsplit(":", 1)[0].strip("[]")
-    return kind
+    if kind not in ("ipv4", "ipv6"):
+        return kind
+    host = address.rsplit(":", 1)[0].strip("[]")
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])  # without an IPv6 zone ("fe80::1%eth0")
+    except ValueError:
+        return host
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    if ip.version == 6 and not ip.is_loopback:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 @dataclass(eq=False)
@@ -72,38 +97,60 @@ class StreamGate:
         self.clock = clock
         self._lock = threading.Lock()
         self._open: set[OpenStream] = set()
+        self._by_client: Counter[str] = Counter()
         self._stop = threading.Event()
         self._watchdog: threading.Thread | None = None
 
     # --- admitting and releasing ------------------------------------------------
 
     def admit(self, method: str, context: grpc.ServicerContext) -> OpenStream:
-        """Count a new stream, or StreamRefused when the node or this client is at its limit."""
+        """Count a new stream, or StreamRefused when the node, this client or the places left forbid it."""
         client = client_address(context.peer())
-        limits = self.limits
         with self._lock:
-            if len(self._open) >= limits.per_node:
-                raise StreamRefused(
-                    f"this node serves at most {limits.per_node} block subscriptions (and other streams) "
-                    "and all are taken; try again later"
-                )
-            if sum(1 for stream in self._open if stream.client == client) >= limits.per_client:
-                raise StreamRefused(
-                    f"at most {limits.per_client} block subscriptions (and other streams) per client; close one first"
-                )
+            self._check_room(client)
             stream = OpenStream(client, method, context, self.clock())
             self._open.add(stream)
+            self._by_client[client] += 1
         return stream
+
+    def _check_room(self, client: str) -> None:
+        limits = self.limits
+        free = limits.per_node - len(self._open)
+        held = self._by_client[client]
+        if free <= 0:
+            raise StreamRefused(
+                f"this node serves at most {limits.per_node} block subscriptions (and other streams) "
+                "and all are taken; try again later"
+            )
+        if held >= limits.per_client:
+            raise StreamRefused(
+                f"at most {limits.per_client} block subscriptions (and other streams) per client address "
+                f"({client}); close one first"
+            )
+        if held > 0 and free <= limits.kept_for_newcomers:
+            raise StreamRefused(
+                f"only {free} of this node's {limits.per_node} stream places are free, and the last "
+                f"{limits.kept_for_newcomers} are kept for client addresses that have none open; this one "
+                f"({client}) has {held}: close one first or try again later"
+            )
 
     def release(self, stream: OpenStream) -> None:
         """Forget a stream; releasing twice is harmless."""
         with self._lock:
-            self._open.discard(stream)
+            self._forget(stream)
+
+    def _forget(self, stream: OpenStream) -> None:
+        if stream not in self._open:
+            return
+        self._open.discard(stream)
+        self._by_client[stream.client] -= 1
+        if self._by_client[stream.client] <= 0:
+            del self._by_client[stream.client]
 
     def count(self, client: str | None = None) -> int:
-        """Open streams, of one client or of all."""
+        """Open streams, of one client (as client_address names it) or of all."""
         with self._lock:
-            return sum(1 for stream in self._open if client is None or stream.client == client)
+            return len(self._open) if client is None else self._by_client[client]
 
     def serve(self, method: str, responses: Callable[[], Iterator], context: grpc.ServicerContext) -> Iterator:
         """Admit a stream and pass `responses()` through, timing each send and ending it at its lifetime."""
@@ -147,7 +194,7 @@ class StreamGate:
                 if self._stalled(stream, now) or now - stream.opened_at >= self.limits.max_lifetime_s + self.limits.stall_s
             ]
             for stream in doomed:
-                self._open.discard(stream)
+                self._forget(stream)
         for stream in doomed:
             log.info("cancelling %s stream of %s: stalled or past its lifetime", stream.method, stream.client)
             stream.context.cancel()

@@ -1,4 +1,5 @@
-"""The gRPC edge around the API: a database that fails a read is DATA_LOSS with its reason, not INTERNAL."""
+"""The gRPC edge around the API: a database that fails a read is DATA_LOSS with its reason, not INTERNAL;
+request size limits come from the chain's transaction and block sizes."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from chain.crypto import dev_keypair
 from chain.genesis import dev_genesis_document, parse_genesis
 from chain.node.api import NodeApi
 from chain.node.core import NodeCore
-from chain.node.server import ApiServer
+from chain.node.api import MAX_BATCH
+from chain.node.server import ApiServer, RequestLimits, server_options
+from chain.node.streams import StreamLimits
 from chain.storage import ChainStore, StoreError
 from proto import node_pb2, node_pb2_grpc
 
@@ -44,3 +47,31 @@ def test_a_failed_database_read_is_data_loss_naming_the_damage(served, monkeypat
         assert failed.value.code() == grpc.StatusCode.DATA_LOSS
         assert "checksum mismatch" in failed.value.details()
         assert stub.GetChainInfo(node_pb2.GetChainInfoRequest(), timeout=10).best_height == 1
+
+
+def test_request_limits_follow_the_genesis_transaction_and_block_sizes():
+    limits = RequestLimits.of_chain(max_transaction_bytes=65_536, max_block_bytes=4 * 1024 * 1024)
+    assert limits.of_method("/inferchain.node.Node/SubmitTransaction") == limits.transaction == 65_536 + 1024
+    assert limits.of_method("/inferchain.node.Node/SimulateTransaction") == limits.transaction
+    assert limits.of_method("/inferchain.node.Node/SubmitTransactions") == limits.batch == 4 * 1024 * 1024 + 6 * MAX_BATCH
+    assert limits.of_method("/inferchain.node.Node/GetBlock") == limits.query == 64 * 1024
+    assert limits.of_method("/grpc.health.v1.Health/Check") == limits.query
+    # gRPC's own limit is the largest, and far below the 30 MiB requests of issue 28.
+    assert limits.largest == limits.batch < 5 * 1024 * 1024
+    assert ("grpc.max_receive_message_length", limits.largest) in server_options(StreamLimits(), limits)
+
+
+def test_a_batch_may_hold_one_transaction_larger_than_a_block():
+    limits = RequestLimits.of_chain(max_transaction_bytes=8 * 1024 * 1024, max_block_bytes=4 * 1024 * 1024)
+    assert limits.batch >= limits.transaction - 1024
+
+
+def test_the_server_takes_its_limits_from_the_chain(served):
+    core, _ = served
+    server = ApiServer(NodeApi(core, 1000), "127.0.0.1", 0)
+    try:
+        assert server.requests == RequestLimits.of_chain(
+            core.rules.params.max_transaction_bytes, GENESIS.consensus.max_block_bytes
+        )
+    finally:
+        server.stop(grace=0)
