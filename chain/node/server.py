@@ -41,9 +41,6 @@ log = logging.getLogger(__name__)
 # The largest answer sent: a block of max_block_bytes (4 MiB in the dev genesis) with its receipts
 # and proofs, or a page of jobs, with room to spare. Not a memory risk: the node builds its answers.
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
-# The largest request of any method that carries no transaction: GetStateProof's key is at most
-# MAX_STATE_KEY_BYTES (1 KiB; chain/node/api.py), every other field is a hash, an id or a number.
-MAX_QUERY_REQUEST_BYTES = 64 * 1024
 # What SubmitTransactionRequest and SimulateTransactionRequest add around their one transaction:
 # a tag and a length (6 bytes at most), with room for a transaction a little over the limit to
 # reach the runtime's check, which names the limit ("transaction is N bytes, the limit is M").
@@ -63,7 +60,6 @@ MAX_STREAMS_PER_CONNECTION = 100
 
 NODE_SERVICE = node_pb2.DESCRIPTOR.services_by_name["Node"].full_name
 TRANSACTION_METHODS = frozenset(f"/{NODE_SERVICE}/{name}" for name in ("SubmitTransaction", "SimulateTransaction"))
-BATCH_METHODS = frozenset({f"/{NODE_SERVICE}/SubmitTransactions"})
 
 
 @dataclass(frozen=True)
@@ -71,8 +67,7 @@ class RequestLimits:
     """The largest request each method can validly carry, in serialized bytes."""
 
     transaction: int  # SubmitTransaction, SimulateTransaction
-    batch: int  # SubmitTransactions
-    query: int = MAX_QUERY_REQUEST_BYTES  # every other method, health checks included
+    batch: int  # SubmitTransactions, and the bound for every method
 
     @classmethod
     def of_chain(cls, max_transaction_bytes: int, max_block_bytes: int) -> "RequestLimits":
@@ -89,15 +84,17 @@ class RequestLimits:
     @property
     def largest(self) -> int:
         """gRPC's own receive limit: it applies to every method alike."""
-        return max(self.transaction, self.batch, self.query)
+        return max(self.transaction, self.batch)
 
     def of_method(self, method: str) -> int:
-        """The limit for a full method name ("/inferchain.node.Node/SubmitTransaction")."""
+        """The limit for a full method name ("/inferchain.node.Node/SubmitTransaction").
+
+        Queries get the largest: their fields are checked, with a message naming the field and its
+        limit, before anything in them is decoded (an address of 320 KB: "at most 48 characters").
+        """
         if method in TRANSACTION_METHODS:
             return self.transaction
-        if method in BATCH_METHODS:
-            return self.batch
-        return self.query
+        return self.largest
 
 
 def server_options(limits: StreamLimits, requests: RequestLimits) -> list[tuple[str, int]]:

@@ -54,8 +54,8 @@ def test_request_limits_follow_the_genesis_transaction_and_block_sizes():
     assert limits.of_method("/inferchain.node.Node/SubmitTransaction") == limits.transaction == 65_536 + 1024
     assert limits.of_method("/inferchain.node.Node/SimulateTransaction") == limits.transaction
     assert limits.of_method("/inferchain.node.Node/SubmitTransactions") == limits.batch == 4 * 1024 * 1024 + 6 * MAX_BATCH
-    assert limits.of_method("/inferchain.node.Node/GetBlock") == limits.query == 64 * 1024
-    assert limits.of_method("/grpc.health.v1.Health/Check") == limits.query
+    assert limits.of_method("/inferchain.node.Node/GetBlock") == limits.largest
+    assert limits.of_method("/grpc.health.v1.Health/Check") == limits.largest
     # gRPC's own limit is the largest, and far below the 30 MiB requests of issue 28.
     assert limits.largest == limits.batch < 5 * 1024 * 1024
     assert ("grpc.max_receive_message_length", limits.largest) in server_options(StreamLimits(), limits)

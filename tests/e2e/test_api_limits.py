@@ -353,9 +353,9 @@ def test_a_request_larger_than_its_method_allows_is_refused_before_decoding(serv
         assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert f"more than any valid inferchain.node.SubmitTransactionRequest on this chain ({limits.transaction} bytes at most)" in raised.value.details()
         with pytest.raises(grpc.RpcError) as raised:
-            stub.GetBlock(node_pb2.GetBlockRequest(hash=b"\0" * limits.query), timeout=10)
+            stub.SimulateTransaction(node_pb2.SimulateTransactionRequest(transaction=b"\0" * limits.transaction), timeout=10)
         assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-        assert "inferchain.node.GetBlockRequest" in raised.value.details()
+        assert "inferchain.node.SimulateTransactionRequest" in raised.value.details()
         unary_calls_answer(node.target)
 
 
