@@ -43,6 +43,7 @@ from chain.consensus.sync import SYNC_BATCH, BlockSync
 from chain.consensus.vote_store import SignedVotes
 from chain.consensus.wal import Wal, WalError
 from chain.node.blocks import Candidate, InvalidProposedBlock
+from chain.p2p.scoring import PENALTY_USELESS
 from chain.node.core import NodeCore, ProductionHalted
 from chain.storage import StoreError
 from proto import consensus_pb2, p2p_pb2, types_pb2
@@ -578,7 +579,12 @@ class Driver:
 
     def _on_block_part(self, peer_id: bytes, envelope: p2p_pb2.Envelope) -> None:
         part = envelope.block_part
-        if not self.height <= part.height <= self.height + 1 or len(part.data) > block_parts.PART_BYTES:
+        if len(part.data) > block_parts.PART_BYTES:
+            self._misbehaved(peer_id, f"a block part of {len(part.data)} bytes (at most {block_parts.PART_BYTES})")
+            return
+        if not self.height <= part.height <= self.height + 1:
+            if not self.height - 1 <= part.height <= self.height + FUTURE_HEIGHTS:  # no honest peer is that far off
+                self._penalize(peer_id, f"a block part for #{part.height} at #{self.height}", PENALTY_USELESS)
             return
         if not self._first_seen(envelope):
             return
@@ -786,6 +792,11 @@ class Driver:
         for envelope in self.own_messages[-64:]:
             self._broadcast(envelope)
         self._broadcast(self._status_envelope())
+
+    def _penalize(self, peer_id: bytes | None, what: str, points: int) -> None:
+        """Score a peer for something an honest peer rarely sends; the network bans it past a threshold."""
+        if peer_id is not None and self.network is not None:
+            self.network.penalize(peer_id, what, points)
 
     def _misbehaved(self, peer_id: bytes | None, what: str) -> None:
         if peer_id is None:

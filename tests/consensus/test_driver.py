@@ -58,6 +58,9 @@ class Links:
     def disconnect(self, peer, reason):
         self.sent.append((self.me, reason))
 
+    def penalize(self, peer, reason, points):
+        self.sent.append((self.me, f"penalized {points}: {reason}"))
+
 
 class Validators:
     def __init__(self, root: Path, block_time_ms: int = 200, epoch_blocks: int | None = None):
