@@ -56,6 +56,8 @@ from runtime.votes import SignedVote, VoteError, check_proposal, decode_vote, ve
 log = logging.getLogger("inferchain.consensus")
 
 EVENT_QUEUE = 20_000
+# And at most this many bytes of peer messages wait in it (20,000 block parts would be 5 GB).
+EVENT_QUEUE_BYTES = 64 * 1024 * 1024
 SYNC_RESPONSE_BYTES = 8 * 1024 * 1024
 REBROADCAST_S = 2.0
 # Messages already queued from a peer disconnected for misbehaving are dropped for this long.
@@ -117,6 +119,8 @@ class Driver:
         self.observe_block: Callable[[float], None] | None = None
         self.events: queue.Queue = queue.Queue(maxsize=EVENT_QUEUE)
         self.dropped_events = 0
+        self._queued_bytes = 0
+        self._queued_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="consensus", daemon=True)
         self._timers: list[tuple[float, int, Timeout]] = []
@@ -195,9 +199,19 @@ class Driver:
         self._post(("disconnected", peer_id, None))
 
     def _post(self, event) -> None:
+        size = event[2].ByteSize() if event[2] is not None else 0
+        with self._queued_lock:
+            full = self._queued_bytes + size > EVENT_QUEUE_BYTES
+            if not full:
+                self._queued_bytes += size
         try:
-            self.events.put_nowait(event)
+            if full:
+                raise queue.Full
+            self.events.put_nowait((*event, size))
         except queue.Full:
+            if not full:
+                with self._queued_lock:
+                    self._queued_bytes -= size
             self.dropped_events += 1
             if self.dropped_events % 1000 == 1:
                 log.warning("consensus queue full: %d peer messages dropped so far", self.dropped_events)
@@ -226,6 +240,9 @@ class Driver:
                 event = None
             try:
                 if event is not None:
+                    *event, size = event
+                    with self._queued_lock:
+                        self._queued_bytes -= size
                     self._dispatch(*event)
                 self._fire_timers()
                 self._maybe_advance()

@@ -282,3 +282,20 @@ def test_a_lagging_node_catches_up_while_a_peer_claims_a_height_it_does_not_have
     dave.on_message(b"liar", p2p_pb2.Envelope(status=p2p_pb2.Status(height=10**12)))
     validators.wait_heights(validators.drivers["alice"].core.head.height, ["dave"], timeout=15)
     assert dave.sync.best() < 10**12
+
+
+def test_the_event_queue_is_bounded_in_bytes_not_only_in_messages(tmp_path):
+    from chain.consensus.driver import EVENT_QUEUE_BYTES
+
+    network = Validators(tmp_path)
+    driver = network.start("alice")
+    driver.stop()  # nothing takes events out now
+    part = p2p_pb2.Envelope(block_part=p2p_pb2.BlockPart(height=1, data=b"\x00" * (256 * 1024)))
+    fits = EVENT_QUEUE_BYTES // part.ByteSize()
+    for _ in range(fits + 50):
+        driver.on_message(b"flooder", part)
+    assert driver.events.qsize() <= fits and driver.dropped_events >= 50
+    network.drivers.pop("alice")
+    store, wal = network.opened.pop("alice")
+    wal.close()
+    store.close()
