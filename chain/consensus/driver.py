@@ -87,6 +87,7 @@ class ConsensusStatus:
     validators: int
     total_power: int
     peers: int
+    signatures_refused: int = 0
 
 
 def timeouts_for(block_time_ms: int) -> Timeouts:
@@ -181,6 +182,7 @@ class Driver:
             validators=len(voting.powers),
             total_power=voting.total,
             peers=len(self.network.peers()) if self.network is not None else 0,
+            signatures_refused=self.signer.refused,
         )
 
     # --- events in (called from network threads) -------------------------------------------

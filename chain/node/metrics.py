@@ -71,6 +71,9 @@ def _consensus_metrics(core) -> Iterator[Metric]:
     yield GaugeMetricFamily("inferchain_is_validator", "1 when this node's key is in the validator set.",
                             value=int(status.is_validator))
     yield GaugeMetricFamily("inferchain_validators", "Validators in the current set.", value=status.validators)
+    yield CounterMetricFamily("inferchain_signatures_refused",
+                              "Signatures the sign state refused (each would have been a double-sign).",
+                              value=status.signatures_refused)
 
 
 class NodeMetrics:
