@@ -275,6 +275,7 @@ class Outcome:
     heights: dict[int, int]  # correct validator -> decided height reached
     events: int
     refused: dict[str, int]  # signatures the guard refused: "repeat" (sent before), "conflict", "stale"
+    attacked: bool = False  # the lock adversary found a split to try
 
 
 class Simulation:
@@ -301,7 +302,7 @@ class Simulation:
         self.decided: dict[int, tuple[int, bytes]] = {}  # height -> (first correct decider, value)
         self.events = 0
         self.refused = {"repeat": 0, "conflict": 0, "stale": 0}
-        self.conflicts_refused: list[str] = []
+        self.conflicts_refused: list[tuple[int, str]] = []  # (validator, what the guard said)
         self.settled: set[int] = set()
         self._directory = tempfile.TemporaryDirectory(prefix="signstate-", dir=_fast_directory())
         self.nodes = [self._new_node(index) for index in range(scenario.validators)]
@@ -390,7 +391,7 @@ class Simulation:
             self._deliver(node, item)
         self._check_end()
         heights = {node.index: max(node.decisions, default=0) for node in self.correct()}
-        return Outcome(self.scenario.seed, self.violations, heights, self.events, dict(self.refused))
+        return Outcome(self.scenario.seed, self.violations, heights, self.events, dict(self.refused), self.attacked)
 
     def _control(self, node: Node, event: str) -> None:
         if event == "crash":
@@ -522,7 +523,7 @@ class Simulation:
             kind = "stale" if sent is None else "repeat" if message.value in sent else "conflict"
             self.refused[kind] += 1
             if kind == "conflict":
-                self.conflicts_refused.append(f"{self.now} ms: validator {node.index}: {refusal}")
+                self.conflicts_refused.append((node.index, f"{self.now} ms: {refusal}"))
             return kind == "repeat"
         if again is None:
             node.sign_state.record(height, round_number, step, message.value, repr(message).encode())

@@ -2,15 +2,18 @@
 
 Each seed draws 4 or 7 validators (equal or unequal power), up to f byzantine ones (double-signing,
 proposing two values, proposing and voting for an invalid value, silent, or all of the first two),
-delays and reorderings, messages held back until GST, a partition before GST, and up to two
-crash-restarts of correct validators. `bench/consensus_sim.py --seeds N` runs more.
+delays and reorderings, messages held back until GST, a partition before GST, up to two restarts of
+correct validators (from their write-ahead log or from an empty database) and a wrong clock. Every
+signature of a correct validator passes its SignState. `bench/consensus_sim.py --seeds N` runs more;
+tests/consensus/test_restarts.py and test_lock_attack.py show that the scenarios catch the defects
+they are there for.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from tests.consensus.simulation import Scenario, Simulation, simulate
+from tests.consensus.simulation import RESTARTS, Scenario, Simulation, simulate
 
 SEEDS_IN_CI = 200
 
@@ -30,14 +33,18 @@ def test_the_seeds_cover_every_fault():
     behaviours = {behaviour for scenario in scenarios for behaviour in scenario.byzantine.values()}
     assert behaviours == {"double_sign", "equivocate", "invalid", "silent", "adversary"}
     assert any(scenario.partition for scenario in scenarios)
-    assert any(scenario.crashes for scenario in scenarios)
+    assert {crash[3] for scenario in scenarios for crash in scenario.crashes} == set(RESTARTS)
+    clocks = [scenario.clock for scenario in scenarios if scenario.clock]
+    assert {clock.judges_by_clock for clock in clocks} == {False, True}
+    assert {clock.jump_ms > 0 for clock in clocks if clock.jump_ms} == {False, True}
+    assert {clock.rate for clock in clocks} == {0.5, 1.0, 2.0}
     assert {scenario.validators for scenario in scenarios} == {4, 7}
     assert any(len(set(scenario.powers)) > 1 for scenario in scenarios)
 
 
 def test_a_run_is_the_same_for_the_same_seed():
     first, second = Simulation(Scenario.draw(11)).run(), Simulation(Scenario.draw(11)).run()
-    assert (first.heights, first.events) == (second.heights, second.events)
+    assert (first.heights, first.events, first.refused) == (second.heights, second.events, second.refused)
     assert min(first.heights.values()) > 10
 
 
