@@ -322,6 +322,8 @@ class Driver:
         for entry in entries:  # our own signatures first: the machine's outputs are checked against them
             if entry.WhichOneof("entry") == "vote":
                 self._remember_own_vote(entry.vote)
+            elif entry.WhichOneof("entry") == "proposal":
+                self._remember_own_proposal(entry.proposal.proposal)
         self._act(self.machine.start())
         if entries:
             self._replay(entries)
@@ -352,7 +354,7 @@ class Driver:
         """Feed the machine what the log recorded for this height, in order (our own votes are not inputs)."""
         for entry in entries:
             which = entry.WhichOneof("entry")
-            if which == "proposal":
+            if which == "proposal" and entry.proposal.block:  # ours are logged without the block: not inputs
                 self._replay_proposal(entry.proposal)
             elif which == "vote" and not self._is_own(entry.vote):
                 self._take_vote(entry.vote, None, log_entry=False)
@@ -375,6 +377,14 @@ class Driver:
             return
         if body.validator == self.me and body.height == self.height:
             self.signed_before[(body.round, _KINDS[body.type])] = (body.block_hash, p2p_pb2.Envelope(vote=vote))
+
+    def _remember_own_proposal(self, proposal: types_pb2.SignedProposal) -> None:
+        try:
+            body = check_proposal(proposal, self.chain_id)
+        except VoteError:
+            return
+        if body.proposer == self.me and body.height == self.height:
+            self.signed_before[(body.round, PROPOSE)] = (body.block_hash, p2p_pb2.Envelope(proposal=proposal))
 
     def _maybe_advance(self) -> None:
         if self._next_start is not None and self.clock() >= self._next_start:
@@ -442,11 +452,18 @@ class Driver:
     def _sign_proposal(self, message: Proposal) -> list[p2p_pb2.Envelope]:
         candidate = self.verdicts[message.value]
         pieces = block_parts.split(candidate.block)
-        signed = self.signer.proposal(
-            message.height, message.round, message.valid_round, message.value, block_parts.part_hashes(pieces)
-        )
-        if signed is None:
-            return []
+        before = self._signed_again(message.round, PROPOSE, message.value)
+        if before is not None:
+            if not before.HasField("proposal"):
+                return []
+            signed = before.proposal
+        else:
+            signed = self.signer.proposal(
+                message.height, message.round, message.valid_round, message.value, block_parts.part_hashes(pieces)
+            )
+            if signed is None:
+                return []
+            self.wal.append(message.height, consensus_pb2.WalEntry(proposal=consensus_pb2.WalProposal(proposal=signed)))
         return [p2p_pb2.Envelope(proposal=signed)] + [
             p2p_pb2.Envelope(block_part=p2p_pb2.BlockPart(
                 height=message.height, round=message.round, block_hash=message.value, index=index, data=data,
@@ -454,16 +471,26 @@ class Driver:
             for index, data in enumerate(pieces)
         ]
 
+    def _signed_again(self, round_number: int, step: str, value: bytes) -> p2p_pb2.Envelope | None:
+        """What this validator signed at this round and step before a restart (from the log): None when nothing,
+        an empty Envelope when it signed another value (refused, one line), else the envelope as signed."""
+        before = self.signed_before.get((round_number, step))
+        if before is None:
+            return None
+        signed_value, envelope = before
+        if signed_value != value:
+            log.error("not signing a %s for %s at #%d round %d: before the restart this validator signed one for %s",
+                      step, value.hex()[:16] or "nil", self.height, round_number, signed_value.hex()[:16] or "nil")
+            self.signer.refused += 1
+            return p2p_pb2.Envelope()
+        return envelope
+
     def _sign_vote(self, message: Vote) -> list[p2p_pb2.Envelope]:
-        before = self.signed_before.get((message.round, message.kind))
+        before = self._signed_again(message.round, message.kind, message.value)
         if before is not None:
-            value, envelope = before
-            if value != message.value:
-                log.error("not signing a %s for %s at #%d round %d: before the restart this validator signed one for %s",
-                          message.kind, message.value.hex()[:16] or "nil", message.height, message.round,
-                          value.hex()[:16] or "nil")
+            if not before.HasField("vote"):
                 return []
-            vote = envelope.vote
+            vote = before.vote
         else:
             time_ms = 0
             if message.kind == PRECOMMIT and message.value:

@@ -144,9 +144,11 @@ def test_a_validator_restarted_at_any_moment_replays_its_log_and_never_signs_twi
     for restart in range(4):
         validators.wait_heights(2 + 2 * restart, ["alice", "bob", "charlie"])
         time.sleep(0.05 * restart)  # a different moment within the height each time
+        assert validators.drivers["dave"].signer.refused == 0  # the log replays exactly: nothing to refuse
         validators.stop("dave")
         validators.start("dave")
     validators.wait_heights(12)
+    assert validators.drivers["dave"].signer.refused == 0
     my_votes(validators.sent, "dave")
     assert not any(len(driver.evidence) for driver in validators.drivers.values())
 
