@@ -164,8 +164,8 @@ class NodeServicer:
 
     def SubscribeBlocks(self, request, context):
         """Every new finalized block from `from_height` (default: the next one) on.
-        Bounded: at most 16 open streams per client address and 64 per node (RESOURCE_EXHAUSTED
-        beyond); a stream ends after 600 s with DEADLINE_EXCEEDED (resubscribe from the next height)
+        Bounded: at most 16 open streams per client address and 64 per node, the last 16 of them only
+        for addresses that hold none (RESOURCE_EXHAUSTED beyond); a stream ends after 600 s with DEADLINE_EXCEEDED (resubscribe from the next height)
         and is cancelled when its client stops reading for 30 s.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

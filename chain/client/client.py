@@ -43,9 +43,11 @@ from proto import node_pb2, node_pb2_grpc
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_WAIT_S = 30.0
 # One SubmitTransactions request carries at most this many: large enough to amortise the call
-# (DESIGN.md section 4: 100 per request already gave 105,000 tx/s), small enough to stay far
-# below gRPC's message limit with maximum-size transactions.
+# (DESIGN.md section 4: 100 per request already gave 105,000 tx/s)...
 SUBMIT_CHUNK = 500
+# ...and at most this many bytes of transactions: a node refuses a request larger than one block
+# (docs/operator.md, the API's limits), and blocks are at least this large.
+SUBMIT_CHUNK_BYTES = 2 * 1024 * 1024
 _MESSAGE_LIMIT = 64 * 1024 * 1024
 # How many nonces an automatic-nonce submission tries before giving up; each refusal means another
 # submitter from the same account took the nonce first.
@@ -257,10 +259,8 @@ class Client(JobCalls):
 
     def submit_many(self, raws: Iterable[bytes], chunk: int = SUBMIT_CHUNK) -> list[Verdict]:
         """Submit many in batches (SubmitTransactions); one verdict per transaction, in order."""
-        raws = list(raws)
         verdicts: list[Verdict] = []
-        for start in range(0, len(raws), chunk):
-            batch = raws[start : start + chunk]
+        for batch in _batches(list(raws), chunk, SUBMIT_CHUNK_BYTES):
             reply = self._call(
                 self._stub.SubmitTransactions, node_pb2.SubmitTransactionsRequest(transactions=batch)
             )
@@ -419,3 +419,17 @@ def _proven_state_value(key: bytes, height: int, reply: node_pb2.GetStateProofRe
 def _contention_delay(attempt: int) -> float:
     """How long a try waits while other submitters race for the same account's nonces."""
     return CONTENTION_STEP_S * max(0, CONTENTION_PRIORITY_LEVELS - attempt)
+
+
+def _batches(raws: list[bytes], count: int, size: int) -> Iterator[list[bytes]]:
+    """Consecutive batches of at most `count` transactions and `size` bytes (a larger transaction goes alone)."""
+    batch: list[bytes] = []
+    total = 0
+    for raw in raws:
+        if batch and (len(batch) >= count or total + len(raw) > size):
+            yield batch
+            batch, total = [], 0
+        batch.append(raw)
+        total += len(raw)
+    if batch:
+        yield batch

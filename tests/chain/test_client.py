@@ -377,3 +377,12 @@ def test_a_proof_under_a_root_not_in_the_header_is_refused(dev_node):
         client._stub = TamperingStub(client._stub, "GetAccount", _claim_other_root)
         with pytest.raises(ProofError, match="not the state root"):
             client.account("bob")
+
+
+def test_submit_many_splits_batches_by_count_and_by_bytes():
+    from chain.client.client import _batches
+
+    small = [b"x" * 10] * 7
+    assert [len(batch) for batch in _batches(small, 3, 1_000)] == [3, 3, 1]
+    large = [b"y" * 400] * 5 + [b"z" * 2_000]
+    assert [sum(map(len, batch)) for batch in _batches(large, 100, 1_000)] == [800, 800, 400, 2_000]
