@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from chain.p2p.peer_table import Connection
+from chain.p2p.peer_table import REPLACED_GRACE_S, Connection
 from chain.p2p.queues import OutboundQueue
 from chain.p2p.transport import grpc_peer_addr, grpc_peer_host
 from chain.p2p.wire import NONCE_BYTES, HandshakeRefused, short_id
@@ -148,7 +148,8 @@ class Listener:
             self._answer_and_authenticate(request_iterator, hello, connection)
             if queue.closed:  # timed out, or ended to make room, meanwhile
                 return None
-            network.register(connection)
+            if not self._register(connection):
+                return connection  # a losing duplicate, read until its grace period ends
         except HandshakeRefused as refusal:
             if refusal.code == grpc.StatusCode.UNAUTHENTICATED:
                 network.count_failed_authentication()
@@ -157,6 +158,26 @@ class Listener:
             queue.close((refusal.code, refusal.detail))
             return None
         return connection
+
+    def _register(self, connection: Connection) -> bool:
+        """Register an authenticated connection; False when it lost to another with the same peer.
+
+        The dialer took the stream when it sent its HelloAck, and may not have seen the survivor
+        yet: a loser is read for the grace period and only then ended, as the dialer ends one.
+        """
+        network = self.network
+        try:
+            network.register(connection)
+            return True
+        except HandshakeRefused as refusal:
+            if refusal.code != grpc.StatusCode.ALREADY_EXISTS:
+                raise
+            detail = refusal.detail
+        log.debug("p2p: %s; ending the duplicate in %.0f s", detail, REPLACED_GRACE_S)
+        connection.closed_reason = "duplicate"
+        network.at(network.clock() + REPLACED_GRACE_S,
+                   lambda: network.close(connection, grpc.StatusCode.ALREADY_EXISTS, detail))
+        return False
 
     def _answer_and_authenticate(self, request_iterator, hello, connection: Connection) -> None:
         """Queue our signed Hello and check the dialer's HelloAck: HandshakeRefused(UNAUTHENTICATED) unless it holds its key."""

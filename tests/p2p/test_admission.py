@@ -51,8 +51,9 @@ def test_a_validator_connects_while_strangers_hold_every_free_slot(make_network,
         hold_half_open(target, raw_peers, SMALL.max_pending_handshakes + 4)
         started = time.monotonic()
     node, _ = make_network([addr(target)], limits=SMALL, validator_key=validator)
-    wait_until(lambda: node.node_id in peer_ids(target), timeout=5.0, what="the validator to connect")
-    assert time.monotonic() - started < 5.0
+    # Within a few seconds, though the strangers' handshakes would be held for 30 s.
+    wait_until(lambda: node.node_id in peer_ids(target), timeout=10.0, what="the validator to connect")
+    assert time.monotonic() - started < 10.0
     if strangers == "authenticated":
         assert len(target.peers()) == SMALL.max_inbound + 1
         assert stranger.node_id not in peer_ids(target)  # a stranger without a validator key is refused
@@ -69,7 +70,7 @@ def test_a_boot_node_connects_while_strangers_hold_every_inbound_slot(make_netwo
     fill_with_strangers(target, raw_peers, SMALL.max_inbound)
     # The boot node returns and dials the target itself: its proven id earns a reserved slot there.
     make_network([addr(target)], key=boot_key, host=host, port=port, limits=SMALL)
-    wait_until(lambda: boot_key.public_key in peer_ids(target), timeout=5.0, what="the boot node to reconnect")
+    wait_until(lambda: boot_key.public_key in peer_ids(target), timeout=10.0, what="the boot node to reconnect")
     assert len(target.peers()) == SMALL.max_inbound + 1
 
 
@@ -122,7 +123,8 @@ def test_streams_from_one_address_beyond_its_limit_are_refused_at_once(make_netw
     started = time.monotonic()
     code, details = third.final_status()
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "too many connections from 127.0.0.1 (at most 2)" in details
-    assert time.monotonic() - started < 2.0 and a.handshakes_in_progress == 2
+    # Well before any handshake deadline (30 s here): refused as the stream opened (slack for loaded machines).
+    assert time.monotonic() - started < 5.0 and a.handshakes_in_progress == 2
 
 
 def test_a_stream_without_a_hello_is_ended_after_the_short_handshake_deadline(make_network, raw_peers):
@@ -131,7 +133,7 @@ def test_a_stream_without_a_hello_is_ended_after_the_short_handshake_deadline(ma
     started = time.monotonic()
     code, details = peer.final_status()
     assert code == grpc.StatusCode.DEADLINE_EXCEEDED and "no Hello within 2 s" in details
-    assert time.monotonic() - started < 3.5
+    assert time.monotonic() - started < 6.0
 
 
 def encode_ack(signature: bytes, validator_signature: bytes) -> bytes:
