@@ -60,6 +60,7 @@ EVENT_QUEUE = 20_000
 EVENT_QUEUE_BYTES = 64 * 1024 * 1024
 SYNC_RESPONSE_BYTES = 8 * 1024 * 1024
 REBROADCAST_S = 2.0
+SYNCED = "by block sync"
 # Messages already queued from a peer disconnected for misbehaving are dropped for this long.
 IGNORE_MISBEHAVING_S = 60.0
 # Validator sets of this many heights are kept to check votes of past heights (evidence) cheaply.
@@ -531,7 +532,8 @@ class Driver:
             candidate.height, candidate.block_hash.hex()[:16], len(candidate.included), how,
             (time.perf_counter() - started) * 1000,
         )
-        self._broadcast(self._status_envelope())
+        if how != SYNCED:  # block sync announces once per batch: peers limit Status messages per second
+            self._broadcast(self._status_envelope())
         if self.observe_block is not None:
             self.observe_block(self.clock() - self._height_started)
 
@@ -782,10 +784,11 @@ class Driver:
             except (EncodingError, CommitError, InvalidProposedBlock) as error:
                 self.sync.reject(peer_id, f"a block that does not verify in sync: {error}")
                 break
-            self._commit(candidate, finalized.commit, "by block sync")
+            self._commit(candidate, finalized.commit, SYNCED)
             committed += 1
         if not committed:
             return
+        self._broadcast(self._status_envelope())
         self.machine = None  # the heights it was deciding are final now
         self._timers = []
         self._next_start = None
