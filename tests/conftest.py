@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -29,6 +30,7 @@ def dev_node(tmp_path_factory):
     """One dev node shared by a test module (block time from the dev genesis: 1 s)."""
     base = tmp_path_factory.mktemp("dev-node")
     node = NodeProcess(base_path=base / "data", rpc_port=free_port()).start()
+    wait_first_block(node.target)  # the API serves a moment before the first block is final
     yield node
     node.kill()
 
@@ -41,3 +43,15 @@ def small_disk(tmp_path, request):
     size_mb = getattr(request.module, "SMALL_DISK_MB", 8)
     with small_filesystem(tmp_path / "disk", size_mb) as path:
         yield path
+
+
+def wait_first_block(target: str, timeout: float = 30.0) -> None:
+    """Block until the node at `target` has finalized a block."""
+    from chain.client import Client
+
+    deadline = time.monotonic() + timeout
+    with Client(target) as client:
+        while client.chain_info().best_height < 1:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no block finalized at {target} within {timeout:.0f} s")
+            time.sleep(0.05)
