@@ -4,9 +4,9 @@
 
 Cases (tests/faults/cases.py): kill -9, pause, isolate, a vote flood from a non-validator (110,000
 votes), a lying Status, peer slots taken by authenticated strangers, half-open streams, a
-TxAnnounce flood, 200 API requests of 30 MiB, a restart from an empty chain database and a clock
-skewed by -40 s then fixed (4 attempts each). Each case asserts that no honest validator
-double-signs (no evidence, no slash), no fork, finality continues or resumes within its bound,
+TxAnnounce flood, 200 API requests of 30 MiB, a restart from an empty chain database (8 times,
+each on a fresh devnet) and a clock skewed by -40 s then fixed (4 times). Each case asserts that
+no honest validator double-signs (no evidence, no slash), no fork, finality continues or resumes within its bound,
 and no node's resident memory passes the bound.
 
 --quick runs the test suite's sizes (tests/faults/cases.QUICK); --seconds N scales the long
@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).absolute().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.faults.cases import CASES, LONG, QUICK, NetHolder, run_case  # noqa: E402
+from tests.faults.cases import CASES, LONG, QUICK, NetHolder, attempts, run_case  # noqa: E402
 from tests.faults.devnet import FaultNet  # noqa: E402
 
 
@@ -60,11 +60,14 @@ def main(argv=None) -> int:
     results = []
     started = time.monotonic()
     print(f"fault suite ({scale.name} sizes), devnets in {base}", flush=True)
+    runs = [(name, attempt) for name in names
+            for attempt in range(attempts(name, scale))]
     try:
-        for name in names:
-            print(f"--- {name} ...", flush=True)
+        for name, attempt in runs:
+            label = name if attempt == 0 else f"{name}#{attempt + 1}"
+            print(f"--- {label} ...", flush=True)
             result = run_case(holder, name, scale)
-            results.append((name, result))
+            results.append((label, result))
             print(result.summary(), flush=True)
     finally:
         holder.close()
