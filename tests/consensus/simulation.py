@@ -488,7 +488,8 @@ class Simulation:
             values = node.sent.setdefault(position, set())
             values.add(message.value)
             if len(values) > 1:
-                self.violations.append(f"{self.now} ms: correct validator {node.index} signed two {position[2]}s at {position}")
+                self.violations.append(
+                    f"{self.now} ms: correct validator {node.index} signed two {position[2]}s at {position}")
             node.seen.add(message)
             self._remember(message)
             self._send(node, message)
