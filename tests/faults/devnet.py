@@ -15,13 +15,11 @@ What the checks read, from outside as an operator would:
 - memory: each node's resident set from /proc, sampled twice a second, the peak kept.
 
 Nodes run in sessions of their own and, on Linux, get SIGTERM when the process that started them
-dies (prctl PR_SET_PDEATHSIG; start them from the main thread, since the signal follows the thread).
+dies (setpriv --pdeathsig; start them from the main thread, since the signal follows the thread).
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import shutil
 import signal
@@ -63,18 +61,15 @@ def free_port(host: str) -> int:
         return sock.getsockname()[1]
 
 
-def _stop_with_parent() -> Callable[[], None] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    library = ctypes.util.find_library("c")
-    if library is None:
-        return None
-    libc = ctypes.CDLL(library, use_errno=True)
+def _stop_with_parent() -> list[str]:
+    """A command prefix that has Linux SIGTERM the node when the process that started it dies (or nothing).
 
-    def hook() -> None:
-        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
-
-    return hook
+    setpriv(1) sets PR_SET_PDEATHSIG and execs the node in place. Not a preexec_fn: Python code run
+    between fork and exec can crash a process whose other threads are inside gRPC (hostile peers
+    run on a loop in this process), while a spawn without one uses vfork, which runs no fork handlers."""
+    if sys.platform.startswith("linux") and shutil.which("setpriv"):
+        return ["setpriv", "--pdeathsig", "TERM"]
+    return []
 
 
 @dataclass
@@ -255,8 +250,8 @@ class FaultNet:
             log.write(f"--- faults: starting {member.name} ({mode}) at {time.strftime('%H:%M:%S')}\n".encode())
             log.flush()
             member.process = subprocess.Popen(
-                self.command(member, isolated_p2p), cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, env=environment, start_new_session=True, preexec_fn=_stop_with_parent(),
+                _stop_with_parent() + self.command(member, isolated_p2p), cwd=ROOT, stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT, env=environment, start_new_session=True,
             )
         member.paused = False
         member.mode = mode

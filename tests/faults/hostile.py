@@ -1,9 +1,11 @@
 """Hostile peers: what an attacker on the peer-to-peer port can do, bounded, on loopback only.
 
-Each behaviour speaks the real handshake of docs/network.md through chain/p2p/wire.py (canonical
-Envelopes, the Hello with a fresh nonce, the listener's signature checked, a signed HelloAck),
-taking the protocol version and the Hello's fields from chain.p2p.wire and proto at run time, so
-a change of the handshake's version or fields does not leave this toolkit speaking the old one.
+Each behaviour speaks the real handshake of docs/network.md: the node's own dialer side of it
+(chain.p2p.handshake.Handshaker: the Hello with a fresh nonce and the checkout's protocol version
+and fields, the listener's signatures checked, a signed HelloAck) where the checkout has it, else
+the same built from chain/p2p/wire.py's helpers, filling every Hello field the proto has. So a
+change of the handshake's version or fields does not leave this toolkit speaking the old one.
+Hostile peers never claim a validator key: they are strangers with throwaway node keys.
 
     vote_flood      correctly signed votes from a key that is no validator (the key is fresh; so is
                     the node key of every reconnection after a disconnect)
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import inspect
 import ipaddress
 import secrets
 import threading
@@ -88,6 +91,7 @@ def hello_envelope(chain: Chain, node_id: bytes, nonce: bytes, height: int = 0, 
     """A dialer's Hello with every field this checkout's proto has that the handshake fills (no signature)."""
     identity = chain.identity()
     values = {
+        "time_ms": int(time.time() * 1000),
         "protocol_version": identity.protocol_version,
         "chain_id": identity.chain_id,
         "genesis_hash": identity.genesis_hash,
@@ -136,6 +140,26 @@ def vote_signer(message: p2p_pb2.Envelope) -> bytes | None:
 # --- one connection ---------------------------------------------------------------------------------
 
 
+def _handshaker(chain: Chain, node_key: Keypair, height: int):
+    """The checkout's own Handshaker for a stranger (no validator key), or None where it has none."""
+    try:
+        from chain.p2p.handshake import Handshaker
+    except ImportError:
+        return None
+    try:
+        return Handshaker(chain.identity(), node_key, lambda: height, lambda: "")
+    except TypeError:
+        return None
+
+
+def _answer(handshaker, listener_hello: p2p_pb2.Hello, nonce: bytes, addr: str) -> bytes:
+    """The HelloAck for the listener's Hello, its signatures checked (HandshakeRefused when they do not verify)."""
+    parameters = inspect.signature(handshaker.check_listener_hello).parameters
+    arguments = (listener_hello, nonce, addr) if len(parameters) >= 3 else (listener_hello, nonce)
+    answer = handshaker.check_listener_hello(*arguments)
+    return answer[0] if isinstance(answer, tuple) else answer
+
+
 def _channel_options() -> list[tuple[str, int]]:
     return [
         ("grpc.max_receive_message_length", wire.MAX_MESSAGE_BYTES),
@@ -172,8 +196,10 @@ class Connection:
         self._call = self._channel.stream_stream(wire.CONNECT_METHOD)()
         nonce = secrets.token_bytes(wire.NONCE_BYTES)
         own_id = self.node_key.public_key
+        handshaker = _handshaker(self.chain, self.node_key, self.height)
+        hello = handshaker.hello(nonce) if handshaker else hello_envelope(self.chain, own_id, nonce, self.height)
         try:
-            await self._call.write(encode(hello_envelope(self.chain, own_id, nonce, self.height)))
+            await self._call.write(encode(hello))
             raw = await asyncio.wait_for(self._call.read(), timeout)
         except grpc.aio.AioRpcError as error:
             await self.close()
@@ -186,6 +212,12 @@ class Connection:
             await self.close()
             raise Refused(code, detail or "the stream ended before the listener's Hello")
         try:
+            if handshaker is not None:
+                hello = handshaker.parse_hello(raw)
+                await self._call.write(_answer(handshaker, hello, nonce, self.addr))
+                self.peer_id = hello.node_id
+                self._reader = asyncio.get_running_loop().create_task(self._read())
+                return self
             hello = wire.parse_envelope(raw).hello
             identity = self.chain.identity()
             wire.check_hello(identity, own_id, hello, from_listener=True)
