@@ -38,7 +38,7 @@ from chain.consensus.machine import (
 )
 from chain.consensus.proposer import Priorities
 from chain.consensus.signer import Signer
-from chain.consensus.signstate import SignStateError
+from chain.consensus.signstate import SignRefused, SignStateError
 from chain.consensus.sync import SYNC_BATCH, BlockSync
 from chain.consensus.vote_store import SignedVotes
 from chain.consensus.wal import Wal, WalError
@@ -317,7 +317,7 @@ class Driver:
                 self._replay_own_block(entry.own_block)
         self.machine = Machine(
             self.me, self.voting.powers, self.height, self._is_valid, self._new_value,
-            self.timeouts, self._priorities(self.voting.powers), auto_advance=False,
+            self.timeouts, self._priorities(self.voting.powers), auto_advance=False, may_sign=self._may_sign,
         )
         self._timers = []
         for entry in entries:  # our own signatures first: the machine's outputs are checked against them
@@ -386,6 +386,23 @@ class Driver:
             return
         if body.proposer == self.me and body.height == self.height:
             self.signed_before[(body.round, PROPOSE)] = (body.block_hash, p2p_pb2.Envelope(proposal=proposal))
+
+    def _may_sign(self, message: Proposal | Vote) -> bool:
+        """The machine's signing guard: what this validator signed at this round and step before a restart (the
+        log), else the sign state. A refusal is one log line; the machine then neither sends nor counts it."""
+        step = PROPOSE if isinstance(message, Proposal) else message.kind
+        if self.me not in self.voting.powers:
+            return True  # a follower signs nothing (_send_own), and its own messages count for nothing
+        before = self._signed_again(message.round, step, message.value)
+        if before is not None:
+            return before.ByteSize() > 0  # the same message again; an empty envelope: another one (refused)
+        try:
+            self.signer.state.authorize(message.height, message.round, step, message.value)
+        except SignRefused as refusal:
+            self.signer.refused += 1
+            log.error("%s", refusal)
+            return False
+        return True
 
     def _maybe_advance(self) -> None:
         if self._next_start is not None and self.clock() >= self._next_start:

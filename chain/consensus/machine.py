@@ -129,8 +129,12 @@ class Machine:
         timeouts: Timeouts = Timeouts(),
         priorities: Priorities | None = None,
         auto_advance: bool = True,
+        may_sign: Callable[[Union[Proposal, Vote]], bool] = lambda message: True,
     ):
         self.me = me
+        # The caller's signing guard (the sign state): a message it refuses is neither sent nor counted in
+        # this machine's own tallies, so a vote never signed cannot complete a polka or a commit here.
+        self.may_sign = may_sign
         # False: after a decision the machine waits at the next height until `advance()` (a node
         # commits the block first, then starts the next height with that height's validator set).
         self.auto_advance = auto_advance
@@ -307,6 +311,8 @@ class Machine:
         if signed is not None:
             if signed != message.value:
                 raise AssertionError(f"refusing to sign a second {kind} at height {message.height} round {message.round}")
+            return
+        if not self.may_sign(message):
             return
         self._signed[key] = message.value
         outputs.append(Broadcast(message))

@@ -37,7 +37,6 @@ and every correct validator decided new heights within a bounded time after the 
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import heapq
 import itertools
@@ -104,23 +103,6 @@ class UnlockedMachine(Machine):
 
     locked_value = property(lambda self: None, lambda self, value: None)
     locked_round = property(lambda self: -1, lambda self, value: None)
-
-
-class SigningGuard:
-    """Mixed into a machine class: each message of ours passes `sign` before the machine counts it. A refused
-    message is neither sent nor counted in the machine's own tallies: a vote that was never signed must not
-    make a polka (the machine records its own message in `_broadcast`, before any caller sees it)."""
-
-    sign: Callable[[Union[Proposal, Vote]], bool] | None = None
-
-    def _broadcast(self, message: Union[Proposal, Vote], outputs: list) -> None:
-        if self.sign is None or self.sign(message):
-            super()._broadcast(message, outputs)  # type: ignore[misc]
-
-
-@functools.lru_cache(maxsize=None)
-def _guarded(machine: type[Machine]) -> type[Machine]:
-    return type(f"Guarded{machine.__name__}", (SigningGuard, machine), {})
 
 
 @dataclass(frozen=True)
@@ -333,11 +315,11 @@ class Simulation:
         def judge(value: bytes) -> bool:
             return self._judge(node, value)
 
-        machine = _guarded(self.machine_class)(node.key, self.powers, height, judge, new_value, TIMEOUTS,
-                                               _priorities_at(self.powers, height))
-        if self.guard and behaviour is None:
-            machine.sign = lambda message: self._sign(node, message)
-        return machine
+        guarded = self.guard and behaviour is None
+        return self.machine_class(
+            node.key, self.powers, height, judge, new_value, TIMEOUTS, _priorities_at(self.powers, height),
+            may_sign=(lambda message: self._sign(node, message)) if guarded else (lambda message: True),
+        )
 
     def _judge(self, node: Node, value: bytes) -> bool:
         """Validity as this node sees it now: with `judges_by_clock`, a clock more than DRIFT_MS behind makes

@@ -236,3 +236,24 @@ def test_advance_with_a_new_validator_set_forgets_the_buffered_votes_of_those_wh
     assert node.total == 3 and KEYS[0] not in node.powers
     # Tallies now run over the new set only: KEYS[0]'s buffered prevote no longer counts (no KeyError either).
     assert node._power(node._votes(PREVOTE, 0), B) == 1
+
+
+def test_a_message_the_signing_guard_refuses_is_neither_sent_nor_counted_in_its_own_tallies():
+    refused = []
+
+    def may_sign(message) -> bool:
+        if isinstance(message, Vote) and message.kind == PREVOTE:
+            refused.append(message)
+            return False
+        return True
+
+    node = Machine(KEYS[3], POWERS, 1, lambda value: True, lambda height: b"fresh-%d" % height, may_sign=may_sign)
+    node.start()
+    proposer = proposer_of(node, 0)
+    outputs = feed(node, Proposal(1, 0, A, -1, KEYS[proposer]))
+    assert refused and not sent(outputs, PREVOTE)
+    others = [i for i in range(3) if i != proposer][:1] + [proposer]
+    outputs = feed(node, *(Vote(PREVOTE, 1, 0, A, KEYS[i]) for i in others))
+    assert not sent(outputs, PRECOMMIT)  # 2 prevotes and a refused own one are no polka of 3
+    outputs = feed(node, Vote(PREVOTE, 1, 0, A, KEYS[next(i for i in range(3) if i not in others)]))
+    assert [vote.value for vote in sent(outputs, PRECOMMIT)] == [A]  # the third signed prevote makes it
