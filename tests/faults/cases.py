@@ -91,8 +91,14 @@ LONG = Scale(
 
 
 def max_peers() -> int:
-    """The node's peer limit, read from this checkout's Network (it may change)."""
-    return inspect.signature(Network.__init__).parameters["max_peers"].default
+    """The node's peer slots, read from this checkout (NetworkLimits' inbound and outbound, or Network's max_peers)."""
+    from chain.p2p import network
+
+    limits = getattr(network, "NetworkLimits", None)
+    if limits is not None and hasattr(limits, "max_inbound"):
+        return limits.max_inbound + getattr(limits, "max_outbound", 0)
+    parameter = inspect.signature(Network.__init__).parameters.get("max_peers")
+    return parameter.default if parameter is not None else 50
 
 
 # --- results ---------------------------------------------------------------------------------------
@@ -247,7 +253,10 @@ def healthy(net: FaultNet, timeout: float = 40.0) -> str | None:
     except FaultFailure as failure:
         return str(failure).splitlines()[0]
     ledgers = net.ledgers()
-    punished = [name for name, (bonded, jailed) in ledgers.items() if jailed or bonded < max(b for b, _ in ledgers.values())]
+    if not ledgers:
+        return "no node answered a stake-ledger read"
+    most = max(bonded for bonded, _ in ledgers.values())
+    punished = [name for name, (bonded, jailed) in ledgers.items() if jailed or bonded < most]
     if punished:
         return f"{', '.join(punished)} slashed or jailed by an earlier case"
     return None
@@ -406,7 +415,8 @@ def strangers(net: FaultNet, scale: Scale) -> CaseResult:
         victim = net.members[1]
         chain = hostile.Chain.of_node(victim.rpc)
         with hostile.Lab() as lab:
-            swarm = lab.start(hostile.strangers([m.p2p for m in net.members], chain, per_node, scale.strangers_s))
+            via = lab.run(hostile.relays([m.p2p for m in net.members]), timeout=10)
+            swarm = lab.start(hostile.strangers(list(via.values()), chain, per_node, scale.strangers_s))
             time.sleep(min(10.0, scale.strangers_s / 4))
             case.note("peers before the restart: " + ", ".join(
                 f"{m.name} {(m.chain_info().peers if m.chain_info() else '?')}" for m in net.members))
@@ -426,8 +436,8 @@ def half_open(net: FaultNet, scale: Scale) -> CaseResult:
     with Case(net, f"{scale.half_open_per_node} half-open streams per node", scale) as case:
         victim = net.members[2]
         with hostile.Lab() as lab:
-            streams = lab.start(hostile.half_open([m.p2p for m in net.members], scale.half_open_per_node,
-                                                  scale.half_open_s))
+            via = lab.run(hostile.relays([m.p2p for m in net.members]), timeout=10)
+            streams = lab.start(hostile.half_open(list(via.values()), scale.half_open_per_node, scale.half_open_s))
             time.sleep(3.0)
             net.kill(victim)
             case.result.resume_s = restart_and_rejoin(case, net, victim, scale.half_open_rejoin_bound_s)

@@ -345,6 +345,54 @@ class Lab:
         self.close()
 
 
+# --- the attacker's own address ------------------------------------------------------------------------
+
+# Where hostile connections come from. On one machine every node dials from 127.0.0.1 whatever its
+# listen address, so an attacker there would share the honest validators' source address (and
+# their per-address limits); relays make hostile connections come from a host of their own.
+ATTACKER_HOST = "127.0.0.66"
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                break
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        writer.close()
+
+
+async def relays(targets: list[str], source_host: str = ATTACKER_HOST) -> dict[str, str]:
+    """A TCP relay per target on 127.0.0.1 whose upstream connections leave from `source_host`: target -> relay address.
+
+    The relays live as long as the Lab's loop (Lab.close ends them)."""
+    loopback(f"{source_host}:1")
+    found = {}
+    for target in targets:
+        host, port = wire.parse_dial_addr(loopback(target))
+
+        async def handle(reader, writer, host=host, port=port):
+            try:
+                upstream_reader, upstream_writer = await asyncio.open_connection(host, port, local_addr=(source_host, 0))
+            except OSError:
+                writer.close()
+                return
+            try:
+                await asyncio.gather(_pipe(reader, upstream_writer), _pipe(upstream_reader, writer))
+            except asyncio.CancelledError:  # the Lab closing: end quietly
+                writer.close()
+                upstream_writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        found[target] = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    return found
+
+
 # --- behaviours ---------------------------------------------------------------------------------------
 
 
