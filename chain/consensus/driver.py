@@ -227,9 +227,9 @@ class Driver:
         except ProductionHalted:
             self.halted = True
             return
-        except (SignStateError, WalError) as error:
+        except (StoreError, SignStateError, WalError) as error:
             self.halted = True
-            log.error("consensus stopped: %s", error)
+            self.core.halt_production(error)
             return
         while not self._stop.is_set():
             wait = 0.2
@@ -256,13 +256,9 @@ class Driver:
                 self.halted = True
                 log.error("consensus stopped: the node can no longer write blocks")
                 return
-            except StoreError as error:
+            except (StoreError, SignStateError, WalError) as error:  # the disk failed: nothing more is signed
                 self.halted = True
                 self.core.halt_production(error)
-                return
-            except (SignStateError, WalError) as error:
-                self.halted = True
-                log.error("consensus stopped: %s", error)
                 return
             except Exception:  # a bug, not bad input: keep deciding and say so loudly
                 log.exception("consensus step failed")

@@ -62,12 +62,18 @@ class Wal:
         return 0
 
     def append(self, height: int, entry: consensus_pb2.WalEntry) -> None:
-        self._db.put(_KEY.pack(height, self._next), entry.SerializeToString())
+        try:
+            self._db.put(_KEY.pack(height, self._next), entry.SerializeToString())
+        except plyvel.Error as error:
+            raise WalError(f"writing the consensus log at {self.path} failed: {_first_line(error)}") from None
         self._next += 1
 
     def sync(self) -> None:
         """Make every appended entry durable (one synchronous write flushes the log before it)."""
-        self._db.put(_SYNC_KEY, b"", sync=True)
+        try:
+            self._db.put(_SYNC_KEY, b"", sync=True)
+        except plyvel.Error as error:
+            raise WalError(f"writing the consensus log at {self.path} failed: {_first_line(error)}") from None
 
     def entries(self, height: int) -> Iterator[consensus_pb2.WalEntry]:
         """The entries of `height`, in the order they were appended; WalError when the log is damaged."""
@@ -86,9 +92,12 @@ class Wal:
 
     def forget_below(self, height: int) -> None:
         """Delete the entries of every height below `height`."""
-        with self._db.write_batch() as batch:
-            for key in self._db.iterator(stop=_KEY.pack(height, 0), include_value=False):
-                batch.delete(key)
+        try:
+            with self._db.write_batch() as batch:
+                for key in self._db.iterator(stop=_KEY.pack(height, 0), include_value=False):
+                    batch.delete(key)
+        except plyvel.Error as error:
+            raise WalError(f"writing the consensus log at {self.path} failed: {_first_line(error)}") from None
 
     def close(self) -> None:
         self._db.close()

@@ -269,8 +269,9 @@ class NodeCore:
         if self.stats.production_halted:
             raise ProductionHalted(f"block production halted at #{self.head.height} after a failed write")
 
-    def halt_production(self, error: StoreError) -> ProductionHalted:
-        """Stop producing after a storage failure: the head stays at what is on disk, no block is built on it.
+    def halt_production(self, error: Exception) -> ProductionHalted:
+        """Stop producing after a storage failure (the store, the consensus log or the sign state): the head stays
+        at what is on disk, no block is built on it and nothing more is signed.
 
         The store refuses writes after a failed one itself; this makes the halt visible (metrics, one log line).
         """
