@@ -69,8 +69,6 @@ VOTER_SETS_KEPT = 8
 # assembled at once: a validator signing proposals for every round cannot fill memory.
 ROUNDS_AHEAD = 8
 MAX_ASSEMBLIES = 32
-# A peer's block sync requests are served at most this often.
-SYNC_SERVE_INTERVAL_S = 0.2
 # With other validators, a proposer stops adding transactions once executing them took this share of the
 # block time (at least MIN_BUILD_S): each of them executes the block again before it may prevote for it.
 BUILD_SHARE_OF_BLOCK_TIME = 0.3
@@ -133,7 +131,6 @@ class Driver:
         self.voting = VotingPower.of(self.builder.validator_set(self.height))
         self.halted = False
         self.sync = BlockSync(clock)
-        self._served_at: dict[bytes, float] = {}
         self._height_started = 0.0
         self._next_start: float | None = None
         self._last_progress = 0.0
@@ -762,12 +759,6 @@ class Driver:
 
     def _serve_blocks(self, peer_id: bytes, request: p2p_pb2.BlocksRequest) -> None:
         """Answer a block sync request from the store (on the network's thread: reads only)."""
-        now = self.clock()
-        if now - self._served_at.get(peer_id, -SYNC_SERVE_INTERVAL_S) < SYNC_SERVE_INTERVAL_S:
-            return  # asking faster than anyone syncing needs
-        self._served_at[peer_id] = now
-        if len(self._served_at) > 4096:
-            self._served_at.clear()
         store = self.core.store
         response = p2p_pb2.BlocksResponse()
         size = 0

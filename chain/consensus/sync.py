@@ -2,9 +2,9 @@
 
 A node behind its peers asks for finalized blocks by range (p2p BlocksRequest). A peer's claim (its
 Status height) is a promise, not a fact: ranges are spread over several peers at once, each range
-has a deadline, and a peer that claims a height and then answers nothing for it, answers too late,
-or answers what was not asked is distrusted for a while (its claims ignored, nothing asked of it)
-and reported to the caller to be penalized. A lagging node so catches up at the speed of its honest
+has a deadline, and a peer that claims a height and then answers nothing for it, or answers what
+was not asked, is distrusted for a while (its claims ignored, nothing asked of it) and reported to
+the caller to be penalized; one that answers too late is only passed over for a few seconds. A lagging node so catches up at the speed of its honest
 peers whatever one liar says. Blocks arrive out of order and wait here until the ones before them
 are committed; the driver (chain/consensus/driver.py) verifies and commits them in height order.
 Nothing here does I/O or reads a clock but the one passed in.
@@ -23,8 +23,12 @@ SYNC_BATCH = 64
 MAX_PARALLEL_RANGES = 4
 # A range not answered within this many seconds is asked of another peer.
 RANGE_TIMEOUT_S = 4.0
-# A peer that lied (or timed out) is not asked, and its claims are ignored, for this long.
+# A peer that lied is not asked, and its claims are ignored, for this long; one that was only slow, for
+# SLOW_PEER_S.
 DISTRUST_S = 60.0
+SLOW_PEER_S = 10.0
+# One peer is asked at most this often (peers drop block requests beyond 20 a second: chain/p2p/rates.py).
+MIN_REQUEST_INTERVAL_S = 0.1
 
 
 @dataclass
@@ -59,6 +63,7 @@ class BlockSync:
         self._blocks: dict[int, tuple[bytes, types_pb2.FinalizedBlock]] = {}
         self._distrusted: dict[bytes, float] = {}
         self._faults: list[Fault] = []
+        self._asked_at: dict[bytes, float] = {}
         self._turn = itertools.count()
 
     # --- what peers say ---
@@ -70,6 +75,7 @@ class BlockSync:
     def forget(self, peer: bytes) -> None:
         """A peer went away: its claim and what was asked of it go too (asked of others next time)."""
         self.claims.pop(peer, None)
+        self._asked_at.pop(peer, None)
         for start in [start for start, asked in self._ranges.items() if asked.peer == peer]:
             del self._ranges[start]
 
@@ -94,6 +100,7 @@ class BlockSync:
             return []
         requests = []
         busy = {asked.peer for asked in self._ranges.values()}
+        busy |= {peer for peer, at in self._asked_at.items() if now - at < MIN_REQUEST_INTERVAL_S}
         start = head + 1
         window_end = head + self.parallel * self.batch
         while len(self._ranges) < self.parallel and start <= min(target, window_end):
@@ -106,6 +113,7 @@ class BlockSync:
             count = min(self.batch, self.claims[peer] - start + 1)
             count = self._until_known(start, count)
             self._ranges[start] = _Range(peer, start, count, now)
+            self._asked_at[peer] = now
             busy.add(peer)
             requests.append((peer, p2p_pb2.BlocksRequest(from_height=start, count=count)))
             start += count
@@ -186,7 +194,7 @@ class BlockSync:
             del self._blocks[old]
 
     def _fault(self, peer: bytes, reason: str, severe: bool = True) -> None:
-        self._distrusted[peer] = self.clock() + self.distrust_s
+        self._distrusted[peer] = self.clock() + (self.distrust_s if severe else SLOW_PEER_S)
         self.claims.pop(peer, None)
         for start in [start for start, asked in self._ranges.items() if asked.peer == peer]:
             del self._ranges[start]

@@ -1,7 +1,8 @@
 """Per-peer message rates (docs/network.md, "Rates"): token buckets of messages and hashes per second.
 
 An honest node stays far below each bound: it announces transactions every 50 ms, asks once per
-announcement, asks for peers on connect and every 30 s, and sends Status once per finalized block.
+announcement, asks for peers on connect and every 30 s, sends Status once per finalized block and
+asks one peer for at most 10 ranges of blocks a second.
 What goes beyond is dropped and penalized (chain/p2p/scoring.py), so a flood ends in a ban.
 """
 
@@ -48,6 +49,9 @@ class MessageRates:
     peers_request: Rate = Rate(per_s=1, burst=5)
     # One per finalized block; a node catching up finalizes many blocks a second.
     status: Rate = Rate(per_s=200, burst=1000)
+    # Block sync: a node asks one peer for one range at a time, at most 10 a second
+    # (chain/consensus/sync.py); each answer may read 8 MiB from the store.
+    blocks_request: Rate = Rate(per_s=20, burst=40)
     hash_kinds: frozenset = field(default=frozenset({"tx_announce", "tx_request"}))
 
 
@@ -60,6 +64,7 @@ class PeerRates:
             "tx_request": TokenBucket(rates.tx_request, now),
             "peers_request": TokenBucket(rates.peers_request, now),
             "status": TokenBucket(rates.status, now),
+            "blocks_request": TokenBucket(rates.blocks_request, now),
         }
         self._hashes = {kind: TokenBucket(rates.tx_hashes, now) for kind in rates.hash_kinds}
 
