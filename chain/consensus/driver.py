@@ -27,7 +27,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Container
 
 from chain.consensus import parts as block_parts
 from chain.consensus.commit import CommitError, VotingPower, precommit_time_ms
@@ -63,8 +63,6 @@ REBROADCAST_S = 2.0
 SYNCED = "by block sync"
 # Messages already queued from a peer disconnected for misbehaving are dropped for this long.
 IGNORE_MISBEHAVING_S = 60.0
-# Validator sets of this many heights are kept to check votes of past heights (evidence) cheaply.
-VOTER_SETS_KEPT = 8
 # Proposals are taken for at most this many rounds beyond the current one, and this many blocks are
 # assembled at once: a validator signing proposals for every round cannot fill memory.
 ROUNDS_AHEAD = 8
@@ -291,7 +289,6 @@ class Driver:
         self._height_started = self.clock()
         self._last_progress = self._height_started
         self._orphans.forget_below(self.height)
-        self._voter_sets = {h: voters for h, voters in self._voter_sets.items() if h > self.height - VOTER_SETS_KEPT}
         if self._waits_for_signed_heights():
             self.machine = None
             self._timers = []
@@ -585,8 +582,9 @@ class Driver:
             self.wal.append(body.height, consensus_pb2.WalEntry(vote=vote))
         self._act(self.machine.handle(message))
 
-    def _voters(self, height: int) -> frozenset[bytes] | dict[bytes, int]:
-        """The validators whose votes count at `height`: its set when known, else (later heights) the current one."""
+    def _voters(self, height: int) -> Container[bytes]:
+        """The validators whose votes count at `height`: its set when known, else (later heights) the current one.
+        Past heights' sets are read once and kept for the evidence window."""
         if height >= self.height:
             return self.voting.powers
         voters = self._voter_sets.get(height)
@@ -712,7 +710,12 @@ class Driver:
         except ValueError as error:
             self._misbehaved(peer_id, f"invalid evidence: {error}")
             return
-        if staking.check_evidence(self.core.store.state, envelope.evidence, self.core.head.height + 1) is not None:
+        offence_height = first.body.height
+        if offence_height > self.height + 1:
+            return  # no honest peer is that far ahead of this node
+        # A double-sign at the height being decided goes into a later block: judged as that block would judge it.
+        block_height = max(self.core.head.height + 1, offence_height + 1)
+        if staking.check_evidence(self.core.store.state, envelope.evidence, block_height) is not None:
             return  # punished already, too old, or not a validator's: honest peers may still gossip the first two
         if self.evidence.add(envelope.evidence, first.key):
             self._broadcast(envelope, exclude=peer_id)

@@ -50,5 +50,9 @@ class SignedVotes:
             del self._by_height[old]
         self._counts = {slot: count for slot, count in self._counts.items() if slot[0] >= height}
 
+    def voters(self) -> set[bytes]:
+        """Every validator with a vote kept here."""
+        return {vote.sender for votes in self._by_height.values() for vote in votes}
+
     def __len__(self) -> int:
         return sum(len(votes) for votes in self._by_height.values())

@@ -242,21 +242,22 @@ def test_votes_of_a_key_outside_the_validator_set_are_not_kept_logged_or_relayed
     validators.wait_heights(2)
     alice = validators.drivers["alice"]
     stranger = dev_keypair("ferdie")
-    relayed_before = sum(1 for _, item in validators.sent if isinstance(item, p2p_pb2.Envelope)
-                         and item.WhichOneof("message") == "vote"
-                         and types_pb2.VoteBody.FromString(item.vote.body).validator == stranger.public_key)
+    relayed_before = votes_sent_of(validators.sent, stranger.public_key)
     for round_number in range(200):
         vote = sign_vote(stranger, validators.genesis.chain_id, types_pb2.VOTE_TYPE_PREVOTE,
                          alice.height, round_number, b"\x01" * 32)
         alice.on_message(b"flooder", p2p_pb2.Envelope(vote=vote))
     validators.wait_heights(alice.core.head.height + 2)
-    relayed = sum(1 for _, item in validators.sent if isinstance(item, p2p_pb2.Envelope)
-                  and item.WhichOneof("message") == "vote"
-                  and types_pb2.VoteBody.FromString(item.vote.body).validator == stranger.public_key)
-    assert relayed == relayed_before == 0
+    assert votes_sent_of(validators.sent, stranger.public_key) == relayed_before == 0
     reasons = [item for sender, item in validators.sent if sender == "alice" and isinstance(item, str)]
     assert len(reasons) == 1 and "not a validator" in reasons[0]  # disconnected once; the rest is not read
-    assert all(vote.sender != stranger.public_key for height in alice.votes._by_height.values() for vote in height)
+    assert stranger.public_key not in alice.votes.voters()
+
+
+def votes_sent_of(sent, validator: bytes) -> int:
+    """How many votes signed by `validator` any driver sent or relayed."""
+    return sum(1 for _, item in sent if isinstance(item, p2p_pb2.Envelope) and item.WhichOneof("message") == "vote"
+               and types_pb2.VoteBody.FromString(item.vote.body).validator == validator)
 
 
 def test_a_validator_signing_votes_for_endless_rounds_cannot_evict_the_votes_that_decide(validators):
@@ -301,3 +302,27 @@ def test_the_event_queue_is_bounded_in_bytes_not_only_in_messages(tmp_path):
     store, wal = network.opened.pop("alice")
     wal.close()
     store.close()
+
+
+def test_gossiped_evidence_of_a_double_sign_at_the_height_being_decided_is_kept_relayed_and_punished(validators):
+    from chain.consensus.commit import sign_vote
+    from runtime import staking
+    from runtime.evidence import make_evidence
+    from runtime.votes import check_vote
+
+    for name in NAMES:
+        validators.start(name)
+    validators.wait_heights(2)
+    alice = validators.drivers["alice"]
+    dave = dev_keypair("dave")
+    height = alice.height
+    votes = [check_vote(sign_vote(dave, validators.genesis.chain_id, types_pb2.VOTE_TYPE_PREVOTE, height, 9_000, value),
+                        validators.genesis.chain_id) for value in (b"\x01" * 32, b"\x02" * 32)]
+    evidence = make_evidence(*votes)
+    alice.on_message(b"witness", p2p_pb2.Envelope(evidence=evidence))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not staking.punished(alice.core.store.state, dave.public_key, height):
+        time.sleep(0.1)
+    assert staking.punished(alice.core.store.state, dave.public_key, height)
+    assert any(sender == "alice" and isinstance(item, p2p_pb2.Envelope) and item.WhichOneof("message") == "evidence"
+               for sender, item in validators.sent)

@@ -430,6 +430,23 @@ class Report:
         return "; ".join(parts)
 
 
+async def _reconnect(old: "Connection | None", new: Callable[[], "Connection"], report: Report) -> "Connection | None":
+    """Close an ended connection (counted in `report`) and open a new one; None (after a wait) when refused."""
+    if old is not None:
+        report.ended(old)
+        await old.close()
+        await asyncio.sleep(RECONNECT_WAIT_S)
+    connection = new()
+    try:
+        await connection.open()
+    except Refused as refusal:
+        report.refused(refusal)
+        await asyncio.sleep(RECONNECT_WAIT_S)
+        return None
+    report.connections += 1
+    return connection
+
+
 def _head_of(connection: Connection, envelope: p2p_pb2.Envelope, into: dict) -> None:
     if envelope.WhichOneof("message") == "status":
         into["height"] = max(into.get("height", 0), envelope.status.height)
@@ -453,18 +470,8 @@ async def vote_flood(addr: str, chain: Chain, votes: int, seconds: float, first_
     try:
         while report.sent < votes and time.monotonic() < deadline:
             if connection is None or not connection.is_open:
-                if connection is not None:
-                    report.ended(connection)
-                    await connection.close()
-                    await asyncio.sleep(RECONNECT_WAIT_S)
-                connection = Connection(addr, chain, on_message=lambda c, e: _head_of(c, e, head))
-                try:
-                    await connection.open()
-                    report.connections += 1
-                except Refused as refusal:
-                    report.refused(refusal)
-                    connection = None
-                    await asyncio.sleep(RECONNECT_WAIT_S)
+                connection = await _reconnect(connection, lambda: Connection(addr, chain, on_message=lambda c, e: _head_of(c, e, head)), report)
+                if connection is None:
                     continue
             if not batch:
                 batch = vote_messages(key, chain.chain_id, head["height"] + 1, min(chunk, votes - report.sent),
@@ -530,18 +537,8 @@ async def lying_status(addr: str, chain: Chain, claimed_height: int, seconds: fl
     try:
         while time.monotonic() < deadline:
             if connection is None or not connection.is_open:
-                if connection is not None:
-                    report.ended(connection)
-                    await connection.close()
-                    await asyncio.sleep(RECONNECT_WAIT_S)
-                connection = Connection(addr, chain, height=claimed_height, on_message=on_message)
-                try:
-                    await connection.open()
-                    report.connections += 1
-                except Refused as refusal:
-                    report.refused(refusal)
-                    connection = None
-                    await asyncio.sleep(RECONNECT_WAIT_S)
+                connection = await _reconnect(connection, lambda: Connection(addr, chain, height=claimed_height, on_message=on_message), report)
+                if connection is None:
                     continue
             while connection.outbox:
                 await connection.send(connection.outbox.pop())
@@ -648,18 +645,8 @@ async def announce_flood(addr: str, chain: Chain, seconds: float, hashes_per_mes
     try:
         while time.monotonic() < deadline and report.sent < max_hashes:
             if connection is None or not connection.is_open:
-                if connection is not None:
-                    report.ended(connection)
-                    await connection.close()
-                    await asyncio.sleep(RECONNECT_WAIT_S)
-                connection = Connection(addr, chain, on_message=on_message)
-                try:
-                    await connection.open()
-                    report.connections += 1
-                except Refused as refusal:
-                    report.refused(refusal)
-                    connection = None
-                    await asyncio.sleep(RECONNECT_WAIT_S)
+                connection = await _reconnect(connection, lambda: Connection(addr, chain, on_message=on_message), report)
+                if connection is None:
                     continue
             hashes = [secrets.token_bytes(32) for _ in range(hashes_per_message)]
             if await connection.send(encode(p2p_pb2.Envelope(tx_announce=p2p_pb2.TxAnnounce(hashes=hashes)))):
