@@ -18,7 +18,6 @@ a validator was slashed or finality does not come back).
 
 from __future__ import annotations
 
-import inspect
 import threading
 import time
 import traceback
@@ -28,7 +27,7 @@ from typing import Callable
 import grpc
 
 from chain.crypto import Keypair, dev_keypair
-from chain.p2p.network import Network
+from chain.p2p import NetworkLimits
 from proto import node_pb2
 from tests.faults import hostile
 from tests.faults.devnet import CLOCK_OFFSET_ENV, FaultFailure, FaultNet, Member
@@ -46,7 +45,7 @@ class Scale:
     vote_flood_votes: int = 20_000
     vote_flood_s: float = 15.0
     lying_s: float = 10.0  # beyond the pause and the bounds
-    strangers_per_node: int = 0  # 0: the node's max_peers (chain.p2p.network.Network's default)
+    strangers_per_node: int = 0  # 0: every stranger slot (max_peers())
     strangers_s: float = 45.0
     half_open_per_node: int = 70
     half_open_s: float = 40.0
@@ -91,14 +90,9 @@ LONG = Scale(
 
 
 def max_peers() -> int:
-    """The node's peer slots, read from this checkout (NetworkLimits' inbound and outbound, or Network's max_peers)."""
-    from chain.p2p import network
-
-    limits = getattr(network, "NetworkLimits", None)
-    if limits is not None and hasattr(limits, "max_inbound"):
-        return limits.max_inbound + getattr(limits, "max_outbound", 0)
-    parameter = inspect.signature(Network.__init__).parameters.get("max_peers")
-    return parameter.default if parameter is not None else 50
+    """The peer slots strangers can take on a node: its inbound and outbound limits (reserved slots are not theirs)."""
+    limits = NetworkLimits()
+    return limits.max_inbound + limits.max_outbound
 
 
 # --- results ---------------------------------------------------------------------------------------
