@@ -237,10 +237,7 @@ def test_a_validator_restarted_from_an_empty_database_follows_the_chain_and_neve
 def test_votes_of_a_key_outside_the_validator_set_are_not_kept_logged_or_relayed_and_their_sender_is_dropped(validators):
     from chain.consensus.commit import sign_vote
 
-    for name in NAMES:
-        validators.start(name)
-    validators.wait_heights(2)
-    alice = validators.drivers["alice"]
+    alice = all_running(validators)
     stranger = dev_keypair("ferdie")
     relayed_before = votes_sent_of(validators.sent, stranger.public_key)
     for round_number in range(200):
@@ -254,6 +251,14 @@ def test_votes_of_a_key_outside_the_validator_set_are_not_kept_logged_or_relayed
     assert stranger.public_key not in alice.votes.voters()
 
 
+def all_running(validators) -> Driver:
+    """Start the four validators, wait until they decided two blocks; Alice's driver."""
+    for name in NAMES:
+        validators.start(name)
+    validators.wait_heights(2)
+    return validators.drivers["alice"]
+
+
 def votes_sent_of(sent, validator: bytes) -> int:
     """How many votes signed by `validator` any driver sent or relayed."""
     return sum(1 for _, item in sent if isinstance(item, p2p_pb2.Envelope) and item.WhichOneof("message") == "vote"
@@ -263,10 +268,7 @@ def votes_sent_of(sent, validator: bytes) -> int:
 def test_a_validator_signing_votes_for_endless_rounds_cannot_evict_the_votes_that_decide(validators):
     from chain.consensus.commit import sign_vote
 
-    for name in NAMES:
-        validators.start(name)
-    validators.wait_heights(2)
-    alice = validators.drivers["alice"]
+    alice = all_running(validators)
     dave = dev_keypair("dave")
     height = alice.height
     for round_number in range(1, 2_000):  # far more than any store cap
@@ -310,10 +312,7 @@ def test_gossiped_evidence_of_a_double_sign_at_the_height_being_decided_is_kept_
     from runtime.evidence import make_evidence
     from runtime.votes import check_vote
 
-    for name in NAMES:
-        validators.start(name)
-    validators.wait_heights(2)
-    alice = validators.drivers["alice"]
+    alice = all_running(validators)
     dave = dev_keypair("dave")
     height = alice.height
     votes = [check_vote(sign_vote(dave, validators.genesis.chain_id, types_pb2.VOTE_TYPE_PREVOTE, height, 9_000, value),
