@@ -29,6 +29,8 @@ DISTRUST_S = 60.0
 SLOW_PEER_S = 10.0
 # One peer is asked at most this often (peers drop block requests beyond 20 a second: chain/p2p/rates.py).
 MIN_REQUEST_INTERVAL_S = 0.1
+# A peer that lets this many ranges in a row time out is treated as a liar (it keeps claiming, never serves).
+MAX_SLOW_ANSWERS = 3
 
 
 @dataclass
@@ -64,6 +66,7 @@ class BlockSync:
         self._distrusted: dict[bytes, float] = {}
         self._faults: list[Fault] = []
         self._asked_at: dict[bytes, float] = {}
+        self._slow: dict[bytes, int] = {}  # ranges in a row a peer let time out
         self._turn = itertools.count()
 
     # --- what peers say ---
@@ -76,6 +79,7 @@ class BlockSync:
         """A peer went away: its claim and what was asked of it go too (asked of others next time)."""
         self.claims.pop(peer, None)
         self._asked_at.pop(peer, None)
+        self._slow.pop(peer, None)
         for start in [start for start, asked in self._ranges.items() if asked.peer == peer]:
             del self._ranges[start]
 
@@ -157,6 +161,7 @@ class BlockSync:
                 self._fault(peer, "blocks that were not asked for")
             return
         del self._ranges[asked.start]
+        self._slow.pop(peer, None)
         if not blocks:
             self._fault(peer, f"no blocks from #{asked.start} though it claimed #{self.claims.get(peer, 0)}")
             return
@@ -186,7 +191,10 @@ class BlockSync:
         for start, asked in list(self._ranges.items()):
             if now - asked.sent_at > self.timeout_s:
                 del self._ranges[start]
-                self._fault(asked.peer, f"no answer within {self.timeout_s:.0f} s for blocks from #{start}", severe=False)
+                slow = self._slow.get(asked.peer, 0) + 1
+                self._slow[asked.peer] = slow
+                self._fault(asked.peer, f"no answer within {self.timeout_s:.0f} s for blocks from #{start}"
+                            + (f" ({slow} times in a row)" if slow > 1 else ""), severe=slow >= MAX_SLOW_ANSWERS)
         self._distrusted = {peer: until for peer, until in self._distrusted.items() if until > now}
 
     def _drop_below(self, height: int) -> None:

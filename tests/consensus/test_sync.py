@@ -99,3 +99,17 @@ def test_a_peer_that_went_away_is_forgotten_and_its_range_asked_again():
     sync.forget(first)
     [(second, request)] = sync.due(head=0, stalled=False)
     assert second != first and request.from_height == 1
+
+
+def test_a_peer_that_keeps_claiming_and_never_answers_is_treated_as_a_liar_on_its_third_silence():
+    clock = Clock()
+    sync = BlockSync(clock, batch=10, parallel=1, timeout_s=4)
+    severities = []
+    for _ in range(3):
+        sync.on_status(b"silent", 10**9)  # its claims come back once it is no longer passed over
+        assert sync.due(head=0, stalled=False)
+        clock.now += 5
+        sync.due(head=0, stalled=False)
+        severities += [fault.severe for fault in sync.faults()]
+        clock.now += 11
+    assert severities == [False, False, True]
