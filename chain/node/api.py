@@ -100,10 +100,9 @@ class NodeApi(JobsApi, node_pb2_grpc.NodeServicer):
         tx_hash = request.transaction_hash
         if len(tx_hash) != 32:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"a transaction hash is 32 bytes, got {len(tx_hash)}")
-        location = self.core.store.transaction_location(tx_hash)
+        location, pending, rejection = self.core.lookup(tx_hash)
         if location is not None:
             return self._included(tx_hash, location)
-        pending, rejection = self.core.pending_rejection(tx_hash)
         if pending is not None:
             return node_pb2.GetTransactionResponse(
                 transaction_hash=tx_hash, status=node_pb2.TRANSACTION_STATUS_PENDING, transaction=pending.raw

@@ -20,7 +20,7 @@ from chain.crypto import Keypair
 from chain.genesis import Genesis
 from chain.mempool import Mempool, PoolError, PoolLimits
 from chain.node.blocks import BlockBuilder, Candidate
-from chain.storage import ChainStore, Head, StoreError
+from chain.storage import ChainStore, Head, StoreError, TransactionLocation
 from proto import state_pb2, types_pb2
 from runtime import system
 from runtime.executive import (
@@ -212,9 +212,14 @@ class NodeCore:
             tx = self.pool.get(tx_hash)
         return tx.raw if tx is not None else None
 
-    def pending_rejection(self, tx_hash: bytes) -> tuple[CheckedTransaction | None, str | None]:
+    def lookup(self, tx_hash: bytes) -> tuple[TransactionLocation | None, CheckedTransaction | None, str | None]:
+        """Where a transaction is: (its location in a block, the pending transaction, its pool rejection).
+
+        One look under the lock that commit holds while it writes a block and then prunes the pool: read
+        apart, a transaction included in between was in neither place (a lookup right after a submit once
+        answered NOT_FOUND for a transaction that was accepted)."""
         with self._lock:
-            return self.pool.get(tx_hash), self.pool.rejection(tx_hash)
+            return self.store.transaction_location(tx_hash), self.pool.get(tx_hash), self.pool.rejection(tx_hash)
 
     def wait_for_block(self, after_height: int, timeout: float) -> bool:
         """Block until the head passes `after_height` or the timeout ends; True when it did."""

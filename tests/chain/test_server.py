@@ -3,6 +3,8 @@ request size limits come from the chain's transaction and block sizes."""
 
 from __future__ import annotations
 
+import threading
+
 import grpc
 import pytest
 
@@ -75,3 +77,31 @@ def test_the_server_takes_its_limits_from_the_chain(served):
         )
     finally:
         server.stop(grace=0)
+
+
+def test_a_transaction_included_while_it_is_looked_up_is_found_not_lost_between_pool_and_store(served, monkeypatch):
+    from chain.transactions import FeeRule, sign_transaction
+    from proto import types_pb2
+
+    core, target = served
+    transfer = sign_transaction(
+        dev_keypair("bob"), chain_id=GENESIS.chain_id, genesis_hash=GENESIS.hash, nonce=0,
+        call=types_pb2.Transfer(dest=dev_keypair("eve").public_key, amount=10**6), fee_rule=FeeRule(10**6, 10**4),
+    )
+    core.submit(transfer.raw)
+    looked_up = core.store.transaction_location
+    committer = threading.Thread(target=core.produce_block)
+
+    def location_then_a_block(tx_hash):
+        found = looked_up(tx_hash)
+        committer.start()  # the block with the transaction is committed now, if nothing holds it back
+        committer.join(timeout=0.5)
+        return found
+
+    monkeypatch.setattr(core.store, "transaction_location", location_then_a_block)
+    with grpc.insecure_channel(target) as channel:
+        reply = node_pb2_grpc.NodeStub(channel).GetTransaction(
+            node_pb2.GetTransactionRequest(transaction_hash=transfer.hash), timeout=10)
+    committer.join(timeout=10)
+    assert reply.status == node_pb2.TRANSACTION_STATUS_PENDING  # as it was when looked up; never NOT_FOUND
+    assert core.store.head.height == 2
