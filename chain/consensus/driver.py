@@ -705,18 +705,27 @@ class Driver:
         peer is not stored or passed on, however much of it there is."""
         if not self._first_seen(envelope):
             return
+        try:  # who and where first, before any signature is checked: a stranger's keys cost nothing to make
+            accused = decode_vote(envelope.evidence.first, self.chain_id).body
+        except VoteError as error:
+            self._misbehaved(peer_id, f"invalid evidence: {error}")
+            return
+        if not self.height - EVIDENCE_HEIGHTS < accused.height <= self.height + 1:
+            return  # too old to check cheaply here, or further ahead than any honest peer
+        if accused.validator not in self._voters(min(accused.height, self.height)):
+            self._misbehaved(peer_id, f"evidence against {accused.validator.hex()[:16]}, not a validator at "
+                                      f"#{accused.height}")
+            return
         try:
             first, _ = evidence_rules.check_evidence_format(envelope.evidence, self.chain_id)
         except ValueError as error:
             self._misbehaved(peer_id, f"invalid evidence: {error}")
             return
         offence_height = first.body.height
-        if offence_height > self.height + 1:
-            return  # no honest peer is that far ahead of this node
         # A double-sign at the height being decided goes into a later block: judged as that block would judge it.
         block_height = max(self.core.head.height + 1, offence_height + 1)
         if staking.check_evidence(self.core.store.state, envelope.evidence, block_height) is not None:
-            return  # punished already, too old, or not a validator's: honest peers may still gossip the first two
+            return  # punished already or too old: honest peers may still gossip these
         if self.evidence.add(envelope.evidence, first.key):
             self._broadcast(envelope, exclude=peer_id)
 

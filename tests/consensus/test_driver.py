@@ -325,3 +325,25 @@ def test_gossiped_evidence_of_a_double_sign_at_the_height_being_decided_is_kept_
     assert staking.punished(alice.core.store.state, dave.public_key, height)
     assert any(sender == "alice" and isinstance(item, p2p_pb2.Envelope) and item.WhichOneof("message") == "evidence"
                for sender, item in validators.sent)
+
+
+def test_evidence_against_a_key_outside_the_validator_set_drops_its_sender_before_any_signature_is_checked(
+        validators, monkeypatch):
+    from chain.consensus.commit import sign_vote
+    from runtime import evidence as evidence_rules
+    from runtime.evidence import make_evidence
+    from runtime.votes import check_vote
+
+    alice = all_running(validators)
+    stranger = dev_keypair("ferdie")
+    votes = [check_vote(sign_vote(stranger, validators.genesis.chain_id, types_pb2.VOTE_TYPE_PREVOTE, alice.height, 0,
+                                  value), validators.genesis.chain_id) for value in (b"\x01" * 32, b"\x02" * 32)]
+    checked = []
+    monkeypatch.setattr(evidence_rules, "check_evidence_format", lambda *args: checked.append(args))
+    alice.on_message(b"junk", p2p_pb2.Envelope(evidence=make_evidence(*votes)))
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not any(sender == "alice" and isinstance(item, str)
+                                                  for sender, item in validators.sent):
+        time.sleep(0.05)
+    reasons = [item for sender, item in validators.sent if sender == "alice" and isinstance(item, str)]
+    assert reasons and "not a validator" in reasons[0] and not checked and len(alice.evidence) == 0

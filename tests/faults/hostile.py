@@ -430,6 +430,14 @@ class Report:
         return "; ".join(parts)
 
 
+async def _finish(connection: "Connection | None", report: Report, started: float) -> None:
+    """Count and close the last connection; the behaviour's running time."""
+    if connection is not None:
+        report.ended(connection)
+        await connection.close()
+    report.seconds = time.monotonic() - started
+
+
 async def _reconnect(old: "Connection | None", new: Callable[[], "Connection"], report: Report) -> "Connection | None":
     """Close an ended connection (counted in `report`) and open a new one; None (after a wait) when refused."""
     if old is not None:
@@ -481,10 +489,7 @@ async def vote_flood(addr: str, chain: Chain, votes: int, seconds: float, first_
                 batch.pop()
                 report.sent += 1
     finally:
-        if connection is not None:
-            report.ended(connection)
-            await connection.close()
-        report.seconds = time.monotonic() - started
+        await _finish(connection, report, started)
     return report
 
 
@@ -546,10 +551,7 @@ async def lying_status(addr: str, chain: Chain, claimed_height: int, seconds: fl
                 report.sent += 1
             await asyncio.sleep(interval_s)
     finally:
-        if connection is not None:
-            report.ended(connection)
-            await connection.close()
-        report.seconds = time.monotonic() - started
+        await _finish(connection, report, started)
     return report
 
 
@@ -653,10 +655,7 @@ async def announce_flood(addr: str, chain: Chain, seconds: float, hashes_per_mes
                 report.sent += len(hashes)
             await asyncio.sleep(0.02)
     finally:
-        if connection is not None:
-            report.ended(connection)
-            await connection.close()
-        report.seconds = time.monotonic() - started
+        await _finish(connection, report, started)
     return report
 
 
