@@ -23,7 +23,9 @@ ACCOUNT = "account"  # 64 lowercase hex characters of a 32-byte account id (byte
 AMOUNT = "amount"  # an integer number of base units of the token
 INTEGER = "integer"  # any other integer
 HASH = "hash"  # 64 lowercase hex characters of a 32-byte hash
-TEXT = "text"
+TEXT = "text"  # UTF-8 text (a protobuf `string`)
+BYTES = "bytes"  # any other bytes, shown as lowercase hex
+BOOLEAN = "boolean"  # true or false (a protobuf `bool`)
 
 
 class GenesisInvalid(ValueError):
@@ -70,6 +72,23 @@ class EventSpec:
 
 
 @dataclass(frozen=True)
+class QuerySpec:
+    """One read-only query of a module's state, served generically by the node's API and the CLI.
+
+    `handler(state, request)` reads the head state and returns a `response`; it raises
+    the module's DispatchError (or KeyError for an absent record) to refuse.
+    """
+
+    name: str
+    doc: str
+    request: type[Message]
+    response: type[Message]
+    handler: Callable[[StateReader, Any], Message]
+    # How the edges read each request field and show each response field (field name -> kind above).
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class GenesisSpec:
     """A module's genesis: parse its `app_state.<module>` section, build state, export it back."""
 
@@ -99,6 +118,7 @@ class ModuleSpec:
     calls: tuple[CallSpec, ...] = ()
     events: tuple[EventSpec, ...] = ()
     errors: tuple[type[DispatchError], ...] = ()
+    queries: tuple[QuerySpec, ...] = ()
     on_initialize: Callable[[Overlay, BlockContext], None] | None = None
     # Runs after the block's transactions; `fees` is what they paid in total.
     on_finalize: Callable[[Overlay, BlockContext, int], None] | None = None
