@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 
-from proto import state_pb2, types_pb2
+from proto import types_pb2
 from runtime import system
 from runtime.encoding import EncodingError, decode_transaction
 from runtime.hashing import transaction_hash
@@ -89,6 +89,10 @@ class StaleNonce(TransactionStale):
 
 class FutureNonce(TransactionNotYetValid):
     """The nonce skips ahead of the account's next nonce."""
+
+
+class UnknownSender(TransactionUnpayable):
+    """The sender has no account: nothing was ever sent to it."""
 
 
 class CannotPayFee(TransactionUnpayable):
@@ -174,48 +178,55 @@ def validate_transaction(
     *,
     allow_future: bool = False,
     for_pool: bool = True,
-) -> None:
-    """Stateful checks against `state`: fee, nonce, affordability. Raises InvalidTransaction.
+) -> types_pb2.Receipt | None:
+    """Stateful checks against `state`: sender, fee, nonce, affordability. Raises InvalidTransaction.
 
-    With allow_future a nonce ahead of the account's is accepted (the pool holds it
-    until the gap fills). The pool (for_pool) also refuses a call the sender cannot
-    afford now, and a call at the account's next nonce that fails when applied to the
-    latest state; inside a block such a call is included and fails, keeping the fee.
+    The one home of the admission rules: the pool and block execution both call it, so
+    what the pool admits a block can apply. With allow_future a nonce ahead of the
+    account's is accepted (the pool holds it until the gap fills). The pool (for_pool)
+    also refuses a call the sender cannot afford now, and a call at the account's next
+    nonce that fails when applied to the latest state (inside a block such a call is
+    included and fails, keeping the fee); it returns that dry run's receipt, events
+    included, or None when the nonce is ahead and nothing was run.
     """
     minimum = rules.params.minimum_fee(checked.size)
     if checked.fee < minimum:
         raise FeeTooLow(f"fee {checked.fee} is below the minimum {minimum} for {checked.size} bytes")
     account = system.read_account(state, checked.sender)
-    nonce = account.nonce if account is not None else 0
-    free = account.free if account is not None else 0
-    if checked.nonce < nonce:
-        raise StaleNonce(f"nonce {checked.nonce} was already used; the account's next nonce is {nonce}")
-    if checked.nonce > nonce and not allow_future:
-        raise FutureNonce(f"nonce {checked.nonce} is ahead of the account's next nonce {nonce}")
-    if free < checked.fee:
-        raise CannotPayFee(f"free balance {free} cannot pay the fee {checked.fee}")
+    if account is None:
+        # Only an existing account can send: on a zero-fee chain an unknown sender would otherwise create
+        # records for nothing (and once reached block execution with no account to charge).
+        raise UnknownSender(
+            f"sender {checked.sender.hex()} has no account on this chain; it must receive funds before it can send"
+        )
+    if checked.nonce < account.nonce:
+        raise StaleNonce(f"nonce {checked.nonce} was already used; the account's next nonce is {account.nonce}")
+    if checked.nonce > account.nonce and not allow_future:
+        raise FutureNonce(f"nonce {checked.nonce} is ahead of the account's next nonce {account.nonce}")
+    if account.free < checked.fee:
+        raise CannotPayFee(f"free balance {account.free} cannot pay the fee {checked.fee}")
     if not for_pool:
-        return
+        return None
     spend = call_cost(checked.body)
-    if free < checked.fee + spend:
-        raise CannotAfford(f"free balance {free} cannot pay the fee {checked.fee} plus {spend} spent by the call")
-    if checked.nonce == nonce:
-        _dry_run(state, checked, account)
+    if account.free < checked.fee + spend:
+        raise CannotAfford(
+            f"free balance {account.free} cannot pay the fee {checked.fee} plus {spend} spent by the call"
+        )
+    if checked.nonce != account.nonce:
+        return None
+    return _dry_run(state, checked)
 
 
-def _dry_run(state: StateReader, checked: CheckedTransaction, account) -> None:
-    """Apply the call alone to a throw-away layer over `state`; refuse it when it fails there.
+def _dry_run(state: StateReader, checked: CheckedTransaction) -> types_pb2.Receipt:
+    """Apply the transaction alone to a throw-away layer over `state`; refuse it when its call fails there.
 
     Only at the account's next nonce: a queued later transaction may depend on what
     the earlier ones do, so it is judged when its turn comes.
     """
-    scratch = Overlay(state)
-    system.charge_fee(scratch, checked.sender, account or state_pb2.AccountInfo(), checked.fee)
-    name = checked.body.WhichOneof("call")
-    try:
-        RUNTIME.calls[name].handler(scratch, checked.sender, getattr(checked.body, name))
-    except DispatchError as error:
-        raise CallWouldFail(f"{error.module}.{error.name}: {error.message}") from None
+    receipt = apply_transaction(Overlay(state), checked)
+    if not receipt.success:
+        raise CallWouldFail(f"{receipt.error_module}.{receipt.error_name}: {receipt.error_message}")
+    return receipt
 
 
 def call_cost(body: types_pb2.TransactionBody) -> int:

@@ -10,6 +10,7 @@ from runtime.executive import (
     BadSignature,
     CannotAfford,
     CannotPayFee,
+    UnknownSender,
     FeeTooLow,
     FutureNonce,
     InvalidBlock,
@@ -102,7 +103,7 @@ def test_stateful_validation_reasons():
     cases = [
         (transfer(ALICE, BOB.public_key, 5, nonce=0, fee=1), FeeTooLow),
         (transfer(ALICE, BOB.public_key, 5, nonce=3), FutureNonce),
-        (transfer(POOR, BOB.public_key, 5, nonce=0), CannotPayFee),
+        (transfer(POOR, BOB.public_key, 5, nonce=0), UnknownSender),
         (transfer(ALICE, BOB.public_key, ENDOWMENT, nonce=0), CannotAfford),
     ]
     for raw, error in cases:
