@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import struct
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 from inference.errors import InferenceError, InvalidJob, InvalidResult
 from inference.sampler import JOB_ID_BYTES, SamplingParams
+from proto.digest import output_digest_message, text_field
 
 LOGPROB_SCALE = 1_000_000  # micro-nats per nat
 RESULT_VERSION = 1
@@ -23,7 +23,6 @@ PROMPT_FORMATS = ("chat", "raw")
 STOP_REASONS = ("eos", "length")
 MAX_TOKEN_ID = (1 << 31) - 1
 MAX_U64 = (1 << 64) - 1  # every integer in the output digest is an unsigned 64-bit field
-OUTPUT_DIGEST_DOMAIN = b"inferchain.output.v1"
 
 
 @dataclass(frozen=True)
@@ -109,21 +108,25 @@ class InferenceResult:
         return hashlib.blake2b(self.output_digest_message(), digest_size=32).digest()
 
     def output_digest_message(self) -> bytes:
-        """The job and the output (no log-probabilities) in the byte form of docs/verification.md."""
+        """The job and the output (no log-probabilities) in the byte form of proto/digest.py."""
         job, sampling = self.job, self.job.sampling
-        return b"".join(
-            [
-                OUTPUT_DIGEST_DOMAIN,
-                job.job_id,
-                bytes.fromhex(job.model),
-                _text_field(job.prompt_format, "prompt_format"),
-                _text_field(job.prompt, "prompt"),
-                struct.pack("<6Q", job.max_tokens, sampling.temperature_milli, sampling.top_k,
-                            sampling.top_p_ppm, sampling.seed, self.prompt_tokens),
-                struct.pack(f"<Q{len(self.tokens)}Q", len(self.tokens), *self.tokens),
-                _text_field(self.text, "text"),
-                _text_field(self.stop_reason, "stop_reason"),
-            ]
+        for name, text in (("prompt_format", job.prompt_format), ("prompt", job.prompt),
+                           ("text", self.text), ("stop_reason", self.stop_reason)):
+            _check_unicode(text, name)
+        return output_digest_message(
+            job_id=job.job_id,
+            model=bytes.fromhex(job.model),
+            prompt_format=job.prompt_format,
+            prompt=job.prompt,
+            max_tokens=job.max_tokens,
+            temperature_milli=sampling.temperature_milli,
+            top_k=sampling.top_k,
+            top_p_ppm=sampling.top_p_ppm,
+            seed=sampling.seed,
+            prompt_tokens=self.prompt_tokens,
+            tokens=self.tokens,
+            text=self.text,
+            stop_reason=self.stop_reason,
         )
 
     @classmethod
@@ -179,13 +182,12 @@ def _is_u64(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_U64
 
 
-def _text_field(text: str, name: str) -> bytes:
-    """u64le(length of the UTF-8 bytes) || the UTF-8 bytes."""
+def _check_unicode(text: str, name: str) -> None:
+    """InvalidResult when text holds a lone surrogate (it has no UTF-8 form, so no digest)."""
     try:
-        encoded = text.encode("utf-8")
+        text_field(text)
     except UnicodeEncodeError as error:
         raise InvalidResult(f"{name} is not valid Unicode text (a lone surrogate at character {error.start})") from None
-    return struct.pack("<Q", len(encoded)) + encoded
 
 
 # -- reading ---------------------------------------------------------------------------------

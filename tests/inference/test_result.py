@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from inference.errors import InvalidJob, InvalidResult
 from inference.result import InferenceJob, InferenceResult
 from inference.sampler import SamplingParams
+from proto import digest
 
 MODEL = "ab" * 32
 
@@ -148,6 +149,26 @@ def test_counts_beyond_64_bits_are_refused_so_every_result_has_a_digest():
     with pytest.raises(InvalidResult, match="prompt_tokens"):
         VECTOR.replace(prompt_tokens=1 << 64)
 
+
+
+def test_the_result_digest_is_the_one_recipe_every_layer_imports():
+    # proto/digest.py is the recipe's one home: the runtime checks reveals with it.
+    job, sampling = VECTOR.job, VECTOR.job.sampling
+    shared = digest.output_digest(
+        job_id=job.job_id, model=bytes.fromhex(job.model), prompt_format=job.prompt_format, prompt=job.prompt,
+        max_tokens=job.max_tokens, temperature_milli=sampling.temperature_milli, top_k=sampling.top_k,
+        top_p_ppm=sampling.top_p_ppm, seed=sampling.seed, prompt_tokens=VECTOR.prompt_tokens,
+        tokens=VECTOR.tokens, text=VECTOR.text, stop_reason=VECTOR.stop_reason,
+    )
+    assert shared.hex() == VECTOR_DIGEST == VECTOR.output_digest().hex()
+
+
+@pytest.mark.parametrize("field", ["prompt", "text"])
+def test_a_lone_surrogate_has_no_digest_and_is_refused_by_name(field):
+    broken = "ok\ud800"
+    result = VECTOR.replace(job=replace(VECTOR_JOB, prompt=broken)) if field == "prompt" else VECTOR.replace(text=broken)
+    with pytest.raises(InvalidResult, match=f"{field} is not valid Unicode text .a lone surrogate at character 2"):
+        result.output_digest()
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
