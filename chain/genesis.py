@@ -21,7 +21,8 @@ from runtime import balances, jobs, models, staking, system
 from runtime.genesis import RuntimeGenesis, build_genesis_state, parse_app_state
 from runtime.hashing import blake2b_256
 from runtime.module import GenesisContext
-from runtime.params import params_to_json, parse_integer
+from runtime.block import LIMITS, BlockLimits
+from runtime.params import params_from_json, params_to_json, parse_integer
 
 DEV_CHAIN_ID = "inferchain-dev"
 DEV_GENESIS_TIME = "2026-11-01T00:00:00Z"
@@ -45,9 +46,20 @@ class GenesisValidator:
 
 @dataclass(frozen=True)
 class ConsensusParams:
+    """genesis `consensus_params.block`: the node's block time, and the runtime's block limits."""
+
     block_time_ms: int = 1_000
-    max_block_bytes: int = 4 * 1024 * 1024
-    max_block_transactions: int = 20_000
+    # The protocol rule, judged by the runtime from state (runtime/block.py); here for the node's own sizing
+    # (message and part limits), read from the same genesis.
+    limits: BlockLimits = BlockLimits()
+
+    @property
+    def max_block_bytes(self) -> int:
+        return self.limits.max_block_bytes
+
+    @property
+    def max_block_transactions(self) -> int:
+        return self.limits.max_block_transactions
 
 
 @dataclass(frozen=True)
@@ -105,7 +117,7 @@ def parse_genesis(document: Any) -> Genesis:
     validators = _validators(document.get("validators"))
     app_state = _object(document, "app_state")
     hash_ = genesis_hash(document)
-    context = GenesisContext(chain_id, hash_, genesis_time_ms, initial_height, decode_address)
+    context = GenesisContext(chain_id, hash_, genesis_time_ms, initial_height, decode_address, consensus.limits)
     try:
         runtime_genesis = parse_app_state(app_state, context)
     except ValueError as error:
@@ -153,36 +165,24 @@ def _time_ms(text: str) -> int:
 def _consensus_params(section: Any) -> ConsensusParams:
     if not isinstance(section, dict):
         raise GenesisError("consensus_params must be an object")
+    unknown = sorted(set(section) - {"block"})
+    if unknown:
+        raise GenesisError(f"consensus_params: unknown field {str(unknown[0])[:40]!r} (known: block)")
     block = section.get("block", {})
     if not isinstance(block, dict):
         raise GenesisError("consensus_params.block must be an object")
-    params = _params(ConsensusParams, {"params": block}, "consensus_params.block")
-    if not 10 <= params.block_time_ms <= 3_600_000:
+    block_time_ms = _u64(block.get("block_time_ms", ConsensusParams.block_time_ms), "consensus_params.block.block_time_ms")
+    if not 10 <= block_time_ms <= 3_600_000:
         raise GenesisError("consensus_params.block.block_time_ms must be between 10 and 3600000")
-    if params.max_block_transactions < 1 or params.max_block_bytes < 1024:
-        raise GenesisError("consensus_params.block limits are too small to hold a transaction")
-    return params
-
-
-def _params(cls, section: Any, where: str):
-    """A params dataclass from `section["params"]`, defaults for absent fields, unknown fields refused."""
-    if not isinstance(section, dict):
-        raise GenesisError(f"{where.rsplit('.', 1)[0]} must be an object")
-    raw = section.get("params", {})
-    if not isinstance(raw, dict):
-        raise GenesisError(f"{where} must be an object")
-    known = {field.name for field in fields(cls)}
-    unknown = sorted(set(raw) - known)
+    known = ("block_time_ms", *(field.name for field in fields(BlockLimits)))
+    unknown = sorted(set(block) - set(known))
     if unknown:
-        raise GenesisError(f"{where}: unknown parameter {unknown[0]!r} (known: {', '.join(sorted(known))})")
-    params = cls(**{key: _u64(value, f"{where}.{key}") for key, value in raw.items()})
-    validate = getattr(params, "validate", None)
-    if validate is not None:
-        try:
-            validate()
-        except ValueError as error:
-            raise GenesisError(str(error)) from None
-    return params
+        raise GenesisError(f"consensus_params.block: unknown parameter {str(unknown[0])[:40]!r} (known: {', '.join(known)})")
+    limits = {key: value for key, value in block.items() if key != "block_time_ms"}
+    try:
+        return ConsensusParams(block_time_ms, params_from_json(LIMITS, limits, "consensus_params.block"))
+    except ValueError as error:
+        raise GenesisError(str(error)) from None
 
 
 def _account(text: Any, where: str) -> bytes:
@@ -224,8 +224,8 @@ def dev_genesis_document(chain_id: str = DEV_CHAIN_ID, validator_names: tuple[st
         "consensus_params": {
             "block": {
                 "block_time_ms": str(ConsensusParams.block_time_ms),
-                "max_block_bytes": str(ConsensusParams.max_block_bytes),
-                "max_block_transactions": str(ConsensusParams.max_block_transactions),
+                "max_block_bytes": str(BlockLimits.max_block_bytes),
+                "max_block_transactions": str(BlockLimits.max_block_transactions),
             }
         },
         "validators": [validator_entry(name, dev_keypair(name).public_key) for name in validator_names],

@@ -82,6 +82,18 @@ class SystemParams(_message.Message):
     max_transaction_bytes: int
     def __init__(self, base_fee: _Optional[int] = ..., fee_per_byte: _Optional[int] = ..., max_transaction_bytes: _Optional[int] = ...) -> None: ...
 
+class BlockLimits(_message.Message):
+    __slots__ = ("max_block_bytes", "max_block_transactions", "max_block_evidence", "max_evidence_bytes")
+    MAX_BLOCK_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_BLOCK_TRANSACTIONS_FIELD_NUMBER: _ClassVar[int]
+    MAX_BLOCK_EVIDENCE_FIELD_NUMBER: _ClassVar[int]
+    MAX_EVIDENCE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    max_block_bytes: int
+    max_block_transactions: int
+    max_block_evidence: int
+    max_evidence_bytes: int
+    def __init__(self, max_block_bytes: _Optional[int] = ..., max_block_transactions: _Optional[int] = ..., max_block_evidence: _Optional[int] = ..., max_evidence_bytes: _Optional[int] = ...) -> None: ...
+
 class BalancesParams(_message.Message):
     __slots__ = ("existential_deposit", "token_symbol", "token_decimals")
     EXISTENTIAL_DEPOSIT_FIELD_NUMBER: _ClassVar[int]

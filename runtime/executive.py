@@ -10,11 +10,12 @@ fee, affordability) is in `validate_transaction`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 
 from proto import types_pb2
 from runtime import system
+from runtime.block import InvalidBlock, check_block_body
 from runtime.encoding import EncodingError, decode_transaction
 from runtime.hashing import transaction_hash
 from runtime.primitives import (
@@ -101,12 +102,6 @@ class CannotPayFee(TransactionUnpayable):
 
 class CannotAfford(TransactionUnpayable):
     """The sender's free balance does not cover the fee plus what the call spends."""
-
-
-class InvalidBlock(DispatchError):
-    """A block that breaks the rules: it must not be imported."""
-
-    module = "executive"
 
 
 # --- transaction checks ---------------------------------------------------------
@@ -197,7 +192,8 @@ def validate_transaction(
         # Only an existing account can send: on a zero-fee chain an unknown sender would otherwise create
         # records for nothing (and once reached block execution with no account to charge).
         raise UnknownSender(
-            f"sender {checked.sender.hex()} has no account on this chain; it must receive funds before it can send"
+            f"sender {checked.sender.hex()} has no account on this chain, so it cannot pay the fee {checked.fee}; "
+            "it must receive funds before it can send"
         )
     if checked.nonce < account.nonce:
         raise StaleNonce(f"nonce {checked.nonce} was already used; the account's next nonce is {account.nonce}")
@@ -319,3 +315,35 @@ def apply_block(
         except InvalidTransaction as error:
             raise InvalidBlock(f"transaction {index} ({checked.hash.hex()}) is invalid: {error}") from None
     return execution.finish()
+
+
+def process_block(
+    state: StateReader,
+    block: types_pb2.Block,
+    context: BlockContext,
+    rules: TransactionRules | None = None,
+    known: Callable[[bytes], CheckedTransaction | None] = lambda tx_hash: None,
+) -> tuple[Overlay, types_pb2.BlockReceipts, list[CheckedTransaction]]:
+    """Every block-validity rule the state can judge; the block's writes, receipts and checked transactions.
+
+    In order, cheapest first: the size rules of runtime/block.py (nothing is decoded or
+    verified for a block too large), each transaction's stateless checks (`known` returns
+    one this node already checked, by hash, so its signature is not verified twice), then
+    apply_block: height and time, evidence, each transaction in order. `context` is read
+    from the block's header. Raises InvalidBlock; nothing is written.
+    """
+    check_block_body(state, block)
+    rules = rules or transaction_rules(state)
+    checked = [_checked(raw, index, rules, known) for index, raw in enumerate(block.transactions)]
+    block_state, receipts = apply_block(state, context, checked, rules)
+    return block_state, receipts, checked
+
+
+def _checked(raw: bytes, index: int, rules: TransactionRules, known) -> CheckedTransaction:
+    cached = known(transaction_hash(raw))
+    if cached is not None and cached.raw == raw:
+        return cached
+    try:
+        return check_transaction(raw, rules)
+    except InvalidTransaction as error:
+        raise InvalidBlock(f"transaction {index} is invalid: {error}") from None

@@ -43,6 +43,9 @@ class GenesisContext:
     # Turns an address string of the chain into a 32-byte account id; raises ValueError.
     # Passed in by the chain, so the runtime knows no address format.
     decode_account: Callable[[str], bytes]
+    # What a block may hold (runtime/block.py BlockLimits), parsed from genesis consensus_params.block;
+    # None: the defaults.
+    block_limits: Any = None
 
 
 @dataclass(frozen=True)

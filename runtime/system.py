@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 from proto import state_pb2, types_pb2
 from runtime.arithmetic import U64_MAX
+from runtime.block import LIMITS, BlockLimits
 from runtime.module import (
     ACCOUNT,
     AMOUNT,
@@ -69,15 +70,17 @@ def account_key(account: bytes) -> bytes:
 # --- errors ---------------------------------------------------------------------
 
 
-class SystemError_(DispatchError):
+class SystemDispatchError(DispatchError):
+    """The system module's errors: a block's height or time that does not follow its parent's."""
+
     module = MODULE
 
 
-class InvalidBlockHeight(SystemError_):
+class InvalidBlockHeight(SystemDispatchError):
     """The block does not follow the chain's current height."""
 
 
-class TimeWentBackwards(SystemError_):
+class TimeWentBackwards(SystemDispatchError):
     """A block's time is not later than its parent's."""
 
 
@@ -192,13 +195,15 @@ class GenesisConfig:
     genesis_time_ms: int
     initial_height: int
     params: Params
+    block_limits: BlockLimits = BlockLimits()
 
 
 def parse_genesis(section: Mapping[str, Any], context: GenesisContext) -> GenesisConfig:
     """`app_state.system`: {"params": {...}}."""
     check_section_keys(section, ("params",), "app_state.system")
     params = params_from_json(PARAMS, section.get("params", {}), "app_state.system.params")
-    return GenesisConfig(context.chain_id, context.genesis_hash, context.genesis_time_ms, context.initial_height, params)
+    return GenesisConfig(context.chain_id, context.genesis_hash, context.genesis_time_ms, context.initial_height, params,
+                         context.block_limits or BlockLimits())
 
 
 def genesis(state: Overlay, config: GenesisConfig) -> None:
@@ -212,6 +217,8 @@ def genesis(state: Overlay, config: GenesisConfig) -> None:
     )
     state.set(CHAIN_KEY, chain.SerializeToString(deterministic=True))
     state.set(PARAMS_KEY, encode_params(PARAMS, config.params))
+    config.block_limits.validate()
+    state.set(LIMITS.key, encode_params(LIMITS, config.block_limits))
     state.set(SUPPLY_KEY, state_pb2.SupplyInfo().SerializeToString(deterministic=True))
 
 

@@ -19,13 +19,10 @@ from chain.storage import BlockWrite, ChainStore
 from proto import types_pb2
 from runtime import staking
 from runtime.encoding import EncodingError, decode_canonical
-from runtime.executive import BlockExecution, TransactionRules, check_transaction
-from runtime.hashing import blake2b_256, evidence_root, receipts_root, transaction_hash, transactions_root
+from runtime.block import BlockSpace, evidence_that_fits, read_block_limits
+from runtime.executive import BlockExecution, TransactionRules, process_block
+from runtime.hashing import blake2b_256, evidence_root, receipts_root, transactions_root
 from runtime.primitives import BlockContext, CheckedTransaction, DispatchError, InvalidTransaction, TransactionNotYetValid
-
-MAX_EVIDENCE_PER_BLOCK = 16
-# Room left in a block for its header, last commit and evidence when filling it with transactions.
-BLOCK_OVERHEAD_BYTES = 64 * 1024
 
 
 class InvalidProposedBlock(ValueError):
@@ -92,11 +89,15 @@ class BlockBuilder:
         """
         head = self.store.head
         height = head.height + 1
-        admissible = staking.admissible_evidence(self.store.state, evidence, height)[:MAX_EVIDENCE_PER_BLOCK]
+        limits = read_block_limits(self.store.state)
+        admissible = evidence_that_fits(limits, staking.admissible_evidence(self.store.state, evidence, height))
+        last_commit = self._last_commit(head)
+        space = BlockSpace(limits, self.genesis.chain_id, last_commit, admissible)
         context = BlockContext(height, self._next_time_ms(), author, tuple(admissible))
         execution = BlockExecution(self.store.state, context, self.rules())
-        included, dropped = _execute(execution, candidates, time_budget_s)
-        return self._finish(execution, context, head, included, dropped, self._last_commit(head))
+        included, dropped = _execute(execution, candidates, space, time_budget_s)
+        block_state, receipts = execution.finish()
+        return self._finish(block_state, receipts, context, head, included, dropped, last_commit)
 
     def _next_time_ms(self) -> int:
         """BFT time: the stake-weighted median of the parent's precommit times; the first block comes one
@@ -119,9 +120,8 @@ class BlockBuilder:
             return types_pb2.Commit()
         return self.store.finalized_block(head.hash).commit
 
-    def _finish(self, execution: BlockExecution, context: BlockContext, head, included, dropped,
+    def _finish(self, block_state, receipts: types_pb2.BlockReceipts, context: BlockContext, head, included, dropped,
                 last_commit: types_pb2.Commit) -> Candidate:
-        block_state, receipts = execution.finish()
         changes = block_state.writes
         batch = self.store.new_batch()
         state_root = self.store.compute_state_root(changes, batch)
@@ -174,28 +174,12 @@ class BlockBuilder:
                 raise InvalidProposedBlock(f"block #{header.height}: {reason}")
         self._check_last_commit(block.last_commit, head)
         self._check_time(header, block.last_commit, head)
-        rules = self.rules()
-        checked: list[CheckedTransaction] = []
-        for index, raw in enumerate(block.transactions):
-            known = self.known(transaction_hash(raw))
-            if known is not None and known.raw == raw:
-                checked.append(known)
-                continue
-            try:
-                checked.append(check_transaction(raw, rules))
-            except InvalidTransaction as error:
-                raise InvalidProposedBlock(f"block #{height}: transaction {index} is invalid: {error}") from None
-        evidence = tuple(block.evidence)
-        if len(evidence) > MAX_EVIDENCE_PER_BLOCK:
-            raise InvalidProposedBlock(f"block #{height}: {len(evidence)} pieces of evidence, at most {MAX_EVIDENCE_PER_BLOCK}")
-        context = BlockContext(height, header.time_ms, header.proposer, evidence)
-        try:  # staking's on_initialize refuses inadmissible evidence (InvalidEvidence, a DispatchError)
-            execution = BlockExecution(self.store.state, context, rules)
-            for index, tx in enumerate(checked):
-                execution.try_apply(tx)
-        except (InvalidTransaction, DispatchError) as error:
+        context = BlockContext(height, header.time_ms, header.proposer, tuple(block.evidence))
+        try:
+            block_state, receipts, checked = process_block(self.store.state, block, context, self.rules(), self.known)
+        except DispatchError as error:
             raise InvalidProposedBlock(f"block #{height}: {error}") from None
-        candidate = self._finish(execution, context, head, checked, [], block.last_commit)
+        candidate = self._finish(block_state, receipts, context, head, checked, [], block.last_commit)
         if candidate.block_hash != blake2b_256(block.header):
             differing = [
                 name for name in ("state_root", "transactions_root", "receipts_root", "evidence_root")
@@ -234,18 +218,23 @@ class BlockBuilder:
 
 
 def _execute(
-    execution: BlockExecution, candidates: Sequence[CheckedTransaction], time_budget_s: float | None = None
+    execution: BlockExecution, candidates: Sequence[CheckedTransaction], space: BlockSpace,
+    time_budget_s: float | None = None,
 ) -> tuple[list[CheckedTransaction], list[tuple[CheckedTransaction, str]]]:
-    """Apply candidates in order, within the time budget; a sender whose transaction fails is skipped for the
-    rest of the block."""
+    """Apply candidates in order while the block has room (runtime/block.py) and within the time budget; a sender
+    whose transaction fails, or does not fit, is skipped for the rest of the block (its later nonces would not
+    apply)."""
     included: list[CheckedTransaction] = []
     dropped: list[tuple[CheckedTransaction, str]] = []
     blocked: set[bytes] = set()
     deadline = time.perf_counter() + time_budget_s if time_budget_s is not None else None
     for index, tx in enumerate(candidates):
-        if deadline is not None and index and index % 64 == 0 and time.perf_counter() > deadline:
+        if space.full or (deadline is not None and index and index % 64 == 0 and time.perf_counter() > deadline):
             break
         if tx.sender in blocked:
+            continue
+        if not space.fits(tx.size):
+            blocked.add(tx.sender)
             continue
         try:
             execution.try_apply(tx)
@@ -255,6 +244,6 @@ def _execute(
             blocked.add(tx.sender)
             dropped.append((tx, str(error)))
         else:
+            space.take(tx.size)
             included.append(tx)
     return included, dropped
-
