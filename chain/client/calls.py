@@ -10,10 +10,11 @@ from chain.client.errors import ClientError
 from chain.crypto import Keypair
 from chain.keys import KeyResolutionError, ResolvedAccount, account_id
 from chain.text import quote_input
-from chain.transactions import call_field, transfer_call
+from chain.transactions import transfer_call
 from proto import types_pb2
+from runtime.module import CallSpec
 from runtime.primitives import DispatchError
-from runtime.registry import RUNTIME
+from runtime.registry import RUNTIME, Runtime
 
 U64_MAX = 2**64 - 1
 
@@ -22,21 +23,26 @@ U64_MAX = 2**64 - 1
 AccountLike = Union[str, bytes, Keypair, ResolvedAccount]
 
 
-def checked_call(call: Message) -> str:
-    """The call's `TransactionBody` field name, after its module's stateless checks; ClientError otherwise."""
-    try:
-        name = call_field(call)
-    except ValueError as error:
-        raise ClientError("INVALID_ARGUMENT", str(error)) from None
-    spec = RUNTIME.calls.get(name)
-    if spec is None:
-        raise ClientError("INVALID_ARGUMENT", f"the runtime has no {name!r} call")
+def checked_call(call: Message, runtime: Runtime = RUNTIME) -> str:
+    """The call's name in `runtime` (its `TransactionBody` field), after its module's stateless checks; ClientError otherwise."""
+    spec = call_spec(call, runtime)
     try:
         spec.check(call)
     except DispatchError as error:
         # It could never succeed: refuse it before it costs a fee.
-        raise ClientError("INVALID_ARGUMENT", f"{name} refused: {error.message}") from None
-    return name
+        raise ClientError("INVALID_ARGUMENT", f"{spec.name} refused: {error.message}") from None
+    return spec.name
+
+
+def call_spec(call: Message, runtime: Runtime = RUNTIME) -> CallSpec:
+    """The runtime's declaration of the call this message is; ClientError when it declares none."""
+    descriptor = getattr(call, "DESCRIPTOR", None)
+    spec = next((spec for spec in runtime.calls.values() if spec.message.DESCRIPTOR is descriptor), None)
+    if spec is None:
+        name = descriptor.full_name if descriptor is not None else type(call).__name__
+        known = ", ".join(spec.message.DESCRIPTOR.name for spec in runtime.calls.values())
+        raise ClientError("INVALID_ARGUMENT", f"{name} is not a transaction call (calls: {known})")
+    return spec
 
 
 def transfer(dest: AccountLike, amount: int) -> types_pb2.Transfer:

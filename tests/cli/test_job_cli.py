@@ -259,9 +259,9 @@ def test_bond_offer_query_and_clear_offer_as_a_new_executor(chain):
 @pytest.mark.parametrize(
     "args, code, message",
     [
-        (("offer", "--from", "eve", "--model", "abc", "--price", "1"), EXIT_USAGE, "--model must be a model id"),
+        (("offer", "--from", "eve", "--model", "abc", "--price", "1"), EXIT_USAGE, "--model must be"),
         (("offer", "--from", "eve", "--model", EMBEDDED_MODEL_ID, "--price", "1", "--capacity", "0"), EXIT_USAGE,
-         "--capacity must be from 1"),
+         "capacity (jobs at once) must be at least 1"),
         (("offer", "--from", "eve", "--model", EMBEDDED_MODEL_ID, "--price", "1"), EXIT_REFUSED, "set_offer not submitted"),
         (("bond", "--from", "eve", "--amount", "lots"), EXIT_USAGE, "is not an amount"),
         (("unbond", "--from", "eve", "--amount", "5"), EXIT_REFUSED, "unbond not submitted"),

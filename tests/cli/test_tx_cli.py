@@ -14,7 +14,19 @@ from hypothesis import strategies as st
 
 from chain.cli import build_parser
 from chain.cli.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE, CliError
-from chain.cli.tx import INTEGER, CallOption, call_options, parse_enum, parse_hex, parse_integer, parse_value
+from chain.cli.tx import (
+    INTEGER,
+    CallOption,
+    argument_fields,
+    arguments_document,
+    build_call,
+    call_options,
+    parse_enum,
+    parse_hex,
+    parse_integer,
+    parse_value,
+)
+from chain.cli.output import Token
 from chain.client import Client
 from chain.crypto import Keypair, dev_keypair
 from chain.keys import generate_key_file
@@ -268,7 +280,7 @@ def test_every_registered_call_is_a_tx_command_with_an_option_per_field():
         given = [item for option in options for item in (option.option, "1")]
         args = parser.parse_args(["tx", name, "--from", "alice", "--dry-run", "--call-json", "{}", *given])
         assert args.call_spec is spec and args.dry_run and args.call_json == "{}"
-        assert all(getattr(args, option.dest) == "1" for option in options)
+        assert all(getattr(args, option.dest) == (["1"] if option.repeated else "1") for option in options)
 
 
 def test_tx_help_lists_every_call_with_its_doc():
@@ -338,3 +350,81 @@ def test_u64_range_is_exact(number):
         assert not 0 <= number < 2**64
         return
     assert value == number
+
+
+# --- every field kind, repeated fields and the people's names (in process) --------------------
+
+MODEL_A, MODEL_B, MODEL_C = "aa" * 32, "bb" * 32, "cc" * 32
+
+
+def _built(*argv: str):
+    args = build_parser().parse_args(["tx", *argv, "--from", "alice"])
+    return args.call_spec, build_call(args.call_spec, args, Token)
+
+
+def test_a_repeated_field_is_given_once_per_value_or_as_a_comma_list():
+    spec, call = _built("set_offer", "--model", MODEL_A, "--model", f"{MODEL_B},{MODEL_C}", "--price", "5")
+    assert list(call.models) == [bytes.fromhex(MODEL_A), bytes.fromhex(MODEL_B), bytes.fromhex(MODEL_C)]
+    assert arguments_document(spec, call)["models"] == [MODEL_A, MODEL_B, MODEL_C]
+    assert ("model", ",".join([MODEL_A, MODEL_B, MODEL_C])) in argument_fields(spec, call, Token())
+
+
+def test_offer_withdraw_and_clear_offer_are_the_registry_commands_under_shorter_names():
+    spec, call = _built("offer", "--model", MODEL_A, "--price", "0.000000001INFER")
+    assert spec.name == "set_offer"
+    # What `tx offer` always meant: no region, capacity 1, unless given.
+    assert (call.price_per_token, call.region, call.capacity) == (10**9, "", 1)
+    assert _built("withdraw")[0].name == "withdraw_unbonded"
+    assert _built("clear-offer")[0].name == "clear_offer"
+
+
+def test_a_repeated_field_in_call_json_is_a_list_read_as_its_option_reads_it():
+    call_json = json.dumps({"models": [MODEL_A, "0x" + MODEL_B], "region": "eu-west"})
+    spec, call = _built("set_offer", "--call-json", call_json, "--price", "5")
+    assert list(call.models) == [bytes.fromhex(MODEL_A), bytes.fromhex(MODEL_B)]
+    assert call.region == "eu-west" and call.capacity == 1  # a default never overrides the JSON
+    with pytest.raises(CliError, match="must be a JSON list"):
+        _built("set_offer", "--call-json", json.dumps({"models": MODEL_A}), "--price", "5")
+
+
+def test_booleans_are_true_or_false_and_the_option_alone_is_true():
+    assert _built("bond", "--amount", "5", "--validate")[1].validate is True
+    assert _built("bond", "--amount", "5", "--validate", "false")[1].validate is False
+    assert _built("bond", "--amount", "5")[1].validate is False
+    assert arguments_document(*_built("bond", "--amount", "5", "--validate", "yes"))["validate"] is True
+    with pytest.raises(CliError, match="--validate must be true or false"):
+        _built("bond", "--amount", "5", "--validate", "maybe")
+
+
+def test_text_is_taken_as_written_never_as_hex():
+    spec, call = _built("offer", "--model", MODEL_A, "--price", "5", "--region", "abcd")
+    assert call.region == "abcd"
+
+
+def test_bytes_fields_take_hex_and_a_text_kind_on_bytes_takes_utf8():
+    from chain.cli.fields import field_options, message_document, parse_value as read
+    from runtime.module import BYTES, TEXT
+
+    options = field_options(types_pb2.RevealResult.DESCRIPTOR, {"salt": BYTES, "job_id": TEXT})
+    by_name = {option.field.name: option for option in options}
+    assert (by_name["salt"].kind, by_name["job_id"].kind) == (BYTES, TEXT)
+    assert read(by_name["salt"], "0x00ff", "--salt") == b"\x00\xff"
+    assert read(by_name["job_id"], "ab", "--job-id") == b"ab"  # UTF-8, not the byte 0xab
+    shown = message_document(types_pb2.RevealResult(job_id="é".encode(), salt=b"\x01"), {"job_id": TEXT})
+    assert (shown["job_id"], shown["salt"]) == ("é", "01")
+    with pytest.raises(CliError, match="hex digits"):
+        read(by_name["salt"], "zz", "--salt")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(alphabet="0123456789abcdefx,", max_size=70), max_size=4))
+def test_repeated_hex_values_are_read_or_refused_cleanly(values):
+    from chain.cli.fields import parse_values
+
+    option = next(option for option in call_options(RUNTIME.calls["set_offer"]) if option.field.name == "models")
+    try:
+        models = parse_values(option, values, "--model")
+    except CliError as error:
+        assert error.exit_code == EXIT_USAGE and "--model" in str(error)
+        return
+    assert all(isinstance(model, bytes) for model in models)
