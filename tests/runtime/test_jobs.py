@@ -189,7 +189,7 @@ def test_cancel_only_before_assignment_and_only_by_the_poster():
     market.ok(POSTER, cancel_job=types_pb2.CancelJob(job_id=queued))
     job = market.job(queued)
     assert job.status == state_pb2.JOB_STATUS_CANCELLED and job.refunded == job.request.max_tokens * 5_000
-    assert queued not in jobs._read_ids(market.state, jobs.QUEUE_KEY)
+    assert queued not in jobs.read_ids(market.state, jobs.QUEUE_KEY)
 
 
 def test_differing_results_are_held_as_disputed_and_refunded_when_the_window_closes():

@@ -1,0 +1,67 @@
+"""jobs: the inference market — post, assign, commit, reveal, settle (DESIGN.md section 5).
+
+A poster's `PostJob` reserves the worst case (max_tokens x max_price_per_token x redundancy) and,
+in the same block, gets `redundancy` distinct executors (assignment.py); executors commit, then
+reveal (calls.py); agreeing results are paid and held through the challenge window, differing
+ones are held as disputed (settlement.py); each block retries the queue and handles deadlines
+(hooks.py, with the queue and schedule of queue.py). Every step emits an event (events.py).
+
+Files, in the shape of every module: params.py, phases.py (job and assignment statuses),
+storage.py, errors.py, events.py, recipes.py (job id, commitment, output digest, assignment
+seed), assignment.py, settlement.py, queue.py, calls.py, hooks.py, genesis.py, spec.py (the
+declaration). This package re-exports what other modules and the edges read.
+"""
+
+from runtime.jobs.calls import check_post, escrow_of
+from runtime.jobs.errors import (
+    CommitmentMismatch,
+    DeadlinePassed,
+    InsufficientBalance,
+    InvalidJob,
+    InvalidReveal,
+    JobsError,
+    JobTooLarge,
+    MalformedJobId,
+    NoExecutors,
+    NotAssigned,
+    NotCancellable,
+    NotPoster,
+    QueueFull,
+    UnknownJob,
+    UnknownModel,
+    WrongPhase,
+)
+from runtime.jobs.events import EVENTS
+from runtime.jobs.genesis import GenesisConfig
+from runtime.jobs.params import MODULE, PARAMS, PARAMS_KEY, Params, read_params
+from runtime.jobs.phases import (
+    ACTIVE_SLOTS,
+    ASSIGNED,
+    CANCELLED,
+    DISPUTED,
+    EXPIRED,
+    FINAL_STATUSES,
+    QUEUED,
+    REVEALING,
+    SETTLED,
+    SLOT_ASSIGNED,
+    SLOT_COMMITTED,
+    SLOT_MISSED,
+    SLOT_REVEALED,
+    job_status_name,
+    slot_status_name,
+)
+from runtime.jobs.recipes import assignment_seed, commitment, job_id, output_digest
+from runtime.jobs.spec import SPEC
+from runtime.jobs.storage import (
+    JOB_PREFIX,
+    JOBS_BY_EXECUTOR,
+    JOBS_BY_HEIGHT,
+    JOBS_BY_POSTER,
+    LOAD_PREFIX,
+    QUEUE_KEY,
+    SCHEDULE_PREFIX,
+    read_ids,
+    read_job,
+    read_load,
+)

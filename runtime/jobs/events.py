@@ -1,0 +1,59 @@
+"""jobs events: every step of a job emits one, so a client can follow it (names declared once, here)."""
+
+from __future__ import annotations
+
+from proto import types_pb2
+from runtime.jobs.params import MODULE
+from runtime.module import ACCOUNT, AMOUNT, HASH, INTEGER, TEXT, EventSpec
+from runtime.primitives import make_event
+
+JOB_POSTED = "JobPosted"
+JOB_QUEUED = "JobQueued"
+JOB_ASSIGNED = "JobAssigned"
+RESULT_COMMITTED = "ResultCommitted"
+REVEAL_OPENED = "RevealOpened"
+RESULT_REVEALED = "ResultRevealed"
+JOB_SETTLED = "JobSettled"
+PAYMENT_HELD = "PaymentHeld"
+PAYMENT_RELEASED = "PaymentReleased"
+PROTOCOL_FEE = "ProtocolFee"
+JOB_REFUNDED = "JobRefunded"
+DEADLINE_MISSED = "DeadlineMissed"
+JOB_EXPIRED = "JobExpired"
+JOB_CANCELLED = "JobCancelled"
+JOB_DISPUTED = "JobDisputed"
+
+EVENTS = (
+    EventSpec(
+        JOB_POSTED,
+        "A job was posted and its escrow reserved.",
+        {"job": HASH, "poster": ACCOUNT, "model": HASH, "escrow": AMOUNT, "timeout_height": INTEGER},
+    ),
+    EventSpec(JOB_QUEUED, "Too few executors are free: the job waits (every block retries).", {"job": HASH, "missing": INTEGER}),
+    EventSpec(
+        JOB_ASSIGNED,
+        "An executor was assigned; it commits by deadline_height.",
+        {"job": HASH, "executor": ACCOUNT, "price_per_token": AMOUNT, "deadline_height": INTEGER},
+    ),
+    EventSpec(RESULT_COMMITTED, "An executor committed to its result.", {"job": HASH, "executor": ACCOUNT}),
+    EventSpec(REVEAL_OPENED, "Every commitment is in; executors reveal by deadline_height.", {"job": HASH, "deadline_height": INTEGER}),
+    EventSpec(RESULT_REVEALED, "An executor revealed its result.", {"job": HASH, "executor": ACCOUNT, "output_digest": HASH, "tokens": INTEGER}),
+    EventSpec(JOB_SETTLED, "The revealed results agreed.", {"job": HASH, "output_digest": HASH, "paid": AMOUNT}),
+    EventSpec(
+        PAYMENT_HELD,
+        "An executor's payment, held until the challenge window closes.",
+        {"job": HASH, "executor": ACCOUNT, "amount": AMOUNT, "release_height": INTEGER},
+    ),
+    EventSpec(PAYMENT_RELEASED, "A held payment became the executor's free balance.", {"job": HASH, "executor": ACCOUNT, "amount": AMOUNT}),
+    EventSpec(PROTOCOL_FEE, "The protocol's share of a payment, burned.", {"job": HASH, "amount": AMOUNT}),
+    EventSpec(JOB_REFUNDED, "Escrow returned to the poster.", {"job": HASH, "poster": ACCOUNT, "amount": AMOUNT}),
+    EventSpec(DEADLINE_MISSED, "An executor missed its commit or reveal deadline.", {"job": HASH, "executor": ACCOUNT, "phase": TEXT}),
+    EventSpec(JOB_EXPIRED, "The job found no (agreeing) result before its timeout.", {"job": HASH, "reason": TEXT}),
+    EventSpec(JOB_CANCELLED, "The poster withdrew the job before assignment.", {"job": HASH}),
+    EventSpec(JOB_DISPUTED, "Revealed results differ; the escrow is held.", {"job": HASH, "results": INTEGER}),
+)
+
+
+def event(event_name: str, **attributes: object) -> types_pb2.Event:
+    """One of the events above, attributes in declaration order."""
+    return make_event(MODULE, event_name, **attributes)

@@ -1,0 +1,67 @@
+"""jobs hooks: each block retries queued jobs and handles what is due (deadlines, timeouts, releases)."""
+
+from __future__ import annotations
+
+from proto import state_pb2
+from runtime.jobs.assignment import fill_or_queue
+from runtime.jobs.params import Params, read_params
+from runtime.jobs.phases import (
+    CANCELLED,
+    DISPUTED,
+    EXPIRED,
+    QUEUED,
+    REVEALING,
+    SETTLED,
+    SLOT_ASSIGNED,
+    SLOT_REVEALED,
+    COMMIT_PHASE,
+    REVEAL_PHASE,
+)
+from runtime.jobs.queue import queued, schedule, take_due
+from runtime.jobs.settlement import end, miss, release_held, settle
+from runtime.jobs.storage import active_slots, missing_slots, read_job, write_job
+from runtime.primitives import BlockContext
+from runtime.state import Overlay
+
+
+def on_finalize(state: Overlay, block: BlockContext, fees: int) -> None:
+    """Retry queued jobs (oldest first, a bounded number), then handle what is due at this height."""
+    height = block.height
+    params = read_params(state)
+    for job_id in queued(state)[: params.assign_per_block]:
+        job = read_job(state, job_id)
+        fill_or_queue(state, job, params, height)
+        write_job(state, job)
+    for job_id in take_due(state, height):
+        job = read_job(state, job_id)
+        _on_due(state, job, params, height)
+        write_job(state, job)
+
+
+def _on_due(state: Overlay, job: state_pb2.Job, params: Params, height: int) -> None:
+    if job.status in (SETTLED, DISPUTED):
+        release_held(state, job, params, height)
+        return
+    if job.status in (EXPIRED, CANCELLED):
+        return
+    if job.status == REVEALING:
+        for slot in active_slots(job):
+            if slot.deadline_height <= height:
+                miss(state, job, slot, REVEAL_PHASE, params)
+        if active_slots(job):
+            return
+        if any(slot.status == SLOT_REVEALED for slot in job.assignments):
+            settle(state, job, params, height)
+            return
+        # Nothing was revealed, so nothing can be copied: the job starts over with new executors.
+    else:
+        for slot in active_slots(job):
+            if slot.status == SLOT_ASSIGNED and slot.deadline_height <= height:
+                miss(state, job, slot, COMMIT_PHASE, params)
+    if height >= job.timeout_height and missing_slots(job) > 0:
+        end(state, job, EXPIRED, "executors missed their deadlines and the job's timeout has come")
+        return
+    if missing_slots(job) > 0:
+        fill_or_queue(state, job, params, height)
+    if job.status == QUEUED:
+        schedule(state, max(job.timeout_height, height + 1), job.id)

@@ -1,0 +1,61 @@
+"""The hashes of the market (docs/protocol.md, "Jobs"): job id, commitment, output digest, assignment seed.
+
+Each is a function of chain data only, so every node computes the same bytes. The output digest's
+recipe is proto/digest.py, shared with the worker, the client and the inference package.
+"""
+
+from __future__ import annotations
+
+import struct
+from hashlib import blake2b
+
+from proto import digest, state_pb2
+
+JOB_DOMAIN = b"inferchain/job/v1"
+COMMIT_DOMAIN = b"inferchain/commit/v1"
+ASSIGN_DOMAIN = b"inferchain/assign/v1"
+
+
+def hash_parts(*parts: bytes) -> bytes:
+    """blake2b-256 of the parts concatenated."""
+    return blake2b(b"".join(parts), digest_size=32).digest()
+
+
+def job_id(genesis_hash: bytes, poster: bytes, nonce: int) -> bytes:
+    """A job's id, known to its poster before submission: hash of the chain, poster and PostJob's nonce."""
+    return hash_parts(JOB_DOMAIN, genesis_hash, poster, struct.pack("<Q", nonce))
+
+
+def commitment(job: bytes, executor: bytes, salt: bytes, output_digest: bytes) -> bytes:
+    """What CommitResult carries: it binds the executor to its output without showing it."""
+    return hash_parts(COMMIT_DOMAIN, job, executor, salt, output_digest)
+
+
+def output_digest(job: state_pb2.Job, prompt_tokens: int, tokens, text: str, stop_reason: str) -> bytes:
+    """The output digest of docs/verification.md for a stored job and a revealed result."""
+    request, sampling = job.request, job.request.sampling
+    return digest.output_digest(
+        job_id=job.id,
+        model=request.model,
+        prompt_format=request.prompt_format,
+        prompt=request.prompt,
+        max_tokens=request.max_tokens,
+        temperature_milli=sampling.temperature_milli,
+        top_k=sampling.top_k,
+        top_p_ppm=sampling.top_p_ppm,
+        seed=sampling.seed,
+        prompt_tokens=prompt_tokens,
+        tokens=tokens,
+        text=text,
+        stop_reason=stop_reason,
+    )
+
+
+def assignment_seed(job: bytes, height: int, round_index: int) -> bytes:
+    """The seed of one assignment round: the job id, the block height, and how many slots came before."""
+    return hash_parts(ASSIGN_DOMAIN, job, struct.pack("<QQ", height, round_index))
+
+
+def draw_point(seed: bytes, index: int, total: int) -> int:
+    """The `index`-th draw of a round: a point in [0, total) from the round's seed."""
+    return int.from_bytes(hash_parts(seed, struct.pack("<Q", index)), "big") % total

@@ -1,0 +1,84 @@
+"""jobs storage: the keys under `jobs/`, the job records, executor load, and the listing indexes.
+
+Listing indexes (value b"") are walked by the node's API, newest last in key order.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from proto import state_pb2
+from runtime.jobs.phases import ACTIVE_SLOTS, SLOT_MISSED
+from runtime.state import Overlay, StateReader
+
+JOB_PREFIX = b"jobs/job/"  # + job id -> Job
+LOAD_PREFIX = b"jobs/load/"  # + executor -> 4-byte big-endian count of active assignments
+QUEUE_KEY = b"jobs/queue"  # JobIdList, oldest first
+SCHEDULE_PREFIX = b"jobs/schedule/"  # + u64 big-endian height -> JobIdList due then
+JOBS_BY_HEIGHT = b"jobs/by_height/"  # + u64 BE posted height + job id
+JOBS_BY_POSTER = b"jobs/by_poster/"  # + poster + u64 BE posted height + job id
+JOBS_BY_EXECUTOR = b"jobs/by_executor/"  # + executor + u64 BE posted height + job id
+
+
+def read_job(state: StateReader, job: bytes) -> state_pb2.Job | None:
+    """The stored job, or None when no job has this id."""
+    raw = state.get(JOB_PREFIX + job)
+    return None if raw is None else state_pb2.Job.FromString(raw)
+
+
+def write_job(state: Overlay, job: state_pb2.Job) -> None:
+    state.set(JOB_PREFIX + job.id, job.SerializeToString(deterministic=True))
+
+
+def read_load(state: StateReader, account: bytes) -> int:
+    """How many assignments the executor holds now (its capacity in use)."""
+    raw = state.get(LOAD_PREFIX + account)
+    return 0 if raw is None else int.from_bytes(raw, "big")
+
+
+def add_load(state: Overlay, account: bytes, delta: int) -> None:
+    load = read_load(state, account) + delta
+    if load:
+        state.set(LOAD_PREFIX + account, load.to_bytes(4, "big"))
+    else:
+        state.delete(LOAD_PREFIX + account)
+
+
+def read_ids(state: StateReader, key: bytes) -> list[bytes]:
+    """The job ids of a JobIdList stored under `key` (empty when absent)."""
+    raw = state.get(key)
+    return [] if raw is None else list(state_pb2.JobIdList.FromString(raw).job_ids)
+
+
+def write_ids(state: Overlay, key: bytes, ids: list[bytes]) -> None:
+    if ids:
+        state.set(key, state_pb2.JobIdList(job_ids=ids).SerializeToString(deterministic=True))
+    else:
+        state.delete(key)
+
+
+def index_posted(state: Overlay, job: state_pb2.Job) -> None:
+    """List a new job by height and by poster."""
+    position = struct.pack(">Q", job.posted_height) + job.id
+    state.set(JOBS_BY_HEIGHT + position, b"")
+    state.set(JOBS_BY_POSTER + job.poster + position, b"")
+
+
+def index_assigned(state: Overlay, job: state_pb2.Job, executor: bytes) -> None:
+    """List a job under an executor it was assigned to."""
+    state.set(JOBS_BY_EXECUTOR + executor + struct.pack(">Q", job.posted_height) + job.id, b"")
+
+
+def active_slots(job: state_pb2.Job) -> list[state_pb2.Assignment]:
+    """The assignments still holding their executor's capacity."""
+    return [slot for slot in job.assignments if slot.status in ACTIVE_SLOTS]
+
+
+def missing_slots(job: state_pb2.Job) -> int:
+    """How many executors the job still needs."""
+    return job.request.redundancy - len(active_slots(job))
+
+
+def slot_of(job: state_pb2.Job, executor: bytes) -> state_pb2.Assignment | None:
+    """The executor's current (not missed) assignment in the job."""
+    return next((slot for slot in job.assignments if slot.executor == executor and slot.status != SLOT_MISSED), None)
