@@ -1,9 +1,9 @@
-"""Property tests of the runtime: arbitrary bytes and arbitrary call sequences."""
+"""Property tests of the runtime: arbitrary bytes, arbitrary transfer sequences, and arbitrary fields of every registered call."""
 
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from proto import types_pb2
@@ -11,7 +11,10 @@ from runtime import system
 from runtime.executive import BlockExecution, InvalidCall, check_transaction, transaction_rules
 from runtime.invariants import supply_is_conserved
 from runtime.primitives import BlockContext, InvalidTransaction
+from runtime.registry import RUNTIME
+from tests.property.registry_calls import any_call, call_strategies
 from tests.runtime.helpers import ACCOUNTS, genesis_state, transfer
+from tests.runtime.market import MODEL_ID, Market
 
 STATE = genesis_state()
 RULES = transaction_rules(STATE)
@@ -93,3 +96,33 @@ def test_supply_is_conserved_and_refused_transactions_change_nothing(blocks, aut
         assert len(receipts.transactions) == sum(included.values())
         state.apply(writes.changes())
         assert supply_is_conserved(state, state.items.items())
+
+
+# --- every registered call, its fields drawn from the registry ----------------------------------
+
+# Generated from each call's descriptor and declared kinds (tests/property/registry_calls.py): a
+# module's new call is fuzzed here with no edit.
+FUZZED_CALLS = call_strategies(RUNTIME)
+REGISTERED_MODULES = {module.name for module in RUNTIME.modules}
+
+
+def test_every_registered_call_is_fuzzed():
+    assert set(FUZZED_CALLS) == set(RUNTIME.calls)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(any_call(RUNTIME, [account.public_key for account in ACCOUNTS], [MODEL_ID]), st.integers(1, 5))
+def test_arbitrary_fields_of_every_registered_call_are_refused_or_applied_cleanly(named_call, who):
+    name, call = named_call
+    market = Market.create()
+    raw = market.transaction(ACCOUNTS[who], **{name: call})
+    try:
+        check_transaction(raw, transaction_rules(market.state))
+    except InvalidTransaction as refused:
+        assert str(refused)
+        event(f"{name}: refused before its block")
+        return
+    receipt = market.block([raw]).transactions[0]  # the supply and reserve invariants are checked after the block
+    event(f"{name}: {'applied' if receipt.success else 'failed in its block'}")
+    if not receipt.success:
+        assert receipt.error_module in REGISTERED_MODULES and receipt.error_name and receipt.error_message
