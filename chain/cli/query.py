@@ -1,5 +1,8 @@
 """`inferchain query account|block|chain|tx`: read a node's state, blocks and transactions.
 
+Beside these, `query models|executors` (chain/cli/market_queries.py) and `query MODULE QUERY` for
+every query a runtime module declares (chain/cli/module_queries.py).
+
 People see amounts in tokens (`1.000000000000000000 INFER`) and accounts as SS58 addresses.
 In `--output json` documents, 64-bit integers (balances, amounts, fees, nonces, heights, times)
 are decimal strings and smaller ones (counts, indexes) numbers (docs/cli.md); amounts stay in base
@@ -14,6 +17,7 @@ from datetime import datetime, timezone
 from chain.cli.connection import add_node_argument, cli_errors, node_client, resolve_account_argument
 from chain.cli.errors import EXIT_BAD_INPUT, EXIT_REFUSED, EXIT_UNTRUSTED, EXIT_USAGE, CliError
 from chain.cli.market_queries import register_queries
+from chain.cli.module_queries import register_module_queries
 from chain.cli.output import Token, add_output_argument, print_fields, print_json, print_table, token_of, u64
 from chain.client import (
     Account,
@@ -29,13 +33,13 @@ from chain.client import (
 from chain.client.light import LightClient, VerifiedAccount, VerifiedHeader
 from chain.genesis import Genesis, GenesisError, load_genesis
 from chain.ss58 import encode_address
-from runtime.registry import event_attribute_kind
+from runtime.registry import RUNTIME, Runtime
 
 ACCOUNT_KIND = "account"
 AMOUNT_KIND = "amount"
 
 
-def register(subparsers) -> None:
+def register(subparsers, runtime: Runtime = RUNTIME) -> None:
     """Add `query` and its subcommands."""
     query = subparsers.add_parser("query", help="read accounts, blocks, transactions and chain info from a node")
     commands = query.add_subparsers(dest="query_command", metavar="WHAT")
@@ -63,6 +67,7 @@ def register(subparsers) -> None:
     _common(tx)
     tx.set_defaults(handler=query_tx)
     register_queries(commands)  # models, executors: chain/cli/market_queries.py
+    register_module_queries(commands, runtime)  # MODULE QUERY: chain/cli/module_queries.py
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -108,9 +113,10 @@ def time_text(time_ms: int) -> str:
 # --- events, receipts and transactions, shared with `inferchain tx` --------------------
 
 
-def attribute_kind(event: Event, key: str) -> str | None:
+def attribute_kind(event: Event, key: str, runtime: Runtime = RUNTIME) -> str | None:
     """What an event attribute holds ("account", "amount", ...), as its module declares it."""
-    return event_attribute_kind(event.module, event.name, key)
+    spec = runtime.event(event.module, event.name)
+    return None if spec is None else spec.attributes.get(key)
 
 
 def _account_text(value: str) -> str:
@@ -126,23 +132,25 @@ def _amount_text(value: str, token: Token) -> str:
     return token.format(int(value)) if value.isascii() and value.isdigit() else value
 
 
-def event_document(event: Event) -> dict:
+def event_document(event: Event, runtime: Runtime = RUNTIME) -> dict:
     """An event as JSON: accounts as SS58 addresses, amounts as base-unit strings (as sent)."""
     attributes = {
-        key: _account_text(value) if attribute_kind(event, key) == ACCOUNT_KIND else value
+        key: _account_text(value) if attribute_kind(event, key, runtime) == ACCOUNT_KIND else value
         for key, value in event.attributes
     }
     return {"module": event.module, "name": event.name, "attributes": attributes}
 
 
-def event_text(event: Event, token: Token = Token()) -> str:
+def event_text(event: Event, token: Token = Token(), runtime: Runtime = RUNTIME) -> str:
     """One line for an event: module.Name key=value ..., accounts in SS58, amounts in tokens."""
-    attributes = " ".join(f"{key}={_attribute_text(event, key, value, token)}" for key, value in event.attributes)
+    attributes = " ".join(
+        f"{key}={_attribute_text(event, key, value, token, runtime)}" for key, value in event.attributes
+    )
     return f"{event.module}.{event.name} {attributes}".rstrip()
 
 
-def _attribute_text(event: Event, key: str, value: str, token: Token) -> str:
-    kind = attribute_kind(event, key)
+def _attribute_text(event: Event, key: str, value: str, token: Token, runtime: Runtime) -> str:
+    kind = attribute_kind(event, key, runtime)
     if kind == ACCOUNT_KIND:
         return _account_text(value)
     if kind == AMOUNT_KIND:

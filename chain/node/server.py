@@ -32,9 +32,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from chain.node.api import MAX_BATCH, NodeApi
+from chain.node.queries import QueryApi
 from chain.node.streams import StreamGate, StreamLimits
 from chain.storage import StoreError
-from proto import node_pb2, node_pb2_grpc
+from proto import node_pb2, node_pb2_grpc, query_pb2, query_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -137,10 +138,12 @@ class ApiServer:
             options=server_options(limits, self.requests),
         )
         node_pb2_grpc.add_NodeServicer_to_server(api, self.server)
+        query_pb2_grpc.add_QueryServicer_to_server(QueryApi(core), self.server)  # the modules' queries
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         service_names = (
             node_pb2.DESCRIPTOR.services_by_name["Node"].full_name,
+            query_pb2.DESCRIPTOR.services_by_name["Query"].full_name,
             health.SERVICE_NAME,
             reflection.SERVICE_NAME,
         )

@@ -1,4 +1,7 @@
-"""Arbitrary bytes and requests against a real node: clear gRPC errors, no state change, still serving."""
+"""Arbitrary bytes and requests against a real node: clear gRPC errors, no state change, still serving.
+
+The calls simulated and the queries asked are generated from the registry: a new call or query is fuzzed with no edit.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,10 @@ from hypothesis import strategies as st
 from chain.crypto import DEV_ACCOUNT_NAMES, dev_keypair
 from chain.ss58 import BASE58_ALPHABET as BASE58
 from chain.ss58 import AddressError, decode_address, encode_address
-from proto import node_pb2, node_pb2_grpc, types_pb2
+from chain.transactions import sign_transaction
+from proto import node_pb2, node_pb2_grpc, query_pb2, query_pb2_grpc, types_pb2
+from runtime.registry import RUNTIME
+from tests.property.registry_calls import call_strategies
 
 pytestmark = pytest.mark.slow
 
@@ -143,3 +149,58 @@ def test_garbage_changed_no_state_and_node_still_serves(stub):
             stub.SubmitTransaction(node_pb2.SubmitTransactionRequest(transaction=raw), timeout=10)
     assert accounts_snapshot(stub) == before
     assert stub.GetChainInfo(node_pb2.GetChainInfoRequest(), timeout=5).best_height >= 1
+
+
+# --- every registered call and every declared query, from the registry -----------------------------
+
+FUZZED_CALLS = call_strategies(RUNTIME, [dev_keypair(name).public_key for name in DEV_ACCOUNT_NAMES])
+DECLARED_QUERIES = [(module.name, spec) for module in RUNTIME.modules for spec in module.queries]
+NAMES = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=80)
+
+
+def test_every_registered_call_is_fuzzed_against_the_node():
+    assert set(FUZZED_CALLS) == set(RUNTIME.calls)
+
+
+@FUZZ
+@given(named_call=st.sampled_from(sorted(FUZZED_CALLS)).flatmap(lambda name: FUZZED_CALLS[name].map(lambda call: (name, call))))
+def test_any_registered_call_is_simulated_with_a_verdict_and_a_reason(stub, named_call):
+    name, call = named_call
+    info = stub.GetChainInfo(node_pb2.GetChainInfoRequest(), timeout=5)
+    signed = sign_transaction(dev_keypair("ferdie"), chain_id=info.chain_id, genesis_hash=info.genesis_hash,
+                              nonce=0, call=call, fee=10**12)
+    reply = stub.SimulateTransaction(node_pb2.SimulateTransactionRequest(transaction=signed.raw), timeout=10)
+    assert reply.valid or (reply.code in ("INVALID_ARGUMENT", "FAILED_PRECONDITION") and reply.reason), (name, reply)
+
+
+@pytest.fixture(scope="module")
+def query_stub(channel):
+    return query_pb2_grpc.QueryStub(channel)
+
+
+def test_the_node_lists_every_declared_query(query_stub):
+    listed = query_stub.ListQueries(query_pb2.ListQueriesRequest(), timeout=5).queries
+    assert [(query.module, query.name, query.request_type, query.response_type) for query in listed] == [
+        (module, spec.name, spec.request.DESCRIPTOR.full_name, spec.response.DESCRIPTOR.full_name)
+        for module, spec in DECLARED_QUERIES
+    ]
+
+
+@FUZZ
+@given(
+    module=st.one_of(st.sampled_from([module.name for module in RUNTIME.modules]), NAMES),
+    query=st.one_of(st.sampled_from([spec.name for _, spec in DECLARED_QUERIES] or ["none"]), NAMES),
+    raw=st.binary(max_size=200),
+)
+def test_arbitrary_module_queries_are_answered_or_refused_with_a_reason(query_stub, module, query, raw):
+    code, details = outcome(query_stub.Query, query_pb2.QueryRequest(module=module, query=query, request=raw))
+    assert code in (grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND), details
+    assert len(details) < 600
+
+
+def test_query_request_bytes_that_do_not_decode_are_invalid_argument(channel):
+    call = channel.unary_unary("/inferchain.query.Query/Query", request_serializer=bytes, response_deserializer=bytes)
+    with pytest.raises(grpc.RpcError) as raised:
+        call(b"\xff\xff\xff", timeout=10)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert raised.value.details() == "the request does not decode as inferchain.query.QueryRequest (3 bytes)"
