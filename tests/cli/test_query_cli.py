@@ -1,4 +1,4 @@
-"""`inferchain query account|block|chain|tx` through the real console entry, against a real dev node."""
+"""`inferchain query account|block|chain|tx` and `query MODULE QUERY` through the real console entry, against a real dev node."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from chain.cli.errors import EXIT_BAD_INPUT, EXIT_REFUSED, EXIT_USAGE
 from chain.client import Client
 from chain.crypto import Keypair, dev_keypair
+from runtime.registry import RUNTIME
 from tests.commands import inferchain, one_line_error
 
 
@@ -155,3 +156,25 @@ def test_query_tx_unknown_hash_is_aone_line_error(dev_node):
 def test_query_tx_malformed_hash_is_a_usage_error(dev_node):
     result = inferchain("query", "tx", "xyz", "--node", dev_node.target)
     assert result.returncode == EXIT_USAGE and "64 hex digits" in one_line_error(result)
+
+
+# --- query MODULE QUERY: every query a module declares ---------------------------------------------
+
+DECLARED_QUERIES = [(module.name, spec.name) for module in RUNTIME.modules for spec in module.queries]
+
+
+@pytest.mark.parametrize("module, query", DECLARED_QUERIES)
+def test_every_declared_query_is_a_command_answered_or_refused_in_one_line(dev_node, module, query):
+    # Asked with no options: every request field zero or empty; the module answers or says why not.
+    result = inferchain("query", module, query, "--node", dev_node.target, "--output", "json")
+    if result.returncode == 0:
+        document = json.loads(result.stdout)
+        assert (document["module"], document["query"]) == (module, query) and int(document["height"]) >= 0
+        assert isinstance(document["response"], dict)
+    else:
+        assert result.returncode == EXIT_REFUSED and one_line_error(result)
+
+
+def test_an_unknown_module_query_is_a_usage_error():
+    result = inferchain("query", "nothing-of-the-sort", "x")
+    assert result.returncode == EXIT_USAGE and "invalid choice" in result.stderr and "Traceback" not in result.stderr
