@@ -3,22 +3,25 @@
 One `P2P.Connect` bidirectional stream per connection and one connection per pair of node ids.
 The parts, one file each:
 
+- chain/p2p/limits.py: the sizes and timings (NetworkLimits);
 - chain/p2p/wire.py: addresses, Envelopes, Hello checks and the signed handshake transcript;
 - chain/p2p/handshake.py: this node's Hello and HelloAck, and the checks of a peer's;
 - chain/p2p/listener.py: inbound streams, from their opening to an admitted connection;
 - chain/p2p/dialer.py: outbound streams, from the dial to an admitted connection;
+- chain/p2p/reader.py: reading an admitted connection and handing its messages on;
 - chain/p2p/peer_table.py: the connections by node id, who may join (inbound, outbound and
   reserved slots), connect/disconnect events;
+- chain/p2p/peer_exchange.py: addresses asked for, given and learned;
+- chain/p2p/address_book.py: the addresses to dial and their back-off;
 - chain/p2p/scoring.py: peer scores and bans;
 - chain/p2p/rates.py: per-peer message rates;
-- chain/p2p/address_book.py: the addresses to dial and their back-off;
 - chain/p2p/queues.py: the bounded outbound queue and the seen-gossip cache;
+- chain/p2p/maintenance.py: the thread that runs deadlines, periodic callbacks and the ticks below;
 - chain/p2p/transport.py: gRPC options and handlers.
 
 This file keeps what ties them together: the life cycle, the API the node calls (broadcast, send,
-first_seen, penalize, disconnect, peers, call_every), reading and dispatching what peers send, peer
-exchange, and the maintenance thread that dials, expires handshakes and runs periodic callbacks
-(transaction gossip's flush).
+first_seen, penalize, disconnect, peers, call_every), putting messages in peers' queues,
+admitting and closing connections, and the maintenance ticks (dialing, stalled peers).
 
 Every outbound queue is bounded in messages and bytes: a full queue drops the message (counted,
 logged at most once per interval per peer) and the caller never waits.
@@ -30,7 +33,6 @@ import logging
 import threading
 import time
 from concurrent import futures
-from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
 import grpc
@@ -39,16 +41,17 @@ from chain.crypto import Keypair
 from chain.p2p.address_book import AddressBook
 from chain.p2p.dialer import Dialer
 from chain.p2p.handshake import ClockPolicy, Handshaker
+from chain.p2p.limits import NetworkLimits
 from chain.p2p.listener import Listener
+from chain.p2p.maintenance import Maintenance
+from chain.p2p.peer_exchange import PeerExchange
 from chain.p2p.peer_table import REPLACED_GRACE_S, Connection, PeerHandler, PeerInfo, PeerTable
 from chain.p2p.queues import SeenCache
-from chain.p2p.rates import MessageRates, PeerRates
-from chain.p2p.scoring import PENALTY_INVALID, PENALTY_RATE, BanPolicy, PeerScores
-from chain.p2p.transport import connect_handler, describe, server_options
-from chain.p2p.wire import (
-    MAX_MESSAGE_BYTES, MAX_PEERS_PER_MESSAGE, ChainIdentity, ProtocolViolation, check_message_limits, encode_envelope,
-    parse_addr, parse_dial_addr, parse_envelope, short_id,
-)
+from chain.p2p.rates import PeerRates
+from chain.p2p.reader import Reader
+from chain.p2p.scoring import PENALTY_INVALID, BanPolicy, PeerScores
+from chain.p2p.transport import connect_handler, server_options
+from chain.p2p.wire import MAX_MESSAGE_BYTES, ChainIdentity, encode_envelope, parse_addr, parse_dial_addr, short_id
 from proto import p2p_pb2
 from runtime.hashing import blake2b_256
 
@@ -58,65 +61,6 @@ log = logging.getLogger("inferchain.p2p")
 GOSSIP_KINDS = frozenset({"proposal", "block_part", "vote", "evidence"})
 
 __all__ = ["GOSSIP_KINDS", "Network", "NetworkLimits", "PeerHandler", "PeerInfo"]
-
-
-@dataclass(frozen=True)
-class NetworkLimits:
-    """Sizes and timings of the network; the defaults are for production, tests shorten the timings."""
-
-    # A peer's outbound queue: what waits for its writer. 4,096 votes or parts, and at most two
-    # largest messages' worth of bytes.
-    max_queue_messages: int = 4096
-    max_queue_bytes: int = 32 * 1024 * 1024
-    # Hashes of gossip already seen (about 100 bytes each in memory).
-    seen_cache_size: int = 100_000
-    # A stream that has not finished its handshake this long after it opened is ended.
-    handshake_timeout_s: float = 3.0
-    # Slots (chain/p2p/peer_table.py): peers that dialed us, learned addresses we dialed, and beyond
-    # both, boot nodes and proven validators.
-    max_inbound: int = 40
-    max_outbound: int = 10
-    max_reserved: int = 100
-    # Inbound streams still in their handshake, all sources together, and connections plus
-    # handshakes from one source address (reserved peers not counted).
-    max_pending_handshakes: int = 16
-    max_per_address: int = 8
-    # A peer's wall clock (Hello.time_ms) further than this from ours is refused; beyond
-    # warn_clock_offset_s it is logged.
-    max_clock_offset_s: float = 30.0
-    warn_clock_offset_s: float = 5.0
-    rates: MessageRates = MessageRates()
-    # Re-dialing: the wait starts at backoff_initial_s and doubles to backoff_max_s; it starts
-    # over once a connection lasted stable_after_s. A peer that refused us as incompatible
-    # (another chain, genesis or protocol version) is retried only every backoff_max_s.
-    backoff_initial_s: float = 0.5
-    backoff_max_s: float = 30.0
-    stable_after_s: float = 10.0
-    # A learned (not boot) address is forgotten after this many failed dials in a row.
-    max_dial_failures: int = 8
-    max_known_addrs: int = 1024
-    max_concurrent_dials: int = 8
-    # Peers are asked for addresses on connect and then this often while below max_outbound.
-    peer_exchange_interval_s: float = 30.0
-    # A PeersRequest is answered at most this often per peer; more are ignored.
-    peers_answer_interval_s: float = 1.0
-    # Scores and bans (chain/p2p/scoring.py): the first ban lasts ban_s, each repeat within a day
-    # twice as long up to max_ban_s; a score loses score_decay_per_s points a second.
-    ban_s: float = 60.0
-    max_ban_s: float = 3600.0
-    score_decay_per_s: float = 2.0
-    # A peer whose writer took nothing from its queue for this long stopped reading: it is disconnected.
-    stall_s: float = 30.0
-    # A full queue is logged at most once per this interval per peer.
-    drop_log_interval_s: float = 10.0
-    maintenance_interval_s: float = 0.05
-
-
-@dataclass
-class _Periodic:
-    interval_s: float
-    callback: Callable[[], None]
-    next_run: float = 0.0
 
 
 class Network:
@@ -168,15 +112,17 @@ class Network:
             clock_policy=ClockPolicy(max_offset_s=limits.max_clock_offset_s, warn_offset_s=limits.warn_clock_offset_s))
         self.listener = Listener(self)
         self.dialer = Dialer(self)
-        self._deadlines: dict[object, tuple[float, Callable[[], None]]] = {}
-        self._periodic: list[_Periodic] = []
+        self.reader = Reader(self)
+        self.peer_exchange = PeerExchange(self)
+        self.maintenance = Maintenance(self.lock, clock, limits.maintenance_interval_s, ticks=[
+            self._disconnect_stalled, self.dialer.dial_due, self.peer_exchange.tick,
+        ])
         self._seen = SeenCache(limits.seen_cache_size)
         self._threads: set[threading.Thread] = set()
         self._stopping = threading.Event()
         self._server: grpc.Server | None = None
         self._executor: futures.ThreadPoolExecutor | None = None
         self._maintenance: threading.Thread | None = None
-        self._next_peer_exchange = 0.0
 
     # --- life cycle ---
 
@@ -204,7 +150,7 @@ class Network:
         if not self._public_addr and self.listen_host not in ("0.0.0.0", "[::]"):
             self._public_addr = f"{self.listen_host}:{self.port}"
         self.address_book.set_own_addrs({f"{self.listen_host}:{self.port}", self._public_addr} - {""})
-        self._maintenance = self.spawn(self._maintain, "p2p-maintain")
+        self._maintenance = self.spawn(lambda: self.maintenance.run(self._stopping), "p2p-maintain")
         log.info("p2p: node %s listening on %s:%d", short_id(self.node_id), self.listen_host, self.port)
 
     def stop(self) -> None:
@@ -212,9 +158,8 @@ class Network:
         self._stopping.set()
         if self._maintenance is not None:  # first, so that it starts no dial meanwhile
             self._maintenance.join(timeout=2.0)
-        with self.lock:
-            connections = self.peer_table.all()
-            pending = [close for _, close in self._deadlines.values()]
+        connections = self.peer_table.all()
+        pending = self.maintenance.pending_actions()
         for connection in connections:
             connection.queue.close()
             connection.cancel()
@@ -253,14 +198,14 @@ class Network:
             self._seen.add(blake2b_256(raw))
         connections = [c for c in self.peer_table.all() if c.node_id != exclude]
         for connection in connections:
-            self._put(connection, raw)
+            self.send_raw(connection, raw)
 
     def send(self, peer_id: bytes, envelope: p2p_pb2.Envelope) -> bool:
         """Queue `envelope` to one peer; False when there is no such peer or its queue is full."""
         connection = self.peer_table.get(peer_id)
         if connection is None:
             return False
-        return self._put(connection, encode_envelope(envelope))
+        return self.send_raw(connection, encode_envelope(envelope))
 
     def first_seen(self, envelope: p2p_pb2.Envelope) -> bool:
         """True the first time this exact gossip message is seen (always True for other kinds)."""
@@ -272,6 +217,10 @@ class Network:
         """The connected peers, by node id."""
         connections = sorted(self.peer_table.all(), key=lambda c: c.node_id)
         return [PeerInfo(c.node_id, c.addr, c.height, c.inbound) for c in connections]
+
+    def peer_count(self) -> int:
+        """How many peers are connected."""
+        return len(self.peer_table.all())
 
     def penalize(self, peer_id: bytes, reason: str, points: int) -> None:
         """Add `points` to a peer's score for `reason`; at the threshold it is disconnected and banned.
@@ -289,9 +238,9 @@ class Network:
         self.penalize(peer_id, reason, PENALTY_INVALID)
 
     def _ban(self, peer_id: bytes, reason: str, code: grpc.StatusCode) -> None:
-        self._ban_connection(peer_id, self.peer_table.get(peer_id), reason, code)
+        self.ban_connection(peer_id, self.peer_table.get(peer_id), reason, code)
 
-    def _ban_connection(self, peer_id: bytes, connection: Connection | None, reason: str,
+    def ban_connection(self, peer_id: bytes, connection: Connection | None, reason: str,
                         code: grpc.StatusCode) -> None:
         """Ban a proven node id (and an inbound peer's source address) and end its connection with `code`."""
         host = connection.host if connection is not None and connection.inbound else None
@@ -303,8 +252,14 @@ class Network:
 
     def call_every(self, interval_s: float, callback: Callable[[], None]) -> None:
         """Run `callback` on the maintenance thread every `interval_s` (transaction gossip's flush)."""
-        with self.lock:
-            self._periodic.append(_Periodic(interval_s, callback))
+        self.maintenance.call_every(interval_s, callback)
+
+    def at(self, deadline: float, action: Callable[[], None]) -> object:
+        """Run `action` on the maintenance thread at `deadline` unless cancel_at(the returned key) comes first."""
+        return self.maintenance.at(deadline, action)
+
+    def cancel_at(self, key: object) -> None:
+        self.maintenance.cancel_at(key)
 
     def queue_size(self, peer_id: bytes) -> tuple[int, int]:
         """(messages, bytes) waiting in a peer's outbound queue; (0, 0) when not connected."""
@@ -313,7 +268,8 @@ class Network:
 
     # --- queues ---
 
-    def _put(self, connection: Connection, raw: bytes) -> bool:
+    def send_raw(self, connection: Connection, raw: bytes) -> bool:
+        """Queue an encoded envelope to one connection; False when too large, closed or full (counted)."""
         if len(raw) > MAX_MESSAGE_BYTES:
             log.warning("p2p: not sending a %d-byte message (limit %d)", len(raw), MAX_MESSAGE_BYTES)
             return False
@@ -366,7 +322,7 @@ class Network:
             log.info("p2p: connected to peer %s at %s (%s%s)", short_id(new.node_id), new.addr,
                      "inbound" if new.inbound else "outbound", ", reserved" if new.reserved else "")
         self.peer_table.drain_events()
-        self._put(new, encode_envelope(p2p_pb2.Envelope(peers_request=p2p_pb2.PeersRequest())))
+        self.send_raw(new, encode_envelope(p2p_pb2.Envelope(peers_request=p2p_pb2.PeersRequest())))
 
     def close(self, connection: Connection, code: grpc.StatusCode | None, detail: str) -> None:
         """End a connection from this side; a listener's stream ends with `code` and `detail`."""
@@ -374,105 +330,11 @@ class Network:
         connection.queue.close((code, detail) if code is not None else None)
         connection.cancel()
 
-    # --- reading ---
-
     def read(self, connection: Connection, stream: Iterator[bytes]) -> None:
-        """Dispatch what a peer sends until the stream ends or it breaks the protocol."""
-        name = f"{short_id(connection.node_id)} ({connection.addr})"
-        try:
-            for raw in stream:
-                self._dispatch(connection, parse_envelope(raw))
-        except ProtocolViolation as violation:
-            self._ban_connection(connection.node_id, connection, str(violation), grpc.StatusCode.INVALID_ARGUMENT)
-        except grpc.RpcError as error:
-            if connection.closed_reason is None and not self.stopping:
-                log.info("p2p: connection with peer %s ended: %s", name, describe(error))
-        finally:
-            connection.queue.close(connection.queue.close_status)
-            self.peer_table.remove(connection)
-            self.peer_table.drain_events()
-        if connection.closed_reason is None and not self.stopping:
-            log.info("p2p: peer %s disconnected", name)
+        """Dispatch what a peer sends until the stream ends (chain/p2p/reader.py); on the connection's thread."""
+        self.reader.read(connection, stream)
 
-    def _dispatch(self, connection: Connection, envelope: p2p_pb2.Envelope) -> None:
-        kind = envelope.WhichOneof("message")
-        if kind == "hello":
-            raise ProtocolViolation("a second Hello")
-        if kind == "hello_ack":
-            raise ProtocolViolation("a HelloAck after the handshake")
-        check_message_limits(envelope)
-        over = connection.rates.over(envelope, self.clock()) if connection.rates is not None else None
-        if over is not None:  # dropped: an honest node never gets here
-            self.penalize(connection.node_id, over, PENALTY_RATE)
-            return
-        if kind == "peers_request":
-            self._answer_peers_request(connection)
-            return
-        if kind == "peers":
-            self._learn_addrs(connection, envelope.peers)
-            return
-        if kind == "status":
-            connection.height = envelope.status.height
-        try:
-            self.handler.on_message(connection.node_id, envelope)
-        except Exception:
-            log.exception("p2p: the handler failed on a %s from %s", kind, short_id(connection.node_id))
-
-    # --- peer exchange ---
-
-    def _answer_peers_request(self, connection: Connection) -> None:
-        now = self.clock()
-        if now - connection.last_peers_answer < self.limits.peers_answer_interval_s:
-            return
-        connection.last_peers_answer = now
-        addrs = sorted(
-            {c.public_addr or (c.addr if not c.inbound else "") for c in self.peer_table.all()
-             if c.node_id != connection.node_id} - {""}
-        )[:MAX_PEERS_PER_MESSAGE]
-        self._put(connection, encode_envelope(p2p_pb2.Envelope(peers=p2p_pb2.Peers(addrs=addrs))))
-
-    def _learn_addrs(self, connection: Connection, peers: p2p_pb2.Peers) -> None:
-        self.address_book.learn(peers.addrs, short_id(connection.node_id))
-
-    def _exchange_peers(self, now: float) -> None:
-        if now < self._next_peer_exchange:
-            return
-        self._next_peer_exchange = now + self.limits.peer_exchange_interval_s
-        if self.peer_table.outbound_room(0):
-            self.broadcast(p2p_pb2.Envelope(peers_request=p2p_pb2.PeersRequest()))
-
-    # --- maintenance ---
-
-    def _maintain(self) -> None:
-        while not self._stopping.wait(self.limits.maintenance_interval_s):
-            try:
-                now = self.clock()
-                self._expire_deadlines(now)
-                self._disconnect_stalled(now)
-                self.dialer.dial_due(now)
-                self._exchange_peers(now)
-                self._run_periodic(now)
-            except Exception:
-                log.exception("p2p: maintenance")
-
-    def at(self, deadline: float, action: Callable[[], None]) -> object:
-        """Run `action` on the maintenance thread at `deadline` unless cancel_at(the returned key) comes first."""
-        key = object()
-        with self.lock:
-            self._deadlines[key] = (deadline, action)
-        return key
-
-    def cancel_at(self, key: object) -> None:
-        with self.lock:
-            self._deadlines.pop(key, None)
-
-    def _expire_deadlines(self, now: float) -> None:
-        with self.lock:
-            late = [(key, close) for key, (deadline, close) in self._deadlines.items() if deadline <= now]
-            for key, _ in late:
-                del self._deadlines[key]
-        for _, close in late:
-            close()
+    # --- maintenance ticks ---
 
     def _disconnect_stalled(self, now: float) -> None:
         stalled = [
@@ -484,17 +346,6 @@ class Network:
             log.warning("p2p: disconnecting peer %s (%s): it took no message for %.0f s (it stopped reading)",
                         short_id(connection.node_id), connection.addr, self.limits.stall_s)
             self.close(connection, grpc.StatusCode.RESOURCE_EXHAUSTED, "stopped reading")
-
-    def _run_periodic(self, now: float) -> None:
-        with self.lock:
-            due = [p for p in self._periodic if p.next_run <= now]
-            for periodic in due:
-                periodic.next_run = now + periodic.interval_s
-        for periodic in due:
-            try:
-                periodic.callback()
-            except Exception:
-                log.exception("p2p: periodic task %s", getattr(periodic.callback, "__qualname__", periodic.callback))
 
     def spawn(self, target: Callable[[], None], name: str) -> threading.Thread:
         """Run `target` on a thread of this network's, joined by stop()."""
