@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 PPM = 1_000_000
-U64_MAX = 2**64 - 1
+U64_MAX = 2**64 - 1  # the largest amount, height or count a uint64 field holds
+U32_MAX = 2**32 - 1
 
 
 def mul_div(a: int, b: int, c: int) -> int:

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 
 from proto import state_pb2, types_pb2
-from runtime import balances, system
+from runtime import balances, staking, system
 from runtime.arithmetic import PPM
 from runtime.module import (
     ACCOUNT,
@@ -238,8 +238,6 @@ def _check_vote(call: types_pb2.VoteModel) -> None:
 
 def vote_model(state: Overlay, origin: bytes, call: types_pb2.VoteModel) -> None:
     """Vote with the sender's bonded stake (counted at the end of the vote); a new vote replaces the old."""
-    from runtime import staking  # staking imports this module for offers
-
     _check_vote(call)
     proposal = read_proposal(state, call.model)
     if proposal is None:
@@ -281,8 +279,6 @@ CALLS = (
 
 def on_finalize(state: Overlay, block: BlockContext, fees: int) -> None:
     """Close the votes that end at this height: register or reject, and return the deposits."""
-    from runtime import staking
-
     open_ids = open_proposals(state)
     ending = [model_id for model_id in open_ids if read_proposal(state, model_id).end_height <= block.height]
     if not ending:

@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping
 
 from google.protobuf.message import Message
 
-from runtime.params import decode_params
+from runtime.params import ParamsSpec, decode_params
 from runtime.primitives import BlockContext, DispatchError
 from runtime.state import IterableState, Overlay, StateReader
 
@@ -102,22 +102,14 @@ class GenesisSpec:
 
 
 @dataclass(frozen=True)
-class ParamsSpec:
-    """A module's parameters: a frozen dataclass, stored as a protobuf message under `key`."""
-
-    type: type
-    message: type[Message]
-    key: bytes
-
-
-@dataclass(frozen=True)
 class ModuleSpec:
     """Everything a runtime module declares."""
 
     name: str
     doc: str
     params: ParamsSpec | None
-    genesis: GenesisSpec
+    # None: the module has nothing to configure at genesis (its `app_state` section must be absent or {}).
+    genesis: GenesisSpec | None
     calls: tuple[CallSpec, ...] = ()
     events: tuple[EventSpec, ...] = ()
     errors: tuple[type[DispatchError], ...] = ()

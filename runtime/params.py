@@ -9,13 +9,11 @@ and strings.
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields
-from typing import TYPE_CHECKING, Any, Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping
 
 from google.protobuf.descriptor import FieldDescriptor
-
-if TYPE_CHECKING:
-    from runtime.module import ParamsSpec
+from google.protobuf.message import Message
 
 _U64_TYPES = {FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_FIXED64}
 _U32_TYPES = {FieldDescriptor.TYPE_UINT32, FieldDescriptor.TYPE_FIXED32}
@@ -27,12 +25,21 @@ class ParamsInvalid(ValueError):
     """Parameters that cannot be used; the message names the field."""
 
 
-def encode_params(spec: "ParamsSpec", params) -> bytes:
+@dataclass(frozen=True)
+class ParamsSpec:
+    """A module's parameters: a frozen dataclass, stored as a protobuf message under `key`."""
+
+    type: type
+    message: type[Message]
+    key: bytes
+
+
+def encode_params(spec: ParamsSpec, params) -> bytes:
     """The stored form: the protobuf message, deterministically serialised."""
     return spec.message(**asdict(params)).SerializeToString(deterministic=True)
 
 
-def decode_params(spec: "ParamsSpec", raw: bytes | None):
+def decode_params(spec: ParamsSpec, raw: bytes | None):
     """The dataclass from its stored form."""
     if raw is None:
         raise ParamsInvalid(f"no parameters are stored under {spec.key!r}")
@@ -40,7 +47,7 @@ def decode_params(spec: "ParamsSpec", raw: bytes | None):
     return spec.type(**{item.name: getattr(message, item.name) for item in fields(spec.type)})
 
 
-def params_to_json(spec: "ParamsSpec", params) -> dict[str, Any]:
+def params_to_json(spec: ParamsSpec, params) -> dict[str, Any]:
     """Genesis JSON: 64-bit integers as strings, smaller integers as numbers, text as strings."""
     document = {}
     for name, value in asdict(params).items():
@@ -49,7 +56,7 @@ def params_to_json(spec: "ParamsSpec", params) -> dict[str, Any]:
     return document
 
 
-def params_from_json(spec: "ParamsSpec", raw: Any, where: str):
+def params_from_json(spec: ParamsSpec, raw: Any, where: str):
     """Parse `raw` (a JSON object) into the dataclass: defaults for absent fields, unknown ones refused."""
     if not isinstance(raw, Mapping):
         raise ParamsInvalid(f"{where} must be an object")

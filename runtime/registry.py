@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Iterable, Mapping
 
-from runtime import balances, jobs, models, staking, system
+from runtime import balances, models, reputation, slashing, system
+from runtime.jobs.spec import SPEC as JOBS
+from runtime.staking.spec import SPEC as STAKING
 from runtime.module import CallSpec, EventSpec, ModuleSpec
 
 
@@ -54,7 +56,9 @@ class Runtime:
         return [getattr(module, which) for module in self.modules if getattr(module, which) is not None]
 
 
-RUNTIME = Runtime(modules=(system.SPEC, balances.SPEC, models.SPEC, staking.SPEC, jobs.SPEC))
+RUNTIME = Runtime(
+    modules=(system.SPEC, balances.SPEC, models.SPEC, STAKING, slashing.SPEC, reputation.SPEC, JOBS)
+)
 
 
 def event_attribute_kind(module: str, event: str, key: str) -> str | None:

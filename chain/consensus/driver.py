@@ -48,7 +48,7 @@ from chain.node.core import NodeCore, ProductionHalted
 from chain.storage import StoreError
 from proto import consensus_pb2, p2p_pb2, types_pb2
 from runtime import evidence as evidence_rules
-from runtime import staking
+from runtime import slashing, staking
 from runtime.encoding import EncodingError, decode_canonical
 from runtime.hashing import blake2b_256
 from runtime.votes import SignedVote, VoteError, check_proposal, decode_vote, verify_vote
@@ -724,7 +724,7 @@ class Driver:
         offence_height = first.body.height
         # A double-sign at the height being decided goes into a later block: judged as that block would judge it.
         block_height = max(self.core.head.height + 1, offence_height + 1)
-        if staking.check_evidence(self.core.store.state, envelope.evidence, block_height) is not None:
+        if slashing.check_evidence(self.core.store.state, envelope.evidence, block_height) is not None:
             return  # punished already or too old: honest peers may still gossip these
         if self.evidence.add(envelope.evidence, first.key):
             self._broadcast(envelope, exclude=peer_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from proto import types_pb2
-from runtime import staking
+from runtime import slashing
 
 log = logging.getLogger("inferchain.consensus")
 
@@ -32,7 +32,7 @@ class EvidencePool:
     def prune(self, state, next_height: int) -> None:
         """Drop what the runtime would no longer take at `next_height` (punished already, too old, unknown)."""
         for offence, evidence in list(self._pieces.items()):
-            if staking.check_evidence(state, evidence, next_height) is not None:
+            if slashing.check_evidence(state, evidence, next_height) is not None:
                 del self._pieces[offence]
 
     def __len__(self) -> int:

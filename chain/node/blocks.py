@@ -17,7 +17,7 @@ from chain.consensus.commit import CommitError, VotingPower, commit_time_ms, ver
 from chain.genesis import Genesis
 from chain.storage import BlockWrite, ChainStore
 from proto import types_pb2
-from runtime import staking
+from runtime import slashing, staking
 from runtime.encoding import EncodingError, decode_canonical
 from runtime.block import BlockSpace, evidence_that_fits, read_block_limits
 from runtime.executive import BlockExecution, TransactionRules, process_block
@@ -90,7 +90,7 @@ class BlockBuilder:
         head = self.store.head
         height = head.height + 1
         limits = read_block_limits(self.store.state)
-        admissible = evidence_that_fits(limits, staking.admissible_evidence(self.store.state, evidence, height))
+        admissible = evidence_that_fits(limits, slashing.admissible_evidence(self.store.state, evidence, height))
         last_commit = self._last_commit(head)
         space = BlockSpace(limits, self.genesis.chain_id, last_commit, admissible)
         context = BlockContext(height, self._next_time_ms(), author, tuple(admissible))

@@ -52,7 +52,7 @@ from runtime.jobs.phases import (
     slot_status_name,
 )
 from runtime.jobs.recipes import assignment_seed, commitment, job_id, output_digest
-from runtime.jobs.spec import SPEC
+
 from runtime.jobs.storage import (
     JOB_PREFIX,
     JOBS_BY_EXECUTOR,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from proto import state_pb2
 from runtime import reputation, staking
-from runtime.jobs import events
+import runtime.jobs.events as events
 from runtime.jobs.errors import NoExecutors
 from runtime.jobs.params import Params
 from runtime.jobs.phases import ASSIGNED, EXPIRED, QUEUED, SLOT_ASSIGNED

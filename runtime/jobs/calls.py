@@ -9,9 +9,9 @@ the executor reveals directly.
 from __future__ import annotations
 
 from proto import state_pb2, types_pb2
-from runtime import balances, models, staking, system
+from runtime import balances, models, system
 from runtime.arithmetic import PPM, U64_MAX
-from runtime.jobs import events
+import runtime.jobs.events as events
 from runtime.jobs.assignment import check_executors, fill_or_queue
 from runtime.jobs.errors import (
     CommitmentMismatch,
@@ -54,6 +54,7 @@ from runtime.jobs.recipes import commitment, job_id, output_digest
 from runtime.jobs.settlement import end, open_reveal, settle
 from runtime.jobs.storage import active_slots, add_load, index_posted, read_job, slot_of, write_job
 from runtime.module import HASH, CallSpec
+from runtime.staking.offers import check_region
 from runtime.state import Overlay, StateReader
 
 # --- post_job ---------------------------------------------------------------------
@@ -76,7 +77,7 @@ def check_post(call: types_pb2.PostJob) -> None:
         raise InvalidJob(f"temperature_milli must be at most {MAX_TEMPERATURE_MILLI}")
     if not 0 < sampling.top_p_ppm <= PPM:
         raise InvalidJob("top_p_ppm must be in (0, 1000000]")
-    staking.check_region(call.region, InvalidJob)
+    check_region(call.region, InvalidJob)
 
 
 def escrow_of(call: types_pb2.PostJob) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from proto import state_pb2
 from runtime import balances, reputation, system
 from runtime.arithmetic import apply_ppm
-from runtime.jobs import events
+import runtime.jobs.events as events
 from runtime.jobs.params import Params
 from runtime.jobs.phases import CANCELLED, DISPUTED, REVEALING, SETTLED, SLOT_ASSIGNED, SLOT_MISSED, SLOT_REVEALED
 from runtime.jobs.queue import dequeue, schedule

@@ -308,7 +308,7 @@ def test_the_event_queue_is_bounded_in_bytes_not_only_in_messages(tmp_path):
 
 def test_gossiped_evidence_of_a_double_sign_at_the_height_being_decided_is_kept_relayed_and_punished(validators):
     from chain.consensus.commit import sign_vote
-    from runtime import staking
+    from runtime import slashing
     from runtime.evidence import make_evidence
     from runtime.votes import check_vote
 
@@ -320,9 +320,9 @@ def test_gossiped_evidence_of_a_double_sign_at_the_height_being_decided_is_kept_
     evidence = make_evidence(*votes)
     alice.on_message(b"witness", p2p_pb2.Envelope(evidence=evidence))
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not staking.punished(alice.core.store.state, dave.public_key, height):
+    while time.monotonic() < deadline and not slashing.punished(alice.core.store.state, dave.public_key, height):
         time.sleep(0.1)
-    assert staking.punished(alice.core.store.state, dave.public_key, height)
+    assert slashing.punished(alice.core.store.state, dave.public_key, height)
     assert any(sender == "alice" and isinstance(item, p2p_pb2.Envelope) and item.WhichOneof("message") == "evidence"
                for sender, item in validators.sent)
 

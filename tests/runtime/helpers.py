@@ -13,6 +13,8 @@ from runtime import balances, jobs, models, staking, system
 from runtime.executive import TRANSACTION_SIGNING_CONTEXT, apply_block, check_transaction, transaction_rules
 from runtime.genesis import RuntimeGenesis, build_genesis_state
 from runtime.primitives import BlockContext
+from runtime.staking.genesis import GenesisConfig as StakingGenesis
+from runtime.staking.genesis import GenesisStake
 from runtime.state import MemoryState
 
 CHAIN_ID = "runtime-test"
@@ -42,7 +44,7 @@ def genesis_state(
     params: system.Params = system.Params(),
     *,
     registered: tuple[types_pb2.ModelInfo, ...] = (),
-    stakes: tuple[staking.GenesisStake, ...] = (),
+    stakes: tuple[GenesisStake, ...] = (),
     staking_params: staking.Params = staking.Params(),
     models_params: models.Params = models.Params(),
     jobs_params: jobs.Params = jobs.Params(),
@@ -55,7 +57,7 @@ def genesis_state(
                 balances.Params(), tuple((account.public_key, ENDOWMENT) for account in ACCOUNTS[:endowed])
             ),
             "models": models.GenesisConfig(models_params, registered),
-            "staking": staking.GenesisConfig(staking_params, stakes),
+            "staking": StakingGenesis(staking_params, stakes),
             "jobs": jobs.GenesisConfig(jobs_params),
         }
     )

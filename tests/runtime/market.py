@@ -10,6 +10,7 @@ from runtime import jobs, models, staking, system
 from runtime.executive import apply_block, check_transaction, transaction_rules
 from runtime.invariants import reserved_is_accounted, supply_is_conserved
 from runtime.primitives import BlockContext
+from runtime.staking.genesis import GenesisStake
 from runtime.state import MemoryState
 from tests.runtime.helpers import ACCOUNTS, AUTHOR, CHAIN_ID, GENESIS_HASH, Account, genesis_state, sign
 
@@ -40,9 +41,9 @@ EXECUTORS = ACCOUNTS[2:5]
 PRICES = (1_000, 2_000, 3_000)
 
 
-def executor_stake(account: Account, price: int, capacity: int = 1, region: str = "") -> staking.GenesisStake:
+def executor_stake(account: Account, price: int, capacity: int = 1, region: str = "") -> GenesisStake:
     offer = state_pb2.Offer(models=[MODEL_ID], price_per_token=price, region=region, capacity=capacity)
-    return staking.GenesisStake(account.public_key, BOND, False, offer)
+    return GenesisStake(account.public_key, BOND, False, offer)
 
 
 @dataclass

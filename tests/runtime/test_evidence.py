@@ -8,13 +8,15 @@ from hypothesis import strategies as st
 
 from chain.crypto import dev_keypair
 from proto import state_pb2, types_pb2
-from runtime import balances, jobs, models, staking, system
+from runtime import balances, jobs, models, slashing, staking, system
 from runtime.evidence import MAX_EVIDENCE_BYTES, EvidenceError, check_evidence_format, make_evidence
 from runtime.executive import TRANSACTION_SIGNING_CONTEXT, InvalidBlock, apply_block, check_transaction, transaction_rules
 from runtime.genesis import RuntimeGenesis, build_genesis_state
 from runtime.hashing import evidence_root, merkle_root
 from runtime.invariants import reserved_is_accounted, staking_totals_match, supply_is_conserved
 from runtime.primitives import BlockContext
+from runtime.staking.genesis import GenesisConfig as StakingGenesis
+from runtime.staking.genesis import GenesisStake
 from runtime.state import MemoryState
 from runtime.votes import VOTE_SIGNING_CONTEXT, check_vote
 from tests.runtime.helpers import CHAIN_ID, ENDOWMENT, GENESIS_HASH, GENESIS_TIME_MS
@@ -43,12 +45,12 @@ def world(params: staking.Params = PARAMS) -> MemoryState:
                 balances.Params(), tuple((key.public_key, ENDOWMENT) for key in (ALICE, BOB, CHARLIE, DAVE, AUTHOR))
             ),
             "models": models.GenesisConfig(models.Params(), (MODEL,)),
-            "staking": staking.GenesisConfig(
+            "staking": StakingGenesis(
                 params,
                 (
-                    staking.GenesisStake(ALICE.public_key, BOND, True, offer),
-                    staking.GenesisStake(BOB.public_key, BOND, True, None),
-                    staking.GenesisStake(CHARLIE.public_key, BOND, True, None),
+                    GenesisStake(ALICE.public_key, BOND, True, offer),
+                    GenesisStake(BOB.public_key, BOND, True, None),
+                    GenesisStake(CHARLIE.public_key, BOND, True, None),
                 ),
             ),
             "jobs": jobs.GenesisConfig(jobs.Params()),
@@ -126,7 +128,7 @@ def ledger(state, key) -> state_pb2.StakeLedger:
 
 
 def events(receipts, name: str) -> list[dict]:
-    return [{a.key: a.value for a in e.attributes} for e in receipts.block_events if (e.module, e.name) == ("staking", name)]
+    return [{a.key: a.value for a in e.attributes} for e in receipts.block_events if (e.module, e.name) == ("slashing", name)]
 
 
 def validators(state) -> set[bytes]:
@@ -212,12 +214,12 @@ def test_punished_records_are_pruned_once_too_old():
     state = world()
     advance_to(state, 5)
     block(state, [double_sign(ALICE, at=5)])
-    assert staking.punished(state, ALICE.public_key, 5)
+    assert slashing.punished(state, ALICE.public_key, 5)
     advance_to(state, 5 + PARAMS.max_evidence_age_blocks)
-    assert state.get(staking.offence_key(5)) is not None
+    assert state.get(slashing.offence_key(5)) is not None
     block(state)
-    assert state.get(staking.offence_key(5)) is None
-    assert not list(state.iter_prefix(staking.OFFENCE_PREFIX))
+    assert state.get(slashing.offence_key(5)) is None
+    assert not list(state.iter_prefix(slashing.OFFENCE_PREFIX))
 
 
 # --- refusals ------------------------------------------------------------------------------
@@ -294,7 +296,7 @@ def test_bad_evidence_is_refused_with_a_reason_and_makes_the_block_invalid(case)
     state = world()
     advance_to(state, 9)
     evidence = make()
-    assert reason in staking.check_evidence(state, evidence, 10)
+    assert reason in slashing.check_evidence(state, evidence, 10)
     message = refused(state, [evidence])
     assert message.startswith("evidence 0: ") and reason in message
 
@@ -308,7 +310,7 @@ def test_the_same_double_sign_is_punished_once():
     # Another pair of votes for the same height (another round) is the same offence.
     assert refused(state, [evidence, double_sign(ALICE, at=5, round=3)]) == again
     block(state, [evidence])
-    assert "already punished for a double-sign at height 5" in staking.check_evidence(state, evidence, 8)
+    assert "already punished for a double-sign at height 5" in slashing.check_evidence(state, evidence, 8)
     assert "evidence 0: " in refused(state, [evidence])
     # A double-sign at another height is another offence.
     block(state, [double_sign(ALICE, at=6)])
@@ -329,7 +331,7 @@ def test_admissible_evidence_keeps_one_admissible_piece_per_offence():
     advance_to(state, 6)
     good, same_offence, bad = double_sign(ALICE, at=5), double_sign(ALICE, at=5, round=1), double_sign(DAVE, at=5)
     bob = double_sign(BOB, at=6)
-    assert staking.admissible_evidence(state, [bad, good, same_offence, bob, good], 7) == [good, bob]
+    assert slashing.admissible_evidence(state, [bad, good, same_offence, bob, good], 7) == [good, bob]
 
 
 def test_evidence_root_is_empty_without_evidence_and_the_merkle_root_of_the_pieces_otherwise():
@@ -393,13 +395,13 @@ def test_arbitrary_evidence_is_refused_with_a_documented_error_or_punished(evide
         check_evidence_format(evidence, CHAIN_ID)
     except EvidenceError as error:
         assert str(error)
-    reason = staking.check_evidence(STATE, evidence, 10)
+    reason = slashing.check_evidence(STATE, evidence, 10)
     before = dict(STATE.items)
     context = BlockContext(10, system.read_chain(STATE).time_ms + 1000, AUTHOR.public_key, (evidence,))
     if reason is None:
         writes, _ = apply_block(STATE, context, [])
         offence = check_evidence_format(evidence, CHAIN_ID)[0].body
-        assert staking.punished(writes, offence.validator, offence.height)
+        assert slashing.punished(writes, offence.validator, offence.height)
     else:
         assert reason
         with pytest.raises(InvalidBlock, match="evidence 0: "):

@@ -88,7 +88,8 @@ def test_parameters_are_stored_as_protobuf_and_read_back_typed():
 @pytest.mark.parametrize(
     "app_state, words",
     [
-        ({"slashing": {}}, "unknown module 'slashing'"),
+        ({"disputes": {}}, "unknown module 'disputes'"),
+        ({"slashing": {"params": {}}}, "app_state.slashing: unknown field 'params'"),
         ({"balances": {"params": {}, "accounts": []}}, "app_state.balances: unknown field 'accounts'"),
         ({"system": {"params": {"base_fee": "²"}}}, "app_state.system.params.base_fee must be an integer"),
         ({"system": {"params": {"max_transaction_bytes": "12"}}}, "at least 128"),

@@ -1,0 +1,86 @@
+"""Offers: a bonded account offers to execute jobs for listed models at a price per token.
+
+An executor is a bonded account with an offer; the accounts serving each model are indexed
+(storage.SERVING_PREFIX) for assignment (runtime/jobs/assignment.py).
+"""
+
+from __future__ import annotations
+
+from proto import state_pb2, types_pb2
+from runtime import models
+from runtime.primitives import DispatchError
+import runtime.staking.events as events
+from runtime.staking.errors import InvalidOffer, NoOffer, NotBonded, TooManyExecutors, UnknownModel
+from runtime.staking.params import MAX_REGION_BYTES, read_params
+from runtime.staking.storage import OFFER_PREFIX, SERVING_PREFIX, bonded, read_offer, serving, write_accounts
+from runtime.state import Overlay
+
+
+def check_region(region: str, error: type[DispatchError]) -> None:
+    """A region is lowercase ASCII letters, digits and '-', at most MAX_REGION_BYTES (empty: none)."""
+    if len(region) > MAX_REGION_BYTES or not all(c.islower() or c.isdigit() or c == "-" for c in region) or not region.isascii():
+        raise error(f"a region is at most {MAX_REGION_BYTES} lowercase ASCII letters, digits or '-'")
+
+
+def check_offer(call: types_pb2.SetOffer) -> None:
+    """What makes an offer invalid whatever the state."""
+    if not call.models:
+        raise InvalidOffer("an offer lists at least one model")
+    for model in call.models:
+        if len(model) != 32:
+            raise InvalidOffer(f"a model id is 32 bytes, got {len(model)}")
+    if len(set(call.models)) != len(call.models):
+        raise InvalidOffer("an offer lists each model once")
+    if call.capacity == 0:
+        raise InvalidOffer("capacity (jobs at once) must be at least 1")
+    check_region(call.region, InvalidOffer)
+
+
+def set_offer(state: Overlay, origin: bytes, call: types_pb2.SetOffer) -> None:
+    """Offer to execute jobs; replaces an earlier offer."""
+    check_offer(call)
+    params = read_params(state)
+    if len(call.models) > params.max_offer_models:
+        raise InvalidOffer(f"an offer lists at most {params.max_offer_models} models")
+    if call.capacity > params.max_capacity:
+        raise InvalidOffer(f"capacity is at most {params.max_capacity} jobs at once")
+    have = bonded(state, origin)
+    if have < params.min_bond:
+        raise NotBonded(f"an executor needs at least {params.min_bond} bonded, this account has {have}")
+    for model in call.models:
+        if models.read_model(state, model) is None:
+            raise UnknownModel(f"model {model.hex()} is not registered")
+    old = read_offer(state, origin)
+    old_models = set(old.models) if old else set()
+    for model in sorted(set(call.models) - old_models):
+        accounts = serving(state, model)
+        if len(accounts) >= params.max_executors_per_model:
+            raise TooManyExecutors(f"model {model.hex()} already has {len(accounts)} executors (the limit)")
+        write_accounts(state, SERVING_PREFIX + model, accounts + [origin])
+    for model in sorted(old_models - set(call.models)):
+        write_accounts(state, SERVING_PREFIX + model, [a for a in serving(state, model) if a != origin])
+    offer = state_pb2.Offer(
+        models=list(call.models), price_per_token=call.price_per_token, region=call.region, capacity=call.capacity
+    )
+    state.set(OFFER_PREFIX + origin, offer.SerializeToString(deterministic=True))
+    state.deposit_event(
+        events.event(
+            events.OFFER_SET,
+            account=origin.hex(),
+            models=",".join(model.hex() for model in call.models),
+            price_per_token=call.price_per_token,
+            region=call.region,
+            capacity=call.capacity,
+        )
+    )
+
+
+def clear_offer(state: Overlay, origin: bytes, call: types_pb2.ClearOffer) -> None:
+    """Take no new jobs; assigned ones run to their end."""
+    offer = read_offer(state, origin)
+    if offer is None:
+        raise NoOffer("this account has no offer")
+    for model in offer.models:
+        write_accounts(state, SERVING_PREFIX + model, [a for a in serving(state, model) if a != origin])
+    state.delete(OFFER_PREFIX + origin)
+    state.deposit_event(events.event(events.OFFER_CLEARED, account=origin.hex()))
