@@ -7,6 +7,9 @@ one transaction drops the sender's later ones too. A block takes the best ready
 transactions: across senders by fee per byte, within a sender by nonce.
 `next_nonce` counts the sender's pending transactions, so a client that asks for
 it before each submission never reuses or skips a nonce.
+
+Each pending transaction keeps the verdict it was admitted with (the dry run's receipt, when
+one ran), so a resubmission or a gossiped copy is answered without checking it again.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
+from proto import types_pb2
 from runtime.primitives import CheckedTransaction
 
 # A replacement (same sender and nonce) must raise the fee by at least this fraction,
@@ -66,6 +70,7 @@ class Mempool:
         self.limits = limits
         self._by_sender: dict[bytes, dict[int, CheckedTransaction]] = {}
         self._by_hash: dict[bytes, CheckedTransaction] = {}
+        self._dry_runs: dict[bytes, types_pb2.Receipt] = {}
         self._bytes = 0
         self._rejected: OrderedDict[bytes, str] = OrderedDict()
 
@@ -84,6 +89,10 @@ class Mempool:
     def get(self, tx_hash: bytes) -> CheckedTransaction | None:
         return self._by_hash.get(tx_hash)
 
+    def dry_run(self, tx_hash: bytes) -> types_pb2.Receipt | None:
+        """The receipt of the dry run a pending transaction was admitted with; None when none ran."""
+        return self._dry_runs.get(tx_hash)
+
     def rejection(self, tx_hash: bytes) -> str | None:
         """Why a transaction was dropped, if it was recently."""
         return self._rejected.get(tx_hash)
@@ -99,8 +108,8 @@ class Mempool:
 
     # --- adding -------------------------------------------------------------
 
-    def add(self, tx: CheckedTransaction, account_nonce: int) -> None:
-        """Queue a validated transaction; PoolError when it is refused."""
+    def add(self, tx: CheckedTransaction, account_nonce: int, dry_run: types_pb2.Receipt | None = None) -> None:
+        """Queue a validated transaction (with its admission dry run, if one ran); PoolError when it is refused."""
         if tx.hash in self._by_hash:
             raise AlreadyKnown(f"transaction {tx.hash.hex()} is already pending")
         expected = self.next_nonce(tx.sender, account_nonce)
@@ -120,6 +129,8 @@ class Mempool:
             pending = self._by_sender.setdefault(tx.sender, {})
         pending[tx.nonce] = tx
         self._by_hash[tx.hash] = tx
+        if dry_run is not None:
+            self._dry_runs[tx.hash] = dry_run
         self._bytes += tx.size
 
     def _check_replacement(self, old: CheckedTransaction, new: CheckedTransaction) -> None:
@@ -158,6 +169,7 @@ class Mempool:
                 del self._by_sender[tx.sender]
         if self._by_hash.pop(tx.hash, None) is not None:
             self._bytes -= tx.size
+        self._dry_runs.pop(tx.hash, None)
         if reason is not None:
             self._remember_rejection(tx.hash, reason)
 

@@ -28,10 +28,12 @@ class SubmitTransactionRequest(_message.Message):
     def __init__(self, transaction: _Optional[bytes] = ...) -> None: ...
 
 class SubmitTransactionResponse(_message.Message):
-    __slots__ = ("transaction_hash",)
+    __slots__ = ("transaction_hash", "dry_run")
     TRANSACTION_HASH_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
     transaction_hash: bytes
-    def __init__(self, transaction_hash: _Optional[bytes] = ...) -> None: ...
+    dry_run: _types_pb2.Receipt
+    def __init__(self, transaction_hash: _Optional[bytes] = ..., dry_run: _Optional[_Union[_types_pb2.Receipt, _Mapping]] = ...) -> None: ...
 
 class SubmitTransactionsRequest(_message.Message):
     __slots__ = ("transactions",)
@@ -40,16 +42,18 @@ class SubmitTransactionsRequest(_message.Message):
     def __init__(self, transactions: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class TransactionVerdict(_message.Message):
-    __slots__ = ("transaction_hash", "accepted", "code", "reason")
+    __slots__ = ("transaction_hash", "accepted", "code", "reason", "dry_run")
     TRANSACTION_HASH_FIELD_NUMBER: _ClassVar[int]
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
     transaction_hash: bytes
     accepted: bool
     code: str
     reason: str
-    def __init__(self, transaction_hash: _Optional[bytes] = ..., accepted: _Optional[bool] = ..., code: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    dry_run: _types_pb2.Receipt
+    def __init__(self, transaction_hash: _Optional[bytes] = ..., accepted: _Optional[bool] = ..., code: _Optional[str] = ..., reason: _Optional[str] = ..., dry_run: _Optional[_Union[_types_pb2.Receipt, _Mapping]] = ...) -> None: ...
 
 class SubmitTransactionsResponse(_message.Message):
     __slots__ = ("verdicts",)
@@ -174,11 +178,13 @@ class GetAccountResponse(_message.Message):
     def __init__(self, account: _Optional[bytes] = ..., address: _Optional[str] = ..., free: _Optional[int] = ..., reserved: _Optional[int] = ..., nonce: _Optional[int] = ..., next_nonce: _Optional[int] = ..., height: _Optional[int] = ..., block_hash: _Optional[bytes] = ..., state_root: _Optional[bytes] = ..., state_key: _Optional[bytes] = ..., state_value: _Optional[bytes] = ..., proof: _Optional[_Union[_proof_pb2.StateProof, _Mapping]] = ..., exists: _Optional[bool] = ...) -> None: ...
 
 class GetChainInfoRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("signer",)
+    SIGNER_FIELD_NUMBER: _ClassVar[int]
+    signer: bytes
+    def __init__(self, signer: _Optional[bytes] = ...) -> None: ...
 
 class ChainInfo(_message.Message):
-    __slots__ = ("chain_id", "genesis_hash", "best_height", "best_hash", "finalized_height", "finalized_hash", "block_time_ms", "node_version", "pending_transactions", "ss58_prefix_name", "ss58_prefix", "base_fee", "fee_per_byte", "max_transaction_bytes", "existential_deposit", "token_symbol", "token_decimals", "peers", "consensus_round", "syncing", "is_validator", "validators", "total_voting_power")
+    __slots__ = ("chain_id", "genesis_hash", "best_height", "best_hash", "finalized_height", "finalized_hash", "block_time_ms", "node_version", "pending_transactions", "ss58_prefix_name", "ss58_prefix", "base_fee", "fee_per_byte", "max_transaction_bytes", "existential_deposit", "token_symbol", "token_decimals", "peers", "consensus_round", "syncing", "is_validator", "validators", "total_voting_power", "signer_next_nonce")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     GENESIS_HASH_FIELD_NUMBER: _ClassVar[int]
     BEST_HEIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -202,6 +208,7 @@ class ChainInfo(_message.Message):
     IS_VALIDATOR_FIELD_NUMBER: _ClassVar[int]
     VALIDATORS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_VOTING_POWER_FIELD_NUMBER: _ClassVar[int]
+    SIGNER_NEXT_NONCE_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     genesis_hash: bytes
     best_height: int
@@ -225,7 +232,8 @@ class ChainInfo(_message.Message):
     is_validator: bool
     validators: int
     total_voting_power: int
-    def __init__(self, chain_id: _Optional[str] = ..., genesis_hash: _Optional[bytes] = ..., best_height: _Optional[int] = ..., best_hash: _Optional[bytes] = ..., finalized_height: _Optional[int] = ..., finalized_hash: _Optional[bytes] = ..., block_time_ms: _Optional[int] = ..., node_version: _Optional[str] = ..., pending_transactions: _Optional[int] = ..., ss58_prefix_name: _Optional[str] = ..., ss58_prefix: _Optional[int] = ..., base_fee: _Optional[int] = ..., fee_per_byte: _Optional[int] = ..., max_transaction_bytes: _Optional[int] = ..., existential_deposit: _Optional[int] = ..., token_symbol: _Optional[str] = ..., token_decimals: _Optional[int] = ..., peers: _Optional[int] = ..., consensus_round: _Optional[int] = ..., syncing: _Optional[bool] = ..., is_validator: _Optional[bool] = ..., validators: _Optional[int] = ..., total_voting_power: _Optional[int] = ...) -> None: ...
+    signer_next_nonce: int
+    def __init__(self, chain_id: _Optional[str] = ..., genesis_hash: _Optional[bytes] = ..., best_height: _Optional[int] = ..., best_hash: _Optional[bytes] = ..., finalized_height: _Optional[int] = ..., finalized_hash: _Optional[bytes] = ..., block_time_ms: _Optional[int] = ..., node_version: _Optional[str] = ..., pending_transactions: _Optional[int] = ..., ss58_prefix_name: _Optional[str] = ..., ss58_prefix: _Optional[int] = ..., base_fee: _Optional[int] = ..., fee_per_byte: _Optional[int] = ..., max_transaction_bytes: _Optional[int] = ..., existential_deposit: _Optional[int] = ..., token_symbol: _Optional[str] = ..., token_decimals: _Optional[int] = ..., peers: _Optional[int] = ..., consensus_round: _Optional[int] = ..., syncing: _Optional[bool] = ..., is_validator: _Optional[bool] = ..., validators: _Optional[int] = ..., total_voting_power: _Optional[int] = ..., signer_next_nonce: _Optional[int] = ...) -> None: ...
 
 class GetStateProofRequest(_message.Message):
     __slots__ = ("key", "height")
@@ -274,6 +282,40 @@ class GetJobRequest(_message.Message):
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     job_id: bytes
     def __init__(self, job_id: _Optional[bytes] = ...) -> None: ...
+
+class WatchJobRequest(_message.Message):
+    __slots__ = ("job_id", "transaction_hash")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    TRANSACTION_HASH_FIELD_NUMBER: _ClassVar[int]
+    job_id: bytes
+    transaction_hash: bytes
+    def __init__(self, job_id: _Optional[bytes] = ..., transaction_hash: _Optional[bytes] = ...) -> None: ...
+
+class WatchAssignmentsRequest(_message.Message):
+    __slots__ = ("executor", "from_height", "job_ids")
+    EXECUTOR_FIELD_NUMBER: _ClassVar[int]
+    FROM_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    JOB_IDS_FIELD_NUMBER: _ClassVar[int]
+    executor: bytes
+    from_height: int
+    job_ids: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, executor: _Optional[bytes] = ..., from_height: _Optional[int] = ..., job_ids: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class AssignmentsUpdate(_message.Message):
+    __slots__ = ("height", "block_hash", "time_ms", "jobs", "receipts", "events")
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_HASH_FIELD_NUMBER: _ClassVar[int]
+    TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    RECEIPTS_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    height: int
+    block_hash: bytes
+    time_ms: int
+    jobs: _containers.RepeatedCompositeFieldContainer[_state_pb2.Job]
+    receipts: _containers.RepeatedCompositeFieldContainer[_types_pb2.Receipt]
+    events: _containers.RepeatedCompositeFieldContainer[_types_pb2.Event]
+    def __init__(self, height: _Optional[int] = ..., block_hash: _Optional[bytes] = ..., time_ms: _Optional[int] = ..., jobs: _Optional[_Iterable[_Union[_state_pb2.Job, _Mapping]]] = ..., receipts: _Optional[_Iterable[_Union[_types_pb2.Receipt, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[_types_pb2.Event, _Mapping]]] = ...) -> None: ...
 
 class JobView(_message.Message):
     __slots__ = ("job", "height", "block_hash")

@@ -91,8 +91,13 @@ class NodeStub:
                 _registered_method=True)
         self.WatchJob = channel.unary_stream(
                 '/inferchain.node.Node/WatchJob',
-                request_serializer=proto_dot_node__pb2.GetJobRequest.SerializeToString,
+                request_serializer=proto_dot_node__pb2.WatchJobRequest.SerializeToString,
                 response_deserializer=proto_dot_node__pb2.JobView.FromString,
+                _registered_method=True)
+        self.WatchAssignments = channel.unary_stream(
+                '/inferchain.node.Node/WatchAssignments',
+                request_serializer=proto_dot_node__pb2.WatchAssignmentsRequest.SerializeToString,
+                response_deserializer=proto_dot_node__pb2.AssignmentsUpdate.FromString,
                 _registered_method=True)
         self.ListModels = channel.unary_unary(
                 '/inferchain.node.Node/ListModels',
@@ -110,21 +115,24 @@ class NodeServicer:
     """Missing associated documentation comment in .proto file."""
 
     def SubmitTransaction(self, request, context):
-        """Check and queue one signed transaction (a serialised types.Transaction).
+        """Check and queue one signed transaction (a serialised types.Transaction); the answer is the
+        admission verdict: its hash and, when the pool dry-ran it, the dry run's receipt (events
+        included), so no SimulateTransaction is needed before submitting.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SubmitTransactions(self, request, context):
-        """Check and queue many; each is accepted or rejected on its own, with its reason.
+        """Check and queue many; each is accepted or rejected on its own, with its reason and dry run.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SimulateTransaction(self, request, context):
-        """Fee and validity against the current state, without queueing or applying it.
+        """Fee and validity against the current state, without queueing or applying it (a dry run for
+        those who do not mean to submit; SubmitTransaction returns the same verdict).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -188,7 +196,19 @@ class NodeServicer:
 
     def WatchJob(self, request, context):
         """The job now, then again at every change of its status or assignments, until it is final
-        (settled, disputed, expired or cancelled). Bounded as SubscribeBlocks.
+        (settled, disputed, expired or cancelled). Given the PostJob's transaction hash, the stream
+        first waits for that transaction's inclusion (the job is read from its JobPosted event), so a
+        client follows a job it has just submitted with this one call. Bounded as SubscribeBlocks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchAssignments(self, request, context):
+        """What an executor needs to follow its work, block by block from `from_height`: the jobs assigned
+        to it that changed in each block, the receipts of its own transactions and the events naming
+        it. One stream replaces a block subscription plus a GetJob per job per block. Bounded as
+        SubscribeBlocks.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -267,8 +287,13 @@ def add_NodeServicer_to_server(servicer, server):
             ),
             'WatchJob': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchJob,
-                    request_deserializer=proto_dot_node__pb2.GetJobRequest.FromString,
+                    request_deserializer=proto_dot_node__pb2.WatchJobRequest.FromString,
                     response_serializer=proto_dot_node__pb2.JobView.SerializeToString,
+            ),
+            'WatchAssignments': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchAssignments,
+                    request_deserializer=proto_dot_node__pb2.WatchAssignmentsRequest.FromString,
+                    response_serializer=proto_dot_node__pb2.AssignmentsUpdate.SerializeToString,
             ),
             'ListModels': grpc.unary_unary_rpc_method_handler(
                     servicer.ListModels,
@@ -603,8 +628,35 @@ class Node:
             request,
             target,
             '/inferchain.node.Node/WatchJob',
-            proto_dot_node__pb2.GetJobRequest.SerializeToString,
+            proto_dot_node__pb2.WatchJobRequest.SerializeToString,
             proto_dot_node__pb2.JobView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchAssignments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/inferchain.node.Node/WatchAssignments',
+            proto_dot_node__pb2.WatchAssignmentsRequest.SerializeToString,
+            proto_dot_node__pb2.AssignmentsUpdate.FromString,
             options,
             channel_credentials,
             insecure,

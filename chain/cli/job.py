@@ -2,7 +2,8 @@
 
 `job submit "PROMPT" --wait` posts a PostJob, then reports each step on standard error as the chain
 takes it (posted, queued, assigned, committed, revealed, settled) and prints the text on standard
-output; `--output json` prints one document instead (the one `job status ID --output json` prints,
+output, in four requests to the node (GetChainInfo, GetExecutors, SubmitTransaction, one WatchJob
+stream); `--output json` prints one document instead (the one `job status ID --output json` prints,
 which carries the result in the form `inferchain verify` reads, under "result").
 """
 
@@ -117,7 +118,9 @@ def submit_command(args: argparse.Namespace) -> int:
     redundancy = parse_integer(args.redundancy, "--redundancy", 1, U32_MAX)
     sampling = sampling_of(args)
     with node_client(args) as client:
-        token = token_of(client.chain_info())
+        # Four requests end to end: this one (token, signing context and the signer's nonce), the
+        # executors' prices unless --max-price, the submission (its verdict names the job), one watch.
+        token = token_of(client.chain_info(signer.public_key))
         model = resolve_model(client, args.model)
         max_price = None
         if args.max_price is not None:

@@ -23,12 +23,14 @@ from chain.client.results import (
     Block,
     ChainInfo,
     CommittedBlock,
+    Receipt,
     Simulation,
     StateValue,
     Submission,
     TransactionStatus,
     Verdict,
     chain_info_of,
+    dry_run_of,
     simulation_of,
     unproven_status_of,
     verdict_of,
@@ -84,6 +86,9 @@ class Client(JobCalls):
         )
         self._stub = node_pb2_grpc.NodeStub(self._channel)
         self._signing: tuple[str, bytes, FeeRule] | None = None
+        # A signer's next nonce that came with the chain info (one request instead of two); used once,
+        # by the signer's next automatic-nonce submission.
+        self._nonce_hints: dict[bytes, int] = {}
         self._last_nonce_conflict = -1e9
 
     def __enter__(self) -> "Client":
@@ -98,10 +103,14 @@ class Client(JobCalls):
 
     # --- chain and accounts -----------------------------------------------------
 
-    def chain_info(self) -> ChainInfo:
-        """Chain id, genesis hash, best and finalized heads, fee rule, limits and token."""
-        info = chain_info_of(self._call(self._stub.GetChainInfo, node_pb2.GetChainInfoRequest()))
+    def chain_info(self, signer: AccountLike | None = None) -> ChainInfo:
+        """Chain id, genesis hash, best and finalized heads, fee rule, limits and token; with `signer`, also
+        its next nonce (signer_next_nonce), which that signer's next submit() uses instead of asking again."""
+        public_key = account_public_key(signer) if signer is not None else b""
+        info = chain_info_of(self._call(self._stub.GetChainInfo, node_pb2.GetChainInfoRequest(signer=public_key)))
         self._signing = (info.chain_id, info.genesis_hash, info.fee_rule)
+        if public_key:
+            self._nonce_hints[public_key] = info.signer_next_nonce
         return info
 
     def account(self, account: AccountLike) -> Account:
@@ -182,30 +191,33 @@ class Client(JobCalls):
         """
         name = checked_call(call)
         if nonce is None:
-            signed, attempts = self._submit_at_free_nonce(keypair, call, fee)
+            signed, attempts, dry_run = self._submit_at_free_nonce(keypair, call, fee)
         else:
             signed, attempts = self.sign(keypair, call, fee=fee, nonce=nonce), 1
-            self.submit_raw(signed.raw)
+            dry_run = self._submit_one(signed.raw)[1]
         inclusion = self.wait_for_inclusion(signed.hash, timeout) if wait else None
-        return Submission(signed.hash, name, signed.nonce, signed.fee, inclusion, attempts)
+        return Submission(signed.hash, name, signed.nonce, signed.fee, inclusion, attempts, dry_run)
 
     def _submit_at_free_nonce(
         self, keypair: Keypair, call: Message, fee: int | None
-    ) -> tuple[SignedTransaction, int]:
+    ) -> tuple[SignedTransaction, int, Receipt | None]:
         contended = time.monotonic() - self._last_nonce_conflict < CONTENTION_MEMORY_S
         tried, refusal = None, None
+        if self._signing is None:
+            self.chain_info(keypair.public_key)  # the signing context and the nonce in one request
         for attempt in range(1, NONCE_ATTEMPTS + 1):
             if contended:
                 time.sleep(_contention_delay(attempt))
-            nonce = self.next_nonce(keypair.public_key)
+            nonce = self._nonce_hints.pop(keypair.public_key, None)
+            if nonce is None or refusal is not None:
+                nonce = self.next_nonce(keypair.public_key)
             if refusal is not None:
                 if nonce == tried:
                     raise refusal  # the next free nonce did not move: the refusal was not about it
                 self._last_nonce_conflict = time.monotonic()
             signed = self.sign(keypair, call, fee=fee, nonce=nonce)
             try:
-                self.submit_raw(signed.raw)
-                return signed, attempt
+                return signed, attempt, self._submit_one(signed.raw)[1]
             except ClientError as error:
                 if error.code not in _NONCE_CONFLICT_CODES:
                     raise
@@ -254,8 +266,12 @@ class Client(JobCalls):
 
     def submit_raw(self, raw: bytes) -> bytes:
         """Submit one signed transaction's bytes; its hash once the node has queued it."""
+        return self._submit_one(raw)[0]
+
+    def _submit_one(self, raw: bytes) -> tuple[bytes, Receipt | None]:
+        """Submit one signed transaction: its hash and the node's admission dry run (None when none ran)."""
         reply = self._call(self._stub.SubmitTransaction, node_pb2.SubmitTransactionRequest(transaction=raw))
-        return reply.transaction_hash
+        return reply.transaction_hash, dry_run_of(reply)
 
     def submit_many(self, raws: Iterable[bytes], chunk: int = SUBMIT_CHUNK) -> list[Verdict]:
         """Submit many in batches (SubmitTransactions); one verdict per transaction, in order."""

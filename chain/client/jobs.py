@@ -4,14 +4,18 @@
         view = client.post_job(dev_keypair("bob"), "Name three colours.", model=model_id, max_tokens=32)
         print(view.status, view.result.text, view.paid)
 
-A job's id is known before it is submitted (runtime/jobs.py `job_id`: the genesis hash, the
-poster and the nonce of its PostJob), so `post_job` follows it from its inclusion on. The node's
-answers about jobs carry no proofs yet; what the client can check it does: the job sent is the one
-asked for, a listing holds only jobs that match its filters, newest first.
+`post_job` makes four requests end to end: GetExecutors (the default price cap), GetChainInfo
+with the poster (signing context and nonce, once per client), SubmitTransaction (the node's
+admission verdict: the dry run's JobPosted event names the job) and one WatchJob stream, opened
+with the PostJob's hash, which waits for the inclusion and then sends every change of the job
+until it is final. The node's answers about jobs carry no proofs yet; what the client can check it
+does: the job sent is the one asked for (the one the verdict's JobPosted named), a listing holds
+only jobs that match its filters, newest first.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -19,8 +23,8 @@ from typing import Callable, Iterator
 import grpc
 
 from chain.client.calls import AccountLike, account_public_key, checked_call
-from chain.client.errors import ClientError, ProofError, translate_rpc_error
-from chain.client.results import Submission
+from chain.client.errors import ClientError, InclusionTimeout, ProofError, translate_rpc_error
+from chain.client.results import Receipt
 from chain.crypto import Keypair
 from chain.ss58 import encode_address
 from proto import node_pb2, state_pb2, types_pb2
@@ -31,6 +35,9 @@ GREEDY = types_pb2.Sampling(temperature_milli=0, top_k=40, top_p_ppm=950_000, se
 DEFAULT_MAX_TOKENS = 128
 # How often a watch that has no stream (the node had none to spare) asks for the job again.
 POLL_SECONDS = 1.0
+# How long post() waits for its PostJob's inclusion before the job's own timeout starts.
+INCLUSION_WAIT_S = 30.0
+JOB_POSTED = "JobPosted"
 
 
 def status_name(status: int) -> str:
@@ -52,6 +59,20 @@ def assignment_status_name(status: int) -> str:
 def job_id_of(genesis_hash: bytes, poster: bytes, nonce: int) -> bytes:
     """The id a PostJob gets: blake2b-256(b"inferchain/job/v1" || genesis hash || poster || nonce, 8 bytes LE)."""
     return jobs.job_id(genesis_hash, poster, nonce)
+
+
+def posted_job_id(receipt: Receipt | None) -> bytes | None:
+    """The job a receipt's (or an admission dry run's) JobPosted event names; None when it has none."""
+    if receipt is None:
+        return None
+    for event in receipt.events:
+        if event.module == jobs.MODULE and event.name == JOB_POSTED:
+            text = event.attribute("job") or ""
+            try:
+                return _checked_id(bytes.fromhex(text))
+            except (ValueError, ClientError):
+                raise ProofError(f"the node's JobPosted event names no job id: {text[:80]!r}") from None
+    return None
 
 
 @dataclass(frozen=True)
@@ -165,52 +186,91 @@ class JobCalls:
         _check_listing(request, reply)
         return JobPage(tuple(reply.jobs), reply.next_page_token, reply.height)
 
-    def watch_job(self, job_id: bytes, timeout: float | None = None) -> Iterator[JobView]:
+    def watch_job(
+        self, job_id: bytes | None, timeout: float | None = None, *, posted_by: bytes | None = None,
+        inclusion_timeout: float = INCLUSION_WAIT_S,
+    ) -> Iterator[JobView]:
         """The job now and after every change, ending with its final status; JobTimeout after `timeout` s.
 
-        A stream the node ends at its lifetime is opened again; where the node has no stream to
-        spare, the job is asked for once a second instead.
+        With `posted_by` (the PostJob's transaction hash) the job need not exist yet: the node waits for
+        that transaction's inclusion (InclusionTimeout after `inclusion_timeout` s) and the first view
+        is the job as its inclusion left it; `timeout` then counts from that view, and `job_id` may be
+        None (the node reads it from the transaction's JobPosted event). A stream the node ends at its
+        lifetime is opened again; where the node has no stream to spare, the job is asked for once a
+        second instead.
         """
-        _checked_id(job_id)
-        deadline = None if timeout is None else time.monotonic() + timeout
+        if posted_by is None or job_id is not None:
+            _checked_id(job_id)
+        watch = _Deadlines(time.monotonic(), timeout, inclusion_timeout if posted_by is not None else None)
         last: JobView | None = None
         while last is None or not last.final:
-            for view in self._watch_stream(job_id, deadline, last):
+            for view in self._watch_stream(job_id, posted_by if last is None else None, last, watch):
                 if last is None or view.job != last.job:
                     last = view
+                    job_id = view.id
                     yield view
             if last is not None and last.final:
                 return
-            if deadline is not None and time.monotonic() >= deadline:
+            now = time.monotonic()
+            if last is None and watch.inclusion is not None and now >= watch.inclusion:
+                raise InclusionTimeout(posted_by, inclusion_timeout, "pending")
+            if watch.job is not None and now >= watch.job:
                 raise JobTimeout(last or self.get_job(job_id), timeout)
 
-    def _watch_stream(self, job_id: bytes, deadline: float | None, last: JobView | None) -> Iterator[JobView]:
-        """Views from one WatchJob stream, or from polling when the node refuses the stream."""
-        remaining = None if deadline is None else max(0.001, deadline - time.monotonic())
-        stream = self._stub.WatchJob(node_pb2.GetJobRequest(job_id=job_id), timeout=remaining)
+    def _watch_stream(
+        self, job_id: bytes | None, posted_by: bytes | None, last: JobView | None, watch: "_Deadlines"
+    ) -> Iterator[JobView]:
+        """Views from one WatchJob stream, cut off at the watch's deadline, or from polling when the node
+        refuses the stream."""
+        request = node_pb2.WatchJobRequest(job_id=job_id or b"", transaction_hash=posted_by or b"")
+        stream = self._stub.WatchJob(request)
+        cutoff = _Cutoff(stream)
+        cutoff.arm(watch.after(last))
         try:
             for reply in stream:
-                view = _view_of(job_id, reply)
+                view = _view_of(job_id or _checked_id(reply.job.id), reply)
                 if last is not None and view.height < last.height:
-                    raise ProofError(f"the node sent job {job_id.hex()} at height {view.height} after {last.height}")
-                last = view
+                    raise ProofError(f"the node sent job {view.id.hex()} at height {view.height} after {last.height}")
+                job_id, last = view.id, view
                 yield view
+                cutoff.arm(watch.after(last))
         except grpc.RpcError as error:
             code = error.code()
+            if cutoff.fired:
+                return
             if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-                yield from self._poll(job_id, deadline)
-            elif code != grpc.StatusCode.DEADLINE_EXCEEDED:
-                raise translate_rpc_error(error, self.target, remaining) from None
+                yield from self._poll(job_id, posted_by, last, watch)
+            elif code != grpc.StatusCode.DEADLINE_EXCEEDED:  # the stream's lifetime: open it again
+                raise translate_rpc_error(error, self.target, None) from None
         finally:
+            cutoff.disarm()
             stream.cancel()
 
-    def _poll(self, job_id: bytes, deadline: float | None) -> Iterator[JobView]:
-        while deadline is None or time.monotonic() < deadline:
-            view = self.get_job(job_id)
-            yield view
-            if view.final:
+    def _poll(self, job_id: bytes | None, posted_by: bytes | None, last: JobView | None,
+              watch: "_Deadlines") -> Iterator[JobView]:
+        if job_id is None:
+            job_id = self._posted_job(posted_by, max(0.001, watch.after(None) - time.monotonic()))
+        while True:
+            deadline = watch.after(last)
+            if deadline is not None and time.monotonic() >= deadline:
                 return
+            last = self.get_job(job_id)
+            yield last
+            if last.final:
+                return
+            deadline = watch.after(last)
             time.sleep(POLL_SECONDS if deadline is None else min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+
+    def _posted_job(self, posted_by: bytes, timeout: float) -> bytes:
+        """The job a PostJob created, read from its receipt once included (without a stream)."""
+        status = self.wait_for_inclusion(posted_by, timeout)
+        if not status.receipt.success:
+            raise ClientError("FAILED_PRECONDITION", f"post_job included at height {status.height} but failed: "
+                                                     f"{status.receipt.error}")
+        job_id = posted_job_id(status.receipt)
+        if job_id is None:
+            raise ClientError("INVALID_ARGUMENT", f"transaction {posted_by.hex()} posted no job")
+        return job_id
 
     def list_models(self) -> ModelRegistry:
         """The registered models and the open proposals."""
@@ -268,41 +328,33 @@ class JobCalls:
         wait: bool = True,
         timeout: float | None = None,
         on_update: Callable[[JobView], None] | None = None,
-        simulate: bool = True,
     ) -> JobView:
         """Submit a PostJob and wait for its inclusion; with `wait`, follow the job until final.
 
-        The call is simulated first (`simulate`), so one the chain would refuse costs no fee.
-        `on_update` sees the job at inclusion and after every change; `timeout` (seconds, from
-        inclusion) raises JobTimeout. A job that expires or is cancelled is returned, not raised.
+        The node dry-runs the call when it admits it, and refuses one that would fail, so a job the
+        chain would refuse costs no fee (ClientError with the reason). The verdict's JobPosted event
+        names the job; one WatchJob stream then follows it from its inclusion. `on_update` sees the
+        job at inclusion and after every change; `timeout` (seconds, from inclusion) raises
+        JobTimeout. A job that expires or is cancelled is returned, not raised.
         """
         checked_call(call)
-        if simulate:
-            simulation = self.dry_run(keypair, call)
-            if not simulation.valid:
-                raise ClientError(simulation.code or "FAILED_PRECONDITION", f"post_job would fail: {simulation.reason}")
-        submission = self.submit(keypair, call, wait=True)
-        view = self.posted_job(keypair.public_key, submission)
-        if on_update is not None:
-            on_update(view)
-        if not wait or view.final:
-            return view
-        for later in self.watch_job(view.id, timeout):
-            if on_update is not None and later.job != view.job:
-                on_update(later)
-            view = later
+        submission = self.submit(keypair, call)
+        # None when the PostJob waits behind the poster's pending transactions (no dry run yet):
+        # the node then reads the id from the included transaction's JobPosted event.
+        job_id = posted_job_id(submission.dry_run)
+        updates = self.watch_job(job_id, timeout, posted_by=submission.hash)
+        try:
+            view = next(updates)
+            if on_update is not None:
+                on_update(view)
+            if not wait:
+                return view
+            for view in updates:
+                if on_update is not None:
+                    on_update(view)
+        finally:
+            updates.close()
         return view
-
-    def posted_job(self, poster: bytes, submission: Submission) -> JobView:
-        """The job an included PostJob created; ClientError when its call failed."""
-        receipt = submission.receipt
-        if receipt is not None and not receipt.success:
-            raise ClientError(
-                "FAILED_PRECONDITION",
-                f"post_job included at height {submission.inclusion.height} but failed: {receipt.error}",
-            )
-        genesis_hash = self._signing_context()[1]
-        return self.get_job(job_id_of(genesis_hash, poster, submission.nonce))
 
     def least_price(self, model: bytes, redundancy: int = 1) -> int:
         """The least price per token at which `redundancy` executors serving `model` can take a job."""
@@ -382,3 +434,50 @@ def _check_listing(request: node_pb2.ListJobsRequest, reply: node_pb2.ListJobsRe
             raise ProofError("the node's listing is not newest first")
         previous = position
 
+
+
+# --- deadlines of a watch -----------------------------------------------------------
+
+
+class _Deadlines:
+    """When a watch gives up (monotonic seconds): waiting for the PostJob's inclusion, and for the job
+    to be final (from the start, or from the first view when the watch began at the PostJob)."""
+
+    def __init__(self, started: float, timeout: float | None, inclusion_timeout: float | None):
+        self.timeout = timeout
+        self.inclusion = None if inclusion_timeout is None else started + inclusion_timeout
+        self.job = None if timeout is None or inclusion_timeout is not None else started + timeout
+
+    def after(self, last: JobView | None) -> float | None:
+        """The deadline in force once `last` (None: nothing yet) was seen."""
+        if last is None and self.inclusion is not None:
+            return self.inclusion
+        if self.job is None and self.timeout is not None:
+            self.job = time.monotonic() + self.timeout
+        return self.job
+
+
+class _Cutoff:
+    """Cancels a stream at a deadline (a gRPC deadline is fixed when the stream opens; a watch's moves)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._timer: threading.Timer | None = None
+        self.fired = False
+
+    def arm(self, deadline: float | None) -> None:
+        self.disarm()
+        if deadline is None:
+            return
+        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _fire(self) -> None:
+        self.fired = True
+        self._stream.cancel()

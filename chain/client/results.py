@@ -40,6 +40,8 @@ class ChainInfo:
     is_validator: bool = False
     validators: int = 0
     total_voting_power: int = 0
+    # When asked with a signer: that account's next nonce, counting its pending transactions.
+    signer_next_nonce: int = 0
 
     @property
     def fee_rule(self) -> FeeRule:
@@ -123,6 +125,9 @@ class Submission:
     inclusion: TransactionStatus | None = None
     # Nonces tried: more than one when other submitters from the same account took them first.
     attempts: int = 1
+    # The node's admission dry run against its latest state (success, events such as JobPosted), or
+    # None when the transaction waits behind the sender's pending ones and was not run yet.
+    dry_run: Receipt | None = None
 
     @property
     def receipt(self) -> Receipt | None:
@@ -132,12 +137,13 @@ class Submission:
 
 @dataclass(frozen=True)
 class Verdict:
-    """One transaction's answer in a batch submission."""
+    """One transaction's answer in a batch submission (`dry_run` as in Submission, when accepted)."""
 
     hash: bytes
     accepted: bool
     code: str
     reason: str
+    dry_run: Receipt | None = None
 
 
 @dataclass(frozen=True)
@@ -251,8 +257,13 @@ def receipt_of(receipt: types_pb2.Receipt) -> Receipt:
     return _by_field_name(Receipt, receipt, events=events_of(receipt.events))
 
 
+def dry_run_of(reply: node_pb2.SubmitTransactionResponse | node_pb2.TransactionVerdict) -> Receipt | None:
+    """The admission dry run a submission's answer carries, if one ran."""
+    return receipt_of(reply.dry_run) if reply.HasField("dry_run") else None
+
+
 def verdict_of(verdict: node_pb2.TransactionVerdict) -> Verdict:
-    return _by_field_name(Verdict, verdict, hash=verdict.transaction_hash)
+    return _by_field_name(Verdict, verdict, hash=verdict.transaction_hash, dry_run=dry_run_of(verdict))
 
 
 def simulation_of(reply: node_pb2.SimulateTransactionResponse) -> Simulation:

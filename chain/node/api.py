@@ -7,7 +7,7 @@ import logging
 import grpc
 
 from chain.node.core import NodeCore, Rejected
-from chain.node.jobs_api import JobsApi, head_at
+from chain.node.market_api import MarketApi, head_at
 from chain.ss58 import SS58_PREFIX, SS58_PREFIX_NAME, AddressError, decode_address, encode_address
 from proto import node_pb2, node_pb2_grpc
 from runtime import balances, hashing
@@ -43,8 +43,9 @@ def _abort(context: grpc.ServicerContext, rejection: Rejected) -> None:
     context.abort(_STATUS.get(rejection.status, grpc.StatusCode.INVALID_ARGUMENT), _reason(rejection))
 
 
-class NodeApi(JobsApi, node_pb2_grpc.NodeServicer):
-    """Thin edge over NodeCore: no rule lives here (the market's calls: chain/node/jobs_api.py)."""
+class NodeApi(MarketApi, node_pb2_grpc.NodeServicer):
+    """Thin edge over NodeCore: no rule lives here (the market's calls, jobs, models and executors:
+    chain/node/market_api.py)."""
 
     def __init__(self, core: NodeCore, block_time_ms: int):
         self.core = core
@@ -54,10 +55,10 @@ class NodeApi(JobsApi, node_pb2_grpc.NodeServicer):
 
     def SubmitTransaction(self, request, context):
         try:
-            tx_hash = self.core.submit(request.transaction)
+            verdict = self.core.admit(request.transaction)
         except Rejected as rejection:
             _abort(context, rejection)
-        return node_pb2.SubmitTransactionResponse(transaction_hash=tx_hash)
+        return node_pb2.SubmitTransactionResponse(transaction_hash=verdict.hash, dry_run=verdict.dry_run)
 
     def SubmitTransactions(self, request, context):
         if len(request.transactions) > MAX_BATCH:
@@ -66,12 +67,13 @@ class NodeApi(JobsApi, node_pb2_grpc.NodeServicer):
                 f"a batch holds at most {MAX_BATCH} transactions, got {len(request.transactions)}",
             )
         verdicts = [
-            node_pb2.TransactionVerdict(transaction_hash=tx_hash, accepted=True)
-            if rejection is None
+            node_pb2.TransactionVerdict(transaction_hash=verdict.hash, accepted=True, dry_run=verdict.dry_run)
+            if verdict.rejection is None
             else node_pb2.TransactionVerdict(
-                transaction_hash=tx_hash, accepted=False, code=rejection.status, reason=_reason(rejection)
+                transaction_hash=verdict.hash, accepted=False, code=verdict.rejection.status,
+                reason=_reason(verdict.rejection),
             )
-            for tx_hash, rejection in self.core.submit_many(request.transactions)
+            for verdict in self.core.admit_many(request.transactions)
         ]
         return node_pb2.SubmitTransactionsResponse(verdicts=verdicts)
 
@@ -229,6 +231,10 @@ class NodeApi(JobsApi, node_pb2_grpc.NodeServicer):
         )
 
     def GetChainInfo(self, request, context):
+        if request.signer and len(request.signer) != 32:
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"signer is a 32-byte public key, got {len(request.signer)} bytes"
+            )
         core = self.core
         head = core.head
         params = core.rules.params
@@ -252,6 +258,7 @@ class NodeApi(JobsApi, node_pb2_grpc.NodeServicer):
             existential_deposit=token.existential_deposit,
             token_symbol=token.token_symbol,
             token_decimals=token.token_decimals,
+            signer_next_nonce=core.account(request.signer).next_nonce if request.signer else 0,
             **_consensus_fields(core),
         )
 

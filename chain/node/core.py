@@ -23,6 +23,8 @@ from chain.node.blocks import BlockBuilder, Candidate
 from chain.storage import ChainStore, Head, StoreError, TransactionLocation
 from proto import state_pb2, types_pb2
 from runtime import system
+from runtime.block import read_block_limits
+from runtime.hashing import transaction_hash
 from runtime.executive import (
     BlockExecution,
     TransactionRules,
@@ -46,6 +48,20 @@ class Rejected(Exception):
         super().__init__(message)
         self.status = status
         self.tx_hash = tx_hash
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The verdict on one submitted transaction: its hash, and either the pool's dry run or the rejection.
+
+    `dry_run` is the receipt of the call applied alone to the latest state when the nonce was the
+    account's next one (it succeeded: a failing call is rejected); None when the transaction waits
+    behind the sender's pending ones, or was rejected.
+    """
+
+    hash: bytes
+    dry_run: types_pb2.Receipt | None
+    rejection: Rejected | None = None
 
 
 @dataclass(frozen=True)
@@ -125,31 +141,52 @@ class NodeCore:
 
     def submit(self, raw: bytes) -> bytes:
         """Check, validate and queue one transaction; its hash, or Rejected."""
-        checked = self._check(raw)
-        with self._lock:
-            self._admit(checked)
-        return checked.hash
+        return self.admit(raw).hash
+
+    def admit(self, raw: bytes) -> Admission:
+        """Check, validate and queue one transaction; its admission verdict, or Rejected."""
+        verdict = self.admit_many([raw])[0]
+        if verdict.rejection is not None:
+            raise verdict.rejection
+        return verdict
 
     def submit_many(self, raws: Iterable[bytes]) -> list[tuple[bytes, Rejected | None]]:
         """Each transaction accepted or rejected on its own: (hash, None) or (hash, Rejected)."""
-        checked: list[CheckedTransaction | Rejected] = []
-        for raw in raws:
+        return [(verdict.hash, verdict.rejection) for verdict in self.admit_many(raws)]
+
+    def admit_many(self, raws: Iterable[bytes]) -> list[Admission]:
+        """Each transaction accepted or rejected on its own, with its verdict (the dry run when one ran).
+
+        A transaction already pending (resubmitted, or gossiped back by a peer) is answered from the
+        pool: its signature is not verified again and its call not run again.
+        """
+        raws = list(raws)
+        hashes = [transaction_hash(raw) if len(raw) <= self._rules.params.max_transaction_bytes else b""
+                  for raw in raws]
+        with self._lock:
+            pending = [self._pending_verdict(tx_hash, raw) for tx_hash, raw in zip(hashes, raws)]
+        checked: list[CheckedTransaction | Admission] = []
+        for raw, known in zip(raws, pending):
+            if known is not None:
+                checked.append(known)
+                continue
             try:
                 checked.append(self._check(raw))
             except Rejected as rejection:
-                checked.append(rejection)
-        verdicts: list[tuple[bytes, Rejected | None]] = []
+                checked.append(Admission(rejection.tx_hash, None, rejection))
+        verdicts: list[Admission] = []
         with self._lock:
             for item in checked:
-                if isinstance(item, Rejected):
-                    verdicts.append((item.tx_hash, item))
-                    continue
-                try:
-                    self._admit(item)
-                    verdicts.append((item.hash, None))
-                except Rejected as rejection:
-                    verdicts.append((item.hash, rejection))
+                verdicts.append(item if isinstance(item, Admission) else self._admit(item))
         return verdicts
+
+    def _pending_verdict(self, tx_hash: bytes, raw: bytes) -> Admission | None:
+        """Under the lock: the verdict a pending transaction was admitted with; None when it is not pending."""
+        pooled = self.pool.get(tx_hash) if tx_hash else None
+        if pooled is None or pooled.raw != raw:
+            return None
+        self.stats.submitted += 1
+        return Admission(tx_hash, self.pool.dry_run(tx_hash))
 
     def _check(self, raw: bytes) -> CheckedTransaction:
         try:
@@ -158,23 +195,21 @@ class NodeCore:
             self.stats.rejected += 1
             raise Rejected(error.status, str(error)) from None
 
-    def _admit(self, checked: CheckedTransaction) -> None:
-        """Under the lock: validate against the latest state and queue."""
+    def _admit(self, checked: CheckedTransaction) -> Admission:
+        """Under the lock: validate against the latest state (the pool's dry run) and queue; the verdict."""
         self.stats.submitted += 1
-        if checked.hash in self.pool:
-            return  # resubmitting a pending transaction is harmless; the answer is its hash
+        if checked.hash in self.pool:  # admitted by another thread since the look in admit_many
+            return Admission(checked.hash, self.pool.dry_run(checked.hash))
         try:
-            validate_transaction(self.store.state, checked, self._rules, allow_future=True)
+            dry_run = validate_transaction(self.store.state, checked, self._rules, allow_future=True)
             account = system.read_account(self.store.state, checked.sender)
-            self.pool.add(checked, account.nonce if account is not None else 0)
+            self.pool.add(checked, account.nonce if account is not None else 0, dry_run)
             if self.on_new_transaction is not None:
                 self.on_new_transaction(checked.hash)
-        except InvalidTransaction as error:
+        except (InvalidTransaction, PoolError) as error:
             self.stats.rejected += 1
-            raise Rejected(error.status, str(error), checked.hash) from None
-        except PoolError as error:
-            self.stats.rejected += 1
-            raise Rejected(error.status, str(error), checked.hash) from None
+            return Admission(checked.hash, None, Rejected(error.status, str(error), checked.hash))
+        return Admission(checked.hash, dry_run)
 
     def simulate(self, raw: bytes) -> tuple[CheckedTransaction, types_pb2.Receipt]:
         """Apply one transaction to a throw-away copy of the latest state; raises Rejected when invalid."""
@@ -289,7 +324,7 @@ class NodeCore:
         return ProductionHalted(str(error))
 
     def _select_candidates(self) -> list[CheckedTransaction]:
-        limits = self.genesis.consensus
+        limits = read_block_limits(self.store.state)
         nonces: dict[bytes, int] = {}
 
         def account_nonce(sender: bytes) -> int:
@@ -298,12 +333,11 @@ class NodeCore:
                 nonces[sender] = account.nonce if account is not None else 0
             return nonces[sender]
 
+        # A first cut only: the block builder applies the block limits exactly (runtime/block.py, BlockSpace).
         candidates, size = [], 0
         for tx in self.pool.ready(account_nonce):
-            if len(candidates) >= limits.max_block_transactions:
+            if len(candidates) >= limits.max_block_transactions or size >= limits.max_block_bytes:
                 break
-            if size + tx.size > limits.max_block_bytes - 16 * 1024:
-                continue
             candidates.append(tx)
             size += tx.size
         return candidates

@@ -21,10 +21,10 @@ from chain.client import Client, ClientError, JobTimeout, JobView, ProofError
 from chain.client.jobs import GREEDY, _check_listing as check_listing, job_status
 from chain.crypto import dev_keypair
 from chain.genesis import DEV_PRICE_PER_TOKEN, dev_genesis_document, parse_genesis
-from chain.node import jobs_api
+from chain.node import market_api
 from chain.node.api import NodeApi
 from chain.node.core import NodeCore
-from chain.node.jobs_api import JobQuery, list_jobs
+from chain.node.market_api import JobQuery, list_jobs
 from chain.node.server import ApiServer
 from chain.storage import ChainStore
 from chain.transactions import FeeRule, sign_transaction
@@ -190,8 +190,9 @@ def test_get_job_of_an_unknown_id_is_not_found_naming_it(stub):
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(job_id=st.binary(max_size=80).filter(lambda raw: len(raw) != 32))
 def test_a_job_id_that_is_not_32_bytes_is_invalid_argument(stub, job_id):
-    for call in (stub.GetJob, stub.WatchJob):
-        error = refused(call, node_pb2.GetJobRequest(job_id=job_id))
+    for call, request in ((stub.GetJob, node_pb2.GetJobRequest(job_id=job_id)),
+                          (stub.WatchJob, node_pb2.WatchJobRequest(job_id=job_id))):
+        error = refused(call, request)
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert error.details() == f"a job id is 32 bytes, got {len(job_id)}"
 
@@ -273,7 +274,7 @@ def test_a_page_token_of_another_filter_is_refused(stub):
 
 def test_a_walk_stops_at_its_key_bound_and_the_token_goes_on_from_there(served, monkeypatch):
     core, stub = served
-    monkeypatch.setattr(jobs_api, "MAX_KEYS_WALKED", 8)
+    monkeypatch.setattr(market_api, "MAX_KEYS_WALKED", 8)
     # Disputed: no hand-built job has that status, so every call walks its 8 keys and finds nothing.
     request = node_pb2.ListJobsRequest(status=state_pb2.JOB_STATUS_DISPUTED)
     page = stub.ListJobs(request, timeout=10)
@@ -333,19 +334,19 @@ def test_state_view_walks_match_a_sorted_dict(tmp_path_factory, keys, prefix, be
 def test_watching_a_final_job_sends_it_once_and_ends(served):
     core, stub = served
     settled = next(job for job in HAND_BUILT_JOBS if job.status == state_pb2.JOB_STATUS_SETTLED)
-    views = list(stub.WatchJob(node_pb2.GetJobRequest(job_id=settled.id), timeout=10))
+    views = list(stub.WatchJob(node_pb2.WatchJobRequest(job_id=settled.id), timeout=10))
     assert [view.job for view in views] == [settled] and views[0].height == core.head.height
 
 
 def test_watching_an_unknown_job_is_not_found(stub):
-    error = refused(stub.WatchJob, node_pb2.GetJobRequest(job_id=b"\x01" * 32))
+    error = refused(stub.WatchJob, node_pb2.WatchJobRequest(job_id=b"\x01" * 32))
     assert error.code() == grpc.StatusCode.NOT_FOUND
 
 
 def test_watching_an_unchanged_job_sends_nothing_more_as_blocks_pass(served):
     core, stub = served
     assigned = next(job for job in HAND_BUILT_JOBS if job.status == state_pb2.JOB_STATUS_ASSIGNED)
-    stream = stub.WatchJob(node_pb2.GetJobRequest(job_id=assigned.id), timeout=30)
+    stream = stub.WatchJob(node_pb2.WatchJobRequest(job_id=assigned.id), timeout=30)
     first = next(stream)
     assert first.job == assigned
     received: list = []
@@ -493,7 +494,7 @@ def test_a_posted_job_is_assigned_to_alice_and_listed_for_poster_executor_and_he
 def test_watch_job_sends_each_change_until_the_job_settles(chain):
     job_id = chain.post(BOB_KEY)
     with grpc.insecure_channel(chain.target) as channel:
-        stream = node_pb2_grpc.NodeStub(channel).WatchJob(node_pb2.GetJobRequest(job_id=job_id), timeout=30)
+        stream = node_pb2_grpc.NodeStub(channel).WatchJob(node_pb2.WatchJobRequest(job_id=job_id), timeout=30)
         first = next(stream)
         assert first.job.status == state_pb2.JOB_STATUS_ASSIGNED
         chain.core.produce_block()  # nothing changes for the job: nothing is sent
@@ -510,7 +511,7 @@ def test_watch_job_sends_every_change_of_a_queued_job_even_when_blocks_come_fast
     capacity = staking.read_offer(chain.core.store.state, ALICE).capacity
     *running, queued = (chain.post(BOB_KEY) for _ in range(capacity + 1))
     with grpc.insecure_channel(chain.target) as channel:
-        stream = node_pb2_grpc.NodeStub(channel).WatchJob(node_pb2.GetJobRequest(job_id=queued), timeout=30)
+        stream = node_pb2_grpc.NodeStub(channel).WatchJob(node_pb2.WatchJobRequest(job_id=queued), timeout=30)
         assert next(stream).job.status == state_pb2.JOB_STATUS_QUEUED
         chain.include(ALICE_KEY, reveal_for(jobs.read_job(chain.core.store.state, running[0])))
         chain.core.produce_block()  # the freed slot takes the queued job by this block at the latest

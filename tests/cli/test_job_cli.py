@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import threading
 
+import grpc
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chain.cli import main
 from chain.cli.errors import EXIT_BAD_INPUT, EXIT_NOT_INCLUDED, EXIT_REFUSED, EXIT_USAGE, CliError
 from chain.cli.job import job_id_argument, progress_lines, sampling_of
 from chain.cli.output import Token
@@ -94,6 +96,34 @@ def test_submit_wait_prints_the_text_and_reports_each_step_on_stderr(chain):
     assert lines[0].startswith("posted job ") and f"assigned to {ALICE.address}" in lines[1]
     assert lines[2].startswith(f"revealed: {ALICE.address}, 3 tokens")
     assert lines[3].startswith("settled at height ") and "3 tokens; paid " in lines[3] and len(lines) == 4
+
+
+class CallCounter(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    """A client interceptor that notes the method of every call made on the channels it wraps."""
+
+    def __init__(self):
+        self.methods: list[str] = []
+
+    def intercept_unary_unary(self, continuation, details, request):
+        self.methods.append(details.method.rsplit("/", 1)[-1])
+        return continuation(details, request)
+
+    def intercept_unary_stream(self, continuation, details, request):
+        self.methods.append(details.method.rsplit("/", 1)[-1])
+        return continuation(details, request)
+
+
+def test_submit_wait_makes_four_requests_end_to_end(chain, monkeypatch, capsys):
+    counter = CallCounter()
+    plain = grpc.insecure_channel
+    monkeypatch.setattr(grpc, "insecure_channel", lambda *args, **kwargs: grpc.intercept_channel(
+        plain(*args, **kwargs), counter))
+    code = main(["job", "submit", "Count the calls.", "--from", "bob", "--max-tokens", "2", "--wait",
+                 "--node", chain.target])
+    assert code == 0 and capsys.readouterr().out == "echo: Count the calls.\n"
+    # The chain info carries Bob's nonce; the verdict names the job; one stream follows it to the end
+    # (it was 13: a simulation with its account proof, a nonce, inclusion polling, a GetJob).
+    assert counter.methods == ["GetChainInfo", "GetExecutors", "SubmitTransaction", "WatchJob"]
 
 
 def test_submit_wait_json_carries_the_result_that_verify_reads(chain):

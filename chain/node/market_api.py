@@ -1,8 +1,9 @@
-"""The inference market's read API (proto/node.proto): GetJob, ListJobs, WatchJob, ListModels, GetExecutors.
+"""The inference market's read API (proto/node.proto): GetJob, ListJobs, WatchJob, WatchAssignments,
+ListModels, GetExecutors.
 
 Every call only reads. A request is parsed into a query (`job_query`, `checked_job_id`, ...), one
 function answers it from the committed state through the runtime's own readers (runtime/jobs.py,
-staking.py, models.py, reputation.py), and `JobsApi` maps a QueryError to its status code.
+staking.py, models.py, reputation.py), and `MarketApi` maps a QueryError to its status code.
 
 A job is read at a named block: from the state tree under that block's state root, so the job,
 the height and the block hash always agree, and WatchJob can compare the job block by block.
@@ -34,6 +35,11 @@ MAX_LIST_LIMIT = 100
 MAX_KEYS_WALKED = 10_000
 # How long WatchJob waits for the next block before checking that its client is still there.
 WATCH_POLL_SECONDS = 1.0
+# Job ids one WatchAssignments request may ask to follow: an executor's open jobs are bounded by its
+# capacity, far below this; the bound keeps one request's work per block small.
+MAX_FOLLOWED_JOBS = 1024
+JOB_POSTED = "JobPosted"
+JOB_ASSIGNED = "JobAssigned"
 _HEIGHT_BYTES = 8
 _STATUS_VALUES = frozenset(state_pb2.JobStatus.values())
 
@@ -94,6 +100,20 @@ def checked_job_id(job_id: bytes) -> bytes:
     if len(job_id) != ID_BYTES:
         raise _invalid(f"a job id is {ID_BYTES} bytes, got {len(job_id)}")
     return job_id
+
+
+def checked_transaction_hash(tx_hash: bytes) -> bytes:
+    """A transaction hash as sent: 32 bytes, or QueryError(INVALID_ARGUMENT)."""
+    if len(tx_hash) != ID_BYTES:
+        raise _invalid(f"a transaction hash is {ID_BYTES} bytes, got {len(tx_hash)}")
+    return tx_hash
+
+
+def followed_job_ids(job_ids) -> dict[bytes, bytes]:
+    """WatchAssignments' job ids, each 32 bytes and at most MAX_FOLLOWED_JOBS, as {id: b""} (nothing sent yet)."""
+    if len(job_ids) > MAX_FOLLOWED_JOBS:
+        raise _invalid(f"follow at most {MAX_FOLLOWED_JOBS} job ids, got {len(job_ids)}")
+    return {checked_job_id(job_id): b"" for job_id in job_ids}
 
 
 def _checked_account(account: bytes, what: str) -> bytes:
@@ -177,6 +197,84 @@ def list_jobs(state, query: JobQuery, max_keys: int = MAX_KEYS_WALKED) -> JobPag
     return JobPage(tuple(found), b"")
 
 
+def _attribute(event: types_pb2.Event, key: str) -> str | None:
+    return next((attribute.value for attribute in event.attributes if attribute.key == key), None)
+
+
+def _job_id_in(event: types_pb2.Event) -> bytes | None:
+    """The job a jobs event names, or None (another module's event, or a malformed attribute)."""
+    if event.module != jobs.MODULE:
+        return None
+    text = _attribute(event, "job")
+    if text is None or len(text) != 2 * ID_BYTES:
+        return None
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        return None
+
+
+def posted_job_id(receipt: types_pb2.Receipt) -> bytes | None:
+    """The id in the receipt's JobPosted event; None when the transaction posted no job."""
+    for event in receipt.events:
+        if event.name == JOB_POSTED and _job_id_in(event) is not None:
+            return _job_id_in(event)
+    return None
+
+
+def _sender(raw: bytes) -> bytes:
+    """The sender of an included transaction (its bytes were checked when the block was)."""
+    return types_pb2.TransactionBody.FromString(types_pb2.Transaction.FromString(raw).body).sender
+
+
+def _over_for(job: state_pb2.Job, executor: bytes) -> bool:
+    """Whether WatchAssignments stops following the job: it is final, or not (or no longer) the executor's."""
+    return job.status in jobs.FINAL_STATUSES or all(slot.executor != executor for slot in job.assignments)
+
+
+def assignments_update(store: ChainStore, executor: bytes, followed: dict[bytes, bytes], height: int,
+                       first: bool) -> node_pb2.AssignmentsUpdate:
+    """What block `height` changed for the executor; updates `followed` ({job id: the record last sent}).
+
+    The jobs read are those the block's jobs events name (every change of a job record emits one),
+    or every followed job in the `first` update.
+    """
+    block_hash = store.block_hash_at(height)
+    finalized = store.finalized_block(block_hash) if block_hash is not None else None
+    if finalized is None:
+        raise StoreError(f"{store.path} has no block #{height}")
+    header = types_pb2.Header.FromString(finalized.block.header)
+    receipts = store.receipts(block_hash)
+    events = [event for receipt in receipts.transactions for event in receipt.events] + list(receipts.block_events)
+    executor_hex = executor.hex()
+    update = node_pb2.AssignmentsUpdate(height=height, block_hash=block_hash, time_ms=header.time_ms)
+    update.events.extend(
+        event for event in events if any(attribute.value == executor_hex for attribute in event.attributes)
+    )
+    touched = {job_id for job_id in map(_job_id_in, events) if job_id is not None}
+    for event in update.events:
+        if event.name == JOB_ASSIGNED and _attribute(event, "executor") == executor_hex:
+            followed.setdefault(_job_id_in(event) or b"", b"")
+    followed.pop(b"", None)
+    state = StateAt(store, header.state_root)
+    for job_id in sorted(followed if first else touched.intersection(followed)):
+        job = jobs.read_job(state, job_id)
+        if job is None:
+            del followed[job_id]
+            continue
+        record = job.SerializeToString()
+        if record != followed[job_id]:
+            update.jobs.append(job)
+            followed[job_id] = record
+        if _over_for(job, executor):
+            del followed[job_id]
+    update.receipts.extend(
+        receipt for raw, receipt in zip(finalized.block.transactions, receipts.transactions)
+        if _sender(raw) == executor
+    )
+    return update
+
+
 def executor_views(state, model: bytes) -> list[node_pb2.ExecutorView]:
     """Every account with an offer (only those serving `model` when given), by account id."""
     if model:
@@ -221,7 +319,7 @@ def model_listing(state) -> tuple[list[types_pb2.ModelInfo], list[state_pb2.Mode
 # --- the servicer ---------------------------------------------------------------------
 
 
-class JobsApi:
+class MarketApi:
     """The market's calls of the Node service; mixed into NodeApi, which holds `core`."""
 
     core: NodeCore
@@ -244,9 +342,14 @@ class JobsApi:
 
     def WatchJob(self, request, context):
         try:
-            job_id = checked_job_id(request.job_id)
-            head = self.core.head
-            view = self._view(job_id, head)
+            job_id = checked_job_id(request.job_id) if request.job_id or not request.transaction_hash else b""
+            if request.transaction_hash:
+                view = self._posted(checked_transaction_hash(request.transaction_hash), job_id, context)
+                if view is None:
+                    return  # the client went away while the transaction was pending
+                job_id = view.job.id
+            else:
+                view = self._view(job_id, self.core.head)
         except QueryError as error:
             context.abort(error.status, str(error))
         yield view
@@ -255,6 +358,63 @@ class JobsApi:
         except StoreError as error:  # the edge guard maps this for unary calls only
             log.error("watching job %s: %s", job_id.hex(), error)
             context.abort(grpc.StatusCode.DATA_LOSS, f"the node cannot read its database: {error}")
+
+    def _posted(self, tx_hash: bytes, job_id: bytes, context) -> node_pb2.JobView | None:
+        """The job a PostJob created, as it stood after the block that included it; waits while the
+        transaction is pending; QueryError when it was dropped, failed or posted no (or another) job."""
+        while context.is_active():
+            head = self.core.head
+            location, pending, rejection = self.core.lookup(tx_hash)
+            if location is not None:
+                return self._posted_in(tx_hash, job_id, location)
+            if pending is None:
+                if rejection is not None:
+                    raise QueryError(grpc.StatusCode.FAILED_PRECONDITION,
+                                     f"transaction {tx_hash.hex()} was dropped from the pool: {rejection}")
+                raise QueryError(grpc.StatusCode.NOT_FOUND,
+                                 f"transaction {tx_hash.hex()} is neither pending nor included")
+            self.core.wait_for_block(head.height, WATCH_POLL_SECONDS)
+        return None
+
+    def _posted_in(self, tx_hash: bytes, job_id: bytes, location) -> node_pb2.JobView:
+        store = self.core.store
+        receipt = store.receipts(store.block_hash_at(location.height)).transactions[location.index]
+        if not receipt.success:
+            raise QueryError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"transaction {tx_hash.hex()} was included in block #{location.height} and failed: "
+                f"{receipt.error_module}.{receipt.error_name}: {receipt.error_message}",
+            )
+        posted = posted_job_id(receipt)
+        if posted is None:
+            raise _invalid(f"transaction {tx_hash.hex()} (in block #{location.height}) posted no job")
+        if job_id and posted != job_id:
+            raise _invalid(f"transaction {tx_hash.hex()} posted job {posted.hex()}, not job {job_id.hex()}")
+        return self._view(posted, head_at(store, location.height, self.core.head))
+
+    def WatchAssignments(self, request, context):
+        try:
+            executor = _checked_account(request.executor, "executor")
+            followed = followed_job_ids(request.job_ids)
+        except QueryError as error:
+            context.abort(error.status, str(error))
+        height = max(request.from_height or self.core.head.height + 1, self.core.genesis.initial_height)
+        try:
+            yield from self._assignment_updates(executor, followed, height, context)
+        except StoreError as error:
+            log.error("watching the assignments of %s: %s", executor.hex(), error)
+            context.abort(grpc.StatusCode.DATA_LOSS, f"the node cannot read its database: {error}")
+
+    def _assignment_updates(self, executor: bytes, followed: dict[bytes, bytes], height: int,
+                            context) -> Iterator[node_pb2.AssignmentsUpdate]:
+        first = True
+        while context.is_active():
+            if height > self.core.head.height:
+                self.core.wait_for_block(height - 1, WATCH_POLL_SECONDS)
+                continue
+            yield assignments_update(self.core.store, executor, followed, height, first)
+            first = False
+            height += 1
 
     def _changes(self, job_id: bytes, view: node_pb2.JobView, context) -> Iterator[node_pb2.JobView]:
         """The job after each later block whose state changed it, until a final status."""
