@@ -62,6 +62,7 @@ class CoreCollector(Collector):
 
 
 def _consensus_metrics(core) -> Iterator[Metric]:
+    """From the snapshot the consensus loop published last (chain/consensus/status.py): no live state is read."""
     if getattr(core, "consensus_status", None) is None:
         return
     status = core.consensus_status()
@@ -74,6 +75,12 @@ def _consensus_metrics(core) -> Iterator[Metric]:
     yield CounterMetricFamily("inferchain_signatures_refused",
                               "Signatures the sign state refused (each would have been a double-sign).",
                               value=status.signatures_refused)
+    yield CounterMetricFamily("inferchain_block_requests_refused",
+                              "Peers' block sync requests refused because the block server's queue was full.",
+                              value=status.block_requests_refused)
+    yield CounterMetricFamily("inferchain_consensus_events_dropped",
+                              "Peer messages dropped because the consensus inbox was full.",
+                              value=status.events_dropped)
 
 
 class NodeMetrics:

@@ -132,7 +132,7 @@ class Node:
                 height=lambda: self.core.head.height,
                 validator_key=config.validator,
                 # Peers that prove a key of the current set get slots strangers cannot take (docs/network.md).
-                is_validator=lambda key: key in self.driver.voting.powers,
+                is_validator=lambda key: key in self.driver.status().validator_keys,
                 wall_clock=config.wall_clock,
             )
             self.gossip = TxGossip(
@@ -215,7 +215,7 @@ class Node:
 
     def wait(self) -> None:
         while not self._stop.wait(0.5):
-            if self.driver.halted:
+            if self.driver.status().halted:
                 self._set_production_health(health_pb2.HealthCheckResponse.NOT_SERVING)
 
     def stop(self) -> None:
