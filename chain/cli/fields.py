@@ -135,16 +135,23 @@ def field_options(
     renames: Mapping[str, str] = {},
     defaults: Mapping[str, str] = {},
     optional: bool = False,
+    reserved: Iterable[str] = (),
 ) -> list[FieldOption]:
-    """An option for each scalar field of a message, named (renames: field -> option name) and read by its kind."""
-    return [
-        FieldOption(
-            field, "--" + renames.get(field.name, field.name).replace("_", "-"), field_kind(kinds, field),
-            defaults.get(field.name), optional,
-        )
-        for field in descriptor.fields
-        if not is_nested(field)
-    ]
+    """An option for each scalar field of a message, named (renames: field -> option name) and read by its kind.
+
+    A field whose option would be one of the command's own (`reserved`, such as --node) is given as
+    --field-NAME instead, so no module's field name can break a command.
+    """
+    taken = set(reserved) | {"--help"}
+    options = []
+    for field in descriptor.fields:
+        if is_nested(field):
+            continue
+        option = "--" + renames.get(field.name, field.name).replace("_", "-")
+        if option in taken:
+            option = "--field-" + field.name.replace("_", "-")
+        options.append(FieldOption(field, option, field_kind(kinds, field), defaults.get(field.name), optional))
+    return options
 
 
 def add_field_options(parser: argparse.ArgumentParser, options: Iterable[FieldOption], json_option: str = "") -> None:

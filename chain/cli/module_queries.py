@@ -53,7 +53,7 @@ def _register_query(queries, module: ModuleSpec, spec: QuerySpec, runtime: Runti
 
 def request_options(spec: QuerySpec):
     """An option per scalar request field, each optional."""
-    return field_options(spec.request.DESCRIPTOR, spec.fields, optional=True)
+    return field_options(spec.request.DESCRIPTOR, spec.fields, optional=True, reserved=("--node", "--output"))
 
 
 def query_command(args: argparse.Namespace) -> int:

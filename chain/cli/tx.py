@@ -84,10 +84,16 @@ CALL_NAMES = {
 }
 
 
+# The options every `tx` command has (add_submission_arguments): a call field of the same name is --field-NAME.
+SUBMISSION_OPTIONS = ("--from", "--fee", "--nonce", "--wait", "--timeout", "--dry-run", "--no-simulate", "--node",
+                      "--output", "--call-json")
+
+
 def call_options(spec: CallSpec) -> list[FieldOption]:
     """The options of a call: each scalar field of its message, named and read by its kind."""
     names = CALL_NAMES.get(spec.name, CallNames())
-    return field_options(spec.message.DESCRIPTOR, spec.fields, names.options, names.defaults)
+    return field_options(spec.message.DESCRIPTOR, spec.fields, names.options, names.defaults,
+                         reserved=SUBMISSION_OPTIONS)
 
 
 # --- the parser -------------------------------------------------------------------

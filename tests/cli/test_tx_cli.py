@@ -428,3 +428,22 @@ def test_repeated_hex_values_are_read_or_refused_cleanly(values):
         assert error.exit_code == EXIT_USAGE and "--model" in str(error)
         return
     assert all(isinstance(model, bytes) for model in models)
+
+
+def test_a_call_field_named_like_a_command_option_gets_a_field_option_instead():
+    import argparse
+    from dataclasses import replace
+
+    from chain.cli import tx as tx_cli
+    from runtime.module import CallSpec
+    from runtime.registry import Runtime
+
+    # TransactionBody has fields named nonce and fee, as `tx` has options: a module's call may too.
+    spec = CallSpec(name="odd", message=types_pb2.TransactionBody, doc="A call with awkward field names.",
+                    handler=lambda state, origin, call: None)
+    module = replace(RUNTIME.modules[0], name="odd", calls=(spec,), queries=())
+    parser = argparse.ArgumentParser()
+    tx_cli.register(parser.add_subparsers(), runtime=Runtime(modules=(module,)))
+    args = parser.parse_args(["tx", "odd", "--from", "alice", "--fee", "5", "--field-fee", "7", "--field-nonce", "2"])
+    assert (args.fee, args.field_fee, args.field_nonce) == ("5", "7", "2")
+    assert {option.option for option in call_options(spec)} >= {"--field-fee", "--field-nonce", "--sender"}
