@@ -16,6 +16,7 @@ from typing import Any
 
 from chain.crypto import DEV_ACCOUNT_NAMES, dev_keypair
 from chain.ss58 import AddressError, decode_address, encode_address
+from proto import types_pb2
 from inference.registration import EMBEDDED_MODEL_ID, embedded_model_info
 from runtime import balances, jobs, models, staking, system
 from runtime.genesis import RuntimeGenesis, build_genesis_state, parse_app_state
@@ -114,7 +115,7 @@ def parse_genesis(document: Any) -> Genesis:
     if initial_height < 1:
         raise GenesisError("initial_height must be at least 1")
     consensus = _consensus_params(document.get("consensus_params", {}))
-    validators = _validators(document.get("validators"))
+    listed = _validators(document["validators"]) if "validators" in document else None
     app_state = _object(document, "app_state")
     hash_ = genesis_hash(document)
     context = GenesisContext(chain_id, hash_, genesis_time_ms, initial_height, decode_address, consensus.limits)
@@ -122,12 +123,60 @@ def parse_genesis(document: Any) -> Genesis:
         runtime_genesis = parse_app_state(app_state, context)
     except ValueError as error:
         raise GenesisError(str(error)) from None
-    genesis = Genesis(chain_id, genesis_time_ms, initial_height, consensus, validators, runtime_genesis, hash_)
     try:
-        genesis.state()
+        state = build_genesis_state(runtime_genesis)
     except ValueError as error:
         raise GenesisError(f"app_state: {error}") from None
-    return genesis
+    validators = _staked_validators(state, app_state, listed)
+    return Genesis(chain_id, genesis_time_ms, initial_height, consensus, validators, runtime_genesis, hash_)
+
+
+def _staked_validators(state: dict[bytes, bytes], app_state: dict, listed: tuple[GenesisValidator, ...] | None):
+    """The set that signs the first block: staking's, from the genesis stakes. A `validators` list, when given,
+    must say the same (as CometBFT's InitChain): consensus follows staking, so a list that differs would only mislead
+    an operator, and a stake nobody listed would hold power no node of the list can sign with."""
+    elected = types_pb2.ValidatorSet.FromString(state.get(staking.VALIDATOR_SET_KEY, b""))
+    if not elected.validators:
+        raise GenesisError("no validator at genesis: no entry of app_state.staking.stakes validates (validate: true, "
+                           "at least min_bond bonded), so no block could ever be finalized")
+    names = _stake_names(app_state)
+    staked = tuple(GenesisValidator(names.get(v.public_key, ""), v.public_key, v.voting_power) for v in elected.validators)
+    if listed is None:
+        return staked
+    powers = {validator.public_key: validator.voting_power for validator in elected.validators}
+    for index, validator in enumerate(listed):
+        if validator.public_key not in powers:
+            raise GenesisError(
+                f"validators[{index}] ({validator.name or encode_address(validator.public_key)}) does not validate by stake: "
+                "give it an entry in app_state.staking.stakes with validate: true and at least min_bond bonded, "
+                "or leave `validators` out to take the set from staking"
+            )
+        if validator.power != powers[validator.public_key]:
+            raise GenesisError(
+                f"validators[{index}].power is {validator.power}, but its bonded stake gives it {powers[validator.public_key]}: "
+                "consensus weighs validators by bonded stake"
+            )
+    missing = [v for v in staked if v.public_key not in {validator.public_key for validator in listed}]
+    if missing:
+        who = missing[0].name or encode_address(missing[0].public_key)
+        raise GenesisError(
+            f"{who} validates by stake (app_state.staking.stakes) but is not in validators: without its node no quorum "
+            f"may form; list it with power {missing[0].power}, or leave `validators` out to take the set from staking"
+        )
+    return listed
+
+
+def _stake_names(app_state: dict) -> dict[bytes, str]:
+    """The `name` of each genesis stake by account (names are for people; parsing already checked the addresses)."""
+    names = {}
+    stakes = app_state.get("staking", {}).get("stakes", []) if isinstance(app_state.get("staking"), dict) else []
+    for entry in stakes if isinstance(stakes, list) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            try:
+                names[decode_address(entry.get("address", ""))] = entry["name"]
+            except (AddressError, TypeError):
+                continue
+    return names
 
 
 def _string(section: dict, key: str) -> str:
@@ -253,8 +302,8 @@ def dev_stake(name: str) -> dict:
     return stake_entry(name, dev_keypair(name).public_key)
 
 
-def validator_entry(name: str, public_key: bytes, power: int = 100) -> dict:
-    """A genesis `validators` entry for an Ed25519 key."""
+def validator_entry(name: str, public_key: bytes, power: int = DEV_BOND) -> dict:
+    """A genesis `validators` entry for an Ed25519 key; its power must be what its genesis stake bonds."""
     return {
         "name": name,
         "address": encode_address(public_key),

@@ -10,7 +10,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chain.crypto import DEV_ACCOUNT_NAMES, dev_keypair
-from chain.genesis import DEV_ENDOWMENT, GenesisError, dev_genesis_document, genesis_hash, load_genesis, parse_genesis
+from chain.genesis import (
+    DEV_BOND,
+    DEV_ENDOWMENT,
+    GenesisError,
+    dev_genesis_document,
+    dev_stake,
+    genesis_hash,
+    load_genesis,
+    parse_genesis,
+    validator_entry,
+)
 from inference.registration import EMBEDDED_MODEL_ID
 from runtime import models, staking, system
 from tests.nodes import ROOT
@@ -142,3 +152,57 @@ def test_any_one_field_replaced_is_valid_or_a_genesis_error(path, value):
         parse_genesis(mutated(list(path), value))
     except GenesisError as error:
         assert str(error)
+
+
+# --- the validator set: staking's, and a `validators` list that must agree with it -----------------
+
+
+def test_without_a_validators_list_the_set_is_staking_s():
+    document = dev_genesis_document(validator_names=("alice", "bob"))
+    del document["validators"]
+    genesis = parse_genesis(document)
+    assert [(v.name, v.power) for v in genesis.validators] == sorted(
+        [("alice", DEV_BOND), ("bob", DEV_BOND)], key=lambda entry: dev_keypair(entry[0]).public_key
+    )
+
+
+def test_an_extra_validating_stake_that_is_not_listed_is_refused_with_the_reason():
+    """Before: genesis validate passed, the node started, and block 1 never finalized (nothing in the log)."""
+    document = dev_genesis_document(validator_names=("alice",))
+    document["app_state"]["staking"]["stakes"].append(dev_stake("eve"))
+    with pytest.raises(GenesisError, match="eve validates by stake .* but is not in validators"):
+        parse_genesis(document)
+
+
+def test_a_listed_validator_without_a_validating_stake_is_refused():
+    document = dev_genesis_document(validator_names=("alice",))
+    document["validators"].append(validator_entry("bob", dev_keypair("bob").public_key))
+    with pytest.raises(GenesisError, match=r"validators\[1\] \(bob\) does not validate by stake"):
+        parse_genesis(document)
+
+
+def test_a_listed_power_that_is_not_the_bonded_stake_is_refused():
+    document = dev_genesis_document()
+    document["validators"][0]["power"] = "100"
+    with pytest.raises(GenesisError, match=r"validators\[0\].power is 100, but its bonded stake gives it"):
+        parse_genesis(document)
+
+
+def test_a_genesis_where_nobody_validates_cannot_reach_a_quorum_and_is_refused():
+    document = dev_genesis_document()
+    del document["validators"]
+    document["app_state"]["staking"]["stakes"][0]["validate"] = False
+    with pytest.raises(GenesisError, match="no validator at genesis"):
+        parse_genesis(document)
+
+
+def test_consensus_params_block_unknown_fields_and_limits_are_refused():
+    for block, words in [
+        ({"max_block_evidance": "3"}, "unknown parameter 'max_block_evidance'"),
+        ({"max_block_transactions": "0"}, "too small"),
+        ({"max_evidence_bytes": "5000000"}, "max_evidence_bytes must be below max_block_bytes"),
+    ]:
+        document = dev_genesis_document()
+        document["consensus_params"]["block"].update(block)
+        with pytest.raises(GenesisError, match=words):
+            parse_genesis(document)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from chain.cli.errors import EXIT_BAD_INPUT, EXIT_USAGE
-from chain.genesis import dev_genesis_document, genesis_hash, load_genesis
+from chain.genesis import DEV_BOND, dev_genesis_document, dev_stake, genesis_hash, load_genesis
 from tests.commands import ROOT, inferchain, one_line_error
 
 
@@ -26,7 +26,7 @@ def test_validate_json_summary():
     assert summary["total_issuance"] == str(6 * 10**18)
     # 64-bit integers are strings, as in genesis.json itself; counts and decimals are numbers.
     assert summary["initial_height"] == "1" and summary["block_time_ms"] == "1000"
-    assert summary["genesis_time_ms"].isdigit() and summary["validators"][0]["power"] == "100"
+    assert summary["genesis_time_ms"].isdigit() and summary["validators"][0]["power"] == str(DEV_BOND)
     assert summary["token_symbol"] == "INFER" and summary["token_decimals"] == 18
 
 
@@ -83,8 +83,8 @@ def test_hash_prints_the_genesis_hash_in_hex():
 
 
 def test_hash_of_an_invalid_file_is_an_error(tmp_path):
-    result = inferchain("genesis", "hash", _broken(tmp_path, lambda d: d.pop("validators")))
-    assert result.returncode == EXIT_BAD_INPUT and "validators" in one_line_error(result)
+    result = inferchain("genesis", "hash", _broken(tmp_path, lambda d: d["validators"][0].update(power="100")))
+    assert result.returncode == EXIT_BAD_INPUT and "validators[0].power" in one_line_error(result)
 
 
 def test_dev_prints_the_checked_in_genesis():
@@ -119,3 +119,11 @@ def test_a_reader_that_stops_early_is_no_error():
     stderr = process.stderr.read().decode()
     assert process.wait(timeout=60) == 0
     assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+
+
+def test_a_genesis_whose_validators_disagree_with_staking_is_refused_by_validate_and_by_the_node_at_start(tmp_path):
+    path = _broken(tmp_path, lambda d: d["app_state"]["staking"]["stakes"].append(dev_stake("eve")))
+    validate = inferchain("genesis", "validate", path)
+    assert validate.returncode == EXIT_BAD_INPUT and "eve validates by stake" in one_line_error(validate)
+    node = inferchain("node", "--chain", path, "--key", "alice", "--base-path", str(tmp_path / "node"))
+    assert node.returncode != 0 and "eve validates by stake" in one_line_error(node)

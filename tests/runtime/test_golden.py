@@ -19,7 +19,7 @@ from tests.runtime.golden import market_vectors, vectors
 ROOT = Path(__file__).resolve().parents[2]
 
 PINNED = {
-    "genesis_json_hash": "a147b84758cdbed61e05570a2b00b36b2f451e3c09d5b98ccf9312389ed8221b",
+    "genesis_json_hash": "5fb114ee67afca2ae5af02fcdbd8c58a12f009f264c998ce49b577f3dfa8349d",
     "genesis_state_root": "9aa79c26ee21d5706ee87950fe4cedb0efd95152abde43e5b7c3d82e6d5260d5",
     "block_1_state_root": "29314c4694a3fa427a201760c5d47174456ccfe28876f2e4c572b51e6d096b61",
     "block_1_receipts_hash": "7286b064cf16d06cbcab28d6b098555a084fdfafe6c977c63f78b6940d7e7fb4",
