@@ -350,3 +350,53 @@ def test_evidence_against_a_key_outside_the_validator_set_drops_its_sender_befor
         time.sleep(0.05)
     reasons = [item for sender, item in validators.sent if sender == "alice" and isinstance(item, str)]
     assert reasons and "not a validator" in reasons[0] and not checked and len(alice.evidence) == 0
+
+
+def test_status_is_an_immutable_snapshot_that_the_loop_replaces_after_its_steps(validators):
+    import dataclasses
+
+    alice = all_running(validators)
+    snapshot = alice.status()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        snapshot.height = 0
+    height = snapshot.height
+    validators.wait_heights(height + 1)
+    deadline = time.monotonic() + 5
+    while alice.status().height <= height and time.monotonic() < deadline:
+        time.sleep(0.02)
+    later = alice.status()
+    assert snapshot.height == height and later.height > height  # the old one never changes; a new one replaced it
+    assert later.is_validator and later.validators == 4 and later.validator_keys == {
+        dev_keypair(name).public_key for name in NAMES}
+    assert later.step in ("propose", "prevote", "precommit", "new height") and not later.syncing and not later.halted
+
+
+def test_the_next_height_starts_at_once_when_transactions_wait_and_on_the_block_time_tick_when_none_do(tmp_path):
+    from chain.transactions import FeeRule, sign_transaction, transfer_call
+
+    network = Validators(tmp_path, block_time_ms=2_000)
+    try:
+        for name in NAMES:
+            network.start(name)
+        alice = network.drivers["alice"]
+        network.wait_heights(4)  # the first height waits for every validator to start: not a whole block time
+        store = alice.core.store
+        header_times = [types_pb2.Header.FromString(store.finalized_block(store.block_hash_at(h)).block.header).time_ms
+                        for h in (3, 4)]
+        assert header_times[1] - header_times[0] >= 1_500  # idle: one block time apart
+        head = alice.core.head.height
+        network.wait_heights(head + 1)  # just decided: the next tick is almost a block time away
+        transfer = sign_transaction(
+            dev_keypair("eve"), chain_id=network.genesis.chain_id, genesis_hash=network.genesis.hash, nonce=0,
+            call=transfer_call(dev_keypair("ferdie").public_key, 10**12), fee_rule=FeeRule(10**6, 10**4),
+        )
+        submitted = time.monotonic()
+        for name in NAMES:  # no transaction gossip between these drivers: every pool gets it
+            network.drivers[name].core.submit(transfer.raw)
+        while alice.core.pool_contains(transfer.hash) and time.monotonic() - submitted < 10:
+            time.sleep(0.01)
+        assert not alice.core.pool_contains(transfer.hash)
+        assert time.monotonic() - submitted < 1.0  # well before the block-time tick
+    finally:
+        for name in list(network.drivers):
+            network.stop(name)
