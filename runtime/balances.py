@@ -87,9 +87,11 @@ class ZeroAmount(BalancesError):
 
 # --- events ---------------------------------------------------------------------
 
+TRANSFER = "Transfer"
+
 EVENTS = (
     EventSpec(
-        "Transfer",
+        TRANSFER,
         "An amount moved from one account's free balance to another's.",
         {"sender": ACCOUNT, "dest": ACCOUNT, "amount": AMOUNT},
     ),
@@ -97,7 +99,7 @@ EVENTS = (
 
 
 def transfer_event(sender: bytes, dest: bytes, amount: int) -> types_pb2.Event:
-    return make_event(MODULE, "Transfer", sender=sender.hex(), dest=dest.hex(), amount=amount)
+    return make_event(MODULE, TRANSFER, sender=sender.hex(), dest=dest.hex(), amount=amount)
 
 
 # --- calls ----------------------------------------------------------------------

@@ -129,20 +129,25 @@ ERRORS = (InvalidModel, AlreadyRegistered, AlreadyProposed, TooManyProposals, In
 
 # --- events ---------------------------------------------------------------------
 
+MODEL_PROPOSED = "ModelProposed"
+MODEL_VOTED = "ModelVoted"
+MODEL_ACCEPTED = "ModelAccepted"
+MODEL_REJECTED = "ModelRejected"
+
 EVENTS = (
     EventSpec(
-        "ModelProposed",
+        MODEL_PROPOSED,
         "A vote on registering a model opened; it ends at end_height.",
         {"model": HASH, "name": TEXT, "proposer": ACCOUNT, "end_height": INTEGER},
     ),
-    EventSpec("ModelVoted", "A bonded account voted on a proposal.", {"model": HASH, "voter": ACCOUNT, "approve": TEXT}),
+    EventSpec(MODEL_VOTED, "A bonded account voted on a proposal.", {"model": HASH, "voter": ACCOUNT, "approve": TEXT}),
     EventSpec(
-        "ModelAccepted",
+        MODEL_ACCEPTED,
         "A proposal passed; the model is registered.",
         {"model": HASH, "approved": AMOUNT, "voted": AMOUNT, "bonded": AMOUNT},
     ),
     EventSpec(
-        "ModelRejected",
+        MODEL_REJECTED,
         "A proposal ended without the quorum or without more than 2/3 approving.",
         {"model": HASH, "approved": AMOUNT, "voted": AMOUNT, "bonded": AMOUNT},
     ),
@@ -228,12 +233,12 @@ def propose_model(state: Overlay, origin: bytes, call: types_pb2.ProposeModel) -
     proposal = state_pb2.ModelProposal(model=model, proposer=origin, deposit=params.proposal_deposit, end_height=end)
     state.set(PROPOSAL_PREFIX + model.id, proposal.SerializeToString(deterministic=True))
     _write_open(state, open_ids + [model.id])
-    state.deposit_event(_event("ModelProposed", model=model.id.hex(), name=model.name, proposer=origin.hex(), end_height=end))
+    state.deposit_event(_event(MODEL_PROPOSED, model=model.id.hex(), name=model.name, proposer=origin.hex(), end_height=end))
 
 
 def _check_vote(call: types_pb2.VoteModel) -> None:
     if len(call.model) != 32:
-        raise NoProposal(f"a model id is 32 bytes, got {len(call.model)}")
+        raise InvalidModel(f"a model id is 32 bytes, got {len(call.model)}")
 
 
 def vote_model(state: Overlay, origin: bytes, call: types_pb2.VoteModel) -> None:
@@ -253,7 +258,7 @@ def vote_model(state: Overlay, origin: bytes, call: types_pb2.VoteModel) -> None
         proposal.voters.append(origin)
         proposal.approvals.append(call.approve)
     state.set(PROPOSAL_PREFIX + call.model, proposal.SerializeToString(deterministic=True))
-    state.deposit_event(_event("ModelVoted", model=call.model.hex(), voter=origin.hex(), approve=str(call.approve).lower()))
+    state.deposit_event(_event(MODEL_VOTED, model=call.model.hex(), voter=origin.hex(), approve=str(call.approve).lower()))
 
 
 CALLS = (
@@ -299,7 +304,7 @@ def on_finalize(state: Overlay, block: BlockContext, fees: int) -> None:
         balances.unreserve(state, proposal.proposer, proposal.deposit)
         state.delete(PROPOSAL_PREFIX + model_id)
         state.deposit_event(
-            _event("ModelAccepted" if accepted else "ModelRejected", model=model_id.hex(), approved=approved,
+            _event(MODEL_ACCEPTED if accepted else MODEL_REJECTED, model=model_id.hex(), approved=approved,
                    voted=voted, bonded=total_bonded)
         )
     _write_open(state, [model_id for model_id in open_ids if model_id not in ending])

@@ -15,9 +15,11 @@ from typing import Any, Mapping
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
+from runtime.arithmetic import U32_MAX, U64_MAX
+
 _U64_TYPES = {FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_FIXED64}
 _U32_TYPES = {FieldDescriptor.TYPE_UINT32, FieldDescriptor.TYPE_FIXED32}
-_LIMITS = {**{kind: 2**64 - 1 for kind in _U64_TYPES}, **{kind: 2**32 - 1 for kind in _U32_TYPES}}
+_LIMITS = {**{kind: U64_MAX for kind in _U64_TYPES}, **{kind: U32_MAX for kind in _U32_TYPES}}
 MAX_TEXT_PARAM = 32
 
 
@@ -87,8 +89,12 @@ def _field_value(descriptor: FieldDescriptor, value: Any, where: str):
     return parse_integer(value, where, limit)
 
 
-def parse_integer(value: Any, where: str, limit: int = 2**64 - 1) -> int:
-    """An integer from JSON: a string of ASCII digits (64-bit values) or a plain number."""
+def parse_integer(value: Any, where: str, limit: int = U64_MAX) -> int:
+    """An integer in [0, limit] from JSON: a string of ASCII digits (64-bit values) or a plain number.
+
+    The one parser of integers that a person writes for the runtime (genesis parameters, stakes,
+    balances); raises ParamsInvalid (a ValueError) naming `where`.
+    """
     if isinstance(value, bool):
         raise ParamsInvalid(f"{where} must be an integer written as a string")
     if isinstance(value, str):

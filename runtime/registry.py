@@ -2,9 +2,11 @@
 
 As FRAME's `construct_runtime!`: the order below is the order of genesis building
 and of the per-block hooks (on_initialize first to last, then the transactions,
-then on_finalize first to last). A new module is written in its own file and
-added here; nothing else needs an edit to dispatch its calls, build its genesis
-or show its events. docs/runtime.md walks through it.
+then on_finalize first to last). A new module is its own file (or package) and its
+messages in proto/ (a call is also a field of `TransactionBody`'s `call` oneof, which
+the executive dispatches on), and it is added here; the executive, genesis, the
+client, the CLI and the node's generic queries then serve it with no other edit.
+docs/runtime.md, "Adding a module", walks through it.
 """
 
 from __future__ import annotations

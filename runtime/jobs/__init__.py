@@ -21,6 +21,7 @@ from runtime.jobs.errors import (
     InvalidReveal,
     JobsError,
     JobTooLarge,
+    MalformedCommitment,
     MalformedJobId,
     NoExecutors,
     NotAssigned,

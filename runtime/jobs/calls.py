@@ -20,6 +20,7 @@ from runtime.jobs.errors import (
     InvalidJob,
     InvalidReveal,
     JobTooLarge,
+    MalformedCommitment,
     MalformedJobId,
     NotAssigned,
     NotCancellable,
@@ -178,7 +179,7 @@ def _assignment_of(state: StateReader, job_id_bytes: bytes, executor: bytes) -> 
 def check_commit(call: types_pb2.CommitResult) -> None:
     check_job_id(call)
     if len(call.commitment) != 32:
-        raise InvalidJob(f"a commitment is 32 bytes, got {len(call.commitment)}")
+        raise MalformedCommitment(f"a commitment is 32 bytes, got {len(call.commitment)}")
 
 
 def commit_result(state: Overlay, origin: bytes, call: types_pb2.CommitResult) -> None:

@@ -38,6 +38,10 @@ class MalformedJobId(JobsError):
     """A job id is not 32 bytes."""
 
 
+class MalformedCommitment(JobsError):
+    """A commitment is not 32 bytes."""
+
+
 class UnknownJob(JobsError):
     """No job has this id."""
 
@@ -71,6 +75,6 @@ class NotCancellable(JobsError):
 
 
 ERRORS = (
-    InvalidJob, JobTooLarge, UnknownModel, NoExecutors, InsufficientBalance, QueueFull, MalformedJobId, UnknownJob,
+    InvalidJob, JobTooLarge, UnknownModel, NoExecutors, InsufficientBalance, QueueFull, MalformedJobId, MalformedCommitment, UnknownJob,
     NotAssigned, WrongPhase, DeadlinePassed, CommitmentMismatch, InvalidReveal, NotPoster, NotCancellable,
 )
