@@ -1,7 +1,10 @@
-"""Following the chain: every finalized block from a height on, the job events in it, and the job records.
+"""Following the chain: the executor's assignments block by block (one WatchAssignments stream), and
+the job records at start.
 
-The follower only says that something happened to a job; what to do is decided from the job's
-record as the node serves it (GetJob), so a missed or repeated event cannot mislead the worker.
+The node sends, for each finalized block, the jobs assigned to this executor that the block changed
+(their records as they stand after it), the receipts of the executor's own transactions and the
+events naming it. What to do is decided from the job's record (worker.py), so a repeated update
+cannot mislead the worker, and no job is read again per block.
 """
 
 from __future__ import annotations
@@ -13,61 +16,44 @@ from typing import Callable, Iterable
 
 import grpc
 
-from chain.client import Block, Client, ClientError
+from chain.client import ClientError
 from chain.client.errors import translate_rpc_error
+from chain.client.results import Event, Receipt, events_of, receipt_of
 from proto import node_pb2, node_pb2_grpc, state_pb2, types_pb2
+from runtime.jobs import FINAL_STATUSES
 
 log = logging.getLogger("inferchain.worker")
 
-JOBS_MODULE = "jobs"
 STAKING_MODULE = "staking"
-JOB_ASSIGNED = "JobAssigned"
 # Jobs listed per ListJobs page when the worker looks for its unfinished assignments.
 LIST_PAGE = 100
 # Waits between reconnection attempts after the node went away, doubling up to the last.
 RECONNECT_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
+# The most job ids a WatchAssignments request carries (the node's bound, chain/node/market_api.py).
+MAX_FOLLOWED_JOBS = 1024
 
 
 @dataclass(frozen=True)
-class JobEvent:
-    """A jobs-module event: its name, the job it concerns and the executor it names (if any)."""
+class AssignmentsUpdate:
+    """What one finalized block changed for this executor."""
 
-    name: str
-    job_id: bytes
-    executor: bytes | None
-
-
-def job_events(block: Block) -> list[JobEvent]:
-    """The block's jobs events, from its transactions then its hooks, skipping malformed ones."""
-    events = [event for receipt in block.receipts for event in receipt.events] + list(block.block_events)
-    found = []
-    for event in events:
-        if event.module != JOBS_MODULE:
-            continue
-        job_id = _hex_bytes(event.attribute("job"))
-        if job_id is None:
-            continue
-        found.append(JobEvent(event.name, job_id, _hex_bytes(event.attribute("executor"))))
-    return found
+    height: int
+    block_hash: bytes
+    jobs: tuple[state_pb2.Job, ...]
+    receipts: tuple[Receipt, ...]
+    events: tuple[Event, ...]
 
 
-def names_account(block: Block, module: str, account: bytes) -> list[str]:
-    """Names of the module's events in the block with an attribute holding the account."""
-    account_hex = account.hex()
-    events = [event for receipt in block.receipts for event in receipt.events] + list(block.block_events)
-    return [
-        event.name for event in events
-        if event.module == module and any(value == account_hex for _, value in event.attributes)
-    ]
+def update_of(reply: node_pb2.AssignmentsUpdate) -> AssignmentsUpdate:
+    return AssignmentsUpdate(
+        reply.height, reply.block_hash, tuple(reply.jobs), tuple(receipt_of(receipt) for receipt in reply.receipts),
+        events_of(reply.events),
+    )
 
 
-def _hex_bytes(text: str | None) -> bytes | None:
-    if not text or len(text) != 64:
-        return None
-    try:
-        return bytes.fromhex(text)
-    except ValueError:
-        return None
+def offer_events(update: AssignmentsUpdate) -> list[str]:
+    """Names of the staking offer events in the update (they all name this executor)."""
+    return [event.name for event in update.events if event.module == STAKING_MODULE and event.name.startswith("Offer")]
 
 
 class MarketReader:
@@ -128,29 +114,35 @@ class MarketReader:
 
 
 class Follower:
-    """A thread handing every finalized block, in height order, to `deliver`; it resubscribes when a
-    stream ends and waits for the node when it goes away, so no height is skipped."""
+    """A thread handing the executor's update of every finalized block, in height order, to `deliver`;
+    it opens the stream again when it ends and waits for the node when it goes away, so no height is
+    skipped. It remembers which jobs to follow when it reconnects (those it was given, and every job
+    an update sent, until one shows it final)."""
 
-    def __init__(self, target: str, deliver: Callable[[Block], None], on_trouble: Callable[[str], None] = log.warning):
+    def __init__(self, target: str, executor: bytes, deliver: Callable[[AssignmentsUpdate], None],
+                 on_trouble: Callable[[str], None] = log.warning):
         self.target = target
+        self.executor = executor
         self._deliver = deliver
         self._on_trouble = on_trouble
         self._stop = threading.Event()
-        self._client: Client | None = None
+        self._channel: grpc.Channel | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._followed: dict[bytes, None] = {}
         self.next_height = 0
 
-    def start(self, from_height: int) -> None:
+    def start(self, from_height: int, job_ids: Iterable[bytes] = ()) -> None:
         self.next_height = from_height
+        self._followed = dict.fromkeys(job_ids)
         self._thread = threading.Thread(target=self._follow, name="follower", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         with self._lock:
-            if self._client is not None:
-                self._client.close()  # ends the open stream
+            if self._channel is not None:
+                self._channel.close()  # ends the open stream
         if self._thread is not None:
             self._thread.join(timeout=10)
 
@@ -158,23 +150,46 @@ class Follower:
         failures = 0
         while not self._stop.is_set():
             with self._lock:
-                self._client = Client(self.target)
+                self._channel = grpc.insecure_channel(self.target)
             try:
-                for block in self._client.subscribe_blocks(self.next_height):
+                for update in self._stream(self._channel):
                     if self._stop.is_set():
                         return
-                    self._deliver(block)
-                    self.next_height = block.height + 1
+                    self._remember(update)
+                    self._deliver(update)
+                    self.next_height = update.height + 1
                     failures = 0
             except ClientError as error:
                 if self._stop.is_set():
                     return
-                if error.code != "DEADLINE_EXCEEDED":  # a stream's lifetime ended: resubscribe at once
+                if error.code != "DEADLINE_EXCEEDED":  # a stream's lifetime ended: open it again at once
                     delay = RECONNECT_DELAYS_S[min(failures, len(RECONNECT_DELAYS_S) - 1)]
                     failures += 1
-                    self._on_trouble(f"following blocks from #{self.next_height}: {error.message}; retrying in {delay:g} s")
+                    self._on_trouble(f"following assignments from #{self.next_height}: {error.message}; "
+                                     f"retrying in {delay:g} s")
                     self._stop.wait(delay)
             finally:
                 with self._lock:
-                    self._client.close()
-                    self._client = None
+                    self._channel.close()
+                    self._channel = None
+
+    def _stream(self, channel: grpc.Channel):
+        request = node_pb2.WatchAssignmentsRequest(
+            executor=self.executor, from_height=self.next_height, job_ids=list(self._followed)[-MAX_FOLLOWED_JOBS:]
+        )
+        stream = node_pb2_grpc.NodeStub(channel).WatchAssignments(request)
+        try:
+            for reply in stream:
+                yield update_of(reply)
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.CANCELLED or not self._stop.is_set():
+                raise translate_rpc_error(error, self.target, None) from None
+        finally:
+            stream.cancel()
+
+    def _remember(self, update: AssignmentsUpdate) -> None:
+        for job in update.jobs:
+            if job.status in FINAL_STATUSES:
+                self._followed.pop(job.id, None)
+            else:
+                self._followed[job.id] = None

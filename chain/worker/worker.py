@@ -1,8 +1,10 @@
 """The worker's event loop: one thread owns every job's state; blocks and finished runs arrive as messages.
 
-As CometBFT's consensus state: the follower thread posts each finalized block, the executor's
-threads post each finished run, and only the loop reads or changes the tracked jobs. For each job
-the next step is decided from its record on chain (reconcile), never from an event alone:
+As CometBFT's consensus state: the follower thread posts each finalized block's update (the
+executor's changed jobs, its receipts, the events naming it: one WatchAssignments stream), the
+executor's threads post each finished run, and only the loop reads or changes the tracked jobs.
+For each job the next step is decided from its latest record on chain (reconcile), never from an
+event alone; the node sends every record the worker needs, so no job is read per block:
 
     assignment ASSIGNED, no result yet          -> run the job (once)
     assignment ASSIGNED, result, redundancy 1   -> RevealResult (commit and reveal in one)
@@ -20,11 +22,12 @@ import threading
 from dataclasses import dataclass, field
 from typing import Union
 
-from chain.client import Block, Client, ClientError
+from chain.client import Client, ClientError
+from chain.client.results import Receipt
 from chain.crypto import Keypair
 from chain.ss58 import encode_address
 from chain.worker.executor import Executor, Outcome, Runner, inference_job
-from chain.worker.follower import JOB_ASSIGNED, STAKING_MODULE, Follower, MarketReader, job_events, names_account
+from chain.worker.follower import AssignmentsUpdate, Follower, MarketReader, offer_events
 from chain.worker.journal import Journal, JournalEntry
 from chain.worker.submitter import Submitter, new_salt
 from inference.errors import InferenceError
@@ -44,7 +47,7 @@ POLL_S = 0.5
 
 @dataclass(frozen=True)
 class NewBlock:
-    block: Block
+    update: AssignmentsUpdate
 
 
 @dataclass(frozen=True)
@@ -78,8 +81,10 @@ class TrackedJob:
     failed: set[str] = field(default_factory=set)
     # Why the job cannot run here (said once); the assignment will miss its deadline.
     error: str = ""
-    # Read the job again at the next block: a read or a submission failed, or one awaits inclusion.
+    # Look at the job again at the next block: a read or a submission failed, or one awaits inclusion.
     attention: bool = False
+    # The job's latest record the node sent (from the stream, or read at start).
+    record: state_pb2.Job | None = None
 
 
 def current_assignment(job: state_pb2.Job, executor: bytes) -> state_pb2.Assignment | None:
@@ -124,7 +129,7 @@ class Worker:
         self.head = 0
         self._messages: queue.Queue[Message] = queue.Queue()
         self._executor = Executor(runner, lambda outcome: self._messages.put(RunFinished(outcome)))
-        self._follower = Follower(target, lambda block: self._messages.put(NewBlock(block)))
+        self._follower = Follower(target, self.executor_id, lambda update: self._messages.put(NewBlock(update)))
         self._by_transaction: dict[bytes, tuple[bytes, str]] = {}
 
     # -- running -----------------------------------------------------------------------------
@@ -133,7 +138,7 @@ class Worker:
         """Pick up unfinished assignments, then follow the chain until `stop` is set."""
         address = encode_address(self.executor_id)
         self.recover()
-        self._follower.start(self.head + 1)
+        self._follower.start(self.head + 1, list(self.jobs))
         log.info("executing jobs for %s from #%d", address, self.head + 1)
         try:
             while not stop.is_set():
@@ -147,7 +152,7 @@ class Worker:
 
     def handle(self, message: Message) -> None:
         if isinstance(message, NewBlock):
-            self.on_block(message.block)
+            self.on_block(message.update)
         else:
             self.on_run_finished(message.outcome)
 
@@ -176,23 +181,24 @@ class Worker:
 
     # -- messages ----------------------------------------------------------------------------
 
-    def on_block(self, block: Block) -> None:
-        """Note our transactions' outcomes, then look again at every job the block concerns."""
-        self.head = max(self.head, block.height)
-        self._note_receipts(block)
-        for name in names_account(block, STAKING_MODULE, self.executor_id):
-            if name.startswith("Offer"):
-                log.info("offer changed on chain (%s at #%d): capacity and models apply to new assignments",
-                         name, block.height)
-        touched = set()
-        for event in job_events(block):
-            if event.job_id in self.jobs or (event.name == JOB_ASSIGNED and event.executor == self.executor_id):
-                touched.add(event.job_id)
-        for tracked in self.jobs.values():
-            if tracked.attention or self.head > tracked.deadline_height:
-                touched.add(tracked.job_id)
-        for job_id in sorted(touched):
-            self.reconcile_id(job_id)
+    def on_block(self, update: AssignmentsUpdate) -> None:
+        """Note our transactions' outcomes, take the next step of every job the block changed, and look
+        again at those waiting for something (from their latest record: no read)."""
+        self.head = max(self.head, update.height)
+        self._note_receipts(update.receipts)
+        for name in offer_events(update):
+            log.info("offer changed on chain (%s at #%d): capacity and models apply to new assignments",
+                     name, update.height)
+        changed = {job.id for job in update.jobs}
+        for job in update.jobs:
+            self.reconcile(job)
+        waiting = [
+            tracked for tracked in self.jobs.values()
+            if tracked.job_id not in changed and tracked.record is not None
+            and (tracked.attention or self.head > tracked.deadline_height)
+        ]
+        for tracked in waiting:
+            self.reconcile(tracked.record)
 
     def on_run_finished(self, outcome: Outcome) -> None:
         """Keep the result (journaled with a fresh salt), then take the job's next step."""
@@ -216,12 +222,13 @@ class Worker:
             # The salt stays in memory: only a restart before the reveal would lose it.
             log.warning("cannot journal job %s (%s); a restart before its reveal would miss it",
                         outcome.job_id.hex(), error.strerror or error)
-        self.reconcile_id(outcome.job_id)
+        self.reconcile(tracked.record)
 
     # -- deciding ----------------------------------------------------------------------------
 
     def reconcile_id(self, job_id: bytes) -> None:
-        """Read the job from the node and take its next step; try again next block if the read fails."""
+        """Read the job from the node and take its next step (at start, for a journaled job); try again
+        next block if the read fails."""
         try:
             job = self.reader.job(job_id)
         except ClientError as error:
@@ -242,6 +249,7 @@ class Worker:
             return
         tracked = self._tracked_for(job, mine)
         tracked.deadline_height = mine.deadline_height
+        tracked.record = job
         tracked.attention = False
         if tracked.entry is None:
             if not tracked.running and not tracked.error:
@@ -333,8 +341,8 @@ class Worker:
                     phase, tracked.job_id.hex()[:16], status.reason or status.status)
         return True
 
-    def _note_receipts(self, block: Block) -> None:
-        for receipt in block.receipts:
+    def _note_receipts(self, receipts: tuple[Receipt, ...]) -> None:
+        for receipt in receipts:
             found = self._by_transaction.pop(receipt.transaction_hash, None)
             if found is None:
                 continue
@@ -344,10 +352,10 @@ class Worker:
                 continue
             if receipt.success:
                 tracked.sent[phase].included = True
-                log.info("the %s of job %s is in #%d", phase, job_id.hex()[:16], block.height)
+                log.info("the %s of job %s is in #%d", phase, job_id.hex()[:16], self.head)
             else:
                 tracked.failed.add(phase)
-                log.error("the %s of job %s failed in #%d: %s", phase, job_id.hex()[:16], block.height, receipt.error)
+                log.error("the %s of job %s failed in #%d: %s", phase, job_id.hex()[:16], self.head, receipt.error)
 
 
 def _ending(job: state_pb2.Job, mine: state_pb2.Assignment | None) -> str:

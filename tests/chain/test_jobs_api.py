@@ -524,6 +524,50 @@ def test_watch_job_sends_every_change_of_a_queued_job_even_when_blocks_come_fast
                for job_id in running[1:])
 
 
+def test_watch_assignments_sends_the_executors_changed_jobs_receipts_and_events_block_by_block(chain):
+    start = chain.core.head.height + 1
+    job_id = chain.post(BOB_KEY)
+    with grpc.insecure_channel(chain.target) as channel:
+        stub = node_pb2_grpc.NodeStub(channel)
+        stream = stub.WatchAssignments(node_pb2.WatchAssignmentsRequest(executor=ALICE, from_height=start), timeout=30)
+        assigned = next(stream)
+        assert assigned.height == start and [job.id for job in assigned.jobs] == [job_id]
+        assert assigned.jobs[0].status == state_pb2.JOB_STATUS_ASSIGNED and not assigned.receipts
+        assert "JobAssigned" in [event.name for event in assigned.events]
+        chain.core.produce_block()  # nothing of Alice's changes
+        quiet = next(stream)
+        assert (quiet.height, list(quiet.jobs), list(quiet.receipts)) == (start + 1, [], [])
+        reveal = chain.include(ALICE_KEY, reveal_for(assigned.jobs[0]))
+        settled = next(stream)
+        stream.cancel()
+    assert [job.status for job in settled.jobs] == [state_pb2.JOB_STATUS_SETTLED]
+    assert [receipt.transaction_hash for receipt in settled.receipts] == [reveal] and settled.receipts[0].success
+    assert {"ResultRevealed", "PaymentHeld"} <= {event.name for event in settled.events}
+    assert settled.block_hash == chain.core.head.hash
+
+
+def test_watch_assignments_sends_the_jobs_it_is_asked_to_follow_first(chain):
+    job_id = chain.post(BOB_KEY)
+    with grpc.insecure_channel(chain.target) as channel:
+        request = node_pb2.WatchAssignmentsRequest(executor=ALICE, from_height=chain.core.head.height,
+                                                   job_ids=[job_id])
+        first = next(node_pb2_grpc.NodeStub(channel).WatchAssignments(request, timeout=30))
+    assert [job.id for job in first.jobs] == [job_id] and first.height == chain.core.head.height
+
+
+@pytest.mark.parametrize(
+    "request_fields, detail",
+    [
+        ({"executor": b"\x01" * 31}, "executor is a 32-byte account id, got 31 bytes"),
+        ({"executor": ALICE, "job_ids": [b"\x02" * 31]}, "a job id is 32 bytes, got 31"),
+        ({"executor": ALICE, "job_ids": [b"\x02" * 32] * 1025}, "follow at most 1024 job ids, got 1025"),
+    ],
+)
+def test_a_bad_watch_assignments_request_is_invalid_argument(stub, request_fields, detail):
+    error = refused(stub.WatchAssignments, node_pb2.WatchAssignmentsRequest(**request_fields))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and error.details() == detail
+
+
 def test_post_job_through_the_client_follows_the_job_to_its_settled_result(chain):
     chain.start_producing()
     updates: list[JobView] = []

@@ -1,4 +1,4 @@
-"""The worker's decisions from a job's record, its reading of blocks, and what it signs, without a node."""
+"""The worker's decisions from a job's record, its reading of updates, and what it signs, without a node."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import hashlib
 
 import pytest
 
-from chain.client.results import Block, Event, Receipt
+from chain.client.results import Event
 from chain.worker.executor import inference_job
-from chain.worker.follower import job_events, names_account
+from chain.worker.follower import AssignmentsUpdate, offer_events, update_of
 from chain.worker.journal import JournalEntry
 from chain.worker.submitter import commit_call, reveal_call
 from chain.worker.worker import COMMIT, REVEAL, current_assignment, is_over_for, phase_due
 from inference.result import InferenceResult
-from proto import state_pb2, types_pb2
+from proto import node_pb2, state_pb2, types_pb2
 from runtime import jobs
 
 ME = bytes(range(32))
@@ -36,11 +36,6 @@ def job(status=state_pb2.JOB_STATUS_ASSIGNED, redundancy=2, slots=((ME, state_pb
 
 def result_for(record: state_pb2.Job) -> InferenceResult:
     return InferenceResult(inference_job(record), 12, (5, 6, 7, 8), "abcd", (-1, -2, -3, -4), "length")
-
-
-def block(events=(), block_events=()) -> Block:
-    receipt = Receipt(b"\x01" * 32, True, 1, "", "", "", tuple(events))
-    return Block(b"\x02" * 32, 5, "c", 0, b"", b"", b"", b"", b"", b"", (), (), (receipt,), tuple(block_events))
 
 
 def event(module, name, **attributes) -> Event:
@@ -110,17 +105,20 @@ def test_the_commitment_is_the_one_the_runtime_recomputes_from_the_reveal():
     assert list(reveal.logprobs_micronats) == [-1, -2, -3, -4] and reveal.salt == b"\x09" * 32
 
 
-def test_job_events_are_read_from_transactions_and_hooks():
-    assigned = event("jobs", "JobAssigned", job=JOB_ID.hex(), executor=ME.hex(), deadline_height="9")
-    opened = event("jobs", "RevealOpened", job=JOB_ID.hex(), deadline_height="12")
-    noise = [event("balances", "Transfer", job=JOB_ID.hex()), event("jobs", "JobPosted", job="zz")]
-    found = job_events(block([assigned, *noise], [opened]))
-    assert [(found_event.name, found_event.job_id, found_event.executor) for found_event in found] == [
-        ("JobAssigned", JOB_ID, ME), ("RevealOpened", JOB_ID, None),
-    ]
+def test_an_update_is_read_from_the_nodes_message():
+    record = job()
+    receipt = types_pb2.Receipt(transaction_hash=b"\x01" * 32, success=False, error_module="jobs",
+                                error_name="DeadlinePassed", error_message="too late", fee_paid=3)
+    assigned = types_pb2.Event(module="jobs", name="JobAssigned",
+                               attributes=[types_pb2.EventAttribute(key="executor", value=ME.hex())])
+    update = update_of(node_pb2.AssignmentsUpdate(height=7, block_hash=b"\x02" * 32, jobs=[record],
+                                                  receipts=[receipt], events=[assigned]))
+    assert (update.height, update.block_hash, update.jobs) == (7, b"\x02" * 32, (record,))
+    assert update.receipts[0].error == "jobs.DeadlinePassed: too late" and update.receipts[0].fee_paid == 3
+    assert update.events == (event("jobs", "JobAssigned", executor=ME.hex()),)
 
 
-def test_offer_events_naming_the_account_are_found():
-    offer = event("staking", "OfferSet", account=ME.hex())
-    other = event("staking", "OfferSet", account=OTHER.hex())
-    assert names_account(block([offer, other]), "staking", ME) == ["OfferSet"]
+def test_offer_events_of_an_update_are_found():
+    events = (event("staking", "OfferSet", account=ME.hex()), event("staking", "Bonded", account=ME.hex()),
+              event("jobs", "OfferLike", executor=ME.hex()))
+    assert offer_events(AssignmentsUpdate(5, b"", (), (), events)) == ["OfferSet"]
