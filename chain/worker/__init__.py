@@ -5,7 +5,7 @@ node whose validator key has an offer starts it in a separate process (superviso
 engine never shares a process, or a lock, with block production.
 
 The parts, each owning one concern:
-  follower.py    finalized blocks from the node, and the job records they point to
+  follower.py    the executor's assignments block by block (one WatchAssignments stream), job records at start
   executor.py    the engine: loaded models, one thread per running job
   journal.py     what must outlive a restart: each job's salt and result, in a small file
   submitter.py   building, signing and submitting CommitResult and RevealResult
