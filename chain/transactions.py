@@ -13,6 +13,7 @@ from google.protobuf.message import Message
 
 from chain.crypto import Keypair
 from proto import types_pb2
+from runtime import system
 from runtime.executive import TRANSACTION_SIGNING_CONTEXT
 from runtime.hashing import transaction_hash
 
@@ -21,13 +22,13 @@ _CALL_FIELDS = types_pb2.TransactionBody.DESCRIPTOR.oneofs_by_name["call"].field
 
 @dataclass(frozen=True)
 class FeeRule:
-    """minimum fee = base_fee + fee_per_byte * size of the serialised transaction."""
+    """A chain's fee parameters as a client learns them (ChainInfo); the rule itself is the runtime's."""
 
     base_fee: int
     fee_per_byte: int
 
     def minimum(self, size: int) -> int:
-        return self.base_fee + self.fee_per_byte * size
+        return system.minimum_fee(self.base_fee, self.fee_per_byte, size)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from runtime.encoding import EncodingError, decode_transaction
 from runtime.hashing import transaction_hash
 from runtime.primitives import (
     BlockContext,
+    CallContext,
     CheckedTransaction,
     DispatchError,
     InvalidTransaction,
@@ -217,9 +218,13 @@ def _dry_run(state: StateReader, checked: CheckedTransaction) -> types_pb2.Recei
     """Apply the transaction alone to a throw-away layer over `state`; refuse it when its call fails there.
 
     Only at the account's next nonce: a queued later transaction may depend on what
-    the earlier ones do, so it is judged when its turn comes.
+    the earlier ones do, so it is judged when its turn comes. The call sees the chain
+    at the next height, where a block would apply it, so its events (release heights,
+    deadlines) are those the block will give; other modules' block hooks do not run.
     """
-    receipt = apply_transaction(Overlay(state), checked)
+    scratch = Overlay(state)
+    system.enter_next_block(scratch)
+    receipt = apply_transaction(scratch, checked)
     if not receipt.success:
         raise CallWouldFail(f"{receipt.error_module}.{receipt.error_name}: {receipt.error_message}")
     return receipt
@@ -246,7 +251,8 @@ def apply_transaction(block_state: Overlay, checked: CheckedTransaction) -> type
     call_state = block_state.child()
     name = checked.body.WhichOneof("call")
     try:
-        RUNTIME.calls[name].handler(call_state, checked.sender, getattr(checked.body, name))
+        context = CallContext(checked.sender, checked.nonce, checked.hash)
+        RUNTIME.calls[name].handler(call_state, context, getattr(checked.body, name))
     except DispatchError as error:
         call_state.discard()
         receipt.success = False

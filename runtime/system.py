@@ -49,7 +49,12 @@ class Params:
 
     def minimum_fee(self, transaction_bytes: int) -> int:
         """The least fee a transaction of this many bytes must offer."""
-        return self.base_fee + self.fee_per_byte * transaction_bytes
+        return minimum_fee(self.base_fee, self.fee_per_byte, transaction_bytes)
+
+
+def minimum_fee(base_fee: int, fee_per_byte: int, transaction_bytes: int) -> int:
+    """The fee rule, the one copy clients and the pool share: base_fee + fee_per_byte x the serialised size."""
+    return base_fee + fee_per_byte * transaction_bytes
 
 
 # --- storage keys ---------------------------------------------------------------
@@ -175,6 +180,15 @@ def on_initialize(state: Overlay, block: BlockContext) -> None:
         raise TimeWentBackwards(f"block time {block.time_ms} ms is not after its parent's {chain.time_ms} ms")
     chain.height = block.height
     chain.time_ms = block.time_ms
+    state.set(CHAIN_KEY, chain.SerializeToString(deterministic=True))
+
+
+def enter_next_block(state: Overlay) -> None:
+    """Move the chain's height to the next block's and its clock to the earliest that block may have: what a
+    transaction's dry run sees (runtime/executive.py)."""
+    chain = read_chain(state)
+    chain.height += 1
+    chain.time_ms += 1
     state.set(CHAIN_KEY, chain.SerializeToString(deterministic=True))
 
 
