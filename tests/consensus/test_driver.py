@@ -371,7 +371,7 @@ def test_status_is_an_immutable_snapshot_that_the_loop_replaces_after_its_steps(
     assert later.step in ("propose", "prevote", "precommit", "new height") and not later.syncing and not later.halted
 
 
-def test_the_next_height_starts_at_once_when_transactions_wait_and_on_the_block_time_tick_when_none_do(tmp_path):
+def test_the_next_height_starts_half_a_block_time_in_when_transactions_wait_and_on_the_tick_when_none_do(tmp_path):
     from chain.transactions import FeeRule, sign_transaction, transfer_call
 
     network = Validators(tmp_path, block_time_ms=2_000)
@@ -396,7 +396,7 @@ def test_the_next_height_starts_at_once_when_transactions_wait_and_on_the_block_
         while alice.core.pool_contains(transfer.hash) and time.monotonic() - submitted < 10:
             time.sleep(0.01)
         assert not alice.core.pool_contains(transfer.hash)
-        assert time.monotonic() - submitted < 1.0  # well before the block-time tick
+        assert time.monotonic() - submitted < 1.6  # half a block time after the height began, not the 2 s tick
     finally:
         for name in list(network.drivers):
             network.stop(name)
