@@ -6,7 +6,7 @@ has a deadline, and a peer that claims a height and then answers nothing for it,
 was not asked, is distrusted for a while (its claims ignored, nothing asked of it) and reported to
 the caller to be penalized; one that answers too late is only passed over for a few seconds. A lagging node so catches up at the speed of its honest
 peers whatever one liar says. Blocks arrive out of order and wait here until the ones before them
-are committed; the driver (chain/consensus/driver.py) verifies and commits them in height order.
+are committed; chain/consensus/catch_up.py verifies and commits them in height order.
 Nothing here does I/O or reads a clock but the one passed in.
 """
 
