@@ -25,7 +25,7 @@ from runtime.module import (
     check_section_keys,
 )
 from runtime.params import decode_params, encode_params, params_from_json, params_to_json, parse_integer
-from runtime.primitives import DispatchError, make_event
+from runtime.primitives import CallContext, DispatchError, make_event
 from runtime.state import IterableState, Overlay, StateReader
 
 MODULE = "balances"
@@ -113,8 +113,9 @@ def check_transfer(call: types_pb2.Transfer) -> None:
         raise ZeroAmount("transfer amount must be positive")
 
 
-def transfer(state: Overlay, origin: bytes, call: types_pb2.Transfer) -> None:
+def transfer(state: Overlay, context: CallContext, call: types_pb2.Transfer) -> None:
     """Move `call.amount` from the origin's free balance to `call.dest`."""
+    origin = context.origin
     check_transfer(call)
     amount = call.amount
     dest = call.dest

@@ -36,7 +36,7 @@ from runtime.module import (
     check_section_keys,
 )
 from runtime.params import decode_params, encode_params, params_from_json, params_to_json
-from runtime.primitives import BlockContext, DispatchError, make_event
+from runtime.primitives import BlockContext, CallContext, DispatchError, make_event
 from runtime.state import IterableState, Overlay, StateReader
 
 MODULE = "models"
@@ -216,8 +216,9 @@ def _check_propose(call: types_pb2.ProposeModel) -> None:
     check_model(call.model)
 
 
-def propose_model(state: Overlay, origin: bytes, call: types_pb2.ProposeModel) -> None:
+def propose_model(state: Overlay, context: CallContext, call: types_pb2.ProposeModel) -> None:
     """Open a vote on registering `call.model`, reserving the proposal deposit."""
+    origin = context.origin
     model = call.model
     check_model(model)
     if read_model(state, model.id) is not None:
@@ -241,8 +242,9 @@ def _check_vote(call: types_pb2.VoteModel) -> None:
         raise InvalidModel(f"a model id is 32 bytes, got {len(call.model)}")
 
 
-def vote_model(state: Overlay, origin: bytes, call: types_pb2.VoteModel) -> None:
+def vote_model(state: Overlay, context: CallContext, call: types_pb2.VoteModel) -> None:
     """Vote with the sender's bonded stake (counted at the end of the vote); a new vote replaces the old."""
+    origin = context.origin
     _check_vote(call)
     proposal = read_proposal(state, call.model)
     if proposal is None:

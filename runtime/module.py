@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 from google.protobuf.message import Message
 
 from runtime.params import ParamsSpec, decode_params
-from runtime.primitives import BlockContext, DispatchError
+from runtime.primitives import BlockContext, CallContext, DispatchError
 from runtime.state import IterableState, Overlay, StateReader
 
 # What an event attribute or call field holds, so the edges can show it to a person:
@@ -55,8 +55,10 @@ class CallSpec:
     name: str
     message: type[Message]
     doc: str
-    # Checks, writes and events; raises the module's DispatchError to fail (fee kept).
-    handler: Callable[[Overlay, bytes, Any], None]
+    # handler(state, context, call): checks, writes and events; raises the module's DispatchError to
+    # fail (fee kept). `context` (runtime/primitives.py CallContext) holds the sender, the transaction's
+    # nonce and hash: what a handler needs of the transaction is passed in, never re-derived from state.
+    handler: Callable[[Overlay, CallContext, Any], None]
     # What the call spends from the sender beside the fee (checked before the pool takes it).
     cost: Callable[[Any], int] = lambda call: 0
     # Stateless checks: raises the module's DispatchError for a call that can never succeed.

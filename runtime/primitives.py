@@ -68,6 +68,24 @@ class CheckedTransaction:
 
 
 @dataclass(frozen=True, slots=True)
+class CallContext:
+    """What a call handler knows of the transaction that carries the call, passed in explicitly.
+
+    `nonce` is the transaction's own nonce (the account's nonce has already moved past it when the
+    handler runs), so a handler derives ids from it without reading state the executive changed.
+    """
+
+    origin: bytes
+    nonce: int
+    transaction_hash: bytes
+
+    @classmethod
+    def at_genesis(cls, origin: bytes) -> "CallContext":
+        """A call made by genesis building on an account's behalf: no transaction carries it."""
+        return cls(origin, 0, b"")
+
+
+@dataclass(frozen=True, slots=True)
 class BlockContext:
     """What the runtime knows of the block being applied, from its header."""
 

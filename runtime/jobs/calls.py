@@ -55,6 +55,7 @@ from runtime.jobs.recipes import commitment, job_id, output_digest
 from runtime.jobs.settlement import end, open_reveal, settle
 from runtime.jobs.storage import active_slots, add_load, index_posted, read_job, slot_of, write_job
 from runtime.module import HASH, CallSpec
+from runtime.primitives import CallContext
 from runtime.staking.offers import check_region
 from runtime.state import Overlay, StateReader
 
@@ -115,17 +116,17 @@ def _check_post_limits(state: StateReader, call: types_pb2.PostJob, params: Para
         raise JobTooLarge("max_tokens x max_price_per_token x redundancy does not fit in 64 bits")
 
 
-def post_job(state: Overlay, origin: bytes, call: types_pb2.PostJob) -> None:
+def post_job(state: Overlay, context: CallContext, call: types_pb2.PostJob) -> None:
     """Reserve the escrow, store the job, and assign its executors (or queue it)."""
+    origin = context.origin
     check_post(call)
     params = read_params(state)
     _check_post_limits(state, call, params)
     escrow = escrow_of(call)
     chain = system.read_chain(state)
     height = chain.height
-    account = system.read_account(state, origin)
     job = state_pb2.Job(
-        id=job_id(chain.genesis_hash, origin, account.nonce - 1),
+        id=job_id(chain.genesis_hash, origin, context.nonce),
         poster=origin,
         request=call,
         status=QUEUED,
@@ -182,8 +183,9 @@ def check_commit(call: types_pb2.CommitResult) -> None:
         raise MalformedCommitment(f"a commitment is 32 bytes, got {len(call.commitment)}")
 
 
-def commit_result(state: Overlay, origin: bytes, call: types_pb2.CommitResult) -> None:
+def commit_result(state: Overlay, context: CallContext, call: types_pb2.CommitResult) -> None:
     """Record an assigned executor's commitment; when all are in, open the reveal."""
+    origin = context.origin
     check_commit(call)
     job, slot = _assignment_of(state, call.job_id, origin)
     if slot.status != SLOT_ASSIGNED or job.status not in (ASSIGNED, QUEUED):
@@ -217,8 +219,9 @@ def check_reveal(call: types_pb2.RevealResult) -> None:
         raise InvalidReveal(f"stop_reason must be one of {', '.join(STOP_REASONS)}")
 
 
-def reveal_result(state: Overlay, origin: bytes, call: types_pb2.RevealResult) -> None:
+def reveal_result(state: Overlay, context: CallContext, call: types_pb2.RevealResult) -> None:
     """Check a revealed result against the commitment and the job; settle when every result is in."""
+    origin = context.origin
     check_reveal(call)
     job, slot = _assignment_of(state, call.job_id, origin)
     height = system.read_chain(state).height
@@ -273,8 +276,9 @@ def _check_stop_rule(state: StateReader, job: state_pb2.Job, call: types_pb2.Rev
 # --- cancel_job -------------------------------------------------------------------
 
 
-def cancel_job(state: Overlay, origin: bytes, call: types_pb2.CancelJob) -> None:
+def cancel_job(state: Overlay, context: CallContext, call: types_pb2.CancelJob) -> None:
     """Withdraw a job no executor was ever assigned to; its escrow returns."""
+    origin = context.origin
     check_job_id(call)
     job = _job_for(state, call.job_id)
     if job.poster != origin:

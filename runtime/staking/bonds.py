@@ -9,6 +9,7 @@ from __future__ import annotations
 from proto import state_pb2, types_pb2
 from runtime import balances, system
 import runtime.staking.events as events
+from runtime.primitives import CallContext
 from runtime.staking.errors import (
     BelowMinimumBond,
     InsufficientBalance,
@@ -36,8 +37,9 @@ def bond_cost(call: types_pb2.Bond) -> int:
     return call.amount
 
 
-def bond(state: Overlay, origin: bytes, call: types_pb2.Bond) -> None:
+def bond(state: Overlay, context: CallContext, call: types_pb2.Bond) -> None:
     """Bond `amount` more (0 only to change `validate`), and declare whether to validate."""
+    origin = context.origin
     ledger = read_ledger(state, origin) or state_pb2.StakeLedger()
     if call.amount == 0 and call.validate == ledger.validate:
         raise ZeroAmount("bond amount must be positive (or change --validate)")
@@ -64,8 +66,9 @@ def check_amount(call) -> None:
         raise ZeroAmount("amount must be positive")
 
 
-def unbond(state: Overlay, origin: bytes, call: types_pb2.Unbond) -> None:
+def unbond(state: Overlay, context: CallContext, call: types_pb2.Unbond) -> None:
     """Start unbonding `amount`; it stays reserved (and slashable) until its release height."""
+    origin = context.origin
     check_amount(call)
     ledger = read_ledger(state, origin)
     have = 0 if ledger is None else ledger.bonded
@@ -99,8 +102,9 @@ def unbond(state: Overlay, origin: bytes, call: types_pb2.Unbond) -> None:
     state.deposit_event(events.event(events.UNBONDED, account=origin.hex(), amount=call.amount, release_height=release))
 
 
-def withdraw_unbonded(state: Overlay, origin: bytes, call: types_pb2.WithdrawUnbonded) -> None:
+def withdraw_unbonded(state: Overlay, context: CallContext, call: types_pb2.WithdrawUnbonded) -> None:
     """Return every released unbonding amount to free balance."""
+    origin = context.origin
     ledger = read_ledger(state, origin)
     height = system.read_chain(state).height
     released = [chunk for chunk in (ledger.unbonding if ledger else []) if chunk.release_height <= height]

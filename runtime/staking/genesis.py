@@ -10,7 +10,7 @@ from runtime import system
 from runtime.arithmetic import U32_MAX, U64_MAX
 from runtime.module import GenesisContext, GenesisInvalid, check_section_keys
 from runtime.params import encode_params, params_from_json, params_to_json, parse_integer
-from runtime.primitives import DispatchError
+from runtime.primitives import CallContext, DispatchError
 from runtime.staking.bonds import bond
 from runtime.staking.elections import store_validator_set
 from runtime.staking.errors import InvalidOffer
@@ -97,9 +97,10 @@ def genesis(state: Overlay, config: GenesisConfig) -> None:
             raise GenesisInvalid(f"{where}: listed twice")
         seen.add(stake.account)
         try:
-            bond(state, stake.account, types_pb2.Bond(amount=stake.bonded, validate=stake.validate))
+            context = CallContext.at_genesis(stake.account)
+            bond(state, context, types_pb2.Bond(amount=stake.bonded, validate=stake.validate))
             if stake.offer is not None:
-                set_offer(state, stake.account, types_pb2.SetOffer(**_offer_fields(stake.offer)))
+                set_offer(state, context, types_pb2.SetOffer(**_offer_fields(stake.offer)))
         except DispatchError as error:
             raise GenesisInvalid(f"{where}: {error}") from None
     state.take_events()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from proto import state_pb2, types_pb2
 from runtime import models
-from runtime.primitives import DispatchError
+from runtime.primitives import CallContext, DispatchError
 import runtime.staking.events as events
 from runtime.staking.errors import InvalidOffer, NoOffer, NotBonded, TooManyExecutors, UnknownModel
 from runtime.staking.params import MAX_REGION_BYTES, read_params
@@ -36,8 +36,9 @@ def check_offer(call: types_pb2.SetOffer) -> None:
     check_region(call.region, InvalidOffer)
 
 
-def set_offer(state: Overlay, origin: bytes, call: types_pb2.SetOffer) -> None:
+def set_offer(state: Overlay, context: CallContext, call: types_pb2.SetOffer) -> None:
     """Offer to execute jobs; replaces an earlier offer."""
+    origin = context.origin
     check_offer(call)
     params = read_params(state)
     if len(call.models) > params.max_offer_models:
@@ -75,8 +76,9 @@ def set_offer(state: Overlay, origin: bytes, call: types_pb2.SetOffer) -> None:
     )
 
 
-def clear_offer(state: Overlay, origin: bytes, call: types_pb2.ClearOffer) -> None:
+def clear_offer(state: Overlay, context: CallContext, call: types_pb2.ClearOffer) -> None:
     """Take no new jobs; assigned ones run to their end."""
+    origin = context.origin
     offer = read_offer(state, origin)
     if offer is None:
         raise NoOffer("this account has no offer")

@@ -32,7 +32,7 @@ from runtime.module import (
     check_section_keys,
 )
 from runtime.params import encode_params, params_from_json, params_to_json
-from runtime.primitives import DispatchError, make_event
+from runtime.primitives import CallContext, DispatchError, make_event
 from runtime.state import IterableState, Overlay, StateReader
 
 MODULE = "notes"
@@ -131,7 +131,8 @@ def check_post_note(call) -> None:
         raise InvalidNote("every ref must be a 32-byte hash")
 
 
-def post_note(state: Overlay, origin: bytes, call) -> None:
+def post_note(state: Overlay, context: CallContext, call) -> None:
+    origin = context.origin
     params = SPEC.read_params(state)
     size = len(call.text.encode("utf-8"))
     if size > params.max_text_bytes:

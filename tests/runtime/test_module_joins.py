@@ -42,7 +42,7 @@ from chain.storage import ChainStore
 from proto import query_pb2, query_pb2_grpc
 from runtime.module import GenesisContext, GenesisInvalid
 from runtime.params import ParamsInvalid
-from runtime.primitives import DispatchError
+from runtime.primitives import CallContext, DispatchError
 from runtime.registry import RUNTIME, Runtime
 from runtime.state import MemoryState, Overlay
 from tests.property.registry_calls import call_strategies, call_strategy
@@ -59,7 +59,7 @@ def dispatch(runtime: Runtime, state: Overlay, origin: bytes, call) -> list:
     """Find the call in the registry by its message (as the client does), check it, run it in its own layer; its events."""
     spec = runtime.calls[checked_call(call, runtime)]
     layer = state.child()
-    spec.handler(layer, origin, call)
+    spec.handler(layer, CallContext(origin, 0, bytes(32)), call)
     events = layer.take_events()
     layer.commit()
     return events
