@@ -36,10 +36,12 @@ class SubmitTransactionResponse(_message.Message):
     def __init__(self, transaction_hash: _Optional[bytes] = ..., dry_run: _Optional[_Union[_types_pb2.Receipt, _Mapping]] = ...) -> None: ...
 
 class SubmitTransactionsRequest(_message.Message):
-    __slots__ = ("transactions",)
+    __slots__ = ("transactions", "dry_runs")
     TRANSACTIONS_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUNS_FIELD_NUMBER: _ClassVar[int]
     transactions: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, transactions: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    dry_runs: bool
+    def __init__(self, transactions: _Optional[_Iterable[bytes]] = ..., dry_runs: _Optional[bool] = ...) -> None: ...
 
 class TransactionVerdict(_message.Message):
     __slots__ = ("transaction_hash", "accepted", "code", "reason", "dry_run")

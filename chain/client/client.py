@@ -273,12 +273,14 @@ class Client(JobCalls):
         reply = self._call(self._stub.SubmitTransaction, node_pb2.SubmitTransactionRequest(transaction=raw))
         return reply.transaction_hash, dry_run_of(reply)
 
-    def submit_many(self, raws: Iterable[bytes], chunk: int = SUBMIT_CHUNK) -> list[Verdict]:
-        """Submit many in batches (SubmitTransactions); one verdict per transaction, in order."""
+    def submit_many(self, raws: Iterable[bytes], chunk: int = SUBMIT_CHUNK, *, dry_runs: bool = False) -> list[Verdict]:
+        """Submit many in batches (SubmitTransactions); one verdict per transaction, in order; with `dry_runs`,
+        each accepted one carries the node's admission dry run (when one ran) as `Verdict.dry_run`."""
         verdicts: list[Verdict] = []
         for batch in _batches(list(raws), chunk, SUBMIT_CHUNK_BYTES):
             reply = self._call(
-                self._stub.SubmitTransactions, node_pb2.SubmitTransactionsRequest(transactions=batch)
+                self._stub.SubmitTransactions,
+                node_pb2.SubmitTransactionsRequest(transactions=batch, dry_runs=dry_runs),
             )
             if len(reply.verdicts) != len(batch):
                 raise ClientError(

@@ -66,8 +66,11 @@ class NodeApi(MarketApi, node_pb2_grpc.NodeServicer):
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"a batch holds at most {MAX_BATCH} transactions, got {len(request.transactions)}",
             )
+        dry_runs = request.dry_runs
         verdicts = [
-            node_pb2.TransactionVerdict(transaction_hash=verdict.hash, accepted=True, dry_run=verdict.dry_run)
+            node_pb2.TransactionVerdict(
+                transaction_hash=verdict.hash, accepted=True, dry_run=verdict.dry_run if dry_runs else None
+            )
             if verdict.rejection is None
             else node_pb2.TransactionVerdict(
                 transaction_hash=verdict.hash, accepted=False, code=verdict.rejection.status,

@@ -36,7 +36,7 @@ def client(dev_node):
 @pytest.fixture(scope="module")
 def funded(client):
     """Fresh accounts funded by Alice in one block, handed out one per test that moves money."""
-    keypairs = [Keypair.generate() for _ in range(16)]
+    keypairs = [Keypair.generate() for _ in range(17)]
     nonce = client.next_nonce(ALICE)
     raws = [client.sign_transfer(ALICE, keypair.public_key, FUNDING, nonce=nonce + i).raw for i, keypair in enumerate(keypairs)]
     verdicts = client.submit_many(raws)
@@ -113,6 +113,26 @@ def test_submit_many_answers_each_transaction_in_order(client, funded):
     last = client.wait_for_inclusion(verdicts[-1].hash, timeout=20)
     assert last.receipt.success
     assert client.account(sender).nonce == 5
+
+
+def test_a_submission_carries_the_nodes_dry_run_verdict(client, funded):
+    sender = next(funded)
+    first = client.submit(sender, types_pb2.Transfer(dest=dev_keypair("eve").public_key, amount=2_000_000))
+    # Applied alone to the latest state at admission: its events, so no simulation is needed first.
+    assert first.dry_run.success and first.dry_run.transaction_hash == first.hash
+    assert any(event.name == "Transfer" for event in first.dry_run.events)
+    second = client.submit(sender, types_pb2.Transfer(dest=dev_keypair("eve").public_key, amount=2_000_000))
+    assert second.dry_run is None  # behind the first: judged when its turn comes
+    raws = [client.sign_transfer(sender, "eve", 1_000_000, nonce=nonce).raw for nonce in (2, 3)]
+    unasked = client.submit_many(raws)
+    assert [verdict.dry_run for verdict in unasked] == [None, None]  # not asked for
+    client.wait_for_inclusion(unasked[-1].hash, timeout=20)
+    raws = [client.sign_transfer(sender, "eve", 1_000_000, nonce=nonce).raw for nonce in (4, 5)]
+    verdicts = client.submit_many(raws, dry_runs=True)
+    # Asked for: the one at the account's next nonce ran, the one behind it waits its turn.
+    assert [verdict.accepted for verdict in verdicts] == [True, True]
+    assert verdicts[0].dry_run.success and verdicts[1].dry_run is None
+    assert client.wait_for_inclusion(verdicts[-1].hash, timeout=20).receipt.success
 
 
 def test_simulate_reports_fee_and_events_without_applying(client, funded):
