@@ -191,7 +191,7 @@ def burn_reserved(state: Overlay, account: bytes, amount: int) -> None:
     system.record_burn(state, amount)
 
 
-def transfer_cost(call: types_pb2.Transfer) -> int:
+def transfer_cost(state: StateReader, call: types_pb2.Transfer) -> int:
     """What the call spends from the sender beside the fee (checked before queueing)."""
     return call.amount
 
@@ -280,7 +280,8 @@ SPEC = ModuleSpec(
     name=MODULE,
     doc="Free and reserved balances, transfers, the existential deposit.",
     params=PARAMS,
-    genesis=GenesisSpec(parse=parse_genesis, build=genesis, export=export_genesis),
+    genesis=GenesisSpec(parse=parse_genesis, build=genesis, export=export_genesis,
+                        default=lambda: GenesisConfig(Params(), ())),
     calls=CALLS,
     events=EVENTS,
     errors=(InsufficientBalance, ExistentialDeposit, InvalidDestination, ZeroAmount),

@@ -204,7 +204,7 @@ def validate_transaction(
         raise CannotPayFee(f"free balance {account.free} cannot pay the fee {checked.fee}")
     if not for_pool:
         return None
-    spend = call_cost(checked.body)
+    spend = call_cost(state, checked.body)
     if account.free < checked.fee + spend:
         raise CannotAfford(
             f"free balance {account.free} cannot pay the fee {checked.fee} plus {spend} spent by the call"
@@ -230,10 +230,10 @@ def _dry_run(state: StateReader, checked: CheckedTransaction) -> types_pb2.Recei
     return receipt
 
 
-def call_cost(body: types_pb2.TransactionBody) -> int:
-    """What the body's call spends from the sender beside the fee."""
+def call_cost(state: StateReader, body: types_pb2.TransactionBody) -> int:
+    """What the body's call spends from the sender beside the fee, under the rules in `state`."""
     name = body.WhichOneof("call")
-    return RUNTIME.calls[name].cost(getattr(body, name))
+    return RUNTIME.calls[name].cost(state, getattr(body, name))
 
 
 # --- applying -------------------------------------------------------------------

@@ -23,6 +23,7 @@ from runtime.arithmetic import PPM
 from runtime.module import (
     ACCOUNT,
     AMOUNT,
+    BOOLEAN,
     HASH,
     INTEGER,
     TEXT,
@@ -140,7 +141,7 @@ EVENTS = (
         "A vote on registering a model opened; it ends at end_height.",
         {"model": HASH, "name": TEXT, "proposer": ACCOUNT, "end_height": INTEGER},
     ),
-    EventSpec(MODEL_VOTED, "A bonded account voted on a proposal.", {"model": HASH, "voter": ACCOUNT, "approve": TEXT}),
+    EventSpec(MODEL_VOTED, "A bonded account voted on a proposal.", {"model": HASH, "voter": ACCOUNT, "approve": BOOLEAN}),
     EventSpec(
         MODEL_ACCEPTED,
         "A proposal passed; the model is registered.",
@@ -216,6 +217,11 @@ def _check_propose(call: types_pb2.ProposeModel) -> None:
     check_model(call.model)
 
 
+def proposal_cost(state: StateReader, call: types_pb2.ProposeModel) -> int:
+    """What a proposal spends from the free balance: the deposit it reserves until the vote ends."""
+    return read_params(state).proposal_deposit
+
+
 def propose_model(state: Overlay, context: CallContext, call: types_pb2.ProposeModel) -> None:
     """Open a vote on registering `call.model`, reserving the proposal deposit."""
     origin = context.origin
@@ -269,6 +275,7 @@ CALLS = (
         message=types_pb2.ProposeModel,
         doc="Propose a model for the registry (a stake-weighted vote decides).",
         handler=propose_model,
+        cost=proposal_cost,
         check=_check_propose,
     ),
     CallSpec(
@@ -277,7 +284,7 @@ CALLS = (
         doc="Vote on an open model proposal with your bonded stake.",
         handler=vote_model,
         check=_check_vote,
-        fields={"model": HASH, "approve": INTEGER},
+        fields={"model": HASH, "approve": BOOLEAN},
     ),
 )
 
@@ -374,7 +381,8 @@ SPEC = ModuleSpec(
     name=MODULE,
     doc="The model registry and its stake-weighted governance.",
     params=PARAMS,
-    genesis=GenesisSpec(parse=parse_genesis, build=genesis, export=export_genesis),
+    genesis=GenesisSpec(parse=parse_genesis, build=genesis, export=export_genesis,
+                        default=lambda: GenesisConfig(Params(), ())),
     calls=CALLS,
     events=EVENTS,
     errors=ERRORS,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from runtime.params import ParamsSpec, decode_params
@@ -23,9 +24,28 @@ ACCOUNT = "account"  # 64 lowercase hex characters of a 32-byte account id (byte
 AMOUNT = "amount"  # an integer number of base units of the token
 INTEGER = "integer"  # any other integer
 HASH = "hash"  # 64 lowercase hex characters of a 32-byte hash
-TEXT = "text"  # UTF-8 text (a protobuf `string`)
+TEXT = "text"  # UTF-8 text (a protobuf `string`, or `bytes` holding UTF-8)
 BYTES = "bytes"  # any other bytes, shown as lowercase hex
 BOOLEAN = "boolean"  # true or false (a protobuf `bool`)
+
+_BYTES = (FieldDescriptor.TYPE_BYTES,)
+_INTEGERS = (
+    FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_UINT32, FieldDescriptor.TYPE_FIXED64,
+    FieldDescriptor.TYPE_FIXED32, FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_INT32,
+    FieldDescriptor.TYPE_SINT64, FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SFIXED64,
+    FieldDescriptor.TYPE_SFIXED32,
+)
+# Which protobuf field types each kind may describe (checked when a Runtime is built).
+KIND_FIELD_TYPES = {
+    ACCOUNT: _BYTES,
+    HASH: _BYTES,
+    BYTES: _BYTES,
+    AMOUNT: _INTEGERS,
+    INTEGER: _INTEGERS,
+    BOOLEAN: (FieldDescriptor.TYPE_BOOL,),
+    # UTF-8 text: a protobuf `string`, or `bytes` that the edges encode and check as UTF-8.
+    TEXT: (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES),
+}
 
 
 class GenesisInvalid(ValueError):
@@ -59,11 +79,16 @@ class CallSpec:
     # fail (fee kept). `context` (runtime/primitives.py CallContext) holds the sender, the transaction's
     # nonce and hash: what a handler needs of the transaction is passed in, never re-derived from state.
     handler: Callable[[Overlay, CallContext, Any], None]
-    # What the call spends from the sender beside the fee (checked before the pool takes it).
-    cost: Callable[[Any], int] = lambda call: 0
-    # Stateless checks: raises the module's DispatchError for a call that can never succeed.
+    # cost(state, call): what the call spends from the sender beside the fee, under the rules in
+    # `state` (the pool checks the sender can afford it before taking the transaction).
+    cost: Callable[[StateReader, Any], int] = lambda state, call: 0
+    # check(call): stateless; raises the module's DispatchError for a call that can never succeed.
     check: Callable[[Any], None] = lambda call: None
-    # How the edges read and show each field of the message (field name -> kind above).
+    # check_state(state, call): the bounds that depend on state (parameters, registered records),
+    # declared here so an edge can ask them alone; the handler runs it before it writes anything.
+    check_state: Callable[[StateReader, Any], None] = lambda state, call: None
+    # How the edges read and show each field of the message (field name -> kind above); a repeated
+    # field's kind is that of each value.
     fields: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -101,6 +126,9 @@ class GenesisSpec:
     build: Callable[[Overlay, Any], None]
     # Exports the section back from state; accounts are written with `encode_account` (the chain's address format).
     export: Callable[[IterableState, Callable[[bytes], str]], dict]
+    # default(): the configuration used when genesis leaves the module out (its declared parameter
+    # defaults, no records); None when the module cannot start without a section of its own.
+    default: Callable[[], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -132,3 +160,29 @@ def check_section_keys(section: Any, allowed: tuple[str, ...], where: str) -> No
     unknown = sorted(set(section) - set(allowed))
     if unknown:
         raise GenesisInvalid(f"{where}: unknown field {str(unknown[0])[:40]!r} (known: {', '.join(allowed)})")
+
+
+def check_field_kinds(fields: Mapping[str, str], messages: tuple[type[Message], ...], where: str) -> None:
+    """Refuse a declaration whose field kinds do not match the protobuf fields they describe (ValueError)."""
+    for name, kind in fields.items():
+        descriptor = _find_field(name, messages)
+        if descriptor is None:
+            known = ", ".join(f.name for message in messages for f in message.DESCRIPTOR.fields)
+            raise ValueError(f"{where}: no field {name!r} (fields: {known})")
+        allowed = KIND_FIELD_TYPES.get(kind)
+        if allowed is None:
+            raise ValueError(f"{where}.{name}: unknown kind {kind!r} (kinds: {', '.join(KIND_FIELD_TYPES)})")
+        if descriptor.type not in allowed:
+            raise ValueError(
+                f"{where}.{name}: declared {kind}, but the protobuf field is a {_type_name(descriptor)}"
+            )
+
+
+def _find_field(name: str, messages: tuple[type[Message], ...]) -> FieldDescriptor | None:
+    return next((m.DESCRIPTOR.fields_by_name[name] for m in messages if name in m.DESCRIPTOR.fields_by_name), None)
+
+
+def _type_name(descriptor: FieldDescriptor) -> str:
+    names = {value: key.removeprefix("TYPE_").lower() for key, value in vars(FieldDescriptor).items()
+             if key.startswith("TYPE_") and isinstance(value, int)}
+    return names.get(descriptor.type, str(descriptor.type))

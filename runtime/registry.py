@@ -18,7 +18,12 @@ from typing import Iterable, Mapping
 from runtime import balances, models, reputation, slashing, system
 from runtime.jobs.spec import SPEC as JOBS
 from runtime.staking.spec import SPEC as STAKING
-from runtime.module import CallSpec, EventSpec, ModuleSpec
+from runtime.module import CallSpec, EventSpec, ModuleSpec, check_field_kinds
+
+# The runtime's version (FRAME's `spec_version`): raised whenever the state transition changes, so
+# nodes and clients can tell which rules a chain runs. 1: the rules of issue 23 (slashing and
+# reputation as modules, block validity in the runtime).
+SPEC_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,7 @@ class Runtime:
     """The registered modules and indexes over their declarations."""
 
     modules: tuple[ModuleSpec, ...]
+    spec_version: int = SPEC_VERSION
 
     def __post_init__(self) -> None:
         names = [module.name for module in self.modules]
@@ -34,6 +40,8 @@ class Runtime:
         calls = [call.name for module in self.modules for call in module.calls]
         if len(set(calls)) != len(calls):
             raise ValueError(f"a call name is declared twice: {calls}")
+        for module in self.modules:
+            _check_declarations(module)
 
     def module(self, name: str) -> ModuleSpec | None:
         return next((module for module in self.modules if module.name == name), None)
@@ -56,6 +64,17 @@ class Runtime:
     def hooks(self, which: str) -> Iterable:
         """The modules' on_initialize or on_finalize hooks, in registry order."""
         return [getattr(module, which) for module in self.modules if getattr(module, which) is not None]
+
+
+def _check_declarations(module: ModuleSpec) -> None:
+    """Each declared field kind matches its protobuf field; event and query names are unique (ValueError)."""
+    for call in module.calls:
+        check_field_kinds(call.fields, (call.message,), f"{module.name}.{call.name}")
+    for query in module.queries:
+        check_field_kinds(query.fields, (query.request, query.response), f"{module.name}.{query.name} (query)")
+    for what, names in (("event", [e.name for e in module.events]), ("query", [q.name for q in module.queries])):
+        if len(set(names)) != len(names):
+            raise ValueError(f"{module.name}: an {what} name is declared twice: {names}")
 
 
 RUNTIME = Runtime(

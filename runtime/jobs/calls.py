@@ -54,7 +54,7 @@ from runtime.jobs.queue import queued, schedule
 from runtime.jobs.recipes import commitment, job_id, output_digest
 from runtime.jobs.settlement import end, open_reveal, settle
 from runtime.jobs.storage import active_slots, add_load, index_posted, read_job, slot_of, write_job
-from runtime.module import HASH, CallSpec
+from runtime.module import AMOUNT, BYTES, HASH, INTEGER, TEXT, CallSpec
 from runtime.primitives import CallContext
 from runtime.staking.offers import check_region
 from runtime.state import Overlay, StateReader
@@ -87,8 +87,14 @@ def escrow_of(call: types_pb2.PostJob) -> int:
     return call.max_tokens * call.max_price_per_token * call.redundancy
 
 
-def _check_post_limits(state: StateReader, call: types_pb2.PostJob, params: Params) -> None:
+def post_cost(state: StateReader, call: types_pb2.PostJob) -> int:
+    """What a PostJob spends from the free balance: its escrow."""
+    return escrow_of(call)
+
+
+def check_post_limits(state: StateReader, call: types_pb2.PostJob) -> None:
     """The chain's and the model's limits on a job: prompt size, redundancy, tokens, context, escrow."""
+    params = read_params(state)
     prompt_bytes = len(call.prompt.encode("utf-8"))
     if prompt_bytes > params.max_prompt_bytes:
         raise JobTooLarge(f"the prompt is {prompt_bytes} bytes, the limit is {params.max_prompt_bytes}")
@@ -120,8 +126,8 @@ def post_job(state: Overlay, context: CallContext, call: types_pb2.PostJob) -> N
     """Reserve the escrow, store the job, and assign its executors (or queue it)."""
     origin = context.origin
     check_post(call)
+    check_post_limits(state, call)
     params = read_params(state)
-    _check_post_limits(state, call, params)
     escrow = escrow_of(call)
     chain = system.read_chain(state)
     height = chain.height
@@ -297,8 +303,11 @@ CALLS = (
         message=types_pb2.PostJob,
         doc="Post an inference job; its worst-case cost is held in escrow.",
         handler=post_job,
-        cost=escrow_of,
+        cost=post_cost,
         check=check_post,
+        check_state=check_post_limits,
+        fields={"model": HASH, "prompt": TEXT, "prompt_format": TEXT, "max_tokens": INTEGER,
+                "max_price_per_token": AMOUNT, "redundancy": INTEGER, "region": TEXT},
     ),
     CallSpec(
         name="commit_result",
@@ -314,6 +323,8 @@ CALLS = (
         doc="Reveal the result you committed to (with redundancy 1: commit and reveal at once).",
         handler=reveal_result,
         check=check_reveal,
+        fields={"job_id": HASH, "salt": BYTES, "prompt_tokens": INTEGER, "tokens": INTEGER, "text": TEXT,
+                "logprobs_micronats": INTEGER, "stop_reason": TEXT},
     ),
     CallSpec(
         name="cancel_job",

@@ -5,16 +5,17 @@ from __future__ import annotations
 from runtime.jobs.calls import CALLS
 from runtime.jobs.errors import ERRORS
 from runtime.jobs.events import EVENTS
-from runtime.jobs.genesis import export_genesis, genesis, parse_genesis
+from runtime.jobs.genesis import GenesisConfig, export_genesis, genesis, parse_genesis
 from runtime.jobs.hooks import on_finalize
-from runtime.jobs.params import MODULE, PARAMS
+from runtime.jobs.params import MODULE, PARAMS, Params
 from runtime.module import GenesisSpec, ModuleSpec
 
 SPEC = ModuleSpec(
     name=MODULE,
     doc="The inference market: post, assign, commit, reveal, settle.",
     params=PARAMS,
-    genesis=GenesisSpec(parse=parse_genesis, build=genesis, export=export_genesis),
+    genesis=GenesisSpec(parse=parse_genesis, build=genesis, export=export_genesis,
+                        default=lambda: GenesisConfig(Params())),
     calls=CALLS,
     events=EVENTS,
     errors=ERRORS,

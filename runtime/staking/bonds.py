@@ -29,10 +29,10 @@ from runtime.staking.storage import (
     write_accounts,
     write_ledger,
 )
-from runtime.state import Overlay
+from runtime.state import Overlay, StateReader
 
 
-def bond_cost(call: types_pb2.Bond) -> int:
+def bond_cost(state: StateReader, call: types_pb2.Bond) -> int:
     """What a bond spends from the free balance: its amount."""
     return call.amount
 

@@ -13,7 +13,7 @@ import runtime.staking.events as events
 from runtime.staking.errors import InvalidOffer, NoOffer, NotBonded, TooManyExecutors, UnknownModel
 from runtime.staking.params import MAX_REGION_BYTES, read_params
 from runtime.staking.storage import OFFER_PREFIX, SERVING_PREFIX, bonded, read_offer, serving, write_accounts
-from runtime.state import Overlay
+from runtime.state import Overlay, StateReader
 
 
 def check_region(region: str, error: type[DispatchError]) -> None:
@@ -36,21 +36,27 @@ def check_offer(call: types_pb2.SetOffer) -> None:
     check_region(call.region, InvalidOffer)
 
 
-def set_offer(state: Overlay, context: CallContext, call: types_pb2.SetOffer) -> None:
-    """Offer to execute jobs; replaces an earlier offer."""
-    origin = context.origin
-    check_offer(call)
+def check_offer_limits(state: StateReader, call: types_pb2.SetOffer) -> None:
+    """The chain's bounds on an offer: how many models, the capacity, and that each model is registered."""
     params = read_params(state)
     if len(call.models) > params.max_offer_models:
         raise InvalidOffer(f"an offer lists at most {params.max_offer_models} models")
     if call.capacity > params.max_capacity:
         raise InvalidOffer(f"capacity is at most {params.max_capacity} jobs at once")
-    have = bonded(state, origin)
-    if have < params.min_bond:
-        raise NotBonded(f"an executor needs at least {params.min_bond} bonded, this account has {have}")
     for model in call.models:
         if models.read_model(state, model) is None:
             raise UnknownModel(f"model {model.hex()} is not registered")
+
+
+def set_offer(state: Overlay, context: CallContext, call: types_pb2.SetOffer) -> None:
+    """Offer to execute jobs; replaces an earlier offer."""
+    origin = context.origin
+    check_offer(call)
+    check_offer_limits(state, call)
+    params = read_params(state)
+    have = bonded(state, origin)
+    if have < params.min_bond:
+        raise NotBonded(f"an executor needs at least {params.min_bond} bonded, this account has {have}")
     old = read_offer(state, origin)
     old_models = set(old.models) if old else set()
     for model in sorted(set(call.models) - old_models):

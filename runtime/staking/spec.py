@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from proto import types_pb2
-from runtime.module import AMOUNT, INTEGER, TEXT, CallSpec, GenesisSpec, ModuleSpec
+from runtime.module import AMOUNT, BOOLEAN, HASH, INTEGER, TEXT, CallSpec, GenesisSpec, ModuleSpec
 from runtime.staking.bonds import bond, bond_cost, check_amount, unbond, withdraw_unbonded
 from runtime.staking.elections import on_finalize
 from runtime.staking.errors import ERRORS
 from runtime.staking.events import EVENTS
-from runtime.staking.genesis import export_genesis, genesis, parse_genesis
-from runtime.staking.offers import check_offer, clear_offer, set_offer
-from runtime.staking.params import MODULE, PARAMS
+from runtime.staking.genesis import GenesisConfig, export_genesis, genesis, parse_genesis
+from runtime.staking.offers import check_offer, check_offer_limits, clear_offer, set_offer
+from runtime.staking.params import MODULE, PARAMS, Params
 
 CALLS = (
     CallSpec(
@@ -19,7 +19,7 @@ CALLS = (
         doc="Bond free balance as stake (and declare whether to validate).",
         handler=bond,
         cost=bond_cost,
-        fields={"amount": AMOUNT, "validate": INTEGER},
+        fields={"amount": AMOUNT, "validate": BOOLEAN},
     ),
     CallSpec(
         name="unbond",
@@ -41,7 +41,8 @@ CALLS = (
         doc="Offer to execute jobs: models, price per token, region, capacity.",
         handler=set_offer,
         check=check_offer,
-        fields={"price_per_token": AMOUNT, "region": TEXT, "capacity": INTEGER},
+        check_state=check_offer_limits,
+        fields={"models": HASH, "price_per_token": AMOUNT, "region": TEXT, "capacity": INTEGER},
     ),
     CallSpec(
         name="clear_offer",
@@ -55,7 +56,8 @@ SPEC = ModuleSpec(
     name=MODULE,
     doc="Bonded and unbonding stake, executor offers, the validator set per epoch.",
     params=PARAMS,
-    genesis=GenesisSpec(parse=parse_genesis, build=genesis, export=export_genesis),
+    genesis=GenesisSpec(parse=parse_genesis, build=genesis, export=export_genesis,
+                        default=lambda: GenesisConfig(Params(), ())),
     calls=CALLS,
     events=EVENTS,
     errors=ERRORS,

@@ -13,6 +13,7 @@ from runtime import balances, jobs, models, staking, system
 from runtime.executive import TRANSACTION_SIGNING_CONTEXT, apply_block, check_transaction, transaction_rules
 from runtime.genesis import RuntimeGenesis, build_genesis_state
 from runtime.primitives import BlockContext
+from runtime.registry import RUNTIME, Runtime
 from runtime.staking.genesis import GenesisConfig as StakingGenesis
 from runtime.staking.genesis import GenesisStake
 from runtime.state import MemoryState
@@ -64,6 +65,20 @@ def genesis_state(
     return MemoryState(build_genesis_state(config))
 
 
+def assert_events_declared(receipts: types_pb2.BlockReceipts, runtime: Runtime = RUNTIME) -> list[types_pb2.Event]:
+    """Every event of the block is declared by its module (runtime/module.py EventSpec), with exactly the
+    declared attributes in the declared order; the events, for the test to look at."""
+    events = list(receipts.block_events) + [event for receipt in receipts.transactions for event in receipt.events]
+    for event in events:
+        spec = runtime.event(event.module, event.name)
+        assert spec is not None, f"{event.module}.{event.name} is emitted but its module does not declare it"
+        keys = [attribute.key for attribute in event.attributes]
+        assert keys == list(spec.attributes), (
+            f"{event.module}.{event.name} carries {keys}, its declaration says {list(spec.attributes)}"
+        )
+    return events
+
+
 def sign(body: types_pb2.TransactionBody, signer: Account) -> bytes:
     raw_body = body.SerializeToString()
     signature = signer.private.sign(TRANSACTION_SIGNING_CONTEXT + raw_body)
@@ -84,6 +99,7 @@ def run_block(state: MemoryState, raws: list[bytes], height: int | None = None, 
     block = BlockContext(height or chain.height + 1, chain.time_ms + 1000, author)
     checked = [check_transaction(raw, rules) for raw in raws]
     writes, receipts = apply_block(state, block, checked, rules)
+    assert_events_declared(receipts)
     state.apply(writes.changes())
     return receipts
 

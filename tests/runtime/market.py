@@ -12,7 +12,16 @@ from runtime.invariants import reserved_is_accounted, supply_is_conserved
 from runtime.primitives import BlockContext
 from runtime.staking.genesis import GenesisStake
 from runtime.state import MemoryState
-from tests.runtime.helpers import ACCOUNTS, AUTHOR, CHAIN_ID, GENESIS_HASH, Account, genesis_state, sign
+from tests.runtime.helpers import (
+    ACCOUNTS,
+    AUTHOR,
+    CHAIN_ID,
+    GENESIS_HASH,
+    Account,
+    assert_events_declared,
+    genesis_state,
+    sign,
+)
 
 MODEL_ID = bytes(range(32))
 END_TOKENS = (2,)
@@ -80,6 +89,7 @@ class Market:
         chain = system.read_chain(self.state)
         context = BlockContext(chain.height + 1, chain.time_ms + 1000, AUTHOR.public_key)
         writes, receipts = apply_block(self.state, context, [check_transaction(raw, rules) for raw in raws], rules)
+        assert_events_declared(receipts)
         self.state.apply(writes.changes())
         self.check_invariants()
         return receipts

@@ -19,7 +19,7 @@ from runtime.staking.genesis import GenesisConfig as StakingGenesis
 from runtime.staking.genesis import GenesisStake
 from runtime.state import MemoryState
 from runtime.votes import VOTE_SIGNING_CONTEXT, check_vote
-from tests.runtime.helpers import CHAIN_ID, ENDOWMENT, GENESIS_HASH, GENESIS_TIME_MS
+from tests.runtime.helpers import CHAIN_ID, ENDOWMENT, GENESIS_HASH, GENESIS_TIME_MS, assert_events_declared
 from tests.runtime.market import MODEL, MODEL_ID
 
 ALICE, BOB, CHARLIE, DAVE = (dev_keypair(name) for name in ("alice", "bob", "charlie", "dave"))
@@ -76,6 +76,7 @@ def block(state: MemoryState, evidence=(), raws=()) -> types_pb2.BlockReceipts:
     chain = system.read_chain(state)
     context = BlockContext(chain.height + 1, chain.time_ms + 1000, AUTHOR.public_key, tuple(evidence))
     writes, receipts = apply_block(state, context, [check_transaction(raw, rules) for raw in raws], rules)
+    assert_events_declared(receipts)
     state.apply(writes.changes())
     check_invariants(state)
     return receipts

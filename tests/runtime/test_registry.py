@@ -9,15 +9,16 @@ import pytest
 
 from chain.ss58 import decode_address
 from proto import types_pb2
-from runtime import balances, system
-from runtime.executive import apply_block, check_transaction, transaction_rules
-from runtime.genesis import build_genesis_state, export_app_state, parse_app_state
-from runtime.module import GenesisContext, GenesisInvalid
-from runtime.params import ParamsInvalid
-from runtime.primitives import BlockContext
-from runtime.registry import RUNTIME, Runtime, event_attribute_kind
+from runtime import balances, jobs, models, staking, system
+from runtime.executive import CannotAfford, apply_block, check_transaction, transaction_rules, validate_transaction
+from runtime.genesis import RuntimeGenesis, build_genesis_state, default_app_state, export_app_state, parse_app_state
+from runtime.module import AMOUNT, BOOLEAN, HASH, INTEGER, TEXT, CallSpec, GenesisContext, GenesisInvalid, ModuleSpec
+from runtime.params import ParamsInvalid, params_to_json
+from runtime.primitives import BlockContext, make_event
+from runtime.registry import RUNTIME, SPEC_VERSION, Runtime, event_attribute_kind
 from runtime.state import MemoryState
-from tests.runtime.helpers import ACCOUNTS, genesis_state, transfer
+from tests.runtime.helpers import ACCOUNTS, ENDOWMENT, assert_events_declared, genesis_state, transfer
+from tests.runtime.market import MODEL, POSTER, Market
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTEXT = GenesisContext("registry-test", b"\x01" * 32, 1_700_000_000_000, 1, bytes.fromhex)
@@ -47,14 +48,19 @@ def test_every_emitted_event_is_declared_with_its_attributes():
     writes, receipts = apply_block(
         state, BlockContext(1, 1_700_000_001_000, ACCOUNTS[0].public_key), [check_transaction(raw, rules) for raw in raws]
     )
-    events = [event for receipt in receipts.transactions for event in receipt.events] + list(receipts.block_events)
+    events = assert_events_declared(receipts)
     assert {(event.module, event.name) for event in events} == {
         ("system", "NewAccount"), ("balances", "Transfer"), ("system", "FeesPaid")
     }
-    for event in events:
-        spec = RUNTIME.event(event.module, event.name)
-        assert spec is not None, f"{event.module}.{event.name} is emitted but not declared"
-        assert [attribute.key for attribute in event.attributes] == list(spec.attributes)
+
+
+def test_the_event_check_refuses_an_undeclared_event_or_attribute_set():
+    receipts = types_pb2.BlockReceipts(block_events=[make_event("balances", "Transfer", sender="aa", dest="bb")])
+    with pytest.raises(AssertionError, match=r"balances.Transfer carries \['sender', 'dest'\]"):
+        assert_events_declared(receipts)
+    receipts = types_pb2.BlockReceipts(block_events=[make_event("balances", "Minted", amount=1)])
+    with pytest.raises(AssertionError, match="balances.Minted is emitted but its module does not declare it"):
+        assert_events_declared(receipts)
 
 
 def test_event_attribute_kinds_tell_the_edges_how_to_show_values():
@@ -106,3 +112,94 @@ def test_a_module_refuses_a_bad_genesis_section_naming_the_field(app_state, word
         config = parse_app_state(app_state, CONTEXT)
         build_genesis_state(config)
 
+
+
+# --- declarations checked at start-up, costs and checks under state, genesis defaults --------------
+
+
+def _module_with(call: CallSpec) -> ModuleSpec:
+    return ModuleSpec(name="probe", doc="A module built only to be refused.", params=None, genesis=None, calls=(call,))
+
+
+@pytest.mark.parametrize(
+    "fields, words",
+    [
+        ({"validate": INTEGER}, "probe.bond.validate: declared integer, but the protobuf field is a bool"),
+        ({"amount": TEXT}, "probe.bond.amount: declared text, but the protobuf field is a uint64"),
+        ({"amount": "money"}, "probe.bond.amount: unknown kind 'money'"),
+        ({"stake": AMOUNT}, "probe.bond: no field 'stake' \\(fields: amount, validate\\)"),
+    ],
+)
+def test_a_field_kind_that_contradicts_the_protobuf_is_refused_when_the_runtime_is_built(fields, words):
+    call = CallSpec(name="bond", message=types_pb2.Bond, doc="Bond.", handler=lambda state, context, call: None,
+                    fields=fields)
+    with pytest.raises(ValueError, match=words):
+        Runtime(modules=(_module_with(call),))
+
+
+def test_declared_kinds_match_the_protobuf_and_a_repeated_field_has_the_kind_of_each_value():
+    assert RUNTIME.calls["bond"].fields["validate"] == BOOLEAN
+    assert RUNTIME.calls["vote_model"].fields["approve"] == BOOLEAN
+    assert RUNTIME.calls["set_offer"].fields["models"] == HASH  # `repeated bytes models`
+    call = CallSpec(name="set_offer", message=types_pb2.SetOffer, doc="Offer.", handler=lambda state, context, call: None,
+                    fields={"models": HASH, "capacity": INTEGER})
+    assert Runtime(modules=(_module_with(call),)).calls["set_offer"] is call
+    assert RUNTIME.spec_version == SPEC_VERSION >= 1
+
+
+def test_a_cost_is_declared_under_the_state_rules_and_the_pool_checks_it_before_the_dry_run():
+    deposit = 2 * ENDOWMENT
+    market = Market.create(models_params=models.Params(proposal_deposit=deposit))
+    proposal = types_pb2.ProposeModel(model=types_pb2.ModelInfo(**{**_model_fields(), "id": b"\x07" * 32}))
+    assert RUNTIME.calls["propose_model"].cost(market.state, proposal) == deposit
+    rules = transaction_rules(market.state)
+    checked = check_transaction(market.transaction(POSTER, propose_model=proposal), rules)
+    with pytest.raises(CannotAfford, match=f"plus {deposit} spent by the call"):
+        validate_transaction(market.state, checked, rules)
+
+
+def _model_fields() -> dict:
+    return {field.name: value for field, value in MODEL.ListFields()}
+
+
+def test_a_stateful_check_is_declared_once_and_refuses_without_writing():
+    market = Market.create(jobs_params=jobs.Params(max_prompt_bytes=4))
+    call = types_pb2.PostJob(model=MODEL.id, prompt="hello", prompt_format="chat", max_tokens=4, redundancy=1,
+                             sampling=types_pb2.Sampling(top_p_ppm=1))
+    before = dict(market.state.items)
+    with pytest.raises(jobs.JobTooLarge, match="the prompt is 5 bytes, the limit is 4"):
+        RUNTIME.calls["post_job"].check_state(market.state, call)
+    receipt = market.call(POSTER, post_job=call)  # the handler runs the same declared check
+    assert (receipt.error_name, receipt.error_message) == ("JobTooLarge", "the prompt is 5 bytes, the limit is 4")
+    assert {key: value for key, value in market.state.items.items() if not key.startswith(b"system/")} == {
+        key: value for key, value in before.items() if not key.startswith(b"system/")
+    }
+
+
+def test_a_module_left_out_of_genesis_takes_its_declared_defaults():
+    system_only = RuntimeGenesis({"system": system.GenesisConfig("defaults", b"\x02" * 32, 1_700_000_000_000, 1, system.Params())})
+    state = MemoryState(build_genesis_state(system_only))
+    assert staking.read_params(state) == staking.Params()
+    assert jobs.read_params(state) == jobs.Params()
+    assert models.read_params(state) == models.Params()
+    assert staking.read_validator_set(state).validators == []
+    from_json = MemoryState(build_genesis_state(parse_app_state({"system": {}}, CONTEXT)))
+    assert from_json.get(staking.PARAMS_KEY) == state.get(staking.PARAMS_KEY)
+
+
+def test_genesis_without_a_module_that_has_no_defaults_or_with_an_unknown_one_is_refused():
+    with pytest.raises(GenesisInvalid, match="app_state.system: the system module has no defaults"):
+        build_genesis_state(RuntimeGenesis({}))
+    with pytest.raises(GenesisInvalid, match="unknown module 'disputes'"):
+        build_genesis_state(RuntimeGenesis({"disputes": object()}))
+
+
+def test_the_default_app_state_holds_every_module_s_declared_defaults_plus_the_records_given():
+    document = default_app_state({"balances": {"balances": [{"address": ACCOUNTS[1].public_key.hex(), "amount": "5000000"}]}})
+    assert list(document) == [module.name for module in RUNTIME.modules if module.genesis is not None]
+    assert document["jobs"] == {"params": params_to_json(jobs.PARAMS, jobs.Params())}
+    state = MemoryState(build_genesis_state(parse_app_state(document, CONTEXT)))
+    assert balances.read_params(state) == balances.Params()
+    assert system.read_account(state, ACCOUNTS[1].public_key).free == 5_000_000
+    with pytest.raises(GenesisInvalid, match="unknown module 'disputes'"):
+        default_app_state({"disputes": {}})
