@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from chain.client import Client  # noqa: E402
+from chain.client.jobs import posted_job_id  # noqa: E402
 from chain.crypto import dev_keypair  # noqa: E402
 from chain.genesis import ConsensusParams  # noqa: E402
 from chain.transactions import sign_transaction  # noqa: E402
@@ -49,7 +50,6 @@ from inference.calibration import load_prompts  # noqa: E402
 from inference.model_store import ModelStore  # noqa: E402
 from inference.registration import EMBEDDED_MODEL_ID  # noqa: E402
 from proto import types_pb2  # noqa: E402
-from runtime.jobs import job_id  # noqa: E402
 from tests.nodes import NodeProcess, free_port  # noqa: E402
 
 GREEDY = types_pb2.Sampling(temperature_milli=0, top_k=40, top_p_ppm=1_000_000, seed=0)
@@ -60,8 +60,9 @@ POST_PRICE = 10**10  # above the dev offer's price, so the escrow never limits t
 class Tracked:
     """One job's timeline through the chain (seconds since the epoch, from block header times)."""
 
-    job_id: bytes
+    transaction_hash: bytes
     prompt: str
+    job_id: bytes = b""  # from the JobPosted event of its transaction's receipt
     posted_s: float = 0.0
     assigned_s: float | None = None
     settled_s: float | None = None
@@ -123,32 +124,37 @@ def post_and_follow(client: Client, prompts: list[str], max_tokens: int, run: Ru
         signed = sign_transaction(bob, chain_id=info.chain_id, genesis_hash=info.genesis_hash, nonce=nonce + index,
                                   call=call, fee_rule=info.fee_rule)
         raws.append(signed.raw)
-        run.jobs.append(Tracked(job_id(info.genesis_hash, bob.public_key, nonce + index), prompt))
+        run.jobs.append(Tracked(signed.hash, prompt))
     run.submitted_s = time.time()
     verdicts = client.submit_many(raws)
     refused = [verdict for verdict in verdicts if not verdict.accepted]
     if refused:
         raise SystemExit(f"the node refused a job: {refused[0].reason}")
-    by_id = {tracked.job_id.hex(): tracked for tracked in run.jobs}
+    by_transaction = {tracked.transaction_hash: tracked for tracked in run.jobs}
+    by_id: dict[str, Tracked] = {}
     order = 0
     for block in client.subscribe_blocks(first_height):
         at = block.time_ms / 1000
+        for receipt in block.receipts:
+            tracked = by_transaction.get(receipt.transaction_hash)
+            job = posted_job_id(receipt)
+            if tracked is not None and job is not None:
+                tracked.job_id, tracked.posted_s = job, at
+                by_id[job.hex()] = tracked
         events = [event for receipt in block.receipts for event in receipt.events] + list(block.block_events)
         for event in events:
             attributes = dict(event.attributes)
             tracked = by_id.get(attributes.get("job", ""))
             if tracked is None or event.module != "jobs":
                 continue
-            if event.name == "JobPosted":
-                tracked.posted_s = at
-            elif event.name == "JobAssigned" and tracked.assigned_s is None:
+            if event.name == "JobAssigned" and tracked.assigned_s is None:
                 tracked.assigned_s, tracked.order = at, order
                 order += 1
             elif event.name == "JobSettled":
                 tracked.settled_s = at
             elif event.name in ("JobExpired", "JobDisputed"):
                 raise SystemExit(f"job {attributes['job'][:12]} ended {event.name}")
-        if all(tracked.settled_s is not None for tracked in run.jobs):
+        if len(by_id) == len(run.jobs) and all(tracked.settled_s is not None for tracked in run.jobs):
             break
     for tracked in run.jobs:
         tracked.tokens = len(client.get_job(tracked.job_id).result.tokens)
