@@ -18,12 +18,12 @@ from chain.crypto import DEV_ACCOUNT_NAMES, dev_keypair
 from chain.ss58 import AddressError, decode_address, encode_address
 from proto import types_pb2
 from inference.registration import EMBEDDED_MODEL_ID, embedded_model_info
-from runtime import balances, jobs, models, staking, system
-from runtime.genesis import RuntimeGenesis, build_genesis_state, parse_app_state
+from runtime import staking
+from runtime.block import LIMITS, BlockLimits
+from runtime.genesis import RuntimeGenesis, build_genesis_state, default_app_state, parse_app_state
 from runtime.hashing import blake2b_256
 from runtime.module import GenesisContext
-from runtime.block import LIMITS, BlockLimits
-from runtime.params import params_from_json, params_to_json, parse_integer
+from runtime.params import params_from_json, parse_integer
 
 DEV_CHAIN_ID = "inferchain-dev"
 DEV_GENESIS_TIME = "2026-11-01T00:00:00Z"
@@ -278,22 +278,16 @@ def dev_genesis_document(chain_id: str = DEV_CHAIN_ID, validator_names: tuple[st
             }
         },
         "validators": [validator_entry(name, dev_keypair(name).public_key) for name in validator_names],
-        "app_state": {
-            "system": {"params": params_to_json(system.PARAMS, system.Params())},
+        "app_state": default_app_state({
             "balances": {
-                "params": params_to_json(balances.PARAMS, balances.Params()),
                 "balances": [
                     {"name": name, "address": dev_keypair(name).address, "amount": str(DEV_ENDOWMENT)}
                     for name in DEV_ACCOUNT_NAMES
                 ],
             },
-            "models": {"params": params_to_json(models.PARAMS, models.Params()), "models": [embedded_model_info()]},
-            "staking": {
-                "params": params_to_json(staking.PARAMS, staking.Params()),
-                "stakes": [dev_stake(name) for name in validator_names],
-            },
-            "jobs": {"params": params_to_json(jobs.PARAMS, jobs.Params())},
-        },
+            "models": {"models": [embedded_model_info()]},
+            "staking": {"stakes": [dev_stake(name) for name in validator_names]},
+        }),
     }
 
 
