@@ -185,6 +185,7 @@ def test_batch_verdicts_carry_the_code_and_reason_of_each_refusal(client):
         (lambda c: c.block(hash=b"\x01" * 5), "INVALID_ARGUMENT"),
         (lambda c: c.block(hash=b"\x01" * 32), "NOT_FOUND"),
         (lambda c: c.transaction(b"\x01" * 5), "INVALID_ARGUMENT"),
+        (lambda c: c._call(c._stub.GetChainInfo, node_pb2.GetChainInfoRequest(signer=b"\x01" * 5)), "INVALID_ARGUMENT"),
     ],
 )
 def test_malformed_queries_get_clear_codes(client, call, code):

@@ -56,6 +56,11 @@ def test_chain_info_names_the_dev_chain(client):
     assert (info.token_symbol, info.token_decimals) == ("INFER", 18)
 
 
+def test_chain_info_with_a_signer_carries_its_next_nonce(client):
+    assert client.chain_info("charlie").signer_next_nonce == client.next_nonce("charlie") == 0
+    assert client.chain_info().signer_next_nonce == 0
+
+
 def test_account_is_the_same_for_every_way_of_naming_it(client):
     bob = dev_keypair("bob")
     views = [client.account(name) for name in ("bob", "BOB", bob.address, bob.public_key.hex(), bob.public_key, bob)]
