@@ -15,8 +15,10 @@
         print(job.status, job.result.text if job.settled else job.job.reason)
 
 `submit` pays the minimum fee for the size and takes the sender's next free nonce, moving on to
-the next one when another submitter from the same account takes it first; `dry_run` says what a
-call would do without submitting it.
+the next one when another submitter from the same account takes it first; its Submission carries
+the node's admission verdict (`dry_run`: the call applied alone to the latest state, with its
+events; a call that would fail is refused, at no fee), so nothing needs simulating first. `dry_run`
+says what a call would do without submitting it.
 
 Accounts are accepted everywhere as a dev name (alice, bob, ... any case), an SS58 address, a
 64-character hex public key, a key file, a Keypair or 32 raw bytes (chain.keys).
