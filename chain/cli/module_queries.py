@@ -28,7 +28,8 @@ def register_module_queries(commands, runtime: Runtime = RUNTIME) -> None:
             continue
         existing = commands.choices.get(module.name)
         if existing is None:
-            parser = commands.add_parser(module.name, help=f"{module.name} queries: {module.doc.rstrip('.')}",
+            about = module.doc.rstrip(".")
+            parser = commands.add_parser(module.name, help=f"the {module.name} module's queries ({about[:1].lower()}{about[1:]})",
                                          description=f"The queries the {module.name} module declares.")
             queries = parser.add_subparsers(dest="module_query", metavar="QUERY")
             queries.required = True
