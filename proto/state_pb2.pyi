@@ -319,3 +319,49 @@ class Job(_message.Message):
     refunded: int
     reason: str
     def __init__(self, id: _Optional[bytes] = ..., poster: _Optional[bytes] = ..., request: _Optional[_Union[_types_pb2.PostJob, _Mapping]] = ..., status: _Optional[_Union[JobStatus, str]] = ..., posted_height: _Optional[int] = ..., timeout_height: _Optional[int] = ..., escrow: _Optional[int] = ..., assignments: _Optional[_Iterable[_Union[Assignment, _Mapping]]] = ..., output_digest: _Optional[bytes] = ..., final_height: _Optional[int] = ..., protocol_fee: _Optional[int] = ..., refunded: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class NoArguments(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class AccountQuery(_message.Message):
+    __slots__ = ("account",)
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    account: bytes
+    def __init__(self, account: _Optional[bytes] = ...) -> None: ...
+
+class ModelQuery(_message.Message):
+    __slots__ = ("model",)
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    model: bytes
+    def __init__(self, model: _Optional[bytes] = ...) -> None: ...
+
+class ModelListQuery(_message.Message):
+    __slots__ = ("after", "limit")
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    after: bytes
+    limit: int
+    def __init__(self, after: _Optional[bytes] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ModelList(_message.Message):
+    __slots__ = ("models", "more")
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedCompositeFieldContainer[_types_pb2.ModelInfo]
+    more: bool
+    def __init__(self, models: _Optional[_Iterable[_Union[_types_pb2.ModelInfo, _Mapping]]] = ..., more: _Optional[bool] = ...) -> None: ...
+
+class JobQuery(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: bytes
+    def __init__(self, job_id: _Optional[bytes] = ...) -> None: ...
+
+class ReputationScore(_message.Message):
+    __slots__ = ("account", "score")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    account: bytes
+    score: int
+    def __init__(self, account: _Optional[bytes] = ..., score: _Optional[int] = ...) -> None: ...

@@ -15,6 +15,7 @@ from runtime.arithmetic import U64_MAX
 from runtime.module import (
     ACCOUNT,
     AMOUNT,
+    INTEGER,
     CallSpec,
     EventSpec,
     GenesisContext,
@@ -22,7 +23,10 @@ from runtime.module import (
     GenesisSpec,
     ModuleSpec,
     ParamsSpec,
+    QuerySpec,
     check_section_keys,
+    params_query,
+    require_id,
 )
 from runtime.params import decode_params, encode_params, params_from_json, params_to_json, parse_integer
 from runtime.primitives import CallContext, DispatchError, make_event
@@ -208,6 +212,24 @@ CALLS = (
     ),
 )
 
+# --- queries --------------------------------------------------------------------
+
+
+def query_account(state: StateReader, request: state_pb2.AccountQuery) -> state_pb2.AccountInfo:
+    """An account's nonce and free and reserved balances; KeyError when it has never existed."""
+    account = system.read_account(state, require_id(request.account, "account"))
+    if account is None:
+        raise KeyError(f"account {request.account.hex()}")
+    return account
+
+
+QUERIES = (
+    QuerySpec(name="account", doc="An account's nonce, free and reserved balances.", request=state_pb2.AccountQuery,
+              response=state_pb2.AccountInfo, handler=query_account,
+              fields={"account": ACCOUNT, "nonce": INTEGER, "free": AMOUNT, "reserved": AMOUNT}),
+    params_query(PARAMS),
+)
+
 # --- genesis --------------------------------------------------------------------
 
 
@@ -285,4 +307,5 @@ SPEC = ModuleSpec(
     calls=CALLS,
     events=EVENTS,
     errors=(InsufficientBalance, ExistentialDeposit, InvalidDestination, ZeroAmount),
+    queries=QUERIES,
 )

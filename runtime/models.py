@@ -33,8 +33,12 @@ from runtime.module import (
     GenesisInvalid,
     GenesisSpec,
     ModuleSpec,
+    InvalidQuery,
     ParamsSpec,
+    QuerySpec,
     check_section_keys,
+    params_query,
+    require_id,
 )
 from runtime.params import decode_params, encode_params, params_from_json, params_to_json
 from runtime.primitives import BlockContext, CallContext, DispatchError, make_event
@@ -288,6 +292,47 @@ CALLS = (
     ),
 )
 
+# --- queries --------------------------------------------------------------------
+
+MAX_MODELS_PER_QUERY = 100
+
+
+def query_model(state: StateReader, request: state_pb2.ModelQuery) -> types_pb2.ModelInfo:
+    """A registered model; KeyError when none has this id."""
+    model = read_model(state, require_id(request.model, "model"))
+    if model is None:
+        raise KeyError(f"model {request.model.hex()}")
+    return model
+
+
+def query_models(state: IterableState, request: state_pb2.ModelListQuery) -> state_pb2.ModelList:
+    """A page of registered models in id order, after `request.after`."""
+    limit = request.limit or MAX_MODELS_PER_QUERY
+    if limit > MAX_MODELS_PER_QUERY:
+        raise InvalidQuery(f"limit is at most {MAX_MODELS_PER_QUERY}, got {limit}")
+    if request.after:
+        require_id(request.after, "after")
+    page = state_pb2.ModelList()
+    for key, value in state.iter_prefix(MODEL_PREFIX):
+        if key[len(MODEL_PREFIX):] <= request.after:
+            continue
+        if len(page.models) == limit:
+            page.more = True
+            break
+        page.models.append(types_pb2.ModelInfo.FromString(value))
+    return page
+
+
+QUERIES = (
+    QuerySpec(name="model", doc="A registered model: name, context, end tokens, engine, verifier thresholds.",
+              request=state_pb2.ModelQuery, response=types_pb2.ModelInfo, handler=query_model,
+              fields={"model": HASH, "id": HASH, "name": TEXT, "context_length": INTEGER, "engine": TEXT}),
+    QuerySpec(name="models", doc=f"The registered models in id order, at most {MAX_MODELS_PER_QUERY} after `after`.",
+              request=state_pb2.ModelListQuery, response=state_pb2.ModelList, handler=query_models,
+              fields={"after": HASH, "limit": INTEGER, "more": BOOLEAN}),
+    params_query(PARAMS),
+)
+
 # --- hooks ----------------------------------------------------------------------
 
 
@@ -387,4 +432,5 @@ SPEC = ModuleSpec(
     events=EVENTS,
     errors=ERRORS,
     on_finalize=on_finalize,
+    queries=QUERIES,
 )

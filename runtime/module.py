@@ -14,6 +14,8 @@ from typing import Any, Callable, Mapping
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
+from proto import state_pb2
+
 from runtime.params import ParamsSpec, decode_params
 from runtime.primitives import BlockContext, CallContext, DispatchError
 from runtime.state import IterableState, Overlay, StateReader
@@ -186,3 +188,28 @@ def _type_name(descriptor: FieldDescriptor) -> str:
     names = {value: key.removeprefix("TYPE_").lower() for key, value in vars(FieldDescriptor).items()
              if key.startswith("TYPE_") and isinstance(value, int)}
     return names.get(descriptor.type, str(descriptor.type))
+
+
+class InvalidQuery(DispatchError):
+    """A query's request that cannot be answered as asked (an id of the wrong length, a limit out of range)."""
+
+    module = "query"
+
+
+def require_id(value: bytes, field_name: str) -> bytes:
+    """A 32-byte id from a query's request, or InvalidQuery naming the field."""
+    if len(value) != 32:
+        raise InvalidQuery(f"{field_name} must be 32 bytes, got {len(value)}")
+    return value
+
+
+def params_query(spec: ParamsSpec) -> QuerySpec:
+    """The `params` query every module with parameters declares: its parameters as stored."""
+    def handler(state: StateReader, request) -> Message:
+        raw = state.get(spec.key)
+        if raw is None:
+            raise KeyError("the module's parameters")
+        return spec.message.FromString(raw)
+
+    return QuerySpec(name="params", doc="The module's parameters as stored.", request=state_pb2.NoArguments,
+                     response=spec.message, handler=handler)

@@ -6,12 +6,13 @@ this module holds the storage and the one rule for moving a score; it has no cal
 parameters of its own and nothing in genesis (every account starts at the jobs module's
 `reputation_initial`).
 
-Shape: storage keys, storage access, declaration.
+Shape: storage keys, storage access, queries, declaration.
 """
 
 from __future__ import annotations
 
-from runtime.module import ModuleSpec
+from proto import state_pb2
+from runtime.module import ACCOUNT, INTEGER, ModuleSpec, QuerySpec, require_id
 from runtime.state import Overlay, StateReader
 
 MODULE = "reputation"
@@ -41,6 +42,24 @@ def adjust(state: Overlay, account: bytes, delta: int, initial: int, maximum: in
     return score
 
 
+# --- queries --------------------------------------------------------------------
+
+
+def query_score(state: StateReader, request: state_pb2.AccountQuery) -> state_pb2.ReputationScore:
+    """An executor's stored score; KeyError when it has none yet (it starts at jobs.params.reputation_initial)."""
+    account = require_id(request.account, "account")
+    raw = state.get(key(account))
+    if raw is None:
+        raise KeyError(f"a score for {account.hex()} (none yet: it starts at jobs.params.reputation_initial)")
+    return state_pb2.ReputationScore(account=account, score=int.from_bytes(raw, "big"))
+
+
+QUERIES = (
+    QuerySpec(name="score", doc="An executor's reputation score (its weight in assignment, with its stake).",
+              request=state_pb2.AccountQuery, response=state_pb2.ReputationScore, handler=query_score,
+              fields={"account": ACCOUNT, "score": INTEGER}),
+)
+
 # --- declaration ----------------------------------------------------------------
 
 SPEC = ModuleSpec(
@@ -48,4 +67,5 @@ SPEC = ModuleSpec(
     doc="An integer score per executor, used as an assignment weight.",
     params=None,
     genesis=None,
+    queries=QUERIES,
 )

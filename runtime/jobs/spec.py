@@ -8,6 +8,7 @@ from runtime.jobs.events import EVENTS
 from runtime.jobs.genesis import GenesisConfig, export_genesis, genesis, parse_genesis
 from runtime.jobs.hooks import on_finalize
 from runtime.jobs.params import MODULE, PARAMS, Params
+from runtime.jobs.queries import QUERIES
 from runtime.module import GenesisSpec, ModuleSpec
 
 SPEC = ModuleSpec(
@@ -19,5 +20,6 @@ SPEC = ModuleSpec(
     calls=CALLS,
     events=EVENTS,
     errors=ERRORS,
+    queries=QUERIES,
     on_finalize=on_finalize,
 )

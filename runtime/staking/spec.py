@@ -11,6 +11,7 @@ from runtime.staking.events import EVENTS
 from runtime.staking.genesis import GenesisConfig, export_genesis, genesis, parse_genesis
 from runtime.staking.offers import check_offer, check_offer_limits, clear_offer, set_offer
 from runtime.staking.params import MODULE, PARAMS, Params
+from runtime.staking.queries import QUERIES
 
 CALLS = (
     CallSpec(
@@ -61,5 +62,6 @@ SPEC = ModuleSpec(
     calls=CALLS,
     events=EVENTS,
     errors=ERRORS,
+    queries=QUERIES,
     on_finalize=on_finalize,
 )
