@@ -198,7 +198,7 @@ SPEC = ModuleSpec(
     name=MODULE,
     doc="Notes accounts post to each other (a test-only module).",
     params=PARAMS,
-    genesis=GenesisSpec(parse=parse_genesis, build=genesis, export=export_genesis),
+    genesis=GenesisSpec(parse=parse_genesis, build=genesis, export=export_genesis, default=Params),
     calls=CALLS,
     events=EVENTS,
     errors=(InvalidNote, NoteTooLong),

@@ -93,7 +93,7 @@ def test_a_test_runtime_is_the_registry_plus_the_module():
 
 
 def test_its_genesis_section_takes_defaults_and_refuses_what_it_does_not_know():
-    assert notes.SPEC.genesis.parse({}, CONTEXT) == notes.Params(280)
+    assert notes.SPEC.genesis.parse({}, CONTEXT) == notes.SPEC.genesis.default() == notes.Params(280)
     assert notes.SPEC.genesis.parse({"params": {"max_text_bytes": 5}}, CONTEXT) == notes.Params(5)
     with pytest.raises(GenesisInvalid, match="app_state.notes: unknown field 'color'"):
         notes.SPEC.genesis.parse({"color": "red"}, CONTEXT)
