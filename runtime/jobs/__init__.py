@@ -8,11 +8,11 @@ ones are held as disputed (settlement.py); each block retries the queue and hand
 
 Files, in the shape of every module: params.py, phases.py (job and assignment statuses),
 storage.py, errors.py, events.py, recipes.py (job id, commitment, output digest, assignment
-seed), assignment.py, settlement.py, queue.py, calls.py, hooks.py, genesis.py, spec.py (the
-declaration). This package re-exports what other modules and the edges read.
+seed), assignment.py, settlement.py, queue.py, calls.py, hooks.py, queries.py, genesis.py,
+spec.py (the declaration). This package re-exports what other modules and the edges read.
 """
 
-from runtime.jobs.calls import check_post, escrow_of
+from runtime.jobs.calls import check_post, check_post_limits, escrow_of
 from runtime.jobs.errors import (
     CommitmentMismatch,
     DeadlinePassed,
@@ -53,7 +53,6 @@ from runtime.jobs.phases import (
     slot_status_name,
 )
 from runtime.jobs.recipes import assignment_seed, commitment, job_id, output_digest
-
 from runtime.jobs.storage import (
     JOB_PREFIX,
     JOBS_BY_EXECUTOR,

@@ -1,4 +1,4 @@
-"""runtime/jobs.py: post, assign, commit, reveal, settle, deadlines, queue, cancel; each error changes nothing."""
+"""runtime/jobs/: post, assign, commit, reveal, settle, deadlines, queue, cancel; each error changes nothing."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""runtime/staking.py and runtime/models.py: bonds, unbonding, offers, the validator set, model votes."""
+"""runtime/staking/ and runtime/models.py: bonds, unbonding, offers, the validator set, model votes."""
 
 from __future__ import annotations
 
