@@ -37,7 +37,7 @@ from inference.model_store import ModelStore  # noqa: E402
 from inference.result import InferenceJob  # noqa: E402
 from inference.sampler import SamplingParams  # noqa: E402
 from inference.thresholds import load_thresholds  # noqa: E402
-from inference.verifier import verify  # noqa: E402
+from inference.verifier import rescore_and_judge  # noqa: E402
 
 GREEDY = SamplingParams()
 SAMPLED = SamplingParams(temperature_milli=800, top_k=40, top_p_ppm=950_000, seed=42)
@@ -116,7 +116,7 @@ def measure_job(job: InferenceJob, mode: str, ours: Engine, checker: Engine, raw
     raw_seconds = _raw_generate(raw, prompt, len(ours_result.tokens), job.sampling)
     totals.ours[mode].add(len(ours_result.tokens), ours_seconds)
     totals.raw[mode].add(len(ours_result.tokens), raw_seconds)
-    verdict, verify_seconds = _timed(verify, ours_result, checker, thresholds)
+    verdict, verify_seconds = _timed(rescore_and_judge, ours_result, checker, thresholds)
     totals.generate_seconds += ours_seconds
     totals.verify_seconds += verify_seconds
     totals.jobs += 1

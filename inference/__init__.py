@@ -5,7 +5,7 @@ What the chain calls (DESIGN.md section 6; the rules are specified in docs/verif
     store = ModelStore(base_path / "models")          # content-addressed GGUF files + the embedded model
     engine = load_engine(store, model_id, EngineConfig(threads=..., gpu_layers=...))
     result = engine.generate(InferenceJob(model_id, job_id, prompt, max_tokens, SamplingParams(...)))
-    verdict = verify(result, engine, load_thresholds(model_id, store.directory, engine_version()))
+    verdict = rescore_and_judge(result, engine, registered_thresholds(model_info))  # the chain's ModelInfo
 
 Results and verdicts are frozen dataclasses with `to_json()` / `from_json()`.
 """
@@ -17,6 +17,7 @@ from inference.errors import (
     InvalidJob,
     InvalidModelFile,
     InvalidResult,
+    InvalidThresholds,
     JobDoesNotFit,
     ModelHashMismatch,
     ModelNotFound,
@@ -27,14 +28,16 @@ from inference.loading import load_engine, load_record
 from inference.model_store import ModelRecord, ModelStore, content_id
 from inference.result import LOGPROB_SCALE, InferenceJob, InferenceResult
 from inference.sampler import SamplingParams
-from inference.thresholds import Thresholds, load_thresholds
-from inference.verifier import Verdict, verify
+from inference.registration import registered_thresholds
+from inference.thresholds import Thresholds, load_thresholds, read_thresholds_file
+from inference.verifier import Verdict, rescore_and_judge
 
 __all__ = [
     "Engine", "EngineConfig", "engine_version", "load_engine", "load_record",
     "ModelStore", "ModelRecord", "content_id",
     "InferenceJob", "InferenceResult", "LOGPROB_SCALE", "SamplingParams",
-    "Thresholds", "load_thresholds", "Verdict", "verify",
-    "InferenceError", "EngineError", "InvalidJob", "InvalidModelFile", "InvalidResult", "JobDoesNotFit",
+    "Thresholds", "registered_thresholds", "read_thresholds_file", "load_thresholds", "Verdict", "rescore_and_judge",
+    "InferenceError", "EngineError", "InvalidJob", "InvalidModelFile", "InvalidResult", "InvalidThresholds",
+    "JobDoesNotFit",
     "ModelHashMismatch", "ModelNotFound", "ModelStoreError", "ThresholdsNotFound",
 ]

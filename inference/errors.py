@@ -39,5 +39,9 @@ class ThresholdsNotFound(InferenceError):
     """No calibrated verification thresholds exist for a model."""
 
 
+class InvalidThresholds(InferenceError):
+    """A thresholds file (or a registered model's thresholds) cannot be read or used."""
+
+
 class EngineError(InferenceError):
     """llama.cpp failed to load a model or to evaluate tokens."""

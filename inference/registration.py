@@ -1,5 +1,7 @@
-"""What the chain's model registry records for a model (runtime/models.py, proto ModelInfo), as JSON.
+"""What the chain's model registry records for a model (runtime/models.py, proto ModelInfo), and back.
 
+The registry is the source of truth for the verifier's thresholds (voted by stake): a result is
+judged by `registered_thresholds(model_info)`; local files only by an explicit override.
 The embedded default model is registered in every genesis with the thresholds shipped in
 inference/data/thresholds.json; its name, context length and end-of-generation tokens are fixed
 here and checked against the GGUF file and the engine by tests/inference/test_registration.py.
@@ -7,8 +9,10 @@ here and checked against the GGUF file and the engine by tests/inference/test_re
 
 from __future__ import annotations
 
+from inference.errors import InferenceError, InvalidThresholds
 from inference.model_store import EMBEDDED_NAME
 from inference.thresholds import Thresholds, shipped_thresholds
+from proto import types_pb2
 
 EMBEDDED_MODEL_ID = "d63af87b96e2fd6551e9e7320602f3934f34c41a91004117dd24981571d02f79"
 EMBEDDED_CONTEXT_LENGTH = 8192  # llama.context_length in the GGUF header
@@ -33,6 +37,28 @@ def model_info_json(model_id: str, name: str, context_length: int, end_tokens, t
             "mean_logprob_error_micro": str(thresholds.mean_logprob_error_micro),
         },
     }
+
+
+def registered_thresholds(model: types_pb2.ModelInfo) -> Thresholds:
+    """The verifier's thresholds a registered model carries; InvalidThresholds when it has none usable."""
+    if not model.HasField("thresholds"):
+        raise InvalidThresholds(f"the registration of model {model.id.hex()[:12]}... carries no thresholds")
+    bounds = model.thresholds
+    try:
+        return Thresholds(
+            model=model.id.hex(),
+            engine=model.engine,
+            worst_margin_micro=bounds.worst_margin_micro,
+            miss_slack_micro=bounds.miss_slack_micro,
+            miss_rate_ppm=bounds.miss_rate_ppm,
+            miss_depth_micro=bounds.miss_depth_micro,
+            false_positive_budget_ppb=bounds.false_positive_budget_ppb,
+            mean_logprob_error_micro=bounds.mean_logprob_error_micro,
+            max_logprob_error_micro=bounds.max_logprob_error_micro,
+            calibration="registered on chain",
+        )
+    except InferenceError as error:
+        raise InvalidThresholds(f"the registered thresholds of model {model.id.hex()[:12]}... are unusable: {error}") from None
 
 
 def embedded_model_info() -> dict:

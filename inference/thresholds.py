@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
-from inference.errors import InferenceError, ThresholdsNotFound
+from inference.errors import InferenceError, InvalidThresholds, ThresholdsNotFound
 from inference.statistics import HonestModel
 
 log = logging.getLogger(__name__)
@@ -24,6 +24,8 @@ MICRO = 1_000_000
 PPM = 1_000_000
 PPB = 1_000_000_000
 SHIPPED_FILE = "thresholds.json"
+# A thresholds file is a few hundred bytes per model: anything far larger is refused unread.
+MAX_THRESHOLDS_FILE_CHARS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,11 @@ def local_thresholds_path(store_directory: str | os.PathLike, model_id: str) -> 
 
 def load_thresholds(model_id: str, store_directory: str | os.PathLike | None = None,
                     engine: str | None = None) -> Thresholds:
-    """A model's thresholds: calibrated locally if present, else shipped; warn on an engine mismatch."""
+    """A model's local thresholds: calibrated in the store if present, else shipped; warn on an engine mismatch.
+
+    For calibration, benchmarks and tests: a result is judged on the network by the thresholds its
+    model's registration carries (inference/registration.py `registered_thresholds`).
+    """
     thresholds = _local(model_id, store_directory) or shipped_thresholds().get(model_id)
     if thresholds is None:
         raise ThresholdsNotFound(
@@ -121,6 +127,39 @@ def load_thresholds(model_id: str, store_directory: str | os.PathLike | None = N
             "thresholds for %s were calibrated with %s, this node runs %s: re-run calibration",
             model_id[:12], thresholds.engine, engine,
         )
+    return thresholds
+
+
+def read_thresholds_file(path: str | os.PathLike, model_id: str) -> Thresholds:
+    """A model's thresholds from a file: one model's document, or a by-model-id map such as the shipped one.
+
+    InvalidThresholds when the file cannot be read or holds no valid thresholds for model_id.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise InvalidThresholds(f"cannot read the thresholds file {path}: {reason}") from None
+    if len(text) > MAX_THRESHOLDS_FILE_CHARS:
+        raise InvalidThresholds(f"{path} is not a thresholds file: larger than {MAX_THRESHOLDS_FILE_CHARS} characters")
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError) as error:
+        raise InvalidThresholds(f"{path} is not a thresholds file: not JSON ({error})") from None
+    if not isinstance(document, dict):
+        raise InvalidThresholds(f"{path} is not a thresholds file: not a JSON object")
+    if "model" not in document:
+        if model_id not in document:
+            raise InvalidThresholds(f"{path} has no thresholds for model {model_id[:12]}...")
+        document = document[model_id]
+    try:
+        thresholds = Thresholds.from_json(document)
+    except (InferenceError, TypeError) as error:
+        raise InvalidThresholds(f"{path} holds unusable thresholds: {error}") from None
+    if thresholds.model != model_id:
+        raise InvalidThresholds(f"{path} holds the thresholds of model {str(thresholds.model)[:12]}..., "
+                                f"not of model {model_id[:12]}...")
     return thresholds
 
 

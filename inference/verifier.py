@@ -99,8 +99,8 @@ class Verdict:
         return cls(**values)
 
 
-def verify(result: InferenceResult, engine: Engine, thresholds: Thresholds) -> Verdict:
-    """Judge a claimed result against the model loaded in engine."""
+def rescore_and_judge(result: InferenceResult, engine: Engine, thresholds: Thresholds) -> Verdict:
+    """Re-score a claimed result with the model loaded in engine, then judge it by thresholds."""
     evaluation = evaluate(result, engine, thresholds.honest_model.slack)
     return judge(result, evaluation, thresholds)
 

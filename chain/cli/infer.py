@@ -1,7 +1,10 @@
 """`inferchain infer` runs a job locally; `inferchain verify` re-scores a result and judges it.
 
 `infer` prints the text as it is generated, then one usage line on stderr; with `--output json`
-it prints only the result document at the end (the file `verify` reads).
+it prints only the result document at the end (the file `verify` reads). `verify` judges by the
+thresholds the chain registered for the result's model (`--node`, read with a state proof checked
+against a block header); a local thresholds file judges only when named (`--thresholds FILE`), and
+the output says which thresholds were used.
 """
 
 from __future__ import annotations
@@ -11,9 +14,11 @@ import hashlib
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from chain.cli.errors import EXIT_FAILURE, EXIT_OK, CliError
+from chain.cli.connection import cli_errors, node_client, node_target
+from chain.cli.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, CliError
 from chain.cli.model import (
     _add_store_argument,
     _positive,
@@ -23,15 +28,17 @@ from chain.cli.model import (
     store_for,
 )
 from chain.cli.output import add_output_argument, print_fields, print_json
+from chain.client.verification import model_info_key, proven_model_info
 from inference.engine import EngineConfig, engine_version
-from inference.errors import InferenceError, InvalidResult
+from inference.errors import InferenceError, InvalidResult, InvalidThresholds
 from inference.gguf_header import read_header
 from inference.loading import load_record
 from inference.result import InferenceJob, InferenceResult, refuse_duplicate_keys
 from inference.sampler import SamplingParams
 from inference.statistics import WINDOW_TOKENS
-from inference.thresholds import load_thresholds
-from inference.verifier import verify
+from inference.registration import registered_thresholds
+from inference.thresholds import Thresholds, read_thresholds_file
+from inference.verifier import Verdict, rescore_and_judge
 
 # A valid verdict is success; an invalid one the "answer is no" code; no verdict (unreadable
 # result, unknown model, no thresholds) exits with the code of its cause (chain/cli/errors.py).
@@ -59,15 +66,25 @@ def register(subparsers) -> None:
     add_output_argument(infer)
     infer.set_defaults(handler=infer_command)
 
-    check = subparsers.add_parser(
-        "verify", help="re-score a result file and judge it (exit 0 valid, 1 invalid, 6 unreadable; docs/cli.md)",
+    judging = subparsers.add_parser(
+        "verify",
+        help="re-score a result and judge it by its model's thresholds registered on the chain "
+             "(exit 0 valid, 1 invalid, 6 unreadable; docs/cli.md)",
     )
-    check.add_argument("result", metavar="RESULT.json",
-                       help="a result from `inferchain infer --output json`; - reads standard input")
-    _add_engine_arguments(check)
-    _add_store_argument(check)
-    add_output_argument(check)
-    check.set_defaults(handler=verify_command)
+    judging.add_argument("result", metavar="RESULT.json",
+                         help="a result from `inferchain infer --output json` or `inferchain job status ID "
+                              "--output json`; - reads standard input")
+    source = judging.add_mutually_exclusive_group()
+    source.add_argument("--node", metavar="HOST:PORT",
+                        help="a node of the chain: the result is judged by the thresholds registered for its "
+                             "model (ModelInfo, voted by stake), read with a proof against a block header")
+    source.add_argument("--thresholds", metavar="FILE", type=Path,
+                        help="judge by a local thresholds file instead of the chain's (one model's document, "
+                             "or a by-model-id file such as inference/data/thresholds.json)")
+    _add_engine_arguments(judging)
+    _add_store_argument(judging)
+    add_output_argument(judging)
+    judging.set_defaults(handler=verify_command)
 
 
 def _add_engine_arguments(parser: argparse.ArgumentParser) -> None:
@@ -185,25 +202,83 @@ def usage_line(result: InferenceResult, stream: TextStream, device: str) -> str:
 # -- verify ----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ThresholdSource:
+    """The thresholds a verdict was reached with, and where they came from (said in the output)."""
+
+    thresholds: Thresholds
+    description: str  # one line for people
+    document: dict  # the same for --output json
+
+
+NO_THRESHOLDS = ("no thresholds to judge by: give --node HOST:PORT to judge by the model's thresholds registered "
+                 "on the chain, or --thresholds FILE to use a local file instead")
+
+
 def verify_command(args: argparse.Namespace) -> int:
     """Judge a result: exit 0 valid, 1 invalid, the cause's code when no verdict can be given."""
+    if args.node is None and args.thresholds is None:
+        raise CliError(NO_THRESHOLDS, EXIT_USAGE)
+    target = node_target(args.node) if args.node is not None else None
     try:
         result = read_result(args.result)
         store = store_for(args)
         record = store.resolve(result.job.model)
+        source = (chain_thresholds(args, result.job.model) if target is not None
+                  else file_thresholds(args.thresholds, result.job.model))
         # Sized by the claim only up to the model's own context: a larger claim is judged invalid.
         trained = read_header(record.path).context_length or args.context
         context = max(args.context, min(result.prompt_tokens + result.job.max_tokens + 1, trained))
         engine = _load(store, record, _engine_config(args, context))
-        thresholds = load_thresholds(record.id, store.directory, engine_version())
-        verdict = verify(result, engine, thresholds)
+        _warn_on_engine_mismatch(source.thresholds)
+        verdict = rescore_and_judge(result, engine, source.thresholds)
+    except InvalidThresholds as error:
+        raise CliError(str(error), EXIT_BAD_INPUT) from None
     except InferenceError as error:
         raise CliError(str(error), inference_exit_code(error)) from None
     if args.output == "json":
-        print_json(verdict.to_json())
+        print_json({**verdict.to_json(), "thresholds": source.document})
     else:
-        _print_verdict(verdict)
+        _print_verdict(verdict, source)
     return EXIT_VALID if verdict.valid else EXIT_INVALID
+
+
+def chain_thresholds(args: argparse.Namespace, model_hex: str) -> ThresholdSource:
+    """The thresholds the chain registered for a model, proven against the state root of a block header."""
+    model_id = bytes.fromhex(model_hex)
+    with node_client(args) as client:
+        value = client.state_proof(model_info_key(model_id))
+        block = client.block(hash=value.block_hash)
+    with cli_errors():
+        model = proven_model_info(model_id, value, block)
+    where = f"at height {block.height} (block {block.hash.hex()[:16]}...) from {args.node}"
+    if model is None:
+        raise CliError(f"model {model_hex} is not registered on the chain {where}: the chain has no "
+                       "thresholds for it (`inferchain query models` lists the registered ones)", EXIT_REFUSED)
+    thresholds = registered_thresholds(model)
+    return ThresholdSource(
+        thresholds,
+        f"registered on the chain (ModelInfo of {model.name}) {where}, calibrated on {thresholds.engine}",
+        {"source": "chain", "node": args.node, "height": block.height, "block_hash": block.hash.hex(),
+         "model_name": model.name, "engine": thresholds.engine},
+    )
+
+
+def file_thresholds(path: Path, model_hex: str) -> ThresholdSource:
+    """The thresholds of a local file named by --thresholds (an override of the chain's)."""
+    thresholds = read_thresholds_file(path, model_hex)
+    return ThresholdSource(
+        thresholds,
+        f"local file {path} (--thresholds, not the chain's), calibrated on {thresholds.engine}",
+        {"source": "file", "path": str(path), "engine": thresholds.engine},
+    )
+
+
+def _warn_on_engine_mismatch(thresholds: Thresholds) -> None:
+    here = engine_version()
+    if thresholds.engine != here:
+        progress(f"warning: the thresholds were calibrated on {thresholds.engine}, this verifier runs {here}: "
+                 "honest results may be judged by another engine's arithmetic")
 
 
 def read_result(source: str) -> InferenceResult:
@@ -243,9 +318,10 @@ def _result_of_job(document: dict, source: str) -> InferenceResult:
     return result
 
 
-def _print_verdict(verdict) -> None:
+def _print_verdict(verdict: Verdict, source: ThresholdSource) -> None:
     print_fields([
         ("verdict", "valid" if verdict.valid else "INVALID"),
+        ("thresholds", source.description),
         ("model", verdict.model),
         ("job id", verdict.job_id),
         ("positions", verdict.positions),

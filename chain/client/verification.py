@@ -12,13 +12,13 @@ from __future__ import annotations
 from google.protobuf.message import DecodeError
 
 from chain.client.errors import ProofError
-from chain.client.results import Block, TransactionStatus, _by_field_name, events_of, receipt_of
+from chain.client.results import Block, StateValue, TransactionStatus, _by_field_name, events_of, receipt_of
 from chain.ss58 import encode_address
 from chain.state.inclusion import verify_inclusion
 from chain.state.proof import verify_proof
 from proto import node_pb2, state_pb2, types_pb2
-from runtime import hashing
-from runtime.encoding import EncodingError, decode_header, decode_receipt
+from runtime import hashing, models
+from runtime.encoding import EncodingError, decode_canonical, decode_header, decode_receipt
 from runtime.system import account_key
 
 
@@ -46,6 +46,35 @@ def proven_account_info(public_key: bytes, reply: node_pb2.GetAccountResponse) -
         raise ProofError("the proven account value does not decode as AccountInfo") from None
     if (info.free, info.reserved, info.nonce) != (reply.free, reply.reserved, reply.nonce):
         raise ProofError("the node's reported balances or nonce differ from the value it proved")
+    return info
+
+
+def model_info_key(model_id: bytes) -> bytes:
+    """The state key of a registered model's ModelInfo (runtime/models.py)."""
+    return models.MODEL_PREFIX + model_id
+
+
+def proven_model_info(model_id: bytes, value: StateValue, block: Block) -> types_pb2.ModelInfo | None:
+    """The model's registration that `value` proves under the state root in `block`'s header (None: not
+    registered there); ProofError when the proof, the block or the value does not hold together."""
+    if value.key != model_info_key(model_id):
+        raise ProofError(f"asked for model {model_id.hex()}, the node proved another state key")
+    if block.hash != value.block_hash or block.height != value.height:
+        raise ProofError(f"the model's proof names block {value.height} ({value.block_hash.hex()}), "
+                         f"the node sent block {block.height} ({block.hash.hex()})")
+    if block.state_root != value.state_root:
+        raise ProofError(
+            f"state root {value.state_root.hex()} of the model's proof is not the state root "
+            f"{block.state_root.hex()} in the header of block {block.height}"
+        )
+    if value.value is None:
+        return None
+    try:
+        info = decode_canonical(types_pb2.ModelInfo, value.value, "registered model")
+    except EncodingError as error:
+        raise ProofError(f"the proven registration of model {model_id.hex()} is unusable: {error}") from None
+    if info.id != model_id:
+        raise ProofError(f"the proven registration under model {model_id.hex()} is for model {info.id.hex()}")
     return info
 
 

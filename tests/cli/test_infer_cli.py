@@ -13,10 +13,15 @@ from pathlib import Path
 import pytest
 
 from chain.cli import main
-from chain.cli.errors import EXIT_BAD_INPUT, EXIT_USAGE
+from chain.cli.errors import EXIT_BAD_INPUT, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE
 from tests.commands import ROOT, one_line_error
+from inference.model_store import EMBEDDED_NAME
+from tests.nodes import NodeProcess, free_port
 
 PROMPT = "Name three colours of the rainbow."
+SHIPPED_FILE = ROOT / "inference" / "data" / "thresholds.json"
+# A local thresholds file is used only when named: these tests judge by the shipped one.
+SHIPPED = ("--thresholds", str(SHIPPED_FILE))
 
 
 def run(home: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -93,13 +98,13 @@ def test_infer_streams_the_text_as_it_is_generated(home, monkeypatch, capsys):
 
 
 def test_verify_accepts_an_honest_result(home, sampled_result_file):
-    verdict = run(home, "verify", str(sampled_result_file), "--output", "json")
+    verdict = run(home, "verify", str(sampled_result_file), *SHIPPED, "--output", "json")
     assert verdict.returncode == 0, verdict.stdout + verdict.stderr
     document = json.loads(verdict.stdout)
     assert document["valid"] and document["positions"] == len(json.loads(sampled_result_file.read_text())["tokens"])
     assert "worst_margin_micro" in document and document["reasons"] == []
     assert document["honest_chance_log10"] >= document["honest_chance_budget_log10"] == -6.0
-    from_stdin = run(home, "verify", "-", stdin=sampled_result_file.read_text())
+    from_stdin = run(home, "verify", "-", *SHIPPED, stdin=sampled_result_file.read_text())
     assert from_stdin.returncode == 0 and "valid" in from_stdin.stdout
     assert "honest chance" in from_stdin.stdout and "misses" in from_stdin.stdout
 
@@ -109,7 +114,7 @@ def test_verify_rejects_a_forged_result_with_exit_1(home, sampled_result_file, t
     document["tokens"][0] = (document["tokens"][0] + 1000) % 49152
     forged = tmp_path / "forged.json"
     forged.write_text(json.dumps(document))
-    verdict = run(home, "verify", str(forged))
+    verdict = run(home, "verify", str(forged), *SHIPPED)
     assert verdict.returncode == 1
     assert "INVALID" in verdict.stdout and "text is not the detokenised tokens" in verdict.stdout
 
@@ -123,7 +128,7 @@ def test_verify_of_unreadable_input_exits_6_not_the_usage_code(home, tmp_path, c
     path = tmp_path / "result.json"
     if content is not None:
         path.write_text(content)
-    result = run(home, "verify", str(path))
+    result = run(home, "verify", str(path), *SHIPPED)
     assert result.returncode == EXIT_BAD_INPUT and message in one_line_error(result)
 
 
@@ -132,7 +137,7 @@ def test_verify_of_a_result_for_an_unknown_model_exits_6(home, sampled_result_fi
     document["model"] = "ab" * 32
     path = tmp_path / "other-model.json"
     path.write_text(json.dumps(document))
-    result = run(home, "verify", str(path))
+    result = run(home, "verify", str(path), *SHIPPED)
     assert result.returncode == EXIT_BAD_INPUT and "no model" in one_line_error(result)
 
 
@@ -165,7 +170,7 @@ def test_verify_judges_a_max_tokens_beyond_the_models_context_invalid(home, samp
     document["max_tokens"] = max_tokens
     path = tmp_path / "huge.json"
     path.write_text(json.dumps(document))
-    verdict = run(home, "verify", str(path))
+    verdict = run(home, "verify", str(path), *SHIPPED)
     assert verdict.returncode == 1, verdict.stdout + verdict.stderr
     assert "does not fit the model's context of 8192 tokens" in verdict.stdout
 
@@ -182,7 +187,7 @@ def test_verify_of_a_malformed_result_is_one_line_not_a_traceback(home, sampled_
         document.update(change)
     path = tmp_path / "malformed.json"
     path.write_text(json.dumps(document))
-    result = run(home, "verify", str(path))
+    result = run(home, "verify", str(path), *SHIPPED)
     assert result.returncode == EXIT_BAD_INPUT and message in one_line_error(result)
     assert "Traceback" not in result.stderr
 
@@ -202,13 +207,156 @@ def test_verify_accepts_a_settled_jobs_json_and_checks_its_output_digest(home, s
     result = json.loads(sampled_result_file.read_text())
     path = tmp_path / "job.json"
     path.write_text(json.dumps(_job_document(result)))
-    verdict = run(home, "verify", str(path))
+    verdict = run(home, "verify", str(path), *SHIPPED)
     assert verdict.returncode == 0, verdict.stdout + verdict.stderr
     path.write_text(json.dumps(_job_document(result, output_digest="00" * 32)))
-    mismatch = run(home, "verify", str(path))
+    mismatch = run(home, "verify", str(path), *SHIPPED)
     assert mismatch.returncode == EXIT_BAD_INPUT and "does not hash to the job's output digest" in one_line_error(mismatch)
     document = _job_document(result, status="assigned")
     del document["result"]
     path.write_text(json.dumps(document))
-    pending = run(home, "verify", str(path))
+    pending = run(home, "verify", str(path), *SHIPPED)
     assert pending.returncode == EXIT_BAD_INPUT and "no revealed result (status assigned)" in one_line_error(pending)
+
+
+# -- the chain is the source of truth for thresholds (issue 23, item 3) -------------------------
+
+# Looser log-probability bounds than the shipped file's (0.1 mean, 1 max): a result whose
+# log-probabilities are all 0.5 nats off is INVALID by the shipped file and valid by this chain.
+LOOSE_MEAN_LOGPROB_ERROR = 1_000_000
+LOOSE_MAX_LOGPROB_ERROR = 2_000_000
+
+
+@pytest.fixture(scope="module")
+def loose_node(tmp_path_factory):
+    """A dev node whose genesis registers the embedded model with looser log-probability bounds."""
+    from chain.genesis import dev_genesis_document
+
+    base = tmp_path_factory.mktemp("loose-chain")
+    document = dev_genesis_document()
+    [model] = document["app_state"]["models"]["models"]
+    model["thresholds"]["mean_logprob_error_micro"] = str(LOOSE_MEAN_LOGPROB_ERROR)
+    model["thresholds"]["max_logprob_error_micro"] = str(LOOSE_MAX_LOGPROB_ERROR)
+    genesis = base / "genesis.json"
+    genesis.write_text(json.dumps(document))
+    node = NodeProcess(base / "node", free_port(), ("--chain", str(genesis))).start()
+    yield node
+    node.kill()
+
+
+@pytest.fixture(scope="module")
+def shifted_result_file(sampled_result_file) -> Path:
+    document = json.loads(sampled_result_file.read_text())
+    document["logprobs_micronats"] = [value - 500_000 for value in document["logprobs_micronats"]]
+    path = sampled_result_file.parent / "shifted.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_verify_without_node_or_thresholds_file_says_what_is_missing(home, sampled_result_file):
+    result = run(home, "verify", str(sampled_result_file))
+    line = one_line_error(result)
+    assert result.returncode == EXIT_USAGE and "no thresholds to judge by" in line
+    assert "--node HOST:PORT" in line and "--thresholds FILE" in line
+
+
+def test_verify_judges_by_the_thresholds_registered_on_the_chain_and_says_so(home, loose_node, shifted_result_file):
+    by_chain = run(home, "verify", str(shifted_result_file), "--node", loose_node.target)
+    assert by_chain.returncode == 0, by_chain.stdout + by_chain.stderr
+    [line] = [line for line in by_chain.stdout.splitlines() if line.startswith("thresholds")]
+    assert re.search(rf"registered on the chain \(ModelInfo of {re.escape(EMBEDDED_NAME)}\) at height \d+ "
+                     rf"\(block [0-9a-f]{{16}}\.\.\.\) from {re.escape(loose_node.target)}", line), line
+    # The same result by the shipped file, named explicitly: invalid, and the output says which file judged.
+    by_file = run(home, "verify", str(shifted_result_file), *SHIPPED)
+    assert by_file.returncode == 1, by_file.stdout + by_file.stderr
+    assert f"local file {SHIPPED_FILE} (--thresholds, not the chain's)" in by_file.stdout
+    assert "log-probabilities differ by 0.5000 nats on average (at most 0.1000)" in by_file.stdout
+
+
+def test_verify_json_names_the_height_of_the_chains_thresholds(home, loose_node, shifted_result_file):
+    verdict = run(home, "verify", str(shifted_result_file), "--node", loose_node.target, "--output", "json")
+    assert verdict.returncode == 0, verdict.stdout + verdict.stderr
+    document = json.loads(verdict.stdout)
+    source = document["thresholds"]
+    assert source["source"] == "chain" and source["node"] == loose_node.target
+    assert source["height"] >= 1 and len(source["block_hash"]) == 64
+    assert document["valid"] and document["mean_logprob_error_micro"] == 500_000
+    by_file = run(home, "verify", str(shifted_result_file), *SHIPPED, "--output", "json")
+    assert json.loads(by_file.stdout)["thresholds"] == {
+        "source": "file", "path": str(SHIPPED_FILE), "engine": json.loads(SHIPPED_FILE.read_text())[
+            document["model"]]["engine"]}
+
+
+def test_a_model_the_chain_has_not_registered_gets_no_verdict(loose_node):
+    import argparse
+
+    from chain.cli.errors import CliError
+    from chain.cli.infer import chain_thresholds
+
+    with pytest.raises(CliError, match="model abab.* is not registered on the chain at height") as raised:
+        chain_thresholds(argparse.Namespace(node=loose_node.target), "ab" * 32)
+    assert raised.value.exit_code == EXIT_REFUSED
+
+
+def test_registered_thresholds_are_read_with_a_proof_against_a_header(loose_node):
+    from chain.client import Client
+    from chain.client.verification import model_info_key, proven_model_info
+    from inference.registration import EMBEDDED_MODEL_ID, registered_thresholds
+
+    model_id = bytes.fromhex(EMBEDDED_MODEL_ID)
+    with Client(loose_node.target) as client:
+        value = client.state_proof(model_info_key(model_id))
+        block = client.block(hash=value.block_hash)
+    thresholds = registered_thresholds(proven_model_info(model_id, value, block))
+    assert thresholds.mean_logprob_error_micro == LOOSE_MEAN_LOGPROB_ERROR
+    assert thresholds.max_logprob_error_micro == LOOSE_MAX_LOGPROB_ERROR
+    # A node that names another block's root, or sends another model's value, is caught.
+    from dataclasses import replace as replaced
+
+    from chain.client import ProofError
+
+    with pytest.raises(ProofError, match="is not the state root"):
+        proven_model_info(model_id, replaced(value, state_root=bytes(32)), block)
+    with pytest.raises(ProofError, match="another state key"):
+        proven_model_info(bytes(32), value, block)
+
+
+@pytest.mark.parametrize(
+    "extra, code, message",
+    [(("--node", "127.0.0.1:1", *SHIPPED), EXIT_USAGE, "not allowed with argument"),
+     (("--node", "127.0.0.1:99999"), EXIT_USAGE, "port from 1 to 65535"),
+     (("--node", "127.0.0.1:PORT"), EXIT_UNREACHABLE, "")],
+)
+def test_verify_node_errors_are_one_line(home, sampled_result_file, extra, code, message):
+    if "127.0.0.1:PORT" in extra:
+        extra = ("--node", f"127.0.0.1:{free_port()}")
+    result = run(home, "verify", str(sampled_result_file), *extra)
+    assert result.returncode == code, result.stderr
+    if code == EXIT_USAGE and "usage:" in result.stderr:
+        assert message in result.stderr
+    else:
+        assert message in one_line_error(result)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [(None, "cannot read the thresholds file"), ("{not json", "not a thresholds file: not JSON"),
+     ('{"model": "' + "ab" * 32 + '"}', "unusable thresholds: thresholds lack"),
+     ('{"' + "cd" * 32 + '": {}}', "has no thresholds for model")],
+)
+def test_verify_with_an_unusable_thresholds_file_exits_6(home, sampled_result_file, tmp_path, content, message):
+    path = tmp_path / "thresholds.json"
+    if content is not None:
+        path.write_text(content)
+    result = run(home, "verify", str(sampled_result_file), "--thresholds", str(path))
+    assert result.returncode == EXIT_BAD_INPUT and message in one_line_error(result)
+
+
+def test_verify_refuses_a_thresholds_file_of_another_model(home, sampled_result_file, tmp_path):
+    shipped = json.loads(SHIPPED_FILE.read_text())
+    [(model_id, thresholds)] = shipped.items()
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps({**thresholds, "model": "cd" * 32}))
+    result = run(home, "verify", str(sampled_result_file), "--thresholds", str(path))
+    assert result.returncode == EXIT_BAD_INPUT
+    assert f"holds the thresholds of model cdcdcdcdcdcd..., not of model {model_id[:12]}..." in one_line_error(result)

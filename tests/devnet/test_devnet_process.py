@@ -316,7 +316,8 @@ def test_the_demo_job_is_executed_verified_and_its_answer_printed(devnet):
     assert "verdict         valid" in run.stdout
     document = json.loads((run.base_dir / "demo-job.json").read_text())
     assert document["status"] == "settled" and document["result"]
-    verified = inferchain("verify", str(run.base_dir / "demo-job.json"), timeout=120)
+    verified = inferchain("verify", str(run.base_dir / "demo-job.json"), "--node", run.record()["nodes"][0]["rpc"],
+                          timeout=120)
     assert verified.returncode == 0, verified.stderr
     assert document["text"].strip() in run.stdout
     # A job posted to another node is assigned across validators (redundancy 3) and settles.

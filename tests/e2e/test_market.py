@@ -153,9 +153,9 @@ def test_verify_rechecks_a_settled_job_from_the_chain(market, tmp_path):
     assert status.returncode == 0, status.stderr
     path = tmp_path / "job.json"
     path.write_text(status.stdout)
-    verdict = run_cli("verify", str(path), "--threads", "1")
+    verdict = run_cli("verify", str(path), "--node", node.target, "--threads", "1")
     assert verdict.returncode == 0, verdict.stdout + verdict.stderr
-    assert "valid" in verdict.stdout
+    assert "valid" in verdict.stdout and "registered on the chain" in verdict.stdout
 
 
 def test_a_worker_killed_mid_job_leaves_the_job_reassigned_or_refunded_never_lost(market):

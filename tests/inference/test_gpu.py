@@ -15,7 +15,7 @@ import pytest
 from inference.engine import Engine, EngineConfig, engine_version, gpu_offload_supported
 from inference.model_store import ModelStore
 from inference.thresholds import load_thresholds
-from inference.verifier import verify
+from inference.verifier import rescore_and_judge
 from tests.inference.conftest import FRESH_PROMPTS, SAMPLED, make_job
 
 pytestmark = pytest.mark.skipif(not gpu_offload_supported(), reason="this llama.cpp build has no GPU backend")
@@ -63,7 +63,7 @@ def test_gpu_results_pass_verification_on_the_gpu_and_without_offload(model, gpu
     try:
         for result in results:
             for verifier in (gpu_engine, host):
-                verdict = verify(result, verifier, thresholds)
+                verdict = rescore_and_judge(result, verifier, thresholds)
                 assert verdict.valid, (verifier.device_description(), verdict.reasons)
     finally:
         host.close()

@@ -9,11 +9,14 @@ import pytest
 from inference import frauds
 from inference.calibration import calibration_job_id, load_prompts, with_true_logprobs
 from inference.engine import Engine, EngineConfig, engine_version
-from inference.errors import InvalidJob
+from inference.errors import InvalidJob, InvalidThresholds
+from inference.registration import embedded_model_info, registered_thresholds
 from inference.result import InferenceJob, InferenceResult
 from inference.sampler import SamplingParams
 from inference.thresholds import Thresholds, load_thresholds, shipped_thresholds
-from inference.verifier import NO_RIVAL_MARGIN, Verdict, evaluate, greedy_margins, judge, verify
+from inference.verifier import NO_RIVAL_MARGIN, Verdict, evaluate, greedy_margins, judge, rescore_and_judge
+from proto import types_pb2
+from runtime.models import model_from_json
 from tests.inference.conftest import FRESH_PROMPTS, SAMPLED, make_job
 
 MAX_TOKENS = 24
@@ -21,8 +24,8 @@ MAX_TOKENS = 24
 
 @pytest.fixture(scope="module")
 def thresholds(embedded) -> Thresholds:
-    """The thresholds shipped for the embedded model (made by `inferchain model calibrate`)."""
-    return load_thresholds(embedded.id)
+    """The thresholds every genesis registers for the embedded model: what validators judge by."""
+    return registered_thresholds(model_from_json(embedded_model_info(), "genesis"))
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +46,25 @@ def test_shipped_thresholds_cover_the_embedded_model_and_this_engine(embedded):
     assert "inferchain model calibrate" in shipped.calibration
 
 
+def test_the_registered_thresholds_are_the_shipped_calibration(embedded, thresholds):
+    # Genesis registers the shipped file's bounds; from then on the chain's ModelInfo is the source.
+    shipped = load_thresholds(embedded.id)
+    assert thresholds == dataclasses.replace(shipped, calibration="registered on chain")
+
+
+def test_a_registration_without_usable_thresholds_is_refused_by_name():
+    info = model_from_json(embedded_model_info(), "genesis")
+    bare = types_pb2.ModelInfo(id=info.id, name=info.name, engine=info.engine)
+    with pytest.raises(InvalidThresholds, match="carries no thresholds"):
+        registered_thresholds(bare)
+    info.thresholds.worst_margin_micro = 5
+    with pytest.raises(InvalidThresholds, match="registered thresholds of model d63af87b96e2... are unusable"):
+        registered_thresholds(info)
+
+
 def test_honest_results_are_valid(engine, thresholds, greedy_result, sampled_result):
     for result in (greedy_result, sampled_result):
-        verdict = verify(result, engine, thresholds)
+        verdict = rescore_and_judge(result, engine, thresholds)
         assert verdict.valid, verdict.reasons
         assert verdict.positions == len(result.tokens)
 
@@ -55,7 +74,7 @@ def test_honest_results_from_another_configuration_are_valid(embedded, engine, t
     other = Engine(embedded.path, embedded.id, EngineConfig(threads=1, context=512, batch=8))
     try:
         for prompt, sampling in ((FRESH_PROMPTS[2], SAMPLED), (FRESH_PROMPTS[0], SamplingParams())):
-            verdict = verify(other.generate(make_job(embedded.id, prompt, MAX_TOKENS, sampling)), engine, thresholds)
+            verdict = rescore_and_judge(other.generate(make_job(embedded.id, prompt, MAX_TOKENS, sampling)), engine, thresholds)
             assert verdict.valid, verdict.reasons
     finally:
         other.close()
@@ -84,37 +103,37 @@ def test_an_answer_sampled_with_another_seed_is_caught(engine, embedded, thresho
 def test_an_early_stop_is_caught_by_the_stop_rule_and_the_margins(engine, thresholds, greedy_result):
     cut = greedy_result.replace(tokens=greedy_result.tokens[:5], text=engine.detokenize(greedy_result.tokens[:5]),
                                 logprobs_micronats=greedy_result.logprobs_micronats[:5])
-    verdict = verify(cut, engine, thresholds)
+    verdict = rescore_and_judge(cut, engine, thresholds)
     assert not verdict.valid and any("without end-of-sequence" in reason for reason in verdict.reasons)
     truncated = frauds.truncate(greedy_result, 2, engine.detokenize)
     assert not _verify_with_true_logprobs(truncated, engine, thresholds).valid
 
 
 def test_text_that_is_not_the_tokens_is_caught(engine, thresholds, greedy_result):
-    verdict = verify(greedy_result.replace(text=greedy_result.text + " (paid advertisement)"), engine, thresholds)
+    verdict = rescore_and_judge(greedy_result.replace(text=greedy_result.text + " (paid advertisement)"), engine, thresholds)
     assert not verdict.valid and "detokenised" in " ".join(verdict.reasons)
 
 
 def test_a_wrong_prompt_token_count_is_caught(engine, thresholds, greedy_result):
-    verdict = verify(greedy_result.replace(prompt_tokens=greedy_result.prompt_tokens + 1), engine, thresholds)
+    verdict = rescore_and_judge(greedy_result.replace(prompt_tokens=greedy_result.prompt_tokens + 1), engine, thresholds)
     assert not verdict.valid and "prompt_tokens" in " ".join(verdict.reasons)
 
 
 def test_altered_log_probabilities_are_caught(engine, thresholds, sampled_result):
-    verdict = verify(frauds.alter_logprobs(sampled_result), engine, thresholds)
+    verdict = rescore_and_judge(frauds.alter_logprobs(sampled_result), engine, thresholds)
     assert not verdict.valid and "log-probabilities differ" in " ".join(verdict.reasons)
 
 
 def test_tokens_outside_the_vocabulary_are_invalid_not_a_crash(engine, thresholds, greedy_result):
     forged = greedy_result.replace(tokens=(10**9,) + greedy_result.tokens[1:])
-    verdict = verify(forged, engine, thresholds)
+    verdict = rescore_and_judge(forged, engine, thresholds)
     assert not verdict.valid and "vocabulary" in verdict.reasons[0]
 
 
 def test_a_result_for_another_model_is_refused(engine, thresholds, greedy_result):
     job = dataclasses.replace(greedy_result.job, model="cd" * 32)
     with pytest.raises(InvalidJob, match="verifier loaded"):
-        verify(greedy_result.replace(job=job), engine, thresholds)
+        rescore_and_judge(greedy_result.replace(job=job), engine, thresholds)
 
 
 def test_a_cheaper_requantised_model_is_caught_even_with_real_log_probabilities(
@@ -132,7 +151,7 @@ def test_a_cheaper_requantised_model_is_caught_even_with_real_log_probabilities(
 
 
 def test_a_verdict_survives_its_json_round_trip(engine, thresholds, greedy_result):
-    verdict = verify(greedy_result, engine, thresholds)
+    verdict = rescore_and_judge(greedy_result, engine, thresholds)
     assert Verdict.from_json(verdict.to_json()) == verdict
 
 
@@ -152,7 +171,7 @@ def test_a_token_the_cached_generator_kept_at_the_top_p_boundary_is_not_an_accus
         generator.generate(InferenceJob(embedded.id, job_id, prompt, 64))
         sampled = SamplingParams(temperature_milli=800, top_k=40, top_p_ppm=950_000, seed=42)
         result = generator.generate(InferenceJob(embedded.id, job_id, prompt, 64, sampled))
-        verdict = verify(result, generator, thresholds)
+        verdict = rescore_and_judge(result, generator, thresholds)
         assert verdict.valid, verdict.reasons
     finally:
         generator.close()
@@ -176,7 +195,7 @@ def test_a_top_k_1_job_is_judged_as_greedy(engine, embedded, thresholds):
 def test_steering_a_top_k_1_job_is_caught(engine, embedded, thresholds):
     job = make_job(embedded.id, FRESH_PROMPTS[1], 64, TOP_K_1)
     steering = frauds.Steering(job, within_logits=0.9)
-    verdict = verify(engine.generate(job, choose=steering), engine, thresholds)
+    verdict = rescore_and_judge(engine.generate(job, choose=steering), engine, thresholds)
     assert steering.steered >= 8
     assert not verdict.valid and "honest executor does that with a chance" in " ".join(verdict.reasons)
 
@@ -186,9 +205,9 @@ def test_steering_a_greedy_job_is_caught_within_64_tokens(engine, embedded, thre
     # honest drift on a llamafile build; on the pinned engine honest margins are never negative, so
     # a few such positions are evidence enough (docs/verification.md, section 7).
     job = make_job(embedded.id, FRESH_PROMPTS[2], 64)
-    honest = verify(engine.generate(job), engine, thresholds)
+    honest = rescore_and_judge(engine.generate(job), engine, thresholds)
     steering = frauds.Steering(job, within_logits=0.3)
-    verdict = verify(engine.generate(job, choose=steering), engine, thresholds)
+    verdict = rescore_and_judge(engine.generate(job, choose=steering), engine, thresholds)
     assert honest.valid and honest.misses == 0
     assert steering.steered >= 3
     assert not verdict.valid, verdict
@@ -199,7 +218,7 @@ def test_a_lower_temperature_than_declared_is_caught(engine, embedded, threshold
     job = make_job(embedded.id, FRESH_PROMPTS[0], 128, declared)
     result = engine.generate(job, choose=frauds.sampler_for(job, temperature_milli=400))
     assert result.tokens != engine.generate(job).tokens
-    assert not verify(result, engine, thresholds).valid
+    assert not rescore_and_judge(result, engine, thresholds).valid
 
 
 @pytest.mark.parametrize("narrowed", [{"top_k": 5}, {"top_p_ppm": 800_000}, {"temperature_milli": 0}],
@@ -209,14 +228,14 @@ def test_a_narrower_sampler_than_declared_is_caught(engine, embedded, thresholds
     job = make_job(embedded.id, FRESH_PROMPTS[1], 128, declared, label=str(narrowed))
     result = engine.generate(job, choose=frauds.sampler_for(job, **narrowed))
     assert result.tokens != engine.generate(job).tokens
-    verdict = verify(result, engine, thresholds)
+    verdict = rescore_and_judge(result, engine, thresholds)
     assert not verdict.valid, verdict
 
 
 def test_a_sampled_answer_to_a_greedy_job_is_caught(engine, embedded, thresholds):
     job = make_job(embedded.id, FRESH_PROMPTS[1], 128)
     result = engine.generate(job, choose=frauds.sampler_for(job, temperature_milli=300, seed=5))
-    assert not verify(result, engine, thresholds).valid
+    assert not rescore_and_judge(result, engine, thresholds).valid
 
 
 def test_the_real_model_for_a_prefix_then_a_cheaper_one_is_caught(embedded, engine, thresholds, tmp_path_factory):
