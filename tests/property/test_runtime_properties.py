@@ -13,7 +13,7 @@ from runtime.invariants import supply_is_conserved
 from runtime.primitives import BlockContext, InvalidTransaction
 from runtime.registry import RUNTIME
 from tests.property.registry_calls import any_call, call_strategies
-from tests.runtime.helpers import ACCOUNTS, genesis_state, transfer
+from tests.runtime.helpers import ACCOUNTS, assert_events_declared, genesis_state, transfer
 from tests.runtime.market import MODEL_ID, Market
 
 STATE = genesis_state()
@@ -94,6 +94,7 @@ def test_supply_is_conserved_and_refused_transactions_change_nothing(blocks, aut
                 included[sender.public_key] = included.get(sender.public_key, 0) + 1
         writes, receipts = execution.finish()
         assert len(receipts.transactions) == sum(included.values())
+        assert_events_declared(receipts)
         state.apply(writes.changes())
         assert supply_is_conserved(state, state.items.items())
 
