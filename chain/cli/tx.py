@@ -8,8 +8,8 @@ to a shorter name and friendlier option names (CALL_NAMES: `tx offer --model ID 
 
 Nested fields have no option: give the call as JSON with --call-json, in protobuf's JSON mapping,
 except that top-level fields with an option are read as that option reads them (accounts in any
-form, hashes and bytes in hex, a repeated field as a JSON list); an option given overrides its
-field in the JSON.
+form, hashes and bytes in hex, a repeated field as a JSON list) and bytes inside nested messages
+are hex, as the output shows them; an option given overrides its field in the JSON.
 
 Before submitting, the call is simulated against the latest state (SimulateTransaction); one that
 would fail is refused with the node's reason and exit code 4, so it never costs a fee
@@ -22,12 +22,14 @@ under "arguments", accounts as SS58 addresses, 64-bit integers as strings (docs/
 from __future__ import annotations
 
 import argparse
+import base64
 import functools
 import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from google.protobuf import json_format
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from chain.cli.connection import add_node_argument, cli_errors, node_client
@@ -36,6 +38,8 @@ from chain.cli.fields import (  # noqa: F401  (parsers re-exported for chain/cli
     FieldOption,
     add_field_options,
     field_options,
+    is_nested,
+    is_repeated,
     message_document,
     message_fields,
     parse_amount_value,
@@ -255,10 +259,40 @@ def _merge_call_json(spec: CallSpec, call: Message, text: str, token: Callable[[
     fields = spec.message.DESCRIPTOR.fields
     given |= {field.name for field in fields if field.name in document or field.json_name in document}
     try:
-        json_format.ParseDict(document, call)
+        json_format.ParseDict(_hex_bytes_as_base64(spec.message.DESCRIPTOR, document, "--call-json"), call)
     except json_format.ParseError as error:
         raise CliError(f"--call-json: {quote_input(str(error), 200)}", EXIT_USAGE) from None
     return given
+
+
+def _hex_bytes_as_base64(descriptor, document: Any, where: str) -> Any:
+    """The JSON with every bytes value of a nested message read as hex (as the output shows it) and
+    written as the base64 that protobuf's JSON mapping wants; other values as they are."""
+    if not isinstance(document, dict):
+        return document
+    converted = dict(document)
+    for key, value in document.items():
+        field = descriptor.fields_by_name.get(key) or next(
+            (field for field in descriptor.fields if field.json_name == key), None
+        )
+        if field is None:
+            continue
+        values = value if is_repeated(field) and isinstance(value, list) else None
+        here = f"{where} {key!r}"
+        if field.type == FieldDescriptor.TYPE_BYTES:
+            convert = lambda item: _base64_of_hex(item, here)  # noqa: E731
+        elif is_nested(field):
+            convert = lambda item: _hex_bytes_as_base64(field.message_type, item, here)  # noqa: E731
+        else:
+            continue
+        converted[key] = [convert(item) for item in values] if values is not None else convert(value)
+    return converted
+
+
+def _base64_of_hex(value: Any, where: str) -> Any:
+    if not isinstance(value, str):
+        return value  # protobuf's parser names what is wrong with it
+    return base64.b64encode(parse_hex(value, where)).decode()
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:

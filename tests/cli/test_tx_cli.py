@@ -447,3 +447,15 @@ def test_a_call_field_named_like_a_command_option_gets_a_field_option_instead():
     args = parser.parse_args(["tx", "odd", "--from", "alice", "--fee", "5", "--field-fee", "7", "--field-nonce", "2"])
     assert (args.fee, args.field_fee, args.field_nonce) == ("5", "7", "2")
     assert {option.option for option in call_options(spec)} >= {"--field-fee", "--field-nonce", "--sender"}
+
+
+def test_a_nested_message_round_trips_from_the_json_output_to_call_json():
+    from tests.runtime.market import MODEL
+
+    proposal = types_pb2.ProposeModel(model=MODEL)
+    spec = RUNTIME.calls["propose_model"]
+    shown = arguments_document(spec, proposal)
+    assert shown["model"]["id"] == MODEL.id.hex()  # bytes in nested messages are hex, as at the top level
+    assert _built("propose_model", "--call-json", json.dumps(shown))[1] == proposal
+    with pytest.raises(CliError, match="--call-json 'model' 'id' must be hex digits"):
+        _built("propose_model", "--call-json", json.dumps({"model": {**shown["model"], "id": "not hex"}}))
