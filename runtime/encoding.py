@@ -22,6 +22,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
 from proto import types_pb2
+from runtime.arithmetic import U32_MAX
 
 M = TypeVar("M", bound=Message)
 
@@ -144,7 +145,7 @@ def _scan_value(field: FieldDescriptor, raw: bytes, offset: int, name: str, wher
         value, offset = _read_varint(raw, offset, name)
         if field.type == FieldDescriptor.TYPE_BOOL and value > 1:
             raise _Explained(f"{name} holds {value}, a boolean is written as 1")
-        if field.type == FieldDescriptor.TYPE_UINT32 and value >= 2**32:
+        if field.type == FieldDescriptor.TYPE_UINT32 and value > U32_MAX:
             raise _Explained(f"{name} holds {value}, beyond its 32 bits")
         if implicit and value == 0:
             raise _Explained(f"{name} is written with its default value 0; default values are left out")
