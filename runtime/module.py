@@ -1,9 +1,11 @@
 """What a runtime module declares, in one place, to join the runtime (runtime/registry.py).
 
 As FRAME's `construct_runtime!` or the Cosmos SDK's module manager: a module hands
-the registry its parameters, genesis (parse, build, export), calls, events, errors
-and hooks. The executive, the genesis loader, the client and the CLI are driven by
-these declarations, so a new transaction type is added in its module alone.
+the registry its parameters, genesis (parse, build, export, defaults), calls, events,
+errors, queries and hooks. The executive, the genesis loader, the client, the CLI and
+the node's queries are driven by these declarations, so a new transaction type is
+added in its module and its messages in proto/ (the call's message is also a field of
+`TransactionBody`'s `call` oneof), nowhere else.
 """
 
 from __future__ import annotations
