@@ -248,8 +248,11 @@ class JobCalls:
 
     def _poll(self, job_id: bytes | None, posted_by: bytes | None, last: JobView | None,
               watch: "_Deadlines") -> Iterator[JobView]:
-        if job_id is None:
-            job_id = self._posted_job(posted_by, max(0.001, watch.after(None) - time.monotonic()))
+        if posted_by is not None and last is None:  # the job may not exist yet: its PostJob's inclusion first
+            posted = self._posted_job(posted_by, max(0.001, watch.after(None) - time.monotonic()))
+            if job_id is not None and posted != job_id:
+                raise ProofError(f"the node's verdict named job {job_id.hex()}, its block job {posted.hex()}")
+            job_id = posted
         while True:
             deadline = watch.after(last)
             if deadline is not None and time.monotonic() >= deadline:

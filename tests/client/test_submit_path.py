@@ -21,6 +21,7 @@ from chain.genesis import DEV_PRICE_PER_TOKEN
 from chain.node.api import NodeApi
 from chain.node.core import NodeCore
 from chain.node.server import ApiServer
+from chain.node.streams import StreamLimits
 from chain.storage import ChainStore
 from inference.registration import EMBEDDED_MODEL_ID
 from proto import node_pb2, node_pb2_grpc, types_pb2
@@ -36,7 +37,7 @@ class Runs:
     """Counts, per transaction body, the PostJob handler's runs and the runtime's signature verifications."""
 
     def __init__(self, monkeypatch):
-        self.handler: Counter[bytes] = Counter()  # by poster + prompt
+        self.handler: Counter[str] = Counter()  # by prompt (each test's prompts differ)
         self.signatures: Counter[bytes] = Counter()  # by signed body
         self._lock = threading.Lock()
         spec = RUNTIME.calls["post_job"]
@@ -44,7 +45,7 @@ class Runs:
 
         def counted_handler(state, origin, call):
             with self._lock:
-                self.handler[origin + call.prompt.encode()] += 1
+                self.handler[call.prompt] += 1
             return plain_handler(state, origin, call)
 
         def counted_verify(public_key, signature, message):
@@ -81,9 +82,9 @@ def served(tmp_path):
 
 
 def counts(runs: Runs, raw: bytes, prompt: str) -> tuple[int, int]:
-    """(handler runs, signature verifications) of Bob's PostJob with this prompt and these bytes."""
+    """(handler runs, signature verifications) of the PostJob with this prompt and these bytes."""
     body = types_pb2.Transaction.FromString(raw).body
-    return runs.handler[BOB.public_key + prompt.encode()], runs.signatures[body]
+    return runs.handler[prompt], runs.signatures[body]
 
 
 def test_a_post_job_is_verified_and_run_once_per_node_before_inclusion(served, monkeypatch):
@@ -139,7 +140,7 @@ def test_post_job_through_the_client_checks_once_and_follows_the_job_from_the_ve
         producer.join(timeout=10)
     assert view.status == "assigned" and view.job.poster == BOB.public_key
     # No client-side simulation any more: the pool's dry run and the block's execution, nothing else.
-    assert runs.handler[BOB.public_key + b"Follow me."] == 2
+    assert runs.handler["Follow me."] == 2
     assert sum(runs.signatures.values()) == 1
 
 
@@ -174,3 +175,27 @@ def test_watching_by_transaction_says_why_when_there_is_no_job_to_follow(served)
             with pytest.raises(grpc.RpcError) as refused:
                 list(stub.WatchJob(request, timeout=10))
             assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT and refused.value.details() == detail
+
+
+def test_post_job_polls_when_the_node_has_no_stream_to_spare(tmp_path):
+    core = new_core(tmp_path / "node")
+    server = ApiServer(NodeApi(core, 1000), "127.0.0.1", 0, StreamLimits(per_node=1, per_client=0, kept_for_newcomers=0))
+    server.start()
+    server.mark_serving()
+    stop = threading.Event()
+
+    def produce() -> None:
+        while not stop.wait(0.05):
+            core.produce_block()
+
+    producer = threading.Thread(target=produce, daemon=True)
+    producer.start()
+    try:
+        with Client(f"127.0.0.1:{server.port}") as client:
+            view = client.post_job(BOB, "No streams here.", model=MODEL, max_tokens=4, wait=False)
+        assert view.status == "assigned" and view.job.request.prompt == "No streams here."
+    finally:
+        stop.set()
+        producer.join(timeout=10)
+        server.stop(grace=0)
+        core.store.close()
