@@ -15,13 +15,16 @@ from runtime.block import LIMITS, BlockLimits
 from runtime.module import (
     ACCOUNT,
     AMOUNT,
+    INTEGER,
     EventSpec,
     GenesisContext,
     GenesisInvalid,
     GenesisSpec,
     ModuleSpec,
     ParamsSpec,
+    QuerySpec,
     check_section_keys,
+    params_query,
 )
 from runtime.params import decode_params, encode_params, params_from_json, params_to_json
 from runtime.primitives import BlockContext, DispatchError, make_event
@@ -241,6 +244,23 @@ def export_genesis(state: IterableState, encode_account=bytes.hex) -> dict:
     return {"params": params_to_json(PARAMS, read_params(state))}
 
 
+# --- queries --------------------------------------------------------------------
+
+
+def query_block_limits(state: StateReader, request: state_pb2.NoArguments) -> state_pb2.BlockLimits:
+    """What a block may hold (docs/protocol.md, "Block validity")."""
+    return state_pb2.BlockLimits.FromString(state.get(LIMITS.key))
+
+
+QUERIES = (
+    params_query(PARAMS),
+    QuerySpec(name="block_limits", doc="What a block may hold: bytes, transactions, evidence.",
+              request=state_pb2.NoArguments, response=state_pb2.BlockLimits, handler=query_block_limits,
+              fields={"max_block_bytes": INTEGER, "max_block_transactions": INTEGER, "max_block_evidence": INTEGER,
+                      "max_evidence_bytes": INTEGER}),
+)
+
+
 # --- declaration ----------------------------------------------------------------
 
 SPEC = ModuleSpec(
@@ -250,6 +270,7 @@ SPEC = ModuleSpec(
     genesis=GenesisSpec(parse=parse_genesis, build=genesis, export=export_genesis),
     events=EVENTS,
     errors=(InvalidBlockHeight, TimeWentBackwards),
+    queries=QUERIES,
     on_initialize=on_initialize,
     on_finalize=on_finalize,
 )
