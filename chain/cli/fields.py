@@ -38,6 +38,7 @@ from chain.client import ClientError, decode_hash
 from chain.keys import KeyResolutionError, resolve_account
 from chain.ss58 import encode_address
 from chain.text import quote_input
+from runtime.arithmetic import U32_MAX, U64_MAX
 from runtime.module import ACCOUNT, AMOUNT, BOOLEAN, BYTES, HASH, INTEGER, TEXT
 
 # Kinds for fields whose module declares none, from the wire type.
@@ -50,10 +51,10 @@ MAX_BYTES = 100_000
 # The most values one repeated option takes (a comma list included): bounded work per command line.
 MAX_VALUES = 1_000
 INTEGER_RANGES = {
-    FieldDescriptor.TYPE_UINT64: (0, 2**64 - 1),
-    FieldDescriptor.TYPE_FIXED64: (0, 2**64 - 1),
-    FieldDescriptor.TYPE_UINT32: (0, 2**32 - 1),
-    FieldDescriptor.TYPE_FIXED32: (0, 2**32 - 1),
+    FieldDescriptor.TYPE_UINT64: (0, U64_MAX),
+    FieldDescriptor.TYPE_FIXED64: (0, U64_MAX),
+    FieldDescriptor.TYPE_UINT32: (0, U32_MAX),
+    FieldDescriptor.TYPE_FIXED32: (0, U32_MAX),
     FieldDescriptor.TYPE_INT64: (-(2**63), 2**63 - 1),
     FieldDescriptor.TYPE_SINT64: (-(2**63), 2**63 - 1),
     FieldDescriptor.TYPE_SFIXED64: (-(2**63), 2**63 - 1),

@@ -58,11 +58,11 @@ from chain.crypto import Keypair
 from chain.keys import KeyResolutionError, resolve_signer
 from chain.ss58 import encode_address
 from chain.text import quote_input
+from runtime.arithmetic import U64_MAX
 from runtime.module import INTEGER, CallSpec  # noqa: F401  (INTEGER: re-exported for the tests)
 from runtime.primitives import DispatchError
 from runtime.registry import RUNTIME, Runtime
 
-U64_MAX = 2**64 - 1
 # A call is at most a transaction (64 KiB by default: 88 KB as base64 JSON); refuse longer JSON
 # before parsing it. (Linux passes at most 128 KiB in one command-line argument.)
 MAX_CALL_JSON = 100_000

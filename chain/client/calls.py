@@ -12,11 +12,10 @@ from chain.keys import KeyResolutionError, ResolvedAccount, account_id
 from chain.text import quote_input
 from chain.transactions import transfer_call
 from proto import types_pb2
+from runtime.arithmetic import U64_MAX
 from runtime.module import CallSpec
 from runtime.primitives import DispatchError
 from runtime.registry import RUNTIME, Runtime
-
-U64_MAX = 2**64 - 1
 
 # A dev name (alice, bob, ... any case), an SS58 address, a 64-character hex public key, a key file,
 # a Keypair or 32 raw bytes (chain.keys).
