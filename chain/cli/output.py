@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 from chain.text import quote_input
+from runtime.arithmetic import U64_MAX
 
-U64_MAX = 2**64 - 1
 # The dev genesis token: what JSON-only paths use where they never show an amount in tokens.
 DEFAULT_TOKEN_SYMBOL = "INFER"
 DEFAULT_TOKEN_DECIMALS = 18
