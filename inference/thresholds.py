@@ -1,5 +1,9 @@
 """Per-model verification thresholds: produced by calibration, shipped for the embedded model.
 
+What judges a result on the network is the set the chain's model registry holds for its model
+(inference/registration.py `registered_thresholds`); the files here feed registrations and serve
+calibration, benchmarks, tests and `inferchain verify --thresholds FILE`.
+
 Every bound is an integer in micro-units (micro-logits for margins, micro-nats for
 log-probabilities) so that the chain's model registry can store it without floats. A threshold
 set records the engine it was calibrated with: llama.cpp's numerics change between releases.

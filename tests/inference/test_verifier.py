@@ -9,13 +9,12 @@ import pytest
 from inference import frauds
 from inference.calibration import calibration_job_id, load_prompts, with_true_logprobs
 from inference.engine import Engine, EngineConfig, engine_version
-from inference.errors import InvalidJob, InvalidThresholds
+from inference.errors import InvalidJob
 from inference.registration import embedded_model_info, registered_thresholds
 from inference.result import InferenceJob, InferenceResult
 from inference.sampler import SamplingParams
-from inference.thresholds import Thresholds, load_thresholds, shipped_thresholds
+from inference.thresholds import Thresholds, shipped_thresholds
 from inference.verifier import NO_RIVAL_MARGIN, Verdict, evaluate, greedy_margins, judge, rescore_and_judge
-from proto import types_pb2
 from runtime.models import model_from_json
 from tests.inference.conftest import FRESH_PROMPTS, SAMPLED, make_job
 
@@ -44,22 +43,6 @@ def test_shipped_thresholds_cover_the_embedded_model_and_this_engine(embedded):
     assert shipped.worst_margin_micro < -shipped.miss_slack_micro < 0
     assert shipped.false_positive_budget == 1e-6
     assert "inferchain model calibrate" in shipped.calibration
-
-
-def test_the_registered_thresholds_are_the_shipped_calibration(embedded, thresholds):
-    # Genesis registers the shipped file's bounds; from then on the chain's ModelInfo is the source.
-    shipped = load_thresholds(embedded.id)
-    assert thresholds == dataclasses.replace(shipped, calibration="registered on chain")
-
-
-def test_a_registration_without_usable_thresholds_is_refused_by_name():
-    info = model_from_json(embedded_model_info(), "genesis")
-    bare = types_pb2.ModelInfo(id=info.id, name=info.name, engine=info.engine)
-    with pytest.raises(InvalidThresholds, match="carries no thresholds"):
-        registered_thresholds(bare)
-    info.thresholds.worst_margin_micro = 5
-    with pytest.raises(InvalidThresholds, match="registered thresholds of model d63af87b96e2... are unusable"):
-        registered_thresholds(info)
 
 
 def test_honest_results_are_valid(engine, thresholds, greedy_result, sampled_result):
