@@ -27,7 +27,7 @@ from chain.cli.model import (
     reporting_errors,
     store_for,
 )
-from chain.cli.output import add_output_argument, print_fields, print_json
+from chain.cli.output import add_output_argument, print_fields, print_json, u64
 from chain.client.verification import model_info_key, proven_model_info
 from inference.engine import EngineConfig, engine_version
 from inference.errors import InferenceError, InvalidResult, InvalidThresholds
@@ -259,7 +259,7 @@ def chain_thresholds(args: argparse.Namespace, model_hex: str) -> ThresholdSourc
     return ThresholdSource(
         thresholds,
         f"registered on the chain (ModelInfo of {model.name}) {where}, calibrated on {thresholds.engine}",
-        {"source": "chain", "node": args.node, "height": block.height, "block_hash": block.hash.hex(),
+        {"source": "chain", "node": args.node, "height": u64(block.height), "block_hash": block.hash.hex(),
          "model_name": model.name, "engine": thresholds.engine},
     )
 
