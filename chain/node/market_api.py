@@ -261,8 +261,8 @@ def assignments_update(store: ChainStore, senders: BlockSenders, executor: bytes
                        height: int, first: bool) -> node_pb2.AssignmentsUpdate:
     """What block `height` changed for the executor; updates `followed` ({job id: the record last sent}).
 
-    The jobs read are those the block's jobs events name (every change of a job record emits one),
-    or every followed job in the `first` update.
+    The jobs read are those the block's jobs events name (every change of a job record emits one), in
+    the order the events name them, or every followed job in the `first` update.
     """
     block_hash = store.block_hash_at(height)
     finalized = store.finalized_block(block_hash) if block_hash is not None else None
@@ -276,13 +276,15 @@ def assignments_update(store: ChainStore, senders: BlockSenders, executor: bytes
     update.events.extend(
         event for event in events if any(attribute.value == executor_hex for attribute in event.attributes)
     )
-    touched = {job_id for job_id in map(_job_id_in, events) if job_id is not None}
+    # In the order the block's events name them: jobs assigned in one block reach the executor in the
+    # order the chain assigned them (first posted, first run), not by id.
+    touched = dict.fromkeys(job_id for job_id in map(_job_id_in, events) if job_id is not None)
     for event in update.events:
         if event.name == JOB_ASSIGNED and _attribute(event, "executor") == executor_hex:
             followed.setdefault(_job_id_in(event) or b"", b"")
     followed.pop(b"", None)
     state = StateAt(store, header.state_root)
-    for job_id in sorted(followed if first else touched.intersection(followed)):
+    for job_id in list(followed) if first else [job_id for job_id in touched if job_id in followed]:
         job = jobs.read_job(state, job_id)
         if job is None:
             del followed[job_id]

@@ -546,6 +546,22 @@ def test_watch_assignments_sends_the_executors_changed_jobs_receipts_and_events_
     assert settled.block_hash == chain.core.head.hash
 
 
+def test_watch_assignments_sends_the_jobs_of_one_block_in_the_order_the_chain_assigned_them(chain):
+    start = chain.core.head.height + 1
+    params = chain.core.rules.params
+    for number in range(4):
+        call = types_pb2.PostJob(model=EMBEDDED_MODEL, prompt=f"job {number}", prompt_format="chat", max_tokens=4,
+                                 sampling=GREEDY, max_price_per_token=DEV_PRICE_PER_TOKEN, redundancy=1)
+        signed = sign_transaction(BOB_KEY, chain_id=GENESIS.chain_id, genesis_hash=GENESIS.hash, nonce=number,
+                                  call=call, fee_rule=FeeRule(params.base_fee, params.fee_per_byte))
+        chain.core.submit(signed.raw)
+    chain.core.produce_block()
+    with grpc.insecure_channel(chain.target) as channel:
+        request = node_pb2.WatchAssignmentsRequest(executor=ALICE, from_height=start)
+        update = next(node_pb2_grpc.NodeStub(channel).WatchAssignments(request, timeout=30))
+    assert [job.request.prompt for job in update.jobs] == [f"job {number}" for number in range(4)]
+
+
 def test_watch_assignments_sends_the_jobs_it_is_asked_to_follow_first(chain):
     job_id = chain.post(BOB_KEY)
     with grpc.insecure_channel(chain.target) as channel:
