@@ -15,7 +15,7 @@ from chain.genesis import dev_genesis_document, parse_genesis
 from chain.node.core import NodeCore
 from chain.storage import ChainStore
 from proto import p2p_pb2
-from tests.p2p.conftest import addr, make_network, peer_ids, wait_until  # noqa: F401  (make_network: a fixture)
+from tests.p2p.conftest import addr, make_network, peer_ids, wait_until  # noqa: F401  (make_network is a fixture)
 
 READ_DELAY_S = 1.5
 

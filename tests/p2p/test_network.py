@@ -133,6 +133,7 @@ def test_a_handshake_connects_both_sides_once(make_network):
     assert peer_of_b.addr == addr(a) and peer_of_a.addr == b.public_addr
     assert peer_of_a.height == 7
     assert handler_a.connected == [b.node_id] and handler_b.connected == [a.node_id]
+    assert a.peer_count() == b.peer_count() == 1
 
 
 def test_the_listener_answers_a_raw_hello_with_its_own(make_network, raw_peers):
