@@ -2,13 +2,13 @@
 
 Generation decodes token by token and reads only the last row of logits; the verifier's
 evaluation decodes prompt plus claimed output in batches of n_batch tokens and reads the rows of
-every output position at once (DESIGN.md section 6). Both go through llama.cpp's C API via
-llama-cpp-python, the version pinned in setup.cfg.
+every output position at once (DESIGN.md section 6). Both go through one LlamaContext
+(inference/llama_context.py), the only owner of the model, its context and its KV cache, over
+llama-cpp-python's low-level API, the version pinned in setup.cfg.
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import threading
@@ -17,7 +17,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from inference.errors import EngineError, InvalidJob, JobDoesNotFit
+from inference.errors import InvalidJob, JobDoesNotFit
+from inference.llama_context import ContextSettings, LlamaContext
 from inference.prompt import ChatFrame, chat_frame
 from inference.result import LOGPROB_SCALE, InferenceJob, InferenceResult
 from inference.sampler import choose_token
@@ -115,15 +116,15 @@ class Engine:
         self.model_id = model_id
         self.config = config.resolved()
         self._lock = threading.Lock()
-        self._llama = _load_llama(self.model_path, self.config)
-        self._vocab = self._llama._model.vocab
-        self.vocabulary_size = self._llama.n_vocab()
+        self._context = LlamaContext(self.model_path, ContextSettings(
+            threads=self.config.threads, context=self.config.context, batch=self.config.batch,
+            gpu_layers=self.config.gpu_layers,
+        ))
+        self.vocabulary_size = self._context.vocabulary_size
         # llama.cpp rounds the context up (to 256); the configured size is the promise kept.
-        self.context_size = min(self._llama.n_ctx(), self.config.context)
+        self.context_size = min(self._context.context_size, self.config.context)
         # What the model was trained on: no job may claim more prompt and output than this.
-        self.trained_context = _trained_context(self._llama) or self.context_size
-        self._batch = _Batch(self._llama, self.config.batch)
-        self._cached: list[int] = []
+        self.trained_context = self._context.trained_context or self.context_size
         self._chat_frame = self._make_chat_frame()
         self._log_gpu_choice()
 
@@ -135,14 +136,12 @@ class Engine:
 
     def is_end_of_generation(self, token: int) -> bool:
         """Whether a token ends generation (end-of-sequence, end-of-turn) for this model."""
-        import llama_cpp
-
-        return bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
+        return self._context.is_end_of_generation(token)
 
     @property
     def end_of_sequence_token(self) -> int:
         """The model's end-of-sequence token id."""
-        return int(self._llama.token_eos())
+        return self._context.eos
 
     def end_of_generation_tokens(self) -> list[int]:
         """Every token id that ends generation."""
@@ -151,16 +150,16 @@ class Engine:
     def tokenize(self, text: str, special: bool = False, add_bos: bool = False) -> list[int]:
         """Token ids of a text."""
         if not text:
-            return [self._llama.token_bos()] if add_bos else []
-        return self._llama.tokenize(text.encode("utf-8"), add_bos=add_bos, special=special)
+            return [self._context.bos] if add_bos else []
+        return self._context.tokenize(text.encode("utf-8"), add_bos=add_bos, special=special)
 
     def detokenize(self, tokens: Sequence[int]) -> str:
         """The text of token ids, special tokens rendered empty, bad UTF-8 replaced (U+FFFD)."""
-        return _detokenize(self._vocab, tokens).decode("utf-8", errors="replace")
+        return self._context.detokenize(tokens).decode("utf-8", errors="replace")
 
     def prompt_tokens(self, prompt: str, prompt_format: str = "chat") -> list[int]:
         """A job's prompt as tokens: inside the model's chat template when it has one and asks for it."""
-        add_bos = bool(self._llama._model.add_bos_token())
+        add_bos = self._context.adds_bos
         if prompt_format == "raw" or self._chat_frame is None:
             tokens = self.tokenize(prompt, special=False, add_bos=add_bos)
         else:
@@ -225,26 +224,18 @@ class Engine:
         return tokens, logprobs, "length"
 
     def _prefill(self, prompt: list[int]) -> np.ndarray:
-        kept = self._forget_after(self._reusable_prefix(prompt))
-        self._decode(prompt[kept:], start=kept, output_indices=[len(prompt) - 1 - kept])
-        self._cached = list(prompt)
-        return self._last_logits()
-
-    def _reusable_prefix(self, prompt: list[int]) -> int:
-        if not self.config.reuse_prefix:
-            return 0
-        common = 0
-        for cached, wanted in zip(self._cached, prompt):
-            if cached != wanted:
-                break
-            common += 1
         # At least the prompt's last token is decoded again: its logits start the generation.
-        return min(common, len(prompt) - 1)
+        kept = self._context.keep(min(self._reusable_prefix(prompt), len(prompt) - 1))
+        self._context.extend(prompt[kept:], output_indices=[len(prompt) - 1 - kept])
+        return self._context.last_logits()
+
+    def _reusable_prefix(self, tokens: Sequence[int]) -> int:
+        """How many leading tokens the KV cache may keep (none when the configuration reuses none)."""
+        return self._context.shared_prefix(tokens) if self.config.reuse_prefix else 0
 
     def _decode_next(self, token: int) -> np.ndarray:
-        self._decode([token], start=len(self._cached), output_indices=[0])
-        self._cached.append(token)
-        return self._last_logits()
+        self._context.extend([token], output_indices=[0])
+        return self._context.last_logits()
 
     # -- teacher-forced evaluation -----------------------------------------------------------
 
@@ -262,73 +253,22 @@ class Engine:
         sequence = list(prompt) + list(output[:-1])
         first = len(prompt) - 1
         with self._lock:
-            kept = self._forget_after(min(self._reusable_prefix(sequence), first))
-            rows = self._decode_rows(sequence[kept:], start=kept,
-                                     output_indices=range(first - kept, len(sequence) - kept))
-            self._cached = sequence
-        return rows
+            kept = self._context.keep(min(self._reusable_prefix(sequence), first))
+            return self._context.extend(sequence[kept:], range(first - kept, len(sequence) - kept), rows=True)
 
-    # -- llama.cpp calls ---------------------------------------------------------------------
+    # -- the model's description -------------------------------------------------------------
 
     def _check_model(self, model_id: str) -> None:
         if model_id != self.model_id:
             raise InvalidJob(f"job is for model {model_id[:12]}..., this engine runs {self.model_id[:12]}...")
 
-    def _forget_after(self, kept: int) -> int:
-        """Drop the cache after its first `kept` tokens; how many were kept (0 when it was cleared)."""
-        import llama_cpp
-
-        memory = llama_cpp.llama_get_memory(self._llama.ctx)
-        if kept == 0 or not llama_cpp.llama_memory_seq_rm(memory, 0, kept, -1):
-            # Metadata only: clearing the data buffers too costs ~10 ms and changes nothing.
-            llama_cpp.llama_memory_clear(memory, False)
-            kept = 0
-        del self._cached[kept:]
-        return kept
-
-    def _decode(self, tokens: Sequence[int], start: int, output_indices: Sequence[int]) -> None:
-        """Decode tokens at positions start.. in n_batch chunks, with logits for output_indices only."""
-        self._decode_chunks(tokens, start, sorted(set(output_indices)), rows=None)
-
-    def _decode_rows(self, tokens: Sequence[int], start: int, output_indices: Sequence[int]) -> np.ndarray:
-        """Like _decode, and return a copy of the logits rows of output_indices."""
-        wanted = sorted(set(output_indices))
-        rows = np.empty((len(wanted), self.vocabulary_size), dtype=np.float32)
-        self._decode_chunks(tokens, start, wanted, rows)
-        return rows
-
-    def _decode_chunks(self, tokens: Sequence[int], start: int, wanted: list[int], rows: np.ndarray | None) -> None:
-        import llama_cpp
-
-        filled = 0
-        size = self.config.batch
-        for offset in range(0, len(tokens), size):
-            chunk = tokens[offset:offset + size]
-            chunk_outputs = [index - offset for index in wanted if offset <= index < offset + len(chunk)]
-            self._batch.fill(chunk, start + offset, chunk_outputs)
-            status = llama_cpp.llama_decode(self._llama.ctx, self._batch.batch)
-            if status != 0:
-                raise EngineError(f"llama_decode failed with status {status}")
-            if rows is not None and chunk_outputs:
-                # llama.cpp's logits buffer holds this chunk's output rows, in batch order.
-                logits = llama_cpp.llama_get_logits(self._llama.ctx)
-                block = np.ctypeslib.as_array(logits, shape=(len(chunk_outputs) * self.vocabulary_size,))
-                rows[filled:filled + len(chunk_outputs)] = block.reshape(len(chunk_outputs), -1)
-                filled += len(chunk_outputs)
-
-    def _last_logits(self) -> np.ndarray:
-        import llama_cpp
-
-        pointer = llama_cpp.llama_get_logits_ith(self._llama.ctx, -1)
-        return np.ctypeslib.as_array(pointer, shape=(self.vocabulary_size,))
-
     def _make_chat_frame(self) -> ChatFrame | None:
-        template = self._llama.metadata.get("tokenizer.chat_template")
+        template = self._context.metadata("tokenizer.chat_template")
         if not template:
             return None
-        model = self._llama._model
-        bos = model.token_get_text(model.token_bos()) if model.token_bos() >= 0 else ""
-        eos = model.token_get_text(model.token_eos()) if model.token_eos() >= 0 else ""
+        context = self._context
+        bos = context.token_text(context.bos) if context.bos >= 0 else ""
+        eos = context.token_text(context.eos) if context.eos >= 0 else ""
         return chat_frame(template, bos, eos)
 
     def device_description(self) -> str:
@@ -345,33 +285,7 @@ class Engine:
 
     def close(self) -> None:
         """Free the model and its context."""
-        self._batch.close()
-        self._llama.close()
-
-
-def _trained_context(llm) -> int:
-    """The context length the model was trained with, as llama.cpp read it from the GGUF file."""
-    import llama_cpp
-
-    return int(llama_cpp.llama_model_n_ctx_train(llm._model.model))
-
-
-def _load_llama(path: str, config: EngineConfig):
-    from llama_cpp import Llama
-
-    try:
-        return Llama(
-            model_path=path,
-            n_ctx=config.context,
-            n_batch=config.batch,
-            n_ubatch=config.batch,
-            n_threads=config.threads,
-            n_threads_batch=config.threads,
-            n_gpu_layers=config.gpu_layers,
-            verbose=False,
-        )
-    except (ValueError, RuntimeError) as error:
-        raise EngineError(f"llama.cpp could not load {path}: {error}") from None
+        self._context.close()
 
 
 def logprob_micronats(logits: np.ndarray, token: int) -> int:
@@ -398,49 +312,3 @@ def logprobs_micronats(rows: np.ndarray, tokens: Sequence[int]) -> np.ndarray:
     values = chosen - np.log(totals)
     # np.round, like Python's round, rounds half to even.
     return np.minimum(0, np.round(values * LOGPROB_SCALE)).astype(np.int64)
-
-
-def _detokenize(vocab, tokens: Sequence[int]) -> bytes:
-    import llama_cpp
-
-    if not tokens:
-        return b""
-    array = (llama_cpp.llama_token * len(tokens))(*tokens)
-    size = max(64, 8 * len(tokens))
-    for _ in range(2):
-        buffer = ctypes.create_string_buffer(size)
-        written = llama_cpp.llama_detokenize(vocab, array, len(tokens), buffer, size, False, False)
-        if written >= 0:
-            return buffer.raw[:written]
-        size = -written
-    raise EngineError("llama.cpp could not detokenise the output")
-
-
-class _Batch:
-    """A llama_batch of up to n_batch tokens for sequence 0, refilled for every decode."""
-
-    def __init__(self, llama, capacity: int):
-        import llama_cpp
-
-        self.capacity = capacity
-        self.batch = llama_cpp.llama_batch_init(capacity, 0, 1)
-
-    def fill(self, tokens: Sequence[int], start: int, output_indices: Sequence[int]) -> None:
-        batch = self.batch
-        batch.n_tokens = len(tokens)
-        for index, token in enumerate(tokens):
-            batch.token[index] = token
-            batch.pos[index] = start + index
-            batch.n_seq_id[index] = 1
-            batch.seq_id[index][0] = 0
-            batch.logits[index] = False
-        for index in output_indices:
-            batch.logits[index] = True
-
-    def close(self) -> None:
-        import llama_cpp
-
-        if self.batch is not None:
-            llama_cpp.llama_batch_free(self.batch)
-            self.batch = None
-
