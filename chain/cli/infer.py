@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chain.cli.connection import cli_errors, node_client, node_target
-from chain.cli.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, CliError
+from chain.cli.errors import EXIT_BAD_INPUT, EXIT_ENGINE, EXIT_FAILURE, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, CliError
 from chain.cli.model import (
     _add_store_argument,
     _positive,
@@ -255,7 +255,11 @@ def chain_thresholds(args: argparse.Namespace, model_hex: str) -> ThresholdSourc
     if model is None:
         raise CliError(f"model {model_hex} is not registered on the chain {where}: the chain has no "
                        "thresholds for it (`inferchain query models` lists the registered ones)", EXIT_REFUSED)
-    thresholds = registered_thresholds(model)
+    try:
+        thresholds = registered_thresholds(model)
+    except InvalidThresholds as error:
+        # The chain's own data, not the user's input: no verdict can be given (as without thresholds).
+        raise CliError(f"{error} (read {where})", EXIT_ENGINE) from None
     return ThresholdSource(
         thresholds,
         f"registered on the chain (ModelInfo of {model.name}) {where}, calibrated on {thresholds.engine}",
