@@ -3,7 +3,8 @@
 The client trusts the node for nothing it can check: an account's figures come from the value
 proven against the state root; a block's hash, transactions root and receipts root are recomputed
 from its bytes; a transaction's inclusion and receipt are proven against its block's header by
-Merkle audit paths (docs/protocol.md). Checking a header's commit signatures against the validator
+Merkle audit paths (docs/protocol.md); a model's registration (ModelInfo, whose thresholds judge
+results) is proven against the state root in a block's header. Checking a header's commit signatures against the validator
 set is the next step of a light client and is not done yet.
 """
 
