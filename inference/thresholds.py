@@ -29,7 +29,7 @@ PPM = 1_000_000
 PPB = 1_000_000_000
 SHIPPED_FILE = "thresholds.json"
 # A thresholds file is a few hundred bytes per model: anything far larger is refused unread.
-MAX_THRESHOLDS_FILE_CHARS = 1_000_000
+MAX_THRESHOLDS_FILE_BYTES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -141,12 +141,14 @@ def read_thresholds_file(path: str | os.PathLike, model_id: str) -> Thresholds:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            raw = file.read(MAX_THRESHOLDS_FILE_BYTES + 1)  # never more: /dev/zero is a file too
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         reason = getattr(error, "strerror", None) or str(error)
         raise InvalidThresholds(f"cannot read the thresholds file {path}: {reason}") from None
-    if len(text) > MAX_THRESHOLDS_FILE_CHARS:
-        raise InvalidThresholds(f"{path} is not a thresholds file: larger than {MAX_THRESHOLDS_FILE_CHARS} characters")
+    if len(raw) > MAX_THRESHOLDS_FILE_BYTES:
+        raise InvalidThresholds(f"{path} is not a thresholds file: larger than {MAX_THRESHOLDS_FILE_BYTES} bytes")
     try:
         document = json.loads(text)
     except (ValueError, RecursionError) as error:

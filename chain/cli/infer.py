@@ -47,6 +47,9 @@ EXIT_INVALID = EXIT_FAILURE
 # Undecodable bytes detokenise to U+FFFD; at the end of streamed text it may be half a character.
 REPLACEMENT_CHARACTER = "\ufffd"
 LARGE_MODEL_BYTES = 500_000_000
+# A result of a full 8,192-token context is well under 1 MB of JSON: far larger input is refused
+# after reading this much, never read whole (`/dev/zero` would never end).
+MAX_RESULT_BYTES = 16 * 1024 * 1024
 
 
 def register(subparsers) -> None:
@@ -288,10 +291,17 @@ def _warn_on_engine_mismatch(thresholds: Thresholds) -> None:
 def read_result(source: str) -> InferenceResult:
     """A result from a file (or '-' for stdin), or InvalidResult saying why it cannot be read."""
     try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+        if source == "-":
+            raw = sys.stdin.buffer.read(MAX_RESULT_BYTES + 1)
+        else:
+            with Path(source).open("rb") as file:
+                raw = file.read(MAX_RESULT_BYTES + 1)
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         reason = getattr(error, "strerror", None) or str(error)
         raise InvalidResult(f"cannot read {source}: {reason}") from None
+    if len(raw) > MAX_RESULT_BYTES:
+        raise InvalidResult(f"{source} is not an inference result: larger than {MAX_RESULT_BYTES} bytes")
     try:
         document = json.loads(text, object_pairs_hook=refuse_duplicate_keys)
     except (ValueError, RecursionError):

@@ -385,3 +385,11 @@ def test_registered_thresholds_the_verifier_cannot_use_give_no_verdict(tmp_path)
         assert raised.value.exit_code == EXIT_ENGINE and "at height" in str(raised.value)
     finally:
         node.kill()
+
+
+def test_endless_input_files_are_refused_after_a_bounded_read(home, sampled_result_file):
+    result = run(home, "verify", "/dev/zero", *SHIPPED)
+    assert result.returncode == EXIT_BAD_INPUT and "larger than 16777216 bytes" in one_line_error(result)
+    thresholds = run(home, "verify", str(sampled_result_file), "--thresholds", "/dev/zero")
+    assert thresholds.returncode == EXIT_BAD_INPUT
+    assert "/dev/zero is not a thresholds file: larger than 1000000 bytes" in one_line_error(thresholds)
