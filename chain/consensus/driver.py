@@ -19,8 +19,9 @@ does not make transactions wait for it).
 
 The parts, one file each: proposals and block parts (proposals.py, parts.py), block sync
 (catch_up.py, sync.py, block_server.py), the evidence pool (evidence_pool.py), signed votes
-(vote_store.py), what was signed before a restart (signed_before.py), timers (timers.py), rebroadcast
-(rebroadcast.py) and the network as consensus sees it (peer_link.py).
+(vote_store.py), this validator's own proposals and votes (own_messages.py) and what it signed
+before a restart (signed_before.py), timers (timers.py), rebroadcast (rebroadcast.py) and the
+network as consensus sees it (peer_link.py).
 
 A node behind its peers (new, restarted, or cut off) follows the chain first by block sync and joins
 consensus only once no trusted peer claims more than the next height. Every signature goes through
@@ -40,20 +41,21 @@ from typing import Callable, Container
 from chain.consensus import parts as block_parts
 from chain.consensus.block_server import BlockServer
 from chain.consensus.catch_up import CatchUp
-from chain.consensus.commit import CommitError, VotingPower, precommit_time_ms
+from chain.consensus.commit import CommitError, VotingPower
 from chain.consensus.evidence_pool import EvidencePool
 from chain.consensus.inbox import CONNECTED, DISCONNECTED, MESSAGE, Inbox
 from chain.consensus.machine import (
     EVIDENCE_HEIGHTS, FUTURE_HEIGHTS, MAX_ROUND, PRECOMMIT, PREVOTE, PROPOSE, Broadcast, Decide, Evidence, Machine,
     Proposal, Schedule, Timeout, Timeouts, Vote,
 )
+from chain.consensus.own_messages import OwnMessages
 from chain.consensus.peer_link import Misbehaviour, PeerLink
 from chain.consensus.proposals import Proposals
 from chain.consensus.proposer import Priorities
 from chain.consensus.rebroadcast import Rebroadcast
 from chain.consensus.signed_before import VOTE_STEPS, SignedBefore
 from chain.consensus.signer import Signer
-from chain.consensus.signstate import SignRefused, SignStateError
+from chain.consensus.signstate import SignStateError
 from chain.consensus.status import STEP_HALTED, STEP_NEW_HEIGHT, STEP_SYNCING, ConsensusStatus
 from chain.consensus.timers import Timers
 from chain.consensus.vote_store import SignedVotes
@@ -65,7 +67,7 @@ from proto import consensus_pb2, p2p_pb2, types_pb2
 from runtime import staking
 from runtime.encoding import EncodingError, decode_canonical
 from runtime.hashing import blake2b_256
-from runtime.votes import SignedVote, VoteError, check_proposal, decode_vote, verify_vote
+from runtime.votes import VoteError, check_proposal, decode_vote, verify_vote
 
 log = logging.getLogger("inferchain.consensus")
 
@@ -83,7 +85,6 @@ MIN_INTERVAL_SHARE_OF_BLOCK_TIME = 0.5
 # block time (at least MIN_BUILD_S): each of them executes the block again before it may prevote for it.
 BUILD_SHARE_OF_BLOCK_TIME = 0.3
 MIN_BUILD_S = 0.1
-_VOTE_TYPES = {PREVOTE: types_pb2.VOTE_TYPE_PREVOTE, PRECOMMIT: types_pb2.VOTE_TYPE_PRECOMMIT}
 
 
 def timeouts_for(block_time_ms: int) -> Timeouts:
@@ -106,7 +107,6 @@ class Driver:
         self.me = signer.public_key
         self.wal = wal
         self.clock = clock
-        self.wall_clock = wall_clock  # only for the time in this validator's precommits (BFT time)
         self.chain_id = core.genesis.chain_id
         self.block_time_s = core.genesis.consensus.block_time_ms / 1000
         self.min_interval_s = MIN_INTERVAL_SHARE_OF_BLOCK_TIME * self.block_time_s
@@ -126,6 +126,8 @@ class Driver:
         self._voter_sets: dict[int, frozenset[bytes]] = {}
         self.signed_before = SignedBefore(self.chain_id, self.me, signer)
         self.rebroadcast = Rebroadcast(clock)
+        self.own_messages = OwnMessages(signer, wal, self.votes, self.peers, self.rebroadcast, self.signed_before,
+                                        wall_clock)
         self.timers = Timers()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="consensus", daemon=True)
@@ -367,21 +369,10 @@ class Driver:
         log.info("replayed %d consensus log entries for #%d", len(entries), self.height)
 
     def _may_sign(self, message: Proposal | Vote) -> bool:
-        """The machine's signing guard: what this validator signed at this round and step before a restart (the
-        log), else the sign state. A refusal is one log line; the machine then neither sends nor counts it."""
-        step = PROPOSE if isinstance(message, Proposal) else message.kind
+        """The machine's signing guard (own_messages.py); a follower signs nothing, so it may count anything."""
         if self.me not in self.voting.powers:
             return True  # a follower signs nothing (_send_own), and its own messages count for nothing
-        before = self.signed_before.again(self.height, message.round, step, message.value)
-        if before is not None:
-            return before.ByteSize() > 0  # the same message again; an empty envelope: another one (refused)
-        try:
-            self.signer.state.authorize(message.height, message.round, step, message.value)
-        except SignRefused as refusal:
-            self.signer.refused += 1
-            log.error("%s", refusal)
-            return False
-        return True
+        return self.own_messages.may_sign(message, self.height)
 
     def _maybe_advance(self) -> None:
         """Start the next height on the block-time tick, or sooner (but not before the shortest interval) when there
@@ -445,54 +436,10 @@ class Driver:
             elif isinstance(output, Evidence):
                 self._record_evidence(output.first, output.second)
 
-    def _send_own(self, message) -> None:
+    def _send_own(self, message: Proposal | Vote) -> None:
         if self.me not in self.voting.powers:
             return  # a node that follows without a vote
-        self.wal.sync()  # what made us sign is on disk before anything signed leaves
-        envelopes = self._sign_proposal(message) if isinstance(message, Proposal) else self._sign_vote(message)
-        self.rebroadcast.record(envelopes)
-        for envelope in envelopes:
-            self.peers.broadcast(envelope)
-
-    def _sign_proposal(self, message: Proposal) -> list[p2p_pb2.Envelope]:
-        candidate = self.verdicts[message.value]
-        pieces = block_parts.split(candidate.block)
-        before = self.signed_before.again(self.height, message.round, PROPOSE, message.value)
-        if before is not None:
-            if not before.HasField("proposal"):
-                return []
-            signed = before.proposal
-        else:
-            signed = self.signer.proposal(
-                message.height, message.round, message.valid_round, message.value, block_parts.part_hashes(pieces)
-            )
-            if signed is None:
-                return []
-            self.wal.append(message.height, consensus_pb2.WalEntry(proposal=consensus_pb2.WalProposal(proposal=signed)))
-        return [p2p_pb2.Envelope(proposal=signed)] + [
-            p2p_pb2.Envelope(block_part=p2p_pb2.BlockPart(
-                height=message.height, round=message.round, block_hash=message.value, index=index, data=data,
-            ))
-            for index, data in enumerate(pieces)
-        ]
-
-    def _sign_vote(self, message: Vote) -> list[p2p_pb2.Envelope]:
-        before = self.signed_before.again(self.height, message.round, message.kind, message.value)
-        if before is not None:
-            if not before.HasField("vote"):
-                return []
-            vote = before.vote
-        else:
-            time_ms = 0
-            if message.kind == PRECOMMIT and message.value:
-                block_time_ms = self.verdicts[message.value].header.time_ms
-                time_ms = precommit_time_ms(int(self.wall_clock() * 1000), block_time_ms)
-            vote = self.signer.vote(_VOTE_TYPES[message.kind], message.height, message.round, message.value, time_ms)
-            if vote is None:
-                return []
-            self.wal.append(message.height, consensus_pb2.WalEntry(vote=vote))
-        self.votes.add(message, SignedVote(types_pb2.VoteBody.FromString(vote.body), vote))
-        return [p2p_pb2.Envelope(vote=vote)]
+        self.own_messages.send(message, self.height, self.verdicts)
 
     def _decided(self, decision: Decide) -> None:
         candidate = self.verdicts[decision.value]

@@ -374,7 +374,7 @@ def test_status_is_an_immutable_snapshot_that_the_loop_replaces_after_its_steps(
 def test_the_next_height_starts_half_a_block_time_in_when_transactions_wait_and_on_the_tick_when_none_do(tmp_path):
     from chain.transactions import FeeRule, sign_transaction, transfer_call
 
-    network = Validators(tmp_path, block_time_ms=2_000)
+    network = Validators(tmp_path, block_time_ms=3_000)
     try:
         for name in NAMES:
             network.start(name)
@@ -383,7 +383,7 @@ def test_the_next_height_starts_half_a_block_time_in_when_transactions_wait_and_
         store = alice.core.store
         header_times = [types_pb2.Header.FromString(store.finalized_block(store.block_hash_at(h)).block.header).time_ms
                         for h in (3, 4)]
-        assert header_times[1] - header_times[0] >= 1_500  # idle: one block time apart
+        assert header_times[1] - header_times[0] >= 2_500, header_times  # idle: one block time apart
         head = alice.core.head.height
         network.wait_heights(head + 1)  # just decided: the next tick is almost a block time away
         transfer = sign_transaction(
@@ -396,7 +396,8 @@ def test_the_next_height_starts_half_a_block_time_in_when_transactions_wait_and_
         while alice.core.pool_contains(transfer.hash) and time.monotonic() - submitted < 10:
             time.sleep(0.01)
         assert not alice.core.pool_contains(transfer.hash)
-        assert time.monotonic() - submitted < 1.6  # half a block time after the height began, not the 2 s tick
+        waited = time.monotonic() - submitted
+        assert waited < 2.3, waited  # about half a block time after the height began, not the 3 s tick
     finally:
         for name in list(network.drivers):
             network.stop(name)
