@@ -21,12 +21,10 @@ from typing import Any, Mapping
 
 from inference.errors import InferenceError, InvalidThresholds, ThresholdsNotFound
 from inference.statistics import HonestModel
+from proto.thresholds import MICRO, PPB, PPM, threshold_problem
 
 log = logging.getLogger(__name__)
 
-MICRO = 1_000_000
-PPM = 1_000_000
-PPB = 1_000_000_000
 SHIPPED_FILE = "thresholds.json"
 # A thresholds file is a few hundred bytes per model: anything far larger is refused unread.
 MAX_THRESHOLDS_FILE_BYTES = 1_000_000
@@ -78,25 +76,19 @@ class Thresholds:
         return cls(**{name: document[name] for name in names if name in document})
 
 
+INTEGER_FIELDS = ("worst_margin_micro", "miss_slack_micro", "miss_rate_ppm", "miss_depth_micro",
+                  "false_positive_budget_ppb", "mean_logprob_error_micro", "max_logprob_error_micro")
+
+
 def _check(thresholds: Thresholds) -> None:
-    for name in ("worst_margin_micro", "miss_slack_micro", "miss_rate_ppm", "miss_depth_micro",
-                 "false_positive_budget_ppb", "mean_logprob_error_micro", "max_logprob_error_micro"):
+    """The shared rule of proto/thresholds.py, after checking each value is an integer."""
+    for name in INTEGER_FIELDS:
         value = getattr(thresholds, name)
         if not isinstance(value, int) or isinstance(value, bool):
             raise InferenceError(f"threshold {name} must be an integer, got {value!r}")
-    if not thresholds.worst_margin_micro <= -thresholds.miss_slack_micro <= 0:
-        raise InferenceError("thresholds need worst_margin <= -miss_slack <= 0")
-    if thresholds.miss_slack_micro > MICRO:
-        # The slack is also the verifier's rival tolerance: many logits would leave it no rivals.
-        raise InferenceError("miss_slack_micro must be at most 1,000,000 (one logit)")
-    if not 0 < thresholds.miss_rate_ppm < PPM:
-        raise InferenceError("miss_rate_ppm must be between 0 and 1,000,000 (exclusive)")
-    if thresholds.miss_depth_micro <= 0:
-        raise InferenceError("miss_depth_micro must be positive")
-    if not 0 < thresholds.false_positive_budget_ppb < PPB:
-        raise InferenceError("false_positive_budget_ppb must be between 0 and 1,000,000,000 (exclusive)")
-    if thresholds.mean_logprob_error_micro < 0 or thresholds.max_logprob_error_micro < 0:
-        raise InferenceError("log-probability bounds must not be negative")
+    problem = threshold_problem(**{name: getattr(thresholds, name) for name in INTEGER_FIELDS})
+    if problem is not None:
+        raise InferenceError(problem)
 
 
 def shipped_thresholds() -> dict[str, Thresholds]:

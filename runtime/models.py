@@ -18,6 +18,7 @@ from typing import Any, Mapping
 from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 
 from proto import state_pb2, types_pb2
+from proto.thresholds import threshold_problem
 from runtime import balances, staking, system
 from runtime.arithmetic import PPM
 from runtime.module import (
@@ -49,7 +50,6 @@ MAX_NAME_CHARS = 64
 MAX_ENGINE_CHARS = 64
 # A miss slack is also how far past the top-k or top-p boundary a token may lie and not count as a
 # rival: a slack of many logits would leave a verifier no rivals to judge by.
-MAX_MISS_SLACK_MICRO = 1_000_000
 MAX_END_TOKENS = 16
 MAX_VOTERS = 10_000
 MAX_GENESIS_MODELS = 256
@@ -207,14 +207,9 @@ def check_model(model: types_pb2.ModelInfo, error: type[Exception] = InvalidMode
     if not model.HasField("thresholds"):
         raise error("a model carries the verifier's thresholds")
     thresholds = model.thresholds
-    if thresholds.worst_margin_micro >= 0:
-        raise error("thresholds.worst_margin_micro must be negative")
-    if not 0 < thresholds.false_positive_budget_ppb <= 10**9:
-        raise error("thresholds.false_positive_budget_ppb must be in (0, 1000000000]")
-    if not thresholds.miss_rate_ppm < PPM:
-        raise error("thresholds.miss_rate_ppm must be below 1000000")
-    if thresholds.miss_slack_micro > MAX_MISS_SLACK_MICRO:
-        raise error(f"thresholds.miss_slack_micro must be at most {MAX_MISS_SLACK_MICRO} (one logit)")
+    problem = threshold_problem(**{field.name: getattr(thresholds, field.name) for field in thresholds.DESCRIPTOR.fields})
+    if problem is not None:
+        raise error(f"thresholds: {problem}")
 
 
 def _check_propose(call: types_pb2.ProposeModel) -> None:

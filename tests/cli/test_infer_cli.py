@@ -363,28 +363,16 @@ def test_verify_refuses_a_thresholds_file_of_another_model(home, sampled_result_
     assert f"holds the thresholds of model cdcdcdcdcdcd..., not of model {model_id[:12]}..." in one_line_error(result)
 
 
-def test_registered_thresholds_the_verifier_cannot_use_give_no_verdict(tmp_path):
-    # The runtime accepts a miss rate of 0 per million; the count-and-depth test needs a positive one.
-    import argparse
-
-    from chain.cli.errors import EXIT_ENGINE, CliError
-    from chain.cli.infer import chain_thresholds
-    from chain.genesis import dev_genesis_document
-    from inference.registration import EMBEDDED_MODEL_ID
+def test_thresholds_the_verifier_cannot_use_are_refused_at_genesis_so_verify_never_meets_them():
+    # Once the runtime accepted a miss rate of 0 per million, which the count-and-depth test cannot use; the rule
+    # now has one home (proto/thresholds.py) that the runtime and the verifier share.
+    from chain.genesis import GenesisError, dev_genesis_document, parse_genesis
 
     document = dev_genesis_document()
     [model] = document["app_state"]["models"]["models"]
     model["thresholds"]["miss_rate_ppm"] = "0"
-    genesis = tmp_path / "genesis.json"
-    genesis.write_text(json.dumps(document))
-    node = NodeProcess(tmp_path / "node", free_port(), ("--chain", str(genesis))).start()
-    try:
-        with pytest.raises(CliError, match="registered thresholds of model d63af87b96e2... are unusable: "
-                                           "miss_rate_ppm must be between") as raised:
-            chain_thresholds(argparse.Namespace(node=node.target), EMBEDDED_MODEL_ID)
-        assert raised.value.exit_code == EXIT_ENGINE and "at height" in str(raised.value)
-    finally:
-        node.kill()
+    with pytest.raises(GenesisError, match="thresholds: miss_rate_ppm must be between 0 and 1,000,000"):
+        parse_genesis(document)
 
 
 def test_endless_input_files_are_refused_after_a_bounded_read(home, sampled_result_file):

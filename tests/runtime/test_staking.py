@@ -130,6 +130,6 @@ def test_a_model_whose_miss_slack_would_leave_no_rivals_is_refused():
     vacuous.thresholds.miss_slack_micro = 1_000_001
     vacuous.thresholds.worst_margin_micro = -2_000_000
     market = Market.create()
-    with pytest.raises(InvalidCall, match="InvalidModel: thresholds.miss_slack_micro must be at most 1000000"):
+    with pytest.raises(InvalidCall, match="InvalidModel: thresholds: miss_slack_micro must be at most 1,000,000"):
         market.call(POSTER, propose_model=types_pb2.ProposeModel(model=vacuous))
     assert models.read_proposal(market.state, vacuous.id) is None
