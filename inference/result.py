@@ -16,11 +16,10 @@ from typing import Any, Mapping
 from inference.errors import InferenceError, InvalidJob, InvalidResult
 from inference.sampler import JOB_ID_BYTES, SamplingParams
 from proto.digest import output_digest_message, text_field
+from proto.job_form import PROMPT_FORMATS, STOP_REASONS
 
 LOGPROB_SCALE = 1_000_000  # micro-nats per nat
 RESULT_VERSION = 1
-PROMPT_FORMATS = ("chat", "raw")
-STOP_REASONS = ("eos", "length")
 MAX_TOKEN_ID = (1 << 31) - 1
 MAX_U64 = (1 << 64) - 1  # every integer in the output digest is an unsigned 64-bit field
 

@@ -16,11 +16,11 @@ from decimal import Decimal, InvalidOperation
 import numpy as np
 
 from inference.errors import InvalidJob
+from proto.job_form import MAX_TEMPERATURE_MILLI
 
 NOISE_DOMAIN = b"inferchain.gumbel.v1"
 TEMPERATURE_SCALE = 1000  # temperature_milli / 1000 is T
 TOP_P_SCALE = 1_000_000  # top_p_ppm / 1e6 is p
-MAX_TEMPERATURE_MILLI = 100_000
 MAX_SEED = (1 << 64) - 1
 JOB_ID_BYTES = 32
 

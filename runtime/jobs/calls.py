@@ -9,6 +9,7 @@ the executor reveals directly.
 from __future__ import annotations
 
 from proto import state_pb2, types_pb2
+from proto.job_form import MAX_TEMPERATURE_MILLI, PROMPT_FORMATS, STOP_REASONS
 from runtime import balances, models, system
 from runtime.arithmetic import PPM, U64_MAX
 import runtime.jobs.events as events
@@ -31,10 +32,7 @@ from runtime.jobs.errors import (
     WrongPhase,
 )
 from runtime.jobs.params import (
-    MAX_TEMPERATURE_MILLI,
-    PROMPT_FORMATS,
     SALT_BYTES,
-    STOP_REASONS,
     TEMPLATE_ALLOWANCE_TOKENS,
     Params,
     read_params,

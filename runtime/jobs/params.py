@@ -11,9 +11,6 @@ from runtime.params import decode_params
 from runtime.state import StateReader
 
 MODULE = "jobs"
-PROMPT_FORMATS = ("chat", "raw")
-STOP_REASONS = ("eos", "length")
-MAX_TEMPERATURE_MILLI = 100_000  # inference/sampler.py's bound
 SALT_BYTES = 32
 # Tokens set aside for a chat template's framing when checking that a job fits the model's context.
 TEMPLATE_ALLOWANCE_TOKENS = 64
