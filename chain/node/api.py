@@ -7,7 +7,7 @@ import logging
 import grpc
 
 from chain.node.core import NodeCore, Rejected
-from chain.node.market_api import BlockSenders, MarketApi, head_at
+from chain.node.market_api import MarketApi, head_at
 from chain.ss58 import SS58_PREFIX, SS58_PREFIX_NAME, AddressError, decode_address, encode_address
 from proto import node_pb2, node_pb2_grpc
 from runtime import balances, hashing
@@ -50,7 +50,6 @@ class NodeApi(MarketApi, node_pb2_grpc.NodeServicer):
     def __init__(self, core: NodeCore, block_time_ms: int):
         self.core = core
         self.block_time_ms = block_time_ms
-        self.senders = BlockSenders()
 
     # --- transactions -------------------------------------------------------
 
