@@ -40,6 +40,8 @@ WATCH_POLL_SECONDS = 1.0
 MAX_FOLLOWED_JOBS = 1024
 JOB_POSTED = "JobPosted"
 JOB_ASSIGNED = "JobAssigned"
+# The modules whose events WatchAssignments reads: the market, and the bonds and offers it runs on.
+EXECUTOR_MODULES = frozenset({jobs.MODULE, "staking", "slashing"})
 _HEIGHT_BYTES = 8
 _STATUS_VALUES = frozenset(state_pb2.JobStatus.values())
 
@@ -245,7 +247,10 @@ def assignments_update(store: ChainStore, executor: bytes, followed: dict[bytes,
         raise StoreError(f"{store.path} has no block #{height}")
     header = types_pb2.Header.FromString(finalized.block.header)
     receipts = store.receipts(block_hash)
-    events = [event for receipt in receipts.transactions for event in receipt.events] + list(receipts.block_events)
+    # Only the modules an executor's work concerns: a block of thousands of transfers is thousands of
+    # balances events, each of which would otherwise be searched for the executor's id in Python.
+    events = [event for receipt in receipts.transactions for event in receipt.events if event.module in EXECUTOR_MODULES]
+    events += [event for event in receipts.block_events if event.module in EXECUTOR_MODULES]
     executor_hex = executor.hex()
     update = node_pb2.AssignmentsUpdate(height=height, block_hash=block_hash, time_ms=header.time_ms)
     update.events.extend(
