@@ -50,6 +50,7 @@ from inference.calibration import load_prompts  # noqa: E402
 from inference.model_store import ModelStore  # noqa: E402
 from inference.registration import EMBEDDED_MODEL_ID  # noqa: E402
 from proto import types_pb2  # noqa: E402
+from runtime.jobs.events import JOB_ASSIGNED, JOB_DISPUTED, JOB_EXPIRED, JOB_SETTLED  # noqa: E402
 from tests.nodes import NodeProcess, free_port  # noqa: E402
 
 GREEDY = types_pb2.Sampling(temperature_milli=0, top_k=40, top_p_ppm=1_000_000, seed=0)
@@ -147,12 +148,12 @@ def post_and_follow(client: Client, prompts: list[str], max_tokens: int, run: Ru
             tracked = by_id.get(attributes.get("job", ""))
             if tracked is None or event.module != "jobs":
                 continue
-            if event.name == "JobAssigned" and tracked.assigned_s is None:
+            if event.name == JOB_ASSIGNED and tracked.assigned_s is None:
                 tracked.assigned_s, tracked.order = at, order
                 order += 1
-            elif event.name == "JobSettled":
+            elif event.name == JOB_SETTLED:
                 tracked.settled_s = at
-            elif event.name in ("JobExpired", "JobDisputed"):
+            elif event.name in (JOB_EXPIRED, JOB_DISPUTED):
                 raise SystemExit(f"job {attributes['job'][:12]} ended {event.name}")
         if len(by_id) == len(run.jobs) and all(tracked.settled_s is not None for tracked in run.jobs):
             break

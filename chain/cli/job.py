@@ -25,10 +25,9 @@ from inference.errors import InferenceError
 from inference.result import InferenceJob, InferenceResult
 from inference.sampler import SamplingParams
 from proto import state_pb2, types_pb2
+from runtime.arithmetic import U32_MAX, U64_MAX
 from runtime.jobs import FINAL_STATUSES
 
-U32_MAX = 2**32 - 1
-U64_MAX = 2**64 - 1
 DEFAULT_SIGNER = "alice"
 # A settled job (or one that ended) makes its command exit 0; one that expired, was cancelled or is
 # disputed gives no result: the "answer is no" code.

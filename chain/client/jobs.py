@@ -29,6 +29,8 @@ from chain.crypto import Keypair
 from chain.ss58 import encode_address
 from proto import node_pb2, state_pb2, types_pb2
 from runtime import jobs
+from runtime.jobs.events import JOB_POSTED
+from runtime.jobs.phases import job_status_name, slot_status_name
 
 # The chain's sampler defaults (inference/sampler.py SamplingParams): greedy, top-k 40, top-p 0.95.
 GREEDY = types_pb2.Sampling(temperature_milli=0, top_k=40, top_p_ppm=950_000, seed=0)
@@ -37,13 +39,12 @@ DEFAULT_MAX_TOKENS = 128
 POLL_SECONDS = 1.0
 # How long post() waits for its PostJob's inclusion before the job's own timeout starts.
 INCLUSION_WAIT_S = 30.0
-JOB_POSTED = "JobPosted"
 
 
 def status_name(status: int) -> str:
     """'settled' for JOB_STATUS_SETTLED; the number for a value this client does not know."""
     try:
-        return state_pb2.JobStatus.Name(status).removeprefix("JOB_STATUS_").lower()
+        return job_status_name(status)
     except ValueError:
         return str(status)
 
@@ -51,7 +52,7 @@ def status_name(status: int) -> str:
 def assignment_status_name(status: int) -> str:
     """'committed' for ASSIGNMENT_STATUS_COMMITTED."""
     try:
-        return state_pb2.AssignmentStatus.Name(status).removeprefix("ASSIGNMENT_STATUS_").lower()
+        return slot_status_name(status)
     except ValueError:
         return str(status)
 

@@ -22,7 +22,8 @@ from chain.node.core import NodeCore
 from chain.ss58 import encode_address
 from chain.storage import ChainStore, Head, StoreError
 from proto import node_pb2, state_pb2, types_pb2
-from runtime import jobs, models, reputation, staking
+from runtime import jobs, models, reputation, slashing, staking
+from runtime.jobs.events import JOB_ASSIGNED, JOB_POSTED
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +39,8 @@ WATCH_POLL_SECONDS = 1.0
 # Job ids one WatchAssignments request may ask to follow: an executor's open jobs are bounded by its
 # capacity, far below this; the bound keeps one request's work per block small.
 MAX_FOLLOWED_JOBS = 1024
-JOB_POSTED = "JobPosted"
-JOB_ASSIGNED = "JobAssigned"
 # The modules whose events WatchAssignments reads: the market, and the bonds and offers it runs on.
-EXECUTOR_MODULES = frozenset({jobs.MODULE, "staking", "slashing"})
+EXECUTOR_MODULES = frozenset({jobs.MODULE, staking.MODULE, slashing.MODULE})
 _HEIGHT_BYTES = 8
 _STATUS_VALUES = frozenset(state_pb2.JobStatus.values())
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from inference.errors import InvalidResult
 from inference.result import InferenceResult
+from runtime.jobs.params import SALT_BYTES
 
 log = logging.getLogger("inferchain.worker")
 
-SALT_BYTES = 32
 JOURNAL_VERSION = 1
 
 

@@ -33,12 +33,13 @@ from chain.worker.submitter import Submitter, new_salt
 from inference.errors import InferenceError
 from proto import state_pb2
 from runtime.jobs import FINAL_STATUSES
+from runtime.jobs.phases import ASSIGNED, QUEUED, REVEALING, job_status_name
 
 log = logging.getLogger("inferchain.worker")
 
 COMMIT = "commit"
 REVEAL = "reveal"
-UNFINISHED_STATUSES = (state_pb2.JOB_STATUS_QUEUED, state_pb2.JOB_STATUS_ASSIGNED, state_pb2.JOB_STATUS_REVEALING)
+UNFINISHED_STATUSES = (QUEUED, ASSIGNED, REVEALING)
 # A submission not in a block after this many blocks is looked up, and sent again if the node dropped it.
 RESEND_AFTER_BLOCKS = 3
 # How often the loop wakes to notice a stop request when no message comes.
@@ -359,7 +360,7 @@ class Worker:
 
 
 def _ending(job: state_pb2.Job, mine: state_pb2.Assignment | None) -> str:
-    status = state_pb2.JobStatus.Name(job.status).removeprefix("JOB_STATUS_").lower()
+    status = job_status_name(job.status)
     if mine is None:
         return f"not assigned to this executor (job {status})"
     if mine.status == state_pb2.ASSIGNMENT_STATUS_MISSED:
