@@ -11,9 +11,11 @@ except that top-level fields with an option are read as that option reads them (
 form, hashes and bytes in hex, a repeated field as a JSON list) and bytes inside nested messages
 are hex, as the output shows them; an option given overrides its field in the JSON.
 
-Before submitting, the call is simulated against the latest state (SimulateTransaction); one that
-would fail is refused with the node's reason and exit code 4, so it never costs a fee
-(--no-simulate skips this). --dry-run prints the simulation and submits nothing.
+The node's admission is the check (SubmitTransaction applies the call to the latest state at the
+account's next nonce and returns that verdict): a call that would fail is refused with the node's
+reason and exit code 4, so it never costs a fee, and no separate simulation is asked for. A call
+queued behind the sender's pending transactions is judged when its turn comes. --dry-run only
+simulates (SimulateTransaction), prints the verdict and submits nothing.
 
 Output: text names the call's fields by their options; `--output json` by their protobuf names
 under "arguments", accounts as SS58 addresses, 64-bit integers as strings (docs/cli.md).
@@ -32,7 +34,7 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from chain.cli.connection import add_node_argument, cli_errors, node_client
+from chain.cli.connection import add_node_argument, cli_errors, client_exit_code, node_client
 from chain.cli.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_REFUSED, EXIT_USAGE, CliError
 from chain.cli.fields import (  # noqa: F401  (parsers re-exported for chain/cli/job.py and the tests)
     FieldOption,
@@ -53,7 +55,7 @@ from chain.cli.fields import (  # noqa: F401  (parsers re-exported for chain/cli
 )
 from chain.cli.output import Token, add_output_argument, print_fields, print_json, token_of, u64
 from chain.cli.query import event_document, event_text, receipt_document
-from chain.client import DEFAULT_WAIT_S, Simulation, Submission
+from chain.client import DEFAULT_WAIT_S, ClientError, Simulation, Submission
 from chain.crypto import Keypair
 from chain.keys import KeyResolutionError, resolve_signer
 from chain.ss58 import encode_address
@@ -148,7 +150,7 @@ def add_submission_arguments(parser: argparse.ArgumentParser) -> None:
                         help="simulate against the latest state and print the verdict, fee and events; submit "
                              "nothing (exit code 1 when the call would fail)")
     parser.add_argument("--no-simulate", action="store_true",
-                        help="submit without simulating first (a call that fails in its block still pays its fee)")
+                        help="no effect, kept for scripts: the node's admission verdict is the simulation")
     add_node_argument(parser)
     add_output_argument(parser)
 
@@ -158,7 +160,7 @@ def add_submission_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def call_command(args: argparse.Namespace) -> int:
-    """Sign the call, simulate it (or only that, with --dry-run), submit it, report what happened.
+    """Sign the call and submit it (or only simulate it, with --dry-run); report what happened.
 
     `args.call_builder(spec, args, token)` makes the call: build_call for the generic commands.
     """
@@ -175,13 +177,12 @@ def call_command(args: argparse.Namespace) -> int:
             with cli_errors():
                 _print_simulation(spec, signer, call, simulation, args.output, token)
             return 0 if simulation.valid else EXIT_FAILURE
-        if not args.no_simulate:
-            simulation = client.dry_run(signer, call, fee=fee, nonce=nonce)
-            if not simulation.valid:
-                raise CliError(
-                    f"{spec.name} not submitted: it would fail: {simulation.reason} ({simulation.code})", EXIT_REFUSED
-                )
-        submission = client.submit(signer, call, fee=fee, nonce=nonce, wait=args.wait, timeout=args.timeout)
+        try:
+            submission = client.submit(signer, call, fee=fee, nonce=nonce, wait=args.wait, timeout=args.timeout)
+        except ClientError as error:
+            if client_exit_code(error) != EXIT_REFUSED:
+                raise
+            raise CliError(f"{spec.name} not submitted: {error.message} ({error.code})", EXIT_REFUSED) from None
     with cli_errors():
         _print_submission(spec, signer, call, submission, args.output, token)
     receipt = submission.receipt

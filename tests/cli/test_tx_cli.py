@@ -130,7 +130,8 @@ def test_a_transfer_that_would_fail_is_refused_before_it_costs_a_fee(dev_node, c
     assert (after.free, after.nonce, after.next_nonce) == (before.free, before.nonce, before.next_nonce)
 
 
-def test_without_simulation_the_pool_still_refuses_a_doomed_transfer(dev_node, client, tmp_path):
+def test_no_separate_simulation_is_asked_for_the_node_s_admission_is_the_check(dev_node, client, tmp_path):
+    """SubmitTransaction returns the pool's dry run: `tx` sends the call once and reads the verdict (issue 23)."""
     sender, key_file = _funded_key_file(client, tmp_path)
     result = inferchain(
         "tx", "transfer", "--from", key_file, "--to", Keypair.generate().address,
@@ -138,7 +139,7 @@ def test_without_simulation_the_pool_still_refuses_a_doomed_transfer(dev_node, c
     )
     assert result.returncode == EXIT_REFUSED
     line = one_line_error(result)
-    assert "not submitted" not in line and "ExistentialDeposit" in line
+    assert "transfer not submitted" in line and "ExistentialDeposit" in line
     assert client.account(sender).next_nonce == 0
 
 
