@@ -15,45 +15,13 @@ from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 from hypothesis import strategies as st
 
+from chain.cli.fields import INTEGER_RANGES, field_kind, is_repeated
 from runtime.module import ACCOUNT, AMOUNT, BOOLEAN, BYTES, HASH, INTEGER, TEXT, CallSpec
 from runtime.registry import RUNTIME, Runtime
 
-_RANGES = {
-    FieldDescriptor.TYPE_UINT64: (0, 2**64 - 1),
-    FieldDescriptor.TYPE_FIXED64: (0, 2**64 - 1),
-    FieldDescriptor.TYPE_UINT32: (0, 2**32 - 1),
-    FieldDescriptor.TYPE_FIXED32: (0, 2**32 - 1),
-    FieldDescriptor.TYPE_INT64: (-(2**63), 2**63 - 1),
-    FieldDescriptor.TYPE_SINT64: (-(2**63), 2**63 - 1),
-    FieldDescriptor.TYPE_SFIXED64: (-(2**63), 2**63 - 1),
-    FieldDescriptor.TYPE_INT32: (-(2**31), 2**31 - 1),
-    FieldDescriptor.TYPE_SINT32: (-(2**31), 2**31 - 1),
-    FieldDescriptor.TYPE_SFIXED32: (-(2**31), 2**31 - 1),
-}
-
-
-def _is_repeated(field: FieldDescriptor) -> bool:
-    if hasattr(field, "is_repeated"):
-        return field.is_repeated
-    return field.label == FieldDescriptor.LABEL_REPEATED
-
-
 def _integers(field: FieldDescriptor, small: int) -> st.SearchStrategy:
-    low, high = _RANGES[field.type]
+    low, high = INTEGER_RANGES[field.type]
     return st.one_of(st.integers(max(low, 0), min(high, small)), st.integers(low, high), st.sampled_from([low, high]))
-
-
-def _kind(kinds: Mapping[str, str], field: FieldDescriptor) -> str | None:
-    declared = kinds.get(field.name)
-    if field.type == FieldDescriptor.TYPE_BYTES:
-        return declared if declared in (ACCOUNT, HASH, TEXT) else BYTES
-    if field.type in _RANGES:
-        return declared if declared in (AMOUNT, INTEGER) else INTEGER
-    if field.type == FieldDescriptor.TYPE_STRING:
-        return TEXT
-    if field.type == FieldDescriptor.TYPE_BOOL:
-        return BOOLEAN
-    return None
 
 
 def field_values(
@@ -95,8 +63,8 @@ def messages(
                 continue
             value = messages(field.message_type, {}, accounts, hashes, depth + 1)
         else:
-            value = field_values(field, _kind(kinds, field), accounts, hashes)
-        values[field.name] = st.lists(value, max_size=4) if _is_repeated(field) else value
+            value = field_values(field, field_kind(kinds, field), accounts, hashes)
+        values[field.name] = st.lists(value, max_size=4) if is_repeated(field) else value
     return st.fixed_dictionaries({}, optional=values).map(lambda chosen: _build(message_class, chosen))
 
 
@@ -104,7 +72,7 @@ def _build(message_class, chosen: dict) -> Message:
     message = message_class()
     for name, value in chosen.items():
         field = message_class.DESCRIPTOR.fields_by_name[name]
-        if _is_repeated(field):
+        if is_repeated(field):
             getattr(message, name).extend(value)
         elif field.type == FieldDescriptor.TYPE_MESSAGE:
             getattr(message, name).CopyFrom(value)
