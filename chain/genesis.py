@@ -156,7 +156,8 @@ def _staked_validators(state: dict[bytes, bytes], app_state: dict, listed: tuple
                 f"validators[{index}].power is {validator.power}, but its bonded stake gives it {powers[validator.public_key]}: "
                 "consensus weighs validators by bonded stake"
             )
-    missing = [v for v in staked if v.public_key not in {validator.public_key for validator in listed}]
+    listed_keys = {validator.public_key for validator in listed}
+    missing = [v for v in staked if v.public_key not in listed_keys]
     if missing:
         who = missing[0].name or encode_address(missing[0].public_key)
         raise GenesisError(
@@ -167,16 +168,9 @@ def _staked_validators(state: dict[bytes, bytes], app_state: dict, listed: tuple
 
 
 def _stake_names(app_state: dict) -> dict[bytes, str]:
-    """The `name` of each genesis stake by account (names are for people; parsing already checked the addresses)."""
-    names = {}
-    stakes = app_state.get("staking", {}).get("stakes", []) if isinstance(app_state.get("staking"), dict) else []
-    for entry in stakes if isinstance(stakes, list) else []:
-        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
-            try:
-                names[decode_address(entry.get("address", ""))] = entry["name"]
-            except (AddressError, TypeError):
-                continue
-    return names
+    """The `name` of each genesis stake by account, for people (the runtime has parsed the stakes already)."""
+    stakes = app_state.get("staking", {}).get("stakes", [])
+    return {decode_address(entry["address"]): entry["name"] for entry in stakes if isinstance(entry.get("name"), str)}
 
 
 def _string(section: dict, key: str) -> str:
