@@ -332,8 +332,8 @@ def process_block(
 ) -> tuple[Overlay, types_pb2.BlockReceipts, list[CheckedTransaction]]:
     """Every block-validity rule the state can judge; the block's writes, receipts and checked transactions.
 
-    In order, cheapest first: the size rules of runtime/block.py (nothing is decoded or
-    verified for a block too large), each transaction's stateless checks (`known` returns
+    In order, cheapest first: the size rules of runtime/block.py (no transaction of a block
+    too large is decoded or verified), each transaction's stateless checks (`known` returns
     one this node already checked, by hash, so its signature is not verified twice), then
     apply_block: height and time, evidence, each transaction in order. `context` is read
     from the block's header. Raises InvalidBlock; nothing is written.
