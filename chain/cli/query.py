@@ -429,6 +429,7 @@ def query_chain(args: argparse.Namespace) -> int:
             ("existential deposit", token.format(info.existential_deposit)),
             ("address format", f"SS58 prefix {info.ss58_prefix} ({info.ss58_prefix_name})"),
             ("node version", info.node_version),
+            ("runtime version", info.spec_version),
         ]
     )
     return 0
@@ -458,6 +459,7 @@ def _chain_document(info: ChainInfo) -> dict:
         "max_transaction_bytes": u64(info.max_transaction_bytes),
         "existential_deposit": u64(info.existential_deposit),
         "ss58_prefix": info.ss58_prefix,
+        "spec_version": info.spec_version,
         "ss58_prefix_name": info.ss58_prefix_name,
         "node_version": info.node_version,
     }

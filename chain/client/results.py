@@ -42,6 +42,8 @@ class ChainInfo:
     total_voting_power: int = 0
     # When asked with a signer: that account's next nonce, counting its pending transactions.
     signer_next_nonce: int = 0
+    # The runtime version the node executes (runtime/registry.py SPEC_VERSION).
+    spec_version: int = 0
 
     @property
     def fee_rule(self) -> FeeRule:

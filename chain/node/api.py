@@ -11,6 +11,7 @@ from chain.node.market_api import MarketApi, head_at
 from chain.ss58 import SS58_PREFIX, SS58_PREFIX_NAME, AddressError, decode_address, encode_address
 from proto import node_pb2, node_pb2_grpc
 from runtime import balances, hashing
+from runtime.registry import RUNTIME
 
 log = logging.getLogger(__name__)
 
@@ -262,6 +263,7 @@ class NodeApi(MarketApi, node_pb2_grpc.NodeServicer):
             token_symbol=token.token_symbol,
             token_decimals=token.token_decimals,
             signer_next_nonce=core.account(request.signer).next_nonce if request.signer else 0,
+            spec_version=RUNTIME.spec_version,
             **_consensus_fields(core),
         )
 

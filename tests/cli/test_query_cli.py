@@ -32,8 +32,9 @@ def test_query_chain_json(dev_node):
     for name in ("best_height", "finalized_height", "block_time_ms", "base_fee", "fee_per_byte",
                  "max_transaction_bytes", "existential_deposit"):
         assert isinstance(document[name], str) and document[name].isdigit(), name
-    for name in ("pending_transactions", "ss58_prefix", "token_decimals"):
+    for name in ("pending_transactions", "ss58_prefix", "token_decimals", "spec_version"):
         assert isinstance(document[name], int), name
+    assert document["spec_version"] == RUNTIME.spec_version >= 1
     assert document["token_symbol"] == "INFER" and document["token_decimals"] == 18
 
 
