@@ -2,7 +2,15 @@
 
 Keys, a genesis derived from genesis.json and each node's data and log live under --base-dir
 (BASE_DIR/devnet.json lists the nodes); running the command again with the same directory resumes
-that devnet. docs/cli.md describes the layout, the addresses and what each step prints.
+that devnet. Validator K serves its API on 127.0.0.(K+1):(9944+K-1) (--rpc-port moves the base;
+--p2p-port and --prometheus-port likewise). From another terminal, while it runs:
+
+  inferchain devnet status                 every validator's state and heights
+  inferchain devnet stop validator2        stop one (refused when the rest could not finalize, unless --force)
+  inferchain devnet start validator2       start it again: it keeps its data and catches up
+  inferchain devnet restart validator2     stop it, then start it
+
+docs/cli.md describes the layout, the addresses, the commands and what each step prints.
 """
 
 from __future__ import annotations
@@ -15,27 +23,45 @@ import time
 from pathlib import Path
 
 from chain.cli.connection import cli_errors
-from chain.cli.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_NOT_INCLUDED, EXIT_USAGE, CliError
+from chain.cli.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_NOT_INCLUDED, EXIT_OK, EXIT_USAGE, CliError
 from chain.cli.infer import EXIT_VALID, verify_command
 from chain.cli.job import Progress, ending_text, job_document
 from chain.cli.node import default_home
 from chain.cli.output import token_of
 from chain.client import Client, JobTimeout, JobView
 from chain.crypto import dev_keypair
+from chain.devnet.control import (
+    ControlError,
+    ControlReply,
+    ControlRequest,
+    ControlServer,
+    Controller,
+    send,
+    unknown_name_message,
+)
 from chain.devnet.launcher import DEFAULT_START_TIMEOUT_S, Devnet, LaunchOptions, RunningNode
 from chain.devnet.layout import (
     DEFAULT_VALIDATORS,
+    GENESIS_FILE,
     MAX_VALIDATORS,
+    P2P_PORT,
+    PROMETHEUS_PORT,
+    RPC_PORT,
     DevnetError,
     Layout,
     LayoutError,
+    PortBases,
     RecordedNode,
+    check_port_bases,
     choose_addresses,
+    control_socket_path,
     prepare,
+    read_port_bases,
     read_record,
+    resume,
     running_nodes,
 )
-from chain.devnet.status import StatusDisplay, StatusReader
+from chain.devnet.status import SUMMARY_S, StatusReader, status_display, status_document, table_lines
 from chain.ss58 import encode_address
 from inference.registration import EMBEDDED_MODEL_ID
 from proto import state_pb2
@@ -46,6 +72,9 @@ DEMO_MAX_TOKENS = 64
 # From inclusion: the worker may still be loading the model when the job arrives.
 DEMO_TIMEOUT_S = 300.0
 DEMO_FILE = "demo-job.json"
+# The exit code of each outcome a running devnet answers a command with (chain/devnet/control.py).
+OUTCOME_EXIT_CODES = {"ok": EXIT_OK, "unknown": EXIT_BAD_INPUT, "refused": EXIT_FAILURE, "failed": EXIT_FAILURE}
+FOOTER = "Ctrl-C stops every node; `inferchain devnet stop|start|restart NAME` in another terminal controls one"
 
 
 def register(subparsers) -> None:
@@ -68,30 +97,100 @@ def register(subparsers) -> None:
                              f"(default: {DEFAULT_START_TIMEOUT_S:g})")
     parser.add_argument("--refresh", type=float, default=1.0, metavar="SECONDS",
                         help="status table refresh interval (default: 1)")
+    parser.add_argument("--summary", type=float, default=SUMMARY_S, metavar="SECONDS",
+                        help="when stdout is not a terminal, print the height progress this often; state changes "
+                             f"are printed as they happen (default: {SUMMARY_S:g})")
+    for option, default, what in (("--rpc-port", RPC_PORT, "gRPC API"), ("--p2p-port", P2P_PORT, "p2p"),
+                                  ("--prometheus-port", PROMETHEUS_PORT, "metrics")):
+        parser.add_argument(option, type=int, metavar="BASE",
+                            help=f"validator K's {what} port is BASE+K-1 (default: the devnet's own when resuming, "
+                                 f"else {default})")
     parser.set_defaults(handler=run)
+    actions = parser.add_subparsers(dest="devnet_command", metavar="COMMAND",
+                                    title="commands to a devnet running in another terminal")
+    _control_parser(actions, "status", "show every validator's state and heights")
+    for command, text in (("stop", "stop one validator; it keeps its data"),
+                          ("start", "start a stopped validator again; it catches up from the others"),
+                          ("restart", "stop one validator, then start it again")):
+        action = _control_parser(actions, command, text)
+        action.add_argument("name", metavar="NAME", help="the validator, e.g. validator2 (`devnet status` lists them)")
+        if command == "stop":
+            action.add_argument("--force", action="store_true",
+                                help="stop it even when the validators left could not finalize")
+
+
+def _control_parser(actions, command: str, text: str) -> argparse.ArgumentParser:
+    action = actions.add_parser(command, help=text, description=f"{text[0].upper()}{text[1:]}: a command to the devnet "
+                                                                  "that `inferchain devnet` runs in another terminal.")
+    # SUPPRESS: a --base-dir given before the command word is not overwritten by this one's default.
+    action.add_argument("--base-dir", type=Path, metavar="DIR", default=argparse.SUPPRESS,
+                        help="the devnet's directory (default: $INFERCHAIN_HOME/devnet or ~/.inferchain/devnet)")
+    if command == "status":
+        action.add_argument("--output", choices=("text", "json"), default="text",
+                            help="text (a table) or json (default: text)")
+    action.set_defaults(handler=control)
+    return action
 
 
 def run(args: argparse.Namespace) -> int:
     """Start (or resume) the devnet, wait until it finalizes, run the demo, show status until Ctrl-C; exit 0."""
     if args.validators is not None and not 1 <= args.validators <= MAX_VALIDATORS:
         raise CliError(f"--validators must be between 1 and {MAX_VALIDATORS}, got {args.validators}", EXIT_USAGE)
-    if args.start_timeout <= 0 or args.refresh <= 0:
-        raise CliError("--start-timeout and --refresh must be positive", EXIT_USAGE)
+    if args.start_timeout <= 0 or args.refresh <= 0 or args.summary <= 0:
+        raise CliError("--start-timeout, --refresh and --summary must be positive", EXIT_USAGE)
+    if not (_base_dir(args) / GENESIS_FILE).exists():
+        # A new devnet: bases that cannot hold it are refused before anything is written.
+        _check_bases(_port_bases(args, None), args.validators or DEFAULT_VALIDATORS)
     layout = _layout(args)
     recorded = read_record(layout)
     _refuse_running(layout, recorded)
-    # The addresses the nodes had last time, so a resumed devnet keeps them where they are still free.
-    preferred = {node.name: node.addresses for node in recorded if node.addresses is not None}
-    devnet = Devnet(layout, choose_addresses(layout, preferred), LaunchOptions(worker=not args.no_worker))
+    addresses = _addresses(layout, _port_bases(args, layout))
+    devnet = Devnet(layout, addresses, LaunchOptions(worker=not args.no_worker))
+    server = ControlServer(control_socket_path(layout.base_dir))
+    try:
+        server.open()
+    except DevnetError as error:
+        raise CliError(str(error)) from None
     _stop_on_termination()
     try:
-        return _run(args, layout, devnet)
+        return _run(args, layout, devnet, server)
     finally:
+        server.close()
         _stop(devnet)
 
 
+def _port_bases(args: argparse.Namespace, layout: Layout | None) -> PortBases:
+    """The options' bases, else those devnet.json recorded (a resumed devnet keeps its ports), else the defaults."""
+    recorded = (read_port_bases(layout) if layout is not None else None) or PortBases()
+    return PortBases(
+        p2p=recorded.p2p if args.p2p_port is None else args.p2p_port,
+        rpc=recorded.rpc if args.rpc_port is None else args.rpc_port,
+        prometheus=recorded.prometheus if args.prometheus_port is None else args.prometheus_port,
+    )
+
+
+def _check_bases(bases: PortBases, count: int) -> None:
+    try:
+        check_port_bases(bases, count)
+    except DevnetError as error:
+        raise CliError(str(error), EXIT_USAGE) from None
+
+
+def _addresses(layout: Layout, bases: PortBases):
+    """Every node's addresses; exit 2 for bases that cannot hold the devnet, 1 for a port in use."""
+    _check_bases(bases, len(layout.validators))
+    try:
+        return choose_addresses(layout, bases)
+    except DevnetError as error:
+        raise CliError(str(error)) from None
+
+
+def _base_dir(args: argparse.Namespace) -> Path:
+    return getattr(args, "base_dir", None) or default_home() / "devnet"
+
+
 def _layout(args: argparse.Namespace) -> Layout:
-    base_dir = args.base_dir or default_home() / "devnet"
+    base_dir = _base_dir(args)
     try:
         return prepare(base_dir, args.validators)
     except LayoutError as error:
@@ -110,10 +209,12 @@ def _refuse_running(layout: Layout, recorded: list[RecordedNode]) -> None:
         )
 
 
-def _run(args: argparse.Namespace, layout: Layout, devnet: Devnet) -> int:
+def _run(args: argparse.Namespace, layout: Layout, devnet: Devnet, server: ControlServer) -> int:
     count = len(layout.validators)
+    first = devnet.addresses[layout.validators[0].name]
     _progress(f"devnet {layout.chain_id}: {count} validator{'s' if count != 1 else ''} in {layout.base_dir} "
-              f"(genesis {layout.genesis_hash.hex()[:16]}…)")
+              f"(genesis {layout.genesis_hash.hex()[:16]}…); validator K listens on 127.0.0.(K+1), API port "
+              f"{first.rpc.port}+K-1, p2p {first.p2p.port}+K-1, metrics {first.prometheus.port}+K-1")
     try:
         devnet.start()
         for node in devnet.nodes:
@@ -129,7 +230,7 @@ def _run(args: argparse.Namespace, layout: Layout, devnet: Devnet) -> int:
         _progress("no demo job: with --no-worker no validator executes jobs")
     elif not args.no_demo:
         demo(layout, first, args.prompt)
-    return watch(devnet, args.refresh)
+    return watch(devnet, server, args.refresh, args.summary)
 
 
 # --- the demo job -------------------------------------------------------------------------
@@ -170,19 +271,80 @@ def _executor_name(layout: Layout, view: JobView) -> str:
 # --- the status table ------------------------------------------------------------------
 
 
-def watch(devnet: Devnet, refresh: float) -> int:
-    """Show the status every `refresh` seconds until Ctrl-C; exit 0."""
-    reader = StatusReader(devnet.nodes)
-    display = StatusDisplay(sys.stdout, footer="Ctrl-C stops every node")
+def watch(devnet: Devnet, server: ControlServer, refresh: float, summary: float = SUMMARY_S) -> int:
+    """Show the status every `refresh` seconds and carry out commands from other terminals until Ctrl-C; exit 0."""
+    reader = StatusReader(devnet)
+    display = status_display(sys.stdout, FOOTER, summary)
+    controller = Controller(devnet, server, report=lambda line: _progress(f"{time.strftime('%H:%M:%S')} {line}"))
     try:
         while True:
             started = time.monotonic()
-            display.show(reader.read())
-            time.sleep(max(0.0, refresh - (time.monotonic() - started)))
+            statuses = reader.read()
+            controller.step(statuses)
+            server.statuses = tuple(statuses)
+            display.show(statuses)
+            server.wake.clear()
+            # A queued command is begun at once, unless one is in progress: that one advances each refresh.
+            if controller.operation is not None or server.calls.empty():
+                server.wake.wait(max(0.0, refresh - (time.monotonic() - started)))
     except KeyboardInterrupt:
         return 0
     finally:
+        controller.abort("the devnet is stopping (Ctrl-C in its terminal)")
+        display.close()
         reader.close()
+
+
+# --- commands to a running devnet -------------------------------------------------------------
+
+
+def control(args: argparse.Namespace) -> int:
+    """`inferchain devnet status|stop|start|restart`: send the command to the running devnet, print its answer."""
+    layout = _existing_layout(_base_dir(args))
+    name = getattr(args, "name", "")
+    command = args.devnet_command
+    if command != "status" and name not in {validator.name for validator in layout.validators}:
+        raise CliError(unknown_name_message(name, layout), EXIT_BAD_INPUT)
+    request = ControlRequest(command, name, getattr(args, "force", False))
+    try:
+        reply = send(control_socket_path(layout.base_dir), request)
+    except ControlError as error:
+        raise CliError(_not_answering(layout, error)) from None
+    return _print_reply(args, reply)
+
+
+def _existing_layout(base_dir: Path) -> Layout:
+    base_dir = Path(base_dir).expanduser().absolute()
+    if not (base_dir / GENESIS_FILE).is_file():
+        raise CliError(f"{base_dir} holds no devnet ({GENESIS_FILE} is missing); start one with "
+                       f"`inferchain devnet --base-dir {base_dir}`", EXIT_BAD_INPUT)
+    try:
+        return resume(base_dir)
+    except DevnetError as error:
+        raise CliError(str(error), EXIT_BAD_INPUT) from None
+
+
+def _not_answering(layout: Layout, error: ControlError) -> str:
+    running = running_nodes(layout, read_record(layout))
+    if running:
+        return (f"the devnet in {layout.base_dir} has running nodes ({running[0].name} is pid {running[0].pid}) but "
+                f"its `inferchain devnet` does not take commands ({error})")
+    return (f"no devnet is running from {layout.base_dir} ({error}); start it with "
+            f"`inferchain devnet --base-dir {layout.base_dir}`")
+
+
+def _print_reply(args: argparse.Namespace, reply: ControlReply) -> int:
+    code = OUTCOME_EXIT_CODES[reply.outcome]
+    if code != EXIT_OK:
+        raise CliError(reply.message, code)
+    if args.devnet_command != "status":
+        print(reply.message, flush=True)
+    elif args.output == "json":
+        print(json.dumps({"summary": reply.message, "nodes": [status_document(node) for node in reply.nodes]},
+                         indent=2), flush=True)
+    else:
+        print("\n".join(table_lines(reply.nodes)), flush=True)
+    return EXIT_OK
 
 
 # --- stopping -----------------------------------------------------------------------------

@@ -4,6 +4,8 @@ Each node is `python -m chain.cli node` with its own genesis copy, key, loopback
 directory, every other node as a bootnode, its output appended to BASE_DIR/<name>/node.log. Nodes
 run in sessions of their own, so a Ctrl-C in the terminal reaches only the launcher, which then
 stops them in order; on Linux each is also told to stop (SIGTERM) if the launcher itself dies.
+One node can also be stopped and started again while the others run (`inferchain devnet stop
+NAME`): it keeps its data directory, addresses and log, and catches up from its peers.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -98,6 +101,7 @@ class RunningNode:
     validator: Validator
     addresses: NodeAddresses
     process: subprocess.Popen
+    started_at: float = 0.0  # time.monotonic() at the start
 
     @property
     def name(self) -> str:
@@ -123,6 +127,19 @@ class Devnet:
         self.addresses = dict(addresses)
         self.options = options
         self.nodes: list[RunningNode] = []
+        # Names stopped on request (`inferchain devnet stop NAME`) and not started since, and names
+        # being stopped to be started again (`restart`).
+        self.stopped: set[str] = set()
+        self.restarting: set[str] = set()
+
+    def node(self, name: str) -> RunningNode | None:
+        """The node of validator `name` (its latest process), None when it has not been started."""
+        return next((node for node in self.nodes if node.name == name), None)
+
+    def running(self) -> list[RunningNode]:
+        """The nodes whose process runs and was not asked to stop."""
+        return [node for node in self.nodes
+                if node.exit_code() is None and node.name not in self.stopped and node.name not in self.restarting]
 
     # --- starting ------------------------------------------------------------------
 
@@ -134,7 +151,7 @@ class Devnet:
             write_record(self.layout, self.addresses, self.pids())
 
     def _spawn(self, validator: Validator) -> RunningNode:
-        command = node_command(self.layout, validator, self.addresses, self.options)
+        command = _stop_with_parent_prefix() + node_command(self.layout, validator, self.addresses, self.options)
         validator.base_path.mkdir(parents=True, exist_ok=True)
         with open(validator.log_path, "ab") as log:
             log.write(f"--- inferchain devnet: starting {validator.name} at {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
@@ -143,11 +160,12 @@ class Devnet:
             try:
                 process = subprocess.Popen(
                     command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    env=_node_environment(), start_new_session=True, preexec_fn=_stop_with_parent(),
+                    env=_node_environment(), start_new_session=True,
+                    preexec_fn=None if command[0] == "setpriv" else _stop_with_parent(),
                 )
             except OSError as error:
                 raise NodeFailure(f"cannot start {validator.name}: {error.strerror or error}") from None
-        return RunningNode(validator, self.addresses[validator.name], process)
+        return RunningNode(validator, self.addresses[validator.name], process, time.monotonic())
 
     def pids(self) -> dict[str, int | None]:
         return {node.name: node.pid if node.exit_code() is None else None for node in self.nodes}
@@ -184,6 +202,40 @@ class Devnet:
         finally:
             for probe in probes.values():
                 probe.close()
+
+    # --- one node, while the others run ------------------------------------------------
+
+    def terminate(self, name: str, restart: bool = False) -> None:
+        """Ask validator `name`'s node to stop (SIGTERM); it counts as stopped (or restarting) from now on."""
+        node = self.node(name)
+        (self.restarting if restart else self.stopped).add(name)
+        if node is not None and node.exit_code() is None:
+            _signal(node.process, signal.SIGTERM)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL validator `name`'s node and what it started, when it outlived its stop timeout."""
+        node = self.node(name)
+        if node is not None and node.exit_code() is None:
+            _kill_session(node.process)
+
+    def respawn(self, name: str) -> RunningNode:
+        """Start validator `name`'s node again (its process has exited), with its data, addresses and log."""
+        index = next(position for position, node in enumerate(self.nodes) if node.name == name)
+        old = self.nodes[index]
+        if old.exit_code() is None:
+            raise NodeFailure(f"{name} still runs (pid {old.pid})")
+        self.nodes[index] = self._spawn(old.validator)
+        self.stopped.discard(name)
+        self.restarting.discard(name)
+        self.record()
+        return self.nodes[index]
+
+    def record(self) -> None:
+        """Rewrite devnet.json with every node's current pid (null for one not running)."""
+        try:
+            write_record(self.layout, self.addresses, self.pids())
+        except OSError:
+            pass  # only a record: the running launcher, not the file, knows the nodes
 
     # --- stopping ------------------------------------------------------------------
 
@@ -254,6 +306,16 @@ def _node_environment() -> dict[str, str]:
         # gRPC's C core would print its own copy of errors the node logs in one line.
         "GRPC_VERBOSITY": os.environ.get("GRPC_VERBOSITY", "NONE"),
     }
+
+
+def _stop_with_parent_prefix() -> list[str]:
+    """`setpriv --pdeathsig TERM`, which sets PR_SET_PDEATHSIG and execs the node in place, where it exists.
+
+    Better than a pre-exec hook: Python run between fork and exec can hang or crash a process whose
+    other threads are inside gRPC (the status reader's channels, when a node is started again)."""
+    if sys.platform.startswith("linux") and shutil.which("setpriv"):
+        return ["setpriv", "--pdeathsig", "TERM"]
+    return []
 
 
 def _stop_with_parent() -> Callable[[], None] | None:

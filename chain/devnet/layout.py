@@ -1,14 +1,17 @@
 """What a devnet is on disk: validator keys, the genesis derived from a template, addresses, devnet.json.
 
     BASE_DIR/genesis.json              the devnet's genesis (derived once, then kept)
-    BASE_DIR/devnet.json               the nodes as last started: name, pid, rpc, p2p, prometheus, base_path
+    BASE_DIR/devnet.json               the nodes as last started: name, pid, rpc, p2p, prometheus, base_path;
+                                       the port bases and the control socket
     BASE_DIR/validatorK/key.json       validator K's Ed25519 key (mode 0600), K = 1..N
     BASE_DIR/validatorK/node.log       its node's log
     BASE_DIR/validatorK/chains/...     its database (the node's --base-path is BASE_DIR/validatorK)
 
 Validator K listens on its own loopback address, 127.0.0.(K+1) (on Linux all of 127/8 is
-loopback), for p2p, the gRPC API and metrics; each port starts at the node's default and moves
-to the next free one when something else holds it. The genesis is the template's (the
+loopback), for p2p, the gRPC API and metrics, each on its kind's base port plus K-1 (defaults:
+p2p 30333, API 9944, metrics 9615, so validator2 serves its API on 127.0.0.3:9945). The ports
+follow from the bases alone, never from what happens to be free: a port something else holds is
+refused, naming it and the option that moves the base. The genesis is the template's (the
 checkout's genesis.json) with the same parameters, models and balances, its chain id
 `inferchain-devnet`, its time the moment it was derived, and its validators and stakes replaced
 by the N validators, each endowed, bonded, validating and offering the embedded model.
@@ -21,9 +24,11 @@ from __future__ import annotations
 
 import copy
 import errno
+import hashlib
 import json
 import os
 import socket
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -45,16 +50,24 @@ DEVNET_CHAIN_ID = "inferchain-devnet"
 DEFAULT_VALIDATORS = 4
 # 127.0.0.2 .. 127.0.0.254 give room for 253; more than a few dozen nodes is not what one machine is for.
 MAX_VALIDATORS = 64
-# Each port starts at the node's own default and moves up past whatever holds it.
+# The base ports: validator K (1-based) listens on base + K - 1 of each kind, the node's own defaults first.
 P2P_PORT = 30333
 RPC_PORT = 9944
 PROMETHEUS_PORT = 9615
-PORT_SEARCH = 200
+# (kind, the devnet option that moves its base, what listens there)
+PORT_KINDS = (
+    ("p2p", "--p2p-port", "p2p"),
+    ("rpc", "--rpc-port", "gRPC API"),
+    ("prometheus", "--prometheus-port", "metrics"),
+)
 
 GENESIS_FILE = "genesis.json"
 RECORD_FILE = "devnet.json"
 KEY_FILE = "key.json"
 LOG_FILE = "node.log"
+CONTROL_FILE = "control.sock"
+# sockaddr_un holds 108 bytes on Linux, 104 on macOS, the terminating NUL included.
+MAX_SOCKET_PATH_BYTES = 100
 # devnet.json and the genesis are ours and small; anything larger is not worth reading.
 MAX_RECORD_BYTES = 1024 * 1024
 MAX_GENESIS_BYTES = 16 * 1024 * 1024
@@ -337,12 +350,47 @@ def write_atomically(path: Path, content: bytes) -> None:
     os.replace(temporary, path)
 
 
-# --- ports -------------------------------------------------------------------------
+# --- ports ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PortBases:
+    """The first port of each kind: validator K (1-based) listens on base + K - 1."""
+
+    p2p: int = P2P_PORT
+    rpc: int = RPC_PORT
+    prometheus: int = PROMETHEUS_PORT
+
+    def port(self, kind: str, index: int) -> int:
+        """The `kind` port of the validator with 0-based `index`."""
+        return getattr(self, kind) + index
+
+
+def check_port_bases(bases: PortBases, count: int) -> None:
+    """Refuse bases whose ranges leave 1..65535 or overlap each other (all kinds share each host)."""
+    ranges = []
+    for kind, option, _ in PORT_KINDS:
+        first = getattr(bases, kind)
+        last = first + count - 1
+        if not 1 <= first or last > 65535:
+            raise DevnetError(f"{option} {first} does not fit {count} validator{'s' if count != 1 else ''}: "
+                              f"ports {first} to {last} must lie within 1 to 65535")
+        ranges.append((first, last, option))
+    for position, (first, last, option) in enumerate(ranges):
+        for other_first, other_last, other_option in ranges[position + 1:]:
+            if first <= other_last and other_first <= last:
+                raise DevnetError(f"{option} {first} and {other_option} {other_first} overlap: with {count} "
+                                  f"validators they take ports {first}-{last} and {other_first}-{other_last}")
 
 
 def port_is_free(host: str, port: int) -> bool:
-    """True when a TCP listener could bind `host:port` now; LayoutError when `host` is not an address here."""
+    """True when a listener could bind `host:port` now; LayoutError when `host` is not an address here.
+
+    The probe sets SO_REUSEADDR as the node's listeners do (gRPC, the metrics server): without it,
+    the connections a just-stopped node left in TIME_WAIT made its own port look taken for a
+    minute, and a resumed devnet moved some APIs to the next port (9945, 9945, 9945, 9944)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as error:
@@ -355,30 +403,30 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
-def choose_addresses(
-    layout: Layout, preferred: Mapping[str, NodeAddresses] | None = None, is_free=port_is_free
-) -> dict[str, NodeAddresses]:
-    """Each validator's addresses: those it had (`preferred`) where still free, else the first free from the defaults."""
-    preferred = preferred or {}
-    chosen = {}
+def node_addresses(layout: Layout, bases: PortBases = PortBases()) -> dict[str, NodeAddresses]:
+    """Each validator's addresses: its own loopback host, each port its kind's base plus its index."""
+    return {
+        validator.name: NodeAddresses(**{
+            kind: Address(validator.host, bases.port(kind, validator.index)) for kind, _, _ in PORT_KINDS
+        })
+        for validator in layout.validators
+    }
+
+
+def choose_addresses(layout: Layout, bases: PortBases = PortBases(), is_free=port_is_free) -> dict[str, NodeAddresses]:
+    """`node_addresses`, once every port is checked free; DevnetError naming the first taken one and the way out."""
+    check_port_bases(bases, len(layout.validators))
+    addresses = node_addresses(layout, bases)
     for validator in layout.validators:
-        before = preferred.get(validator.name)
-        taken: set[int] = set()
-        ports = {}
-        for kind, default in (("p2p", P2P_PORT), ("rpc", RPC_PORT), ("prometheus", PROMETHEUS_PORT)):
-            old = getattr(before, kind) if before is not None else None
-            start = old.port if old is not None and old.host == validator.host else default
-            ports[kind] = Address(validator.host, _first_free(validator.host, start, taken, is_free))
-            taken.add(ports[kind].port)
-        chosen[validator.name] = NodeAddresses(**ports)
-    return chosen
-
-
-def _first_free(host: str, start: int, taken: set[int], is_free) -> int:
-    for port in range(start, min(start + PORT_SEARCH, 65536)):
-        if port not in taken and is_free(host, port):
-            return port
-    raise DevnetError(f"no free port on {host} from {start} to {start + PORT_SEARCH - 1}")
+        for kind, option, what in PORT_KINDS:
+            address = getattr(addresses[validator.name], kind)
+            if not is_free(address.host, address.port):
+                raise DevnetError(
+                    f"{address} ({validator.name}'s {what}) is in use by another program (`ss -ltnp` names it); "
+                    f"stop it, or move every validator's {what} with {option} BASE (validator K gets BASE+K-1; "
+                    f"now {getattr(bases, kind)})"
+                )
+    return addresses
 
 
 # --- devnet.json -------------------------------------------------------------------------
@@ -394,11 +442,14 @@ class RecordedNode:
 
 
 def record_document(layout: Layout, addresses: Mapping[str, NodeAddresses], pids: Mapping[str, int | None]) -> dict:
-    """devnet.json: the chain, its genesis file, and each node's name, pid, addresses, directories."""
+    """devnet.json: the chain, its genesis file, port bases, control socket, and each node's name, pid, addresses, directories."""
+    first = addresses[layout.validators[0].name]
     return {
         "chain_id": layout.chain_id,
         "genesis": str(layout.genesis_path),
         "genesis_hash": layout.genesis_hash.hex(),
+        "ports": {kind: getattr(first, kind).port for kind, _, _ in PORT_KINDS},
+        "control": str(control_socket_path(layout.base_dir)),
         "nodes": [
             {
                 "name": validator.name,
@@ -431,6 +482,32 @@ def read_record(layout: Layout) -> list[RecordedNode]:
         return [_recorded_node(entry) for entry in entries if isinstance(entry, dict)]
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
         return []
+
+
+def read_port_bases(layout: Layout) -> PortBases | None:
+    """The port bases devnet.json records (a resumed devnet keeps them); None when it records none."""
+    try:
+        if layout.record_path.stat().st_size > MAX_RECORD_BYTES:
+            return None
+        ports = json.loads(layout.record_path.read_text(encoding="utf-8"))["ports"]
+        values = {kind: ports[kind] for kind, _, _ in PORT_KINDS}
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        return None
+    if not all(isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536 for value in values.values()):
+        return None
+    return PortBases(**values)
+
+
+def control_socket_path(base_dir: Path) -> Path:
+    """Where the running devnet takes commands: BASE_DIR/control.sock, or a short path when that one is too long.
+
+    A Unix socket's path is limited to 107 bytes (Linux; 103 on macOS); a deeper BASE_DIR gets a
+    socket in a per-user directory of /tmp, named after a hash of BASE_DIR so it is found again."""
+    path = Path(base_dir) / CONTROL_FILE
+    if len(os.fsencode(str(path))) <= MAX_SOCKET_PATH_BYTES:
+        return path
+    digest = hashlib.sha256(os.fsencode(str(base_dir))).hexdigest()[:20]
+    return Path(tempfile.gettempdir()) / f"inferchain-{os.getuid()}" / f"devnet-{digest}.sock"
 
 
 def _recorded_node(entry: dict) -> RecordedNode:

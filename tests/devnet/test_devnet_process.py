@@ -1,13 +1,16 @@
 """`inferchain devnet` as a person runs it: real node processes on their own loopback addresses.
 
 Every run here is `--no-worker` (no model loaded) except the demo-job test, and each stops its
-devnet with SIGINT, as Ctrl-C does; the fixture kills whatever a failed test left running.
+devnet with SIGINT, as Ctrl-C does; the fixture kills whatever a failed test left running. Each
+new devnet gets port bases nothing else uses (--rpc-port and the others), so runs beside other
+tests' nodes do not meet a taken port.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -18,11 +21,26 @@ from pathlib import Path
 import pytest
 
 from chain.client import Client
-from chain.devnet.layout import Address, NodeAddresses, prepare, write_record
+from chain.devnet.layout import PortBases, node_addresses, port_is_free, prepare, validator_host, write_record
 from tests.commands import ROOT, inferchain, one_line_error
 
 READY = "every validator is finalizing"
 START_TIMEOUT_S = 120
+
+
+def free_bases(count: int) -> PortBases:
+    """Port bases whose `count` ports of each kind are free on each of the devnet's loopback addresses."""
+    for _ in range(200):
+        base = random.randrange(20000, 60000, 10)
+        bases = PortBases(p2p=base, rpc=base + 100, prometheus=base + 200)
+        if all(port_is_free(validator_host(index), bases.port(kind, index))
+               for index in range(count) for kind in ("p2p", "rpc", "prometheus")):
+            return bases
+    raise AssertionError("no free port bases")
+
+
+def port_options(bases: PortBases) -> list[str]:
+    return ["--p2p-port", str(bases.p2p), "--rpc-port", str(bases.rpc), "--prometheus-port", str(bases.prometheus)]
 
 
 class DevnetRun:
@@ -115,8 +133,10 @@ def devnet(tmp_path):
     """Start `inferchain devnet --base-dir DIR ARGS`; every run and its nodes are killed at the end."""
     runs: list[DevnetRun] = []
 
-    def start(*args: str, base_dir: Path | None = None) -> DevnetRun:
-        run = DevnetRun(base_dir or tmp_path / "devnet", *args)
+    def start(*args: str, base_dir: Path | None = None, ports: bool = True) -> DevnetRun:
+        """`ports`: give new port bases (a resumed devnet without them keeps those devnet.json records)."""
+        extra = port_options(free_bases(int(args[args.index("--validators") + 1]) if "--validators" in args else 4))
+        run = DevnetRun(base_dir or tmp_path / "devnet", *args, *(extra if ports else []))
         runs.append(run)
         return run
 
@@ -138,7 +158,7 @@ def test_a_one_validator_devnet_finalizes_lists_its_node_and_stops_cleanly_on_ct
     with Client(node["rpc"]) as client:
         info = client.chain_info()
     assert info.chain_id == "inferchain-devnet" and info.finalized_height >= 1
-    run.wait_for("validator1 height", where="stdout")
+    run.wait_for("validator1 up: finalized #", where="stdout")
     assert run.interrupt() == 0
     _wait_gone([node["pid"]])
     assert run.record()["nodes"][0]["pid"] is None
@@ -165,9 +185,9 @@ def test_running_again_resumes_the_same_chain_from_the_same_directories(devnet):
     key = (first.base_dir / "validator1" / "key.json").read_text()
     assert first.interrupt() == 0
 
-    second = devnet("--no-worker")  # no count: the devnet's own
+    second = devnet("--no-worker", ports=False)  # no count, no ports: the devnet's own
     second.wait_for(READY)
-    rpc = second.record()["nodes"][0]["rpc"]
+    assert second.record()["nodes"][0]["rpc"] == rpc  # its own ports, though the last run's connections linger
     with Client(rpc) as client:
         after = client.chain_info()
         assert client.block(height=before.finalized_height).hash == before.finalized_hash
@@ -199,11 +219,20 @@ def test_a_validator_count_out_of_range_is_a_usage_error(tmp_path, count):
     assert "--validators must be between 1 and 64" in one_line_error(result)
 
 
+def test_a_launcher_killed_with_sigkill_takes_its_nodes_with_it(devnet):
+    run = devnet("--validators", "1", "--no-worker")
+    run.wait_for(READY)
+    pid = run.record()["nodes"][0]["pid"]
+    run.process.kill()  # no Ctrl-C, no cleanup: the node's parent-death signal stops it
+    run.process.wait(10)
+    _wait_gone([pid])
+
+
 def test_a_devnet_that_is_already_running_is_not_started_twice(devnet):
     first = devnet("--validators", "1", "--no-worker")
     first.wait_for(READY)
     pid = first.record()["nodes"][0]["pid"]
-    second = devnet("--no-worker")
+    second = devnet("--no-worker", ports=False)
     assert second.finish() == 1
     assert f"a devnet is already running from {first.base_dir} (validator1 is pid {pid})" in second.stderr
     assert _alive(pid)
@@ -213,7 +242,7 @@ def test_a_devnet_that_is_already_running_is_not_started_twice(devnet):
 def test_a_node_that_fails_to_start_is_named_with_its_last_log_line(devnet, tmp_path):
     layout = prepare(tmp_path / "devnet", 1)
     (layout.validators[0].base_path / "chains").write_text("not a directory")
-    run = devnet("--no-worker")
+    run = devnet("--no-worker", "--validators", "1")
     assert run.finish() == 1
     error = one_line_error(subprocess.CompletedProcess([], 1, "", _without_progress(run.stderr)))
     assert error.startswith("error: validator1 exited with code 1 while starting; its last log line: ")
@@ -244,25 +273,54 @@ def test_ctrl_c_while_starting_stops_every_node_started_so_far(devnet):
     assert "Traceback" not in run.stderr
 
 
-def test_stale_pids_and_a_taken_port_do_not_stop_a_start(devnet, tmp_path):
+def test_stale_pids_do_not_stop_a_start(devnet, tmp_path):
     layout = prepare(tmp_path / "devnet", 1)
     finished = subprocess.Popen([sys.executable, "-c", "pass"])
     finished.wait()
+    # The record names a pid that is gone (a crash, a reboot).
+    write_record(layout, node_addresses(layout), {"validator1": finished.pid})
+    run = devnet("--no-worker", "--validators", "1")
+    run.wait_for(READY)
+    with Client(run.record()["nodes"][0]["rpc"]) as client:
+        assert client.chain_info().chain_id == "inferchain-devnet"
+    assert run.interrupt() == 0
+
+
+def test_a_taken_port_is_refused_naming_it_and_the_option_that_moves_the_base(tmp_path):
+    bases = free_bases(2)
     with socket.socket() as listener:
-        listener.bind(("127.0.0.2", 0))
+        listener.bind(("127.0.0.3", bases.rpc + 1))  # validator2's API
         listener.listen()
-        taken = listener.getsockname()[1]
-        # The record says the node had the taken port and a pid that is gone (a crash, a reboot).
-        write_record(layout, {"validator1": NodeAddresses(Address("127.0.0.2", taken + 1), Address("127.0.0.2", taken),
-                                                          Address("127.0.0.2", taken + 2))},
-                     {"validator1": finished.pid})
-        run = devnet("--no-worker")
-        run.wait_for(READY)
-        rpc = run.record()["nodes"][0]["rpc"]
-        assert rpc != f"127.0.0.2:{taken}"
-        with Client(rpc) as client:
-            assert client.chain_info().chain_id == "inferchain-devnet"
-        assert run.interrupt() == 0
+        result = inferchain("devnet", "--validators", "2", "--no-worker", "--base-dir", str(tmp_path / "devnet"),
+                            *port_options(bases))
+    assert result.returncode == 1
+    assert one_line_error(result) == (
+        f"error: 127.0.0.3:{bases.rpc + 1} (validator2's gRPC API) is in use by another program (`ss -ltnp` names "
+        f"it); stop it, or move every validator's gRPC API with --rpc-port BASE (validator K gets BASE+K-1; "
+        f"now {bases.rpc})")
+
+
+def test_port_bases_that_overlap_or_leave_the_range_are_a_usage_error(tmp_path):
+    for options, message in ((["--rpc-port", "9615"], "--rpc-port 9615 and --prometheus-port 9615 overlap"),
+                             (["--rpc-port", "65534"], "--rpc-port 65534 does not fit 4 validators")):
+        result = inferchain("devnet", "--no-worker", "--base-dir", str(tmp_path / "devnet"), *options)
+        assert result.returncode == 2
+        assert message in one_line_error(result)
+        assert not (tmp_path / "devnet").exists()
+
+
+def test_commands_to_a_devnet_that_is_not_running_or_not_there_are_refused(tmp_path):
+    missing = inferchain("devnet", "status", "--base-dir", str(tmp_path / "nothing"))
+    assert missing.returncode == 6
+    assert f"{tmp_path / 'nothing'} holds no devnet" in one_line_error(missing)
+    prepare(tmp_path / "devnet", 2)
+    stopped = inferchain("devnet", "--base-dir", str(tmp_path / "devnet"), "restart", "validator2")
+    assert stopped.returncode == 1
+    assert f"no devnet is running from {tmp_path / 'devnet'}" in one_line_error(stopped)
+    unknown = inferchain("devnet", "stop", "validator3", "--base-dir", str(tmp_path / "devnet"))
+    assert unknown.returncode == 6
+    assert one_line_error(unknown) == (f"error: 'validator3' is not part of the devnet in {tmp_path / 'devnet'}; "
+                                       "its validators: validator1, validator2")
 
 
 def _without_progress(stderr: str) -> str:
@@ -278,7 +336,8 @@ def test_four_validators_all_finalize_the_same_blocks_with_each_other_as_peers(d
     run.wait_for(READY)
     nodes = run.record()["nodes"]
     assert [node["name"] for node in nodes] == ["validator1", "validator2", "validator3", "validator4"]
-    assert [node["rpc"].split(":")[0] for node in nodes] == ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"]
+    base = run.record()["ports"]["rpc"]
+    assert [node["rpc"] for node in nodes] == [f"127.0.0.{k + 1}:{base + k - 1}" for k in range(1, 5)]
     infos = []
     for node in nodes:
         with Client(node["rpc"]) as client:
@@ -294,6 +353,73 @@ def test_four_validators_all_finalize_the_same_blocks_with_each_other_as_peers(d
     assert raw.peers == 3 and raw.validators == 4 and raw.is_validator
     assert run.interrupt() == 0
     _wait_gone([node["pid"] for node in nodes])
+
+
+def test_a_validator_stopped_and_started_from_another_terminal_is_tracked_and_catches_up(devnet):
+    run = devnet("--no-worker", "--refresh", "0.5")
+    run.wait_for(READY)
+    run.wait_for("validator4 up: finalized #", where="stdout")
+    base_dir = str(run.base_dir)
+
+    def command(*args: str) -> subprocess.CompletedProcess:
+        return inferchain("devnet", *args, "--base-dir", base_dir, timeout=150)
+
+    def states() -> dict[str, dict]:
+        reply = command("status", "--output", "json")
+        assert reply.returncode == 0, reply.stderr
+        return {node["name"]: node for node in json.loads(reply.stdout)["nodes"]}
+
+    table = command("status")
+    assert table.returncode == 0 and table.stdout.splitlines()[0].split()[:3] == ["node", "rpc", "state"]
+    unknown = command("restart", "validator5")
+    assert unknown.returncode == 6
+    assert one_line_error(unknown).endswith("its validators: validator1, validator2, validator3, validator4")
+
+    stopped = command("stop", "validator2")
+    assert stopped.returncode == 0 and stopped.stdout.startswith("validator2 stopped (exit 0); 3 of 4 validators run")
+    assert states()["validator2"]["state"] == "stopped" and run.record()["nodes"][1]["pid"] is None
+    refused = command("stop", "validator3")
+    assert refused.returncode == 1
+    assert "would leave 2 of 4 validators running, and the chain finalizes only with 3 of 4" in one_line_error(refused)
+    at_stop = states()["validator1"]["finalized"]
+    deadline = time.monotonic() + 30
+    while states()["validator1"]["finalized"] < at_stop + 5 and time.monotonic() < deadline:
+        time.sleep(0.5)  # three of four go on finalizing without validator2
+
+    started = command("start", "validator2")
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.startswith("validator2 started (pid ")
+    restarted = command("restart", "validator3")
+    assert restarted.returncode == 0, restarted.stderr
+    deadline = time.monotonic() + 60
+    while {node["state"] for node in states().values()} != {"up"} and time.monotonic() < deadline:
+        time.sleep(0.5)
+    nodes = states()
+    assert {node["state"] for node in nodes.values()} == {"up"}, nodes
+    assert nodes["validator2"]["finalized"] >= at_stop + 5
+    assert nodes["validator2"]["pid"] == run.record()["nodes"][1]["pid"] != None  # noqa: E711
+    height = min(node["finalized"] for node in nodes.values())
+    hashes = set()
+    for node in nodes.values():
+        with Client(node["rpc"]) as client:
+            hashes.add(client.block(height=height).hash)
+    assert len(hashes) == 1
+
+    # The pipe got a line per change of state, not one per block: validator2 stopped, then back up.
+    lines = [line.split(" ", 1)[1] for line in run.stdout.splitlines()]
+    states_shown = [line[len("validator2 "):].split(":")[0].split(" (")[0]
+                    for line in lines if line.startswith("validator2 ")]
+    states_shown = [state for state in states_shown if state != "stopping"]  # seen when a refresh falls in the stop
+    assert "validator3 restarting" in lines and "validator3 stopped" not in lines
+    assert states_shown[:2] == ["up", "stopped"] and states_shown[-1] == "up", lines
+    assert set(states_shown[2:-1]) <= {"starting", "catching up"}, lines
+    assert all(state != following for state, following in zip(states_shown, states_shown[1:])), lines
+    assert len(lines) < 30, lines
+    log = (run.base_dir / "validator2" / "node.log").read_text()
+    assert log.count("inferchain devnet: starting validator2") == 2
+    assert "validator3: restart requested from another terminal" in run.stderr
+    assert run.interrupt() == 0
+    assert "Traceback" not in run.stderr
 
 
 def _raw_chain_info(target: str):

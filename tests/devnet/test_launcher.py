@@ -19,11 +19,11 @@ def test_each_node_binds_its_own_address_and_names_every_other_node_as_a_bootnod
     assert _option(command, "--chain") == str(layout.genesis_path)
     assert _option(command, "--key") == str(second.key_path)
     assert _option(command, "--base-path") == str(second.base_path)
-    assert _option(command, "--listen-addr") == _option(command, "--public-addr") == "127.0.0.3:30333"
-    assert _option(command, "--rpc-addr") == "127.0.0.3:9944"
-    assert _option(command, "--prometheus-addr") == "127.0.0.3:9615"
+    assert _option(command, "--listen-addr") == _option(command, "--public-addr") == "127.0.0.3:30334"
+    assert _option(command, "--rpc-addr") == "127.0.0.3:9945"
+    assert _option(command, "--prometheus-addr") == "127.0.0.3:9616"
     bootnodes = command[command.index("--bootnodes") + 1:]
-    assert bootnodes == ["127.0.0.2:30333", "127.0.0.4:30333"]
+    assert bootnodes == ["127.0.0.2:30333", "127.0.0.4:30335"]
 
 
 def test_workers_get_one_thread_and_one_job_at_a_time_unless_turned_off(tmp_path):

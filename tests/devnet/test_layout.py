@@ -17,8 +17,14 @@ from chain.devnet.layout import (
     DevnetError,
     LayoutError,
     NodeAddresses,
+    PortBases,
     RecordedNode,
+    check_port_bases,
     choose_addresses,
+    control_socket_path,
+    node_addresses,
+    port_is_free,
+    read_port_bases,
     derive_genesis,
     prepare,
     read_record,
@@ -176,43 +182,77 @@ def test_a_damaged_genesis_is_refused_with_what_to_do(tmp_path):
 # --- ports ---------------------------------------------------------------------------
 
 
-def test_each_node_gets_the_default_ports_on_its_own_address(tmp_path):
-    layout = prepare(tmp_path / "devnet", 2)
+def test_validator_k_gets_each_base_plus_k_minus_1_on_its_own_address(tmp_path):
+    layout = prepare(tmp_path / "devnet", 4)
     chosen = choose_addresses(layout, is_free=lambda host, port: True)
+    assert [str(chosen[name].rpc) for name in sorted(chosen)] == [
+        "127.0.0.2:9944", "127.0.0.3:9945", "127.0.0.4:9946", "127.0.0.5:9947"]
     assert chosen["validator2"] == NodeAddresses(
-        Address("127.0.0.3", 30333), Address("127.0.0.3", 9944), Address("127.0.0.3", 9615)
+        Address("127.0.0.3", 30334), Address("127.0.0.3", 9945), Address("127.0.0.3", 9616)
+    )
+    moved = choose_addresses(layout, PortBases(p2p=40000, rpc=41000, prometheus=42000), is_free=lambda host, port: True)
+    assert moved["validator4"] == NodeAddresses(
+        Address("127.0.0.5", 40003), Address("127.0.0.5", 41003), Address("127.0.0.5", 42003)
     )
 
 
-def test_a_port_in_use_moves_to_the_next_free_one(tmp_path):
+def test_a_port_in_use_is_refused_naming_it_and_the_option_that_moves_its_base(tmp_path):
     layout = prepare(tmp_path / "devnet", 2)
-    busy = {("127.0.0.2", 9944), ("127.0.0.2", 9945), ("127.0.0.3", 30333)}
-    chosen = choose_addresses(layout, is_free=lambda host, port: (host, port) not in busy)
-    assert chosen["validator1"].rpc == Address("127.0.0.2", 9946)
-    assert chosen["validator2"].p2p == Address("127.0.0.3", 30334)
-    assert chosen["validator2"].rpc == Address("127.0.0.3", 9944)
+    busy = {("127.0.0.3", 9945)}
+    with pytest.raises(DevnetError) as refused:
+        choose_addresses(layout, is_free=lambda host, port: (host, port) not in busy)
+    message = str(refused.value)
+    assert message.startswith("127.0.0.3:9945 (validator2's gRPC API) is in use by another program")
+    assert "--rpc-port BASE (validator K gets BASE+K-1; now 9944)" in message
 
 
-def test_a_real_listener_is_seen_as_in_use(tmp_path):
+def test_bases_that_leave_the_port_range_or_overlap_are_refused(tmp_path):
+    with pytest.raises(DevnetError, match="--rpc-port 65534 does not fit 4 validators: ports 65534 to 65537"):
+        check_port_bases(PortBases(rpc=65534), 4)
+    with pytest.raises(DevnetError, match="--rpc-port 9615 and --prometheus-port 9615 overlap"):
+        check_port_bases(PortBases(rpc=9615), 1)
+    with pytest.raises(DevnetError, match="--p2p-port 9612 and --prometheus-port 9615 overlap"):
+        check_port_bases(PortBases(p2p=9612), 4)
+    check_port_bases(PortBases(p2p=9611), 4)
+
+
+def test_a_real_listener_is_in_use_and_a_just_closed_connection_is_not(tmp_path):
     import socket
 
-    layout = prepare(tmp_path / "devnet", 1)
     with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC's listeners do
         listener.bind(("127.0.0.2", 0))
         listener.listen()
         port = listener.getsockname()[1]
-        preferred = {"validator1": NodeAddresses(Address("127.0.0.2", port), Address("127.0.0.2", port),
-                                                 Address("127.0.0.2", port))}
-        chosen = choose_addresses(layout, preferred)["validator1"]
-    assert port not in (chosen.p2p.port, chosen.rpc.port, chosen.prometheus.port)
-    assert len({chosen.p2p.port, chosen.rpc.port, chosen.prometheus.port}) == 3
+        assert not port_is_free("127.0.0.2", port)
+        # The server side closes first, so its end of the connection waits in TIME_WAIT on `port`:
+        # what a node stopped a moment ago leaves, which once moved a resumed node to the next port.
+        client = socket.create_connection(("127.0.0.2", port))
+        accepted, _ = listener.accept()
+        accepted.close()
+        client.close()
+    assert port_is_free("127.0.0.2", port)
 
 
-def test_a_resumed_node_keeps_its_recorded_ports(tmp_path):
-    layout = prepare(tmp_path / "devnet", 1)
-    before = {"validator1": NodeAddresses(Address("127.0.0.2", 31000), Address("127.0.0.2", 9990),
-                                          Address("127.0.0.2", 9700))}
-    assert choose_addresses(layout, before, is_free=lambda host, port: True) == before
+def test_the_port_bases_are_recorded_and_read_back(tmp_path):
+    layout = prepare(tmp_path / "devnet", 2)
+    assert read_port_bases(layout) is None
+    bases = PortBases(p2p=31000, rpc=9990, prometheus=9700)
+    write_record(layout, node_addresses(layout, bases), {})
+    assert read_port_bases(layout) == bases
+    document = json.loads(layout.record_path.read_text())
+    assert document["ports"] == {"p2p": 31000, "rpc": 9990, "prometheus": 9700}
+    document["ports"]["rpc"] = "9990"
+    layout.record_path.write_text(json.dumps(document))
+    assert read_port_bases(layout) is None
+
+
+def test_the_control_socket_is_in_the_base_dir_unless_its_path_is_too_long(tmp_path):
+    assert control_socket_path(tmp_path) == tmp_path / "control.sock"
+    deep = tmp_path / ("d" * 120)
+    path = control_socket_path(deep)
+    assert len(str(path)) <= 100 and path.name.startswith("devnet-") and path.name.endswith(".sock")
+    assert control_socket_path(deep) == path != control_socket_path(tmp_path / ("e" * 120))
 
 
 # --- devnet.json -------------------------------------------------------------------------
@@ -225,6 +265,7 @@ def test_devnet_json_lists_each_node_with_its_pid_addresses_and_base_path(tmp_pa
     document = json.loads(layout.record_path.read_text())
     assert document["chain_id"] == DEVNET_CHAIN_ID
     assert document["genesis"] == str(layout.genesis_path)
+    assert document["control"] == str(tmp_path / "devnet" / "control.sock")
     first, second = document["nodes"]
     assert first == {
         "name": "validator1", "pid": 1234, "rpc": "127.0.0.2:9944", "p2p": "127.0.0.2:30333",
@@ -232,7 +273,7 @@ def test_devnet_json_lists_each_node_with_its_pid_addresses_and_base_path(tmp_pa
         "key": str(layout.validators[0].key_path), "address": layout.validators[0].address,
         "log": str(layout.validators[0].log_path),
     }
-    assert second["pid"] is None and second["rpc"] == "127.0.0.3:9944"
+    assert second["pid"] is None and second["rpc"] == "127.0.0.3:9945"
     assert read_record(layout) == [
         RecordedNode("validator1", 1234, addresses["validator1"]), RecordedNode("validator2", None, addresses["validator2"]),
     ]
