@@ -30,6 +30,7 @@ import argparse
 import json
 import math
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -46,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 from chain.client import Client, ClientError  # noqa: E402
 from chain.crypto import DEV_ACCOUNT_NAMES, Keypair, dev_keypair  # noqa: E402
 from chain.devnet.launcher import Devnet, LaunchOptions  # noqa: E402
-from chain.devnet.layout import choose_addresses, prepare  # noqa: E402
+from chain.devnet.layout import DevnetError, PortBases, choose_addresses, prepare  # noqa: E402
 from chain.transactions import FeeRule, sign_transaction, transfer_call  # noqa: E402
 from bench.transfers import SeenBlock, fund, included_rate  # noqa: E402
 from tests.nodes import NodeProcess, free_port  # noqa: E402
@@ -332,11 +333,23 @@ def measure_dev(args, senders: list[Keypair], threads: int) -> Phase:
             node.stop()
 
 
+def _free_addresses(layout):
+    """The devnet's addresses on port bases nothing else listens on (a `make devnet` may hold the defaults)."""
+    rng = random.Random()
+    for _ in range(50):
+        base = rng.randrange(20_000, 60_000, 100)
+        try:
+            return choose_addresses(layout, PortBases(p2p=base, rpc=base + 20, prometheus=base + 40))
+        except DevnetError:
+            continue
+    return choose_addresses(layout)  # says which default port is taken
+
+
 def measure_devnet(args, senders: list[Keypair]) -> tuple[Phase, Phase, float]:
     with tempfile.TemporaryDirectory(prefix="inferchain-bench-devnet-") as base:
         layout = prepare(Path(base) / "devnet", args.validators,
                          extra_balances=[(sender.public_key, ENDOWMENT) for sender in senders])
-        devnet = Devnet(layout, choose_addresses(layout), LaunchOptions(worker=False))
+        devnet = Devnet(layout, _free_addresses(layout), LaunchOptions(worker=False))
         try:
             print(f"starting a devnet of {args.validators} validators (--no-worker) ...", flush=True)
             devnet.start()
