@@ -143,14 +143,19 @@ class StateView(_ChecksummedReads):
         if before is not None:
             # A key at or below the prefix itself leaves an empty range (start == stop).
             stop = max(prefix, before if stop is None else min(before, stop))
-        return self._walk(self._db.iterator(start=prefix, stop=stop, reverse=True, verify_checksums=True))
+        # No lower bound given to LevelDB: plyvel 1.5's reverse iterator with `start` skips a range
+        # whose only key is `start` itself; the walk ends at the first key below the prefix instead.
+        return self._walk(self._db.iterator(stop=stop, reverse=True, verify_checksums=True), above=prefix)
 
-    def _walk(self, iterator) -> Iterator[tuple[bytes, bytes]]:
+    def _walk(self, iterator, above: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         # The iterator reads from an implicit snapshot taken when it was made: blocks committed
-        # meanwhile do not show, and none is half seen.
+        # meanwhile do not show, and none is half seen. A reverse walk ends at its first key below `above`.
         try:
             with iterator:
-                yield from iterator
+                for key, value in iterator:
+                    if above is not None and key < above:
+                        return
+                    yield key, value
         except plyvel.Error as error:
             raise _damaged(self._path, f"reading it failed ({_first_line(error)})") from None
 
