@@ -20,13 +20,17 @@ from proto import types_pb2
 from inference.registration import EMBEDDED_MODEL_ID, embedded_model_info
 from runtime import staking
 from runtime.block import LIMITS, BlockLimits
+from runtime.executive import check_weight_bounds
 from runtime.genesis import RuntimeGenesis, build_genesis_state, default_app_state, parse_app_state
 from runtime.hashing import blake2b_256
 from runtime.module import GenesisContext
 from runtime.params import params_from_json, parse_integer
+from runtime.state import MemoryState
 
 DEV_CHAIN_ID = "inferchain-dev"
 DEV_GENESIS_TIME = "2026-11-01T00:00:00Z"
+# 10^9 INFER at 9 decimals: the six dev accounts hold 6 x 10^9 INFER, a third of the u64 supply cap
+# (18,446,744,073.709551615 INFER; docs/economics.md, "Token and supply").
 DEV_ENDOWMENT = 10**18
 # Each dev validator bonds this much and offers the embedded model at this price (base units per token).
 DEV_BOND = 2 * 10**17
@@ -125,6 +129,12 @@ def parse_genesis(document: Any) -> Genesis:
         raise GenesisError(str(error)) from None
     try:
         state = build_genesis_state(runtime_genesis)
+    except ValueError as error:
+        message = str(error)  # most already name their field from app_state down
+        raise GenesisError(message if message.startswith("app_state") else f"app_state: {message}") from None
+    try:
+        # The call weights bound the work of a block only for parameters within their ceilings (runtime/weights.py).
+        check_weight_bounds(MemoryState(state))
     except ValueError as error:
         raise GenesisError(f"app_state: {error}") from None
     validators = _staked_validators(state, app_state, listed)
@@ -260,7 +270,7 @@ def _validators(entries: Any) -> tuple[GenesisValidator, ...]:
 
 def dev_genesis_document(chain_id: str = DEV_CHAIN_ID, validator_names: tuple[str, ...] = ("alice",)) -> dict:
     """The development genesis: the six dev accounts endowed, the named dev accounts validating."""
-    return {
+    document = {
         "genesis_time": DEV_GENESIS_TIME,
         "chain_id": chain_id,
         "initial_height": "1",
@@ -269,6 +279,7 @@ def dev_genesis_document(chain_id: str = DEV_CHAIN_ID, validator_names: tuple[st
                 "block_time_ms": str(ConsensusParams.block_time_ms),
                 "max_block_bytes": str(BlockLimits.max_block_bytes),
                 "max_block_transactions": str(BlockLimits.max_block_transactions),
+                "max_block_weight": str(BlockLimits.max_block_weight),
             }
         },
         "validators": [validator_entry(name, dev_keypair(name).public_key) for name in validator_names],
@@ -283,6 +294,7 @@ def dev_genesis_document(chain_id: str = DEV_CHAIN_ID, validator_names: tuple[st
             "staking": {"stakes": [dev_stake(name) for name in validator_names]},
         }),
     }
+    return document
 
 
 def dev_stake(name: str) -> dict:

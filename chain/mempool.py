@@ -18,7 +18,7 @@ import heapq
 import itertools
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Container, Iterable, Iterator
 
 from proto import types_pb2
 from runtime.primitives import CheckedTransaction
@@ -187,15 +187,25 @@ class Mempool:
         for nonce in later:
             self._remove(pending[nonce], f"an earlier transaction of this sender (nonce {tx.nonce}) was dropped: {reason}")
 
-    def prune(self, senders: Iterable[bytes], account_nonce: Callable[[bytes], int]) -> None:
-        """After a block: drop each sender's transactions whose nonce is now used."""
+    def prune(self, senders: Iterable[bytes], account_nonce: Callable[[bytes], int],
+              included: Container[bytes] = frozenset(), where: str = "in a block") -> None:
+        """After a block: drop each sender's transactions whose nonce is now used.
+
+        One that is not itself `included` lost its nonce to another transaction of its sender (the one
+        it replaced, already in the block being built when the replacement was accepted, or one sent to
+        another node): it is remembered as rejected, with why, so a lookup never finds it in neither
+        place after it was accepted.
+        """
         for sender in senders:
             pending = self._by_sender.get(sender)
             if not pending:
                 continue
             current = account_nonce(sender)
             for nonce in [nonce for nonce in pending if nonce < current]:
-                self._remove(pending[nonce], None)
+                tx = pending[nonce]
+                reason = None if tx.hash in included else (
+                    f"its nonce {nonce} was used by another transaction of this sender, included {where}")
+                self._remove(tx, reason)
 
     # --- block building -----------------------------------------------------
 

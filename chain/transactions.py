@@ -14,7 +14,7 @@ from google.protobuf.message import Message
 from chain.crypto import Keypair
 from proto import types_pb2
 from runtime import system
-from runtime.executive import TRANSACTION_SIGNING_CONTEXT
+from runtime.executive import TRANSACTION_SIGNING_CONTEXT, transaction_weight
 from runtime.hashing import transaction_hash
 
 _CALL_FIELDS = types_pb2.TransactionBody.DESCRIPTOR.oneofs_by_name["call"].fields
@@ -26,9 +26,16 @@ class FeeRule:
 
     base_fee: int
     fee_per_byte: int
+    # Per million weight units (runtime/weights.py); a transaction's weight is computed from it alone.
+    fee_per_weight: int = 0
 
-    def minimum(self, size: int) -> int:
-        return system.minimum_fee(self.base_fee, self.fee_per_byte, size)
+    def minimum(self, size: int, weight: int) -> int:
+        """The least fee for a transaction of `size` bytes declaring `weight` (runtime/system.py minimum_fee)."""
+        return system.minimum_fee(self.base_fee, self.fee_per_byte, size, self.fee_per_weight, weight)
+
+    def minimum_for(self, body: types_pb2.TransactionBody, size: int) -> int:
+        """The least fee for this body signed into `size` bytes: its weight is the runtime's declaration."""
+        return self.minimum(size, transaction_weight(body, size))
 
 
 @dataclass(frozen=True)
@@ -65,20 +72,20 @@ def sign_transaction(
     fee: int | None = None,
     fee_rule: FeeRule | None = None,
 ) -> SignedTransaction:
-    """Sign a call; with no explicit fee, pay exactly the minimum fee for the resulting size."""
+    """Sign a call; with no explicit fee, pay exactly the minimum fee for the resulting size and weight."""
     if fee is None and fee_rule is None:
         raise ValueError("give either a fee or the chain's fee rule")
     body = types_pb2.TransactionBody(
         chain_id=chain_id, genesis_hash=genesis_hash, sender=keypair.public_key, nonce=nonce, **{call_field(call): call}
     )
-    offered = fee if fee is not None else fee_rule.minimum(0)
-    # The fee's own varint length changes the size it pays for: settle on a fixed point.
+    offered = fee if fee is not None else fee_rule.minimum_for(body, 0)
+    # The fee's own varint length changes the size it pays for (and the weight, by its bytes): settle on a fixed point.
     for _ in range(4):
         body.fee = offered
         raw = _signed_bytes(keypair, body.SerializeToString())
-        if fee is not None or offered >= fee_rule.minimum(len(raw)):
+        if fee is not None or offered >= fee_rule.minimum_for(body, len(raw)):
             break
-        offered = fee_rule.minimum(len(raw))
+        offered = fee_rule.minimum_for(body, len(raw))
     return SignedTransaction(raw=raw, hash=transaction_hash(raw), nonce=nonce, fee=offered)
 
 

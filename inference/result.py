@@ -164,13 +164,21 @@ def _check_job(job: InferenceJob) -> None:
     if not isinstance(job.prompt, str):
         raise InvalidJob("prompt must be text")
     if not _is_u64(job.max_tokens) or job.max_tokens < 1:
-        raise InvalidJob(f"max_tokens must be an integer from 1 to 2^64 - 1, got {str(job.max_tokens)[:24]}")
+        raise InvalidJob(f"max_tokens must be an integer from 1 to 2^64 - 1, got {_shown_number(job.max_tokens)}")
     if job.prompt_format not in PROMPT_FORMATS:
         raise InvalidJob(f"prompt_format must be one of {', '.join(PROMPT_FORMATS)}")
     if not isinstance(job.sampling, SamplingParams):
         raise InvalidJob("sampling must be SamplingParams")
     if job.sampling.top_k > MAX_U64:
         raise InvalidJob("top-k must be at most 2^64 - 1")
+
+
+def _shown_number(value: Any) -> str:
+    """A value for a message: a long integer by its digits ('a 31-digit number'), never cut to a smaller one."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        digits = len(str(abs(value))) if value.bit_length() < 14_000 else int(value.bit_length() * 0.30103) + 1
+        return str(value) if digits <= 24 else f"a {digits}-digit number"
+    return repr(value)[:40]
 
 
 def _is_hex(text: str) -> bool:

@@ -1,10 +1,10 @@
-"""The output digest: the one recipe that commitments hash and agreement compares.
+"""The output digest (what commitments hash and agreement compares) and the log-probabilities digest.
 
 Hand-written (the only module in proto/ that is not generated), because every layer
 needs the same bytes: the runtime checks reveals with it, the inference package and the
 worker compute it, the client checks results with it. It imports nothing but hashlib and
 struct, so any layer may import it (DESIGN.md section 2). docs/verification.md, "The
-output digest", and docs/protocol.md give the same recipe in words, with vectors.
+output digest", and docs/protocol.md give the same recipes in words, with vectors.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import struct
 from typing import Sequence
 
 OUTPUT_DIGEST_DOMAIN = b"inferchain.output.v1"
+LOGPROBS_DIGEST_DOMAIN = b"inferchain.logprobs.v1"
+I64_MIN, I64_MAX = -(2**63), 2**63 - 1
 
 
 def text_field(text: str) -> bytes:
@@ -57,3 +59,24 @@ def output_digest_message(
 def output_digest(**fields) -> bytes:
     """blake2b-256 of output_digest_message(**fields)."""
     return hashlib.blake2b(output_digest_message(**fields), digest_size=32).digest()
+
+
+def logprobs_digest_message(logprobs_micronats: Sequence[int]) -> bytes:
+    """Domain || u64le(count) || each value as i64le: the revealed log-probabilities, exactly as revealed.
+
+    ValueError for a value outside the signed 64-bit range (a RevealResult's sint64 never is).
+    """
+    values = list(logprobs_micronats)
+    if any(not I64_MIN <= value <= I64_MAX for value in values):
+        raise ValueError("a log-probability in micro-nats is a signed 64-bit integer")
+    return LOGPROBS_DIGEST_DOMAIN + struct.pack(f"<Q{len(values)}q", len(values), *values)
+
+
+def logprobs_digest(logprobs_micronats: Sequence[int]) -> bytes:
+    """blake2b-256 of logprobs_digest_message: what a commitment binds beside the output digest.
+
+    Outside the output digest on purpose: honest executors agree on the output exactly, but may
+    differ in a log-probability's last micro-nat; each commits to its own values, so none can
+    change them after seeing another's reveal.
+    """
+    return hashlib.blake2b(logprobs_digest_message(logprobs_micronats), digest_size=32).digest()

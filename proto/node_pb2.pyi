@@ -186,7 +186,7 @@ class GetChainInfoRequest(_message.Message):
     def __init__(self, signer: _Optional[bytes] = ...) -> None: ...
 
 class ChainInfo(_message.Message):
-    __slots__ = ("chain_id", "genesis_hash", "best_height", "best_hash", "finalized_height", "finalized_hash", "block_time_ms", "node_version", "pending_transactions", "ss58_prefix_name", "ss58_prefix", "base_fee", "fee_per_byte", "max_transaction_bytes", "existential_deposit", "token_symbol", "token_decimals", "peers", "consensus_round", "syncing", "is_validator", "validators", "total_voting_power", "signer_next_nonce", "spec_version")
+    __slots__ = ("chain_id", "genesis_hash", "best_height", "best_hash", "finalized_height", "finalized_hash", "block_time_ms", "node_version", "pending_transactions", "ss58_prefix_name", "ss58_prefix", "base_fee", "fee_per_byte", "max_transaction_bytes", "existential_deposit", "token_symbol", "token_decimals", "peers", "consensus_round", "syncing", "is_validator", "validators", "total_voting_power", "signer_next_nonce", "spec_version", "fee_per_weight")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     GENESIS_HASH_FIELD_NUMBER: _ClassVar[int]
     BEST_HEIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -212,6 +212,7 @@ class ChainInfo(_message.Message):
     TOTAL_VOTING_POWER_FIELD_NUMBER: _ClassVar[int]
     SIGNER_NEXT_NONCE_FIELD_NUMBER: _ClassVar[int]
     SPEC_VERSION_FIELD_NUMBER: _ClassVar[int]
+    FEE_PER_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     genesis_hash: bytes
     best_height: int
@@ -237,7 +238,8 @@ class ChainInfo(_message.Message):
     total_voting_power: int
     signer_next_nonce: int
     spec_version: int
-    def __init__(self, chain_id: _Optional[str] = ..., genesis_hash: _Optional[bytes] = ..., best_height: _Optional[int] = ..., best_hash: _Optional[bytes] = ..., finalized_height: _Optional[int] = ..., finalized_hash: _Optional[bytes] = ..., block_time_ms: _Optional[int] = ..., node_version: _Optional[str] = ..., pending_transactions: _Optional[int] = ..., ss58_prefix_name: _Optional[str] = ..., ss58_prefix: _Optional[int] = ..., base_fee: _Optional[int] = ..., fee_per_byte: _Optional[int] = ..., max_transaction_bytes: _Optional[int] = ..., existential_deposit: _Optional[int] = ..., token_symbol: _Optional[str] = ..., token_decimals: _Optional[int] = ..., peers: _Optional[int] = ..., consensus_round: _Optional[int] = ..., syncing: _Optional[bool] = ..., is_validator: _Optional[bool] = ..., validators: _Optional[int] = ..., total_voting_power: _Optional[int] = ..., signer_next_nonce: _Optional[int] = ..., spec_version: _Optional[int] = ...) -> None: ...
+    fee_per_weight: int
+    def __init__(self, chain_id: _Optional[str] = ..., genesis_hash: _Optional[bytes] = ..., best_height: _Optional[int] = ..., best_hash: _Optional[bytes] = ..., finalized_height: _Optional[int] = ..., finalized_hash: _Optional[bytes] = ..., block_time_ms: _Optional[int] = ..., node_version: _Optional[str] = ..., pending_transactions: _Optional[int] = ..., ss58_prefix_name: _Optional[str] = ..., ss58_prefix: _Optional[int] = ..., base_fee: _Optional[int] = ..., fee_per_byte: _Optional[int] = ..., max_transaction_bytes: _Optional[int] = ..., existential_deposit: _Optional[int] = ..., token_symbol: _Optional[str] = ..., token_decimals: _Optional[int] = ..., peers: _Optional[int] = ..., consensus_round: _Optional[int] = ..., syncing: _Optional[bool] = ..., is_validator: _Optional[bool] = ..., validators: _Optional[int] = ..., total_voting_power: _Optional[int] = ..., signer_next_nonce: _Optional[int] = ..., spec_version: _Optional[int] = ..., fee_per_weight: _Optional[int] = ...) -> None: ...
 
 class GetStateProofRequest(_message.Message):
     __slots__ = ("key", "height")

@@ -8,6 +8,12 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ModelChange(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MODEL_CHANGE_ADD: _ClassVar[ModelChange]
+    MODEL_CHANGE_AMEND: _ClassVar[ModelChange]
+    MODEL_CHANGE_REMOVE: _ClassVar[ModelChange]
+
 class JobStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     JOB_STATUS_UNSPECIFIED: _ClassVar[JobStatus]
@@ -18,6 +24,7 @@ class JobStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JOB_STATUS_DISPUTED: _ClassVar[JobStatus]
     JOB_STATUS_EXPIRED: _ClassVar[JobStatus]
     JOB_STATUS_CANCELLED: _ClassVar[JobStatus]
+    JOB_STATUS_DRAWING: _ClassVar[JobStatus]
 
 class AssignmentStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -26,6 +33,9 @@ class AssignmentStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ASSIGNMENT_STATUS_COMMITTED: _ClassVar[AssignmentStatus]
     ASSIGNMENT_STATUS_REVEALED: _ClassVar[AssignmentStatus]
     ASSIGNMENT_STATUS_MISSED: _ClassVar[AssignmentStatus]
+MODEL_CHANGE_ADD: ModelChange
+MODEL_CHANGE_AMEND: ModelChange
+MODEL_CHANGE_REMOVE: ModelChange
 JOB_STATUS_UNSPECIFIED: JobStatus
 JOB_STATUS_QUEUED: JobStatus
 JOB_STATUS_ASSIGNED: JobStatus
@@ -34,6 +44,7 @@ JOB_STATUS_SETTLED: JobStatus
 JOB_STATUS_DISPUTED: JobStatus
 JOB_STATUS_EXPIRED: JobStatus
 JOB_STATUS_CANCELLED: JobStatus
+JOB_STATUS_DRAWING: JobStatus
 ASSIGNMENT_STATUS_UNSPECIFIED: AssignmentStatus
 ASSIGNMENT_STATUS_ASSIGNED: AssignmentStatus
 ASSIGNMENT_STATUS_COMMITTED: AssignmentStatus
@@ -73,26 +84,30 @@ class ChainState(_message.Message):
     def __init__(self, chain_id: _Optional[str] = ..., genesis_hash: _Optional[bytes] = ..., height: _Optional[int] = ..., time_ms: _Optional[int] = ...) -> None: ...
 
 class SystemParams(_message.Message):
-    __slots__ = ("base_fee", "fee_per_byte", "max_transaction_bytes")
+    __slots__ = ("base_fee", "fee_per_byte", "max_transaction_bytes", "fee_per_weight")
     BASE_FEE_FIELD_NUMBER: _ClassVar[int]
     FEE_PER_BYTE_FIELD_NUMBER: _ClassVar[int]
     MAX_TRANSACTION_BYTES_FIELD_NUMBER: _ClassVar[int]
+    FEE_PER_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     base_fee: int
     fee_per_byte: int
     max_transaction_bytes: int
-    def __init__(self, base_fee: _Optional[int] = ..., fee_per_byte: _Optional[int] = ..., max_transaction_bytes: _Optional[int] = ...) -> None: ...
+    fee_per_weight: int
+    def __init__(self, base_fee: _Optional[int] = ..., fee_per_byte: _Optional[int] = ..., max_transaction_bytes: _Optional[int] = ..., fee_per_weight: _Optional[int] = ...) -> None: ...
 
 class BlockLimits(_message.Message):
-    __slots__ = ("max_block_bytes", "max_block_transactions", "max_block_evidence", "max_evidence_bytes")
+    __slots__ = ("max_block_bytes", "max_block_transactions", "max_block_evidence", "max_evidence_bytes", "max_block_weight")
     MAX_BLOCK_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_BLOCK_TRANSACTIONS_FIELD_NUMBER: _ClassVar[int]
     MAX_BLOCK_EVIDENCE_FIELD_NUMBER: _ClassVar[int]
     MAX_EVIDENCE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_BLOCK_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     max_block_bytes: int
     max_block_transactions: int
     max_block_evidence: int
     max_evidence_bytes: int
-    def __init__(self, max_block_bytes: _Optional[int] = ..., max_block_transactions: _Optional[int] = ..., max_block_evidence: _Optional[int] = ..., max_evidence_bytes: _Optional[int] = ...) -> None: ...
+    max_block_weight: int
+    def __init__(self, max_block_bytes: _Optional[int] = ..., max_block_transactions: _Optional[int] = ..., max_block_evidence: _Optional[int] = ..., max_evidence_bytes: _Optional[int] = ..., max_block_weight: _Optional[int] = ...) -> None: ...
 
 class BalancesParams(_message.Message):
     __slots__ = ("existential_deposit", "token_symbol", "token_decimals")
@@ -105,7 +120,7 @@ class BalancesParams(_message.Message):
     def __init__(self, existential_deposit: _Optional[int] = ..., token_symbol: _Optional[str] = ..., token_decimals: _Optional[int] = ...) -> None: ...
 
 class StakingParams(_message.Message):
-    __slots__ = ("min_bond", "unbonding_period_blocks", "epoch_blocks", "max_validators", "max_offer_models", "max_executors_per_model", "max_unbonding_chunks", "max_capacity", "slash_fraction_double_sign_ppm", "jail_blocks", "max_evidence_age_blocks")
+    __slots__ = ("min_bond", "unbonding_period_blocks", "epoch_blocks", "max_validators", "max_offer_models", "max_executors_per_model", "max_unbonding_chunks", "max_capacity", "slash_fraction_double_sign_ppm", "jail_blocks", "max_evidence_age_blocks", "min_price_per_token", "offer_lock_blocks")
     MIN_BOND_FIELD_NUMBER: _ClassVar[int]
     UNBONDING_PERIOD_BLOCKS_FIELD_NUMBER: _ClassVar[int]
     EPOCH_BLOCKS_FIELD_NUMBER: _ClassVar[int]
@@ -117,6 +132,8 @@ class StakingParams(_message.Message):
     SLASH_FRACTION_DOUBLE_SIGN_PPM_FIELD_NUMBER: _ClassVar[int]
     JAIL_BLOCKS_FIELD_NUMBER: _ClassVar[int]
     MAX_EVIDENCE_AGE_BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    MIN_PRICE_PER_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    OFFER_LOCK_BLOCKS_FIELD_NUMBER: _ClassVar[int]
     min_bond: int
     unbonding_period_blocks: int
     epoch_blocks: int
@@ -128,7 +145,9 @@ class StakingParams(_message.Message):
     slash_fraction_double_sign_ppm: int
     jail_blocks: int
     max_evidence_age_blocks: int
-    def __init__(self, min_bond: _Optional[int] = ..., unbonding_period_blocks: _Optional[int] = ..., epoch_blocks: _Optional[int] = ..., max_validators: _Optional[int] = ..., max_offer_models: _Optional[int] = ..., max_executors_per_model: _Optional[int] = ..., max_unbonding_chunks: _Optional[int] = ..., max_capacity: _Optional[int] = ..., slash_fraction_double_sign_ppm: _Optional[int] = ..., jail_blocks: _Optional[int] = ..., max_evidence_age_blocks: _Optional[int] = ...) -> None: ...
+    min_price_per_token: int
+    offer_lock_blocks: int
+    def __init__(self, min_bond: _Optional[int] = ..., unbonding_period_blocks: _Optional[int] = ..., epoch_blocks: _Optional[int] = ..., max_validators: _Optional[int] = ..., max_offer_models: _Optional[int] = ..., max_executors_per_model: _Optional[int] = ..., max_unbonding_chunks: _Optional[int] = ..., max_capacity: _Optional[int] = ..., slash_fraction_double_sign_ppm: _Optional[int] = ..., jail_blocks: _Optional[int] = ..., max_evidence_age_blocks: _Optional[int] = ..., min_price_per_token: _Optional[int] = ..., offer_lock_blocks: _Optional[int] = ...) -> None: ...
 
 class UnbondingChunk(_message.Message):
     __slots__ = ("amount", "release_height")
@@ -179,32 +198,42 @@ class StakingTotals(_message.Message):
     def __init__(self, bonded: _Optional[int] = ..., unbonding: _Optional[int] = ..., epoch: _Optional[int] = ...) -> None: ...
 
 class ModelsParams(_message.Message):
-    __slots__ = ("voting_period_blocks", "quorum_ppm", "max_open_proposals", "proposal_deposit")
+    __slots__ = ("voting_period_blocks", "quorum_ppm", "max_open_proposals", "proposal_deposit", "threshold_ppm", "max_proposals_per_account", "min_proposer_bond")
     VOTING_PERIOD_BLOCKS_FIELD_NUMBER: _ClassVar[int]
     QUORUM_PPM_FIELD_NUMBER: _ClassVar[int]
     MAX_OPEN_PROPOSALS_FIELD_NUMBER: _ClassVar[int]
     PROPOSAL_DEPOSIT_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_PPM_FIELD_NUMBER: _ClassVar[int]
+    MAX_PROPOSALS_PER_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    MIN_PROPOSER_BOND_FIELD_NUMBER: _ClassVar[int]
     voting_period_blocks: int
     quorum_ppm: int
     max_open_proposals: int
     proposal_deposit: int
-    def __init__(self, voting_period_blocks: _Optional[int] = ..., quorum_ppm: _Optional[int] = ..., max_open_proposals: _Optional[int] = ..., proposal_deposit: _Optional[int] = ...) -> None: ...
+    threshold_ppm: int
+    max_proposals_per_account: int
+    min_proposer_bond: int
+    def __init__(self, voting_period_blocks: _Optional[int] = ..., quorum_ppm: _Optional[int] = ..., max_open_proposals: _Optional[int] = ..., proposal_deposit: _Optional[int] = ..., threshold_ppm: _Optional[int] = ..., max_proposals_per_account: _Optional[int] = ..., min_proposer_bond: _Optional[int] = ...) -> None: ...
 
 class ModelProposal(_message.Message):
-    __slots__ = ("model", "proposer", "deposit", "end_height", "voters", "approvals")
+    __slots__ = ("model", "proposer", "deposit", "end_height", "voters", "approvals", "kind", "proposal_hash")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     PROPOSER_FIELD_NUMBER: _ClassVar[int]
     DEPOSIT_FIELD_NUMBER: _ClassVar[int]
     END_HEIGHT_FIELD_NUMBER: _ClassVar[int]
     VOTERS_FIELD_NUMBER: _ClassVar[int]
     APPROVALS_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PROPOSAL_HASH_FIELD_NUMBER: _ClassVar[int]
     model: _types_pb2.ModelInfo
     proposer: bytes
     deposit: int
     end_height: int
     voters: _containers.RepeatedScalarFieldContainer[bytes]
     approvals: _containers.RepeatedScalarFieldContainer[bool]
-    def __init__(self, model: _Optional[_Union[_types_pb2.ModelInfo, _Mapping]] = ..., proposer: _Optional[bytes] = ..., deposit: _Optional[int] = ..., end_height: _Optional[int] = ..., voters: _Optional[_Iterable[bytes]] = ..., approvals: _Optional[_Iterable[bool]] = ...) -> None: ...
+    kind: ModelChange
+    proposal_hash: bytes
+    def __init__(self, model: _Optional[_Union[_types_pb2.ModelInfo, _Mapping]] = ..., proposer: _Optional[bytes] = ..., deposit: _Optional[int] = ..., end_height: _Optional[int] = ..., voters: _Optional[_Iterable[bytes]] = ..., approvals: _Optional[_Iterable[bool]] = ..., kind: _Optional[_Union[ModelChange, str]] = ..., proposal_hash: _Optional[bytes] = ...) -> None: ...
 
 class JobIdList(_message.Message):
     __slots__ = ("job_ids",)
@@ -213,7 +242,7 @@ class JobIdList(_message.Message):
     def __init__(self, job_ids: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class JobsParams(_message.Message):
-    __slots__ = ("max_prompt_bytes", "max_tokens", "max_redundancy", "commit_blocks", "reveal_blocks", "job_timeout_blocks", "challenge_window_blocks", "protocol_fee_ppm", "max_queue", "assign_per_block", "reputation_initial", "reputation_max", "reputation_gain", "reputation_loss", "min_tokens_per_block")
+    __slots__ = ("max_prompt_bytes", "max_tokens", "max_redundancy", "commit_blocks", "reveal_blocks", "job_timeout_blocks", "challenge_window_blocks", "protocol_fee_ppm", "max_queue", "assign_per_block", "reputation_initial", "reputation_max", "reputation_loss", "min_tokens_per_block", "assignment_delay_blocks", "draw_candidates", "region_min_candidates", "reputation_price", "reputation_gain_cap_per_epoch", "reputation_decay_ppm", "min_job_escrow", "max_queued_per_poster", "queue_fee", "max_due_per_height", "min_protocol_fee", "storage_deposit_per_byte", "prompt_price_ppm")
     MAX_PROMPT_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
     MAX_REDUNDANCY_FIELD_NUMBER: _ClassVar[int]
@@ -226,9 +255,21 @@ class JobsParams(_message.Message):
     ASSIGN_PER_BLOCK_FIELD_NUMBER: _ClassVar[int]
     REPUTATION_INITIAL_FIELD_NUMBER: _ClassVar[int]
     REPUTATION_MAX_FIELD_NUMBER: _ClassVar[int]
-    REPUTATION_GAIN_FIELD_NUMBER: _ClassVar[int]
     REPUTATION_LOSS_FIELD_NUMBER: _ClassVar[int]
     MIN_TOKENS_PER_BLOCK_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNMENT_DELAY_BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    DRAW_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    REGION_MIN_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    REPUTATION_PRICE_FIELD_NUMBER: _ClassVar[int]
+    REPUTATION_GAIN_CAP_PER_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    REPUTATION_DECAY_PPM_FIELD_NUMBER: _ClassVar[int]
+    MIN_JOB_ESCROW_FIELD_NUMBER: _ClassVar[int]
+    MAX_QUEUED_PER_POSTER_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_FEE_FIELD_NUMBER: _ClassVar[int]
+    MAX_DUE_PER_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    MIN_PROTOCOL_FEE_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_DEPOSIT_PER_BYTE_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_PRICE_PPM_FIELD_NUMBER: _ClassVar[int]
     max_prompt_bytes: int
     max_tokens: int
     max_redundancy: int
@@ -241,10 +282,22 @@ class JobsParams(_message.Message):
     assign_per_block: int
     reputation_initial: int
     reputation_max: int
-    reputation_gain: int
     reputation_loss: int
     min_tokens_per_block: int
-    def __init__(self, max_prompt_bytes: _Optional[int] = ..., max_tokens: _Optional[int] = ..., max_redundancy: _Optional[int] = ..., commit_blocks: _Optional[int] = ..., reveal_blocks: _Optional[int] = ..., job_timeout_blocks: _Optional[int] = ..., challenge_window_blocks: _Optional[int] = ..., protocol_fee_ppm: _Optional[int] = ..., max_queue: _Optional[int] = ..., assign_per_block: _Optional[int] = ..., reputation_initial: _Optional[int] = ..., reputation_max: _Optional[int] = ..., reputation_gain: _Optional[int] = ..., reputation_loss: _Optional[int] = ..., min_tokens_per_block: _Optional[int] = ...) -> None: ...
+    assignment_delay_blocks: int
+    draw_candidates: int
+    region_min_candidates: int
+    reputation_price: int
+    reputation_gain_cap_per_epoch: int
+    reputation_decay_ppm: int
+    min_job_escrow: int
+    max_queued_per_poster: int
+    queue_fee: int
+    max_due_per_height: int
+    min_protocol_fee: int
+    storage_deposit_per_byte: int
+    prompt_price_ppm: int
+    def __init__(self, max_prompt_bytes: _Optional[int] = ..., max_tokens: _Optional[int] = ..., max_redundancy: _Optional[int] = ..., commit_blocks: _Optional[int] = ..., reveal_blocks: _Optional[int] = ..., job_timeout_blocks: _Optional[int] = ..., challenge_window_blocks: _Optional[int] = ..., protocol_fee_ppm: _Optional[int] = ..., max_queue: _Optional[int] = ..., assign_per_block: _Optional[int] = ..., reputation_initial: _Optional[int] = ..., reputation_max: _Optional[int] = ..., reputation_loss: _Optional[int] = ..., min_tokens_per_block: _Optional[int] = ..., assignment_delay_blocks: _Optional[int] = ..., draw_candidates: _Optional[int] = ..., region_min_candidates: _Optional[int] = ..., reputation_price: _Optional[int] = ..., reputation_gain_cap_per_epoch: _Optional[int] = ..., reputation_decay_ppm: _Optional[int] = ..., min_job_escrow: _Optional[int] = ..., max_queued_per_poster: _Optional[int] = ..., queue_fee: _Optional[int] = ..., max_due_per_height: _Optional[int] = ..., min_protocol_fee: _Optional[int] = ..., storage_deposit_per_byte: _Optional[int] = ..., prompt_price_ppm: _Optional[int] = ...) -> None: ...
 
 class Reveal(_message.Message):
     __slots__ = ("salt", "prompt_tokens", "tokens", "text", "logprobs_micronats", "stop_reason", "output_digest", "height")
@@ -291,7 +344,7 @@ class Assignment(_message.Message):
     def __init__(self, executor: _Optional[bytes] = ..., price_per_token: _Optional[int] = ..., status: _Optional[_Union[AssignmentStatus, str]] = ..., assigned_height: _Optional[int] = ..., deadline_height: _Optional[int] = ..., commitment: _Optional[bytes] = ..., reveal: _Optional[_Union[Reveal, _Mapping]] = ..., payment: _Optional[int] = ..., release_height: _Optional[int] = ..., released: _Optional[bool] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "poster", "request", "status", "posted_height", "timeout_height", "escrow", "assignments", "output_digest", "final_height", "protocol_fee", "refunded", "reason")
+    __slots__ = ("id", "poster", "request", "status", "posted_height", "timeout_height", "escrow", "assignments", "output_digest", "final_height", "protocol_fee", "refunded", "reason", "storage_deposit", "pruned_height", "prompt_price_ppm", "draw_height", "queue_fee")
     ID_FIELD_NUMBER: _ClassVar[int]
     POSTER_FIELD_NUMBER: _ClassVar[int]
     REQUEST_FIELD_NUMBER: _ClassVar[int]
@@ -305,6 +358,11 @@ class Job(_message.Message):
     PROTOCOL_FEE_FIELD_NUMBER: _ClassVar[int]
     REFUNDED_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_DEPOSIT_FIELD_NUMBER: _ClassVar[int]
+    PRUNED_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_PRICE_PPM_FIELD_NUMBER: _ClassVar[int]
+    DRAW_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_FEE_FIELD_NUMBER: _ClassVar[int]
     id: bytes
     poster: bytes
     request: _types_pb2.PostJob
@@ -318,7 +376,12 @@ class Job(_message.Message):
     protocol_fee: int
     refunded: int
     reason: str
-    def __init__(self, id: _Optional[bytes] = ..., poster: _Optional[bytes] = ..., request: _Optional[_Union[_types_pb2.PostJob, _Mapping]] = ..., status: _Optional[_Union[JobStatus, str]] = ..., posted_height: _Optional[int] = ..., timeout_height: _Optional[int] = ..., escrow: _Optional[int] = ..., assignments: _Optional[_Iterable[_Union[Assignment, _Mapping]]] = ..., output_digest: _Optional[bytes] = ..., final_height: _Optional[int] = ..., protocol_fee: _Optional[int] = ..., refunded: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+    storage_deposit: int
+    pruned_height: int
+    prompt_price_ppm: int
+    draw_height: int
+    queue_fee: int
+    def __init__(self, id: _Optional[bytes] = ..., poster: _Optional[bytes] = ..., request: _Optional[_Union[_types_pb2.PostJob, _Mapping]] = ..., status: _Optional[_Union[JobStatus, str]] = ..., posted_height: _Optional[int] = ..., timeout_height: _Optional[int] = ..., escrow: _Optional[int] = ..., assignments: _Optional[_Iterable[_Union[Assignment, _Mapping]]] = ..., output_digest: _Optional[bytes] = ..., final_height: _Optional[int] = ..., protocol_fee: _Optional[int] = ..., refunded: _Optional[int] = ..., reason: _Optional[str] = ..., storage_deposit: _Optional[int] = ..., pruned_height: _Optional[int] = ..., prompt_price_ppm: _Optional[int] = ..., draw_height: _Optional[int] = ..., queue_fee: _Optional[int] = ...) -> None: ...
 
 class NoArguments(_message.Message):
     __slots__ = ()
@@ -359,9 +422,83 @@ class JobQuery(_message.Message):
     def __init__(self, job_id: _Optional[bytes] = ...) -> None: ...
 
 class ReputationScore(_message.Message):
-    __slots__ = ("account", "score")
+    __slots__ = ("account", "score", "gained_this_epoch", "credit")
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
+    GAINED_THIS_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    CREDIT_FIELD_NUMBER: _ClassVar[int]
     account: bytes
     score: int
-    def __init__(self, account: _Optional[bytes] = ..., score: _Optional[int] = ...) -> None: ...
+    gained_this_epoch: int
+    credit: int
+    def __init__(self, account: _Optional[bytes] = ..., score: _Optional[int] = ..., gained_this_epoch: _Optional[int] = ..., credit: _Optional[int] = ...) -> None: ...
+
+class ReputationRecord(_message.Message):
+    __slots__ = ("score", "epoch", "gained", "credit")
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    GAINED_FIELD_NUMBER: _ClassVar[int]
+    CREDIT_FIELD_NUMBER: _ClassVar[int]
+    score: int
+    epoch: int
+    gained: int
+    credit: int
+    def __init__(self, score: _Optional[int] = ..., epoch: _Optional[int] = ..., gained: _Optional[int] = ..., credit: _Optional[int] = ...) -> None: ...
+
+class ModelIdList(_message.Message):
+    __slots__ = ("model_ids",)
+    MODEL_IDS_FIELD_NUMBER: _ClassVar[int]
+    model_ids: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, model_ids: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class JobQueue(_message.Message):
+    __slots__ = ("job_ids", "max_prices")
+    JOB_IDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_PRICES_FIELD_NUMBER: _ClassVar[int]
+    job_ids: _containers.RepeatedScalarFieldContainer[bytes]
+    max_prices: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, job_ids: _Optional[_Iterable[bytes]] = ..., max_prices: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class RandaoRecord(_message.Message):
+    __slots__ = ("last", "revealed", "onion")
+    LAST_FIELD_NUMBER: _ClassVar[int]
+    REVEALED_FIELD_NUMBER: _ClassVar[int]
+    ONION_FIELD_NUMBER: _ClassVar[int]
+    last: bytes
+    revealed: int
+    onion: int
+    def __init__(self, last: _Optional[bytes] = ..., revealed: _Optional[int] = ..., onion: _Optional[int] = ...) -> None: ...
+
+class RandaoMix(_message.Message):
+    __slots__ = ("mix",)
+    MIX_FIELD_NUMBER: _ClassVar[int]
+    mix: bytes
+    def __init__(self, mix: _Optional[bytes] = ...) -> None: ...
+
+class DrawTable(_message.Message):
+    __slots__ = ("epoch", "count", "regions")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    REGIONS_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    count: int
+    regions: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, epoch: _Optional[int] = ..., count: _Optional[int] = ..., regions: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DrawEntry(_message.Message):
+    __slots__ = ("account", "price_per_token", "capacity", "weight", "cumulative", "stake", "reputation")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    PRICE_PER_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    CUMULATIVE_FIELD_NUMBER: _ClassVar[int]
+    STAKE_FIELD_NUMBER: _ClassVar[int]
+    REPUTATION_FIELD_NUMBER: _ClassVar[int]
+    account: bytes
+    price_per_token: int
+    capacity: int
+    weight: bytes
+    cumulative: bytes
+    stake: int
+    reputation: int
+    def __init__(self, account: _Optional[bytes] = ..., price_per_token: _Optional[int] = ..., capacity: _Optional[int] = ..., weight: _Optional[bytes] = ..., cumulative: _Optional[bytes] = ..., stake: _Optional[int] = ..., reputation: _Optional[int] = ...) -> None: ...

@@ -25,7 +25,7 @@ class Transaction(_message.Message):
     def __init__(self, body: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class TransactionBody(_message.Message):
-    __slots__ = ("chain_id", "genesis_hash", "sender", "nonce", "fee", "transfer", "bond", "unbond", "withdraw_unbonded", "set_offer", "clear_offer", "propose_model", "vote_model", "post_job", "commit_result", "reveal_result", "cancel_job")
+    __slots__ = ("chain_id", "genesis_hash", "sender", "nonce", "fee", "transfer", "bond", "unbond", "withdraw_unbonded", "set_offer", "clear_offer", "propose_model", "vote_model", "post_job", "commit_result", "reveal_result", "cancel_job", "amend_model", "remove_model")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     GENESIS_HASH_FIELD_NUMBER: _ClassVar[int]
     SENDER_FIELD_NUMBER: _ClassVar[int]
@@ -43,6 +43,8 @@ class TransactionBody(_message.Message):
     COMMIT_RESULT_FIELD_NUMBER: _ClassVar[int]
     REVEAL_RESULT_FIELD_NUMBER: _ClassVar[int]
     CANCEL_JOB_FIELD_NUMBER: _ClassVar[int]
+    AMEND_MODEL_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_MODEL_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     genesis_hash: bytes
     sender: bytes
@@ -60,7 +62,9 @@ class TransactionBody(_message.Message):
     commit_result: CommitResult
     reveal_result: RevealResult
     cancel_job: CancelJob
-    def __init__(self, chain_id: _Optional[str] = ..., genesis_hash: _Optional[bytes] = ..., sender: _Optional[bytes] = ..., nonce: _Optional[int] = ..., fee: _Optional[int] = ..., transfer: _Optional[_Union[Transfer, _Mapping]] = ..., bond: _Optional[_Union[Bond, _Mapping]] = ..., unbond: _Optional[_Union[Unbond, _Mapping]] = ..., withdraw_unbonded: _Optional[_Union[WithdrawUnbonded, _Mapping]] = ..., set_offer: _Optional[_Union[SetOffer, _Mapping]] = ..., clear_offer: _Optional[_Union[ClearOffer, _Mapping]] = ..., propose_model: _Optional[_Union[ProposeModel, _Mapping]] = ..., vote_model: _Optional[_Union[VoteModel, _Mapping]] = ..., post_job: _Optional[_Union[PostJob, _Mapping]] = ..., commit_result: _Optional[_Union[CommitResult, _Mapping]] = ..., reveal_result: _Optional[_Union[RevealResult, _Mapping]] = ..., cancel_job: _Optional[_Union[CancelJob, _Mapping]] = ...) -> None: ...
+    amend_model: AmendModel
+    remove_model: RemoveModel
+    def __init__(self, chain_id: _Optional[str] = ..., genesis_hash: _Optional[bytes] = ..., sender: _Optional[bytes] = ..., nonce: _Optional[int] = ..., fee: _Optional[int] = ..., transfer: _Optional[_Union[Transfer, _Mapping]] = ..., bond: _Optional[_Union[Bond, _Mapping]] = ..., unbond: _Optional[_Union[Unbond, _Mapping]] = ..., withdraw_unbonded: _Optional[_Union[WithdrawUnbonded, _Mapping]] = ..., set_offer: _Optional[_Union[SetOffer, _Mapping]] = ..., clear_offer: _Optional[_Union[ClearOffer, _Mapping]] = ..., propose_model: _Optional[_Union[ProposeModel, _Mapping]] = ..., vote_model: _Optional[_Union[VoteModel, _Mapping]] = ..., post_job: _Optional[_Union[PostJob, _Mapping]] = ..., commit_result: _Optional[_Union[CommitResult, _Mapping]] = ..., reveal_result: _Optional[_Union[RevealResult, _Mapping]] = ..., cancel_job: _Optional[_Union[CancelJob, _Mapping]] = ..., amend_model: _Optional[_Union[AmendModel, _Mapping]] = ..., remove_model: _Optional[_Union[RemoveModel, _Mapping]] = ...) -> None: ...
 
 class Transfer(_message.Message):
     __slots__ = ("dest", "amount")
@@ -110,29 +114,47 @@ class ProposeModel(_message.Message):
     model: ModelInfo
     def __init__(self, model: _Optional[_Union[ModelInfo, _Mapping]] = ...) -> None: ...
 
+class AmendModel(_message.Message):
+    __slots__ = ("model",)
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    model: ModelInfo
+    def __init__(self, model: _Optional[_Union[ModelInfo, _Mapping]] = ...) -> None: ...
+
+class RemoveModel(_message.Message):
+    __slots__ = ("model",)
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    model: bytes
+    def __init__(self, model: _Optional[bytes] = ...) -> None: ...
+
 class VoteModel(_message.Message):
-    __slots__ = ("model", "approve")
+    __slots__ = ("model", "approve", "proposal")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     APPROVE_FIELD_NUMBER: _ClassVar[int]
+    PROPOSAL_FIELD_NUMBER: _ClassVar[int]
     model: bytes
     approve: bool
-    def __init__(self, model: _Optional[bytes] = ..., approve: _Optional[bool] = ...) -> None: ...
+    proposal: bytes
+    def __init__(self, model: _Optional[bytes] = ..., approve: _Optional[bool] = ..., proposal: _Optional[bytes] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("id", "name", "context_length", "end_tokens", "engine", "thresholds")
+    __slots__ = ("id", "name", "context_length", "end_tokens", "engine", "thresholds", "source", "size_bytes")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_LENGTH_FIELD_NUMBER: _ClassVar[int]
     END_TOKENS_FIELD_NUMBER: _ClassVar[int]
     ENGINE_FIELD_NUMBER: _ClassVar[int]
     THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     id: bytes
     name: str
     context_length: int
     end_tokens: _containers.RepeatedScalarFieldContainer[int]
     engine: str
     thresholds: ModelThresholds
-    def __init__(self, id: _Optional[bytes] = ..., name: _Optional[str] = ..., context_length: _Optional[int] = ..., end_tokens: _Optional[_Iterable[int]] = ..., engine: _Optional[str] = ..., thresholds: _Optional[_Union[ModelThresholds, _Mapping]] = ...) -> None: ...
+    source: str
+    size_bytes: int
+    def __init__(self, id: _Optional[bytes] = ..., name: _Optional[str] = ..., context_length: _Optional[int] = ..., end_tokens: _Optional[_Iterable[int]] = ..., engine: _Optional[str] = ..., thresholds: _Optional[_Union[ModelThresholds, _Mapping]] = ..., source: _Optional[str] = ..., size_bytes: _Optional[int] = ...) -> None: ...
 
 class ModelThresholds(_message.Message):
     __slots__ = ("worst_margin_micro", "miss_slack_micro", "miss_rate_ppm", "miss_depth_micro", "false_positive_budget_ppb", "max_logprob_error_micro", "mean_logprob_error_micro")
@@ -217,7 +239,7 @@ class CancelJob(_message.Message):
     def __init__(self, job_id: _Optional[bytes] = ...) -> None: ...
 
 class Header(_message.Message):
-    __slots__ = ("chain_id", "height", "time_ms", "parent_hash", "state_root", "transactions_root", "receipts_root", "proposer", "validators_hash", "last_commit_hash", "evidence_root")
+    __slots__ = ("chain_id", "height", "time_ms", "parent_hash", "state_root", "transactions_root", "receipts_root", "proposer", "validators_hash", "last_commit_hash", "evidence_root", "randao_reveal")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     TIME_MS_FIELD_NUMBER: _ClassVar[int]
@@ -229,6 +251,7 @@ class Header(_message.Message):
     VALIDATORS_HASH_FIELD_NUMBER: _ClassVar[int]
     LAST_COMMIT_HASH_FIELD_NUMBER: _ClassVar[int]
     EVIDENCE_ROOT_FIELD_NUMBER: _ClassVar[int]
+    RANDAO_REVEAL_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     height: int
     time_ms: int
@@ -240,7 +263,8 @@ class Header(_message.Message):
     validators_hash: bytes
     last_commit_hash: bytes
     evidence_root: bytes
-    def __init__(self, chain_id: _Optional[str] = ..., height: _Optional[int] = ..., time_ms: _Optional[int] = ..., parent_hash: _Optional[bytes] = ..., state_root: _Optional[bytes] = ..., transactions_root: _Optional[bytes] = ..., receipts_root: _Optional[bytes] = ..., proposer: _Optional[bytes] = ..., validators_hash: _Optional[bytes] = ..., last_commit_hash: _Optional[bytes] = ..., evidence_root: _Optional[bytes] = ...) -> None: ...
+    randao_reveal: bytes
+    def __init__(self, chain_id: _Optional[str] = ..., height: _Optional[int] = ..., time_ms: _Optional[int] = ..., parent_hash: _Optional[bytes] = ..., state_root: _Optional[bytes] = ..., transactions_root: _Optional[bytes] = ..., receipts_root: _Optional[bytes] = ..., proposer: _Optional[bytes] = ..., validators_hash: _Optional[bytes] = ..., last_commit_hash: _Optional[bytes] = ..., evidence_root: _Optional[bytes] = ..., randao_reveal: _Optional[bytes] = ...) -> None: ...
 
 class Block(_message.Message):
     __slots__ = ("header", "transactions", "last_commit", "evidence")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from proto import state_pb2, types_pb2
-from runtime import system
+from runtime import system, weights
 from runtime.arithmetic import U64_MAX
 from runtime.module import (
     ACCOUNT,
@@ -44,7 +44,9 @@ class Params:
 
     existential_deposit: int = 1_000_000
     token_symbol: str = "INFER"
-    token_decimals: int = 18
+    # 9 decimals: a u64 of base units holds up to 18,446,744,073.709551615 INFER, the supply cap
+    # (docs/economics.md, "Token and supply"); at 18 decimals the whole supply was 18.45 INFER.
+    token_decimals: int = 9
 
     def validate(self) -> None:
         if not 0 < self.existential_deposit <= U64_MAX:
@@ -209,6 +211,8 @@ CALLS = (
         cost=transfer_cost,
         check=check_transfer,
         fields={"dest": ACCOUNT, "amount": AMOUNT},
+        # Two accounts read and written, an event (and a NewAccount event for a new one).
+        weight=lambda call: 2 * weights.READ + 2 * weights.WRITE,
     ),
 )
 
@@ -244,6 +248,27 @@ class GenesisConfig:
         return sum(amount for _, amount in self.balances)
 
 
+def token_text(amount: int, params: Params) -> str:
+    """`amount` base units in tokens, exactly, for messages: 10^9 at 9 decimals is '1.000000000 INFER'."""
+    whole, fraction = divmod(amount, 10**params.token_decimals)
+    digits = f"{whole}.{fraction:0{params.token_decimals}d}" if params.token_decimals else str(whole)
+    return f"{digits} {params.token_symbol}"
+
+
+def check_total_issuance(config: GenesisConfig) -> None:
+    """Every balance, stake, escrow and payment is a share of the total issuance, so it must fit a u64.
+
+    Nothing mints after genesis: a u64 supply bounds every sum of amounts the runtime forms.
+    """
+    total = config.total_issuance
+    if total > U64_MAX:
+        raise GenesisInvalid(
+            f"app_state.balances.balances: the total issuance must be at most {U64_MAX} base units "
+            f"(2^64-1, {token_text(U64_MAX, config.params)}), got {total} base units "
+            f"({token_text(total, config.params)})"
+        )
+
+
 def parse_genesis(section: Mapping[str, Any], context: GenesisContext) -> GenesisConfig:
     """`app_state.balances`: {"params": {...}, "balances": [{"address", "amount", "name"?}, ...]}."""
     check_section_keys(section, ("params", "balances"), "app_state.balances")
@@ -252,7 +277,9 @@ def parse_genesis(section: Mapping[str, Any], context: GenesisContext) -> Genesi
     if not isinstance(entries, list) or len(entries) > MAX_GENESIS_ACCOUNTS:
         raise GenesisInvalid(f"app_state.balances.balances must be a list of at most {MAX_GENESIS_ACCOUNTS} entries")
     endowed = tuple(_endowment(entry, f"app_state.balances.balances[{index}]", context) for index, entry in enumerate(entries))
-    return GenesisConfig(params=params, balances=endowed)
+    config = GenesisConfig(params=params, balances=endowed)
+    check_total_issuance(config)
+    return config
 
 
 def _endowment(entry: Any, where: str, context: GenesisContext) -> tuple[bytes, int]:
@@ -264,12 +291,13 @@ def _endowment(entry: Any, where: str, context: GenesisContext) -> tuple[bytes, 
         account = context.decode_account(address)
     except ValueError as error:
         raise GenesisInvalid(f"{where}.address: {error}") from None
-    return account, parse_integer(entry.get("amount"), f"{where}.amount")
+    return account, parse_integer(entry.get("amount"), f"{where}.amount", unit="base units")
 
 
 def genesis(state: Overlay, config: GenesisConfig) -> None:
     """Write the parameters and the endowed accounts, and add them to the total issuance."""
     config.params.validate()
+    check_total_issuance(config)
     state.set(PARAMS_KEY, encode_params(PARAMS, config.params))
     seen: set[bytes] = set()
     for account, amount in config.balances:
@@ -281,8 +309,6 @@ def genesis(state: Overlay, config: GenesisConfig) -> None:
             raise GenesisInvalid(f"app_state.balances.balances: {amount} is below the existential deposit")
         seen.add(account)
         system.write_account(state, account, state_pb2.AccountInfo(free=amount))
-    if config.total_issuance > U64_MAX:
-        raise GenesisInvalid("app_state.balances.balances: the total issuance does not fit in 64 bits")
     system.add_issuance(state, config.total_issuance)
 
 

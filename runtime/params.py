@@ -89,23 +89,39 @@ def _field_value(descriptor: FieldDescriptor, value: Any, where: str):
     return parse_integer(value, where, limit)
 
 
-def parse_integer(value: Any, where: str, limit: int = U64_MAX) -> int:
+def parse_integer(value: Any, where: str, limit: int = U64_MAX, unit: str = "") -> int:
     """An integer in [0, limit] from JSON: a string of ASCII digits (64-bit values) or a plain number.
 
     The one parser of integers that a person writes for the runtime (genesis parameters, stakes,
-    balances); raises ParamsInvalid (a ValueError) naming `where`.
+    balances); raises ParamsInvalid (a ValueError) naming `where` and, past the limit, the limit
+    (in `unit`, e.g. "base units"). A long number is described by its length, never cut: a cut
+    one reads as a smaller valid value.
     """
     if isinstance(value, bool):
         raise ParamsInvalid(f"{where} must be an integer written as a string")
     if isinstance(value, str):
-        if not (value.isascii() and value.isdigit()) or len(value) > 20:
-            raise ParamsInvalid(f"{where} must be an integer written as a string of digits, got {value[:24]!r}")
+        if not (value.isascii() and value.isdigit()):
+            shown = repr(value) if len(value) <= 24 else f"{value[:24]!r}… ({len(value)} characters)"
+            raise ParamsInvalid(f"{where} must be an integer written as a string of digits, got {shown}")
+        significant = value.lstrip("0")
+        if len(significant) > len(str(limit)):  # refused before int() reads thousands of digits
+            raise ParamsInvalid(_over_limit(where, limit, unit, f"a {len(significant)}-digit number"))
         number = int(value)
     elif isinstance(value, int):
         number = value
     else:
         raise ParamsInvalid(f"{where} must be an integer written as a string")
-    if not 0 <= number <= limit:
-        bound = f"2^{limit.bit_length()}" if limit & (limit + 1) == 0 else str(limit + 1)
-        raise ParamsInvalid(f"{where} must be in [0, {bound}), got {number}")
+    if number < 0:
+        raise ParamsInvalid(f"{where} must be in [0, {_bound(limit)}), got {number}")
+    if number > limit:
+        digits = len(str(number))
+        raise ParamsInvalid(_over_limit(where, limit, unit, str(number) if digits <= 24 else f"a {digits}-digit number"))
     return number
+
+
+def _bound(limit: int) -> str:
+    return f"2^{limit.bit_length()}" if limit & (limit + 1) == 0 else str(limit + 1)
+
+
+def _over_limit(where: str, limit: int, unit: str, shown: str) -> str:
+    return f"{where} must be in [0, {_bound(limit)}): at most {limit}{' ' + unit if unit else ''}, got {shown}"

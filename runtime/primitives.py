@@ -94,6 +94,8 @@ class BlockContext:
     author: bytes
     # Block.evidence: types_pb2.DuplicateVoteEvidence messages, punished in staking's on_initialize.
     evidence: tuple = ()
+    # Header.randao_reveal: the proposer's RANDAO reveal, checked and mixed in randomness's on_initialize.
+    randao_reveal: bytes = b""
 
 
 def make_event(module: str, name: str, /, **attributes: object) -> types_pb2.Event:

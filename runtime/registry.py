@@ -15,15 +15,16 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Iterable, Mapping
 
-from runtime import balances, models, reputation, slashing, system
+from runtime import balances, models, randomness, reputation, slashing, system
 from runtime.jobs.spec import SPEC as JOBS
 from runtime.staking.spec import SPEC as STAKING
 from runtime.module import CallSpec, EventSpec, ModuleSpec, check_field_kinds
 
 # The runtime's version (FRAME's `spec_version`): raised whenever the state transition changes, so
 # nodes and clients can tell which rules a chain runs. 1: the rules of issue 23 (slashing and
-# reputation as modules, block validity in the runtime).
-SPEC_VERSION = 1
+# reputation as modules, block validity in the runtime). 2: issue 24's market (RANDAO-drawn
+# assignment, priced prompts, per-model queues, paid reputation, model governance, block weights).
+SPEC_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def _check_declarations(module: ModuleSpec) -> None:
 
 
 RUNTIME = Runtime(
-    modules=(system.SPEC, balances.SPEC, models.SPEC, STAKING, slashing.SPEC, reputation.SPEC, JOBS)
+    modules=(system.SPEC, balances.SPEC, models.SPEC, STAKING, slashing.SPEC, reputation.SPEC, randomness.SPEC, JOBS)
 )
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from proto import state_pb2, types_pb2
-from runtime import balances, staking, system
+from runtime import balances, staking, system, weights
 from runtime.arithmetic import U64_MAX, apply_ppm
 from runtime.evidence import DoubleSign, EvidenceError, double_sign
 from runtime.module import ACCOUNT, AMOUNT, INTEGER, EventSpec, ModuleSpec
@@ -213,6 +213,14 @@ def on_initialize(state: Overlay, block: BlockContext) -> None:
         punish_double_sign(state, offence.validator, offence.height, block.height, params)
 
 
+def hooks_weight(state: StateReader, block: BlockContext) -> int:
+    """on_initialize's declared weight (runtime/weights.py): the offence record pruned; per piece of evidence, two
+    signatures verified, the validator sets and the offence list read, the stake burned, the offender jailed."""
+    validators = staking.read_params(state).max_validators
+    per_piece = 2 * weights.SIGNATURE + 8 * weights.READ + 6 * weights.WRITE + 4 * validators * weights.LIST_ENTRY
+    return 2 * weights.READ + weights.WRITE + len(block.evidence) * per_piece
+
+
 # --- declaration ----------------------------------------------------------------
 
 SPEC = ModuleSpec(
@@ -223,4 +231,5 @@ SPEC = ModuleSpec(
     events=EVENTS,
     errors=ERRORS,
     on_initialize=on_initialize,
+    hooks_weight=hooks_weight,
 )

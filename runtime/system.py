@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
 from proto import state_pb2, types_pb2
+from runtime import weights
 from runtime.arithmetic import U64_MAX
 from runtime.block import LIMITS, BlockLimits
 from runtime.module import (
@@ -42,6 +43,11 @@ class Params:
     base_fee: int = 1_000
     fee_per_byte: int = 10
     max_transaction_bytes: int = 65_536
+    # Base units per million weight units (one millisecond of reference execution, runtime/weights.py): a
+    # transfer (0.29 ms declared, mostly its signature) pays 1,435 more, a PostJob (9.7 ms, every offer of the
+    # model read) about 48,500, so a block full of any call pays alike for the block time it takes
+    # (docs/economics.md, "Work per block").
+    fee_per_weight: int = 5_000
 
     def validate(self) -> None:
         for name, value in asdict(self).items():
@@ -50,14 +56,21 @@ class Params:
         if self.max_transaction_bytes < 128:
             raise ValueError("system.params.max_transaction_bytes must be at least 128")
 
-    def minimum_fee(self, transaction_bytes: int) -> int:
-        """The least fee a transaction of this many bytes must offer."""
-        return minimum_fee(self.base_fee, self.fee_per_byte, transaction_bytes)
+    def minimum_fee(self, transaction_bytes: int, weight: int) -> int:
+        """The least fee a transaction of this many bytes and this declared weight must offer."""
+        return minimum_fee(self.base_fee, self.fee_per_byte, transaction_bytes, self.fee_per_weight, weight)
 
 
-def minimum_fee(base_fee: int, fee_per_byte: int, transaction_bytes: int) -> int:
-    """The fee rule, the one copy clients and the pool share: base_fee + fee_per_byte x the serialised size."""
-    return base_fee + fee_per_byte * transaction_bytes
+# fee_per_weight is priced per this many weight units (one millisecond of reference execution).
+WEIGHT_FEE_UNIT = 1_000_000
+
+
+def minimum_fee(base_fee: int, fee_per_byte: int, transaction_bytes: int, fee_per_weight: int = 0,
+                weight: int = 0) -> int:
+    """The fee rule, the one copy clients and the pool share: base_fee + fee_per_byte x the serialised size
+    + fee_per_weight x the transaction's declared weight (runtime/executive.py transaction_weight) in millions,
+    rounded up."""
+    return base_fee + fee_per_byte * transaction_bytes + -(-fee_per_weight * weight // WEIGHT_FEE_UNIT)
 
 
 # --- storage keys ---------------------------------------------------------------
@@ -202,6 +215,11 @@ def on_finalize(state: Overlay, block: BlockContext, fees: int) -> None:
         state.deposit_event(fees_paid_event(block.author, fees))
 
 
+def hooks_weight(state: StateReader, block: BlockContext) -> int:
+    """on_initialize reads and writes the chain record; on_finalize credits the author."""
+    return 2 * weights.READ + 2 * weights.WRITE
+
+
 # --- genesis --------------------------------------------------------------------
 
 
@@ -254,10 +272,10 @@ def query_block_limits(state: StateReader, request: state_pb2.NoArguments) -> st
 
 QUERIES = (
     params_query(PARAMS),
-    QuerySpec(name="block_limits", doc="What a block may hold: bytes, transactions, evidence.",
+    QuerySpec(name="block_limits", doc="What a block may hold: bytes, transactions, evidence, weight.",
               request=state_pb2.NoArguments, response=state_pb2.BlockLimits, handler=query_block_limits,
               fields={"max_block_bytes": INTEGER, "max_block_transactions": INTEGER, "max_block_evidence": INTEGER,
-                      "max_evidence_bytes": INTEGER}),
+                      "max_evidence_bytes": INTEGER, "max_block_weight": INTEGER}),
 )
 
 
@@ -273,4 +291,5 @@ SPEC = ModuleSpec(
     queries=QUERIES,
     on_initialize=on_initialize,
     on_finalize=on_finalize,
+    hooks_weight=hooks_weight,
 )

@@ -28,6 +28,9 @@ EXIT_NOT_INCLUDED = 7
 # The local inference engine cannot do the job: llama.cpp failed, or the model has no
 # verification thresholds, so no verdict can be given.
 EXIT_ENGINE = 8
+# `verify` of a job's document whose result does not hash to the job's output digest, or is for another
+# job: whatever its verdict would be, it is not the result the chain settled (a swapped or edited result).
+EXIT_NOT_SETTLED = 9
 EXIT_INTERRUPTED = 130
 
 # (code, name, meaning) for docs/cli.md and `inferchain --help`; a test keeps the doc in step.
@@ -45,6 +48,8 @@ EXIT_CODES = (
     (EXIT_NOT_INCLUDED, "not included", "a submitted transaction was not included within --timeout"),
     (EXIT_ENGINE, "engine", "local inference cannot run: llama.cpp failed, or the model has no "
                             "verification thresholds"),
+    (EXIT_NOT_SETTLED, "not settled", "`verify` of a job's document: its result does not hash to the job's "
+                                      "output digest (or is for another job): not the result the chain settled"),
     (EXIT_INTERRUPTED, "interrupted", "stopped by Ctrl-C"),
 )
 

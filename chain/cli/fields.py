@@ -37,7 +37,7 @@ from chain.cli.output import Token, u64
 from chain.client import ClientError, decode_hash
 from chain.keys import KeyResolutionError, resolve_account
 from chain.ss58 import encode_address
-from chain.text import quote_input
+from chain.text import quote_input, quote_number
 from runtime.arithmetic import U32_MAX, U64_MAX
 from runtime.module import ACCOUNT, AMOUNT, BOOLEAN, BYTES, HASH, INTEGER, TEXT
 
@@ -279,13 +279,18 @@ def parse_account(text: str, where: str) -> bytes:
 
 
 def parse_integer(text: str, where: str, low: int, high: int) -> int:
-    """A whole number in [low, high], ASCII digits with an optional sign and `_` separators."""
-    if len(text) > 48:
-        raise CliError(f"{where} must be a whole number, got {quote_input(text)}", EXIT_USAGE)
+    """A whole number in [low, high], ASCII digits with an optional sign and `_` separators.
+
+    Out of range, the message names the range and says the number (by its length when long, never
+    cut: a cut number reads as a smaller valid one).
+    """
     cleaned = text.strip().replace("_", "")
     digits = cleaned[1:] if cleaned[:1] in ("-", "+") else cleaned
     if not (digits.isascii() and digits.isdigit()):
-        raise CliError(f"{where} must be a whole number, got {quote_input(text)}", EXIT_USAGE)
+        raise CliError(f"{where} must be a whole number, got {quote_number(text)}", EXIT_USAGE)
+    significant = digits.lstrip("0")
+    if len(significant) > max(len(str(low)), len(str(high))):  # out of range; not read by int() at any length
+        raise CliError(f"{where} must be from {low} to {high}, got {quote_number(cleaned, 24)}", EXIT_USAGE)
     value = int(cleaned)
     if not low <= value <= high:
         raise CliError(f"{where} must be from {low} to {high}, got {value}", EXIT_USAGE)
@@ -295,8 +300,11 @@ def parse_integer(text: str, where: str, low: int, high: int) -> int:
 def parse_amount_value(text: str, where: str, token: Callable[[], Token], maximum: int) -> int:
     """Base units from a plain whole number, or tokens with the chain's symbol (asks the node for it)."""
     cleaned = text.strip().replace("_", "")
-    if cleaned.isascii() and cleaned.isdigit() and len(cleaned) <= 48:
-        return parse_integer(cleaned, where, 0, maximum)
+    if cleaned.isascii() and cleaned.isdigit():
+        significant = cleaned.lstrip("0")
+        if len(significant) > len(str(maximum)) or int(significant or "0") > maximum:
+            raise CliError(f"{where} must be at most {maximum} base units, got {quote_number(cleaned, 24)}", EXIT_USAGE)
+        return int(cleaned)
     try:
         return token().parse(text, maximum)
     except ValueError as error:

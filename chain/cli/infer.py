@@ -18,7 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chain.cli.connection import cli_errors, node_client, node_target
-from chain.cli.errors import EXIT_BAD_INPUT, EXIT_ENGINE, EXIT_FAILURE, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, CliError
+from chain.cli.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_ENGINE,
+    EXIT_FAILURE,
+    EXIT_NOT_SETTLED,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    CliError,
+)
 from chain.cli.model import (
     _add_store_argument,
     _positive,
@@ -28,6 +37,7 @@ from chain.cli.model import (
     store_for,
 )
 from chain.cli.output import add_output_argument, print_fields, print_json, u64
+from chain.text import quote_input, quote_number
 from chain.client.verification import model_info_key, proven_model_info
 from inference.engine import EngineConfig, engine_version
 from inference.errors import InferenceError, InvalidResult, InvalidThresholds
@@ -72,7 +82,7 @@ def register(subparsers) -> None:
     judging = subparsers.add_parser(
         "verify",
         help="re-score a result and judge it by its model's thresholds registered on the chain "
-             "(exit 0 valid, 1 invalid, 6 unreadable; docs/cli.md)",
+             "(exit 0 valid, 1 invalid, 6 unreadable, 9 not the result the chain settled; docs/cli.md)",
     )
     judging.add_argument("result", metavar="RESULT.json",
                          help="a result from `inferchain infer --output json` or `inferchain job status ID "
@@ -99,12 +109,15 @@ def _add_engine_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _seed(text: str) -> int:
+    # Past 64 digits a number is out of range whatever its base: refused before int() reads it.
+    if len(text.strip()) > 64 and text.strip().isascii() and text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"the seed must be from 0 to {(1 << 64) - 1}, got {quote_number(text)}")
     try:
         value = int(text, 0)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        raise argparse.ArgumentTypeError(f"{quote_number(text)} is not an integer") from None
     if not 0 <= value < 1 << 64:
-        raise argparse.ArgumentTypeError("the seed is an unsigned 64-bit integer")
+        raise argparse.ArgumentTypeError(f"the seed must be from 0 to {(1 << 64) - 1}, got {quote_number(text)}")
     return value
 
 
@@ -324,12 +337,27 @@ def _result_of_job(document: dict, source: str) -> InferenceResult:
         result = InferenceResult.from_json(document["result"])
     except InvalidResult as error:
         raise InvalidResult(f"{source}: its result is not an inference result: {error}") from None
-    if result.job.job_id.hex() != document.get("job_id"):
-        raise InvalidResult(f"{source}: the result is for job {result.job.job_id.hex()}, not the job's {str(document.get('job_id'))[:64]}")
+    job_id = document.get("job_id")
+    if not _is_hex_id(job_id):
+        raise InvalidResult(f"{source}: the job's job_id must be 64 lowercase hex digits, got {quote_input(str(job_id))}")
+    # Not the chain's result: its own exit code, whatever a verdict on it would be (it may be well formed, even valid).
+    if result.job.job_id.hex() != job_id:
+        raise CliError(f"{source}: this is not the result the chain settled: the result is for job "
+                       f"{result.job.job_id.hex()}, not the job's {job_id}", EXIT_NOT_SETTLED)
     claimed = document.get("output_digest")
-    if claimed and result.output_digest().hex() != claimed:
-        raise InvalidResult(f"{source}: the result does not hash to the job's output digest {str(claimed)[:64]}")
+    if not claimed:
+        return result
+    if not _is_hex_id(claimed):
+        raise InvalidResult(f"{source}: the job's output_digest must be 64 lowercase hex digits, got {quote_input(str(claimed))}")
+    actual = result.output_digest().hex()
+    if actual != claimed:
+        raise CliError(f"{source}: this is not the result the chain settled: it hashes to {actual}, "
+                       f"the job's output digest is {claimed}", EXIT_NOT_SETTLED)
     return result
+
+
+def _is_hex_id(value) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
 def _print_verdict(verdict: Verdict, source: ThresholdSource) -> None:

@@ -1,7 +1,7 @@
 """`inferchain job submit|status|watch|list`: post inference jobs to the chain and follow them.
 
 `job submit "PROMPT" --wait` posts a PostJob, then reports each step on standard error as the chain
-takes it (posted, queued, assigned, committed, revealed, settled) and prints the text on standard
+takes it (posted, drawing, queued, assigned, committed, revealed, settled) and prints the text on standard
 output, in four requests to the node (GetChainInfo, GetExecutors, SubmitTransaction, one WatchJob
 stream); `--output json` prints one document instead (the one `job status ID --output json` prints,
 which carries the result in the form `inferchain verify` reads, under "result").
@@ -42,8 +42,10 @@ def register(subparsers) -> None:
 
     submit = commands.add_parser(
         "submit", help="post a job; with --wait, follow it to its result and print the text",
-        description="Post an inference job (PostJob). The escrow max-tokens x max-price x redundancy is held "
-                    "until the job ends; executors are paid for the tokens they produce at their own price.",
+        description="Post an inference job (PostJob). The escrow (max-tokens plus the prompt's worst-case tokens, "
+                    "at max-price x redundancy, plus the minimum protocol fee) is held until the job ends, and a "
+                    "storage deposit until its record is pruned; executors are paid for the prompt and output "
+                    "tokens they compute at their own price.",
     )
     submit.add_argument("prompt", metavar="PROMPT", help="the prompt, wrapped in the model's chat template unless "
                                                          "--prompt-format raw")
@@ -88,7 +90,7 @@ def register(subparsers) -> None:
     listing.add_argument("--poster", metavar="ACCOUNT", help="only jobs this account posted")
     listing.add_argument("--executor", metavar="ACCOUNT", help="only jobs this account was assigned")
     listing.add_argument("--status", metavar="STATUS",
-                         help="only jobs in this status: queued, assigned, revealing, settled, disputed, expired, "
+                         help="only jobs in this status: drawing, queued, assigned, revealing, settled, disputed, expired, "
                               "cancelled")
     listing.add_argument("--limit", default="20", metavar="N", help="jobs per page, 1 to 100 (default: 20)")
     listing.add_argument("--page-token", metavar="HEX", help="where the previous page ended (its next_page_token)")
@@ -260,8 +262,9 @@ def _page_token_argument(text: str) -> bytes:
 def _job_row(job: state_pb2.Job, token: Token) -> tuple:
     executors = ",".join(_address(slot.executor)[:8] + "…" for slot in job.assignments) or "-"
     revealed = _revealed(job)
-    return (job.id.hex(), status_name(job.status), job.posted_height, _address(job.poster), executors,
-            len(revealed.tokens) if revealed else "-", token.format(_cost(job)) if _cost(job) else "-")
+    tokens = PRUNED_TEXT if job.pruned_height else len(revealed.tokens) if revealed else "-"
+    return (job.id.hex(), status_name(job.status), job.posted_height, _address(job.poster), executors, tokens,
+            token.format(_cost(job)) if _cost(job) else "-")
 
 
 # --- showing a job --------------------------------------------------------------------
@@ -280,7 +283,7 @@ def _print_job(view: JobView, output: str, token: Token) -> None:
         ("at height", view.height),
         ("poster", _address(job.poster)),
         ("model", request.model.hex()),
-        ("prompt", quote_input(request.prompt, 200)),
+        ("prompt", PRUNED_TEXT if job.pruned_height else quote_input(request.prompt, 200)),
         ("max tokens", request.max_tokens),
         ("sampling", f"temperature {sampling.temperature_milli / 1000:g}, top-k {sampling.top_k}, "
                      f"top-p {sampling.top_p_ppm / 1_000_000:g}, seed {sampling.seed}"),
@@ -288,6 +291,7 @@ def _print_job(view: JobView, output: str, token: Token) -> None:
         ("max price", f"{token.format(request.max_price_per_token)} per token"),
         ("posted", f"height {job.posted_height}, refunded at height {job.timeout_height} if not settled"),
         ("escrow", token.format(job.escrow)),
+        ("storage deposit", token.format(job.storage_deposit)),
     ]
     for slot in job.assignments:
         fields.append(("executor", _slot_text(slot, token)))
@@ -295,10 +299,22 @@ def _print_job(view: JobView, output: str, token: Token) -> None:
         fields.append(("ended", ending_text(job, token)))
     if job.output_digest:
         fields.append(("output digest", job.output_digest.hex()))
+    if job.pruned_height:
+        fields.append(("pruned", pruned_text(job)))
     revealed = _revealed(job)
-    if revealed is not None:
+    if revealed is not None and not job.pruned_height:
         fields += [("tokens", len(revealed.tokens)), ("stop", revealed.stop_reason), ("text", revealed.text)]
     print_fields(fields)
+
+
+PRUNED_TEXT = "(pruned)"
+
+
+def pruned_text(job: state_pb2.Job) -> str:
+    """What a pruned record still says, in one line."""
+    return (f"at height {job.pruned_height}, when its challenge window closed: the prompt and the revealed tokens, "
+            "text and log-probabilities were deleted; statuses, payments, commitments and output digests are kept, "
+            "and the storage deposit was returned")
 
 
 def _slot_text(slot: state_pb2.Assignment, token: Token) -> str:
@@ -316,9 +332,10 @@ def ending_text(job: state_pb2.Job, token: Token) -> str:
     if job.status == state_pb2.JOB_STATUS_SETTLED:
         revealed = _revealed(job)
         count = len(revealed.tokens) if revealed else 0
+        tokens = "tokens pruned" if job.pruned_height else f"{count} tokens"
         paid = sum(slot.payment for slot in job.assignments)
         payees = sum(1 for slot in job.assignments if slot.payment)
-        return (f"settled at height {job.final_height}: {count} tokens; paid {token.format(paid)} to "
+        return (f"settled at height {job.final_height}: {tokens}; paid {token.format(paid)} to "
                 f"{payees} executor{'' if payees == 1 else 's'}, protocol fee "
                 f"{token.format(job.protocol_fee)}, refunded {token.format(job.refunded)}")
     reason = f": {job.reason}" if job.reason else ""
@@ -351,13 +368,15 @@ def job_document(view: JobView) -> dict:
         "protocol_fee": u64(job.protocol_fee),
         "refunded": u64(job.refunded),
         "reason": job.reason,
+        "storage_deposit": u64(job.storage_deposit),
+        "pruned_height": u64(job.pruned_height),
         "output_digest": job.output_digest.hex(),
         "executors": [_slot_document(slot) for slot in job.assignments],
     }
     if view.block_hash:
         document["block_hash"] = view.block_hash.hex()
     revealed = _revealed(job)
-    if revealed is not None:
+    if revealed is not None and not job.pruned_height:
         document.update(text=revealed.text, tokens=list(revealed.tokens), prompt_tokens=revealed.prompt_tokens,
                         stop_reason=revealed.stop_reason)
         result = _result_document(job, revealed)
@@ -467,6 +486,8 @@ def _slot_lines(before: state_pb2.Assignment | None, slot: state_pb2.Assignment,
 
 
 def _status_lines(job: state_pb2.Job, token: Token) -> list[str]:
+    if job.status == state_pb2.JOB_STATUS_DRAWING:
+        return [f"drawing: its executors are drawn at height {job.draw_height}, from randomness revealed after it was posted"]
     if job.status == state_pb2.JOB_STATUS_QUEUED:
         return [f"queued: waiting for a free executor (refunded at height {job.timeout_height} if none comes)"]
     if job.status == state_pb2.JOB_STATUS_REVEALING:

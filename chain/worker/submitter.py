@@ -1,9 +1,11 @@
 """Building, signing and submitting the executor's two transactions: CommitResult and RevealResult.
 
-The commitment is blake2b-256(b"inferchain/commit/v1" || job id || executor || salt || output
-digest), with the output digest of inference.result (runtime/jobs.py recomputes both from the
-reveal). Nonces come from the node's next_nonce; when another submitter from the same account
-takes one first, the client moves on to the next (chain/client/client.py).
+The commitment is blake2b-256(b"inferchain/commit/v2" || job id || executor || salt || output
+digest || log-probabilities digest), with the output digest of inference.result and the
+log-probabilities digest of proto/digest.py (runtime/jobs recomputes all three from the reveal,
+so the log-probabilities revealed are the ones committed). Nonces come from the node's
+next_nonce; when another submitter from the same account takes one first, the client moves on to
+the next (chain/client/client.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from chain.crypto import Keypair
 from chain.worker.journal import SALT_BYTES, JournalEntry
 from inference.result import InferenceResult
 from proto import types_pb2
+from proto.digest import logprobs_digest
 from runtime import jobs
 
 
@@ -25,7 +28,7 @@ def new_salt() -> bytes:
 
 def commitment(job_id: bytes, executor: bytes, salt: bytes, result: InferenceResult) -> bytes:
     """What CommitResult carries for this result."""
-    return jobs.commitment(job_id, executor, salt, result.output_digest())
+    return jobs.commitment(job_id, executor, salt, result.output_digest(), logprobs_digest(result.logprobs_micronats))
 
 
 def commit_call(entry: JournalEntry, executor: bytes) -> types_pb2.CommitResult:

@@ -33,13 +33,13 @@ from chain.worker.submitter import Submitter, new_salt
 from inference.errors import InferenceError
 from proto import state_pb2
 from runtime.jobs import FINAL_STATUSES
-from runtime.jobs.phases import ASSIGNED, QUEUED, REVEALING, job_status_name
+from runtime.jobs.phases import ASSIGNED, DRAWING, QUEUED, REVEALING, job_status_name
 
 log = logging.getLogger("inferchain.worker")
 
 COMMIT = "commit"
 REVEAL = "reveal"
-UNFINISHED_STATUSES = (QUEUED, ASSIGNED, REVEALING)
+UNFINISHED_STATUSES = (DRAWING, QUEUED, ASSIGNED, REVEALING)
 # A submission not in a block after this many blocks is looked up, and sent again if the node dropped it.
 RESEND_AFTER_BLOCKS = 3
 # How often the loop wakes to notice a stop request when no message comes.

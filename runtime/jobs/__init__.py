@@ -1,15 +1,18 @@
 """jobs: the inference market — post, assign, commit, reveal, settle (DESIGN.md section 5).
 
-A poster's `PostJob` reserves the worst case (max_tokens x max_price_per_token x redundancy) and,
-in the same block, gets `redundancy` distinct executors (assignment.py); executors commit, then
+A poster's `PostJob` reserves the worst case (its prompt's and max_tokens' tokens at
+max_price_per_token x redundancy, plus the minimum protocol fee; pricing.py) and a storage
+deposit, and,
+assignment_delay_blocks later, gets `redundancy` distinct executors drawn from the RANDAO mix
+(assignment.py); executors commit, then
 reveal (calls.py); agreeing results are paid and held through the challenge window, differing
 ones are held as disputed (settlement.py); each block retries the queue and handles deadlines
 (hooks.py, with the queue and schedule of queue.py). Every step emits an event (events.py).
 
 Files, in the shape of every module: params.py, phases.py (job and assignment statuses),
-storage.py, errors.py, events.py, recipes.py (job id, commitment, output digest, assignment
-seed), assignment.py, settlement.py, queue.py, calls.py, hooks.py, queries.py, genesis.py,
-spec.py (the declaration). This package re-exports what other modules and the edges read.
+storage.py (with pruning), errors.py, events.py, recipes.py (job id, commitment, output digest,
+assignment seed), pricing.py (escrow, charge, protocol fee, storage deposit), assignment.py,
+settlement.py, queue.py, calls.py, hooks.py, queries.py, genesis.py, spec.py (the declaration). This package re-exports what other modules and the edges read.
 """
 
 from runtime.jobs.calls import check_post, check_post_limits, escrow_of
@@ -27,7 +30,7 @@ from runtime.jobs.errors import (
     NotAssigned,
     NotCancellable,
     NotPoster,
-    QueueFull,
+    TooManyQueued,
     UnknownJob,
     UnknownModel,
     WrongPhase,
@@ -40,6 +43,7 @@ from runtime.jobs.phases import (
     ASSIGNED,
     CANCELLED,
     DISPUTED,
+    DRAWING,
     EXPIRED,
     FINAL_STATUSES,
     QUEUED,
@@ -59,7 +63,7 @@ from runtime.jobs.storage import (
     JOBS_BY_HEIGHT,
     JOBS_BY_POSTER,
     LOAD_PREFIX,
-    QUEUE_KEY,
+    QUEUE_PREFIX,
     SCHEDULE_PREFIX,
     read_ids,
     read_job,

@@ -1,94 +1,365 @@
-"""Assignment: who executes a job, drawn by lottery among the executors that can take it.
+"""Assignment: who executes a job, drawn from an executor table frozen for the epoch, with a seed nobody knew in time.
 
-In the block that includes a job (and in each block it waits in the queue), the runtime picks
-`redundancy` distinct executors among the accounts serving the model at a price within the job's
-maximum, with free capacity and at least the minimum bond, each draw weighted by stake x
-reputation, from a seed hashed from the job id and height (the requested region is preferred).
-Without enough free executors the job waits in the queue until its timeout refunds it.
+A job included at height h is drawn in on_initialize of the block at h + assignment_delay_blocks,
+from the state before that block's transactions and a seed hashed from the RANDAO mix after that
+block's reveal (runtime/randomness.py). Before, the seed H(job id || height || count) was known
+before submission: a poster burning nonces landed 20 of 20 jobs on the executor it wanted, and an
+executor grinding its bond amount took 100 of 100 victim jobs (docs/economics.md, "Assignment
+randomness").
+
+Candidates come from a per-model table built at the model's first draw of each staking epoch:
+every executor serving the model with at least the minimum bond, sorted by (price, account), with
+weight stake x reputation x 2^128 / price^2 and running sums, one entry per state key. A draw reads
+O(log n) entries: the cheapest max(missing, draw_candidates) entries within the job's price (ties
+at the last price included), a point in their summed weight, a binary search. Picks that are full,
+already on the job, no longer offering, or whose stake or reputation fell since the table was built
+are refused by rejection (an exact weighted draw); more expensive entries are added when the cheap
+ones cannot fill the job (docs/protocol.md, "Assignment").
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import struct
+from bisect import bisect_right
+from dataclasses import dataclass, field
 
 from proto import state_pb2
-from runtime import reputation, staking
+from runtime import randomness, reputation, staking
 import runtime.jobs.events as events
 from runtime.jobs.errors import NoExecutors
-from runtime.jobs.params import Params
-from runtime.jobs.phases import ASSIGNED, EXPIRED, QUEUED, SLOT_ASSIGNED
-from runtime.jobs.queue import dequeue, enqueue, schedule
-from runtime.jobs.recipes import assignment_seed, draw_point
-from runtime.jobs.settlement import end
-from runtime.jobs.storage import add_load, index_assigned, missing_slots, read_load
+from runtime.jobs.params import Params, read_params
+from runtime.jobs.phases import ASSIGNED, DRAWING, EXPIRED, QUEUED, SLOT_ASSIGNED
+from runtime.jobs.queue import dequeue, enqueue, queued_models, schedule, schedule_key
+from runtime.jobs.recipes import accept_point, assignment_seed, draw_point
+from runtime.jobs.settlement import end, make_room
+from runtime.jobs.storage import add_load, index_assigned, missing_slots, read_ids, read_job, read_load, write_ids, write_job
 from runtime.state import Overlay, StateReader
+
+TABLE_PREFIX = b"jobs/draw/"  # + model + u8 len(region) + region -> DrawTable; + u32be index -> DrawEntry
+DRAW_DUE_PREFIX = b"jobs/draw_due/"  # + u64be height -> JobIdList: jobs whose first draw is in that block
+# Weights are stake x reputation x 2^WEIGHT_SHIFT / price^2: the shift keeps 1 / price^2 an integer with
+# 128 bits of precision for any 64-bit price.
+WEIGHT_SHIFT = 128
+# Picks refused per candidate range before more expensive executors are added (then the job is queued).
+MAX_REJECTIONS = 32
+
+
+# --- the executor table --------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Candidate:
-    """An executor that may be drawn, with its price and its lottery weight (stake x reputation)."""
+class Entry:
+    """One executor of a table: frozen price, capacity and weight, and the running sum of weights up to it."""
 
+    index: int
     account: bytes
     price: int
-    region: str
+    capacity: int
     weight: int
+    cumulative: int
+    stake: int
+    reputation: int
 
 
-def candidates(state: StateReader, job: state_pb2.Job, params: Params, *, free_only: bool) -> list[Candidate]:
-    """Executors serving the job's model within its price, never assigned to it before, sorted by account."""
-    request = job.request
+def entry_weight(stake: int, score: int, price: int) -> int:
+    """An executor's weight in the draw: stake x reputation / price^2, scaled by 2^WEIGHT_SHIFT."""
+    return (stake * score << WEIGHT_SHIFT) // max(price, 1) ** 2
+
+
+def _table_key(model: bytes, region: str) -> bytes:
+    encoded = region.encode()
+    return TABLE_PREFIX + model + bytes([len(encoded)]) + encoded
+
+
+def _entry_key(model: bytes, region: str, index: int) -> bytes:
+    return _table_key(model, region) + struct.pack(">I", index)
+
+
+def read_table(state: StateReader, model: bytes, region: str = "") -> state_pb2.DrawTable | None:
+    """The header of a model's table (region "": every executor), or None when none was built."""
+    raw = state.get(_table_key(model, region))
+    return None if raw is None else state_pb2.DrawTable.FromString(raw)
+
+
+def read_entry(state: StateReader, model: bytes, region: str, index: int) -> Entry:
+    """The `index`-th entry (0-based) of a table."""
+    record = state_pb2.DrawEntry.FromString(state.get(_entry_key(model, region, index)))
+    return Entry(index, record.account, record.price_per_token, record.capacity, int.from_bytes(record.weight, "big"),
+                 int.from_bytes(record.cumulative, "big"), record.stake, record.reputation)
+
+
+def _write_table(state: Overlay, model: bytes, region: str, epoch: int, rows: list, regions: list[str]) -> None:
+    cumulative = 0
+    for index, (price, account, capacity, _, stake, score) in enumerate(rows):
+        weight = entry_weight(stake, score, price)
+        cumulative += weight
+        record = state_pb2.DrawEntry(account=account, price_per_token=price, capacity=capacity,
+                                     weight=_unsigned(weight), cumulative=_unsigned(cumulative), stake=stake,
+                                     reputation=score)
+        state.set(_entry_key(model, region, index), record.SerializeToString(deterministic=True))
+    header = state_pb2.DrawTable(epoch=epoch, count=len(rows), regions=regions)
+    state.set(_table_key(model, region), header.SerializeToString(deterministic=True))
+
+
+def _unsigned(value: int) -> bytes:
+    return value.to_bytes((value.bit_length() + 7) // 8, "big")
+
+
+def _delete_tables(state: Overlay, model: bytes) -> None:
+    old = read_table(state, model)
+    if old is None:
+        return
+    for region in ["", *old.regions]:
+        table = read_table(state, model, region)
+        for index in range(table.count if table else 0):
+            state.delete(_entry_key(model, region, index))
+        state.delete(_table_key(model, region))
+
+
+def build_tables(state: Overlay, model: bytes, epoch: int, params: Params) -> None:
+    """Freeze the model's executors for the epoch: one table of all of them, one per region they name."""
     stake_params = staking.read_params(state)
-    taken = {slot.executor for slot in job.assignments}
-    found = []
-    for account in staking.serving(state, request.model):
-        if account in taken:
-            continue
+    rows = []
+    for account in staking.serving(state, model):
         offer = staking.read_offer(state, account)
         stake = staking.bonded(state, account)
-        if offer is None or offer.price_per_token > request.max_price_per_token or stake < stake_params.min_bond:
+        if offer is None or stake < stake_params.min_bond:
             continue
-        if free_only and read_load(state, account) >= offer.capacity:
-            continue
-        score = reputation.read_reputation(state, account, params.reputation_initial)
-        found.append(Candidate(account, offer.price_per_token, offer.region, stake * score))
-    if request.region:
-        # The region is a preference: its executors alone when there are enough of them.
-        local = [candidate for candidate in found if candidate.region == request.region]
-        if len(local) >= missing_slots(job):
-            return local
-    return found
+        score = reputation.read_reputation(state, account)
+        rows.append((offer.price_per_token, account, offer.capacity, offer.region, stake, score))
+    rows.sort()
+    regions = sorted({row[3] for row in rows if row[3]})
+    _delete_tables(state, model)
+    _write_table(state, model, "", epoch, rows, regions)
+    for region in regions:
+        _write_table(state, model, region, epoch, [row for row in rows if row[3] == region], [])
 
 
-def draw(pool: list[Candidate], count: int, seed: bytes) -> list[Candidate]:
-    """`count` distinct candidates, each draw weighted by stake x reputation, from a chain-derived seed."""
-    pool = list(pool)
-    chosen = []
-    for index in range(count):
-        point = draw_point(seed, index, sum(candidate.weight for candidate in pool))
-        for position, candidate in enumerate(pool):
-            if point < candidate.weight:
-                chosen.append(pool.pop(position))
-                break
-            point -= candidate.weight
+def current_epoch(state: StateReader, height: int) -> int:
+    """The staking epoch of the block at `height` (the one whose validator set signs it)."""
+    return staking.epoch_of(height, staking.read_params(state))
+
+
+def ensure_tables(state: Overlay, model: bytes, height: int, params: Params) -> None:
+    """Build the model's tables for this epoch unless they are built already (only from on_initialize)."""
+    epoch = current_epoch(state, height)
+    table = read_table(state, model)
+    if table is None or table.epoch != epoch:
+        build_tables(state, model, epoch, params)
+
+
+def count_at_most(state: StateReader, model: bytes, region: str, count: int, price: int) -> int:
+    """How many of the first `count` entries cost at most `price` per token (a binary search)."""
+    low, high = 0, count
+    while low < high:
+        middle = (low + high) // 2
+        if read_entry(state, model, region, middle).price <= price:
+            low = middle + 1
+        else:
+            high = middle
+    return low
+
+
+# --- the draw ------------------------------------------------------------------
+
+
+@dataclass
+class _Removed:
+    """Weight taken out of a table's entries during one round (picked, refused, or fallen since the build)."""
+
+    indexes: list[int] = field(default_factory=list)
+    amounts: dict[int, int] = field(default_factory=dict)
+    sums: list[int] = field(default_factory=list)
+
+    def set(self, index: int, amount: int) -> None:
+        if index not in self.amounts:
+            self.indexes.insert(bisect_right(self.indexes, index), index)
+        self.amounts[index] = amount
+        running, self.sums = 0, []
+        for position in self.indexes:
+            running += self.amounts[position]
+            self.sums.append(running)
+
+    def up_to(self, index: int) -> int:
+        """Weight removed from entries 0..index."""
+        position = bisect_right(self.indexes, index)
+        return self.sums[position - 1] if position else 0
+
+
+def locate(state: StateReader, model: bytes, region: str, limit: int, point: int,
+           removed: _Removed | None = None) -> Entry:
+    """The first entry below `limit` whose remaining running sum exceeds `point`: sum(w'_j, j <= i) > point."""
+    removed = removed or _Removed()
+    low, high = 0, limit - 1
+    while low < high:
+        middle = (low + high) // 2
+        if read_entry(state, model, region, middle).cumulative - removed.up_to(middle) > point:
+            high = middle
+        else:
+            low = middle + 1
+    return read_entry(state, model, region, low)
+
+
+def weight_now(state: StateReader, entry: Entry, model: bytes, min_bond: int) -> int:
+    """The entry's weight now at its frozen price: the lower of its stake and of its reputation now and at the build;
+    0 when it cannot take a job (no offer for the model, below the minimum bond, full)."""
+    offer = staking.read_offer(state, entry.account)
+    if offer is None or model not in offer.models:
+        return 0
+    stake = staking.bonded(state, entry.account)
+    if stake < min_bond or read_load(state, entry.account) >= min(entry.capacity, offer.capacity):
+        return 0
+    score = reputation.read_reputation(state, entry.account)
+    return entry_weight(min(stake, entry.stake), min(score, entry.reputation), entry.price)
+
+
+def _candidate_limit(state: StateReader, model: bytes, region: str, within: int, wanted: int) -> int:
+    """The cheapest `wanted` of the `within` entries in price, with every entry tied at the last price."""
+    if within <= wanted:
+        return within
+    return count_at_most(state, model, region, within, read_entry(state, model, region, wanted - 1).price)
+
+
+def draw_from(state: StateReader, job: state_pb2.Job, region: str, count: int, seed: bytes,
+              params: Params) -> list[Entry] | None:
+    """`missing` distinct executors from one table, each pick weighted; None when it cannot fill the job.
+
+    A pick is the first entry whose running sum of remaining weight exceeds draw_point(seed, t, total).
+    It stands when accept_point(seed, t, w') < its weight now (w' = its remaining weight in the draw;
+    an increase since the build counts from the next epoch); else its remaining weight becomes its
+    weight now (0 when it is full, on the job, unbonded or no longer offering) and the draw goes on.
+    """
+    model = job.request.model
+    missing = missing_slots(job)
+    within = count_at_most(state, model, region, count, job.request.max_price_per_token)
+    if within < missing:
+        return None
+    min_bond = staking.read_params(state).min_bond
+    taken = {slot.executor for slot in job.assignments}
+    wanted = max(missing, params.draw_candidates)
+    limit = _candidate_limit(state, model, region, within, wanted)
+    removed, chosen, attempt, refused = _Removed(), [], 0, 0
+    while len(chosen) < missing:
+        total = read_entry(state, model, region, limit - 1).cumulative - removed.up_to(limit - 1)
+        if total <= 0 or refused > missing + MAX_REJECTIONS:
+            if limit == within:
+                return None
+            wanted, refused = 2 * wanted, 0
+            limit = _candidate_limit(state, model, region, within, wanted)
+            continue
+        entry = locate(state, model, region, limit, draw_point(seed, attempt, total), removed)
+        remaining = entry.weight - removed.amounts.get(entry.index, 0)
+        now = 0 if entry.account in taken else weight_now(state, entry, model, min_bond)
+        if now >= remaining or (now > 0 and accept_point(seed, attempt, remaining) < now):
+            chosen.append(entry)
+            taken.add(entry.account)
+            removed.set(entry.index, entry.weight)
+        else:
+            removed.set(entry.index, entry.weight - now)
+            refused += 1
+        attempt += 1
     return chosen
 
 
+def _regions(state: StateReader, job: state_pb2.Job, params: Params) -> list[str]:
+    """The tables to draw from, in order: the job's region when enough of its executors are within price, then all."""
+    region = job.request.region
+    table = read_table(state, job.request.model, region) if region else None
+    if table is None:
+        return [""]
+    needed = max(missing_slots(job), params.region_min_candidates)
+    within = count_at_most(state, job.request.model, region, table.count, job.request.max_price_per_token)
+    return [region, ""] if within >= needed else [""]
+
+
+def draw(state: StateReader, job: state_pb2.Job, params: Params, seed: bytes) -> list[Entry] | None:
+    """The job's missing executors from its region's table (when it qualifies) or else from the model's."""
+    for region in _regions(state, job, params):
+        table = read_table(state, job.request.model, region)
+        chosen = draw_from(state, job, region, table.count, seed, params) if table else None
+        if chosen is not None:
+            return chosen
+    return None
+
+
+# --- posting and filling -------------------------------------------------------
+
+
 def check_executors(state: StateReader, job: state_pb2.Job, params: Params) -> None:
-    """Refuse a job that no set of executors could ever take: too few serve the model within its price."""
+    """Refuse a job that no set of executors could take: too few serve the model within its price.
+
+    The model's newest table answers in O(log n) entries when it holds enough executors within the
+    price; otherwise (no table yet, or one that says no while offers may have changed since) the
+    offers are read, and the job is refused only if they say no too.
+    """
     request = job.request
-    serving = staking.serving(state, request.model)
-    if len(serving) < request.redundancy:
+    table = read_table(state, request.model)
+    if table is not None and count_at_most(state, request.model, "", table.count,
+                                           request.max_price_per_token) >= request.redundancy:
+        return
+    prices = _offered_prices(state, request.model)
+    if len(prices) < request.redundancy:
         raise NoExecutors(
-            f"redundancy {request.redundancy} is above the {len(serving)} executors serving model {request.model.hex()}"
+            f"redundancy {request.redundancy} is above the {len(prices)} executors serving model {request.model.hex()}"
         )
-    within = candidates(state, job, params, free_only=False)
-    if len(within) < request.redundancy:
-        prices = sorted(offer.price_per_token for offer in (staking.read_offer(state, a) for a in serving) if offer)
+    within = sum(1 for price in prices if price <= request.max_price_per_token)
+    if within < request.redundancy:
         raise NoExecutors(
-            f"only {len(within)} executors serve the model at max_price_per_token {request.max_price_per_token} "
+            f"only {within} executors serve the model at max_price_per_token {request.max_price_per_token} "
             f"or less (the lowest prices are {', '.join(map(str, prices[:request.redundancy]))}); "
             f"redundancy {request.redundancy} needs {request.redundancy}"
         )
+
+
+def _offered_prices(state: StateReader, model: bytes) -> list[int]:
+    stake_params = staking.read_params(state)
+    prices = []
+    for account in staking.serving(state, model):
+        offer = staking.read_offer(state, account)
+        if offer is not None and staking.bonded(state, account) >= stake_params.min_bond:
+            prices.append(offer.price_per_token)
+    return sorted(prices)
+
+
+def schedule_draw(state: Overlay, job: state_pb2.Job, params: Params, height: int) -> None:
+    """Have the job's first executors drawn in the block at height + assignment_delay_blocks."""
+    job.draw_height = height + params.assignment_delay_blocks
+    key = DRAW_DUE_PREFIX + struct.pack(">Q", job.draw_height)
+    write_ids(state, key, read_ids(state, key) + [job.id])
+
+
+def refresh_tables(state: Overlay, height: int, params: Params) -> None:
+    """on_initialize: bring to this epoch the tables of every model this block may draw for: the jobs drawn now,
+    the models with queued jobs (retried in on_finalize) and the jobs due at this height (reassigned then).
+
+    Built here, from the state before the block's transactions, so nothing in the block shapes a table.
+    """
+    models = set(queued_models(state))
+    for key in (DRAW_DUE_PREFIX + struct.pack(">Q", height), schedule_key(height)):
+        for job_id in read_ids(state, key):
+            job = read_job(state, job_id)
+            if job is not None:
+                models.add(job.request.model)
+    for model in sorted(models):
+        ensure_tables(state, model, height, params)
+
+
+def draw_due(state: Overlay, height: int) -> None:
+    """on_initialize: refresh the tables, then draw the jobs whose first draw is at this height (cancelled ones
+    are skipped)."""
+    params = read_params(state)
+    refresh_tables(state, height, params)
+    key = DRAW_DUE_PREFIX + struct.pack(">Q", height)
+    due = read_ids(state, key)
+    if not due:
+        return
+    state.delete(key)
+    for job_id in due:
+        job = read_job(state, job_id)
+        if job is None or job.status != DRAWING or job.assignments:
+            continue
+        fill_or_queue(state, job, params, height)
+        write_job(state, job)
 
 
 def try_fill(state: Overlay, job: state_pb2.Job, params: Params, height: int) -> bool:
@@ -96,40 +367,44 @@ def try_fill(state: Overlay, job: state_pb2.Job, params: Params, height: int) ->
     missing = missing_slots(job)
     if missing <= 0:
         return True
-    free = candidates(state, job, params, free_only=True)
-    if len(free) < missing:
+    if read_table(state, job.request.model) is None:
+        # A job from before tables existed: its model's first table is built here.
+        ensure_tables(state, job.request.model, height, params)
+    seed = assignment_seed(job.id, randomness.read_mix(state), height, len(job.assignments))
+    chosen = draw(state, job, params, seed)
+    if chosen is None:
         return False
-    deadline = height + params.commit_window(job.request.max_tokens)
-    seed = assignment_seed(job.id, height, len(job.assignments))
-    for candidate in draw(free, missing, seed):
+    deadline = schedule(state, height + params.commit_window(job.request.max_tokens), job.id)
+    for entry in chosen:
         job.assignments.append(
             state_pb2.Assignment(
-                executor=candidate.account,
-                price_per_token=candidate.price,
+                executor=entry.account,
+                price_per_token=entry.price,
                 status=SLOT_ASSIGNED,
                 assigned_height=height,
                 deadline_height=deadline,
             )
         )
-        add_load(state, candidate.account, 1)
-        index_assigned(state, job, candidate.account)
+        add_load(state, entry.account, 1)
+        index_assigned(state, job, entry.account)
         state.deposit_event(
-            events.event(events.JOB_ASSIGNED, job=job.id.hex(), executor=candidate.account.hex(),
-                         price_per_token=candidate.price, deadline_height=deadline)
+            events.event(events.JOB_ASSIGNED, job=job.id.hex(), executor=entry.account.hex(),
+                         price_per_token=entry.price, deadline_height=deadline)
         )
-    schedule(state, deadline, job.id)
     job.status = ASSIGNED
     return True
 
 
 def fill_or_queue(state: Overlay, job: state_pb2.Job, params: Params, height: int) -> None:
-    """Fill the job's empty slots now, or queue it (a queued job waits on silently), or expire it at its timeout."""
+    """Fill the job's empty slots now, or queue it (a queued job waits on silently), or expire it at its timeout
+    or when its model's queue has no room for it (settlement.make_room)."""
     if try_fill(state, job, params, height):
-        dequeue(state, job.id)
+        dequeue(state, job)
         return
-    if height >= job.timeout_height:
-        end(state, job, EXPIRED, "no executor was free before the job's timeout")
+    full = make_room(state, job, params)
+    if height >= job.timeout_height or full:
+        end(state, job, EXPIRED, full or "no executor was free before the job's timeout")
         return
     job.status = QUEUED
-    if enqueue(state, job.id):
+    if enqueue(state, job):
         state.deposit_event(events.event(events.JOB_QUEUED, job=job.id.hex(), missing=missing_slots(job)))

@@ -1,6 +1,7 @@
 """jobs calls: PostJob, CommitResult, RevealResult, CancelJob; each checks first, then writes, then emits.
 
-Each executor commits blake2b-256(domain || job id || executor || salt || output digest), then,
+Each executor commits blake2b-256(domain || job id || executor || salt || output digest ||
+log-probabilities digest), then,
 once every commitment is in, reveals the output; the runtime recomputes the digest
 (proto/digest.py) and checks the stop rule. With redundancy 1 there is nothing to copy, so
 the executor reveals directly.
@@ -9,11 +10,12 @@ the executor reveals directly.
 from __future__ import annotations
 
 from proto import state_pb2, types_pb2
+from proto.digest import logprobs_digest
 from proto.job_form import MAX_TEMPERATURE_MILLI, PROMPT_FORMATS, STOP_REASONS
-from runtime import balances, models, system
+from runtime import balances, models, staking, system
 from runtime.arithmetic import PPM, U64_MAX
 import runtime.jobs.events as events
-from runtime.jobs.assignment import check_executors, fill_or_queue
+from runtime.jobs.assignment import check_executors, schedule_draw
 from runtime.jobs.errors import (
     CommitmentMismatch,
     DeadlinePassed,
@@ -26,7 +28,8 @@ from runtime.jobs.errors import (
     NotAssigned,
     NotCancellable,
     NotPoster,
-    QueueFull,
+    EscrowTooLow,
+    PriceTooLow,
     UnknownJob,
     UnknownModel,
     WrongPhase,
@@ -40,6 +43,7 @@ from runtime.jobs.params import (
 from runtime.jobs.phases import (
     ASSIGNED,
     CANCELLED,
+    DRAWING,
     QUEUED,
     REVEALING,
     SLOT_ASSIGNED,
@@ -48,10 +52,12 @@ from runtime.jobs.phases import (
     job_status_name,
     slot_status_name,
 )
-from runtime.jobs.queue import queued, schedule
+from runtime.jobs.queue import check_poster_room, schedule
+from runtime.jobs.pricing import escrow_of, prompt_token_bound, storage_deposit
 from runtime.jobs.recipes import commitment, job_id, output_digest
 from runtime.jobs.settlement import end, open_reveal, settle
 from runtime.jobs.storage import active_slots, add_load, index_posted, read_job, slot_of, write_job
+import runtime.jobs.weights as job_weights
 from runtime.module import AMOUNT, BYTES, HASH, INTEGER, TEXT, CallSpec
 from runtime.primitives import CallContext
 from runtime.staking.offers import check_region
@@ -72,6 +78,8 @@ def check_post(call: types_pb2.PostJob) -> None:
         raise InvalidJob("max_tokens must be at least 1")
     if call.redundancy == 0:
         raise InvalidJob("redundancy must be at least 1")
+    if call.max_price_per_token == 0:
+        raise InvalidJob("max_price_per_token must be at least 1: a zero price is refused (free jobs flooded the queue)")
     sampling = call.sampling
     if sampling.temperature_milli > MAX_TEMPERATURE_MILLI:
         raise InvalidJob(f"temperature_milli must be at most {MAX_TEMPERATURE_MILLI}")
@@ -80,14 +88,10 @@ def check_post(call: types_pb2.PostJob) -> None:
     check_region(call.region, InvalidJob)
 
 
-def escrow_of(call: types_pb2.PostJob) -> int:
-    """The worst case a job can cost: max_tokens x max_price_per_token x redundancy."""
-    return call.max_tokens * call.max_price_per_token * call.redundancy
-
-
 def post_cost(state: StateReader, call: types_pb2.PostJob) -> int:
-    """What a PostJob spends from the free balance: its escrow."""
-    return escrow_of(call)
+    """What a PostJob spends from the free balance: its escrow and its storage deposit."""
+    params = read_params(state)
+    return escrow_of(call, params) + params.queue_fee + storage_deposit(call, params)
 
 
 def check_post_limits(state: StateReader, call: types_pb2.PostJob) -> None:
@@ -116,8 +120,22 @@ def check_post_limits(state: StateReader, call: types_pb2.PostJob) -> None:
             f"for the chat template plus max_tokens {call.max_tokens} is {needed}, above the model's context "
             f"{model.context_length}"
         )
-    if escrow_of(call) > U64_MAX:
-        raise JobTooLarge("max_tokens x max_price_per_token x redundancy does not fit in 64 bits")
+    check_post_price(state, call, params)
+    if escrow_of(call, params) + params.queue_fee + storage_deposit(call, params) > U64_MAX:
+        raise JobTooLarge("the escrow (prompt and output tokens at max_price_per_token x redundancy, plus the minimum "
+                          "protocol fee and the queue fee) plus the storage deposit does not fit in 64 bits")
+
+
+def check_post_price(state: StateReader, call: types_pb2.PostJob, params: Params) -> None:
+    """Queues and lock-out: at least the least price an offer may ask, and at least min_job_escrow held."""
+    least = staking.read_params(state).min_price_per_token
+    if call.max_price_per_token < least:
+        raise PriceTooLow(f"max_price_per_token {call.max_price_per_token} is below staking.params.min_price_per_token "
+                          f"{least}: no executor may offer less")
+    escrow = escrow_of(call, params)
+    if escrow < params.min_job_escrow:
+        raise EscrowTooLow(f"the job's escrow {escrow} is below jobs.params.min_job_escrow {params.min_job_escrow}: "
+                           "raise max_tokens or max_price_per_token")
 
 
 def post_job(state: Overlay, context: CallContext, call: types_pb2.PostJob) -> None:
@@ -126,31 +144,33 @@ def post_job(state: Overlay, context: CallContext, call: types_pb2.PostJob) -> N
     check_post(call)
     check_post_limits(state, call)
     params = read_params(state)
-    escrow = escrow_of(call)
+    # The escrow also holds the queue fee, burned if the job has to wait (queue.enqueue), else returned.
+    escrow = escrow_of(call, params) + params.queue_fee
+    deposit = storage_deposit(call, params)
     chain = system.read_chain(state)
     height = chain.height
     job = state_pb2.Job(
         id=job_id(chain.genesis_hash, origin, context.nonce),
         poster=origin,
         request=call,
-        status=QUEUED,
+        status=DRAWING,
         posted_height=height,
         timeout_height=height + params.job_timeout_blocks + params.commit_window(call.max_tokens),
         escrow=escrow,
+        storage_deposit=deposit,
+        prompt_price_ppm=params.prompt_price_ppm,
     )
     if read_job(state, job.id) is not None:
         raise InvalidJob(f"job {job.id.hex()} exists already")
     check_executors(state, job, params)
-    if len(queued(state)) >= params.max_queue:
-        raise QueueFull(f"{params.max_queue} jobs already wait for executors; try later")
-    balances.reserve(state, origin, escrow, InsufficientBalance)
+    check_poster_room(state, origin, params)
+    balances.reserve(state, origin, escrow + deposit, InsufficientBalance)
+    job.timeout_height = schedule(state, job.timeout_height, job.id)
     state.deposit_event(
         events.event(events.JOB_POSTED, job=job.id.hex(), poster=origin.hex(), model=call.model.hex(), escrow=escrow,
                      timeout_height=job.timeout_height)
     )
-    fill_or_queue(state, job, params, height)
-    if job.status == QUEUED:
-        schedule(state, job.timeout_height, job.id)
+    schedule_draw(state, job, params, height)
     index_posted(state, job)
     write_job(state, job)
 
@@ -221,6 +241,8 @@ def check_reveal(call: types_pb2.RevealResult) -> None:
         raise InvalidReveal("a log-probability is at most 0")
     if call.stop_reason not in STOP_REASONS:
         raise InvalidReveal(f"stop_reason must be one of {', '.join(STOP_REASONS)}")
+    if call.prompt_tokens == 0:
+        raise InvalidReveal("prompt_tokens is 0; every prompt is at least one token")
 
 
 def reveal_result(state: Overlay, context: CallContext, call: types_pb2.RevealResult) -> None:
@@ -238,11 +260,16 @@ def reveal_result(state: Overlay, context: CallContext, call: types_pb2.RevealRe
     if height > slot.deadline_height:
         raise DeadlinePassed(f"the deadline was height {slot.deadline_height}; this is {height}")
     _check_stop_rule(state, job, call)
+    _check_prompt_tokens(job, call)
     digest = output_digest(job, call.prompt_tokens, call.tokens, call.text, call.stop_reason)
-    if not direct and commitment(job.id, origin, call.salt, digest) != slot.commitment:
-        raise CommitmentMismatch("the revealed result and salt do not hash to the commitment")
+    committed = commitment(job.id, origin, call.salt, digest, logprobs_digest(call.logprobs_micronats))
+    if not direct and committed != slot.commitment:
+        raise CommitmentMismatch(
+            "the revealed result, log-probabilities and salt do not hash to the commitment (a reveal may not change "
+            "any of them after committing)"
+        )
     if direct:
-        slot.commitment = commitment(job.id, origin, call.salt, digest)
+        slot.commitment = committed
     slot.reveal.CopyFrom(
         state_pb2.Reveal(
             salt=call.salt, prompt_tokens=call.prompt_tokens, tokens=call.tokens, text=call.text,
@@ -267,7 +294,7 @@ def _check_stop_rule(state: StateReader, job: state_pb2.Job, call: types_pb2.Rev
     count = len(call.tokens)
     if count > max_tokens:
         raise InvalidReveal(f"{count} tokens, above the job's max_tokens {max_tokens}")
-    end_tokens = set(models.read_model(state, job.request.model).end_tokens)
+    end_tokens = set(models.model_for_job(state, job.request.model).end_tokens)
     early = next((i for i, token in enumerate(call.tokens[:-1]) if token in end_tokens), None)
     if early is not None:
         raise InvalidReveal(f"token {early} ends generation, but the result goes on after it")
@@ -275,6 +302,21 @@ def _check_stop_rule(state: StateReader, job: state_pb2.Job, call: types_pb2.Rev
         raise InvalidReveal(f"stop_reason length needs {max_tokens} tokens, the result has {count}")
     if call.stop_reason == "eos" and call.tokens[-1] not in end_tokens:
         raise InvalidReveal("stop_reason eos needs the last token to end generation")
+
+
+def _check_prompt_tokens(job: state_pb2.Job, call: types_pb2.RevealResult) -> None:
+    """prompt_tokens is paid for, so it is bounded: at most one token per prompt byte plus the template's framing.
+
+    The exact count is in the output digest: redundant executors disagree when one lies, and a
+    verifier recomputes it with the model's tokenizer.
+    """
+    bound = prompt_token_bound(job.request.prompt)
+    if call.prompt_tokens > bound:
+        raise InvalidReveal(
+            f"prompt_tokens {call.prompt_tokens} is impossible: the prompt is "
+            f"{bound - TEMPLATE_ALLOWANCE_TOKENS} bytes, so at most {bound} tokens with the chat template's "
+            f"{TEMPLATE_ALLOWANCE_TOKENS}"
+        )
 
 
 # --- cancel_job -------------------------------------------------------------------
@@ -287,7 +329,7 @@ def cancel_job(state: Overlay, context: CallContext, call: types_pb2.CancelJob) 
     job = _job_for(state, call.job_id)
     if job.poster != origin:
         raise NotPoster("only the poster may cancel a job")
-    if job.status != QUEUED or job.assignments:
+    if job.status not in (DRAWING, QUEUED) or job.assignments:
         raise NotCancellable(
             f"the job is {job_status_name(job.status)} with {len(job.assignments)} assignments: too late to cancel"
         )
@@ -306,6 +348,7 @@ CALLS = (
         check_state=check_post_limits,
         fields={"model": HASH, "prompt": TEXT, "prompt_format": TEXT, "max_tokens": INTEGER,
                 "max_price_per_token": AMOUNT, "redundancy": INTEGER, "region": TEXT},
+        weight=job_weights.post_job,
     ),
     CallSpec(
         name="commit_result",
@@ -314,6 +357,7 @@ CALLS = (
         handler=commit_result,
         check=check_commit,
         fields={"job_id": HASH, "commitment": HASH},
+        weight=job_weights.commit_result,
     ),
     CallSpec(
         name="reveal_result",
@@ -323,6 +367,7 @@ CALLS = (
         check=check_reveal,
         fields={"job_id": HASH, "salt": BYTES, "prompt_tokens": INTEGER, "tokens": INTEGER, "text": TEXT,
                 "logprobs_micronats": INTEGER, "stop_reason": TEXT},
+        weight=job_weights.reveal_result,
     ),
     CallSpec(
         name="cancel_job",
@@ -331,5 +376,6 @@ CALLS = (
         handler=cancel_job,
         check=check_job_id,
         fields={"job_id": HASH},
+        weight=job_weights.cancel_job,
     ),
 )

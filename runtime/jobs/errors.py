@@ -30,8 +30,16 @@ class InsufficientBalance(JobsError):
     """The free balance does not cover the job's escrow."""
 
 
-class QueueFull(JobsError):
-    """jobs.params.max_queue jobs already wait for executors."""
+class TooManyQueued(JobsError):
+    """No executor is free and jobs.params.max_queued_per_poster of the poster's jobs already wait."""
+
+
+class PriceTooLow(JobsError):
+    """max_price_per_token is below staking.params.min_price_per_token (no offer may be cheaper)."""
+
+
+class EscrowTooLow(JobsError):
+    """The job's escrow is below jobs.params.min_job_escrow."""
 
 
 class MalformedJobId(JobsError):
@@ -75,6 +83,7 @@ class NotCancellable(JobsError):
 
 
 ERRORS = (
-    InvalidJob, JobTooLarge, UnknownModel, NoExecutors, InsufficientBalance, QueueFull, MalformedJobId, MalformedCommitment, UnknownJob,
+    InvalidJob, JobTooLarge, UnknownModel, NoExecutors, InsufficientBalance, MalformedJobId, MalformedCommitment, UnknownJob,
     NotAssigned, WrongPhase, DeadlinePassed, CommitmentMismatch, InvalidReveal, NotPoster, NotCancellable,
+    TooManyQueued, PriceTooLow, EscrowTooLow,
 )

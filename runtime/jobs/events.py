@@ -22,6 +22,8 @@ DEADLINE_MISSED = "DeadlineMissed"
 JOB_EXPIRED = "JobExpired"
 JOB_CANCELLED = "JobCancelled"
 JOB_DISPUTED = "JobDisputed"
+QUEUE_FEE = "QueueFeeBurned"
+JOB_PRUNED = "JobPruned"
 
 EVENTS = (
     EventSpec(
@@ -51,6 +53,13 @@ EVENTS = (
     EventSpec(JOB_EXPIRED, "The job found no (agreeing) result before its timeout.", {"job": HASH, "reason": TEXT}),
     EventSpec(JOB_CANCELLED, "The poster withdrew the job before assignment.", {"job": HASH}),
     EventSpec(JOB_DISPUTED, "Revealed results differ; the escrow is held.", {"job": HASH, "results": INTEGER}),
+    EventSpec(QUEUE_FEE, "Too few executors were free at the job's draw: it waits, and the queue fee its escrow held was burned.",
+              {"job": HASH, "poster": ACCOUNT, "amount": AMOUNT}),
+    EventSpec(
+        JOB_PRUNED,
+        "The challenge window closed: the job's prompt and reveals were deleted (digests kept) and its storage deposit returned.",
+        {"job": HASH, "poster": ACCOUNT, "deposit": AMOUNT},
+    ),
 )
 
 

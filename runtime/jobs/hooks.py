@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from proto import state_pb2
-from runtime.jobs.assignment import fill_or_queue
+from runtime.jobs.assignment import draw_due, fill_or_queue
 from runtime.jobs.params import Params, read_params
 from runtime.jobs.phases import (
     CANCELLED,
@@ -17,25 +17,33 @@ from runtime.jobs.phases import (
     COMMIT_PHASE,
     REVEAL_PHASE,
 )
-from runtime.jobs.queue import queued, schedule, take_due
+from runtime.jobs.queue import retry_batch, schedule, take_due, to_back
 from runtime.jobs.settlement import end, miss, release_held, settle
-from runtime.jobs.storage import active_slots, missing_slots, read_job, write_job
+from runtime.jobs.storage import active_slots, missing_slots, prune, read_job, write_job
 from runtime.primitives import BlockContext
 from runtime.state import Overlay
 
 
+def on_initialize(state: Overlay, block: BlockContext) -> None:
+    """Draw the executors of the jobs posted assignment_delay_blocks ago, before this block's transactions."""
+    draw_due(state, block.height)
+
+
 def on_finalize(state: Overlay, block: BlockContext, fees: int) -> None:
-    """Retry queued jobs (oldest first, a bounded number), then handle what is due at this height."""
+    """Retry waiting jobs (at most assign_per_block, the models taking turns), then handle what is due at this height."""
     height = block.height
     params = read_params(state)
-    for job_id in queued(state)[: params.assign_per_block]:
+    for job_id in retry_batch(state, params, height):
         job = read_job(state, job_id)
         fill_or_queue(state, job, params, height)
+        if job.status == QUEUED:
+            to_back(state, job)
         write_job(state, job)
     for job_id in take_due(state, height):
         job = read_job(state, job_id)
         _on_due(state, job, params, height)
         write_job(state, job)
+        prune(state, job, params, height)
 
 
 def _on_due(state: Overlay, job: state_pb2.Job, params: Params, height: int) -> None:

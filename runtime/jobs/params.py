@@ -30,11 +30,36 @@ class Params:
     protocol_fee_ppm: int = 10_000
     max_queue: int = 1_000
     assign_per_block: int = 50
-    reputation_initial: int = 100
+    # Reputation (docs/economics.md, "Reputation"): a fresh key starts low and a score decays back to it.
+    reputation_initial: int = 10
     reputation_max: int = 1_000
-    reputation_gain: int = 1
     reputation_loss: int = 10
     min_tokens_per_block: int = 10
+    # Assignment (docs/economics.md, "Assignment randomness" and "Price in the draw"): drawn two blocks
+    # after inclusion from the RANDAO mix; among the cheapest 8 within the job's price; a region used
+    # when at least 3 of its executors qualify.
+    assignment_delay_blocks: int = 2
+    draw_candidates: int = 8
+    region_min_candidates: int = 3
+    # Paying for what is computed (docs/economics.md): at least one output token's 1% at the devnet's
+    # price of 10^9; a refundable deposit per stored byte; prompt tokens at 0.65 of an output token
+    # (a batched evaluation costs 0.65-0.7 of generating as many tokens on the pinned CPU engine).
+    min_protocol_fee: int = 10_000_000
+    storage_deposit_per_byte: int = 1_000_000
+    prompt_price_ppm: int = 650_000
+    # Reputation (docs/economics.md, "Reputation"): a point costs 10^10 base units burned (the 1% fee on
+    # 1,000 output tokens at the devnet's price of 10^9), at most 50 points an epoch, and the part above
+    # reputation_initial loses 1% an epoch (half-life 69 epochs).
+    reputation_price: int = 10_000_000_000
+    reputation_gain_cap_per_epoch: int = 50
+    reputation_decay_ppm: int = 10_000
+    # Queues and lock-out (docs/economics.md): at least ten output tokens' escrow at the devnet's price;
+    # 32 waiting jobs per poster; a waiting job burns ten output tokens' price; 100 jobs due per height
+    # (a missed deadline's hook work was measured at 3.9 ms: at most ~0.4 s of it in one block).
+    min_job_escrow: int = 10_000_000_000
+    max_queued_per_poster: int = 32
+    queue_fee: int = 10_000_000_000
+    max_due_per_height: int = 100
 
     def validate(self) -> None:
         for name, value in asdict(self).items():
@@ -42,8 +67,12 @@ class Params:
                 raise ValueError(f"jobs.params.{name} must be at least 1")
         if self.protocol_fee_ppm > PPM:
             raise ValueError("jobs.params.protocol_fee_ppm must be at most 1000000")
+        if self.prompt_price_ppm > PPM:
+            raise ValueError("jobs.params.prompt_price_ppm must be at most 1000000")
         if not 1 <= self.reputation_initial <= self.reputation_max:
             raise ValueError("jobs.params.reputation_initial must be in [1, reputation_max]")
+        if self.reputation_decay_ppm > PPM:
+            raise ValueError("jobs.params.reputation_decay_ppm must be at most 1000000")
 
     def commit_window(self, max_tokens: int) -> int:
         """Blocks an executor has to commit: a fixed part plus one block per min_tokens_per_block tokens."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from proto import state_pb2
 
+DRAWING = state_pb2.JOB_STATUS_DRAWING
 QUEUED = state_pb2.JOB_STATUS_QUEUED
 ASSIGNED = state_pb2.JOB_STATUS_ASSIGNED
 REVEALING = state_pb2.JOB_STATUS_REVEALING

@@ -12,8 +12,9 @@ from hashlib import blake2b
 from proto import digest, state_pb2
 
 JOB_DOMAIN = b"inferchain/job/v1"
-COMMIT_DOMAIN = b"inferchain/commit/v1"
-ASSIGN_DOMAIN = b"inferchain/assign/v1"
+# v2 (issue 24): the commitment also binds the revealed log-probabilities (proto/digest.py).
+COMMIT_DOMAIN = b"inferchain/commit/v2"
+ASSIGN_DOMAIN = b"inferchain/assign/v2"
 
 
 def hash_parts(*parts: bytes) -> bytes:
@@ -26,9 +27,9 @@ def job_id(genesis_hash: bytes, poster: bytes, nonce: int) -> bytes:
     return hash_parts(JOB_DOMAIN, genesis_hash, poster, struct.pack("<Q", nonce))
 
 
-def commitment(job: bytes, executor: bytes, salt: bytes, output_digest: bytes) -> bytes:
-    """What CommitResult carries: it binds the executor to its output without showing it."""
-    return hash_parts(COMMIT_DOMAIN, job, executor, salt, output_digest)
+def commitment(job: bytes, executor: bytes, salt: bytes, output_digest: bytes, logprobs_digest: bytes) -> bytes:
+    """What CommitResult carries: it binds the executor to its output and its log-probabilities without showing them."""
+    return hash_parts(COMMIT_DOMAIN, job, executor, salt, output_digest, logprobs_digest)
 
 
 def output_digest(job: state_pb2.Job, prompt_tokens: int, tokens, text: str, stop_reason: str) -> bytes:
@@ -51,11 +52,19 @@ def output_digest(job: state_pb2.Job, prompt_tokens: int, tokens, text: str, sto
     )
 
 
-def assignment_seed(job: bytes, height: int, round_index: int) -> bytes:
-    """The seed of one assignment round: the job id, the block height, and how many slots came before."""
-    return hash_parts(ASSIGN_DOMAIN, job, struct.pack("<QQ", height, round_index))
+def assignment_seed(job: bytes, mix: bytes, height: int, round_index: int) -> bytes:
+    """The seed of one assignment round: the job id, the RANDAO mix after this block's reveal, the height, and
+    how many slots came before (docs/protocol.md, "Assignment"). The mix is fixed only after the job is
+    included, so neither the poster nor an executor can know the seed while it can still act on it."""
+    return hash_parts(ASSIGN_DOMAIN, job, mix, struct.pack("<QQ", height, round_index))
 
 
 def draw_point(seed: bytes, index: int, total: int) -> int:
-    """The `index`-th draw of a round: a point in [0, total) from the round's seed."""
-    return int.from_bytes(hash_parts(seed, struct.pack("<Q", index)), "big") % total
+    """The `index`-th draw of a round: a point in [0, total) from the round's 512-bit hash (bias below 2^-270)."""
+    return int.from_bytes(blake2b(seed + struct.pack("<Q", index), digest_size=64).digest(), "big") % total
+
+
+def accept_point(seed: bytes, index: int, weight: int) -> int:
+    """The acceptance draw of the `index`-th pick: a point in [0, weight); the pick stands when it is below the
+    executor's weight now (its stake or reputation fell since the table was built)."""
+    return int.from_bytes(blake2b(seed + struct.pack("<Q", index) + b"accept", digest_size=64).digest(), "big") % weight

@@ -6,7 +6,8 @@ from runtime.jobs.calls import CALLS
 from runtime.jobs.errors import ERRORS
 from runtime.jobs.events import EVENTS
 from runtime.jobs.genesis import GenesisConfig, export_genesis, genesis, parse_genesis
-from runtime.jobs.hooks import on_finalize
+from runtime.jobs.hooks import on_finalize, on_initialize
+from runtime.jobs.weights import hooks_weight
 from runtime.jobs.params import MODULE, PARAMS, Params
 from runtime.jobs.queries import QUERIES
 from runtime.module import GenesisSpec, ModuleSpec
@@ -21,5 +22,7 @@ SPEC = ModuleSpec(
     events=EVENTS,
     errors=ERRORS,
     queries=QUERIES,
+    on_initialize=on_initialize,
     on_finalize=on_finalize,
+    hooks_weight=hooks_weight,
 )

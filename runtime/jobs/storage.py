@@ -1,6 +1,9 @@
-"""jobs storage: the keys under `jobs/`, the job records, executor load, and the listing indexes.
+"""jobs storage: the keys under `jobs/`, the job records, executor load, the listing indexes, and pruning.
 
-Listing indexes (value b"") are walked by the node's API, newest last in key order.
+Listing indexes (value b"") are walked by the node's API, newest last in key order. A job's record
+is pruned challenge_window_blocks after it ends: it keeps what a dispute or a reader needs (the
+request without its prompt, statuses, payments, commitments and output digests) and its storage
+deposit returns to the poster.
 """
 
 from __future__ import annotations
@@ -8,13 +11,19 @@ from __future__ import annotations
 import struct
 
 from proto import state_pb2
-from runtime.jobs.phases import ACTIVE_SLOTS, SLOT_MISSED
+from runtime import balances
+import runtime.jobs.events as events
+from runtime.jobs.params import Params
+from runtime.jobs.phases import ACTIVE_SLOTS, FINAL_STATUSES, SLOT_MISSED
 from runtime.state import Overlay, StateReader
 
 JOB_PREFIX = b"jobs/job/"  # + job id -> Job
 LOAD_PREFIX = b"jobs/load/"  # + executor -> 4-byte big-endian count of active assignments
-QUEUE_KEY = b"jobs/queue"  # JobIdList, oldest first
+QUEUE_PREFIX = b"jobs/queue/"  # + model id -> JobIdList waiting for that model's executors, oldest first
+QUEUED_MODELS_KEY = b"jobs/queued_models"  # ModelIdList: the models whose queue is not empty, sorted
+QUEUED_BY_PREFIX = b"jobs/queued_by/"  # + poster -> 4-byte big-endian count of its jobs waiting
 SCHEDULE_PREFIX = b"jobs/schedule/"  # + u64 big-endian height -> JobIdList due then
+SCHEDULE_FULL_PREFIX = b"jobs/schedule_full/"  # + u64 BE height -> u64 BE later height to try (that one is full)
 JOBS_BY_HEIGHT = b"jobs/by_height/"  # + u64 BE posted height + job id
 JOBS_BY_POSTER = b"jobs/by_poster/"  # + poster + u64 BE posted height + job id
 JOBS_BY_EXECUTOR = b"jobs/by_executor/"  # + executor + u64 BE posted height + job id
@@ -82,3 +91,46 @@ def missing_slots(job: state_pb2.Job) -> int:
 def slot_of(job: state_pb2.Job, executor: bytes) -> state_pb2.Assignment | None:
     """The executor's current (not missed) assignment in the job."""
     return next((slot for slot in job.assignments if slot.executor == executor and slot.status != SLOT_MISSED), None)
+
+
+# --- pruning ------------------------------------------------------------------------
+
+
+def prunable(job: state_pb2.Job, params: Params, height: int) -> bool:
+    """The job ended at least challenge_window_blocks ago and holds nothing: no escrow, every payment released."""
+    return (
+        job.status in FINAL_STATUSES
+        and not job.pruned_height
+        and height >= job.final_height + params.challenge_window_blocks
+        and job.escrow == 0
+        and all(slot.released or not slot.payment for slot in job.assignments)
+    )
+
+
+def pruned_record(job: state_pb2.Job, height: int) -> state_pb2.Job:
+    """The job without its prompt and its reveals' salts, tokens, text and log-probabilities."""
+    record = state_pb2.Job()
+    record.CopyFrom(job)
+    record.request.ClearField("prompt")
+    for slot in record.assignments:
+        if slot.HasField("reveal"):
+            slot.reveal.CopyFrom(
+                state_pb2.Reveal(prompt_tokens=slot.reveal.prompt_tokens, output_digest=slot.reveal.output_digest,
+                                 stop_reason=slot.reveal.stop_reason, height=slot.reveal.height)
+            )
+    record.storage_deposit = 0
+    record.pruned_height = height
+    return record
+
+
+def prune(state: Overlay, job: state_pb2.Job, params: Params, height: int) -> bool:
+    """Replace a prunable job's record by its pruned record and return its storage deposit; False if not prunable."""
+    if not prunable(job, params, height):
+        return False
+    deposit = job.storage_deposit
+    if deposit:
+        balances.unreserve(state, job.poster, deposit)
+    write_job(state, pruned_record(job, height))
+    state.deposit_event(events.event(events.JOB_PRUNED, job=job.id.hex(), poster=job.poster.hex(), deposit=deposit))
+    return True
+

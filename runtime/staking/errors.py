@@ -54,7 +54,11 @@ class TooManyExecutors(StakingError):
     """The model already has staking.params.max_executors_per_model executors."""
 
 
+class OfferLocked(StakingError):
+    """The account set its offer less than staking.params.offer_lock_blocks ago; the message says when it may change."""
+
+
 ERRORS = (
     ZeroAmount, InsufficientBalance, BelowMinimumBond, NotBonded, TooManyUnbondingChunks, NothingToWithdraw,
-    OfferActive, InvalidOffer, UnknownModel, NoOffer, TooManyExecutors,
+    OfferActive, InvalidOffer, UnknownModel, NoOffer, TooManyExecutors, OfferLocked,
 )

@@ -1,19 +1,41 @@
 """Offers: a bonded account offers to execute jobs for listed models at a price per token.
 
 An executor is a bonded account with an offer; the accounts serving each model are indexed
-(storage.SERVING_PREFIX) for assignment (runtime/jobs/assignment.py).
+(storage.SERVING_PREFIX) for assignment (runtime/jobs/assignment.py). Assignment reads offers
+through a table frozen for the epoch, and an offer stays as set for `offer_lock_blocks`: an
+executor once raised its price to a poster's maximum in the block before the posts and took 6 of
+10 jobs at that price (docs/economics.md, "Price in the draw").
 """
 
 from __future__ import annotations
 
+import struct
+
 from proto import state_pb2, types_pb2
-from runtime import models
+from runtime import models, system
 from runtime.primitives import CallContext, DispatchError
 import runtime.staking.events as events
-from runtime.staking.errors import InvalidOffer, NoOffer, NotBonded, TooManyExecutors, UnknownModel
+from runtime.staking.errors import InvalidOffer, NoOffer, NotBonded, OfferLocked, TooManyExecutors, UnknownModel
 from runtime.staking.params import MAX_REGION_BYTES, read_params
 from runtime.staking.storage import OFFER_PREFIX, SERVING_PREFIX, bonded, read_offer, serving, write_accounts
 from runtime.state import Overlay, StateReader
+
+OFFER_SET_PREFIX = b"staking/offer_set/"  # + account -> u64 big-endian height of its last SetOffer
+
+
+def offer_set_height(state: StateReader, account: bytes) -> int | None:
+    """The height of the account's last SetOffer in a transaction, or None (never, or only at genesis)."""
+    raw = state.get(OFFER_SET_PREFIX + account)
+    return None if raw is None else struct.unpack(">Q", raw)[0]
+
+
+def offer_unlock_height(state: StateReader, account: bytes, lock_blocks: int) -> int | None:
+    """The first height at which the account may set its offer again; None when it may now."""
+    set_at = offer_set_height(state, account)
+    if set_at is None:
+        return None
+    unlock = set_at + lock_blocks
+    return unlock if system.read_chain(state).height < unlock else None
 
 
 def check_region(region: str, error: type[DispatchError]) -> None:
@@ -33,6 +55,8 @@ def check_offer(call: types_pb2.SetOffer) -> None:
         raise InvalidOffer("an offer lists each model once")
     if call.capacity == 0:
         raise InvalidOffer("capacity (jobs at once) must be at least 1")
+    if call.price_per_token == 0:
+        raise InvalidOffer("price_per_token must be at least 1 (and at least staking.params.min_price_per_token)")
     check_region(call.region, InvalidOffer)
 
 
@@ -43,6 +67,10 @@ def check_offer_limits(state: StateReader, call: types_pb2.SetOffer) -> None:
         raise InvalidOffer(f"an offer lists at most {params.max_offer_models} models")
     if call.capacity > params.max_capacity:
         raise InvalidOffer(f"capacity is at most {params.max_capacity} jobs at once")
+    if call.price_per_token < params.min_price_per_token:
+        raise InvalidOffer(
+            f"price_per_token {call.price_per_token} is below the minimum {params.min_price_per_token} per token"
+        )
     for model in call.models:
         if models.read_model(state, model) is None:
             raise UnknownModel(f"model {model.hex()} is not registered")
@@ -57,6 +85,12 @@ def set_offer(state: Overlay, context: CallContext, call: types_pb2.SetOffer) ->
     have = bonded(state, origin)
     if have < params.min_bond:
         raise NotBonded(f"an executor needs at least {params.min_bond} bonded, this account has {have}")
+    unlock = offer_unlock_height(state, origin, params.offer_lock_blocks)
+    if unlock is not None:
+        raise OfferLocked(
+            f"this account set its offer at height {offer_set_height(state, origin)}; it may change it from height "
+            f"{unlock} (staking.params.offer_lock_blocks = {params.offer_lock_blocks})"
+        )
     old = read_offer(state, origin)
     old_models = set(old.models) if old else set()
     for model in sorted(set(call.models) - old_models):
@@ -70,6 +104,9 @@ def set_offer(state: Overlay, context: CallContext, call: types_pb2.SetOffer) ->
         models=list(call.models), price_per_token=call.price_per_token, region=call.region, capacity=call.capacity
     )
     state.set(OFFER_PREFIX + origin, offer.SerializeToString(deterministic=True))
+    if context.transaction_hash:
+        # Genesis offers (no transaction) are not locked: the chain starts with them.
+        state.set(OFFER_SET_PREFIX + origin, struct.pack(">Q", system.read_chain(state).height))
     state.deposit_event(
         events.event(
             events.OFFER_SET,

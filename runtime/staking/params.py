@@ -24,7 +24,8 @@ class Params:
     keep the form they had when slashing was part of staking.
     """
 
-    min_bond: int = 10**17
+    # 1,000 INFER at the default 9 decimals: max_executors_per_model such bonds are 0.005% of the supply cap.
+    min_bond: int = 10**12
     unbonding_period_blocks: int = 1_000
     epoch_blocks: int = 100
     max_validators: int = 100
@@ -35,6 +36,10 @@ class Params:
     slash_fraction_double_sign_ppm: int = 50_000
     jail_blocks: int = 1_000
     max_evidence_age_blocks: int = 100
+    # Offers (docs/economics.md, "Price in the draw"): a price of 0 made jobs free to flood; a price that
+    # could change every block let an executor raise it to a poster's maximum just before the posts.
+    min_price_per_token: int = 1
+    offer_lock_blocks: int = 100
 
     def validate(self) -> None:
         for name, value in asdict(self).items():

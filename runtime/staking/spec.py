@@ -12,6 +12,7 @@ from runtime.staking.genesis import GenesisConfig, export_genesis, genesis, pars
 from runtime.staking.offers import check_offer, check_offer_limits, clear_offer, set_offer
 from runtime.staking.params import MODULE, PARAMS, Params
 from runtime.staking.queries import QUERIES
+import runtime.staking.weights as staking_weights
 
 CALLS = (
     CallSpec(
@@ -21,6 +22,7 @@ CALLS = (
         handler=bond,
         cost=bond_cost,
         fields={"amount": AMOUNT, "validate": BOOLEAN},
+        weight=staking_weights.bond,
     ),
     CallSpec(
         name="unbond",
@@ -29,12 +31,14 @@ CALLS = (
         handler=unbond,
         check=check_amount,
         fields={"amount": AMOUNT},
+        weight=staking_weights.unbond,
     ),
     CallSpec(
         name="withdraw_unbonded",
         message=types_pb2.WithdrawUnbonded,
         doc="Return released unbonding stake to free balance.",
         handler=withdraw_unbonded,
+        weight=staking_weights.withdraw_unbonded,
     ),
     CallSpec(
         name="set_offer",
@@ -44,12 +48,14 @@ CALLS = (
         check=check_offer,
         check_state=check_offer_limits,
         fields={"models": HASH, "price_per_token": AMOUNT, "region": TEXT, "capacity": INTEGER},
+        weight=staking_weights.set_offer,
     ),
     CallSpec(
         name="clear_offer",
         message=types_pb2.ClearOffer,
         doc="Stop taking new jobs.",
         handler=clear_offer,
+        weight=staking_weights.clear_offer,
     ),
 )
 
@@ -64,4 +70,5 @@ SPEC = ModuleSpec(
     errors=ERRORS,
     queries=QUERIES,
     on_finalize=on_finalize,
+    hooks_weight=staking_weights.hooks_weight,
 )

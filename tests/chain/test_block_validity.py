@@ -19,8 +19,15 @@ from chain.node.blocks import InvalidProposedBlock
 from chain.node.core import NodeCore
 from chain.storage import ChainStore
 from proto import types_pb2
-from runtime.block import BlockLimits, read_block_limits
-from runtime.executive import TRANSACTION_SIGNING_CONTEXT, BlockExecution, check_transaction
+from runtime.block import MIN_BLOCK_WEIGHT, BlockLimits, read_block_limits
+from runtime.arithmetic import U64_MAX
+from runtime.executive import (
+    TRANSACTION_SIGNING_CONTEXT,
+    BlockExecution,
+    TooHeavy,
+    check_transaction,
+    transaction_weight,
+)
 from runtime.primitives import BlockContext
 
 NAMES = ("alice", "bob", "charlie", "dave")
@@ -35,7 +42,7 @@ class Network:
         document = dev_genesis_document(validator_names=NAMES)
         document["consensus_params"]["block"].update({name: str(value) for name, value in limits.items()})
         if zero_fees:
-            document["app_state"]["system"]["params"].update(base_fee="0", fee_per_byte="0")
+            document["app_state"]["system"]["params"].update(base_fee="0", fee_per_byte="0", fee_per_weight="0")
         self.genesis = parse_genesis(document)
         self.stores = [ChainStore(root / name) for name in NAMES]
         for store in self.stores:
@@ -70,7 +77,8 @@ class Network:
             chain_id=self.genesis.chain_id, genesis_hash=self.genesis.hash, sender=signer.public_key, nonce=nonce,
             transfer=types_pb2.Transfer(dest=BOB.public_key, amount=amount),
         )
-        body.fee = rules.params.minimum_fee(len(_signed(body, signer)) + 8) if fee is None else fee
+        size = len(_signed(body, signer)) + 8
+        body.fee = rules.params.minimum_fee(size, transaction_weight(body, size)) if fee is None else fee
         return _signed(body, signer)
 
     def forge(self, raws=(), evidence=()) -> types_pb2.Block:
@@ -79,6 +87,7 @@ class Network:
         builder, head = core.blocks, core.store.head
         context = BlockContext(head.height + 1, builder._next_time_ms(), ALICE.public_key, tuple(evidence))
         execution = BlockExecution(core.store.state, context, core.rules)
+        execution.max_weight = U64_MAX  # her code ignores the weight limit
         included = [check_transaction(raw, core.rules) for raw in raws]
         for checked in included:
             execution.try_apply(checked)
@@ -191,6 +200,50 @@ def test_evidence_against_a_key_outside_the_validator_set_is_refused(tmp_path):
         forged.CopyFrom(honest)
         forged.evidence.extend(evidence)
         every_honest_validator_refuses(network, forged, "evidence")
+    finally:
+        network.close()
+
+
+def test_a_block_declaring_more_than_max_block_weight_is_refused_and_never_built(tmp_path):
+    network = Network(tmp_path, max_block_weight=MIN_BLOCK_WEIGHT)
+    try:
+        rules = network.cores["alice"].rules
+        raws = [network.transfer(ALICE, nonce) for nonce in range(300)]
+        weight = transaction_weight(check_transaction(raws[0], rules).body, len(raws[0]))
+        assert 300 * weight > MIN_BLOCK_WEIGHT  # the 300 transfers together declare more than a block may
+        every_honest_validator_refuses(network, network.forge(raws), "declares weight .* the limit is 50000000")
+        for raw in raws:
+            network.cores["alice"].submit(raw)
+        built = network.cores["alice"].propose()
+        hooks = BlockExecution(network.cores["alice"].store.state, built_context(network, built)).hooks_weight
+        assert 0 < len(built.included) < 300
+        assert hooks + len(built.included) * weight <= MIN_BLOCK_WEIGHT < hooks + (len(built.included) + 1) * weight
+        for core in network.honest:
+            core.blocks.check(built.block, ALICE.public_key)  # what the builder fills, every validator accepts
+    finally:
+        network.close()
+
+
+def built_context(network: Network, candidate) -> BlockContext:
+    header = candidate.header
+    return BlockContext(header.height, header.time_ms, header.proposer)
+
+
+def test_a_transaction_heavier_than_a_whole_block_is_refused_by_the_pool_before_any_fee(tmp_path):
+    network = Network(tmp_path, max_block_weight=MIN_BLOCK_WEIGHT)
+    try:
+        rules = network.cores["alice"].rules
+        models = [bytes([index % 256, index // 256]) * 16 for index in range(400)]
+        body = types_pb2.TransactionBody(
+            chain_id=network.genesis.chain_id, genesis_hash=network.genesis.hash, sender=ALICE.public_key, nonce=0,
+            fee=10**12, set_offer=types_pb2.SetOffer(models=models, price_per_token=10**9, capacity=1),
+        )
+        raw = _signed(body, ALICE)
+        with pytest.raises(TooHeavy, match="more than a whole block may hold"):
+            check_transaction(raw, rules)
+        with pytest.raises(Exception, match="more than a whole block may hold"):
+            network.cores["alice"].submit(raw)
+        every_honest_validator_refuses(network, _with_transaction(network.forge(), raw), "more than a whole block")
     finally:
         network.close()
 

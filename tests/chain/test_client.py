@@ -19,7 +19,7 @@ from chain.client import (
 )
 from chain.crypto import Keypair, dev_keypair
 from chain.genesis import load_genesis
-from proto import node_pb2, types_pb2
+from proto import types_pb2
 from tests.nodes import ROOT, free_port
 from tests.tampering import TamperingStub
 
@@ -51,9 +51,9 @@ def test_chain_info_names_the_dev_chain(client):
     assert info.chain_id == genesis.chain_id == "inferchain-dev"
     assert info.genesis_hash == genesis.hash
     assert info.best_height >= 1 and len(info.best_hash) == 32
-    assert info.fee_rule.minimum(100) == info.base_fee + 100 * info.fee_per_byte
+    assert info.fee_rule.minimum(100, 10**6) == info.base_fee + 100 * info.fee_per_byte + info.fee_per_weight
     assert info.block_time_ms == 1000
-    assert (info.token_symbol, info.token_decimals) == ("INFER", 18)
+    assert (info.token_symbol, info.token_decimals) == ("INFER", 9)
 
 
 def test_chain_info_with_a_signer_carries_its_next_nonce(client):
@@ -168,7 +168,8 @@ def test_submit_takes_any_call_message_and_returns_one_submission_type(client, f
     assert submission.inclusion.included and submission.receipt.success
     # The automatic fee is the minimum for the signed size.
     size = len(client.transaction(submission.hash).raw)
-    assert submission.receipt.fee_paid == submission.fee == client.chain_info().fee_rule.minimum(size)
+    body = types_pb2.TransactionBody(transfer=types_pb2.Transfer(dest=dest.public_key, amount=4_000_000))
+    assert submission.receipt.fee_paid == submission.fee == client.chain_info().fee_rule.minimum_for(body, size)
     assert client.account(dest).free == 4_000_000
     pending = client.submit(sender, types_pb2.Transfer(dest=dest.public_key, amount=1_000_000))
     assert pending.inclusion is None and pending.receipt is None and pending.nonce == 1

@@ -3,7 +3,8 @@ StateView walks it is built on.
 
 Most cases read hand-built records written under the documented keys (runtime/jobs.py, staking.py,
 models.py) into a genesis state, so statuses that need a worker (settled, disputed) are listed too;
-the cases at the end post and settle jobs through the real runtime. No test loads the model.
+the cases at the end post, draw and settle jobs through the real runtime (a job posted at height h
+is DRAWING until its executors are drawn in block h + assignment_delay_blocks). No test loads the model.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from chain.transactions import FeeRule, sign_transaction
 from inference.registration import EMBEDDED_MODEL_ID
 from proto import node_pb2, node_pb2_grpc, state_pb2, types_pb2
 from runtime import jobs, models, staking
+from runtime.jobs import pricing
 from runtime.state import MemoryState
 
 GENESIS = parse_genesis(dev_genesis_document())
@@ -402,7 +404,7 @@ def test_get_executors_of_a_bad_or_unknown_model_says_so(stub, model, code, deta
     assert error.code() == code and error.details() == detail
 
 
-# --- through the real runtime: posted, assigned to Alice, revealed, settled ------------------
+# --- through the real runtime: posted, drawn and assigned to Alice, revealed, settled --------
 
 EMBEDDED_MODEL = bytes.fromhex(EMBEDDED_MODEL_ID)
 # Not an end token of the embedded model (0, 2 and 4 are), so a result of them stops at "length".
@@ -425,7 +427,7 @@ class Chain:
         self.nonces[keypair.public_key] = nonce + 1
         params = self.core.rules.params
         signed = sign_transaction(keypair, chain_id=GENESIS.chain_id, genesis_hash=GENESIS.hash, nonce=nonce,
-                                  call=call, fee_rule=FeeRule(params.base_fee, params.fee_per_byte))
+                                  call=call, fee_rule=FeeRule(params.base_fee, params.fee_per_byte, params.fee_per_weight))
         self.core.submit(signed.raw)
         self.core.produce_block()
         return signed.hash
@@ -439,6 +441,17 @@ class Chain:
             setattr(call, name, value)
         self.include(keypair, call)
         return jobs.job_id(GENESIS.hash, keypair.public_key, nonce)
+
+    def produce_until(self, height: int) -> None:
+        """Make empty blocks until the head is at `height`."""
+        while self.core.head.height < height:
+            self.core.produce_block()
+
+    def draw_height(self, job_id: bytes) -> int:
+        """The height whose on_initialize draws the job's executors (it is DRAWING until then)."""
+        job = jobs.read_job(self.core.store.state, job_id)
+        assert job.draw_height == job.posted_height + jobs.read_params(self.core.store.state).assignment_delay_blocks
+        return job.draw_height
 
     def start_producing(self, interval: float = 0.05) -> None:
         """Make blocks in a thread (as the node's producer does) until stop_producing."""
@@ -481,14 +494,25 @@ def chain(tmp_path):
     store.close()
 
 
-def test_a_posted_job_is_assigned_to_alice_and_listed_for_poster_executor_and_height(chain):
+def test_a_posted_job_is_drawing_until_its_draw_height_then_assigned_to_alice_and_listed_for_poster_executor_and_height(
+        chain):
     job_id = chain.post(BOB_KEY)
+    draw_height = chain.draw_height(job_id)
     with Client(chain.target) as client:
+        for _ in range(draw_height - chain.core.head.height):  # the post's block, then each block before the draw
+            view = client.get_job(job_id)
+            assert view.status == "drawing" and list(view.job.assignments) == [] and view.height < draw_height
+            for filters in ({}, {"poster": "bob"}, {"status": "drawing"}):
+                assert [job.id for job in client.list_jobs(**filters).jobs] == [job_id], filters
+            assert client.list_jobs(executor="alice").jobs == () and client.list_jobs(status="assigned").jobs == ()
+            chain.core.produce_block()
         view = client.get_job(job_id)
+        assert view.height == draw_height
         assert view.status == "assigned" and [slot.executor for slot in view.job.assignments] == [ALICE]
+        assert view.job.assignments[0].assigned_height == draw_height
         for filters in ({}, {"poster": "bob"}, {"executor": "alice"}, {"status": "assigned"}):
             assert [job.id for job in client.list_jobs(**filters).jobs] == [job_id], filters
-        assert client.list_jobs(poster="alice").jobs == ()
+        assert client.list_jobs(poster="alice").jobs == () and client.list_jobs(status="drawing").jobs == ()
 
 
 def test_watch_job_sends_each_change_until_the_job_settles(chain):
@@ -496,12 +520,15 @@ def test_watch_job_sends_each_change_until_the_job_settles(chain):
     with grpc.insecure_channel(chain.target) as channel:
         stream = node_pb2_grpc.NodeStub(channel).WatchJob(node_pb2.WatchJobRequest(job_id=job_id), timeout=30)
         first = next(stream)
-        assert first.job.status == state_pb2.JOB_STATUS_ASSIGNED
+        assert first.job.status == state_pb2.JOB_STATUS_DRAWING and first.height == chain.core.head.height
+        draw_height = chain.draw_height(job_id)
+        chain.produce_until(draw_height)  # the blocks before the draw change nothing: nothing is sent for them
         chain.core.produce_block()  # nothing changes for the job: nothing is sent
         chain.include(ALICE_KEY, reveal_for(first.job))
         rest = list(stream)  # ends by itself after the final status
-    assert [view.job.status for view in rest] == [state_pb2.JOB_STATUS_SETTLED]
-    settled = rest[0]
+    assert [view.job.status for view in rest] == [state_pb2.JOB_STATUS_ASSIGNED, state_pb2.JOB_STATUS_SETTLED]
+    assigned, settled = rest
+    assert assigned.height == draw_height and [slot.executor for slot in assigned.job.assignments] == [ALICE]
     assert settled.height == chain.core.head.height and settled.block_hash == chain.core.head.hash
     assert settled.job.assignments[0].reveal.text == "hello" and settled.job.output_digest
 
@@ -512,14 +539,17 @@ def test_watch_job_sends_every_change_of_a_queued_job_even_when_blocks_come_fast
     *running, queued = (chain.post(BOB_KEY) for _ in range(capacity + 1))
     with grpc.insecure_channel(chain.target) as channel:
         stream = node_pb2_grpc.NodeStub(channel).WatchJob(node_pb2.WatchJobRequest(job_id=queued), timeout=30)
-        assert next(stream).job.status == state_pb2.JOB_STATUS_QUEUED
+        assert next(stream).job.status == state_pb2.JOB_STATUS_DRAWING
+        draw_height = chain.draw_height(queued)
+        chain.produce_until(draw_height)  # every running job is drawn by now, and the queued one finds Alice full
         chain.include(ALICE_KEY, reveal_for(jobs.read_job(chain.core.store.state, running[0])))
         chain.core.produce_block()  # the freed slot takes the queued job by this block at the latest
         chain.include(ALICE_KEY, reveal_for(jobs.read_job(chain.core.store.state, queued)))
         chain.core.produce_block()
         views = list(stream)
-    assert [view.job.status for view in views] == [state_pb2.JOB_STATUS_ASSIGNED, state_pb2.JOB_STATUS_SETTLED]
-    assert views[0].height < views[1].height
+    assert [view.job.status for view in views] == [
+        state_pb2.JOB_STATUS_QUEUED, state_pb2.JOB_STATUS_ASSIGNED, state_pb2.JOB_STATUS_SETTLED]
+    assert views[0].height == draw_height < views[1].height < views[2].height
     assert all(jobs.read_job(chain.core.store.state, job_id).status == state_pb2.JOB_STATUS_ASSIGNED
                for job_id in running[1:])
 
@@ -527,16 +557,22 @@ def test_watch_job_sends_every_change_of_a_queued_job_even_when_blocks_come_fast
 def test_watch_assignments_sends_the_executors_changed_jobs_receipts_and_events_block_by_block(chain):
     start = chain.core.head.height + 1
     job_id = chain.post(BOB_KEY)
+    draw_height = chain.draw_height(job_id)
+    chain.produce_until(draw_height)
     with grpc.insecure_channel(chain.target) as channel:
         stub = node_pb2_grpc.NodeStub(channel)
         stream = stub.WatchAssignments(node_pb2.WatchAssignmentsRequest(executor=ALICE, from_height=start), timeout=30)
-        assigned = next(stream)
-        assert assigned.height == start and [job.id for job in assigned.jobs] == [job_id]
+        for height in range(start, draw_height):  # posted, then drawing: not Alice's job yet
+            drawing = next(stream)
+            assert (drawing.height, list(drawing.jobs), list(drawing.receipts)) == (height, [], [])
+            assert "JobAssigned" not in [event.name for event in drawing.events]
+        assigned = next(stream)  # drawn in on_initialize of draw_height
+        assert assigned.height == draw_height and [job.id for job in assigned.jobs] == [job_id]
         assert assigned.jobs[0].status == state_pb2.JOB_STATUS_ASSIGNED and not assigned.receipts
         assert "JobAssigned" in [event.name for event in assigned.events]
         chain.core.produce_block()  # nothing of Alice's changes
         quiet = next(stream)
-        assert (quiet.height, list(quiet.jobs), list(quiet.receipts)) == (start + 1, [], [])
+        assert (quiet.height, list(quiet.jobs), list(quiet.receipts)) == (draw_height + 1, [], [])
         reveal = chain.include(ALICE_KEY, reveal_for(assigned.jobs[0]))
         settled = next(stream)
         stream.cancel()
@@ -546,20 +582,28 @@ def test_watch_assignments_sends_the_executors_changed_jobs_receipts_and_events_
     assert settled.block_hash == chain.core.head.hash
 
 
-def test_watch_assignments_sends_the_jobs_of_one_block_in_the_order_the_chain_assigned_them(chain):
+def test_watch_assignments_sends_the_jobs_drawn_in_one_block_in_the_order_the_chain_assigned_them(chain):
     start = chain.core.head.height + 1
     params = chain.core.rules.params
     for number in range(4):
         call = types_pb2.PostJob(model=EMBEDDED_MODEL, prompt=f"job {number}", prompt_format="chat", max_tokens=4,
                                  sampling=GREEDY, max_price_per_token=DEV_PRICE_PER_TOKEN, redundancy=1)
         signed = sign_transaction(BOB_KEY, chain_id=GENESIS.chain_id, genesis_hash=GENESIS.hash, nonce=number,
-                                  call=call, fee_rule=FeeRule(params.base_fee, params.fee_per_byte))
+                                  call=call, fee_rule=FeeRule(params.base_fee, params.fee_per_byte, params.fee_per_weight))
         chain.core.submit(signed.raw)
     chain.core.produce_block()
+    draw_height = chain.draw_height(jobs.job_id(GENESIS.hash, BOB, 0))
+    assert {chain.draw_height(jobs.job_id(GENESIS.hash, BOB, number)) for number in range(4)} == {draw_height}
+    chain.produce_until(draw_height)
     with grpc.insecure_channel(chain.target) as channel:
         request = node_pb2.WatchAssignmentsRequest(executor=ALICE, from_height=start)
-        update = next(node_pb2_grpc.NodeStub(channel).WatchAssignments(request, timeout=30))
-    assert [job.request.prompt for job in update.jobs] == [f"job {number}" for number in range(4)]
+        stream = node_pb2_grpc.NodeStub(channel).WatchAssignments(request, timeout=30)
+        updates = [next(stream) for _ in range(start, draw_height + 1)]
+        stream.cancel()
+    assert [update.height for update in updates] == list(range(start, draw_height + 1))
+    assert all(list(update.jobs) == [] for update in updates[:-1])  # posted, then drawing: not Alice's yet
+    assert [job.request.prompt for job in updates[-1].jobs] == [f"job {number}" for number in range(4)]
+    assert all(job.status == state_pb2.JOB_STATUS_ASSIGNED for job in updates[-1].jobs)
 
 
 def test_watch_assignments_sends_the_jobs_it_is_asked_to_follow_first(chain):
@@ -594,9 +638,21 @@ def test_post_job_through_the_client_follows_the_job_to_its_settled_result(chain
                                timeout=30)
         worker.join(timeout=30)
         assert view.settled and view.result.text == "bonjour" and list(view.result.tokens) == [FILLER_TOKEN] * 3
-        assert [update.status for update in updates] == ["assigned", "settled"]
-        fee = view.job.protocol_fee
-        assert view.paid + fee == 3 * DEV_PRICE_PER_TOKEN and view.job.refunded == 0
+        assert [update.status for update in updates] == ["drawing", "assigned", "settled"]
+        assert updates[1].height == updates[0].job.draw_height
+        params = jobs.read_params(chain.core.store.state)
+        job = view.job
+        # The escrow held the worst case (every prompt byte a token), the minimum protocol fee and the queue fee.
+        assert updates[0].job.escrow == pricing.escrow_of(job.request, params) + params.queue_fee
+        assert job.storage_deposit == pricing.storage_deposit(job.request, params)
+        # Alice is paid her price for the 3 tokens and, at prompt_price_ppm, the 5 prompt tokens she reported.
+        gross = pricing.charge(DEV_PRICE_PER_TOKEN, 5, 3, job.prompt_price_ppm)
+        fee = pricing.protocol_fee(gross, params.protocol_fee_ppm)
+        assert view.paid == gross - fee
+        assert job.protocol_fee == max(fee, params.min_protocol_fee)
+        # The job never queued: the queue fee comes back with the rest of the escrow.
+        assert job.queue_fee == 0 and job.escrow == 0
+        assert job.refunded == updates[0].job.escrow - view.paid - job.protocol_fee
         assert view.id == jobs.job_id(GENESIS.hash, BOB, 0)
 
 
@@ -632,7 +688,8 @@ def test_a_job_not_final_in_time_raises_job_timeout_with_its_last_view(chain):
     with Client(chain.target) as client:
         with pytest.raises(JobTimeout) as late:
             client.post_job(BOB_KEY, "Say hello.", model=EMBEDDED_MODEL, max_tokens=2, timeout=0.5)
-        assert late.value.view.status == "assigned" and late.value.code == "DEADLINE_EXCEEDED"
+        # Its last view is whatever the chain had when time ran out: still drawing, or drawn and not yet run.
+        assert late.value.view.status in ("drawing", "assigned") and late.value.code == "DEADLINE_EXCEEDED"
 
 
 def test_the_client_refuses_a_listing_that_breaks_its_own_filters(chain):

@@ -113,7 +113,7 @@ def test_a_time_budget_stops_filling_a_block_and_the_rest_waits_for_the_next(tmp
     bob = dev_keypair("bob")
     raws = [
         sign_transaction(bob, chain_id=GENESIS.chain_id, genesis_hash=GENESIS.hash, nonce=nonce,
-                         call=transfer_call(dev_keypair("eve").public_key, 10**12), fee_rule=FeeRule(1000, 10)).raw
+                         call=transfer_call(dev_keypair("eve").public_key, 10**12), fee_rule=FeeRule(1000, 10, 5_000)).raw
         for nonce in range(200)
     ]
     assert all(rejection is None for _, rejection in core.submit_many(raws))

@@ -12,8 +12,12 @@ from runtime.hashing import transaction_hash
 from runtime.system import Params
 
 GENESIS = bytes(range(32))
-RULE = FeeRule(base_fee=1_000, fee_per_byte=10)
+RULE = FeeRule(base_fee=1_000, fee_per_byte=10, fee_per_weight=5_000)
 RULES = TransactionRules(chain_id="test-chain", genesis_hash=GENESIS, params=Params())
+
+
+def _body(signed) -> types_pb2.TransactionBody:
+    return types_pb2.TransactionBody.FromString(types_pb2.Transaction.FromString(signed.raw).body)
 
 
 def _sign(nonce=0, amount=5, fee=None, fee_rule=RULE, chain_id="test-chain", genesis_hash=GENESIS):
@@ -45,16 +49,15 @@ def test_hash_is_blake2b_of_the_exact_bytes():
 
 def test_default_fee_is_exactly_the_minimum_for_the_final_size():
     signed = _sign()
-    assert signed.fee == RULE.minimum(len(signed.raw))
+    assert signed.fee == RULE.minimum_for(_body(signed), len(signed.raw))
     assert types_pb2.TransactionBody.FromString(types_pb2.Transaction.FromString(signed.raw).body).fee == signed.fee
 
 
 @pytest.mark.parametrize("base_fee, per_byte", [(0, 0), (1, 1), (127, 1), (10**12, 1_000), (2**40, 2**20)])
 def test_minimum_fee_fixed_point_holds_across_varint_boundaries(base_fee, per_byte):
-    rule = FeeRule(base_fee, per_byte)
+    rule = FeeRule(base_fee, per_byte, per_byte * 100)
     signed = _sign(fee_rule=rule)
-    assert signed.fee >= rule.minimum(len(signed.raw))
-    assert signed.fee == rule.minimum(len(signed.raw))
+    assert signed.fee == rule.minimum_for(_body(signed), len(signed.raw))
 
 
 def test_explicit_fee_is_kept_even_below_the_minimum():

@@ -27,12 +27,12 @@ def test_validate_json_summary():
     # 64-bit integers are strings, as in genesis.json itself; counts and decimals are numbers.
     assert summary["initial_height"] == "1" and summary["block_time_ms"] == "1000"
     assert summary["genesis_time_ms"].isdigit() and summary["validators"][0]["power"] == str(DEV_BOND)
-    assert summary["token_symbol"] == "INFER" and summary["token_decimals"] == 18
+    assert summary["token_symbol"] == "INFER" and summary["token_decimals"] == 9
 
 
 def test_validate_text_shows_the_issuance_in_tokens():
     result = inferchain("genesis", "validate")
-    assert "6.000000000000000000 INFER" in result.stdout
+    assert "6000000000.000000000 INFER" in result.stdout
 
 
 def test_validate_defaults_to_genesis_json_in_the_current_directory(tmp_path):

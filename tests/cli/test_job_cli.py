@@ -31,6 +31,8 @@ from chain.storage import ChainStore
 from inference.registration import EMBEDDED_MODEL_ID
 from inference.result import InferenceResult
 from proto import state_pb2, types_pb2
+from runtime import jobs
+from runtime.jobs.pricing import charge, escrow_of
 from tests.chain.test_jobs_api import GENESIS, Chain, reveal_for
 from tests.commands import inferchain, one_line_error
 
@@ -93,9 +95,10 @@ def test_submit_wait_prints_the_text_and_reports_each_step_on_stderr(chain):
     assert result.returncode == 0, result.stderr
     assert result.stdout == "echo: Name a colour.\n"
     lines = result.stderr.splitlines()
-    assert lines[0].startswith("posted job ") and f"assigned to {ALICE.address}" in lines[1]
-    assert lines[2].startswith(f"revealed: {ALICE.address}, 3 tokens")
-    assert lines[3].startswith("settled at height ") and "3 tokens; paid " in lines[3] and len(lines) == 4
+    assert lines[0].startswith("posted job ") and lines[1].startswith("drawing: its executors are drawn at height ")
+    assert f"assigned to {ALICE.address}" in lines[2]
+    assert lines[3].startswith(f"revealed: {ALICE.address}, 3 tokens")
+    assert lines[4].startswith("settled at height ") and "3 tokens; paid " in lines[4] and len(lines) == 5
 
 
 class CallCounter(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
@@ -126,6 +129,15 @@ def test_submit_wait_makes_four_requests_end_to_end(chain, monkeypatch, capsys):
     assert counter.methods == ["GetChainInfo", "GetExecutors", "SubmitTransaction", "WatchJob"]
 
 
+MARKET = jobs.Params()
+
+
+def posted_escrow(prompt: str, max_tokens: int, price: int) -> int:
+    """What a redundancy-1 chat job holds at post: its worst-case charge, the minimum fee and the queue fee."""
+    call = types_pb2.PostJob(prompt=prompt, max_tokens=max_tokens, redundancy=1, max_price_per_token=price)
+    return escrow_of(call, MARKET) + MARKET.queue_fee
+
+
 def test_submit_wait_json_carries_the_result_that_verify_reads(chain):
     result = job(chain, "submit", "Say hi.", "--from", "bob", "--max-tokens", "4", "--temperature", "0.7",
                  "--top-k", "20", "--top-p", "0.9", "--seed", "42", "--wait", "--output", "json")
@@ -136,9 +148,10 @@ def test_submit_wait_json_carries_the_result_that_verify_reads(chain):
     assert document["sampling"] == {"temperature_milli": 700, "top_k": 20, "top_p_ppm": 900_000, "seed": "42"}
     [executor] = document["executors"]
     assert executor["executor"] == ALICE.address and executor["status"] == "revealed" and executor["tokens"] == 4
-    gross = 4 * DEV_PRICE_PER_TOKEN
+    # Output and prompt tokens are paid (runtime/jobs/pricing.py); the rest of the escrow comes back.
+    gross = charge(DEV_PRICE_PER_TOKEN, document["prompt_tokens"], 4, MARKET.prompt_price_ppm)
     assert int(executor["payment"]) + int(document["protocol_fee"]) == gross == int(document["cost"])
-    assert int(document["refunded"]) == int(document["max_price_per_token"]) * 4 - gross
+    assert int(document["refunded"]) == posted_escrow("Say hi.", 4, int(document["max_price_per_token"])) - gross
     # The chain's output digest is the digest of the result document (docs/verification.md).
     result_document = InferenceResult.from_json(document["result"])
     assert result_document.output_digest().hex() == document["output_digest"]
@@ -147,8 +160,8 @@ def test_submit_wait_json_carries_the_result_that_verify_reads(chain):
 
 def test_submit_without_wait_prints_the_job_id_and_where_it_stands(chain):
     document = submitted(chain, f"{HOLD} this one")
-    assert len(document["job_id"]) == 64 and document["status"] in ("assigned", "queued")
-    assert int(document["escrow"]) == 4 * int(document["max_price_per_token"])
+    assert len(document["job_id"]) == 64 and document["status"] in ("drawing", "assigned", "queued")
+    assert int(document["escrow"]) == posted_escrow(f"{HOLD} this one", 4, int(document["max_price_per_token"]))
     text = job(chain, "submit", f"{HOLD} another", "--from", "bob", "--max-tokens", "4")
     assert text.returncode == 0 and text.stdout.startswith("job ") and "status" in text.stdout
 
@@ -165,7 +178,9 @@ def test_submit_without_wait_prints_the_job_id_and_where_it_stands(chain):
         (("--from", "./missing.json"), EXIT_BAD_INPUT, "does not exist"),
         (("--max-tokens", "100000"), EXIT_REFUSED, "max_tokens 100000 is above the limit"),
         (("--redundancy", "2"), EXIT_REFUSED, "1 executors serve model"),
-        (("--max-price", "1"), EXIT_REFUSED, "only 0 executors serve the model at max_price_per_token 1"),
+        (("--max-price", "1"), EXIT_REFUSED, "escrow 10000172 is below jobs.params.min_job_escrow"),
+        (("--max-price", "100000000", "--max-tokens", "200"), EXIT_REFUSED,
+         "only 0 executors serve the model at max_price_per_token 100000000"),
         (("--region", "Not A Region"), EXIT_USAGE, "region"),
     ],
 )
@@ -259,7 +274,7 @@ def tx(chain, *args: str):
 
 def test_bond_offer_query_and_clear_offer_as_a_new_executor(chain):
     dave = dev_keypair("dave")
-    bonded = tx(chain, "bond", "--from", "dave", "--amount", "0.3INFER", "--validate", "--wait", "--output", "json")
+    bonded = tx(chain, "bond", "--from", "dave", "--amount", "300000000INFER", "--validate", "--wait", "--output", "json")
     assert bonded.returncode == 0, bonded.stderr
     document = json.loads(bonded.stdout)
     assert document["arguments"] == {"amount": str(3 * 10**17), "validate": True}
@@ -392,4 +407,27 @@ def test_progress_lines_say_who_missed_and_why_the_job_ended():
     lines = progress_lines(assigned, expired, Token())
     assert lines[0] == f"missed its deadline: {ALICE.address}"
     assert lines[1] == ("expired at height 50: no executor was free before the job's timeout; "
-                        "refunded 0.000000000000000060 INFER")
+                        "refunded 0.000000060 INFER")
+
+
+def test_a_pruned_job_is_shown_as_pruned_without_its_deleted_result(capsys):
+    """`job status` of a job whose record the runtime pruned says so, and shows no (deleted) text or result."""
+    from chain.cli.job import _print_job, job_document
+    from chain.client import JobView
+    from tests.runtime.market import JOBS, Market, commit_and_reveal, output
+
+    market = Market.create()
+    job_id, _ = market.post(prompt="a prompt to forget", redundancy=1, max_tokens=4)
+    commit_and_reveal(market, job_id, output(tokens=(5, 6, 7, 2)))
+    market.advance(JOBS.challenge_window_blocks)
+    record = market.job(job_id)
+    assert record.pruned_height
+    view = JobView(record, market.height, b"")
+    document = job_document(view)
+    assert document["pruned_height"] == str(record.pruned_height) and document["prompt"] == ""
+    assert document["storage_deposit"] == "0" and document["output_digest"] == record.output_digest.hex()
+    assert not {"text", "tokens", "result"} & set(document)
+    _print_job(view, "text", Token())
+    shown = capsys.readouterr().out
+    assert f"at height {record.pruned_height}, when its challenge window closed" in shown
+    assert "(pruned)" in shown and "a prompt to forget" not in shown and "tokens pruned" in shown

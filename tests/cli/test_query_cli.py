@@ -35,13 +35,13 @@ def test_query_chain_json(dev_node):
     for name in ("pending_transactions", "ss58_prefix", "token_decimals", "spec_version"):
         assert isinstance(document[name], int), name
     assert document["spec_version"] == RUNTIME.spec_version >= 1
-    assert document["token_symbol"] == "INFER" and document["token_decimals"] == 18
+    assert document["token_symbol"] == "INFER" and document["token_decimals"] == 9
 
 
 def test_query_chain_text_shows_fees_in_tokens(dev_node):
     result = inferchain("query", "chain", "--node", dev_node.target)
     assert result.returncode == 0 and "inferchain-dev" in result.stdout
-    assert "0.000000000001000000 INFER" in result.stdout  # the existential deposit, 1,000,000 base units
+    assert "0.001000000 INFER" in result.stdout  # the existential deposit, 1,000,000 base units
 
 
 @pytest.mark.parametrize("name", ["bob", "Bob", dev_keypair("bob").address, dev_keypair("bob").public_key.hex()])
@@ -70,7 +70,7 @@ def test_query_account_text_shows_balances_in_tokens(dev_node, included):
     dest, _ = included
     result = inferchain("query", "account", dest.address, "--node", dev_node.target)
     assert result.returncode == 0, result.stderr
-    assert "0.000000000007000000 INFER" in result.stdout and "7000000\n" not in result.stdout
+    assert "0.007000000 INFER" in result.stdout and "7000000\n" not in result.stdout
 
 
 def test_query_account_nonsense_is_aone_line_error(dev_node):
@@ -110,7 +110,7 @@ def test_events_show_accounts_as_ss58_in_json_and_text(dev_node, included):
     # Amounts stay base-unit strings in JSON; accounts are addresses there too.
     assert event["attributes"] == {"sender": alice.address, "dest": dest.address, "amount": "7000000"}
     text = inferchain("query", "tx", transfer.hash.hex(), "--node", dev_node.target).stdout
-    assert f"balances.Transfer sender={alice.address} dest={dest.address} amount=0.000000000007000000 INFER" in text
+    assert f"balances.Transfer sender={alice.address} dest={dest.address} amount=0.007000000 INFER" in text
     assert alice.public_key.hex() not in text and dest.public_key.hex() not in text
     assert "fee paid" in text and " INFER" in text.split("fee paid", 1)[1].splitlines()[0]
 
@@ -119,7 +119,7 @@ def test_block_text_shows_transfers_in_tokens_and_block_events_as_addresses(dev_
     _, transfer = included
     result = inferchain("query", "block", str(transfer.inclusion.height), "--node", dev_node.target)
     assert result.returncode == 0, result.stderr
-    assert "transfer 0.000000000007000000 INFER to " in result.stdout
+    assert "transfer 0.007000000 INFER to " in result.stdout
     assert "system.FeesPaid author=" + dev_keypair("alice").address in result.stdout
 
 

@@ -118,7 +118,8 @@ def test_a_post_job_is_verified_and_run_once_per_node_before_inclusion(served, m
         core.commit(candidate, core._commit_for(candidate))
 
         view = next(client.watch_job(job_id, posted_by=submission.hash))
-        assert view.id == job_id and view.status == "assigned"
+        # Included, and drawn two blocks later from randomness revealed after it (docs/protocol.md, "Assignment").
+        assert view.id == job_id and view.status == "drawing" and view.job.draw_height == candidate.height + 2
 
 
 def test_post_job_through_the_client_checks_once_and_follows_the_job_from_the_verdict(served, monkeypatch):
@@ -138,7 +139,7 @@ def test_post_job_through_the_client_checks_once_and_follows_the_job_from_the_ve
     finally:
         stop.set()
         producer.join(timeout=10)
-    assert view.status == "assigned" and view.job.poster == BOB.public_key
+    assert view.status == "drawing" and view.job.poster == BOB.public_key
     # No client-side simulation any more: the pool's dry run and the block's execution, nothing else.
     assert runs.handler["Follow me."] == 2
     assert sum(runs.signatures.values()) == 1
@@ -193,7 +194,8 @@ def test_post_job_polls_when_the_node_has_no_stream_to_spare(tmp_path):
     try:
         with Client(f"127.0.0.1:{server.port}") as client:
             view = client.post_job(BOB, "No streams here.", model=MODEL, max_tokens=4, wait=False)
-        assert view.status == "assigned" and view.job.request.prompt == "No streams here."
+        # Polled: read at some block after inclusion, before or after the draw.
+        assert view.status in ("drawing", "assigned") and view.job.request.prompt == "No streams here."
     finally:
         stop.set()
         producer.join(timeout=10)

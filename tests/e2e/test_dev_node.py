@@ -70,7 +70,7 @@ class TransferStream(threading.Thread):
         self.halt = threading.Event()
 
     def run(self) -> None:
-        rule = FeeRule(self.info.base_fee, self.info.fee_per_byte)
+        rule = FeeRule(self.info.base_fee, self.info.fee_per_byte, self.info.fee_per_weight)
         senders = [dev_keypair(name) for name in DEV_ACCOUNT_NAMES[1:]]
         nonces = {sender.public_key: 0 for sender in senders}
         dest = dev_keypair("alice").public_key

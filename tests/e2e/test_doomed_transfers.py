@@ -30,7 +30,7 @@ def _transfer(stub, dest: bytes, amount: int) -> bytes:
     nonce = stub.GetAccount(node_pb2.GetAccountRequest(account=ALICE.public_key), timeout=10).next_nonce
     return sign_transaction(
         ALICE, chain_id=info.chain_id, genesis_hash=info.genesis_hash, nonce=nonce,
-        call=transfer_call(dest, amount), fee_rule=FeeRule(info.base_fee, info.fee_per_byte),
+        call=transfer_call(dest, amount), fee_rule=FeeRule(info.base_fee, info.fee_per_byte, info.fee_per_weight),
     ).raw
 
 

@@ -21,6 +21,7 @@ from runtime.executive import (
     apply_block,
     check_transaction,
     transaction_rules,
+    transaction_weight,
     validate_transaction,
 )
 from runtime.primitives import BlockContext, InvalidTransaction
@@ -48,7 +49,8 @@ def transactions(draw, state) -> bytes:
         nonce=draw(st.sampled_from([next_nonce, next_nonce, next_nonce + 1, max(0, next_nonce - 1)])),
     )
     getattr(body, name).CopyFrom(call)
-    minimum = system.read_params(state).minimum_fee(len(sign(body, signer)) + 10)
+    size = len(sign(body, signer)) + 10
+    minimum = system.read_params(state).minimum_fee(size, transaction_weight(body, size))
     body.fee = draw(st.sampled_from([minimum, minimum, 10**8, 0, max(0, minimum - 1)]))
     return sign(body, signer)
 
@@ -63,7 +65,7 @@ def _block(state, checked):
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=st.data())
 def test_the_pool_admits_exactly_what_a_block_can_carry(zero_fees, data):
-    params = system.Params(base_fee=0, fee_per_byte=0) if zero_fees else system.Params()
+    params = system.Params(base_fee=0, fee_per_byte=0, fee_per_weight=0) if zero_fees else system.Params()
     market = Market.create(params=params)
     for _ in range(data.draw(st.integers(0, 3), label="earlier blocks")):  # a random state: earlier blocks applied
         raws = data.draw(st.lists(transactions(market.state), max_size=3), label="earlier")

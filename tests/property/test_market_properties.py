@@ -15,11 +15,12 @@ from hypothesis import strategies as st
 
 from proto import state_pb2, types_pb2
 from runtime import jobs, staking
-from tests.runtime.market import ACCOUNTS, MIN_BOND, MODEL_ID, Market, output
+from tests.runtime.market import ACCOUNTS, MIN_BOND, MODEL_ID, Market, commitment_of, output
 
 PEOPLE = ACCOUNTS[1:6]
 # Windows long enough for several executors to commit and reveal one call (one block) at a time.
-WINDOWS = jobs.Params(commit_blocks=15, reveal_blocks=15, job_timeout_blocks=60, challenge_window_blocks=5, min_tokens_per_block=8)
+WINDOWS = jobs.Params(commit_blocks=15, reveal_blocks=15, job_timeout_blocks=60, challenge_window_blocks=5, min_tokens_per_block=8,
+                      min_job_escrow=10**6)
 
 step = st.one_of(
     st.tuples(st.just("bond"), st.integers(0, 4), st.sampled_from([MIN_BOND, 3 * MIN_BOND, 10**15])),
@@ -49,6 +50,7 @@ def test_any_sequence_of_market_calls_keeps_every_invariant(steps):
     market = Market.create(jobs_params=WINDOWS)
     salts: dict[tuple[bytes, bytes], bytes] = {}
     posted: list[bytes] = []
+    escrows: dict[bytes, int] = {}  # as reserved at post (a pruned record no longer has the prompt it was priced by)
     for name, who, value in steps:
         person = PEOPLE[who]
         key = person.public_key
@@ -63,9 +65,13 @@ def test_any_sequence_of_market_calls_keeps_every_invariant(steps):
         elif name == "clear":
             market.call(person, clear_offer=types_pb2.ClearOffer())
         elif name == "post":
-            job_id, receipt = market.post(person, redundancy=value, max_tokens=4)
+            job_id, receipt = market.post_only(person, redundancy=value, max_tokens=4)
             if receipt.success:
                 posted.append(job_id)
+                record = market.job(job_id)
+                escrows[job_id] = record.escrow + record.queue_fee  # the queue fee is burned at once if it waits
+                assert escrows[job_id] == jobs.escrow_of(record.request, WINDOWS) + WINDOWS.queue_fee
+                market.advance_to(market.job(job_id).draw_height)  # its executors are drawn then
         elif name == "cancel" and posted:
             market.call(person, cancel_job=types_pb2.CancelJob(job_id=posted[value % len(posted)]))
         elif name == "work":
@@ -74,8 +80,7 @@ def test_any_sequence_of_market_calls_keeps_every_invariant(steps):
             for job, slot in list(_open_slots(market, key)):
                 if slot.status == jobs.SLOT_ASSIGNED:
                     salt = salts.setdefault((job.id, key), os.urandom(32))
-                    digest = jobs.output_digest(job, result["prompt_tokens"], result["tokens"], result["text"], result["stop_reason"])
-                    market.call(person, commit_result=types_pb2.CommitResult(job_id=job.id, commitment=jobs.commitment(job.id, key, salt, digest)))
+                    market.call(person, commit_result=types_pb2.CommitResult(job_id=job.id, commitment=commitment_of(job, person, salt, result)))
                     if job.request.redundancy == 1 and value == 3:
                         continue
                 market.call(person, reveal_result=types_pb2.RevealResult(job_id=job.id, salt=salts.get((job.id, key), bytes(32)), **result))
@@ -89,8 +94,14 @@ def test_any_sequence_of_market_calls_keeps_every_invariant(steps):
         paid = sum(slot.payment for slot in job.assignments)
         executors = [slot.executor for slot in job.assignments if slot.payment]
         assert len(executors) == len(set(executors)), "an executor was paid twice for one job"
-        assert paid + job.protocol_fee + job.refunded + job.escrow == jobs.escrow_of(job.request)
+        # The escrow held the queue fee too: burned when the job waited (job.queue_fee), else refunded.
+        assert paid + job.protocol_fee + job.queue_fee + job.refunded + job.escrow == escrows[job.id]
         assert job.status in jobs.FINAL_STATUSES and job.escrow == 0
+        if job.status == jobs.SETTLED:
+            assert job.protocol_fee >= WINDOWS.min_protocol_fee
+        # Pruned once its challenge window closed: the prompt and reveals gone, the deposit returned.
+        assert job.pruned_height and job.storage_deposit == 0 and not job.request.prompt
+        assert not any(slot.reveal.tokens or slot.reveal.text or slot.reveal.salt for slot in job.assignments)
         assert all(slot.released for slot in job.assignments if slot.payment)
     for account in PEOPLE:
         assert jobs.read_load(market.state, account.public_key) == 0

@@ -41,6 +41,7 @@ def _blocks() -> list[list[bytes]]:
 def market_vectors() -> dict[str, str]:
     """State roots and receipts of a market round: bond, offer, post, commit, reveal, settle, release."""
     from proto import types_pb2
+    from proto.digest import logprobs_digest
     from runtime import jobs, system
     from tests.runtime.market import MODEL_ID, POSTER, Market
 
@@ -70,13 +71,17 @@ def market_vectors() -> dict[str, str]:
     chain = system.read_chain(market.state)
     job_id = jobs.job_id(chain.genesis_hash, POSTER.public_key, system.read_account(market.state, POSTER.public_key).nonce)
     record("post", [market.transaction(POSTER, post_job=post)])
+    # The job's executors are drawn assignment_delay_blocks after the post (docs/protocol.md, "Assignment").
+    for index in range(market.job(job_id).draw_height - market.height):
+        record(f"draw_{index}", [])
     job = market.job(job_id)
     executors = market.executors_of(job_id)
     result = dict(prompt_tokens=11, tokens=[7, 8, 2], text="hey", logprobs_micronats=[-5, -6, -7], stop_reason="eos")
     digest = jobs.output_digest(job, 11, result["tokens"], result["text"], "eos")
     salt = bytes(range(32))
     record("commit", [market.transaction(account, commit_result=types_pb2.CommitResult(
-        job_id=job_id, commitment=jobs.commitment(job_id, account.public_key, salt, digest))) for account in executors])
+        job_id=job_id, commitment=jobs.commitment(job_id, account.public_key, salt, digest,
+                                                  logprobs_digest(result["logprobs_micronats"])))) for account in executors])
     record("reveal", [market.transaction(account, reveal_result=types_pb2.RevealResult(job_id=job_id, salt=salt, **result))
                       for account in executors])
     for index in range(6):

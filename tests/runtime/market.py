@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 
 from proto import state_pb2, types_pb2
+from proto.digest import logprobs_digest
 from runtime import jobs, models, staking, system
 from runtime.executive import apply_block, check_transaction, transaction_rules
 from runtime.invariants import reserved_is_accounted, supply_is_conserved
@@ -29,7 +30,8 @@ MIN_BOND = 10**12
 BOND = 10**13
 STAKING = staking.Params(min_bond=MIN_BOND, unbonding_period_blocks=50, epoch_blocks=10)
 # Short windows so deadlines come within a test: commit window 3 + ceil(max_tokens / 8) blocks.
-JOBS = jobs.Params(commit_blocks=3, reveal_blocks=3, job_timeout_blocks=30, challenge_window_blocks=5, min_tokens_per_block=8)
+JOBS = jobs.Params(commit_blocks=3, reveal_blocks=3, job_timeout_blocks=30, challenge_window_blocks=5, min_tokens_per_block=8,
+                  min_job_escrow=10**6)
 FEE = 10**8
 
 MODEL = types_pb2.ModelInfo(
@@ -61,6 +63,8 @@ class Market:
 
     state: MemoryState
     nonces: dict = field(default_factory=dict)
+    # The author's RANDAO reveals (chain/node/randao.py): None, blocks carry none (the mix never moves).
+    randao: object = None
 
     @classmethod
     def create(cls, executors=None, jobs_params: jobs.Params = JOBS, staking_params: staking.Params = STAKING,
@@ -87,7 +91,8 @@ class Market:
     def block(self, raws: list[bytes] = ()) -> types_pb2.BlockReceipts:
         rules = transaction_rules(self.state)
         chain = system.read_chain(self.state)
-        context = BlockContext(chain.height + 1, chain.time_ms + 1000, AUTHOR.public_key)
+        reveal = self.randao.reveal(self.state) if self.randao is not None else b""
+        context = BlockContext(chain.height + 1, chain.time_ms + 1000, AUTHOR.public_key, randao_reveal=reveal)
         writes, receipts = apply_block(self.state, context, [check_transaction(raw, rules) for raw in raws], rules)
         assert_events_declared(receipts)
         self.state.apply(writes.changes())
@@ -130,7 +135,20 @@ class Market:
         request.update(fields)
         nonce = system.read_account(self.state, poster.public_key).nonce
         job_id = jobs.job_id(GENESIS_HASH, poster.public_key, nonce)
-        return job_id, self.call(poster, post_job=types_pb2.PostJob(**request))
+        receipt = self.call(poster, post_job=types_pb2.PostJob(**request))
+        if receipt.success:
+            # The job's executors are drawn assignment_delay_blocks later (runtime/jobs/assignment.py).
+            self.advance_to(self.job(job_id).draw_height)
+        return job_id, receipt
+
+    def post_only(self, poster: Account = POSTER, **fields) -> tuple[bytes, types_pb2.Receipt]:
+        """Post a job and return at once, before its draw."""
+        draw_delay = self.advance
+        self.advance = lambda blocks: []
+        try:
+            return self.post(poster, **fields)
+        finally:
+            self.advance = draw_delay
 
     def job(self, job_id: bytes) -> state_pb2.Job:
         return jobs.read_job(self.state, job_id)
@@ -146,6 +164,12 @@ def output(tokens=(5, 6, 7, 2), text="abc", stop_reason="eos", prompt_tokens=9) 
                 logprobs_micronats=[-1000] * len(tokens), stop_reason=stop_reason)
 
 
+def commitment_of(job: state_pb2.Job, account: Account, salt: bytes, result: dict) -> bytes:
+    """The commitment an executor makes to `result` (output and log-probabilities) with `salt`."""
+    digest = jobs.output_digest(job, result["prompt_tokens"], result["tokens"], result["text"], result["stop_reason"])
+    return jobs.commitment(job.id, account.public_key, salt, digest, logprobs_digest(result["logprobs_micronats"]))
+
+
 def commit_and_reveal(market: Market, job_id: bytes, result: dict, executors=None) -> None:
     """Every executor commits, then every executor reveals the same result."""
     executors = executors or market.executors_of(job_id)
@@ -153,7 +177,6 @@ def commit_and_reveal(market: Market, job_id: bytes, result: dict, executors=Non
     salts = {}
     for account in executors:
         salts[account.public_key] = salt = os.urandom(32)
-        digest = jobs.output_digest(job, result["prompt_tokens"], result["tokens"], result["text"], result["stop_reason"])
-        market.ok(account, commit_result=types_pb2.CommitResult(job_id=job_id, commitment=jobs.commitment(job_id, account.public_key, salt, digest)))
+        market.ok(account, commit_result=types_pb2.CommitResult(job_id=job_id, commitment=commitment_of(job, account, salt, result)))
     for account in executors:
         market.ok(account, reveal_result=types_pb2.RevealResult(job_id=job_id, salt=salts[account.public_key], **result))

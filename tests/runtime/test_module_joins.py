@@ -165,21 +165,21 @@ def test_tx_builds_the_call_with_every_field_kind():
     ])
     call = tx_cli.build_call(args.call_spec, args, Token)
     assert call == notes.PostNote(
-        to=BOB.public_key, tip=15 * 10**17, priority=3, topic=bytes.fromhex(TOPIC), text="café, 0xab",
+        to=BOB.public_key, tip=15 * 10**8, priority=3, topic=bytes.fromhex(TOPIC), text="café, 0xab",
         payload=b"\x00\xff", pinned=True, labels=["a", "b,c"], title=b"abcd", refs=[bytes.fromhex(TOPIC), bytes.fromhex(REF)],
     )
     document = tx_cli.arguments_document(args.call_spec, call)
-    assert document["to"] == BOB.address and document["tip"] == str(15 * 10**17) and document["title"] == "abcd"
+    assert document["to"] == BOB.address and document["tip"] == str(15 * 10**8) and document["title"] == "abcd"
     assert document["payload"] == "00ff" and document["refs"] == [TOPIC, REF] and document["pinned"] is True
     shown = dict(tx_cli.argument_fields(args.call_spec, call, Token()))
-    assert shown["tip"] == "1.500000000000000000 INFER" and shown["labels"] == "a,b,c" and shown["to"] == BOB.address
+    assert shown["tip"] == "1.500000000 INFER" and shown["labels"] == "a,b,c" and shown["to"] == BOB.address
 
 
 def test_its_events_are_shown_by_their_declared_kinds():
     event = Event("notes", "NotePosted", (("author", ALICE.public_key.hex()), ("to", BOB.public_key.hex()),
-                                          ("tip", "2000000000000000000"), ("topic", TOPIC), ("count", "1")))
+                                          ("tip", "2000000000"), ("topic", TOPIC), ("count", "1")))
     line = query_cli.event_text(event, Token(), TEST_RUNTIME)
-    assert f"author={ALICE.address}" in line and "tip=2.000000000000000000 INFER" in line and f"topic={TOPIC}" in line
+    assert f"author={ALICE.address}" in line and "tip=2.000000000 INFER" in line and f"topic={TOPIC}" in line
     assert query_cli.event_document(event, TEST_RUNTIME)["attributes"]["to"] == BOB.address
 
 

@@ -94,6 +94,7 @@ def test_a_job_and_its_executor_s_reputation_are_answered_after_settlement():
     executor = job.assignments[0].executor
     score = next(spec for spec in RUNTIME.module("reputation").queries if spec.name == "score")
     answer = score.handler(market.state, state_pb2.AccountQuery(account=executor))
-    assert answer.score == jobs.Params().reputation_initial + jobs.Params().reputation_gain
+    # The fee burned on its payment is credited toward its next point (a point costs reputation_price burned).
+    assert answer.score == jobs.Params().reputation_initial and 0 < answer.credit <= job.protocol_fee
     with pytest.raises(KeyError, match="none yet"):
         score.handler(market.state, state_pb2.AccountQuery(account=ACCOUNTS[0].public_key))

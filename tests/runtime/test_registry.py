@@ -88,7 +88,7 @@ def test_parameters_are_stored_as_protobuf_and_read_back_typed():
     assert system.read_params(state) == system.Params()
     assert balances.read_params(state) == balances.Params()
     stored = balances.PARAMS.message.FromString(state.get(balances.PARAMS_KEY))
-    assert (stored.existential_deposit, stored.token_symbol, stored.token_decimals) == (1_000_000, "INFER", 18)
+    assert (stored.existential_deposit, stored.token_symbol, stored.token_decimals) == (1_000_000, "INFER", 9)
 
 
 @pytest.mark.parametrize(
@@ -159,13 +159,15 @@ def test_a_cost_is_declared_under_the_state_rules_and_the_pool_checks_it_before_
 
 
 def _model_fields() -> dict:
-    return {field.name: value for field, value in MODEL.ListFields()}
+    # A proposal names the file validators fetch (runtime/models.py check_fetchable).
+    return {**{field.name: value for field, value in MODEL.ListFields()},
+            "source": "https://example.com/model.gguf", "size_bytes": 1}
 
 
 def test_a_stateful_check_is_declared_once_and_refuses_without_writing():
     market = Market.create(jobs_params=jobs.Params(max_prompt_bytes=4))
     call = types_pb2.PostJob(model=MODEL.id, prompt="hello", prompt_format="chat", max_tokens=4, redundancy=1,
-                             sampling=types_pb2.Sampling(top_p_ppm=1))
+                             sampling=types_pb2.Sampling(top_p_ppm=1), max_price_per_token=1_000)
     before = dict(market.state.items)
     with pytest.raises(jobs.JobTooLarge, match="the prompt is 5 bytes, the limit is 4"):
         RUNTIME.calls["post_job"].check_state(market.state, call)

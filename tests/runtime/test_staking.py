@@ -13,6 +13,19 @@ NEW_MODEL = types_pb2.ModelInfo()
 NEW_MODEL.CopyFrom(MODEL)
 NEW_MODEL.id = bytes(range(1, 33))
 NEW_MODEL.name = "another"
+NEW_MODEL.source = "pypi:llm-example==1.0/llm_example/example.gguf"
+NEW_MODEL.size_bytes = 1_000_000
+PROPOSAL = models.proposal_hash(models.ADD, NEW_MODEL)
+# Proposals come from bonded accounts (the executors); tests/runtime/test_model_governance.py has the rest.
+PROPOSER = EXECUTORS[0]
+
+
+def vote(approve: bool) -> types_pb2.VoteModel:
+    return types_pb2.VoteModel(model=NEW_MODEL.id, proposal=PROPOSAL, approve=approve)
+
+
+def governance(**params) -> models.Params:
+    return models.Params(**{"quorum_ppm": 500_000, "proposal_deposit": 10**9, "min_proposer_bond": MIN_BOND, **params})
 
 
 def reserved(market: Market, account) -> int:
@@ -44,8 +57,8 @@ def test_bond_unbond_and_withdraw_after_the_unbonding_period():
         ({"unbond": types_pb2.Unbond(amount=BOND + 1)}, "NotBonded"),
         ({"unbond": types_pb2.Unbond(amount=BOND - MIN_BOND + 1)}, "OfferActive"),
         ({"bond": types_pb2.Bond(amount=10**18)}, "InsufficientBalance"),
-        ({"set_offer": types_pb2.SetOffer(models=[bytes(32)], capacity=1)}, "UnknownModel"),
-        ({"set_offer": types_pb2.SetOffer(models=[MODEL_ID], capacity=10**6)}, "InvalidOffer"),
+        ({"set_offer": types_pb2.SetOffer(models=[bytes(32)], price_per_token=1_000, capacity=1)}, "UnknownModel"),
+        ({"set_offer": types_pb2.SetOffer(models=[MODEL_ID], price_per_token=1_000, capacity=10**6)}, "InvalidOffer"),
     ],
 )
 def test_staking_errors_change_nothing(call, error):
@@ -81,42 +94,45 @@ def test_the_validator_set_is_the_top_bonded_candidates_at_each_epoch():
 
 
 def test_a_model_is_registered_when_more_than_two_thirds_of_the_voting_stake_approves():
-    market = Market.create(models_params=models.Params(voting_period_blocks=10, quorum_ppm=500_000, proposal_deposit=10**9))
-    market.ok(POSTER, propose_model=types_pb2.ProposeModel(model=NEW_MODEL))
-    assert reserved(market, POSTER) == 10**9
+    market = Market.create(models_params=governance(voting_period_blocks=10))
+    market.ok(PROPOSER, propose_model=types_pb2.ProposeModel(model=NEW_MODEL))
+    assert reserved(market, PROPOSER) == BOND + 10**9
     for account, approve in zip(EXECUTORS, (True, True, False)):
-        market.ok(account, vote_model=types_pb2.VoteModel(model=NEW_MODEL.id, approve=approve))
+        market.ok(account, vote_model=vote(approve))
     # 2 of 3 equal stakes would not be more than 2/3; the third changes its vote, so it passes.
-    market.ok(EXECUTORS[2], vote_model=types_pb2.VoteModel(model=NEW_MODEL.id, approve=True))
+    market.ok(EXECUTORS[2], vote_model=vote(True))
     events = market.advance(10)
     assert "ModelAccepted" in [event.name for event in events]
     assert models.read_model(market.state, NEW_MODEL.id) == NEW_MODEL
-    assert reserved(market, POSTER) == 0
+    assert reserved(market, PROPOSER) == BOND
 
 
-def test_a_model_vote_without_quorum_is_rejected_and_the_deposit_returned():
-    market = Market.create(models_params=models.Params(voting_period_blocks=3, quorum_ppm=500_000, proposal_deposit=10**9))
-    market.ok(POSTER, propose_model=types_pb2.ProposeModel(model=NEW_MODEL))
-    market.ok(EXECUTORS[0], vote_model=types_pb2.VoteModel(model=NEW_MODEL.id, approve=True))
+def test_a_model_vote_without_quorum_is_rejected_and_the_deposit_burned():
+    market = Market.create(models_params=governance(voting_period_blocks=3))
+    market.ok(PROPOSER, propose_model=types_pb2.ProposeModel(model=NEW_MODEL))
+    market.ok(EXECUTORS[0], vote_model=vote(True))
     events = market.advance(3)
     assert "ModelRejected" in [event.name for event in events]
     assert models.read_model(market.state, NEW_MODEL.id) is None
-    assert reserved(market, POSTER) == 0
-    assert market.call(POSTER, vote_model=types_pb2.VoteModel(model=NEW_MODEL.id, approve=True)).error_name == "NoProposal"
+    assert reserved(market, PROPOSER) == BOND
+    assert market.call(EXECUTORS[1], vote_model=vote(True)).error_name == "NoProposal"
 
 
 def test_only_bonded_accounts_vote_and_a_registered_model_cannot_be_proposed_again():
-    market = Market.create()
-    assert market.call(POSTER, propose_model=types_pb2.ProposeModel(model=MODEL)).error_name == "AlreadyRegistered"
-    market.ok(POSTER, propose_model=types_pb2.ProposeModel(model=NEW_MODEL))
-    assert market.call(POSTER, vote_model=types_pb2.VoteModel(model=NEW_MODEL.id, approve=True)).error_name == "NoStake"
+    market = Market.create(models_params=governance())
+    registered = types_pb2.ModelInfo()
+    registered.CopyFrom(NEW_MODEL)
+    registered.id = MODEL.id
+    assert market.call(PROPOSER, propose_model=types_pb2.ProposeModel(model=registered)).error_name == "AlreadyRegistered"
+    market.ok(PROPOSER, propose_model=types_pb2.ProposeModel(model=NEW_MODEL))
+    assert market.call(POSTER, vote_model=vote(True)).error_name == "NoStake"
 
 
 def test_exactly_two_thirds_approving_is_not_enough():
-    market = Market.create(models_params=models.Params(voting_period_blocks=6, quorum_ppm=500_000, proposal_deposit=10**9))
-    market.ok(POSTER, propose_model=types_pb2.ProposeModel(model=NEW_MODEL))
+    market = Market.create(models_params=governance(voting_period_blocks=6))
+    market.ok(PROPOSER, propose_model=types_pb2.ProposeModel(model=NEW_MODEL))
     for account, approve in zip(EXECUTORS, (True, True, False)):
-        market.ok(account, vote_model=types_pb2.VoteModel(model=NEW_MODEL.id, approve=approve))
+        market.ok(account, vote_model=vote(approve))
     events = market.advance(6)
     assert "ModelRejected" in [event.name for event in events]
     assert models.read_model(market.state, NEW_MODEL.id) is None
@@ -132,4 +148,4 @@ def test_a_model_whose_miss_slack_would_leave_no_rivals_is_refused():
     market = Market.create()
     with pytest.raises(InvalidCall, match="InvalidModel: thresholds: miss_slack_micro must be at most 1,000,000"):
         market.call(POSTER, propose_model=types_pb2.ProposeModel(model=vacuous))
-    assert models.read_proposal(market.state, vacuous.id) is None
+    assert models.open_proposals(market.state) == []

@@ -36,12 +36,18 @@ SHORT_DEADLINES = {
     "challenge_window_blocks": 5,
 }
 BLOCK_TIME_MS = 250
+# Epochs of 5 blocks: an offer made mid-test is drawn from the next epoch's executor table
+# (runtime/jobs/assignment.py), a second or so later, within a job's timeout.
+EPOCH_BLOCKS = 5
 
 
 @pytest.fixture
 def market_node(tmp_path) -> Iterator[NodeProcess]:
     """A dev node on the short-deadline genesis that runs no worker of its own."""
     genesis = market_genesis(tmp_path / "genesis.json", BLOCK_TIME_MS, **SHORT_DEADLINES)
+    document = json.loads(genesis.read_text())
+    document["app_state"]["staking"]["params"]["epoch_blocks"] = str(EPOCH_BLOCKS)
+    genesis.write_text(json.dumps(document, indent=2))
     node = NodeProcess(tmp_path / "node", free_port(), ("--chain", str(genesis), "--no-worker")).start()
     yield node
     node.kill()

@@ -27,7 +27,8 @@ def never_runs(job, cancelled):
 
 
 def slot_of(job: state_pb2.Job, executor: bytes) -> state_pb2.Assignment:
-    return next(slot for slot in job.assignments if slot.executor == executor)
+    """The executor's assignment; an empty one (no status) before it is drawn (two blocks after the post)."""
+    return next((slot for slot in job.assignments if slot.executor == executor), state_pb2.Assignment())
 
 
 def test_a_redundancy_1_job_settles_with_one_reveal_and_no_commit(market_node, tmp_path):
@@ -100,7 +101,10 @@ def test_the_job_of_a_worker_that_died_is_refunded_when_nobody_else_serves(marke
             job_id = post_job(client, CHARLIE, redundancy=1, max_tokens=4)
             wait_for_job(market_node.target, job_id, lambda job: len(job.assignments) == 1)
         job = wait_for_job(market_node.target, job_id, final)
+        # The storage deposit stays reserved until the record is pruned, a challenge window later.
+        pruned = wait_for_job(market_node.target, job_id, lambda job: job.pruned_height > 0)
         after = client.account(CHARLIE)
     assert job.status == state_pb2.JOB_STATUS_EXPIRED and job.escrow == 0 and job.refunded > 0
     assert slot_of(job, ALICE.public_key).status == state_pb2.ASSIGNMENT_STATUS_MISSED
-    assert after.reserved == before.reserved, "the whole escrow came back"
+    assert job.storage_deposit > 0 and pruned.storage_deposit == 0 and pruned.status == job.status
+    assert after.reserved == before.reserved, "the whole escrow and the storage deposit came back"

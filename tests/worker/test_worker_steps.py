@@ -14,6 +14,7 @@ from chain.worker.submitter import commit_call, reveal_call
 from chain.worker.worker import COMMIT, REVEAL, current_assignment, is_over_for, phase_due
 from inference.result import InferenceResult
 from proto import node_pb2, state_pb2, types_pb2
+from proto.digest import logprobs_digest
 from runtime import jobs
 
 ME = bytes(range(32))
@@ -101,8 +102,17 @@ def test_the_commitment_is_the_one_the_runtime_recomputes_from_the_reveal():
     reveal = reveal_call(entry)
     digest = jobs.output_digest(record, reveal.prompt_tokens, list(reveal.tokens), reveal.text, reveal.stop_reason)
     assert digest == entry.result.output_digest()
-    assert commit_call(entry, ME).commitment == jobs.commitment(JOB_ID, ME, reveal.salt, digest)
+    assert commit_call(entry, ME).commitment == jobs.commitment(JOB_ID, ME, reveal.salt, digest,
+                                                                logprobs_digest(reveal.logprobs_micronats))
     assert list(reveal.logprobs_micronats) == [-1, -2, -3, -4] and reveal.salt == b"\x09" * 32
+
+
+def test_the_commitment_binds_the_log_probabilities_the_reveal_will_carry():
+    record = job()
+    entry = JournalEntry(JOB_ID, 1, b"\x09" * 32, result_for(record))
+    altered = JournalEntry(JOB_ID, 1, b"\x09" * 32, entry.result.replace(logprobs_micronats=(-1, -2, -3, -5)))
+    assert entry.result.output_digest() == altered.result.output_digest()
+    assert commit_call(entry, ME).commitment != commit_call(altered, ME).commitment
 
 
 def test_an_update_is_read_from_the_nodes_message():

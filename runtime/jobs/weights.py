@@ -1,0 +1,94 @@
+"""jobs weights: the declared worst case of each call and of the block hooks (runtime/weights.py, the unit costs).
+
+A job's assignment visits at most every executor serving its model (weights.MAX_EXECUTORS_PER_MODEL):
+the offers scanned when no draw table answers, or the table built once an epoch; each draw then
+writes its assignment. The hooks' work is bounded by parameters and read from the parent state:
+the jobs whose first draw is at this height, at most `assign_per_block` queue retries, and the
+jobs due at this height (at most `max_due_per_height`), each with one assignment attempt and its
+slots handled, and a draw table per model whose table is stale.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from proto import types_pb2
+from runtime import weights
+from runtime.jobs.assignment import DRAW_DUE_PREFIX, current_epoch, read_table
+from runtime.jobs.params import read_params
+from runtime.jobs.queue import queued, queued_models
+from runtime.jobs.storage import SCHEDULE_PREFIX, read_ids, read_job
+from runtime.primitives import BlockContext
+from runtime.state import StateReader
+
+# A job record read, changed and written back, with its event and the indexes it touches.
+JOB_RECORD = 2 * weights.READ + 3 * weights.WRITE
+# Putting a job id on a height's schedule: the list (at most max_due_per_height ids) read and written back.
+SCHEDULE_ENTRY = 2 * weights.READ + weights.WRITE + 1_000 * weights.LIST_ENTRY
+
+
+def _job_in_hook(redundancy: int) -> int:
+    """One job handled by a hook: its record, a draw of every slot, each slot missed, settled or released, and
+    its next schedule entry."""
+    executors = weights.MAX_EXECUTORS_PER_MODEL
+    return JOB_RECORD + weights.draw(executors, redundancy) + redundancy * weights.SLOT + SCHEDULE_ENTRY
+
+
+def post_job(call: types_pb2.PostJob) -> int:
+    """Store the job, check its executors (every offer of the model when no draw table answers), reserve,
+    schedule its draw (made in a later block's on_initialize, whose hooks weight counts it) and its timeout."""
+    prompt = len(call.prompt.encode("utf-8", "surrogatepass"))
+    scan = weights.offers_scan(weights.MAX_EXECUTORS_PER_MODEL)
+    return JOB_RECORD + prompt * weights.BYTE + scan + 2 * SCHEDULE_ENTRY
+
+
+def commit_result(call: types_pb2.CommitResult) -> int:
+    """Read and write the job; the last commitment opens the reveal (each slot's deadline, one schedule entry)."""
+    return JOB_RECORD + weights.MAX_REDUNDANCY * weights.READ + SCHEDULE_ENTRY
+
+
+def reveal_result(call: types_pb2.RevealResult) -> int:
+    """Check the result (stop rule) and recompute the digests over the prompt and output; the last reveal settles
+    the job: every slot paid and held, the release scheduled."""
+    text = len(call.text.encode("utf-8", "surrogatepass"))
+    result_bytes = text + 10 * (len(call.tokens) + len(call.logprobs_micronats)) + weights.MAX_PROMPT_BYTES
+    return (
+        JOB_RECORD + 2 * weights.READ + len(call.tokens) * weights.RESULT_TOKEN + result_bytes * weights.BYTE
+        + weights.MAX_REDUNDANCY * weights.SLOT + SCHEDULE_ENTRY
+    )
+
+
+def cancel_job(call: types_pb2.CancelJob) -> int:
+    """Read the job, refund, take it out of its queue, write."""
+    return JOB_RECORD + 2 * weights.READ + 2 * weights.WRITE + 1_000 * weights.LIST_ENTRY
+
+
+def hooks_weight(state: StateReader, block: BlockContext) -> int:
+    """on_initialize's table refresh and first draws at this height; on_finalize's queue retries and the jobs due
+    at this height."""
+    params = read_params(state)
+    height = struct.pack(">Q", block.height)
+    drawn = read_ids(state, DRAW_DUE_PREFIX + height)
+    due = read_ids(state, SCHEDULE_PREFIX + height)
+    models = queued_models(state)
+    waiting = sum(len(queued(state, model)) for model in models)
+    # A first draw that finds too few executors free joins the queue, and this block's on_finalize may retry it.
+    retries = min(params.assign_per_block, waiting + len(drawn))
+    handled = len(drawn) + retries + len(due)
+    builds = _table_builds(state, block.height, set(models), drawn + due)
+    return 4 * weights.READ + handled * _job_in_hook(params.max_redundancy) + builds * TABLE_BUILD
+
+
+# Building one model's draw table at the ceiling of executors.
+TABLE_BUILD = weights.table_build(weights.MAX_EXECUTORS_PER_MODEL)
+
+
+def _table_builds(state: StateReader, height: int, models: set[bytes], job_ids: list[bytes]) -> int:
+    """How many of these models and of these jobs' models have no draw table for this epoch: on_initialize builds
+    each (runtime/jobs/assignment.py refresh_tables)."""
+    epoch = current_epoch(state, height)
+    for job_id in job_ids:
+        job = read_job(state, job_id)
+        if job is not None:
+            models.add(job.request.model)
+    return sum(1 for model in models if (table := read_table(state, model)) is None or table.epoch != epoch)
