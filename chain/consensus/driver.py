@@ -384,8 +384,10 @@ class Driver:
             self._begin_height()
 
     def _work_waits(self) -> bool:
-        """Transactions wait in the pool, or a peer's proposal for the next height is here already."""
-        return len(self.core.pool) > 0 or self.proposals.next_height_proposed(self.height)
+        """Transactions wait in the pool, a posted job waits for the block that draws its executors, or a peer's
+        proposal for the next height is here already."""
+        return (len(self.core.pool) > 0 or self.core.draws_pending()
+                or self.proposals.next_height_proposed(self.height))
 
     def _maybe_join(self) -> None:
         """Take part in consensus again once caught up (after block sync, or after the heights signed before)."""

@@ -25,6 +25,7 @@ from chain.storage import ChainStore, Head, StoreError, TransactionLocation
 from proto import state_pb2, types_pb2
 from runtime import system
 from runtime.block import read_block_limits
+from runtime.jobs.assignment import draws_pending
 from runtime.hashing import transaction_hash
 from runtime.executive import (
     BlockExecution,
@@ -139,6 +140,10 @@ class NodeCore:
     @property
     def head(self) -> Head:
         return self.store.head
+
+    def draws_pending(self) -> bool:
+        """Whether a posted job waits for one of the next blocks to draw its executors."""
+        return draws_pending(self.store.state, self.store.head.height)
 
     # --- admitting transactions ------------------------------------------------
 

@@ -328,6 +328,13 @@ def schedule_draw(state: Overlay, job: state_pb2.Job, params: Params, height: in
     write_ids(state, key, read_ids(state, key) + [job.id])
 
 
+def draws_pending(state: StateReader, head: int) -> bool:
+    """Whether a job waits to be drawn in one of the next assignment_delay_blocks blocks after `head` (a node
+    starts those heights early, as it does for waiting transactions, so the delay costs blocks, not idle time)."""
+    delay = read_params(state).assignment_delay_blocks
+    return any(state.get(DRAW_DUE_PREFIX + struct.pack(">Q", height)) for height in range(head + 1, head + delay + 1))
+
+
 def refresh_tables(state: Overlay, height: int, params: Params) -> None:
     """on_initialize: bring to this epoch the tables of every model this block may draw for: the jobs drawn now,
     the models with queued jobs (retried in on_finalize) and the jobs due at this height (reassigned then).

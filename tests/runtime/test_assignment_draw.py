@@ -92,6 +92,16 @@ def test_a_job_is_drawn_in_the_block_assignment_delay_blocks_after_its_inclusion
     assert slot.assigned_height == posted + JOBS.assignment_delay_blocks
 
 
+def test_a_node_knows_a_draw_is_pending_until_the_block_that_makes_it():
+    market = revealing(Market.create())
+    assert not assignment.draws_pending(market.state, market.height)
+    market.post_only()
+    for _ in range(JOBS.assignment_delay_blocks):
+        assert assignment.draws_pending(market.state, market.height)  # the node starts the next height early
+        market.advance(1)
+    assert not assignment.draws_pending(market.state, market.height)
+
+
 def test_the_draw_uses_the_mix_after_the_draw_blocks_reveal_and_the_state_before_its_transactions():
     market = revealing(Market.create(executors=tuple(executor_stake(a, 1_000, capacity=8) for a in EXECUTORS)))
     job_id, _ = market.post_only()
