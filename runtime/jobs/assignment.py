@@ -42,6 +42,18 @@ DRAW_DUE_PREFIX = b"jobs/draw_due/"  # + u64be height -> JobIdList: jobs whose f
 WEIGHT_SHIFT = 128
 # Picks refused per candidate range before more expensive executors are added (then the job is queued).
 MAX_REJECTIONS = 32
+# Picks refused in one hook (on_initialize's first draws, or on_finalize's retries and reassignments), all
+# jobs together: a job whose draw would refuse more waits in the queue for a later block. A refused pick costs
+# what a pick does, so this bounds what full or departed executors can add to a block's work
+# (runtime/jobs/weights.py declares it once per hook).
+MAX_REFUSALS_PER_HOOK = 64
+
+
+class RefusalBudget:
+    """The picks a hook may still refuse (MAX_REFUSALS_PER_HOOK at its start)."""
+
+    def __init__(self, left: int = MAX_REFUSALS_PER_HOOK):
+        self.left = left
 
 
 # --- the executor table --------------------------------------------------------
@@ -221,7 +233,7 @@ def _candidate_limit(state: StateReader, model: bytes, region: str, within: int,
 
 
 def draw_from(state: StateReader, job: state_pb2.Job, region: str, count: int, seed: bytes,
-              params: Params) -> list[Entry] | None:
+              params: Params, budget: RefusalBudget) -> list[Entry] | None:
     """`missing` distinct executors from one table, each pick weighted; None when it cannot fill the job.
 
     A pick is the first entry whose running sum of remaining weight exceeds draw_point(seed, t, total).
@@ -257,6 +269,9 @@ def draw_from(state: StateReader, job: state_pb2.Job, region: str, count: int, s
         else:
             removed.set(entry.index, entry.weight - now)
             refused += 1
+            budget.left -= 1
+            if budget.left < 0:
+                return None
         attempt += 1
     return chosen
 
@@ -272,11 +287,15 @@ def _regions(state: StateReader, job: state_pb2.Job, params: Params) -> list[str
     return [region, ""] if within >= needed else [""]
 
 
-def draw(state: StateReader, job: state_pb2.Job, params: Params, seed: bytes) -> list[Entry] | None:
-    """The job's missing executors from its region's table (when it qualifies) or else from the model's."""
+def draw(state: StateReader, job: state_pb2.Job, params: Params, seed: bytes,
+         budget: RefusalBudget | None = None) -> list[Entry] | None:
+    """The job's missing executors from its region's table (when it qualifies) or else from the model's; None
+    when too few are free, or when the hook's `budget` of refused picks runs out (a fresh one when None: a reader
+    predicting one draw, as the hook would make it first)."""
+    budget = budget if budget is not None else RefusalBudget()
     for region in _regions(state, job, params):
         table = read_table(state, job.request.model, region)
-        chosen = draw_from(state, job, region, table.count, seed, params) if table else None
+        chosen = draw_from(state, job, region, table.count, seed, params, budget) if table else None
         if chosen is not None:
             return chosen
     return None
@@ -361,15 +380,16 @@ def draw_due(state: Overlay, height: int) -> None:
     if not due:
         return
     state.delete(key)
+    budget = RefusalBudget()
     for job_id in due:
         job = read_job(state, job_id)
         if job is None or job.status != DRAWING or job.assignments:
             continue
-        fill_or_queue(state, job, params, height)
+        fill_or_queue(state, job, params, height, budget)
         write_job(state, job)
 
 
-def try_fill(state: Overlay, job: state_pb2.Job, params: Params, height: int) -> bool:
+def try_fill(state: Overlay, job: state_pb2.Job, params: Params, height: int, budget: RefusalBudget) -> bool:
     """Assign executors to every empty slot at once; False (nothing written) when too few are free."""
     missing = missing_slots(job)
     if missing <= 0:
@@ -378,7 +398,7 @@ def try_fill(state: Overlay, job: state_pb2.Job, params: Params, height: int) ->
         # A job from before tables existed: its model's first table is built here.
         ensure_tables(state, job.request.model, height, params)
     seed = assignment_seed(job.id, randomness.read_mix(state), height, len(job.assignments))
-    chosen = draw(state, job, params, seed)
+    chosen = draw(state, job, params, seed, budget)
     if chosen is None:
         return False
     deadline = schedule(state, height + params.commit_window(job.request.max_tokens), job.id)
@@ -402,10 +422,10 @@ def try_fill(state: Overlay, job: state_pb2.Job, params: Params, height: int) ->
     return True
 
 
-def fill_or_queue(state: Overlay, job: state_pb2.Job, params: Params, height: int) -> None:
+def fill_or_queue(state: Overlay, job: state_pb2.Job, params: Params, height: int, budget: RefusalBudget) -> None:
     """Fill the job's empty slots now, or queue it (a queued job waits on silently), or expire it at its timeout
     or when its model's queue has no room for it (settlement.make_room)."""
-    if try_fill(state, job, params, height):
+    if try_fill(state, job, params, height, budget):
         dequeue(state, job)
         return
     full = make_room(state, job, params)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from proto import state_pb2
-from runtime.jobs.assignment import draw_due, fill_or_queue
+from runtime.jobs.assignment import RefusalBudget, draw_due, fill_or_queue
 from runtime.jobs.params import Params, read_params
 from runtime.jobs.phases import (
     CANCELLED,
@@ -33,20 +33,21 @@ def on_finalize(state: Overlay, block: BlockContext, fees: int) -> None:
     """Retry waiting jobs (at most assign_per_block, the models taking turns), then handle what is due at this height."""
     height = block.height
     params = read_params(state)
+    budget = RefusalBudget()
     for job_id in retry_batch(state, params, height):
         job = read_job(state, job_id)
-        fill_or_queue(state, job, params, height)
+        fill_or_queue(state, job, params, height, budget)
         if job.status == QUEUED:
             to_back(state, job)
         write_job(state, job)
     for job_id in take_due(state, height):
         job = read_job(state, job_id)
-        _on_due(state, job, params, height)
+        _on_due(state, job, params, height, budget)
         write_job(state, job)
         prune(state, job, params, height)
 
 
-def _on_due(state: Overlay, job: state_pb2.Job, params: Params, height: int) -> None:
+def _on_due(state: Overlay, job: state_pb2.Job, params: Params, height: int, budget: RefusalBudget) -> None:
     if job.status in (SETTLED, DISPUTED):
         release_held(state, job, params, height)
         return
@@ -70,6 +71,6 @@ def _on_due(state: Overlay, job: state_pb2.Job, params: Params, height: int) -> 
         end(state, job, EXPIRED, "executors missed their deadlines and the job's timeout has come")
         return
     if missing_slots(job) > 0:
-        fill_or_queue(state, job, params, height)
+        fill_or_queue(state, job, params, height, budget)
     if job.status == QUEUED:
         schedule(state, max(job.timeout_height, height + 1), job.id)

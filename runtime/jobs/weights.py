@@ -14,7 +14,7 @@ import struct
 
 from proto import types_pb2
 from runtime import weights
-from runtime.jobs.assignment import DRAW_DUE_PREFIX, current_epoch, read_table
+from runtime.jobs.assignment import DRAW_DUE_PREFIX, MAX_REFUSALS_PER_HOOK, current_epoch, read_table
 from runtime.jobs.params import read_params
 from runtime.jobs.queue import queued, queued_models
 from runtime.jobs.storage import SCHEDULE_PREFIX, read_ids, read_job
@@ -76,8 +76,13 @@ def hooks_weight(state: StateReader, block: BlockContext) -> int:
     retries = min(params.assign_per_block, waiting + len(drawn))
     handled = len(drawn) + retries + len(due)
     builds = _table_builds(state, block.height, set(models), drawn + due)
-    return 4 * weights.READ + handled * _job_in_hook(params.max_redundancy) + builds * TABLE_BUILD
+    # Each hook may refuse MAX_REFUSALS_PER_HOOK picks (full or departed executors) beyond the picks it keeps.
+    refusals = 2 * REFUSALS if handled else 0
+    return 4 * weights.READ + handled * _job_in_hook(params.max_redundancy) + builds * TABLE_BUILD + refusals
 
+
+# The picks one hook may refuse, at the ceiling of executors.
+REFUSALS = weights.draw(weights.MAX_EXECUTORS_PER_MODEL, MAX_REFUSALS_PER_HOOK)
 
 # Building one model's draw table at the ceiling of executors.
 TABLE_BUILD = weights.table_build(weights.MAX_EXECUTORS_PER_MODEL)

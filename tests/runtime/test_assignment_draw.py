@@ -247,6 +247,23 @@ def test_dearer_executors_are_drawn_when_the_cheapest_are_full():
     assert shares(market.state, a_job(), params=params) == Counter()  # both full: the job would wait
 
 
+def test_a_hook_stops_drawing_once_it_refused_its_budget_of_picks_and_the_job_waits():
+    market = Market.create(executors=(executor_stake(EXECUTORS[0], 1_000, capacity=1),
+                                      executor_stake(EXECUTORS[1], 3_000, capacity=1)))
+    params = replace(JOBS, draw_candidates=1)
+    market.post()  # the cheapest is full now: a draw refuses it before it adds the dearer one
+    layer = tables(market.state, params)
+    seed = bytes(32)
+    (drawn,) = assignment.draw(layer, a_job(), params, seed)
+    assert drawn.account == EXECUTORS[1].public_key
+    budget = assignment.RefusalBudget(0)
+    assert assignment.draw(layer, a_job(), params, seed, budget) is None and budget.left < 0
+    # A budget is shared by every draw of one hook: what one job refused, the next cannot.
+    budget = assignment.RefusalBudget(1)
+    assert assignment.draw(layer, a_job(), params, seed, budget) is not None and budget.left == 0
+    assert assignment.draw(layer, a_job(), params, seed, budget) is None
+
+
 # --- region ----------------------------------------------------------------------------------
 
 

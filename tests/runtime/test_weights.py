@@ -221,7 +221,8 @@ def test_the_jobs_hooks_declare_each_first_draw_its_possible_retry_and_a_stale_d
         world.apply([])
     drawing = hooks_weight(world.state, world.next_context())
     per_job = job_weights._job_in_hook(jobs.read_params(world.state).max_redundancy)
-    # Five first draws, each possibly retried in on_finalize, and the model's first draw table.
-    assert drawing - quiet == 10 * per_job + job_weights.TABLE_BUILD
+    # Five first draws, each possibly retried in on_finalize, the model's first draw table, and the picks each
+    # of the two hooks may refuse.
+    assert drawing - quiet == 10 * per_job + job_weights.TABLE_BUILD + 2 * job_weights.REFUSALS
     world.apply([])
     assert hooks_weight(world.state, world.next_context()) == quiet  # drawn, and the table is this epoch's
