@@ -281,12 +281,18 @@ def _dry_run(state: StateReader, checked: CheckedTransaction) -> types_pb2.Recei
     at the next height, where a block would apply it, so its events (release heights,
     deadlines) are those the block will give; other modules' block hooks do not run.
     """
-    scratch = Overlay(state)
-    system.enter_next_block(scratch)
-    receipt = apply_transaction(scratch, checked)
+    receipt = apply_alone(state, checked)
     if not receipt.success:
         raise CallWouldFail(f"{receipt.error_module}.{receipt.error_name}: {receipt.error_message}")
     return receipt
+
+
+def apply_alone(state: StateReader, checked: CheckedTransaction) -> types_pb2.Receipt:
+    """The transaction's receipt when applied alone at the next height on a throw-away layer over `state`; no
+    block hook runs (the pool's dry run, and SimulateTransaction after the stateful checks)."""
+    scratch = Overlay(state)
+    system.enter_next_block(scratch)
+    return apply_transaction(scratch, checked)
 
 
 def call_cost(state: StateReader, body: types_pb2.TransactionBody) -> int:

@@ -28,13 +28,13 @@ from runtime.block import read_block_limits
 from runtime.jobs.assignment import draws_pending
 from runtime.hashing import transaction_hash
 from runtime.executive import (
-    BlockExecution,
     TransactionRules,
+    apply_alone,
     check_transaction,
     transaction_rules,
     validate_transaction,
 )
-from runtime.primitives import BlockContext, CheckedTransaction, InvalidTransaction
+from runtime.primitives import CheckedTransaction, InvalidTransaction
 
 log = logging.getLogger(__name__)
 
@@ -222,14 +222,14 @@ class NodeCore:
     def simulate(self, raw: bytes) -> tuple[CheckedTransaction, types_pb2.Receipt]:
         """Apply one transaction to a throw-away copy of the latest state; raises Rejected when invalid."""
         checked = self._check(raw)
-        chain = system.read_chain(self.store.state)
-        context = BlockContext(chain.height + 1, max(int(self.clock() * 1000), chain.time_ms + 1), self.validator.public_key,
-                               randao_reveal=self.randao.reveal(self.store.state))
+        state = self.store.state
         try:
-            receipt = BlockExecution(self.store.state, context, self._rules).try_apply(checked)
+            validate_transaction(state, checked, self._rules, for_pool=False)
         except InvalidTransaction as error:
             raise Rejected(error.status, str(error), checked.hash) from None
-        return checked, receipt
+        # Like the pool's dry run: the call alone at the next height, no block hook (draws, table builds) run
+        # for a read-only request.
+        return checked, apply_alone(state, checked)
 
     # --- queries ---------------------------------------------------------------
 

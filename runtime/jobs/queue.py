@@ -32,6 +32,8 @@ from runtime.jobs.storage import (
     QUEUED_MODELS_KEY,
     SCHEDULE_FULL_PREFIX,
     SCHEDULE_PREFIX,
+    add_to_count,
+    read_count,
     read_ids,
     write_ids,
 )
@@ -66,16 +68,11 @@ def queued_models(state: StateReader) -> list[bytes]:
 
 def queued_by(state: StateReader, poster: bytes) -> int:
     """How many of the poster's jobs wait, over every model."""
-    raw = state.get(QUEUED_BY_PREFIX + poster)
-    return 0 if raw is None else int.from_bytes(raw, "big")
+    return read_count(state, QUEUED_BY_PREFIX + poster)
 
 
 def _count_poster(state: Overlay, poster: bytes, delta: int) -> None:
-    count = queued_by(state, poster) + delta
-    if count:
-        state.set(QUEUED_BY_PREFIX + poster, count.to_bytes(4, "big"))
-    else:
-        state.delete(QUEUED_BY_PREFIX + poster)
+    add_to_count(state, QUEUED_BY_PREFIX + poster, delta)
 
 
 def _write_models(state: Overlay, models: list[bytes]) -> None:

@@ -39,18 +39,28 @@ def write_job(state: Overlay, job: state_pb2.Job) -> None:
     state.set(JOB_PREFIX + job.id, job.SerializeToString(deterministic=True))
 
 
-def read_load(state: StateReader, account: bytes) -> int:
-    """How many assignments the executor holds now (its capacity in use)."""
-    raw = state.get(LOAD_PREFIX + account)
+def read_count(state: StateReader, key: bytes) -> int:
+    """A 4-byte big-endian counter (0 when absent)."""
+    raw = state.get(key)
     return 0 if raw is None else int.from_bytes(raw, "big")
 
 
-def add_load(state: Overlay, account: bytes, delta: int) -> None:
-    load = read_load(state, account) + delta
-    if load:
-        state.set(LOAD_PREFIX + account, load.to_bytes(4, "big"))
+def add_to_count(state: Overlay, key: bytes, delta: int) -> None:
+    """Move a counter by `delta`; a counter at 0 is deleted."""
+    count = read_count(state, key) + delta
+    if count:
+        state.set(key, count.to_bytes(4, "big"))
     else:
-        state.delete(LOAD_PREFIX + account)
+        state.delete(key)
+
+
+def read_load(state: StateReader, account: bytes) -> int:
+    """How many assignments the executor holds now (its capacity in use)."""
+    return read_count(state, LOAD_PREFIX + account)
+
+
+def add_load(state: Overlay, account: bytes, delta: int) -> None:
+    add_to_count(state, LOAD_PREFIX + account, delta)
 
 
 def read_ids(state: StateReader, key: bytes) -> list[bytes]:
