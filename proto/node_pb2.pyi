@@ -324,14 +324,42 @@ class AssignmentsUpdate(_message.Message):
     def __init__(self, height: _Optional[int] = ..., block_hash: _Optional[bytes] = ..., time_ms: _Optional[int] = ..., jobs: _Optional[_Iterable[_Union[_state_pb2.Job, _Mapping]]] = ..., receipts: _Optional[_Iterable[_Union[_types_pb2.Receipt, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[_types_pb2.Event, _Mapping]]] = ...) -> None: ...
 
 class JobView(_message.Message):
-    __slots__ = ("job", "height", "block_hash")
+    __slots__ = ("job", "height", "block_hash", "dispute")
     JOB_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     BLOCK_HASH_FIELD_NUMBER: _ClassVar[int]
+    DISPUTE_FIELD_NUMBER: _ClassVar[int]
     job: _state_pb2.Job
     height: int
     block_hash: bytes
-    def __init__(self, job: _Optional[_Union[_state_pb2.Job, _Mapping]] = ..., height: _Optional[int] = ..., block_hash: _Optional[bytes] = ...) -> None: ...
+    dispute: _state_pb2.Dispute
+    def __init__(self, job: _Optional[_Union[_state_pb2.Job, _Mapping]] = ..., height: _Optional[int] = ..., block_hash: _Optional[bytes] = ..., dispute: _Optional[_Union[_state_pb2.Dispute, _Mapping]] = ...) -> None: ...
+
+class GetDisputeRequest(_message.Message):
+    __slots__ = ("dispute",)
+    DISPUTE_FIELD_NUMBER: _ClassVar[int]
+    dispute: bytes
+    def __init__(self, dispute: _Optional[bytes] = ...) -> None: ...
+
+class ListDisputesRequest(_message.Message):
+    __slots__ = ("after", "limit", "open", "member")
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OPEN_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    after: bytes
+    limit: int
+    open: bool
+    member: bytes
+    def __init__(self, after: _Optional[bytes] = ..., limit: _Optional[int] = ..., open: _Optional[bool] = ..., member: _Optional[bytes] = ...) -> None: ...
+
+class GetSlashesRequest(_message.Message):
+    __slots__ = ("account", "limit")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    account: bytes
+    limit: int
+    def __init__(self, account: _Optional[bytes] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
     __slots__ = ("poster", "executor", "status", "limit", "page_token")

@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from proto import node_pb2 as proto_dot_node__pb2
+from proto import state_pb2 as proto_dot_state__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -108,6 +109,21 @@ class NodeStub:
                 '/inferchain.node.Node/GetExecutors',
                 request_serializer=proto_dot_node__pb2.GetExecutorsRequest.SerializeToString,
                 response_deserializer=proto_dot_node__pb2.GetExecutorsResponse.FromString,
+                _registered_method=True)
+        self.GetDispute = channel.unary_unary(
+                '/inferchain.node.Node/GetDispute',
+                request_serializer=proto_dot_node__pb2.GetDisputeRequest.SerializeToString,
+                response_deserializer=proto_dot_state__pb2.Dispute.FromString,
+                _registered_method=True)
+        self.ListDisputes = channel.unary_unary(
+                '/inferchain.node.Node/ListDisputes',
+                request_serializer=proto_dot_node__pb2.ListDisputesRequest.SerializeToString,
+                response_deserializer=proto_dot_state__pb2.DisputeList.FromString,
+                _registered_method=True)
+        self.GetSlashes = channel.unary_unary(
+                '/inferchain.node.Node/GetSlashes',
+                request_serializer=proto_dot_node__pb2.GetSlashesRequest.SerializeToString,
+                response_deserializer=proto_dot_state__pb2.SlashList.FromString,
                 _registered_method=True)
 
 
@@ -227,6 +243,29 @@ class NodeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetDispute(self, request, context):
+        """Disputes (docs/protocol.md, "Disputes"): one dispute by id (= its job's id), NOT_FOUND when the job
+        has none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDisputes(self, request, context):
+        """Disputes in id order after `after`, a page at a time; only open ones with `open`; only the open ones
+        that wait for `member`'s commitment or reveal when `member` is set.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSlashes(self, request, context):
+        """Slashes, newest first: of one account, or of every account when `account` is empty.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -304,6 +343,21 @@ def add_NodeServicer_to_server(servicer, server):
                     servicer.GetExecutors,
                     request_deserializer=proto_dot_node__pb2.GetExecutorsRequest.FromString,
                     response_serializer=proto_dot_node__pb2.GetExecutorsResponse.SerializeToString,
+            ),
+            'GetDispute': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDispute,
+                    request_deserializer=proto_dot_node__pb2.GetDisputeRequest.FromString,
+                    response_serializer=proto_dot_state__pb2.Dispute.SerializeToString,
+            ),
+            'ListDisputes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDisputes,
+                    request_deserializer=proto_dot_node__pb2.ListDisputesRequest.FromString,
+                    response_serializer=proto_dot_state__pb2.DisputeList.SerializeToString,
+            ),
+            'GetSlashes': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSlashes,
+                    request_deserializer=proto_dot_node__pb2.GetSlashesRequest.FromString,
+                    response_serializer=proto_dot_state__pb2.SlashList.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -711,6 +765,87 @@ class Node:
             '/inferchain.node.Node/GetExecutors',
             proto_dot_node__pb2.GetExecutorsRequest.SerializeToString,
             proto_dot_node__pb2.GetExecutorsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDispute(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inferchain.node.Node/GetDispute',
+            proto_dot_node__pb2.GetDisputeRequest.SerializeToString,
+            proto_dot_state__pb2.Dispute.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDisputes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inferchain.node.Node/ListDisputes',
+            proto_dot_node__pb2.ListDisputesRequest.SerializeToString,
+            proto_dot_state__pb2.DisputeList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSlashes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inferchain.node.Node/GetSlashes',
+            proto_dot_node__pb2.GetSlashesRequest.SerializeToString,
+            proto_dot_state__pb2.SlashList.FromString,
             options,
             channel_credentials,
             insecure,

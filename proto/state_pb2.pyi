@@ -25,6 +25,7 @@ class JobStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JOB_STATUS_EXPIRED: _ClassVar[JobStatus]
     JOB_STATUS_CANCELLED: _ClassVar[JobStatus]
     JOB_STATUS_DRAWING: _ClassVar[JobStatus]
+    JOB_STATUS_REJECTED: _ClassVar[JobStatus]
 
 class AssignmentStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -33,6 +34,28 @@ class AssignmentStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ASSIGNMENT_STATUS_COMMITTED: _ClassVar[AssignmentStatus]
     ASSIGNMENT_STATUS_REVEALED: _ClassVar[AssignmentStatus]
     ASSIGNMENT_STATUS_MISSED: _ClassVar[AssignmentStatus]
+
+class CandidateVerdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CANDIDATE_VERDICT_UNSPECIFIED: _ClassVar[CandidateVerdict]
+    CANDIDATE_VERDICT_VALID: _ClassVar[CandidateVerdict]
+    CANDIDATE_VERDICT_INVALID: _ClassVar[CandidateVerdict]
+    CANDIDATE_VERDICT_NONE: _ClassVar[CandidateVerdict]
+
+class DisputeReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DISPUTE_REASON_UNSPECIFIED: _ClassVar[DisputeReason]
+    DISPUTE_REASON_DIGESTS: _ClassVar[DisputeReason]
+    DISPUTE_REASON_QUORUM: _ClassVar[DisputeReason]
+    DISPUTE_REASON_AUDIT: _ClassVar[DisputeReason]
+    DISPUTE_REASON_CHALLENGE: _ClassVar[DisputeReason]
+
+class DisputeStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DISPUTE_STATUS_UNSPECIFIED: _ClassVar[DisputeStatus]
+    DISPUTE_STATUS_COMMITTING: _ClassVar[DisputeStatus]
+    DISPUTE_STATUS_REVEALING: _ClassVar[DisputeStatus]
+    DISPUTE_STATUS_DECIDED: _ClassVar[DisputeStatus]
 MODEL_CHANGE_ADD: ModelChange
 MODEL_CHANGE_AMEND: ModelChange
 MODEL_CHANGE_REMOVE: ModelChange
@@ -45,11 +68,25 @@ JOB_STATUS_DISPUTED: JobStatus
 JOB_STATUS_EXPIRED: JobStatus
 JOB_STATUS_CANCELLED: JobStatus
 JOB_STATUS_DRAWING: JobStatus
+JOB_STATUS_REJECTED: JobStatus
 ASSIGNMENT_STATUS_UNSPECIFIED: AssignmentStatus
 ASSIGNMENT_STATUS_ASSIGNED: AssignmentStatus
 ASSIGNMENT_STATUS_COMMITTED: AssignmentStatus
 ASSIGNMENT_STATUS_REVEALED: AssignmentStatus
 ASSIGNMENT_STATUS_MISSED: AssignmentStatus
+CANDIDATE_VERDICT_UNSPECIFIED: CandidateVerdict
+CANDIDATE_VERDICT_VALID: CandidateVerdict
+CANDIDATE_VERDICT_INVALID: CandidateVerdict
+CANDIDATE_VERDICT_NONE: CandidateVerdict
+DISPUTE_REASON_UNSPECIFIED: DisputeReason
+DISPUTE_REASON_DIGESTS: DisputeReason
+DISPUTE_REASON_QUORUM: DisputeReason
+DISPUTE_REASON_AUDIT: DisputeReason
+DISPUTE_REASON_CHALLENGE: DisputeReason
+DISPUTE_STATUS_UNSPECIFIED: DisputeStatus
+DISPUTE_STATUS_COMMITTING: DisputeStatus
+DISPUTE_STATUS_REVEALING: DisputeStatus
+DISPUTE_STATUS_DECIDED: DisputeStatus
 
 class AccountInfo(_message.Message):
     __slots__ = ("nonce", "free", "reserved")
@@ -158,16 +195,18 @@ class UnbondingChunk(_message.Message):
     def __init__(self, amount: _Optional[int] = ..., release_height: _Optional[int] = ...) -> None: ...
 
 class StakeLedger(_message.Message):
-    __slots__ = ("bonded", "unbonding", "validate", "jailed_until")
+    __slots__ = ("bonded", "unbonding", "validate", "jailed_until", "jailed")
     BONDED_FIELD_NUMBER: _ClassVar[int]
     UNBONDING_FIELD_NUMBER: _ClassVar[int]
     VALIDATE_FIELD_NUMBER: _ClassVar[int]
     JAILED_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    JAILED_FIELD_NUMBER: _ClassVar[int]
     bonded: int
     unbonding: _containers.RepeatedCompositeFieldContainer[UnbondingChunk]
     validate: bool
     jailed_until: int
-    def __init__(self, bonded: _Optional[int] = ..., unbonding: _Optional[_Iterable[_Union[UnbondingChunk, _Mapping]]] = ..., validate: _Optional[bool] = ..., jailed_until: _Optional[int] = ...) -> None: ...
+    jailed: bool
+    def __init__(self, bonded: _Optional[int] = ..., unbonding: _Optional[_Iterable[_Union[UnbondingChunk, _Mapping]]] = ..., validate: _Optional[bool] = ..., jailed_until: _Optional[int] = ..., jailed: _Optional[bool] = ...) -> None: ...
 
 class Offer(_message.Message):
     __slots__ = ("models", "price_per_token", "region", "capacity")
@@ -320,7 +359,7 @@ class Reveal(_message.Message):
     def __init__(self, salt: _Optional[bytes] = ..., prompt_tokens: _Optional[int] = ..., tokens: _Optional[_Iterable[int]] = ..., text: _Optional[str] = ..., logprobs_micronats: _Optional[_Iterable[int]] = ..., stop_reason: _Optional[str] = ..., output_digest: _Optional[bytes] = ..., height: _Optional[int] = ...) -> None: ...
 
 class Assignment(_message.Message):
-    __slots__ = ("executor", "price_per_token", "status", "assigned_height", "deadline_height", "commitment", "reveal", "payment", "release_height", "released")
+    __slots__ = ("executor", "price_per_token", "status", "assigned_height", "deadline_height", "commitment", "reveal", "payment", "release_height", "released", "verdict")
     EXECUTOR_FIELD_NUMBER: _ClassVar[int]
     PRICE_PER_TOKEN_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -331,6 +370,7 @@ class Assignment(_message.Message):
     PAYMENT_FIELD_NUMBER: _ClassVar[int]
     RELEASE_HEIGHT_FIELD_NUMBER: _ClassVar[int]
     RELEASED_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
     executor: bytes
     price_per_token: int
     status: AssignmentStatus
@@ -341,7 +381,8 @@ class Assignment(_message.Message):
     payment: int
     release_height: int
     released: bool
-    def __init__(self, executor: _Optional[bytes] = ..., price_per_token: _Optional[int] = ..., status: _Optional[_Union[AssignmentStatus, str]] = ..., assigned_height: _Optional[int] = ..., deadline_height: _Optional[int] = ..., commitment: _Optional[bytes] = ..., reveal: _Optional[_Union[Reveal, _Mapping]] = ..., payment: _Optional[int] = ..., release_height: _Optional[int] = ..., released: _Optional[bool] = ...) -> None: ...
+    verdict: CandidateVerdict
+    def __init__(self, executor: _Optional[bytes] = ..., price_per_token: _Optional[int] = ..., status: _Optional[_Union[AssignmentStatus, str]] = ..., assigned_height: _Optional[int] = ..., deadline_height: _Optional[int] = ..., commitment: _Optional[bytes] = ..., reveal: _Optional[_Union[Reveal, _Mapping]] = ..., payment: _Optional[int] = ..., release_height: _Optional[int] = ..., released: _Optional[bool] = ..., verdict: _Optional[_Union[CandidateVerdict, str]] = ...) -> None: ...
 
 class Job(_message.Message):
     __slots__ = ("id", "poster", "request", "status", "posted_height", "timeout_height", "escrow", "assignments", "output_digest", "final_height", "protocol_fee", "refunded", "reason", "storage_deposit", "pruned_height", "prompt_price_ppm", "draw_height", "queue_fee")
@@ -502,3 +543,161 @@ class DrawEntry(_message.Message):
     stake: int
     reputation: int
     def __init__(self, account: _Optional[bytes] = ..., price_per_token: _Optional[int] = ..., capacity: _Optional[int] = ..., weight: _Optional[bytes] = ..., cumulative: _Optional[bytes] = ..., stake: _Optional[int] = ..., reputation: _Optional[int] = ...) -> None: ...
+
+class DisputesParams(_message.Message):
+    __slots__ = ("committee_size", "min_committee_size", "vote_commit_blocks", "vote_reveal_blocks", "audit_probability_ppm", "audit_delay_blocks", "min_challenge_bond", "challenge_loss_ppm", "slash_fraction_invalid_result_ppm", "slash_fraction_missed_result_ppm", "slash_fraction_missed_vote_ppm", "slash_fraction_contrary_vote_ppm", "slash_reward_ppm", "supermajority_ppm", "max_open_disputes", "conviction_budget_ppb", "collateral_ppm")
+    COMMITTEE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MIN_COMMITTEE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    VOTE_COMMIT_BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    VOTE_REVEAL_BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    AUDIT_PROBABILITY_PPM_FIELD_NUMBER: _ClassVar[int]
+    AUDIT_DELAY_BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    MIN_CHALLENGE_BOND_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGE_LOSS_PPM_FIELD_NUMBER: _ClassVar[int]
+    SLASH_FRACTION_INVALID_RESULT_PPM_FIELD_NUMBER: _ClassVar[int]
+    SLASH_FRACTION_MISSED_RESULT_PPM_FIELD_NUMBER: _ClassVar[int]
+    SLASH_FRACTION_MISSED_VOTE_PPM_FIELD_NUMBER: _ClassVar[int]
+    SLASH_FRACTION_CONTRARY_VOTE_PPM_FIELD_NUMBER: _ClassVar[int]
+    SLASH_REWARD_PPM_FIELD_NUMBER: _ClassVar[int]
+    SUPERMAJORITY_PPM_FIELD_NUMBER: _ClassVar[int]
+    MAX_OPEN_DISPUTES_FIELD_NUMBER: _ClassVar[int]
+    CONVICTION_BUDGET_PPB_FIELD_NUMBER: _ClassVar[int]
+    COLLATERAL_PPM_FIELD_NUMBER: _ClassVar[int]
+    committee_size: int
+    min_committee_size: int
+    vote_commit_blocks: int
+    vote_reveal_blocks: int
+    audit_probability_ppm: int
+    audit_delay_blocks: int
+    min_challenge_bond: int
+    challenge_loss_ppm: int
+    slash_fraction_invalid_result_ppm: int
+    slash_fraction_missed_result_ppm: int
+    slash_fraction_missed_vote_ppm: int
+    slash_fraction_contrary_vote_ppm: int
+    slash_reward_ppm: int
+    supermajority_ppm: int
+    max_open_disputes: int
+    conviction_budget_ppb: int
+    collateral_ppm: int
+    def __init__(self, committee_size: _Optional[int] = ..., min_committee_size: _Optional[int] = ..., vote_commit_blocks: _Optional[int] = ..., vote_reveal_blocks: _Optional[int] = ..., audit_probability_ppm: _Optional[int] = ..., audit_delay_blocks: _Optional[int] = ..., min_challenge_bond: _Optional[int] = ..., challenge_loss_ppm: _Optional[int] = ..., slash_fraction_invalid_result_ppm: _Optional[int] = ..., slash_fraction_missed_result_ppm: _Optional[int] = ..., slash_fraction_missed_vote_ppm: _Optional[int] = ..., slash_fraction_contrary_vote_ppm: _Optional[int] = ..., slash_reward_ppm: _Optional[int] = ..., supermajority_ppm: _Optional[int] = ..., max_open_disputes: _Optional[int] = ..., conviction_budget_ppb: _Optional[int] = ..., collateral_ppm: _Optional[int] = ...) -> None: ...
+
+class CommitteeMember(_message.Message):
+    __slots__ = ("account", "stake", "commitment", "revealed", "votes")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    STAKE_FIELD_NUMBER: _ClassVar[int]
+    COMMITMENT_FIELD_NUMBER: _ClassVar[int]
+    REVEALED_FIELD_NUMBER: _ClassVar[int]
+    VOTES_FIELD_NUMBER: _ClassVar[int]
+    account: bytes
+    stake: int
+    commitment: bytes
+    revealed: bool
+    votes: _containers.RepeatedCompositeFieldContainer[_types_pb2.CandidateVote]
+    def __init__(self, account: _Optional[bytes] = ..., stake: _Optional[int] = ..., commitment: _Optional[bytes] = ..., revealed: _Optional[bool] = ..., votes: _Optional[_Iterable[_Union[_types_pb2.CandidateVote, _Mapping]]] = ...) -> None: ...
+
+class Dispute(_message.Message):
+    __slots__ = ("id", "job", "candidates", "reason", "challenger", "bond", "challenged", "opened_height", "draw_height", "commit_deadline", "reveal_deadline", "committee", "status", "verdicts", "decided_height", "outcome")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGER_FIELD_NUMBER: _ClassVar[int]
+    BOND_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGED_FIELD_NUMBER: _ClassVar[int]
+    OPENED_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    DRAW_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    REVEAL_DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    COMMITTEE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    VERDICTS_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    id: bytes
+    job: bytes
+    candidates: _containers.RepeatedScalarFieldContainer[int]
+    reason: DisputeReason
+    challenger: bytes
+    bond: int
+    challenged: int
+    opened_height: int
+    draw_height: int
+    commit_deadline: int
+    reveal_deadline: int
+    committee: _containers.RepeatedCompositeFieldContainer[CommitteeMember]
+    status: DisputeStatus
+    verdicts: _containers.RepeatedScalarFieldContainer[CandidateVerdict]
+    decided_height: int
+    outcome: str
+    def __init__(self, id: _Optional[bytes] = ..., job: _Optional[bytes] = ..., candidates: _Optional[_Iterable[int]] = ..., reason: _Optional[_Union[DisputeReason, str]] = ..., challenger: _Optional[bytes] = ..., bond: _Optional[int] = ..., challenged: _Optional[int] = ..., opened_height: _Optional[int] = ..., draw_height: _Optional[int] = ..., commit_deadline: _Optional[int] = ..., reveal_deadline: _Optional[int] = ..., committee: _Optional[_Iterable[_Union[CommitteeMember, _Mapping]]] = ..., status: _Optional[_Union[DisputeStatus, str]] = ..., verdicts: _Optional[_Iterable[_Union[CandidateVerdict, str]]] = ..., decided_height: _Optional[int] = ..., outcome: _Optional[str] = ...) -> None: ...
+
+class DisputeListQuery(_message.Message):
+    __slots__ = ("after", "limit", "open")
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OPEN_FIELD_NUMBER: _ClassVar[int]
+    after: bytes
+    limit: int
+    open: bool
+    def __init__(self, after: _Optional[bytes] = ..., limit: _Optional[int] = ..., open: _Optional[bool] = ...) -> None: ...
+
+class DisputeList(_message.Message):
+    __slots__ = ("disputes", "more")
+    DISPUTES_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
+    disputes: _containers.RepeatedCompositeFieldContainer[Dispute]
+    more: bool
+    def __init__(self, disputes: _Optional[_Iterable[_Union[Dispute, _Mapping]]] = ..., more: _Optional[bool] = ...) -> None: ...
+
+class ExecutorModelQuery(_message.Message):
+    __slots__ = ("account", "model")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    account: bytes
+    model: bytes
+    def __init__(self, account: _Optional[bytes] = ..., model: _Optional[bytes] = ...) -> None: ...
+
+class EvidenceRecord(_message.Message):
+    __slots__ = ("positions", "misses", "jobs")
+    POSITIONS_FIELD_NUMBER: _ClassVar[int]
+    MISSES_FIELD_NUMBER: _ClassVar[int]
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    positions: int
+    misses: int
+    jobs: int
+    def __init__(self, positions: _Optional[int] = ..., misses: _Optional[int] = ..., jobs: _Optional[int] = ...) -> None: ...
+
+class SlashRecord(_message.Message):
+    __slots__ = ("account", "offence", "job", "height", "amount", "burned", "paid", "jailed_until")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    OFFENCE_FIELD_NUMBER: _ClassVar[int]
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    BURNED_FIELD_NUMBER: _ClassVar[int]
+    PAID_FIELD_NUMBER: _ClassVar[int]
+    JAILED_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    account: bytes
+    offence: str
+    job: bytes
+    height: int
+    amount: int
+    burned: int
+    paid: int
+    jailed_until: int
+    def __init__(self, account: _Optional[bytes] = ..., offence: _Optional[str] = ..., job: _Optional[bytes] = ..., height: _Optional[int] = ..., amount: _Optional[int] = ..., burned: _Optional[int] = ..., paid: _Optional[int] = ..., jailed_until: _Optional[int] = ...) -> None: ...
+
+class SlashQuery(_message.Message):
+    __slots__ = ("account", "limit")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    account: bytes
+    limit: int
+    def __init__(self, account: _Optional[bytes] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class SlashList(_message.Message):
+    __slots__ = ("slashes",)
+    SLASHES_FIELD_NUMBER: _ClassVar[int]
+    slashes: _containers.RepeatedCompositeFieldContainer[SlashRecord]
+    def __init__(self, slashes: _Optional[_Iterable[_Union[SlashRecord, _Mapping]]] = ...) -> None: ...

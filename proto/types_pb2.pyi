@@ -25,7 +25,7 @@ class Transaction(_message.Message):
     def __init__(self, body: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class TransactionBody(_message.Message):
-    __slots__ = ("chain_id", "genesis_hash", "sender", "nonce", "fee", "transfer", "bond", "unbond", "withdraw_unbonded", "set_offer", "clear_offer", "propose_model", "vote_model", "post_job", "commit_result", "reveal_result", "cancel_job", "amend_model", "remove_model")
+    __slots__ = ("chain_id", "genesis_hash", "sender", "nonce", "fee", "transfer", "bond", "unbond", "withdraw_unbonded", "set_offer", "clear_offer", "propose_model", "vote_model", "post_job", "commit_result", "reveal_result", "cancel_job", "amend_model", "remove_model", "challenge", "commit_vote", "reveal_vote", "unjail")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     GENESIS_HASH_FIELD_NUMBER: _ClassVar[int]
     SENDER_FIELD_NUMBER: _ClassVar[int]
@@ -45,6 +45,10 @@ class TransactionBody(_message.Message):
     CANCEL_JOB_FIELD_NUMBER: _ClassVar[int]
     AMEND_MODEL_FIELD_NUMBER: _ClassVar[int]
     REMOVE_MODEL_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGE_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_VOTE_FIELD_NUMBER: _ClassVar[int]
+    REVEAL_VOTE_FIELD_NUMBER: _ClassVar[int]
+    UNJAIL_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     genesis_hash: bytes
     sender: bytes
@@ -64,7 +68,11 @@ class TransactionBody(_message.Message):
     cancel_job: CancelJob
     amend_model: AmendModel
     remove_model: RemoveModel
-    def __init__(self, chain_id: _Optional[str] = ..., genesis_hash: _Optional[bytes] = ..., sender: _Optional[bytes] = ..., nonce: _Optional[int] = ..., fee: _Optional[int] = ..., transfer: _Optional[_Union[Transfer, _Mapping]] = ..., bond: _Optional[_Union[Bond, _Mapping]] = ..., unbond: _Optional[_Union[Unbond, _Mapping]] = ..., withdraw_unbonded: _Optional[_Union[WithdrawUnbonded, _Mapping]] = ..., set_offer: _Optional[_Union[SetOffer, _Mapping]] = ..., clear_offer: _Optional[_Union[ClearOffer, _Mapping]] = ..., propose_model: _Optional[_Union[ProposeModel, _Mapping]] = ..., vote_model: _Optional[_Union[VoteModel, _Mapping]] = ..., post_job: _Optional[_Union[PostJob, _Mapping]] = ..., commit_result: _Optional[_Union[CommitResult, _Mapping]] = ..., reveal_result: _Optional[_Union[RevealResult, _Mapping]] = ..., cancel_job: _Optional[_Union[CancelJob, _Mapping]] = ..., amend_model: _Optional[_Union[AmendModel, _Mapping]] = ..., remove_model: _Optional[_Union[RemoveModel, _Mapping]] = ...) -> None: ...
+    challenge: Challenge
+    commit_vote: CommitVote
+    reveal_vote: RevealVote
+    unjail: Unjail
+    def __init__(self, chain_id: _Optional[str] = ..., genesis_hash: _Optional[bytes] = ..., sender: _Optional[bytes] = ..., nonce: _Optional[int] = ..., fee: _Optional[int] = ..., transfer: _Optional[_Union[Transfer, _Mapping]] = ..., bond: _Optional[_Union[Bond, _Mapping]] = ..., unbond: _Optional[_Union[Unbond, _Mapping]] = ..., withdraw_unbonded: _Optional[_Union[WithdrawUnbonded, _Mapping]] = ..., set_offer: _Optional[_Union[SetOffer, _Mapping]] = ..., clear_offer: _Optional[_Union[ClearOffer, _Mapping]] = ..., propose_model: _Optional[_Union[ProposeModel, _Mapping]] = ..., vote_model: _Optional[_Union[VoteModel, _Mapping]] = ..., post_job: _Optional[_Union[PostJob, _Mapping]] = ..., commit_result: _Optional[_Union[CommitResult, _Mapping]] = ..., reveal_result: _Optional[_Union[RevealResult, _Mapping]] = ..., cancel_job: _Optional[_Union[CancelJob, _Mapping]] = ..., amend_model: _Optional[_Union[AmendModel, _Mapping]] = ..., remove_model: _Optional[_Union[RemoveModel, _Mapping]] = ..., challenge: _Optional[_Union[Challenge, _Mapping]] = ..., commit_vote: _Optional[_Union[CommitVote, _Mapping]] = ..., reveal_vote: _Optional[_Union[RevealVote, _Mapping]] = ..., unjail: _Optional[_Union[Unjail, _Mapping]] = ...) -> None: ...
 
 class Transfer(_message.Message):
     __slots__ = ("dest", "amount")
@@ -137,7 +145,7 @@ class VoteModel(_message.Message):
     def __init__(self, model: _Optional[bytes] = ..., approve: _Optional[bool] = ..., proposal: _Optional[bytes] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("id", "name", "context_length", "end_tokens", "engine", "thresholds", "source", "size_bytes")
+    __slots__ = ("id", "name", "context_length", "end_tokens", "engine", "thresholds", "source", "size_bytes", "audit_probability_ppm")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_LENGTH_FIELD_NUMBER: _ClassVar[int]
@@ -146,6 +154,7 @@ class ModelInfo(_message.Message):
     THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    AUDIT_PROBABILITY_PPM_FIELD_NUMBER: _ClassVar[int]
     id: bytes
     name: str
     context_length: int
@@ -154,7 +163,8 @@ class ModelInfo(_message.Message):
     thresholds: ModelThresholds
     source: str
     size_bytes: int
-    def __init__(self, id: _Optional[bytes] = ..., name: _Optional[str] = ..., context_length: _Optional[int] = ..., end_tokens: _Optional[_Iterable[int]] = ..., engine: _Optional[str] = ..., thresholds: _Optional[_Union[ModelThresholds, _Mapping]] = ..., source: _Optional[str] = ..., size_bytes: _Optional[int] = ...) -> None: ...
+    audit_probability_ppm: int
+    def __init__(self, id: _Optional[bytes] = ..., name: _Optional[str] = ..., context_length: _Optional[int] = ..., end_tokens: _Optional[_Iterable[int]] = ..., engine: _Optional[str] = ..., thresholds: _Optional[_Union[ModelThresholds, _Mapping]] = ..., source: _Optional[str] = ..., size_bytes: _Optional[int] = ..., audit_probability_ppm: _Optional[int] = ...) -> None: ...
 
 class ModelThresholds(_message.Message):
     __slots__ = ("worst_margin_micro", "miss_slack_micro", "miss_rate_ppm", "miss_depth_micro", "false_positive_budget_ppb", "max_logprob_error_micro", "mean_logprob_error_micro")
@@ -231,6 +241,52 @@ class RevealResult(_message.Message):
     logprobs_micronats: _containers.RepeatedScalarFieldContainer[int]
     stop_reason: str
     def __init__(self, job_id: _Optional[bytes] = ..., salt: _Optional[bytes] = ..., prompt_tokens: _Optional[int] = ..., tokens: _Optional[_Iterable[int]] = ..., text: _Optional[str] = ..., logprobs_micronats: _Optional[_Iterable[int]] = ..., stop_reason: _Optional[str] = ...) -> None: ...
+
+class Challenge(_message.Message):
+    __slots__ = ("job_id", "candidate", "bond")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_FIELD_NUMBER: _ClassVar[int]
+    BOND_FIELD_NUMBER: _ClassVar[int]
+    job_id: bytes
+    candidate: int
+    bond: int
+    def __init__(self, job_id: _Optional[bytes] = ..., candidate: _Optional[int] = ..., bond: _Optional[int] = ...) -> None: ...
+
+class CandidateVote(_message.Message):
+    __slots__ = ("candidate", "valid", "positions", "misses", "worst_margin_micro")
+    CANDIDATE_FIELD_NUMBER: _ClassVar[int]
+    VALID_FIELD_NUMBER: _ClassVar[int]
+    POSITIONS_FIELD_NUMBER: _ClassVar[int]
+    MISSES_FIELD_NUMBER: _ClassVar[int]
+    WORST_MARGIN_MICRO_FIELD_NUMBER: _ClassVar[int]
+    candidate: int
+    valid: bool
+    positions: int
+    misses: int
+    worst_margin_micro: int
+    def __init__(self, candidate: _Optional[int] = ..., valid: _Optional[bool] = ..., positions: _Optional[int] = ..., misses: _Optional[int] = ..., worst_margin_micro: _Optional[int] = ...) -> None: ...
+
+class CommitVote(_message.Message):
+    __slots__ = ("dispute", "commitment")
+    DISPUTE_FIELD_NUMBER: _ClassVar[int]
+    COMMITMENT_FIELD_NUMBER: _ClassVar[int]
+    dispute: bytes
+    commitment: bytes
+    def __init__(self, dispute: _Optional[bytes] = ..., commitment: _Optional[bytes] = ...) -> None: ...
+
+class RevealVote(_message.Message):
+    __slots__ = ("dispute", "salt", "votes")
+    DISPUTE_FIELD_NUMBER: _ClassVar[int]
+    SALT_FIELD_NUMBER: _ClassVar[int]
+    VOTES_FIELD_NUMBER: _ClassVar[int]
+    dispute: bytes
+    salt: bytes
+    votes: _containers.RepeatedCompositeFieldContainer[CandidateVote]
+    def __init__(self, dispute: _Optional[bytes] = ..., salt: _Optional[bytes] = ..., votes: _Optional[_Iterable[_Union[CandidateVote, _Mapping]]] = ...) -> None: ...
+
+class Unjail(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class CancelJob(_message.Message):
     __slots__ = ("job_id",)
