@@ -6,6 +6,7 @@ from typing import Iterable
 
 from proto import state_pb2
 from runtime import jobs, models, staking, system
+from runtime.disputes.storage import DISPUTE_PREFIX
 from runtime.state import StateReader
 
 
@@ -26,7 +27,8 @@ def supply_is_conserved(state: StateReader, items: Iterable[tuple[bytes, bytes]]
 
 
 def reserved_by_purpose(items: Iterable[tuple[bytes, bytes]]) -> dict[bytes, int]:
-    """What each account should have reserved, from the records that say why: stake, escrow, held pay, deposits."""
+    """What each account should have reserved, from the records that say why: stake, escrow, held pay, deposits,
+    challenge bonds."""
     owed: dict[bytes, int] = {}
 
     def add(account: bytes, amount: int) -> None:
@@ -45,6 +47,10 @@ def reserved_by_purpose(items: Iterable[tuple[bytes, bytes]]) -> dict[bytes, int
         elif key.startswith(models.PROPOSAL_PREFIX):
             proposal = state_pb2.ModelProposal.FromString(value)
             add(proposal.proposer, proposal.deposit)
+        elif key.startswith(DISPUTE_PREFIX):
+            dispute = state_pb2.Dispute.FromString(value)
+            if dispute.status != state_pb2.DISPUTE_STATUS_DECIDED:
+                add(dispute.challenger, dispute.bond)  # a challenge's bond, held until the verdict
     return owed
 
 

@@ -15,7 +15,11 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Iterable, Mapping
 
+from google.protobuf.message import Message
+
+from proto import types_pb2
 from runtime import balances, models, randomness, reputation, slashing, system
+from runtime.disputes.spec import SPEC as DISPUTES
 from runtime.jobs.spec import SPEC as JOBS
 from runtime.staking.spec import SPEC as STAKING
 from runtime.module import CallSpec, EventSpec, ModuleSpec, check_field_kinds
@@ -24,7 +28,9 @@ from runtime.module import CallSpec, EventSpec, ModuleSpec, check_field_kinds
 # nodes and clients can tell which rules a chain runs. 1: the rules of issue 23 (slashing and
 # reputation as modules, block validity in the runtime). 2: issue 24's market (RANDAO-drawn
 # assignment, priced prompts, per-model queues, paid reputation, model governance, block weights).
-SPEC_VERSION = 2
+# 3: issue 25's verdicts (disputes on differing or too few digests, audits and challenges judged by a
+# committee's commit-reveal votes; slashing and jail of invalid results, missed results and votes).
+SPEC_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,9 @@ class Runtime:
 
     modules: tuple[ModuleSpec, ...]
     spec_version: int = SPEC_VERSION
+    # The signed message whose `call` oneof carries one field per call, named as the call (FRAME's
+    # RuntimeCall): the executive decodes and dispatches by it.
+    transaction_body: type[Message] = types_pb2.TransactionBody
 
     def __post_init__(self) -> None:
         names = [module.name for module in self.modules]
@@ -43,6 +52,7 @@ class Runtime:
             raise ValueError(f"a call name is declared twice: {calls}")
         for module in self.modules:
             _check_declarations(module)
+        _check_body_fields(self.transaction_body, [call for module in self.modules for call in module.calls])
 
     def module(self, name: str) -> ModuleSpec | None:
         return next((module for module in self.modules if module.name == name), None)
@@ -78,8 +88,21 @@ def _check_declarations(module: ModuleSpec) -> None:
             raise ValueError(f"{module.name}: an {what} name is declared twice: {names}")
 
 
+def _check_body_fields(body: type[Message], calls: Iterable[CallSpec]) -> None:
+    """A call the body's `call` oneof carries is carried as its declared message (ValueError otherwise).
+
+    A call the body lacks cannot be sent (the executive refuses the bytes as unknown fields), but its
+    module still serves the CLI and queries, so it is allowed here."""
+    fields = {field.name: field for field in body.DESCRIPTOR.oneofs_by_name["call"].fields}
+    for call in calls:
+        field = fields.get(call.name)
+        if field is not None and field.message_type.full_name != call.message.DESCRIPTOR.full_name:
+            raise ValueError(f"{body.DESCRIPTOR.full_name}.{call.name} carries {field.message_type.full_name}, "
+                             f"the call declares {call.message.DESCRIPTOR.full_name}")
+
+
 RUNTIME = Runtime(
-    modules=(system.SPEC, balances.SPEC, models.SPEC, STAKING, slashing.SPEC, reputation.SPEC, randomness.SPEC, JOBS)
+    modules=(system.SPEC, balances.SPEC, models.SPEC, STAKING, slashing.SPEC, reputation.SPEC, randomness.SPEC, JOBS, DISPUTES)
 )
 
 

@@ -1,10 +1,16 @@
-"""`inferchain job submit|status|watch|list`: post inference jobs to the chain and follow them.
+"""`inferchain job submit|status|watch|list|challenge`: post inference jobs to the chain, follow and challenge them.
 
 `job submit "PROMPT" --wait` posts a PostJob, then reports each step on standard error as the chain
 takes it (posted, drawing, queued, assigned, committed, revealed, settled) and prints the text on standard
 output, in four requests to the node (GetChainInfo, GetExecutors, SubmitTransaction, one WatchJob
 stream); `--output json` prints one document instead (the one `job status ID --output json` prints,
 which carries the result in the form `inferchain verify` reads, under "result").
+
+A job's answer is only ever a result a committee judged valid or, with no verdict, the reveals the job
+settled on (chain/client/jobs.py answer_of): a disputed job has no answer until its verdict, and a
+result judged invalid is never shown as one. `job status` of a disputed job shows the dispute (reason,
+committee with stake and votes, verdict per candidate) and the slashes it led to; `job challenge` posts
+a bonded Challenge of one revealed result (the `tx challenge` call with the job id as an argument).
 """
 
 from __future__ import annotations
@@ -14,10 +20,18 @@ import sys
 
 from chain.cli.connection import add_node_argument, node_client, resolve_account_argument
 from chain.cli.errors import EXIT_FAILURE, EXIT_NOT_INCLUDED, EXIT_USAGE, CliError
-from chain.cli.market_queries import resolve_model
+from chain.cli.market_queries import (
+    committee_text,
+    dispute_document,
+    phase_text,
+    resolve_model,
+    slash_document,
+    slash_text,
+)
 from chain.cli.output import Token, add_output_argument, print_fields, print_json, print_table, token_of, u64
-from chain.cli.tx import parse_amount_value, parse_integer, signer_argument
-from chain.client import ClientError, JobTimeout, JobView, decode_hash, status_name
+from chain.cli.tx import add_submission_arguments, call_command, parse_amount_value, parse_integer, signer_argument
+from chain.client import ClientError, JobTimeout, JobView, answer_of, decode_hash, status_name
+from chain.client.disputes import MAX_PAGE, is_open, reason_name, verdict_name
 from chain.client.jobs import DEFAULT_MAX_TOKENS, assignment_status_name, job_status, post_job_call
 from chain.ss58 import encode_address
 from chain.text import quote_input
@@ -27,11 +41,22 @@ from inference.sampler import SamplingParams
 from proto import state_pb2, types_pb2
 from runtime.arithmetic import U32_MAX, U64_MAX
 from runtime.jobs import FINAL_STATUSES
+from runtime.primitives import DispatchError
+from runtime.registry import RUNTIME
 
 DEFAULT_SIGNER = "alice"
-# A settled job (or one that ended) makes its command exit 0; one that expired, was cancelled or is
-# disputed gives no result: the "answer is no" code.
+# A settled job (or one that ended) makes its command exit 0; one that expired, was cancelled or was
+# rejected gives no result: the "answer is no" code.
 EXIT_NO_RESULT = EXIT_FAILURE
+# The runtime call `job challenge` submits (runtime/disputes).
+CHALLENGE_CALL = "challenge"
+# Why a dispute was opened, for people (DisputeReason).
+REASON_TEXTS = {
+    state_pb2.DISPUTE_REASON_DIGESTS: "the revealed results differ",
+    state_pb2.DISPUTE_REASON_QUORUM: "fewer agreeing results than the job's quorum were revealed",
+    state_pb2.DISPUTE_REASON_AUDIT: "a random audit of the settled result",
+    state_pb2.DISPUTE_REASON_CHALLENGE: "a bonded challenge",
+}
 
 
 def register(subparsers) -> None:
@@ -90,12 +115,30 @@ def register(subparsers) -> None:
     listing.add_argument("--poster", metavar="ACCOUNT", help="only jobs this account posted")
     listing.add_argument("--executor", metavar="ACCOUNT", help="only jobs this account was assigned")
     listing.add_argument("--status", metavar="STATUS",
-                         help="only jobs in this status: drawing, queued, assigned, revealing, settled, disputed, expired, "
-                              "cancelled")
+                         help="only jobs in this status: drawing, queued, assigned, revealing, settled, disputed, "
+                              "rejected, expired, cancelled")
     listing.add_argument("--limit", default="20", metavar="N", help="jobs per page, 1 to 100 (default: 20)")
     listing.add_argument("--page-token", metavar="HEX", help="where the previous page ended (its next_page_token)")
     _common(listing)
     listing.set_defaults(handler=list_command)
+
+    challenge = commands.add_parser(
+        "challenge", help="challenge one revealed result of a settled job, with a bond",
+        description="Challenge a revealed result of a settled job inside its challenge window (the `tx challenge` "
+                    "call). The bond is reserved; a committee re-scores every revealed result of the job. Judged "
+                    "invalid: the bond comes back with a reward from the executor's slash; judged valid: part of the "
+                    "bond is burned. Refused before any fee when it cannot succeed (window closed, bond below the "
+                    "minimum, no such result, already disputed).",
+    )
+    challenge.add_argument("job_id", metavar="JOB_ID", help="the job id (64 hex digits)")
+    challenge.add_argument("--candidate", required=True, metavar="N",
+                           help="the challenged result: its index among the job's executors, from 0, as `job status` "
+                                "numbers them")
+    challenge.add_argument("--bond", required=True, metavar="AMOUNT",
+                           help="the bond: base units, or tokens with the symbol (e.g. 100INFER); at least the "
+                                "chain's min_challenge_bond (`query disputes params`)")
+    add_submission_arguments(challenge)
+    challenge.set_defaults(handler=challenge_command)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -163,13 +206,14 @@ def _not_final(late: JobTimeout) -> CliError:
 
 
 def _print_outcome(view: JobView, output: str, token: Token) -> int:
-    """The result of a final job: its text (or JSON), or one error line when it gave none."""
+    """The answer of a final job: its text (or JSON), or one error line when it gave none."""
+    answer = view.result
     if output == "json":
         print_json(job_document(view))
-    elif view.settled:
-        text = view.result.text
+    elif answer is not None:
+        text = answer.text
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
-    if view.settled:
+    if answer is not None:
         return 0
     raise CliError(f"job {view.id.hex()} {ending_text(view.job, token)}", EXIT_NO_RESULT)
 
@@ -178,13 +222,30 @@ def _print_outcome(view: JobView, output: str, token: Token) -> int:
 
 
 def status_command(args: argparse.Namespace) -> int:
-    """Print the job as it stands."""
+    """Print the job as it stands, with its dispute and the slashes it led to."""
     job_id = job_id_argument(args.job_id)
     with node_client(args) as client:
         view = client.get_job(job_id)
+        slashes = job_slashes(client, view)
         token = token_of(client.chain_info()) if args.output == "text" else Token()
-    _print_job(view, args.output, token)
+    _print_job(view, args.output, token, slashes)
     return 0
+
+
+def job_slashes(client, view: JobView) -> list[state_pb2.SlashRecord]:
+    """The slashes for this job, newest first: of its executors, its committee and its challenger.
+
+    Asked for only where there can be some: a job with a dispute or a missed commit or reveal."""
+    job, dispute = view.job, view.dispute
+    missed = any(slot.status == state_pb2.ASSIGNMENT_STATUS_MISSED for slot in job.assignments)
+    if dispute is None and not missed:
+        return []
+    accounts = [slot.executor for slot in job.assignments]
+    if dispute is not None:
+        accounts += [member.account for member in dispute.committee] + ([dispute.challenger] if dispute.challenger else [])
+    found = [slash for account in dict.fromkeys(accounts) for slash in client.slashes(account, MAX_PAGE)
+             if slash.job == job.id]
+    return sorted(found, key=lambda slash: slash.height, reverse=True)
 
 
 def watch_command(args: argparse.Namespace) -> int:
@@ -261,8 +322,8 @@ def _page_token_argument(text: str) -> bytes:
 
 def _job_row(job: state_pb2.Job, token: Token) -> tuple:
     executors = ",".join(_address(slot.executor)[:8] + "…" for slot in job.assignments) or "-"
-    revealed = _revealed(job)
-    tokens = PRUNED_TEXT if job.pruned_height else len(revealed.tokens) if revealed else "-"
+    answer = answer_of(job)
+    tokens = PRUNED_TEXT if job.pruned_height else len(answer.tokens) if answer else "-"
     return (job.id.hex(), status_name(job.status), job.posted_height, _address(job.poster), executors, tokens,
             token.format(_cost(job)) if _cost(job) else "-")
 
@@ -270,9 +331,12 @@ def _job_row(job: state_pb2.Job, token: Token) -> tuple:
 # --- showing a job --------------------------------------------------------------------
 
 
-def _print_job(view: JobView, output: str, token: Token) -> None:
+def _print_job(view: JobView, output: str, token: Token, slashes: list[state_pb2.SlashRecord] = ()) -> None:
     if output == "json":
-        print_json(job_document(view))
+        document = job_document(view)
+        if view.dispute is not None or slashes:
+            document["slashes"] = [slash_document(slash) for slash in slashes]
+        print_json(document)
         return
     job = view.job
     request = job.request
@@ -293,18 +357,74 @@ def _print_job(view: JobView, output: str, token: Token) -> None:
         ("escrow", token.format(job.escrow)),
         ("storage deposit", token.format(job.storage_deposit)),
     ]
-    for slot in job.assignments:
-        fields.append(("executor", _slot_text(slot, token)))
+    for index, slot in enumerate(job.assignments):
+        fields.append((f"executor #{index}", _slot_text(slot, token)))
+    if view.dispute is not None:
+        fields += dispute_fields(view.dispute, job, view.height, token)
+    fields += [("slash", slash_text(slash, token)) for slash in slashes]
     if job.status in FINAL_STATUSES:
         fields.append(("ended", ending_text(job, token)))
     if job.output_digest:
         fields.append(("output digest", job.output_digest.hex()))
     if job.pruned_height:
         fields.append(("pruned", pruned_text(job)))
-    revealed = _revealed(job)
-    if revealed is not None and not job.pruned_height:
-        fields += [("tokens", len(revealed.tokens)), ("stop", revealed.stop_reason), ("text", revealed.text)]
+    fields += _answer_fields(view)
     print_fields(fields)
+
+
+def _answer_fields(view: JobView) -> list[tuple[str, object]]:
+    """The answer's tokens, stop reason and text; or why there is none where results were revealed."""
+    job = view.job
+    answer = view.result
+    if answer is not None:
+        if job.pruned_height:
+            return []
+        return [("tokens", len(answer.tokens)), ("stop", answer.stop_reason), ("text", answer.text)]
+    if not any(slot.status == state_pb2.ASSIGNMENT_STATUS_REVEALED for slot in job.assignments):
+        return []
+    if job.status == state_pb2.JOB_STATUS_DISPUTED or is_open(view.dispute):
+        return [("answer", "none yet: the revealed results are disputed, a committee's verdict decides which "
+                           "(if any) is the answer")]
+    if job.status in FINAL_STATUSES:
+        return [("answer", "none: no revealed result was judged valid")]
+    return []
+
+
+def dispute_fields(dispute: state_pb2.Dispute, job: state_pb2.Job, height: int, token: Token) -> list[tuple[str, object]]:
+    """A dispute as `name: value` lines: why, where it stands, the committee and its votes, the verdicts."""
+    reason = REASON_TEXTS.get(dispute.reason, reason_name(dispute.reason))
+    fields: list[tuple[str, object]] = [
+        ("dispute", f"{reason_name(dispute.reason)}: {reason}; opened at height {dispute.opened_height}"),
+        ("dispute status", phase_text(dispute)),
+    ]
+    if dispute.reason == state_pb2.DISPUTE_REASON_CHALLENGE:
+        fields.append(("challenge", f"by {_address(dispute.challenger)} of executor #{dispute.challenged}, bond "
+                                    f"{token.format(dispute.bond)}"))
+    if dispute.committee:
+        fields.append(("committee", f"{committee_text(dispute)}, drawn at height {dispute.draw_height}, stake "
+                                    f"{token.format(sum(member.stake for member in dispute.committee))}"))
+    elif dispute.draw_height > height:
+        fields.append(("committee", f"to be drawn at height {dispute.draw_height}"))
+    else:
+        fields.append(("committee", "none: too few eligible validators"))
+    fields += [("member", _member_text(member, token)) for member in dispute.committee]
+    verdicts = list(dispute.verdicts)
+    for position, candidate in enumerate(dispute.candidates):
+        executor = _address(job.assignments[candidate].executor) if candidate < len(job.assignments) else "?"
+        verdict = verdict_name(verdicts[position]) if position < len(verdicts) else "pending"
+        fields.append((f"verdict #{candidate}", f"{verdict} ({executor})"))
+    if dispute.outcome:
+        fields.append(("outcome", dispute.outcome))
+    return fields
+
+
+def _member_text(member: state_pb2.CommitteeMember, token: Token) -> str:
+    committed = "committed" if member.commitment else "not committed"
+    revealed = "revealed" if member.revealed else "not revealed"
+    votes = "; ".join(f"#{vote.candidate} {'valid' if vote.valid else 'invalid'} ({vote.misses} misses in "
+                      f"{vote.positions} positions)" for vote in member.votes)
+    return f"{_address(member.account)} stake {token.format(member.stake)}, {committed}, {revealed}" + (
+        f": {votes}" if votes else "")
 
 
 PRUNED_TEXT = "(pruned)"
@@ -323,6 +443,8 @@ def _slot_text(slot: state_pb2.Assignment, token: Token) -> str:
     if slot.payment:
         held = "released" if slot.released else f"held until height {slot.release_height}"
         text += f"; paid {token.format(slot.payment)} ({held})"
+    if slot.verdict:
+        text += f"; judged {verdict_name(slot.verdict)}"
     return text
 
 
@@ -330,8 +452,8 @@ def ending_text(job: state_pb2.Job, token: Token) -> str:
     """How a final job ended, in one line."""
     status = status_name(job.status)
     if job.status == state_pb2.JOB_STATUS_SETTLED:
-        revealed = _revealed(job)
-        count = len(revealed.tokens) if revealed else 0
+        answer = answer_of(job)
+        count = len(answer.tokens) if answer else 0
         tokens = "tokens pruned" if job.pruned_height else f"{count} tokens"
         paid = sum(slot.payment for slot in job.assignments)
         payees = sum(1 for slot in job.assignments if slot.payment)
@@ -375,11 +497,13 @@ def job_document(view: JobView) -> dict:
     }
     if view.block_hash:
         document["block_hash"] = view.block_hash.hex()
-    revealed = _revealed(job)
-    if revealed is not None and not job.pruned_height:
-        document.update(text=revealed.text, tokens=list(revealed.tokens), prompt_tokens=revealed.prompt_tokens,
-                        stop_reason=revealed.stop_reason)
-        result = _result_document(job, revealed)
+    if view.dispute is not None:
+        document["dispute"] = dispute_document(view.dispute, job)
+    answer = view.result
+    if answer is not None and not job.pruned_height:
+        document.update(text=answer.text, tokens=list(answer.tokens), prompt_tokens=answer.prompt_tokens,
+                        stop_reason=answer.stop_reason)
+        result = _result_document(job, answer)
         if result is not None:
             document["result"] = result
     return document
@@ -401,6 +525,7 @@ def _slot_document(slot: state_pb2.Assignment) -> dict:
         "payment": u64(slot.payment),
         "release_height": u64(slot.release_height),
         "released": slot.released,
+        "verdict": verdict_name(slot.verdict),
     }
     if slot.status == state_pb2.ASSIGNMENT_STATUS_REVEALED:
         document.update(tokens=len(slot.reveal.tokens), output_digest=slot.reveal.output_digest.hex())
@@ -424,10 +549,6 @@ def _result_document(job: state_pb2.Job, revealed: state_pb2.Reveal) -> dict | N
     return result.to_json()
 
 
-def _revealed(job: state_pb2.Job) -> state_pb2.Reveal | None:
-    return next((slot.reveal for slot in job.assignments if slot.status == state_pb2.ASSIGNMENT_STATUS_REVEALED), None)
-
-
 def _cost(job: state_pb2.Job) -> int:
     """What the poster paid: the executors' payments and the protocol fee."""
     return sum(slot.payment for slot in job.assignments) + job.protocol_fee
@@ -446,11 +567,14 @@ class Progress:
     def __init__(self, token: Token):
         self.token = token
         self.previous: state_pb2.Job | None = None
+        self.previous_dispute: state_pb2.Dispute | None = None
 
     def update(self, view: JobView) -> None:
-        for line in progress_lines(self.previous, view.job, self.token):
+        lines = progress_lines(self.previous, view.job, self.token)
+        lines += dispute_lines(self.previous_dispute, view.dispute)
+        for line in lines:
             print(line, file=sys.stderr, flush=True)
-        self.previous = view.job
+        self.previous, self.previous_dispute = view.job, view.dispute
 
 
 def progress_lines(previous: state_pb2.Job | None, job: state_pb2.Job, token: Token = Token()) -> list[str]:
@@ -493,6 +617,61 @@ def _status_lines(job: state_pb2.Job, token: Token) -> list[str]:
     if job.status == state_pb2.JOB_STATUS_REVEALING:
         deadline = max((slot.deadline_height for slot in job.assignments), default=0)
         return [f"revealing: every commitment is in, reveals due by height {deadline}"]
+    if job.status == state_pb2.JOB_STATUS_DISPUTED:
+        return [f"disputed: {job.reason or 'a dispute is open'}; a committee's verdict decides the answer and who is paid"]
     if job.status in FINAL_STATUSES:
         return [ending_text(job, token)]
     return []
+
+
+# --- job challenge --------------------------------------------------------------------
+
+
+def challenge_command(args: argparse.Namespace) -> int:
+    """Submit a Challenge of one revealed result (as `tx challenge` does: admission dry run, then submit)."""
+    spec = RUNTIME.calls.get(CHALLENGE_CALL)
+    if spec is None:
+        raise CliError("this inferchain's runtime has no challenge call", EXIT_USAGE)
+    args.call_spec, args.call_builder = spec, build_challenge
+    return call_command(args)
+
+
+def build_challenge(spec, args: argparse.Namespace, token) -> types_pb2.Challenge:
+    """The Challenge from JOB_ID, --candidate and --bond, after the call's stateless check."""
+    call = types_pb2.Challenge(
+        job_id=job_id_argument(args.job_id),
+        candidate=parse_integer(args.candidate, "--candidate", 0, U32_MAX),
+        bond=parse_amount_value(args.bond, "--bond", token, U64_MAX),
+    )
+    try:
+        spec.check(call)
+    except DispatchError as error:
+        raise CliError(f"challenge can never succeed: {error.message}", EXIT_USAGE) from None
+    return call
+
+
+def dispute_lines(previous: state_pb2.Dispute | None, dispute: state_pb2.Dispute | None) -> list[str]:
+    """What changed in a job's dispute: its committee drawn, the reveal phase, each vote, the verdict."""
+    if dispute is None:
+        return []
+    before = previous if previous is not None else state_pb2.Dispute()
+    lines = []
+    if previous is None:
+        lines.append(f"dispute opened ({reason_name(dispute.reason)}): committee drawn at height {dispute.draw_height}")
+    if dispute.committee and not before.committee:
+        lines.append(f"committee drawn: {len(dispute.committee)} members, commitments by height "
+                     f"{dispute.commit_deadline}")
+    committed = sum(1 for member in dispute.committee if member.commitment)
+    revealed = sum(1 for member in dispute.committee if member.revealed)
+    if committed > sum(1 for member in before.committee if member.commitment):
+        lines.append(f"votes committed: {committed} of {len(dispute.committee)}")
+    if dispute.status == state_pb2.DISPUTE_STATUS_REVEALING and before.status != dispute.status:
+        lines.append(f"votes revealing: reveals by height {dispute.reveal_deadline}")
+    if revealed > sum(1 for member in before.committee if member.revealed):
+        lines.append(f"votes revealed: {revealed} of {len(dispute.committee)}")
+    if dispute.status == state_pb2.DISPUTE_STATUS_DECIDED and before.status != dispute.status:
+        verdicts = ", ".join(f"#{candidate} {verdict_name(verdict)}"
+                             for candidate, verdict in zip(dispute.candidates, dispute.verdicts))
+        lines.append(f"dispute decided at height {dispute.decided_height}: {verdicts}"
+                     + (f"; {dispute.outcome}" if dispute.outcome else ""))
+    return lines

@@ -28,13 +28,15 @@ is a ClientError carrying the gRPC status code name (`code`) and a readable mess
 
 The parts: errors.py (what is raised), results.py (what is returned), calls.py (what is signed),
 verification.py (checking the node's answers), parsing.py (transaction bytes and hashes from
-callers), jobs.py (the inference market's requests), client.py (the Client).
+callers), jobs.py (the inference market's requests), disputes.py (disputes and slashes), client.py
+(the Client).
 """
 
 from chain.client.calls import AccountLike
 from chain.client.client import DEFAULT_TIMEOUT_S, DEFAULT_WAIT_S, NONCE_ATTEMPTS, SUBMIT_CHUNK, Client
+from chain.client.disputes import DisputePage, dispute_status_name, reason_name, verdict_name
 from chain.client.errors import DEFAULT_TARGET, ClientError, InclusionTimeout, ProofError, TransactionRejected
-from chain.client.jobs import Executor, JobPage, JobTimeout, JobView, ModelRegistry, job_id_of, status_name
+from chain.client.jobs import Executor, JobPage, JobTimeout, JobView, ModelRegistry, answer_of, job_id_of, status_name
 from chain.client.parsing import decode_hash, describe_transaction
 from chain.client.results import (
     Account,
@@ -61,6 +63,7 @@ __all__ = [
     "ChainInfo",
     "Client",
     "ClientError",
+    "DisputePage",
     "Event",
     "Executor",
     "InclusionTimeout",
@@ -76,8 +79,12 @@ __all__ = [
     "TransactionStatus",
     "TransactionSummary",
     "Verdict",
+    "answer_of",
     "decode_hash",
     "describe_transaction",
+    "dispute_status_name",
     "job_id_of",
+    "reason_name",
     "status_name",
+    "verdict_name",
 ]

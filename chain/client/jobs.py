@@ -11,6 +11,10 @@ with the PostJob's hash, which waits for the inclusion and then sends every chan
 until it is final. The node's answers about jobs carry no proofs yet; what the client can check it
 does: the job sent is the one asked for (the one the verdict's JobPosted named), a listing holds
 only jobs that match its filters, newest first.
+
+A disputed job is not final: its watch goes on until the committee's verdict (chain/client/disputes.py),
+and a job's answer (`JobView.result`, `answer_of`) is only ever a result judged valid, or, where no
+committee judged it, the reveals the job settled on: never a result judged invalid or still disputed.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Callable, Iterator
 import grpc
 
 from chain.client.calls import AccountLike, account_public_key, checked_call
+from chain.client.disputes import is_open
 from chain.client.errors import ClientError, InclusionTimeout, ProofError, translate_rpc_error
 from chain.client.results import Receipt
 from chain.crypto import Keypair
@@ -76,13 +81,30 @@ def posted_job_id(receipt: Receipt | None) -> bytes | None:
     return None
 
 
+def answer_of(job: state_pb2.Job, dispute: state_pb2.Dispute | None = None) -> state_pb2.Reveal | None:
+    """The job's answer: the first result a committee judged valid, else the first reveal the job settled on
+    (its digest is the job's output digest) that no committee judged invalid; None unless the job is settled
+    with no dispute open."""
+    if job.status != state_pb2.JOB_STATUS_SETTLED or is_open(dispute):
+        return None
+    settled_on = [
+        slot for slot in job.assignments
+        if slot.status == state_pb2.ASSIGNMENT_STATUS_REVEALED and slot.verdict != state_pb2.CANDIDATE_VERDICT_INVALID
+        and slot.reveal.output_digest == job.output_digest
+    ]
+    valid = [slot for slot in settled_on if slot.verdict == state_pb2.CANDIDATE_VERDICT_VALID]
+    chosen = valid or settled_on
+    return chosen[0].reveal if chosen else None
+
+
 @dataclass(frozen=True)
 class JobView:
-    """A job as it stood after block `height`."""
+    """A job as it stood after block `height`, with its dispute when it has one."""
 
     job: state_pb2.Job
     height: int
     block_hash: bytes
+    dispute: state_pb2.Dispute | None = None
 
     @property
     def id(self) -> bytes:
@@ -94,7 +116,8 @@ class JobView:
 
     @property
     def final(self) -> bool:
-        return self.job.status in jobs.FINAL_STATUSES
+        """Nothing more will happen: a final status (a disputed job is not) and no dispute waiting for its verdict."""
+        return self.job.status in jobs.FINAL_STATUSES and not is_open(self.dispute)
 
     @property
     def settled(self) -> bool:
@@ -102,9 +125,8 @@ class JobView:
 
     @property
     def result(self) -> state_pb2.Reveal | None:
-        """The first revealed result (on a settled job every revealed result is this one); None before."""
-        revealed = [slot.reveal for slot in self.job.assignments if slot.status == state_pb2.ASSIGNMENT_STATUS_REVEALED]
-        return revealed[0] if revealed else None
+        """The job's answer (answer_of): a result judged valid or settled on; None before, or when there is none."""
+        return answer_of(self.job, self.dispute)
 
     @property
     def paid(self) -> int:
@@ -206,7 +228,7 @@ class JobCalls:
         last: JobView | None = None
         while last is None or not last.final:
             for view in self._watch_stream(job_id, posted_by if last is None else None, last, watch):
-                if last is None or view.job != last.job:
+                if last is None or (view.job, view.dispute) != (last.job, last.dispute):
                     last = view
                     job_id = view.id
                     yield view
@@ -339,7 +361,8 @@ class JobCalls:
         chain would refuse costs no fee (ClientError with the reason). The verdict's JobPosted event
         names the job; one WatchJob stream then follows it from its inclusion. `on_update` sees the
         job at inclusion and after every change; `timeout` (seconds, from inclusion) raises
-        JobTimeout. A job that expires or is cancelled is returned, not raised.
+        JobTimeout. A disputed job is followed to its verdict; one that expires, is cancelled or is rejected
+        is returned, not raised.
         """
         checked_call(call)
         submission = self.submit(keypair, call)
@@ -420,7 +443,10 @@ def _checked_id(job_id: bytes) -> bytes:
 def _view_of(job_id: bytes, reply: node_pb2.JobView) -> JobView:
     if reply.job.id != job_id:
         raise ProofError(f"asked for job {job_id.hex()}, the node sent job {reply.job.id.hex()}")
-    return JobView(reply.job, reply.height, reply.block_hash)
+    dispute = reply.dispute if reply.HasField("dispute") else None
+    if dispute is not None and dispute.id != job_id:
+        raise ProofError(f"the node sent job {job_id.hex()} with the dispute of job {dispute.id.hex()}")
+    return JobView(reply.job, reply.height, reply.block_hash, dispute)
 
 
 def _check_listing(request: node_pb2.ListJobsRequest, reply: node_pb2.ListJobsResponse) -> None:

@@ -7,6 +7,7 @@ import logging
 import grpc
 
 from chain.node.core import NodeCore, Rejected
+from chain.node.disputes_api import DisputesApi
 from chain.node.market_api import MarketApi, head_at
 from chain.ss58 import SS58_PREFIX, SS58_PREFIX_NAME, AddressError, decode_address, encode_address
 from proto import node_pb2, node_pb2_grpc
@@ -45,9 +46,9 @@ def _abort(context: grpc.ServicerContext, rejection: Rejected) -> None:
     context.abort(_STATUS.get(rejection.status, grpc.StatusCode.INVALID_ARGUMENT), _reason(rejection))
 
 
-class NodeApi(MarketApi, node_pb2_grpc.NodeServicer):
+class NodeApi(MarketApi, DisputesApi, node_pb2_grpc.NodeServicer):
     """Thin edge over NodeCore: no rule lives here (the market's calls, jobs, models and executors:
-    chain/node/market_api.py)."""
+    chain/node/market_api.py; disputes and slashes: chain/node/disputes_api.py)."""
 
     def __init__(self, core: NodeCore, block_time_ms: int):
         self.core = core

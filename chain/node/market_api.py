@@ -6,7 +6,8 @@ function answers it from the committed state through the runtime's own readers (
 staking.py, models.py, reputation.py), and `MarketApi` maps a QueryError to its status code.
 
 A job is read at a named block: from the state tree under that block's state root, so the job,
-the height and the block hash always agree, and WatchJob can compare the job block by block.
+its dispute (chain/node/disputes_api.py), the height and the block hash always agree, and WatchJob
+can compare the job block by block. A disputed job is not over: WatchJob follows it to the verdict.
 Listings walk the node's latest state (StateView), each from one LevelDB snapshot.
 """
 
@@ -19,6 +20,7 @@ from typing import Iterator
 import grpc
 
 from chain.node.core import NodeCore
+from chain.node.disputes_api import DISPUTES_MODULE, dispute_of, open_dispute
 from chain.ss58 import encode_address
 from chain.storage import ChainStore, Head, StoreError
 from proto import node_pb2, state_pb2, types_pb2
@@ -39,8 +41,11 @@ WATCH_POLL_SECONDS = 1.0
 # Job ids one WatchAssignments request may ask to follow: an executor's open jobs are bounded by its
 # capacity, far below this; the bound keeps one request's work per block small.
 MAX_FOLLOWED_JOBS = 1024
-# The modules whose events WatchAssignments reads: the market, and the bonds and offers it runs on.
-EXECUTOR_MODULES = frozenset({jobs.MODULE, staking.MODULE, slashing.MODULE})
+# The modules whose events WatchAssignments reads: the market, the bonds and offers it runs on, and the
+# disputes that judge its results (a CandidateJudged names the executor).
+EXECUTOR_MODULES = frozenset({jobs.MODULE, staking.MODULE, slashing.MODULE, DISPUTES_MODULE})
+# Modules whose events name a job: jobs by `job`, disputes by `dispute` (a dispute's id is its job's id).
+_JOB_ATTRIBUTES = {jobs.MODULE: "job", DISPUTES_MODULE: "dispute"}
 _HEIGHT_BYTES = 8
 _STATUS_VALUES = frozenset(state_pb2.JobStatus.values())
 
@@ -86,11 +91,17 @@ def head_at(store: ChainStore, height: int, best: Head) -> Head:
 
 
 def job_view(store: ChainStore, job_id: bytes, head: Head) -> node_pb2.JobView | None:
-    """The job as it stood after block `head`; None when it did not exist then."""
-    job = jobs.read_job(StateAt(store, head.state_root), job_id)
+    """The job and its dispute (if any) as they stood after block `head`; None when the job did not exist then."""
+    state = StateAt(store, head.state_root)
+    job = jobs.read_job(state, job_id)
     if job is None:
         return None
-    return node_pb2.JobView(job=job, height=head.height, block_hash=head.hash)
+    return node_pb2.JobView(job=job, height=head.height, block_hash=head.hash, dispute=dispute_of(state, job_id))
+
+
+def view_over(view: node_pb2.JobView) -> bool:
+    """Whether nothing more will happen to the job: a final status and no dispute waiting for its verdict."""
+    return view.job.status in jobs.FINAL_STATUSES and not open_dispute(view.dispute if view.HasField("dispute") else None)
 
 
 # --- parsing requests -----------------------------------------------------------------
@@ -203,10 +214,11 @@ def _attribute(event: types_pb2.Event, key: str) -> str | None:
 
 
 def _job_id_in(event: types_pb2.Event) -> bytes | None:
-    """The job a jobs event names, or None (another module's event, or a malformed attribute)."""
-    if event.module != jobs.MODULE:
+    """The job a jobs or disputes event names, or None (another module's event, or a malformed attribute)."""
+    key = _JOB_ATTRIBUTES.get(event.module)
+    if key is None:
         return None
-    text = _attribute(event, "job")
+    text = _attribute(event, key)
     if text is None or len(text) != 2 * ID_BYTES:
         return None
     try:
@@ -218,7 +230,7 @@ def _job_id_in(event: types_pb2.Event) -> bytes | None:
 def posted_job_id(receipt: types_pb2.Receipt) -> bytes | None:
     """The id in the receipt's JobPosted event; None when the transaction posted no job."""
     for event in receipt.events:
-        if event.name == JOB_POSTED and _job_id_in(event) is not None:
+        if event.module == jobs.MODULE and event.name == JOB_POSTED and _job_id_in(event) is not None:
             return _job_id_in(event)
     return None
 
@@ -226,6 +238,14 @@ def posted_job_id(receipt: types_pb2.Receipt) -> bytes | None:
 def _sender(raw: bytes) -> bytes:
     """The sender of an included transaction (its bytes were checked when the block was)."""
     return types_pb2.TransactionBody.FromString(types_pb2.Transaction.FromString(raw).body).sender
+
+
+def _follows(event: types_pb2.Event, executor_hex: str) -> bool:
+    """Whether an event (one naming the executor) makes WatchAssignments follow its job: the job was assigned
+    to the executor, or a dispute judged the executor's result (an audit or challenge of a job already over)."""
+    if event.module == jobs.MODULE:
+        return event.name == JOB_ASSIGNED and _attribute(event, "executor") == executor_hex
+    return event.module == DISPUTES_MODULE and _attribute(event, "executor") == executor_hex
 
 
 def _over_for(job: state_pb2.Job, executor: bytes) -> bool:
@@ -259,7 +279,7 @@ def assignments_update(store: ChainStore, executor: bytes, followed: dict[bytes,
     # order the chain assigned them (first posted, first run), not by id.
     touched = dict.fromkeys(job_id for job_id in map(_job_id_in, events) if job_id is not None)
     for event in update.events:
-        if event.name == JOB_ASSIGNED and _attribute(event, "executor") == executor_hex:
+        if _follows(event, executor_hex):
             followed.setdefault(_job_id_in(event) or b"", b"")
     followed.pop(b"", None)
     state = StateAt(store, header.state_root)
@@ -322,6 +342,11 @@ def model_listing(state) -> tuple[list[types_pb2.ModelInfo], list[state_pb2.Mode
     registered = [types_pb2.ModelInfo.FromString(value) for _, value in state.iter_prefix(models.MODEL_PREFIX)]
     proposals = [state_pb2.ModelProposal.FromString(value) for _, value in state.iter_prefix(models.PROPOSAL_PREFIX)]
     return registered, proposals
+
+
+def _compared(view: node_pb2.JobView) -> tuple[bytes, bytes]:
+    """What WatchJob compares block by block: the job's record and its dispute's (votes change only the latter)."""
+    return view.job.SerializeToString(), view.dispute.SerializeToString()
 
 
 # --- the servicer ---------------------------------------------------------------------
@@ -425,11 +450,11 @@ class MarketApi:
             height += 1
 
     def _changes(self, job_id: bytes, view: node_pb2.JobView, context) -> Iterator[node_pb2.JobView]:
-        """The job after each later block whose state changed it, until a final status."""
+        """The job after each later block whose state changed it or its dispute, until it is over (view_over)."""
         store = self.core.store
-        sent = view.job.SerializeToString()
+        sent = _compared(view)
         height = view.height
-        while view.job.status not in jobs.FINAL_STATUSES and context.is_active():
+        while not view_over(view) and context.is_active():
             if not self.core.wait_for_block(height, WATCH_POLL_SECONDS):
                 continue
             best = self.core.head
@@ -437,15 +462,16 @@ class MarketApi:
                 view = job_view(store, job_id, head_at(store, next_height, best))
                 if view is None:
                     context.abort(grpc.StatusCode.NOT_FOUND, f"job {job_id.hex()} is no longer in the state")
-                current = view.job.SerializeToString()
+                current = _compared(view)
                 if current != sent:
                     sent = current
                     yield view
-                if view.job.status in jobs.FINAL_STATUSES:
+                if view_over(view):
                     return
             height = best.height
 
     def _view(self, job_id: bytes, head: Head) -> node_pb2.JobView:
+        """The job at `head` with its dispute; QueryError(NOT_FOUND) when there was no such job then."""
         view = job_view(self.core.store, job_id, head)
         if view is None:
             raise QueryError(grpc.StatusCode.NOT_FOUND, f"no job {job_id.hex()} at height {head.height}")

@@ -59,8 +59,13 @@ class HeadState:
     def get(self, key: bytes) -> bytes | None:
         return self._store.tree.get(self._root, key)
 
-    def iter_prefix(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
-        return self._store.state.iter_prefix(prefix)
+    def iter_prefix(self, prefix: bytes = b"", after: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """The prefix's keys in order, above `after` (a page in key order reads only from its token on)."""
+        return self._store.state.iter_prefix(prefix, after)
+
+    def iter_prefix_reverse(self, prefix: bytes, before: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """The prefix's keys last to first, below `before` (a newest-first page reads only what it returns)."""
+        return self._store.state.iter_prefix_reverse(prefix, before)
 
 
 def find_query(runtime: Runtime, module_name: str, query_name: str) -> QuerySpec:

@@ -5,13 +5,15 @@ max_price_per_token x redundancy, plus the minimum protocol fee; pricing.py) and
 deposit, and,
 assignment_delay_blocks later, gets `redundancy` distinct executors drawn from the RANDAO mix
 (assignment.py); executors commit, then
-reveal (calls.py); agreeing results are paid and held through the challenge window, differing
-ones are held as disputed (settlement.py); each block retries the queue and handles deadlines
+reveal (calls.py); a quorum of agreeing results is paid and held through the challenge window (and
+may be audited or challenged), differing ones or too few go to a committee's verdict (settlement.py,
+runtime/disputes); draws skip jailed executors and those whose stake does not cover the job (collateral.py); each block retries the queue and handles deadlines
 (hooks.py, with the queue and schedule of queue.py). Every step emits an event (events.py).
 
 Files, in the shape of every module: params.py, phases.py (job and assignment statuses),
 storage.py (with pruning), errors.py, events.py, recipes.py (job id, commitment, output digest,
 assignment seed), pricing.py (escrow, charge, protocol fee, storage deposit), assignment.py,
+tables.py (the executors frozen per epoch for the draw), collateral.py (jail and collateral in the draw),
 settlement.py, queue.py, calls.py, hooks.py, queries.py, genesis.py, spec.py (the declaration). This package re-exports what other modules and the edges read.
 """
 
@@ -47,6 +49,7 @@ from runtime.jobs.phases import (
     EXPIRED,
     FINAL_STATUSES,
     QUEUED,
+    REJECTED,
     REVEALING,
     SETTLED,
     SLOT_ASSIGNED,

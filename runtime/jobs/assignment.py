@@ -13,8 +13,9 @@ weight stake x reputation x 2^128 / price^2 and running sums, one entry per stat
 O(log n) entries: the cheapest max(missing, draw_candidates) entries within the job's price (ties
 at the last price included), a point in their summed weight, a binary search. Picks that are full,
 already on the job, no longer offering, or whose stake or reputation fell since the table was built
-are refused by rejection (an exact weighted draw); more expensive entries are added when the cheap
-ones cannot fill the job (docs/protocol.md, "Assignment").
+are refused by rejection (an exact weighted draw), and so are jailed executors and those whose stake is not
+collateral for the job (collateral.py); more expensive entries are added when the cheap ones cannot fill
+the job (docs/protocol.md, "Assignment").
 """
 
 from __future__ import annotations
@@ -26,6 +27,15 @@ from dataclasses import dataclass, field
 from proto import state_pb2
 from runtime import randomness, reputation, staking
 import runtime.jobs.events as events
+from runtime.jobs.collateral import collateral_stake, jailed
+from runtime.jobs.tables import (
+    Entry,
+    count_at_most,
+    ensure_tables,
+    entry_weight,
+    read_entry,
+    read_table,
+)
 from runtime.jobs.errors import NoExecutors
 from runtime.jobs.params import Params, read_params
 from runtime.jobs.phases import ASSIGNED, DRAWING, EXPIRED, QUEUED, SLOT_ASSIGNED
@@ -35,11 +45,7 @@ from runtime.jobs.settlement import end, make_room
 from runtime.jobs.storage import add_load, index_assigned, missing_slots, read_ids, read_job, read_load, write_ids, write_job
 from runtime.state import Overlay, StateReader
 
-TABLE_PREFIX = b"jobs/draw/"  # + model + u8 len(region) + region -> DrawTable; + u32be index -> DrawEntry
 DRAW_DUE_PREFIX = b"jobs/draw_due/"  # + u64be height -> JobIdList: jobs whose first draw is in that block
-# Weights are stake x reputation x 2^WEIGHT_SHIFT / price^2: the shift keeps 1 / price^2 an integer with
-# 128 bits of precision for any 64-bit price.
-WEIGHT_SHIFT = 128
 # Picks refused per candidate range before more expensive executors are added (then the job is queued).
 MAX_REJECTIONS = 32
 # Picks refused in one hook (on_initialize's first draws, or on_finalize's retries and reassignments), all
@@ -54,122 +60,6 @@ class RefusalBudget:
 
     def __init__(self, left: int = MAX_REFUSALS_PER_HOOK):
         self.left = left
-
-
-# --- the executor table --------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One executor of a table: frozen price, capacity and weight, and the running sum of weights up to it."""
-
-    index: int
-    account: bytes
-    price: int
-    capacity: int
-    weight: int
-    cumulative: int
-    stake: int
-    reputation: int
-
-
-def entry_weight(stake: int, score: int, price: int) -> int:
-    """An executor's weight in the draw: stake x reputation / price^2, scaled by 2^WEIGHT_SHIFT."""
-    return (stake * score << WEIGHT_SHIFT) // max(price, 1) ** 2
-
-
-def _table_key(model: bytes, region: str) -> bytes:
-    encoded = region.encode()
-    return TABLE_PREFIX + model + bytes([len(encoded)]) + encoded
-
-
-def _entry_key(model: bytes, region: str, index: int) -> bytes:
-    return _table_key(model, region) + struct.pack(">I", index)
-
-
-def read_table(state: StateReader, model: bytes, region: str = "") -> state_pb2.DrawTable | None:
-    """The header of a model's table (region "": every executor), or None when none was built."""
-    raw = state.get(_table_key(model, region))
-    return None if raw is None else state_pb2.DrawTable.FromString(raw)
-
-
-def read_entry(state: StateReader, model: bytes, region: str, index: int) -> Entry:
-    """The `index`-th entry (0-based) of a table."""
-    record = state_pb2.DrawEntry.FromString(state.get(_entry_key(model, region, index)))
-    return Entry(index, record.account, record.price_per_token, record.capacity, int.from_bytes(record.weight, "big"),
-                 int.from_bytes(record.cumulative, "big"), record.stake, record.reputation)
-
-
-def _write_table(state: Overlay, model: bytes, region: str, epoch: int, rows: list, regions: list[str]) -> None:
-    cumulative = 0
-    for index, (price, account, capacity, _, stake, score) in enumerate(rows):
-        weight = entry_weight(stake, score, price)
-        cumulative += weight
-        record = state_pb2.DrawEntry(account=account, price_per_token=price, capacity=capacity,
-                                     weight=_unsigned(weight), cumulative=_unsigned(cumulative), stake=stake,
-                                     reputation=score)
-        state.set(_entry_key(model, region, index), record.SerializeToString(deterministic=True))
-    header = state_pb2.DrawTable(epoch=epoch, count=len(rows), regions=regions)
-    state.set(_table_key(model, region), header.SerializeToString(deterministic=True))
-
-
-def _unsigned(value: int) -> bytes:
-    return value.to_bytes((value.bit_length() + 7) // 8, "big")
-
-
-def _delete_tables(state: Overlay, model: bytes) -> None:
-    old = read_table(state, model)
-    if old is None:
-        return
-    for region in ["", *old.regions]:
-        table = read_table(state, model, region)
-        for index in range(table.count if table else 0):
-            state.delete(_entry_key(model, region, index))
-        state.delete(_table_key(model, region))
-
-
-def build_tables(state: Overlay, model: bytes, epoch: int, params: Params) -> None:
-    """Freeze the model's executors for the epoch: one table of all of them, one per region they name."""
-    stake_params = staking.read_params(state)
-    rows = []
-    for account in staking.serving(state, model):
-        offer = staking.read_offer(state, account)
-        stake = staking.bonded(state, account)
-        if offer is None or stake < stake_params.min_bond:
-            continue
-        score = reputation.read_reputation(state, account)
-        rows.append((offer.price_per_token, account, offer.capacity, offer.region, stake, score))
-    rows.sort()
-    regions = sorted({row[3] for row in rows if row[3]})
-    _delete_tables(state, model)
-    _write_table(state, model, "", epoch, rows, regions)
-    for region in regions:
-        _write_table(state, model, region, epoch, [row for row in rows if row[3] == region], [])
-
-
-def current_epoch(state: StateReader, height: int) -> int:
-    """The staking epoch of the block at `height` (the one whose validator set signs it)."""
-    return staking.epoch_of(height, staking.read_params(state))
-
-
-def ensure_tables(state: Overlay, model: bytes, height: int, params: Params) -> None:
-    """Build the model's tables for this epoch unless they are built already (only from on_initialize)."""
-    epoch = current_epoch(state, height)
-    table = read_table(state, model)
-    if table is None or table.epoch != epoch:
-        build_tables(state, model, epoch, params)
-
-
-def count_at_most(state: StateReader, model: bytes, region: str, count: int, price: int) -> int:
-    """How many of the first `count` entries cost at most `price` per token (a binary search)."""
-    low, high = 0, count
-    while low < high:
-        middle = (low + high) // 2
-        if read_entry(state, model, region, middle).price <= price:
-            low = middle + 1
-        else:
-            high = middle
-    return low
 
 
 # --- the draw ------------------------------------------------------------------
@@ -212,14 +102,18 @@ def locate(state: StateReader, model: bytes, region: str, limit: int, point: int
     return read_entry(state, model, region, low)
 
 
-def weight_now(state: StateReader, entry: Entry, model: bytes, min_bond: int) -> int:
+def weight_now(state: StateReader, entry: Entry, model: bytes, min_bond: int, collateral: int) -> int:
     """The entry's weight now at its frozen price: the lower of its stake and of its reputation now and at the build;
-    0 when it cannot take a job (no offer for the model, below the minimum bond, full)."""
+    0 when it cannot take the job (no offer for the model, below the minimum bond, jailed, full, or its stake is not
+    collateral for this job on top of the jobs it holds: `collateral` x (its load + 1))."""
     offer = staking.read_offer(state, entry.account)
     if offer is None or model not in offer.models:
         return 0
     stake = staking.bonded(state, entry.account)
-    if stake < min_bond or read_load(state, entry.account) >= min(entry.capacity, offer.capacity):
+    if stake < min_bond or jailed(state, entry.account):
+        return 0
+    load = read_load(state, entry.account)
+    if load >= min(entry.capacity, offer.capacity) or stake < collateral * (load + 1):
         return 0
     score = reputation.read_reputation(state, entry.account)
     return entry_weight(min(stake, entry.stake), min(score, entry.reputation), entry.price)
@@ -246,7 +140,7 @@ def draw_from(state: StateReader, job: state_pb2.Job, region: str, count: int, s
     within = count_at_most(state, model, region, count, job.request.max_price_per_token)
     if within < missing:
         return None
-    min_bond = staking.read_params(state).min_bond
+    min_bond, collateral = staking.read_params(state).min_bond, collateral_stake(state, job)
     taken = {slot.executor for slot in job.assignments}
     wanted = max(missing, params.draw_candidates)
     limit = _candidate_limit(state, model, region, within, wanted)
@@ -261,7 +155,7 @@ def draw_from(state: StateReader, job: state_pb2.Job, region: str, count: int, s
             continue
         entry = locate(state, model, region, limit, draw_point(seed, attempt, total), removed)
         remaining = entry.weight - removed.amounts.get(entry.index, 0)
-        now = 0 if entry.account in taken else weight_now(state, entry, model, min_bond)
+        now = 0 if entry.account in taken else weight_now(state, entry, model, min_bond, collateral)
         if now >= remaining or (now > 0 and accept_point(seed, attempt, remaining) < now):
             chosen.append(entry)
             taken.add(entry.account)

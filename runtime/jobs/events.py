@@ -22,6 +22,8 @@ DEADLINE_MISSED = "DeadlineMissed"
 JOB_EXPIRED = "JobExpired"
 JOB_CANCELLED = "JobCancelled"
 JOB_DISPUTED = "JobDisputed"
+JOB_REJECTED = "JobRejected"
+PAYMENT_REVOKED = "PaymentRevoked"
 QUEUE_FEE = "QueueFeeBurned"
 JOB_PRUNED = "JobPruned"
 
@@ -52,7 +54,12 @@ EVENTS = (
     EventSpec(DEADLINE_MISSED, "An executor missed its commit or reveal deadline.", {"job": HASH, "executor": ACCOUNT, "phase": TEXT}),
     EventSpec(JOB_EXPIRED, "The job found no (agreeing) result before its timeout.", {"job": HASH, "reason": TEXT}),
     EventSpec(JOB_CANCELLED, "The poster withdrew the job before assignment.", {"job": HASH}),
-    EventSpec(JOB_DISPUTED, "Revealed results differ; the escrow is held.", {"job": HASH, "results": INTEGER}),
+    EventSpec(JOB_DISPUTED, "Revealed results differ, or fewer than the quorum agree: the escrow is held for a committee's "
+              "verdict (runtime/disputes).", {"job": HASH, "results": INTEGER}),
+    EventSpec(JOB_REJECTED, "A committee judged no revealed result valid: the job ends without one, its escrow returned.",
+              {"job": HASH, "reason": TEXT}),
+    EventSpec(PAYMENT_REVOKED, "A committee judged the result invalid: its held payment went back to the poster.",
+              {"job": HASH, "executor": ACCOUNT, "amount": AMOUNT}),
     EventSpec(QUEUE_FEE, "Too few executors were free at the job's draw: it waits, and the queue fee its escrow held was burned.",
               {"job": HASH, "poster": ACCOUNT, "amount": AMOUNT}),
     EventSpec(

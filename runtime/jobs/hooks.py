@@ -1,4 +1,7 @@
-"""jobs hooks: each block retries queued jobs and handles what is due (deadlines, timeouts, releases)."""
+"""jobs hooks: each block retries queued jobs and handles what is due (deadlines, timeouts, releases, pruning).
+
+A disputed job due here waits for its verdict (runtime/disputes), which schedules it again once concluded.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from runtime.jobs.phases import (
     DISPUTED,
     EXPIRED,
     QUEUED,
+    REJECTED,
     REVEALING,
     SETTLED,
     SLOT_ASSIGNED,
@@ -51,7 +55,7 @@ def _on_due(state: Overlay, job: state_pb2.Job, params: Params, height: int, bud
     if job.status in (SETTLED, DISPUTED):
         release_held(state, job, params, height)
         return
-    if job.status in (EXPIRED, CANCELLED):
+    if job.status in (EXPIRED, CANCELLED, REJECTED):
         return
     if job.status == REVEALING:
         for slot in active_slots(job):

@@ -16,8 +16,11 @@ SETTLED = state_pb2.JOB_STATUS_SETTLED
 DISPUTED = state_pb2.JOB_STATUS_DISPUTED
 EXPIRED = state_pb2.JOB_STATUS_EXPIRED
 CANCELLED = state_pb2.JOB_STATUS_CANCELLED
-# A job in one of these takes no more commits or reveals; only held payments may still be released.
-FINAL_STATUSES = frozenset({SETTLED, DISPUTED, EXPIRED, CANCELLED})
+# Every revealed result was judged invalid (or none could be judged) by a dispute's committee: the escrow returned.
+REJECTED = state_pb2.JOB_STATUS_REJECTED
+# A job in one of these takes no more commits or reveals; only held payments may still be released. DISPUTED is
+# not final: a committee's verdict follows (runtime/disputes), which settles or rejects the job.
+FINAL_STATUSES = frozenset({SETTLED, REJECTED, EXPIRED, CANCELLED})
 
 SLOT_ASSIGNED = state_pb2.ASSIGNMENT_STATUS_ASSIGNED
 SLOT_COMMITTED = state_pb2.ASSIGNMENT_STATUS_COMMITTED

@@ -14,24 +14,34 @@ import struct
 
 from proto import types_pb2
 from runtime import weights
-from runtime.jobs.assignment import DRAW_DUE_PREFIX, MAX_REFUSALS_PER_HOOK, current_epoch, read_table
+from runtime.disputes import weights as dispute_weights
+from runtime.jobs.assignment import DRAW_DUE_PREFIX, MAX_REFUSALS_PER_HOOK
+from runtime.jobs.tables import current_epoch, read_table
 from runtime.jobs.params import read_params
 from runtime.jobs.queue import queued, queued_models
 from runtime.jobs.storage import SCHEDULE_PREFIX, read_ids, read_job
 from runtime.primitives import BlockContext
+from runtime.slashing.weights import slash
 from runtime.state import StateReader
 
 # A job record read, changed and written back, with its event and the indexes it touches.
 JOB_RECORD = 2 * weights.READ + 3 * weights.WRITE
 # Putting a job id on a height's schedule: the list (at most max_due_per_height ids) read and written back.
 SCHEDULE_ENTRY = 2 * weights.READ + weights.WRITE + 1_000 * weights.LIST_ENTRY
+# The job's collateral (runtime/jobs/collateral.py: the dispute parameters and the model read) and, per pick, the
+# executor's ledger read for its jail.
+COLLATERAL = 3 * weights.READ
+# Settling: a dispute opened (differing or too few digests) or an audit draw scheduled, whichever costs more.
+SETTLE_DISPUTE = max(dispute_weights.OPEN, dispute_weights.AUDIT_ENTRY)
 
 
 def _job_in_hook(redundancy: int) -> int:
-    """One job handled by a hook: its record, a draw of every slot, each slot missed, settled or released, and
-    its next schedule entry."""
+    """One job handled by a hook: its record, a draw of every slot (collateral and jail read), each slot missed
+    (and slashed), settled or released, the dispute or audit its settling opens, and its next schedule entry."""
     executors = weights.MAX_EXECUTORS_PER_MODEL
-    return JOB_RECORD + weights.draw(executors, redundancy) + redundancy * weights.SLOT + SCHEDULE_ENTRY
+    draw = weights.draw(executors, redundancy) + COLLATERAL + redundancy * weights.READ
+    return (JOB_RECORD + draw + redundancy * (weights.SLOT + slash(0)) + SETTLE_DISPUTE
+            + SCHEDULE_ENTRY)
 
 
 def post_job(call: types_pb2.PostJob) -> int:
@@ -49,12 +59,12 @@ def commit_result(call: types_pb2.CommitResult) -> int:
 
 def reveal_result(call: types_pb2.RevealResult) -> int:
     """Check the result (stop rule) and recompute the digests over the prompt and output; the last reveal settles
-    the job: every slot paid and held, the release scheduled."""
+    the job: every slot paid and held, the release and the audit draw scheduled (or a dispute opened)."""
     text = len(call.text.encode("utf-8", "surrogatepass"))
     result_bytes = text + 10 * (len(call.tokens) + len(call.logprobs_micronats)) + weights.MAX_PROMPT_BYTES
     return (
         JOB_RECORD + 2 * weights.READ + len(call.tokens) * weights.RESULT_TOKEN + result_bytes * weights.BYTE
-        + weights.MAX_REDUNDANCY * weights.SLOT + SCHEDULE_ENTRY
+        + weights.MAX_REDUNDANCY * weights.SLOT + SCHEDULE_ENTRY + SETTLE_DISPUTE
     )
 
 

@@ -3,7 +3,7 @@
 Files: params.py, storage.py, errors.py, events.py, bonds.py (bond, unbond, withdraw),
 offers.py (executor offers; reads the model registry), elections.py (the validator set per
 epoch), genesis.py, spec.py (the calls and the declaration). Slashing is its own module
-(runtime/slashing.py).
+(runtime/slashing/).
 
 This package re-exports the read API that other modules and the edges use. It imports no
 module that reads staking (offers.py, genesis.py and spec.py are imported from their files),

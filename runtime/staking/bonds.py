@@ -1,7 +1,7 @@
 """Bonds: free balance bonded as stake, unbonded over `unbonding_period_blocks`, then withdrawn.
 
 Unbonding stake stays reserved for `unbonding_period_blocks`, longer than every challenge
-window, so an offence found late can still be slashed (runtime/slashing.py).
+window, so an offence found late can still be slashed (runtime/slashing/).
 """
 
 from __future__ import annotations

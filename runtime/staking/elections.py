@@ -1,7 +1,7 @@
 """Elections: the validator set, chosen at each epoch boundary from the bonded candidates.
 
 The set signs the blocks of the next epoch; the previous epoch's set is kept so that evidence
-from then is judged against the validators who signed (runtime/slashing.py). Consensus never
+from then is judged against the validators who signed (runtime/slashing/). Consensus never
 changes its validators mid-epoch: a validator jailed now is left out of the next election.
 """
 
@@ -41,8 +41,11 @@ def validator_set_at(state: StateReader, height: int, block_height: int, params:
 
 
 def jailed(ledger: state_pb2.StakeLedger | None, height: int) -> bool:
-    """Whether an election held at `height` leaves the account out."""
-    return ledger is not None and height < ledger.jailed_until
+    """Whether the account is jailed at `height`: by a dispute until it unjails, or by a double-sign's term.
+
+    Elections, executor draws and committees leave a jailed account out.
+    """
+    return ledger is not None and (ledger.jailed or height < ledger.jailed_until)
 
 
 def elect_validators(state: StateReader, params: Params, height: int) -> types_pb2.ValidatorSet:

@@ -19,7 +19,7 @@ MAX_GENESIS_STAKES = 10_000
 class Params:
     """Stake rules, set at genesis (proto StakingParams documents each field).
 
-    The last three are the slashing module's rules (runtime/slashing.py reads them from here):
+    The last three are the slashing module's rules (runtime/slashing/ reads them from here):
     they stay in StakingParams so that the stored parameters and `app_state.staking.params`
     keep the form they had when slashing was part of staking.
     """

@@ -38,7 +38,8 @@ def query_validators(state: StateReader, request: state_pb2.NoArguments) -> type
 QUERIES = (
     QuerySpec(name="ledger", doc="An account's bonded and unbonding stake, whether it validates, its jail.",
               request=state_pb2.AccountQuery, response=state_pb2.StakeLedger, handler=query_ledger,
-              fields={"account": ACCOUNT, "bonded": AMOUNT, "validate": BOOLEAN, "jailed_until": INTEGER}),
+              fields={"account": ACCOUNT, "bonded": AMOUNT, "validate": BOOLEAN, "jailed_until": INTEGER,
+                      "jailed": BOOLEAN}),
     QuerySpec(name="offer", doc="An account's executor offer: models, price per token, region, capacity.",
               request=state_pb2.AccountQuery, response=state_pb2.Offer, handler=query_offer,
               fields={"account": ACCOUNT, "models": HASH, "price_per_token": AMOUNT, "region": TEXT,

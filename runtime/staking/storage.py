@@ -28,7 +28,8 @@ def read_ledger(state: StateReader, account: bytes) -> state_pb2.StakeLedger | N
 
 def write_ledger(state: Overlay, account: bytes, ledger: state_pb2.StakeLedger) -> None:
     """Store the ledger; an empty one (nothing bonded, unbonding, declared or jailed) is deleted."""
-    if ledger.bonded == 0 and not ledger.unbonding and not ledger.validate and not ledger.jailed_until:
+    if (ledger.bonded == 0 and not ledger.unbonding and not ledger.validate and not ledger.jailed_until
+            and not ledger.jailed):
         state.delete(LEDGER_PREFIX + account)
     else:
         state.set(LEDGER_PREFIX + account, ledger.SerializeToString(deterministic=True))

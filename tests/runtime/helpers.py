@@ -12,6 +12,8 @@ from proto import types_pb2
 from runtime import balances, jobs, models, staking, system
 from runtime.executive import TRANSACTION_SIGNING_CONTEXT, apply_block, check_transaction, transaction_rules
 from runtime.genesis import RuntimeGenesis, build_genesis_state
+from runtime.disputes import params as disputes
+from runtime.disputes.genesis import GenesisConfig as DisputesGenesis
 from runtime.primitives import BlockContext
 from runtime.registry import RUNTIME, Runtime
 from runtime.staking.genesis import GenesisConfig as StakingGenesis
@@ -44,22 +46,27 @@ def genesis_state(
     endowed: int = 4,
     params: system.Params = system.Params(),
     *,
+    more_endowed: tuple[Account, ...] = (),
     registered: tuple[types_pb2.ModelInfo, ...] = (),
     stakes: tuple[GenesisStake, ...] = (),
     staking_params: staking.Params = staking.Params(),
     models_params: models.Params = models.Params(),
     jobs_params: jobs.Params = jobs.Params(),
+    disputes_params: disputes.Params = disputes.Params(),
 ) -> MemoryState:
-    """A chain where the first `endowed` accounts hold ENDOWMENT each (market modules empty unless given)."""
+    """A chain where the first `endowed` accounts (and `more_endowed`) hold ENDOWMENT each (market modules empty
+    unless given)."""
     config = RuntimeGenesis(
         {
             "system": system.GenesisConfig(CHAIN_ID, GENESIS_HASH, GENESIS_TIME_MS, 1, params),
             "balances": balances.GenesisConfig(
-                balances.Params(), tuple((account.public_key, ENDOWMENT) for account in ACCOUNTS[:endowed])
+                balances.Params(),
+                tuple((account.public_key, ENDOWMENT) for account in (*ACCOUNTS[:endowed], *more_endowed))
             ),
             "models": models.GenesisConfig(models_params, registered),
             "staking": StakingGenesis(staking_params, stakes),
             "jobs": jobs.GenesisConfig(jobs_params),
+            "disputes": DisputesGenesis(disputes_params),
         }
     )
     return MemoryState(build_genesis_state(config))

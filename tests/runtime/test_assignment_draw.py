@@ -16,7 +16,9 @@ from proto import state_pb2, types_pb2
 from runtime import balances, jobs, models, randomness, staking, system
 from runtime.executive import InvalidCall, check_transaction, transaction_rules
 from runtime.genesis import RuntimeGenesis, build_genesis_state
+from runtime.disputes import params as disputes
 from runtime.jobs import assignment
+from runtime.jobs import tables as draw_tables
 from runtime.jobs.recipes import draw_point
 from runtime.staking.genesis import GenesisConfig as StakingGenesis
 from runtime.staking.genesis import GenesisStake
@@ -320,8 +322,8 @@ def test_a_price_change_counts_from_the_next_epochs_table():
     market.ok(EXECUTORS[0], **set_offer(4_000, capacity=64))
     job_id, _ = market.post()
     assert market.job(job_id).assignments[0].price_per_token == 1_000  # the epoch's table: the old price
-    epoch = assignment.current_epoch(market.state, market.height)
-    while assignment.current_epoch(market.state, market.height + 1) == epoch:
+    epoch = draw_tables.current_epoch(market.state, market.height)
+    while draw_tables.current_epoch(market.state, market.height + 1) == epoch:
         market.advance(1)
     job_id, _ = market.post()
     assert market.job(job_id).assignments[0].price_per_token == 4_000
@@ -333,7 +335,10 @@ def test_a_price_change_counts_from_the_next_epochs_table():
 def test_a_bond_placed_before_a_draw_in_the_same_epoch_does_not_move_it():
     executors = tuple(executor_stake(a, 1_000, capacity=64) for a in EXECUTORS)
     long_epochs = replace(STAKING, epoch_blocks=100)
-    plain, bonded = (revealing(Market.create(executors=executors, staking_params=long_epochs)) for _ in range(2))
+    # Nobody commits here, so every job's executor misses: without the missed-result slash its stake stays as bonded.
+    no_miss_slash = disputes.Params(slash_fraction_missed_result_ppm=0)
+    plain, bonded = (revealing(Market.create(executors=executors, staking_params=long_epochs,
+                                             disputes_params=no_miss_slash)) for _ in range(2))
     for market in (plain, bonded):
         market.post()  # builds the epoch's table
     bonded.ok(EXECUTORS[2], bond=types_pb2.Bond(amount=50 * BOND))

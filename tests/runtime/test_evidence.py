@@ -53,7 +53,9 @@ def world(params: staking.Params = PARAMS) -> MemoryState:
                     GenesisStake(CHARLIE.public_key, BOND, True, None),
                 ),
             ),
-            "jobs": jobs.GenesisConfig(jobs.Params()),
+            # A challenge window short enough that the dispute windows end within the 50-block unbonding period
+            # (runtime/disputes/genesis.py).
+            "jobs": jobs.GenesisConfig(jobs.Params(challenge_window_blocks=5)),
         }
     )
     return MemoryState(build_genesis_state(config))
@@ -163,6 +165,12 @@ def test_a_double_sign_burns_the_slash_fraction_of_bonded_and_unbonding_stake_an
     assert events(receipts, "Slashed") == [{"validator": ALICE.public_key.hex(), "amount": str(slashed), "height": "5"}]
     assert events(receipts, "Jailed") == [{"validator": ALICE.public_key.hex(), "until": str(6 + PARAMS.jail_blocks)}]
     assert ledger(state, ALICE).jailed_until == 6 + PARAMS.jail_blocks
+    # A term, not a dispute's jail: no unjail is needed, so the flag stays clear.
+    assert not ledger(state, ALICE).jailed
+    # The slash is on record with every other slash.
+    assert list(slashing.query_slashes(state, state_pb2.SlashQuery(account=ALICE.public_key)).slashes) == [
+        state_pb2.SlashRecord(account=ALICE.public_key, offence="double_sign", height=6, amount=slashed,
+                              burned=slashed, jailed_until=6 + PARAMS.jail_blocks)]
     # Others are untouched; the executor market too: Alice's offer stands.
     assert ledger(state, BOB).bonded == BOND
     assert staking.read_offer(state, ALICE.public_key) is not None
@@ -170,10 +178,11 @@ def test_a_double_sign_burns_the_slash_fraction_of_bonded_and_unbonding_stake_an
 
 
 def test_a_released_unbonding_chunk_is_not_slashed():
-    state = world(staking.Params(**{**PARAMS.__dict__, "unbonding_period_blocks": 3}))
-    block(state, raws=[transaction(state, ALICE, unbond=types_pb2.Unbond(amount=10**12))])  # released at 4
-    advance_to(state, 6)
-    block(state, [double_sign(ALICE, at=6)])
+    # 40 blocks: the shortest unbonding period above the dispute windows of world() (37 blocks, runtime/disputes/genesis.py).
+    state = world(staking.Params(**{**PARAMS.__dict__, "unbonding_period_blocks": 40}))
+    block(state, raws=[transaction(state, ALICE, unbond=types_pb2.Unbond(amount=10**12))])  # released at 41
+    advance_to(state, 43)
+    block(state, [double_sign(ALICE, at=43)])
     assert [chunk.amount for chunk in ledger(state, ALICE).unbonding] == [10**12]
     assert ledger(state, ALICE).bonded == BOND - 10**12 - (BOND - 10**12) * 50_000 // 1_000_000
 

@@ -80,7 +80,7 @@ def test_expired_and_cancelled_jobs_are_pruned_a_window_after_they_end():
     assert _reserved(market, POSTER) == 0
 
 
-def test_a_disputed_job_is_pruned_once_its_escrow_has_returned():
+def test_a_disputed_job_is_pruned_once_its_verdict_returned_the_escrow():
     market = Market.create()
     job_id, _ = market.post(redundancy=2)
     first, second = market.executors_of(job_id)
@@ -96,8 +96,14 @@ def test_a_disputed_job_is_pruned_once_its_escrow_has_returned():
     job = market.job(job_id)
     assert job.status == state_pb2.JOB_STATUS_DISPUTED
     assert not prunable(job, JOBS, job.final_height + WINDOW)  # its escrow is still held
-    market.advance_to(job.final_height + WINDOW)
+    market.advance_to(market.height + 3)
+    # No committee could be drawn (no validator serves the model): rejected with every verdict NONE, refunded,
+    # ended at the verdict.
+    rejected = market.job(job_id)
+    assert rejected.status == state_pb2.JOB_STATUS_REJECTED and rejected.final_height > job.final_height
+    market.advance_to(rejected.final_height + WINDOW)
     pruned = market.job(job_id)
+    assert pruned.status == state_pb2.JOB_STATUS_REJECTED
     assert pruned.pruned_height and pruned.escrow == 0
     assert {slot.reveal.output_digest for slot in pruned.assignments} == {slot.reveal.output_digest for slot in job.assignments}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from runtime.primitives import BlockContext, make_event
 from runtime.registry import RUNTIME, SPEC_VERSION, Runtime, event_attribute_kind
 from runtime.state import MemoryState
 from tests.runtime.helpers import ACCOUNTS, ENDOWMENT, assert_events_declared, genesis_state, transfer
-from tests.runtime.market import MODEL, POSTER, Market
+from tests.runtime.market import JOBS, MODEL, POSTER, Market
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTEXT = GenesisContext("registry-test", b"\x01" * 32, 1_700_000_000_000, 1, bytes.fromhex)
@@ -94,7 +95,7 @@ def test_parameters_are_stored_as_protobuf_and_read_back_typed():
 @pytest.mark.parametrize(
     "app_state, words",
     [
-        ({"disputes": {}}, "unknown module 'disputes'"),
+        ({"auctions": {}}, "unknown module 'auctions'"),
         ({"slashing": {"params": {}}}, "app_state.slashing: unknown field 'params'"),
         ({"balances": {"params": {}, "accounts": []}}, "app_state.balances: unknown field 'accounts'"),
         ({"system": {"params": {"base_fee": "²"}}}, "app_state.system.params.base_fee must be an integer"),
@@ -165,7 +166,7 @@ def _model_fields() -> dict:
 
 
 def test_a_stateful_check_is_declared_once_and_refuses_without_writing():
-    market = Market.create(jobs_params=jobs.Params(max_prompt_bytes=4))
+    market = Market.create(jobs_params=replace(JOBS, max_prompt_bytes=4))
     call = types_pb2.PostJob(model=MODEL.id, prompt="hello", prompt_format="chat", max_tokens=4, redundancy=1,
                              sampling=types_pb2.Sampling(top_p_ppm=1), max_price_per_token=1_000)
     before = dict(market.state.items)
@@ -192,8 +193,8 @@ def test_a_module_left_out_of_genesis_takes_its_declared_defaults():
 def test_genesis_without_a_module_that_has_no_defaults_or_with_an_unknown_one_is_refused():
     with pytest.raises(GenesisInvalid, match="app_state.system: the system module has no defaults"):
         build_genesis_state(RuntimeGenesis({}))
-    with pytest.raises(GenesisInvalid, match="unknown module 'disputes'"):
-        build_genesis_state(RuntimeGenesis({"disputes": object()}))
+    with pytest.raises(GenesisInvalid, match="unknown module 'auctions'"):
+        build_genesis_state(RuntimeGenesis({"auctions": object()}))
 
 
 def test_the_default_app_state_holds_every_module_s_declared_defaults_plus_the_records_given():
@@ -203,5 +204,5 @@ def test_the_default_app_state_holds_every_module_s_declared_defaults_plus_the_r
     state = MemoryState(build_genesis_state(parse_app_state(document, CONTEXT)))
     assert balances.read_params(state) == balances.Params()
     assert system.read_account(state, ACCOUNTS[1].public_key).free == 5_000_000
-    with pytest.raises(GenesisInvalid, match="unknown module 'disputes'"):
-        default_app_state({"disputes": {}})
+    with pytest.raises(GenesisInvalid, match="unknown module 'auctions'"):
+        default_app_state({"auctions": {}})

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from proto import types_pb2
+from proto import state_pb2, types_pb2
 from runtime import models, staking, system
 from runtime.executive import InvalidCall
+from runtime.staking.storage import write_ledger
+from runtime.state import Overlay
 from tests.runtime.market import BOND, EXECUTORS, MIN_BOND, MODEL, MODEL_ID, POSTER, STAKING, Market
 
 NEW_MODEL = types_pb2.ModelInfo()
@@ -91,6 +93,29 @@ def test_the_validator_set_is_the_top_bonded_candidates_at_each_epoch():
     market.advance_to(5)
     chosen = {v.public_key: v.voting_power for v in staking.read_validator_set(market.state).validators}
     assert chosen == {EXECUTORS[1].public_key: BOND + 5 * MIN_BOND, EXECUTORS[2].public_key: BOND + 4 * MIN_BOND}
+
+
+def test_a_dispute_jailed_candidate_is_left_out_of_elections_until_it_unjails_whatever_the_height():
+    market = Market.create(staking_params=staking.Params(min_bond=MIN_BOND, unbonding_period_blocks=50, epoch_blocks=5, max_validators=2))
+    for account, amount in zip(EXECUTORS, (3 * MIN_BOND, 5 * MIN_BOND, 4 * MIN_BOND)):
+        market.ok(account, bond=types_pb2.Bond(amount=amount, validate=True))
+    overlay = Overlay(market.state)
+    ledger = staking.read_ledger(overlay, EXECUTORS[1].public_key)
+    ledger.jailed = True  # a dispute's jail whose term (jailed_until 0) is long over
+    write_ledger(overlay, EXECUTORS[1].public_key, ledger)
+    market.state.apply(overlay.changes())
+    assert staking.jailed(ledger, 10**9)
+    market.advance_to(5)
+    chosen = {v.public_key for v in staking.read_validator_set(market.state).validators}
+    assert chosen == {EXECUTORS[2].public_key, EXECUTORS[0].public_key}
+
+
+def test_a_ledger_that_only_records_a_jail_is_kept():
+    market = Market.create()
+    overlay = Overlay(market.state)
+    write_ledger(overlay, POSTER.public_key, state_pb2.StakeLedger(jailed=True))
+    market.state.apply(overlay.changes())
+    assert staking.read_ledger(market.state, POSTER.public_key) == state_pb2.StakeLedger(jailed=True)
 
 
 def test_a_model_is_registered_when_more_than_two_thirds_of_the_voting_stake_approves():

@@ -1,0 +1,75 @@
+"""The committee of a dispute: validators serving the job's model that had no part in it, drawn by stake.
+
+Eligible: accounts of the current validator set whose offer serves the job's model, neither the
+poster nor an executor of any of the job's assignments (missed ones included), not jailed, bonded at
+least staking's min_bond; weight: bonded stake now. The draw is without replacement from the
+seed of the RANDAO mix of the draw block (recipes.committee_seed), walking the remaining eligible in
+account order, so nobody who acts on the job can pick its judges (docs/protocol.md, "Disputes").
+"""
+
+from __future__ import annotations
+
+from proto import state_pb2
+from runtime import staking
+import runtime.disputes.events as events
+from runtime.disputes.params import Params
+from runtime.disputes.recipes import committee_point, committee_seed
+from runtime.disputes.storage import DEADLINES_PREFIX, index_members, schedule
+from runtime.slashing.penalties import jailed
+from runtime.state import Overlay, StateReader
+
+
+def eligible(state: StateReader, job: state_pb2.Job, height: int) -> list[tuple[bytes, int]]:
+    """(account, bonded stake) of every validator that may judge the job, sorted by account."""
+    min_bond = staking.read_params(state).min_bond
+    serving = set(staking.serving(state, job.request.model))
+    excluded = {job.poster} | {slot.executor for slot in job.assignments}
+    pool = []
+    for validator in staking.read_validator_set(state).validators:
+        account = validator.public_key
+        if account in excluded or account not in serving or jailed(state, account, height):
+            continue
+        stake = staking.bonded(state, account)
+        if stake >= min_bond:
+            pool.append((account, stake))
+    return sorted(pool)
+
+
+def draw_committee(state: StateReader, dispute_id: bytes, job: state_pb2.Job, mix: bytes, height: int,
+                   params: Params) -> list[state_pb2.CommitteeMember]:
+    """min(committee_size, eligible) members drawn by stake; none when fewer than min_committee_size are eligible."""
+    pool = eligible(state, job, height)
+    if len(pool) < params.min_committee_size:
+        return []
+    seed = committee_seed(mix, dispute_id)
+    members = []
+    for index in range(min(params.committee_size, len(pool))):
+        point = committee_point(seed, index, sum(stake for _, stake in pool))
+        position = _first_above(pool, point)
+        account, stake = pool.pop(position)
+        members.append(state_pb2.CommitteeMember(account=account, stake=stake))
+    return members
+
+
+def _first_above(pool: list[tuple[bytes, int]], point: int) -> int:
+    """The position of the first entry whose running sum of stake exceeds `point`."""
+    running = 0
+    for position, (_, stake) in enumerate(pool):
+        running += stake
+        if running > point:
+            return position
+    raise AssertionError("a point below the total stake always lands on an entry")
+
+
+def seat(state: Overlay, dispute: state_pb2.Dispute, members: list[state_pb2.CommitteeMember], height: int,
+         params: Params) -> None:
+    """Give the dispute its drawn committee; its members commit until vote_commit_blocks later (the first height
+    with room on the deadline schedule). The caller writes the dispute."""
+    del dispute.committee[:]
+    dispute.committee.extend(members)
+    dispute.commit_deadline = schedule(state, DEADLINES_PREFIX, height + params.vote_commit_blocks, dispute.id)
+    index_members(state, dispute)
+    state.deposit_event(events.event(events.COMMITTEE_DRAWN, dispute=dispute.id.hex(), members=len(members),
+                                     commit_deadline=dispute.commit_deadline))
+    for member in members:
+        state.deposit_event(events.event(events.MEMBER_DRAWN, dispute=dispute.id.hex(), member=member.account.hex()))

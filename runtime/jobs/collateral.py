@@ -1,0 +1,43 @@
+"""Who may take a job beyond price and capacity: no jailed executor, and stake enough to be collateral for it.
+
+Proof of Sampling (docs/economics.md): forging a result pays at most the job's pay bound, and is caught
+with the audit probability p, costing slash_fraction_invalid_result_ppm of the stake; an executor is
+drawn only while that expected loss covers the gain:
+stake x slash_fraction_invalid_result_ppm x p >= pay_bound x collateral_ppm x 10^6 x (load + 1), with
+pay_bound the charge at the job's max_price_per_token, its prompt's token bound and max_tokens, and load
+the jobs the executor holds already (each could be forged at once; a job's bound stands for each of them).
+The rule is off when p or collateral_ppm is 0.
+"""
+
+from __future__ import annotations
+
+from proto import state_pb2
+from runtime import staking
+from runtime.arithmetic import PPM
+from runtime.disputes.params import audit_probability
+from runtime.disputes.params import read_params as dispute_params
+from runtime.jobs.pricing import charge, prompt_token_bound
+from runtime.state import StateReader
+
+
+def pay_bound(job: state_pb2.Job) -> int:
+    """The most one executor can earn from the job."""
+    request = job.request
+    return charge(request.max_price_per_token, prompt_token_bound(request.prompt), request.max_tokens,
+                  job.prompt_price_ppm)
+
+
+def collateral_stake(state: StateReader, job: state_pb2.Job) -> int:
+    """The least bonded stake that is collateral for the job alone (rounded up); 0 when the rule is off."""
+    params = dispute_params(state)
+    probability = audit_probability(state, job.request.model)
+    if not probability or not params.collateral_ppm:
+        return 0
+    needed = pay_bound(job) * params.collateral_ppm * PPM
+    return -(-needed // (params.slash_fraction_invalid_result_ppm * probability))
+
+
+def jailed(state: StateReader, account: bytes) -> bool:
+    """Whether a dispute's slash jailed the account and it has not unjailed (draws leave it out)."""
+    ledger = staking.read_ledger(state, account)
+    return ledger is not None and ledger.jailed
