@@ -130,9 +130,15 @@ class StateView(_ChecksummedReads):
         super().__init__(state, path)
         self._db = state
 
-    def iter_prefix(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
-        """Stored (key, value) pairs under a prefix, sorted by key, each block's checksum verified."""
-        return self._walk(self._db.iterator(start=prefix, stop=_prefix_end(prefix), verify_checksums=True))
+    def iter_prefix(self, prefix: bytes = b"", after: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """Stored (key, value) pairs under a prefix, sorted by key, each block's checksum verified; with `after`,
+        only keys above it, the walk starting there (a listing's page token)."""
+        stop = _prefix_end(prefix)
+        if after is None or after < prefix:
+            return self._walk(self._db.iterator(start=prefix, stop=stop, verify_checksums=True))
+        if stop is not None and after >= stop:
+            return iter(())
+        return self._walk(self._db.iterator(start=after, include_start=False, stop=stop, verify_checksums=True))
 
     def iter_prefix_reverse(self, prefix: bytes, before: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         """(key, value) pairs under a prefix, largest key first; with `before`, only keys below it.

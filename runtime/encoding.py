@@ -64,10 +64,13 @@ def decode_canonical(message_class: type[M], raw: bytes, what: str) -> M:
 # --- the messages the chain signs or hashes ------------------------------------------
 
 
-def decode_transaction(raw: bytes) -> tuple[types_pb2.Transaction, types_pb2.TransactionBody]:
-    """A signed transaction and its body, both canonical; EncodingError otherwise."""
+def decode_transaction(
+    raw: bytes, body_class: type[Message] = types_pb2.TransactionBody
+) -> tuple[types_pb2.Transaction, types_pb2.TransactionBody]:
+    """A signed transaction and its body (a `body_class`: the runtime's TransactionBody), both canonical;
+    EncodingError otherwise."""
     transaction = decode_canonical(types_pb2.Transaction, raw, "transaction")
-    body = decode_canonical(types_pb2.TransactionBody, transaction.body, "transaction body")
+    body = decode_canonical(body_class, transaction.body, "transaction body")
     return transaction, body
 
 

@@ -5,6 +5,11 @@ block give the same writes, receipts and events on every machine. Stateless
 checks (encoding, chain binding, signature) are in `check_transaction`, so a node
 can run them once per transaction and cache the result; stateful validity (nonce,
 fee, affordability) is in `validate_transaction`.
+
+Every function that dispatches a call, runs a hook or reads a module's declaration takes the
+`runtime` (runtime/registry.py) it executes: the registry's RUNTIME, which the node runs, unless
+another is given (a test-only runtime with a module the chain does not have goes through this
+same code).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from runtime.primitives import (
     TransactionStale,
     TransactionUnpayable,
 )
-from runtime.registry import RUNTIME
+from runtime.registry import RUNTIME, Runtime
 from runtime.signatures import verify_signature
 from runtime.state import Overlay, StateReader
 
@@ -57,13 +62,13 @@ def transaction_rules(state: StateReader) -> TransactionRules:
 # --- weights --------------------------------------------------------------------
 
 
-def call_weight(body: types_pb2.TransactionBody) -> int:
+def call_weight(body: types_pb2.TransactionBody, *, runtime: Runtime = RUNTIME) -> int:
     """The declared weight of the body's call (its module's CallSpec.weight), from the call alone."""
     name = body.WhichOneof("call")
-    return RUNTIME.calls[name].weight(getattr(body, name))
+    return runtime.calls[name].weight(getattr(body, name))
 
 
-def transaction_weight(body: types_pb2.TransactionBody, size: int) -> int:
+def transaction_weight(body: types_pb2.TransactionBody, size: int, *, runtime: Runtime = RUNTIME) -> int:
     """A transaction's declared weight: its signature, the per-transaction work, its bytes, and its call's weight.
 
     A function of the transaction alone, so the pool, the proposer, every validator and the
@@ -71,21 +76,21 @@ def transaction_weight(body: types_pb2.TransactionBody, size: int) -> int:
     counts even where a node verified it in its pool already: a proposer may include
     transactions no other validator has seen.
     """
-    return weights.SIGNATURE + weights.TRANSACTION + weights.BYTE * size + call_weight(body)
+    return weights.SIGNATURE + weights.TRANSACTION + weights.BYTE * size + call_weight(body, runtime=runtime)
 
 
-def check_weight_bounds(state: StateReader) -> None:
+def check_weight_bounds(state: StateReader, *, runtime: Runtime = RUNTIME) -> None:
     """Refuse a genesis whose parameters exceed the ceilings the call weights are declared for (ValueError)."""
-    staking_params = RUNTIME.module("staking").read_params(state)
-    jobs_params = RUNTIME.module("jobs").read_params(state)
+    staking_params = runtime.module("staking").read_params(state)
+    jobs_params = runtime.module("jobs").read_params(state)
     weights.check_parameter_bounds(staking_params.max_executors_per_model, jobs_params.max_redundancy,
                                    jobs_params.max_prompt_bytes, staking_params.max_offer_models)
 
 
-def hooks_weight(state: StateReader, block: BlockContext) -> int:
+def hooks_weight(state: StateReader, block: BlockContext, *, runtime: Runtime = RUNTIME) -> int:
     """The declared weight of every module's on_initialize and on_finalize in `block`, from the parent state."""
     total = 0
-    for module in RUNTIME.modules:
+    for module in runtime.modules:
         if module.on_initialize is None and module.on_finalize is None:
             continue
         total += weights.UNDECLARED_HOOKS if module.hooks_weight is None else module.hooks_weight(state, block)
@@ -158,12 +163,12 @@ class CannotAfford(TransactionUnpayable):
 # --- transaction checks ---------------------------------------------------------
 
 
-def check_transaction(raw: bytes, rules: TransactionRules) -> CheckedTransaction:
+def check_transaction(raw: bytes, rules: TransactionRules, *, runtime: Runtime = RUNTIME) -> CheckedTransaction:
     """Stateless checks: size, encoding, chain binding, call, signature. Raises InvalidTransaction."""
     limit = rules.params.max_transaction_bytes
     if len(raw) > limit:
         raise Oversized(f"transaction is {len(raw)} bytes, the limit is {limit}")
-    transaction, body = _decode(raw)
+    transaction, body = _decode(raw, runtime)
     if body.chain_id != rules.chain_id:
         raise WrongChain(f"transaction is for chain id {_short_text(body.chain_id)}, this chain is {rules.chain_id!r}")
     if body.genesis_hash != rules.genesis_hash:
@@ -174,14 +179,14 @@ def check_transaction(raw: bytes, rules: TransactionRules) -> CheckedTransaction
     if len(body.sender) != 32:
         raise MalformedTransaction(f"sender must be a 32-byte public key, got {len(body.sender)} bytes")
     call = body.WhichOneof("call")
-    spec = RUNTIME.calls.get(call)
+    spec = runtime.calls.get(call)
     if spec is None:
         raise UnknownCall("transaction carries no call" if call is None else f"unknown call {call!r}")
     try:
         spec.check(getattr(body, call))
     except DispatchError as error:
         raise InvalidCall(f"{error.module}.{error.name}: {error.message}") from None
-    weight = transaction_weight(body, len(raw))
+    weight = transaction_weight(body, len(raw), runtime=runtime)
     if weight > rules.max_block_weight:
         raise TooHeavy(f"the transaction declares weight {weight}, more than a whole block may hold "
                        f"({rules.max_block_weight})")
@@ -202,11 +207,11 @@ def _short_hex(data: bytes, limit: int = 32) -> str:
     return data.hex() if len(data) <= limit else f"{data[:limit].hex()}… ({len(data)} bytes)"
 
 
-def _decode(raw: bytes) -> tuple[types_pb2.Transaction, types_pb2.TransactionBody]:
+def _decode(raw: bytes, runtime: Runtime) -> tuple[types_pb2.Transaction, types_pb2.TransactionBody]:
     # Only the canonical encoding is accepted: otherwise anyone relaying a transaction could
     # re-wrap it under a new hash (docs/protocol.md, "Canonical encoding").
     try:
-        transaction, body = decode_transaction(raw)
+        transaction, body = decode_transaction(raw, runtime.transaction_body)
     except EncodingError as error:
         raise MalformedTransaction(str(error)) from None
     if not transaction.body:
@@ -229,6 +234,7 @@ def validate_transaction(
     allow_future: bool = False,
     for_pool: bool = True,
     weight: int | None = None,
+    runtime: Runtime = RUNTIME,
 ) -> types_pb2.Receipt | None:
     """Stateful checks against `state`: sender, fee, nonce, affordability. Raises InvalidTransaction.
 
@@ -241,7 +247,7 @@ def validate_transaction(
     included, or None when the nonce is ahead and nothing was run. `weight` is the transaction's
     (transaction_weight), when the caller has it already.
     """
-    weight = transaction_weight(checked.body, checked.size) if weight is None else weight
+    weight = transaction_weight(checked.body, checked.size, runtime=runtime) if weight is None else weight
     minimum = rules.params.minimum_fee(checked.size, weight)
     if checked.fee < minimum:
         raise FeeTooLow(
@@ -263,17 +269,17 @@ def validate_transaction(
         raise CannotPayFee(f"free balance {account.free} cannot pay the fee {checked.fee}")
     if not for_pool:
         return None
-    spend = call_cost(state, checked.body)
+    spend = call_cost(state, checked.body, runtime=runtime)
     if account.free < checked.fee + spend:
         raise CannotAfford(
             f"free balance {account.free} cannot pay the fee {checked.fee} plus {spend} spent by the call"
         )
     if checked.nonce != account.nonce:
         return None
-    return _dry_run(state, checked)
+    return _dry_run(state, checked, runtime)
 
 
-def _dry_run(state: StateReader, checked: CheckedTransaction) -> types_pb2.Receipt:
+def _dry_run(state: StateReader, checked: CheckedTransaction, runtime: Runtime) -> types_pb2.Receipt:
     """Apply the transaction alone to a throw-away layer over `state`; refuse it when its call fails there.
 
     Only at the account's next nonce: a queued later transaction may depend on what
@@ -281,30 +287,32 @@ def _dry_run(state: StateReader, checked: CheckedTransaction) -> types_pb2.Recei
     at the next height, where a block would apply it, so its events (release heights,
     deadlines) are those the block will give; other modules' block hooks do not run.
     """
-    receipt = apply_alone(state, checked)
+    receipt = apply_alone(state, checked, runtime=runtime)
     if not receipt.success:
         raise CallWouldFail(f"{receipt.error_module}.{receipt.error_name}: {receipt.error_message}")
     return receipt
 
 
-def apply_alone(state: StateReader, checked: CheckedTransaction) -> types_pb2.Receipt:
+def apply_alone(state: StateReader, checked: CheckedTransaction, *, runtime: Runtime = RUNTIME) -> types_pb2.Receipt:
     """The transaction's receipt when applied alone at the next height on a throw-away layer over `state`; no
     block hook runs (the pool's dry run, and SimulateTransaction after the stateful checks)."""
     scratch = Overlay(state)
     system.enter_next_block(scratch)
-    return apply_transaction(scratch, checked)
+    return apply_transaction(scratch, checked, runtime=runtime)
 
 
-def call_cost(state: StateReader, body: types_pb2.TransactionBody) -> int:
+def call_cost(state: StateReader, body: types_pb2.TransactionBody, *, runtime: Runtime = RUNTIME) -> int:
     """What the body's call spends from the sender beside the fee, under the rules in `state`."""
     name = body.WhichOneof("call")
-    return RUNTIME.calls[name].cost(state, getattr(body, name))
+    return runtime.calls[name].cost(state, getattr(body, name))
 
 
 # --- applying -------------------------------------------------------------------
 
 
-def apply_transaction(block_state: Overlay, checked: CheckedTransaction) -> types_pb2.Receipt:
+def apply_transaction(
+    block_state: Overlay, checked: CheckedTransaction, *, runtime: Runtime = RUNTIME
+) -> types_pb2.Receipt:
     """Charge the fee and bump the nonce, then dispatch the call; a failed call keeps the fee.
 
     The caller has validated the transaction against `block_state` (nonce equal,
@@ -317,7 +325,7 @@ def apply_transaction(block_state: Overlay, checked: CheckedTransaction) -> type
     name = checked.body.WhichOneof("call")
     try:
         context = CallContext(checked.sender, checked.nonce, checked.hash)
-        RUNTIME.calls[name].handler(call_state, context, getattr(checked.body, name))
+        runtime.calls[name].handler(call_state, context, getattr(checked.body, name))
     except DispatchError as error:
         call_state.discard()
         receipt.success = False
@@ -338,19 +346,21 @@ class BlockExecution:
     refuses; an importer uses `apply_block`, which refuses the whole block instead.
     """
 
-    def __init__(self, state: StateReader, block: BlockContext, rules: TransactionRules | None = None):
+    def __init__(self, state: StateReader, block: BlockContext, rules: TransactionRules | None = None, *,
+                 runtime: Runtime = RUNTIME):
         self.block = block
+        self.runtime = runtime
         self.rules = rules or transaction_rules(state)
         # The hooks' declared weight, from the parent state, is counted before any transaction; `weight` is
         # the block's declared weight so far (docs/protocol.md, "Block validity", the weight rule).
         self.max_weight = read_block_limits(state).max_block_weight
-        self.hooks_weight = hooks_weight(state, block)
+        self.hooks_weight = hooks_weight(state, block, runtime=runtime)
         self.weight = self.hooks_weight
         self.state = Overlay(state)
         self.receipts = types_pb2.BlockReceipts()
         self.fees = 0
         try:
-            for on_initialize in RUNTIME.hooks("on_initialize"):
+            for on_initialize in runtime.hooks("on_initialize"):
                 on_initialize(self.state, block)
         except DispatchError as error:
             raise InvalidBlock(str(error)) from None
@@ -362,14 +372,14 @@ class BlockExecution:
         Raises NoRoomInBlock when the transaction would take the block past max_block_weight (a
         builder asks BlockSpace first; apply_block makes it the block's InvalidBlock).
         """
-        weight = transaction_weight(checked.body, checked.size)
+        weight = transaction_weight(checked.body, checked.size, runtime=self.runtime)
         if self.weight + weight > self.max_weight:
             raise NoRoomInBlock(
                 f"it declares weight {weight}; with the block's {self.weight} so far (hooks {self.hooks_weight}) "
                 f"it passes the limit {self.max_weight}"
             )
-        validate_transaction(self.state, checked, self.rules, for_pool=False, weight=weight)
-        receipt = apply_transaction(self.state, checked)
+        validate_transaction(self.state, checked, self.rules, for_pool=False, weight=weight, runtime=self.runtime)
+        receipt = apply_transaction(self.state, checked, runtime=self.runtime)
         self.receipts.transactions.append(receipt)
         self.fees += checked.fee
         self.weight += weight
@@ -377,7 +387,7 @@ class BlockExecution:
 
     def finish(self) -> tuple[Overlay, types_pb2.BlockReceipts]:
         """Run the closing hooks; return the block's writes and receipts."""
-        for on_finalize in RUNTIME.hooks("on_finalize"):
+        for on_finalize in self.runtime.hooks("on_finalize"):
             on_finalize(self.state, self.block, self.fees)
         self.receipts.block_events.extend(self._initialize_events)
         self.receipts.block_events.extend(self.state.take_events())
@@ -389,13 +399,15 @@ def apply_block(
     block: BlockContext,
     transactions: Sequence[CheckedTransaction],
     rules: TransactionRules | None = None,
+    *,
+    runtime: Runtime = RUNTIME,
 ) -> tuple[Overlay, types_pb2.BlockReceipts]:
     """Apply a whole block to `state`; return its writes (an Overlay) and its receipts.
 
     Raises InvalidBlock when the header or any transaction breaks the rules; then
     nothing is written (the caller drops the overlay).
     """
-    execution = BlockExecution(state, block, rules)
+    execution = BlockExecution(state, block, rules, runtime=runtime)
     for index, checked in enumerate(transactions):
         try:
             execution.try_apply(checked)
@@ -410,6 +422,8 @@ def process_block(
     context: BlockContext,
     rules: TransactionRules | None = None,
     known: Callable[[bytes], CheckedTransaction | None] = lambda tx_hash: None,
+    *,
+    runtime: Runtime = RUNTIME,
 ) -> tuple[Overlay, types_pb2.BlockReceipts, list[CheckedTransaction]]:
     """Every block-validity rule the state can judge; the block's writes, receipts and checked transactions.
 
@@ -422,18 +436,18 @@ def process_block(
     """
     check_block_body(state, block)
     rules = rules or transaction_rules(state)
-    checked = [_checked(raw, index, rules, known) for index, raw in enumerate(block.transactions)]
-    check_block_weight(read_block_limits(state), hooks_weight(state, context),
-                       [transaction_weight(tx.body, tx.size) for tx in checked])
-    block_state, receipts = apply_block(state, context, checked, rules)
+    checked = [_checked(raw, index, rules, known, runtime) for index, raw in enumerate(block.transactions)]
+    check_block_weight(read_block_limits(state), hooks_weight(state, context, runtime=runtime),
+                       [transaction_weight(tx.body, tx.size, runtime=runtime) for tx in checked])
+    block_state, receipts = apply_block(state, context, checked, rules, runtime=runtime)
     return block_state, receipts, checked
 
 
-def _checked(raw: bytes, index: int, rules: TransactionRules, known) -> CheckedTransaction:
+def _checked(raw: bytes, index: int, rules: TransactionRules, known, runtime: Runtime) -> CheckedTransaction:
     cached = known(transaction_hash(raw))
     if cached is not None and cached.raw == raw:
         return cached
     try:
-        return check_transaction(raw, rules)
+        return check_transaction(raw, rules, runtime=runtime)
     except InvalidTransaction as error:
         raise InvalidBlock(f"transaction {index} is invalid: {error}") from None

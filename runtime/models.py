@@ -497,12 +497,10 @@ def query_models(state: IterableState, request: state_pb2.ModelListQuery) -> sta
     limit = request.limit or MAX_MODELS_PER_QUERY
     if limit > MAX_MODELS_PER_QUERY:
         raise InvalidQuery(f"limit is at most {MAX_MODELS_PER_QUERY}, got {limit}")
-    if request.after:
-        require_id(request.after, "after")
+    after = MODEL_PREFIX + require_id(request.after, "after") if request.after else None
+    # The walk starts after the page token and stops one record past the page (that one only says `more`).
     page = state_pb2.ModelList()
-    for key, value in state.iter_prefix(MODEL_PREFIX):
-        if key[len(MODEL_PREFIX):] <= request.after:
-            continue
+    for _, value in state.iter_prefix(MODEL_PREFIX, after):
         if len(page.models) == limit:
             page.more = True
             break

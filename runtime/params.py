@@ -92,31 +92,66 @@ def _field_value(descriptor: FieldDescriptor, value: Any, where: str):
 def parse_integer(value: Any, where: str, limit: int = U64_MAX, unit: str = "") -> int:
     """An integer in [0, limit] from JSON: a string of ASCII digits (64-bit values) or a plain number.
 
-    The one parser of integers that a person writes for the runtime (genesis parameters, stakes,
-    balances); raises ParamsInvalid (a ValueError) naming `where` and, past the limit, the limit
-    (in `unit`, e.g. "base units"). A long number is described by its length, never cut: a cut
-    one reads as a smaller valid value.
+    The genesis reading of `whole_number` (genesis parameters, stakes, balances): no sign, no
+    separators. Raises ParamsInvalid (a ValueError) naming `where` and, past the limit, the limit
+    (in `unit`, e.g. "base units").
     """
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise ParamsInvalid(f"{where} must be an integer written as a string")
-    if isinstance(value, str):
-        if not (value.isascii() and value.isdigit()):
-            shown = repr(value) if len(value) <= 24 else f"{value[:24]!r}… ({len(value)} characters)"
-            raise ParamsInvalid(f"{where} must be an integer written as a string of digits, got {shown}")
-        significant = value.lstrip("0")
-        if len(significant) > len(str(limit)):  # refused before int() reads thousands of digits
-            raise ParamsInvalid(_over_limit(where, limit, unit, f"a {len(significant)}-digit number"))
-        number = int(value)
-    elif isinstance(value, int):
-        number = value
-    else:
-        raise ParamsInvalid(f"{where} must be an integer written as a string")
-    if number < 0:
-        raise ParamsInvalid(f"{where} must be in [0, {_bound(limit)}), got {number}")
-    if number > limit:
-        digits = len(str(number))
-        raise ParamsInvalid(_over_limit(where, limit, unit, str(number) if digits <= 24 else f"a {digits}-digit number"))
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        shown = repr(value) if len(value) <= 24 else f"{value[:24]!r}… ({len(value)} characters)"
+        raise ParamsInvalid(f"{where} must be an integer written as a string of digits, got {shown}")
+    try:
+        return whole_number(str(value), 0, limit)
+    except IntegerOutOfRange as error:
+        if error.below:
+            raise ParamsInvalid(f"{where} must be in [0, {_bound(limit)}), got {error.shown}") from None
+        raise ParamsInvalid(_over_limit(where, limit, unit, error.shown)) from None
+
+
+class NotAnInteger(ValueError):
+    """The text is not a whole number in decimal digits."""
+
+
+class IntegerOutOfRange(ValueError):
+    """A whole number outside the range asked for: `shown` says it (never cut), `below` whether it is under it."""
+
+    def __init__(self, shown: str, below: bool):
+        super().__init__(shown)
+        self.shown = shown
+        self.below = below
+
+
+# Out of range, a number is quoted whole up to this many digits, past it by its length.
+SHOWN_DIGITS = 24
+
+
+def whole_number(text: str, low: int, high: int) -> int:
+    """A whole number in [low, high] from ASCII decimal digits with an optional sign: the one rule for an integer a
+    person writes (genesis JSON through parse_integer, command-line options through chain/cli/fields.py).
+
+    Raises NotAnInteger, or IntegerOutOfRange. A number longer than the range allows is refused by its length
+    before int() reads thousands of digits, and a long number is described by its length, never cut: a cut one
+    reads as a smaller valid value.
+    """
+    sign = text[:1] if text[:1] in ("-", "+") else ""
+    digits = text[len(sign):]
+    if not (digits.isascii() and digits.isdigit()):
+        raise NotAnInteger(text)
+    significant = digits.lstrip("0")
+    negative = sign == "-" and bool(significant)
+    if len(significant) > max(len(str(abs(low))), len(str(abs(high)))):
+        raise IntegerOutOfRange(_shown_number(significant, negative), below=negative)
+    number = int(text)
+    if not low <= number <= high:
+        raise IntegerOutOfRange(_shown_number(significant, negative), below=number < low)
     return number
+
+
+def _shown_number(significant: str, negative: bool) -> str:
+    if len(significant) > SHOWN_DIGITS:
+        return f"a {len(significant)}-digit number"
+    return ("-" if negative else "") + (significant or "0")
 
 
 def _bound(limit: int) -> str:

@@ -25,8 +25,12 @@ class StateReader(Protocol):
 class IterableState(StateReader, Protocol):
     """Committed state that can also be walked by key prefix (genesis export, diagnostics)."""
 
-    def iter_prefix(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
-        """Stored (key, value) pairs under a prefix, sorted by key."""
+    def iter_prefix(self, prefix: bytes = b"", after: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """Stored (key, value) pairs under a prefix, sorted by key; with `after`, only keys above it.
+
+        `after` continues a walk from the last key seen (a page token): the walk starts there instead of
+        reading and skipping every key before it.
+        """
         ...
 
 
@@ -39,8 +43,8 @@ class MemoryState:
     def get(self, key: bytes) -> bytes | None:
         return self.items.get(key)
 
-    def iter_prefix(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
-        for key in sorted(key for key in self.items if key.startswith(prefix)):
+    def iter_prefix(self, prefix: bytes = b"", after: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        for key in sorted(key for key in self.items if key.startswith(prefix) and (after is None or key > after)):
             yield key, self.items[key]
 
     def apply(self, changes: Mapping[bytes, bytes | None]) -> None:

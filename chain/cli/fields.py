@@ -40,6 +40,7 @@ from chain.ss58 import encode_address
 from chain.text import quote_input, quote_number
 from runtime.arithmetic import U32_MAX, U64_MAX
 from runtime.module import ACCOUNT, AMOUNT, BOOLEAN, BYTES, HASH, INTEGER, TEXT
+from runtime.params import IntegerOutOfRange, NotAnInteger, whole_number
 
 # Kinds for fields whose module declares none, from the wire type.
 HEX = BYTES
@@ -281,20 +282,15 @@ def parse_account(text: str, where: str) -> bytes:
 def parse_integer(text: str, where: str, low: int, high: int) -> int:
     """A whole number in [low, high], ASCII digits with an optional sign and `_` separators.
 
-    Out of range, the message names the range and says the number (by its length when long, never
-    cut: a cut number reads as a smaller valid one).
+    The runtime's rule (runtime/params.py whole_number) after the command line's separators are dropped;
+    out of range, the message names the range and says the number (by its length when long, never cut).
     """
-    cleaned = text.strip().replace("_", "")
-    digits = cleaned[1:] if cleaned[:1] in ("-", "+") else cleaned
-    if not (digits.isascii() and digits.isdigit()):
-        raise CliError(f"{where} must be a whole number, got {quote_number(text)}", EXIT_USAGE)
-    significant = digits.lstrip("0")
-    if len(significant) > max(len(str(low)), len(str(high))):  # out of range; not read by int() at any length
-        raise CliError(f"{where} must be from {low} to {high}, got {quote_number(cleaned, 24)}", EXIT_USAGE)
-    value = int(cleaned)
-    if not low <= value <= high:
-        raise CliError(f"{where} must be from {low} to {high}, got {value}", EXIT_USAGE)
-    return value
+    try:
+        return whole_number(text.strip().replace("_", ""), low, high)
+    except NotAnInteger:
+        raise CliError(f"{where} must be a whole number, got {quote_number(text)}", EXIT_USAGE) from None
+    except IntegerOutOfRange as error:
+        raise CliError(f"{where} must be from {low} to {high}, got {error.shown}", EXIT_USAGE) from None
 
 
 def parse_amount_value(text: str, where: str, token: Callable[[], Token], maximum: int) -> int:

@@ -3,8 +3,10 @@
 `infer` prints the text as it is generated, then one usage line on stderr; with `--output json`
 it prints only the result document at the end (the file `verify` reads). `verify` judges by the
 thresholds the chain registered for the result's model (`--node`, read with a state proof checked
-against a block header); a local thresholds file judges only when named (`--thresholds FILE`), and
-the output says which thresholds were used.
+against a block header, and with `--light GENESIS.json` that header's commit checked by the light
+client against the validator set followed from that trusted genesis); a local thresholds file judges
+only when named (`--thresholds FILE`), and the output says which thresholds were used and whether the
+header's commit was verified.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from chain.cli.errors import (
     EXIT_NOT_SETTLED,
     EXIT_OK,
     EXIT_REFUSED,
+    EXIT_UNTRUSTED,
     EXIT_USAGE,
     CliError,
 )
@@ -38,7 +41,11 @@ from chain.cli.model import (
 )
 from chain.cli.output import add_output_argument, print_fields, print_json, u64
 from chain.text import quote_input, quote_number
+from chain.client.light import LightClient, LightClientError, VerifiedHeader
+from chain.client.results import Block
 from chain.client.verification import model_info_key, proven_model_info
+from chain.genesis import Genesis, GenesisError, load_genesis
+from proto import types_pb2
 from inference.engine import EngineConfig, engine_version
 from inference.errors import InferenceError, InvalidResult, InvalidThresholds
 from inference.gguf_header import read_header
@@ -94,6 +101,10 @@ def register(subparsers) -> None:
     source.add_argument("--thresholds", metavar="FILE", type=Path,
                         help="judge by a local thresholds file instead of the chain's (one model's document, "
                              "or a by-model-id file such as inference/data/thresholds.json)")
+    judging.add_argument("--light", metavar="GENESIS.json",
+                         help="with --node: also verify that the block whose state root holds the thresholds was "
+                              "signed by more than 2/3 of the validator set followed from this trusted genesis "
+                              "file (docs/protocol.md, \"Light client\") (default: trust the node's header)")
     _add_engine_arguments(judging)
     _add_store_argument(judging)
     add_output_argument(judging)
@@ -235,6 +246,8 @@ def verify_command(args: argparse.Namespace) -> int:
     """Judge a result: exit 0 valid, 1 invalid, the cause's code when no verdict can be given."""
     if args.node is None and args.thresholds is None:
         raise CliError(NO_THRESHOLDS, EXIT_USAGE)
+    if args.light is not None and args.node is None:
+        raise CliError("--light verifies the header of the node's thresholds: it needs --node HOST:PORT", EXIT_USAGE)
     target = node_target(args.node) if args.node is not None else None
     try:
         result = read_result(args.result)
@@ -260,14 +273,50 @@ def verify_command(args: argparse.Namespace) -> int:
 
 
 def chain_thresholds(args: argparse.Namespace, model_hex: str) -> ThresholdSource:
-    """The thresholds the chain registered for a model, proven against the state root of a block header."""
-    model_id = bytes.fromhex(model_hex)
+    """The thresholds the chain registered for a model, proven against the state root of a block header
+    (with --light, a header whose commit the light client verified)."""
+    light = getattr(args, "light", None)
+    genesis = trusted_genesis(light) if light else None
     with node_client(args) as client:
-        value = client.state_proof(model_info_key(model_id))
-        block = client.block(hash=value.block_hash)
+        return registered_model_thresholds(client, bytes.fromhex(model_hex), args.node, genesis)
+
+
+def trusted_genesis(path: str) -> Genesis:
+    """The genesis file --light names; one-line bad input otherwise."""
+    try:
+        return load_genesis(path)
+    except GenesisError as error:
+        raise CliError(f"--light: {error}", EXIT_BAD_INPUT) from None
+
+
+def registered_model_thresholds(client, model_id: bytes, node: str, genesis: Genesis | None) -> ThresholdSource:
+    """The model's registered thresholds read from `client` with a state proof against a block header; with a
+    trusted `genesis`, that header's commit verified by the light client (a header its validators did not sign
+    is refused, EXIT_UNTRUSTED). Client errors are the caller's to map."""
+    value = client.state_proof(model_info_key(model_id))
+    block = client.block(hash=value.block_hash)
     with cli_errors():
         model = proven_model_info(model_id, value, block)
-    where = f"at height {block.height} (block {block.hash.hex()[:16]}...) from {args.node}"
+    commit = finalized_header(client, genesis, block) if genesis is not None else None
+    return _threshold_source(model_id.hex(), model, block, node, commit)
+
+
+def finalized_header(client, genesis: Genesis, block: Block) -> VerifiedHeader:
+    """The light client's verdict on `block`: signed by more than 2/3 of its validator set, followed from `genesis`."""
+    try:
+        header = LightClient(client, genesis).verified_header(block.height)
+    except LightClientError as error:
+        raise CliError(f"the node's thresholds are not backed by the chain's validators: {error}",
+                       EXIT_UNTRUSTED) from None
+    if header.hash != block.hash:
+        raise CliError(f"the node proved the thresholds under block {block.hash.hex()} at height {block.height}, "
+                       f"but the block its validators signed there is {header.hash.hex()}", EXIT_UNTRUSTED)
+    return header
+
+
+def _threshold_source(model_hex: str, model: types_pb2.ModelInfo | None, block: Block, node: str,
+                      commit: VerifiedHeader | None) -> ThresholdSource:
+    where = f"at height {block.height} (block {block.hash.hex()[:16]}...) from {node}"
     if model is None:
         raise CliError(f"model {model_hex} is not registered on the chain {where}: the chain has no "
                        "thresholds for it (`inferchain query models` lists the registered ones)", EXIT_REFUSED)
@@ -276,11 +325,18 @@ def chain_thresholds(args: argparse.Namespace, model_hex: str) -> ThresholdSourc
     except InvalidThresholds as error:
         # The chain's own data, not the user's input: no verdict can be given (as without thresholds).
         raise CliError(f"{error} (read {where})", EXIT_ENGINE) from None
+    document = {"source": "chain", "node": node, "height": u64(block.height), "block_hash": block.hash.hex(),
+                "model_name": model.name, "engine": thresholds.engine, "commit_verified": commit is not None}
+    if commit is None:
+        checked = "its header not checked against the validator set (--light GENESIS.json checks it)"
+    else:
+        checked = (f"its commit verified: {commit.signed_power} of {commit.total_power} voting power signed it, "
+                   "validator set followed from the trusted genesis")
+        document.update(signed_power=u64(commit.signed_power), total_power=u64(commit.total_power))
     return ThresholdSource(
         thresholds,
-        f"registered on the chain (ModelInfo of {model.name}) {where}, calibrated on {thresholds.engine}",
-        {"source": "chain", "node": args.node, "height": u64(block.height), "block_hash": block.hash.hex(),
-         "model_name": model.name, "engine": thresholds.engine},
+        f"registered on the chain (ModelInfo of {model.name}) {where}, calibrated on {thresholds.engine}; {checked}",
+        document,
     )
 
 

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import plyvel
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chain.genesis import dev_genesis_document, parse_genesis
 from chain.storage import BlockWrite, ChainStore, ReportedHead, StoreError, StoreWriteError
 from chain.state.proof import verify_proof
-from proto import types_pb2
-from runtime import system
+from proto import state_pb2, types_pb2
+from runtime import models, system
 from runtime.hashing import blake2b_256
 from tests.nodes import fill_filesystem
 
@@ -311,3 +313,56 @@ def test_a_directory_written_by_an_older_store_format_is_refused_with_what_to_do
     db.close()
     with pytest.raises(StoreError, match="another version of inferchain .*store format inferchain-store/1.*remove the directory"):
         ChainStore(tmp_path / "db")
+
+
+# --- walks that start after a key (a page token) ---------------------------------------------------
+
+_KEYS = st.binary(min_size=1, max_size=6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(keys=st.sets(_KEYS, max_size=30), prefix=st.binary(max_size=3), after=st.none() | st.binary(max_size=6))
+def test_a_walk_after_a_key_matches_a_sorted_dict(tmp_path_factory, keys, prefix, after):
+    store = ChainStore(tmp_path_factory.mktemp("after") / "db")
+    try:
+        state = {key: key[::-1] for key in keys}
+        store.initialize("walk", bytes(32), 1, state)
+        expected = [(key, state[key]) for key in sorted(keys)
+                    if key.startswith(prefix) and (after is None or key > after)]
+        assert list(store.state.iter_prefix(prefix, after)) == expected
+    finally:
+        store.close()
+
+
+class _CountingView:
+    """The store's state view, counting the records its prefix walks read from LevelDB."""
+
+    def __init__(self, view):
+        self.view, self.read = view, 0
+
+    def get(self, key):
+        return self.view.get(key)
+
+    def iter_prefix(self, prefix=b"", after=None):
+        for item in self.view.iter_prefix(prefix, after):
+            self.read += 1
+            yield item
+
+
+def test_a_page_of_models_from_leveldb_reads_only_the_page(tmp_path):
+    genesis = parse_genesis(dev_genesis_document())
+    state = genesis.state()
+    [template] = [types_pb2.ModelInfo.FromString(value) for key, value in state.items()
+                  if key.startswith(models.MODEL_PREFIX)]
+    ids = sorted([template.id, *(bytes([index]) * 32 for index in range(1, 31))])
+    for model_id in ids:
+        template.id = model_id
+        state[models.MODEL_PREFIX + model_id] = template.SerializeToString(deterministic=True)
+    store = ChainStore(tmp_path / "db")
+    store.initialize(genesis.chain_id, genesis.hash, genesis.initial_height, state)
+    try:
+        view = _CountingView(store.state)
+        page = models.query_models(view, state_pb2.ModelListQuery(after=ids[19], limit=4))
+        assert [model.id for model in page.models] == ids[20:24] and page.more and view.read == 5
+    finally:
+        store.close()

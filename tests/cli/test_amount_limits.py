@@ -22,7 +22,9 @@ from chain.cli.output import DEFAULT_TOKEN_DECIMALS, Token, parse_amount
 from chain.genesis import GenesisError, dev_genesis_document, load_genesis, parse_genesis
 from chain.text import quote_input, quote_number
 from runtime import balances, staking, system
-from runtime.arithmetic import U64_MAX
+from runtime.arithmetic import U32_MAX, U64_MAX
+from runtime.params import ParamsInvalid
+from runtime.params import parse_integer as genesis_integer
 from tests.commands import ROOT, inferchain, one_line_error
 from tests.nodes import free_port
 
@@ -163,6 +165,27 @@ def test_a_cli_integer_past_its_range_names_the_range_and_never_a_cut_number(num
     assert message.startswith(f"--nonce must be from 0 to {LIMIT}, got "), message
     assert _says_the_number_whole_or_by_its_length(message, number), message
     assert not _cut_prefix_quoted(message, number), message
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.one_of(st.integers(-(10**30), 10**30).map(str), st.text("0123456789", max_size=30),
+                      st.text("0123456789+-_ x٣", max_size=12)),
+       limit=st.sampled_from([1, 100, U32_MAX, U64_MAX]))
+def test_the_cli_and_genesis_read_an_integer_by_one_rule(text, limit):
+    """A number both accept (digits only) gets the same value from both; refused, both describe it alike."""
+    try:
+        by_genesis = genesis_integer(text, "field", limit)
+    except ParamsInvalid as error:
+        by_genesis = error
+    try:
+        by_cli = parse_integer(text, "--field", 0, limit)
+    except CliError as error:
+        by_cli = error
+    if isinstance(by_genesis, int):
+        assert by_cli == by_genesis
+    elif text.isascii() and text.isdigit():  # the text is digits: only the range can refuse it, in both
+        assert isinstance(by_cli, CliError)
+        assert str(by_genesis).rsplit(", got ", 1)[1] == str(by_cli).rsplit(", got ", 1)[1]
 
 
 @settings(max_examples=80, deadline=None)

@@ -2,8 +2,9 @@
 
 Everything it adds is here: its protobuf messages (built with protobuf's descriptor API, so no .proto
 file and no generated code), params with genesis defaults, one call whose fields cover every field
-kind (runtime/module.py), one event, one query, and its ModuleSpec. tests/runtime/test_module_joins.py
-registers it beside the real modules and shows the edges serve it with no other file edited.
+kind (runtime/module.py), two events, one query, block hooks with their declared weight, and its
+ModuleSpec. tests/runtime/test_module_joins.py registers it beside the real modules and shows the
+edges and the executive serve it with no other file edited.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from runtime.module import (
     check_section_keys,
 )
 from runtime.params import encode_params, params_from_json, params_to_json
-from runtime.primitives import CallContext, DispatchError, make_event
+from runtime.primitives import BlockContext, CallContext, DispatchError, make_event
 from runtime.state import IterableState, Overlay, StateReader
 
 MODULE = "notes"
@@ -67,7 +68,9 @@ def _file() -> descriptor_pb2.FileDescriptorProto:
     return file
 
 
-_POOL = descriptor_pool.DescriptorPool()
+# The default pool, where proto/'s messages are: a TransactionBody carrying this module's call beside the
+# real ones (tests/runtime/test_module_joins.py) refers to messages of both.
+_POOL = descriptor_pool.Default()
 _POOL.Add(_file())
 PostNote = GetMessageClass(_POOL.FindMessageTypeByName(f"{_PACKAGE}.PostNote"))
 NotesParamsMessage = GetMessageClass(_POOL.FindMessageTypeByName(f"{_PACKAGE}.NotesParams"))
@@ -92,6 +95,9 @@ PARAMS = ParamsSpec(Params, NotesParamsMessage, PARAMS_KEY)
 # --- storage keys -----------------------------------------------------------------------------------
 
 NOTE_PREFIX = b"notes/note/"
+# Notes posted in the block being applied: opened by on_initialize, closed by on_finalize (never kept
+# between blocks).
+IN_BLOCK_KEY = b"notes/in_block"
 
 
 def note_key(author: bytes) -> bytes:
@@ -117,6 +123,8 @@ class NoteTooLong(NotesError):
 EVENTS = (
     EventSpec("NotePosted", "An account posted a note.",
               {"author": ACCOUNT, "to": ACCOUNT, "tip": AMOUNT, "topic": HASH, "count": INTEGER}),
+    EventSpec("NotesInBlock", "The block closed with this many notes posted in it.",
+              {"height": INTEGER, "count": INTEGER}),
 )
 
 # --- calls ------------------------------------------------------------------------------------------
@@ -141,6 +149,7 @@ def post_note(state: Overlay, context: CallContext, call) -> None:
     record.count += 1
     record.last.CopyFrom(call)
     state.set(note_key(origin), record.SerializeToString(deterministic=True))
+    state.set(IN_BLOCK_KEY, _count_bytes(_in_block(state) + 1))
     state.deposit_event(make_event(MODULE, "NotePosted", author=origin.hex(), to=call.to.hex(), tip=call.tip,
                                    topic=call.topic.hex(), count=record.count))
 
@@ -151,6 +160,37 @@ CALLS = (
              fields={"to": ACCOUNT, "tip": AMOUNT, "priority": INTEGER, "topic": HASH, "text": TEXT,
                      "payload": BYTES, "pinned": BOOLEAN, "labels": TEXT, "title": TEXT, "refs": HASH}),
 )
+
+# --- hooks ------------------------------------------------------------------------------------------
+
+# Each hook reads or writes one record.
+HOOKS_WEIGHT = 2_000
+
+
+def open_block(state: Overlay, block: BlockContext) -> None:
+    """on_initialize: no note posted in this block yet."""
+    state.set(IN_BLOCK_KEY, _count_bytes(0))
+
+
+def close_block(state: Overlay, block: BlockContext, fees: int) -> None:
+    """on_finalize: say how many notes the block carried; nothing is kept for the next block."""
+    count = _in_block(state)
+    state.delete(IN_BLOCK_KEY)
+    if count:
+        state.deposit_event(make_event(MODULE, "NotesInBlock", height=block.height, count=count))
+
+
+def hooks_weight(state: StateReader, block: BlockContext) -> int:
+    return HOOKS_WEIGHT
+
+
+def _in_block(state: StateReader) -> int:
+    raw = state.get(IN_BLOCK_KEY)
+    return 0 if raw is None else int.from_bytes(raw, "big")
+
+
+def _count_bytes(count: int) -> bytes:
+    return count.to_bytes(8, "big")
 
 # --- queries ----------------------------------------------------------------------------------------
 
@@ -203,4 +243,7 @@ SPEC = ModuleSpec(
     events=EVENTS,
     errors=(InvalidNote, NoteTooLong),
     queries=QUERIES,
+    on_initialize=open_block,
+    on_finalize=close_block,
+    hooks_weight=hooks_weight,
 )

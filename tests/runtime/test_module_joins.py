@@ -1,15 +1,17 @@
 """A module joins the runtime in one place: a test-only module served by every edge built from the registry.
 
 tests/runtime/notes_module.py declares a module (messages from protobuf's descriptor API, params
-with genesis defaults, one call covering every field kind, one event, one query). Registered beside
-the real modules in a test-only Runtime, and with no other file edited, its genesis section is
+with genesis defaults, one call covering every field kind, events, one query, block hooks). Registered
+beside the real modules in a test-only Runtime, and with no other file edited, its genesis section is
 parsed with defaults, its call is found, checked and handled through the registry, fuzzed from its
-declaration, built by the generic `tx` command, its events are shown by kind, and its query is
-served by the node's generic Query RPC and the generic `query MODULE QUERY` command.
+declaration, built by the generic `tx` command, its events are shown by kind, its query is served by
+the node's generic Query RPC and the generic `query MODULE QUERY` command, and a block carrying its
+call is checked and applied, hooks included, by the real executive (runtime/executive.py) given that
+Runtime.
 
-What still needs the global RUNTIME (and so a real module's edit of proto/types.proto): the
-executive dispatches by `TransactionBody`'s `call` oneof and runtime/genesis.py builds every module of
-RUNTIME; docs/runtime.md, "Adding a module", lists them.
+The one edit a real module makes outside its own files is its call's field in proto/types.proto's
+`TransactionBody` (here `body_carrying` adds it with the descriptor API); runtime/genesis.py still
+builds the modules of the global RUNTIME (docs/runtime.md, "Adding a module").
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.protobuf import descriptor_pb2, descriptor_pool
+from google.protobuf.message import Message
+from google.protobuf.message_factory import GetMessageClass
 from hypothesis import HealthCheck, given, settings
 
 from chain.cli import query as query_cli
@@ -39,16 +44,49 @@ from chain.node.core import NodeCore
 from chain.node.queries import QueryApi
 from chain.ss58 import encode_address
 from chain.storage import ChainStore
-from proto import query_pb2, query_pb2_grpc
-from runtime.module import GenesisContext, GenesisInvalid
+from proto import query_pb2, query_pb2_grpc, types_pb2
+from runtime import system
+from runtime.block import InvalidBlock
+from runtime.executive import (
+    TRANSACTION_SIGNING_CONTEXT,
+    check_transaction,
+    hooks_weight,
+    process_block,
+    transaction_rules,
+    validate_transaction,
+)
+from runtime.module import CallSpec, GenesisContext, GenesisInvalid
 from runtime.params import ParamsInvalid
-from runtime.primitives import CallContext, DispatchError
+from runtime.primitives import BlockContext, CallContext, DispatchError
 from runtime.registry import RUNTIME, Runtime
 from runtime.state import MemoryState, Overlay
 from tests.property.registry_calls import call_strategies, call_strategy
 from tests.runtime import notes_module as notes
 
-TEST_RUNTIME = Runtime(modules=RUNTIME.modules + (notes.SPEC,))
+# Past the real calls' numbers (proto/types.proto): a field a real module would add there.
+FIRST_TEST_CALL_FIELD = 1000
+
+
+def body_carrying(base: type[Message], calls: tuple[CallSpec, ...]) -> type[Message]:
+    """`base` (a TransactionBody) with one more field per call in its `call` oneof, named as the call and of its
+    message type: the edit a real module makes to proto/types.proto."""
+    file = descriptor_pb2.FileDescriptorProto(name="tests/runtime/notes_body.proto", package="inferchain.test.body",
+                                              syntax="proto3")
+    files = {base.DESCRIPTOR.file.name, *(call.message.DESCRIPTOR.file.name for call in calls)}
+    file.dependency.extend(sorted(files))
+    body = file.message_type.add()
+    base.DESCRIPTOR.CopyToProto(body)
+    [oneof] = [index for index, oneof in enumerate(body.oneof_decl) if oneof.name == "call"]
+    for number, call in enumerate(calls, start=FIRST_TEST_CALL_FIELD):
+        body.field.add(name=call.name, number=number, type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE,
+                       type_name=f".{call.message.DESCRIPTOR.full_name}", oneof_index=oneof)
+    pool = descriptor_pool.Default()
+    pool.Add(file)
+    return GetMessageClass(pool.FindMessageTypeByName(f"{file.package}.{body.name}"))
+
+
+NOTES_BODY = body_carrying(types_pb2.TransactionBody, notes.SPEC.calls)
+TEST_RUNTIME = Runtime(modules=RUNTIME.modules + (notes.SPEC,), transaction_body=NOTES_BODY)
 GENESIS = parse_genesis(dev_genesis_document())
 CONTEXT = GenesisContext(GENESIS.chain_id, GENESIS.hash, GENESIS.genesis_time_ms, 1, bytes.fromhex)
 ALICE, BOB = dev_keypair("alice"), dev_keypair("bob")
@@ -120,6 +158,77 @@ def test_the_real_runtime_does_not_know_the_call():
 
     with pytest.raises(ClientError, match="not a transaction call"):
         checked_call(notes.PostNote(to=BOB.public_key))
+
+
+# --- a block through the real executive -------------------------------------------------------------
+
+NOTE_FEE = 10**8  # above the dev chain's fee for a note transaction of a few hundred bytes
+
+
+def note_transaction(call, nonce: int = 0, signer=ALICE, body: type[Message] = NOTES_BODY) -> bytes:
+    """A signed transaction carrying a notes call in the test runtime's TransactionBody."""
+    raw_body = body(chain_id=GENESIS.chain_id, genesis_hash=GENESIS.hash, sender=signer.public_key, nonce=nonce,
+                    fee=NOTE_FEE, post_note=call).SerializeToString(deterministic=True)
+    transaction = types_pb2.Transaction(body=raw_body, signature=signer.sign(TRANSACTION_SIGNING_CONTEXT + raw_body))
+    return transaction.SerializeToString(deterministic=True)
+
+
+def next_block(state) -> BlockContext:
+    chain = system.read_chain(state)
+    return BlockContext(chain.height + 1, chain.time_ms + 1000, ALICE.public_key)
+
+
+def test_a_block_with_a_notes_call_runs_its_call_and_hooks_through_the_executive():
+    state = MemoryState(notes_state())
+    context = next_block(state)
+    block = types_pb2.Block(transactions=[
+        note_transaction(notes.PostNote(to=BOB.public_key, tip=3, text="in a block"), nonce=0),
+        note_transaction(notes.PostNote(to=BOB.public_key, text="x" * 281), nonce=1),
+    ])
+    writes, receipts, checked = process_block(state, block, context, runtime=TEST_RUNTIME)
+    posted, too_long = receipts.transactions
+    assert posted.success and [(event.module, event.name) for event in posted.events] == [("notes", "NotePosted")]
+    # A refused call keeps the fee and writes nothing, as any real call (the executive's rule, not the module's).
+    assert (too_long.success, too_long.error_module, too_long.error_name) == (False, "notes", "NoteTooLong")
+    assert too_long.fee_paid == NOTE_FEE
+    closing = [event for event in receipts.block_events if event.module == "notes"]
+    assert [(event.name, [(a.key, a.value) for a in event.attributes]) for event in closing] == [
+        ("NotesInBlock", [("height", str(context.height)), ("count", "1")])]
+    state.apply(writes.changes())
+    assert notes.read_note(state, ALICE.public_key).last.text == "in a block"
+    assert notes.read_note(state, ALICE.public_key).count == 2  # one from notes_state, one in the block
+    assert state.get(notes.IN_BLOCK_KEY) is None  # on_finalize closed what on_initialize opened
+    assert system.read_account(state, ALICE.public_key).nonce == 2
+
+
+def test_the_notes_hooks_are_counted_in_the_blocks_declared_weight():
+    state = MemoryState(notes_state())
+    context = next_block(state)
+    assert hooks_weight(state, context, runtime=TEST_RUNTIME) == hooks_weight(state, context) + notes.HOOKS_WEIGHT
+
+
+def test_the_pool_dry_runs_a_notes_call_with_the_runtime_it_is_given():
+    state = MemoryState(notes_state())
+    rules = transaction_rules(state)
+    checked = check_transaction(note_transaction(notes.PostNote(to=BOB.public_key, text="hi")), rules,
+                                runtime=TEST_RUNTIME)
+    receipt = validate_transaction(state, checked, rules, runtime=TEST_RUNTIME)
+    assert receipt.success and receipt.events[0].name == "NotePosted"
+
+
+def test_the_chains_runtime_refuses_a_block_with_a_call_it_does_not_carry():
+    state = MemoryState(notes_state())
+    block = types_pb2.Block(transactions=[note_transaction(notes.PostNote(to=BOB.public_key, text="hi"))])
+    with pytest.raises(InvalidBlock, match=f"transaction 0 is invalid: .*unknown field {FIRST_TEST_CALL_FIELD}"):
+        process_block(state, block, next_block(state))
+
+
+def test_a_runtime_whose_body_carries_a_call_as_another_message_is_refused():
+    from dataclasses import replace
+
+    wrong = replace(notes.SPEC, calls=(replace(notes.SPEC.calls[0], name="transfer"),))
+    with pytest.raises(ValueError, match="TransactionBody.transfer carries inferchain.types.Transfer"):
+        Runtime(modules=(system.SPEC, wrong))
 
 
 # --- fuzzed from its declaration -----------------------------------------------------------------

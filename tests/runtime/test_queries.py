@@ -9,6 +9,7 @@ from proto import state_pb2, types_pb2
 from runtime import jobs, models, staking
 from runtime.module import InvalidQuery
 from runtime.registry import RUNTIME
+from runtime.state import MemoryState
 from tests.runtime.helpers import ACCOUNTS, ENDOWMENT
 from tests.runtime.market import EXECUTORS, MODEL, MODEL_ID, POSTER, PRICES, STAKING, Market, commit_and_reveal, output
 
@@ -65,6 +66,43 @@ def test_models_pages_stop_at_the_limit_and_say_more_follow():
     assert [model.id for model in first.models] == [MODEL_ID] and first.more
     second = spec.handler(market.state, state_pb2.ModelListQuery(after=MODEL_ID, limit=1))
     assert [model.id for model in second.models] == [extra.id] and not second.more
+
+
+class CountingState:
+    """A state whose prefix walks count the records they read."""
+
+    def __init__(self, state: MemoryState):
+        self.state, self.read = state, 0
+
+    def get(self, key):
+        return self.state.get(key)
+
+    def iter_prefix(self, prefix=b"", after=None):
+        for item in self.state.iter_prefix(prefix, after):
+            self.read += 1
+            yield item
+
+
+def registered_models(count: int) -> tuple[MemoryState, list[bytes]]:
+    """The market's state with `count` more models registered; every model id in order."""
+    state = MemoryState(Market.create().state.items)
+    for index in range(count):
+        extra = types_pb2.ModelInfo()
+        extra.CopyFrom(MODEL)
+        extra.id = bytes([index + 1]) * 32
+        state.items[models.MODEL_PREFIX + extra.id] = extra.SerializeToString(deterministic=True)
+    return state, sorted(key[len(models.MODEL_PREFIX):] for key, _ in state.iter_prefix(models.MODEL_PREFIX))
+
+
+def test_a_page_of_models_reads_only_what_it_returns_and_one_record_to_say_more_follow():
+    state, ids = registered_models(20)
+    counting = CountingState(state)
+    page = models.query_models(counting, state_pb2.ModelListQuery(after=ids[9], limit=3))
+    assert [model.id for model in page.models] == ids[10:13] and page.more
+    assert counting.read == 4  # none of the ten before the token
+    counting.read = 0
+    last = models.query_models(counting, state_pb2.ModelListQuery(after=ids[-3], limit=5))
+    assert [model.id for model in last.models] == ids[-2:] and not last.more and counting.read == 2
 
 
 def test_staking_answers_offers_executors_ledgers_and_the_validator_set():
