@@ -385,7 +385,7 @@ class Assignment(_message.Message):
     def __init__(self, executor: _Optional[bytes] = ..., price_per_token: _Optional[int] = ..., status: _Optional[_Union[AssignmentStatus, str]] = ..., assigned_height: _Optional[int] = ..., deadline_height: _Optional[int] = ..., commitment: _Optional[bytes] = ..., reveal: _Optional[_Union[Reveal, _Mapping]] = ..., payment: _Optional[int] = ..., release_height: _Optional[int] = ..., released: _Optional[bool] = ..., verdict: _Optional[_Union[CandidateVerdict, str]] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "poster", "request", "status", "posted_height", "timeout_height", "escrow", "assignments", "output_digest", "final_height", "protocol_fee", "refunded", "reason", "storage_deposit", "pruned_height", "prompt_price_ppm", "draw_height", "queue_fee")
+    __slots__ = ("id", "poster", "request", "status", "posted_height", "timeout_height", "escrow", "assignments", "output_digest", "final_height", "protocol_fee", "refunded", "reason", "storage_deposit", "pruned_height", "prompt_price_ppm", "draw_height", "queue_fee", "probe")
     ID_FIELD_NUMBER: _ClassVar[int]
     POSTER_FIELD_NUMBER: _ClassVar[int]
     REQUEST_FIELD_NUMBER: _ClassVar[int]
@@ -404,6 +404,7 @@ class Job(_message.Message):
     PROMPT_PRICE_PPM_FIELD_NUMBER: _ClassVar[int]
     DRAW_HEIGHT_FIELD_NUMBER: _ClassVar[int]
     QUEUE_FEE_FIELD_NUMBER: _ClassVar[int]
+    PROBE_FIELD_NUMBER: _ClassVar[int]
     id: bytes
     poster: bytes
     request: _types_pb2.PostJob
@@ -422,7 +423,8 @@ class Job(_message.Message):
     prompt_price_ppm: int
     draw_height: int
     queue_fee: int
-    def __init__(self, id: _Optional[bytes] = ..., poster: _Optional[bytes] = ..., request: _Optional[_Union[_types_pb2.PostJob, _Mapping]] = ..., status: _Optional[_Union[JobStatus, str]] = ..., posted_height: _Optional[int] = ..., timeout_height: _Optional[int] = ..., escrow: _Optional[int] = ..., assignments: _Optional[_Iterable[_Union[Assignment, _Mapping]]] = ..., output_digest: _Optional[bytes] = ..., final_height: _Optional[int] = ..., protocol_fee: _Optional[int] = ..., refunded: _Optional[int] = ..., reason: _Optional[str] = ..., storage_deposit: _Optional[int] = ..., pruned_height: _Optional[int] = ..., prompt_price_ppm: _Optional[int] = ..., draw_height: _Optional[int] = ..., queue_fee: _Optional[int] = ...) -> None: ...
+    probe: bool
+    def __init__(self, id: _Optional[bytes] = ..., poster: _Optional[bytes] = ..., request: _Optional[_Union[_types_pb2.PostJob, _Mapping]] = ..., status: _Optional[_Union[JobStatus, str]] = ..., posted_height: _Optional[int] = ..., timeout_height: _Optional[int] = ..., escrow: _Optional[int] = ..., assignments: _Optional[_Iterable[_Union[Assignment, _Mapping]]] = ..., output_digest: _Optional[bytes] = ..., final_height: _Optional[int] = ..., protocol_fee: _Optional[int] = ..., refunded: _Optional[int] = ..., reason: _Optional[str] = ..., storage_deposit: _Optional[int] = ..., pruned_height: _Optional[int] = ..., prompt_price_ppm: _Optional[int] = ..., draw_height: _Optional[int] = ..., queue_fee: _Optional[int] = ..., probe: _Optional[bool] = ...) -> None: ...
 
 class NoArguments(_message.Message):
     __slots__ = ()
@@ -545,7 +547,7 @@ class DrawEntry(_message.Message):
     def __init__(self, account: _Optional[bytes] = ..., price_per_token: _Optional[int] = ..., capacity: _Optional[int] = ..., weight: _Optional[bytes] = ..., cumulative: _Optional[bytes] = ..., stake: _Optional[int] = ..., reputation: _Optional[int] = ...) -> None: ...
 
 class DisputesParams(_message.Message):
-    __slots__ = ("committee_size", "min_committee_size", "vote_commit_blocks", "vote_reveal_blocks", "audit_probability_ppm", "audit_delay_blocks", "min_challenge_bond", "challenge_loss_ppm", "slash_fraction_invalid_result_ppm", "slash_fraction_missed_result_ppm", "slash_fraction_missed_vote_ppm", "slash_fraction_contrary_vote_ppm", "slash_reward_ppm", "supermajority_ppm", "max_open_disputes", "conviction_budget_ppb", "collateral_ppm")
+    __slots__ = ("committee_size", "min_committee_size", "vote_commit_blocks", "vote_reveal_blocks", "audit_probability_ppm", "audit_delay_blocks", "min_challenge_bond", "challenge_loss_ppm", "slash_fraction_invalid_result_ppm", "slash_fraction_missed_result_ppm", "slash_fraction_missed_vote_ppm", "slash_fraction_contrary_vote_ppm", "slash_reward_ppm", "supermajority_ppm", "max_open_disputes", "conviction_budget_ppb", "collateral_ppm", "probe_fund_ppm", "probes_per_epoch", "probe_max_tokens")
     COMMITTEE_SIZE_FIELD_NUMBER: _ClassVar[int]
     MIN_COMMITTEE_SIZE_FIELD_NUMBER: _ClassVar[int]
     VOTE_COMMIT_BLOCKS_FIELD_NUMBER: _ClassVar[int]
@@ -563,6 +565,9 @@ class DisputesParams(_message.Message):
     MAX_OPEN_DISPUTES_FIELD_NUMBER: _ClassVar[int]
     CONVICTION_BUDGET_PPB_FIELD_NUMBER: _ClassVar[int]
     COLLATERAL_PPM_FIELD_NUMBER: _ClassVar[int]
+    PROBE_FUND_PPM_FIELD_NUMBER: _ClassVar[int]
+    PROBES_PER_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    PROBE_MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
     committee_size: int
     min_committee_size: int
     vote_commit_blocks: int
@@ -580,7 +585,10 @@ class DisputesParams(_message.Message):
     max_open_disputes: int
     conviction_budget_ppb: int
     collateral_ppm: int
-    def __init__(self, committee_size: _Optional[int] = ..., min_committee_size: _Optional[int] = ..., vote_commit_blocks: _Optional[int] = ..., vote_reveal_blocks: _Optional[int] = ..., audit_probability_ppm: _Optional[int] = ..., audit_delay_blocks: _Optional[int] = ..., min_challenge_bond: _Optional[int] = ..., challenge_loss_ppm: _Optional[int] = ..., slash_fraction_invalid_result_ppm: _Optional[int] = ..., slash_fraction_missed_result_ppm: _Optional[int] = ..., slash_fraction_missed_vote_ppm: _Optional[int] = ..., slash_fraction_contrary_vote_ppm: _Optional[int] = ..., slash_reward_ppm: _Optional[int] = ..., supermajority_ppm: _Optional[int] = ..., max_open_disputes: _Optional[int] = ..., conviction_budget_ppb: _Optional[int] = ..., collateral_ppm: _Optional[int] = ...) -> None: ...
+    probe_fund_ppm: int
+    probes_per_epoch: int
+    probe_max_tokens: int
+    def __init__(self, committee_size: _Optional[int] = ..., min_committee_size: _Optional[int] = ..., vote_commit_blocks: _Optional[int] = ..., vote_reveal_blocks: _Optional[int] = ..., audit_probability_ppm: _Optional[int] = ..., audit_delay_blocks: _Optional[int] = ..., min_challenge_bond: _Optional[int] = ..., challenge_loss_ppm: _Optional[int] = ..., slash_fraction_invalid_result_ppm: _Optional[int] = ..., slash_fraction_missed_result_ppm: _Optional[int] = ..., slash_fraction_missed_vote_ppm: _Optional[int] = ..., slash_fraction_contrary_vote_ppm: _Optional[int] = ..., slash_reward_ppm: _Optional[int] = ..., supermajority_ppm: _Optional[int] = ..., max_open_disputes: _Optional[int] = ..., conviction_budget_ppb: _Optional[int] = ..., collateral_ppm: _Optional[int] = ..., probe_fund_ppm: _Optional[int] = ..., probes_per_epoch: _Optional[int] = ..., probe_max_tokens: _Optional[int] = ...) -> None: ...
 
 class CommitteeMember(_message.Message):
     __slots__ = ("account", "stake", "commitment", "revealed", "votes")
