@@ -2,8 +2,10 @@
 
 It reads the account's offer from the chain, loads the models offered from the model store, then
 follows finalized blocks: each job assigned to the account is run (up to the offer's capacity at
-once), committed and revealed. A node whose validator key has an offer runs one by itself; run
-this command to serve an account from another machine (a GPU box) instead (`node --no-worker`).
+once), committed and revealed; when the account is drawn into a dispute's committee, the results judged
+are re-scored on the same engines and the votes committed and revealed. A node whose validator key has
+an offer runs one by itself; run this command to serve an account from another machine (a GPU box)
+instead (`node --no-worker`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from chain.text import quote_input
 from chain.worker.executor import EnginePool
 from chain.worker.follower import MarketReader
 from chain.worker.journal import Journal
+from chain.worker.juror import pool_rescorer
 from chain.worker.worker import Worker
 from inference.engine import EngineConfig, engine_version, gpu_offload_supported
 from inference.errors import InferenceError, ModelNotFound
@@ -96,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         data_dir = args.data_dir or (args.base_path or default_home()) / "worker"
         journal = Journal(data_dir / chain_id / address)
         with cli_errors():
-            Worker(target, keypair, pool.run, journal).run(stop)
+            Worker(target, keypair, pool.run, journal, rescore=pool_rescorer(pool)).run(stop)
     finally:
         pool.close()
     return 0

@@ -13,8 +13,9 @@ import dataclasses
 import logging
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Callable, Iterator, Mapping
 
 from inference.engine import Engine, EngineConfig
 from inference.errors import InferenceError
@@ -85,21 +86,28 @@ class EnginePool:
             self._idle.setdefault(model_id, []).append(engine)
         return engine
 
-    def run(self, job: InferenceJob, cancelled: Callable[[], bool]) -> InferenceResult:
-        """Generate the job's result on a free engine of its model (a Runner), once a slot is free."""
+    @contextmanager
+    def engine(self, model_id: str, cancelled: Callable[[], bool]) -> Iterator[Engine]:
+        """A free engine of the model, once a generation slot is free (in order with the jobs waiting for one);
+        JobCancelled when `cancelled` says so first. The engine returns to the pool at the end of the block."""
         if self._slots is not None:
             self._slots.acquire(cancelled)
         try:
             _stop_if(cancelled)
-            engine = self._acquire(job.model)
+            engine = self._acquire(model_id)
             try:
-                return engine.generate(job, on_token=lambda _token: _stop_if(cancelled))
+                yield engine
             finally:
                 with self._lock:
-                    self._idle[job.model].append(engine)
+                    self._idle[model_id].append(engine)
         finally:
             if self._slots is not None:
                 self._slots.release()
+
+    def run(self, job: InferenceJob, cancelled: Callable[[], bool]) -> InferenceResult:
+        """Generate the job's result on a free engine of its model (a Runner), once a slot is free."""
+        with self.engine(job.model, cancelled) as engine:
+            return engine.generate(job, on_token=lambda _token: _stop_if(cancelled))
 
     def close(self) -> None:
         with self._lock:

@@ -12,6 +12,10 @@ event alone; the node sends every record the worker needs, so no job is read per
                                                    the job may still be QUEUED for its other executors)
     assignment COMMITTED, job REVEALING         -> RevealResult
     job final, or assignment MISSED or REVEALED -> forget the job (stop its run, drop its journal)
+
+Given a Rescorer (the CLI's: the engine pool's), the worker also serves on dispute committees: the
+juror (juror.py) is started and stopped with it, and told of each block from this loop; it votes in
+a thread of its own, so a re-score never delays a job's step.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from chain.ss58 import encode_address
 from chain.worker.executor import Executor, Outcome, Runner, inference_job
 from chain.worker.follower import AssignmentsUpdate, Follower, MarketReader, offer_events
 from chain.worker.journal import Journal, JournalEntry
+from chain.worker.juror import Juror, NodeChain, Rescorer
+from chain.worker.juror_journal import VoteJournal
 from chain.worker.submitter import Submitter, new_salt
 from inference.errors import InferenceError
 from proto import state_pb2
@@ -44,6 +50,8 @@ UNFINISHED_STATUSES = (DRAWING, QUEUED, ASSIGNED, REVEALING)
 RESEND_AFTER_BLOCKS = 3
 # How often the loop wakes to notice a stop request when no message comes.
 POLL_S = 0.5
+# The juror's ballots, under the worker's journal directory (journal.py keeps to its own *.json files).
+VOTES_DIRECTORY = "votes"
 
 
 @dataclass(frozen=True)
@@ -116,9 +124,11 @@ def is_over_for(job: state_pb2.Job, assignment: state_pb2.Assignment | None) -> 
 
 
 class Worker:
-    """Runs one executor's assignments: follow blocks, run jobs, commit and reveal, until stopped."""
+    """Runs one executor's assignments: follow blocks, run jobs, commit and reveal, until stopped; with a
+    Rescorer, also votes on the disputes its account is drawn to judge."""
 
-    def __init__(self, target: str, keypair: Keypair, runner: Runner, journal: Journal):
+    def __init__(self, target: str, keypair: Keypair, runner: Runner, journal: Journal,
+                 rescore: Rescorer | None = None):
         self.target = target
         self.keypair = keypair
         self.executor_id = keypair.public_key
@@ -132,6 +142,9 @@ class Worker:
         self._executor = Executor(runner, lambda outcome: self._messages.put(RunFinished(outcome)))
         self._follower = Follower(target, self.executor_id, lambda update: self._messages.put(NewBlock(update)))
         self._by_transaction: dict[bytes, tuple[bytes, str]] = {}
+        self._juror = None if rescore is None else Juror(
+            NodeChain(target, keypair), rescore, VoteJournal(journal.directory / VOTES_DIRECTORY)
+        )
 
     # -- running -----------------------------------------------------------------------------
 
@@ -140,7 +153,10 @@ class Worker:
         address = encode_address(self.executor_id)
         self.recover()
         self._follower.start(self.head + 1, list(self.jobs))
-        log.info("executing jobs for %s from #%d", address, self.head + 1)
+        if self._juror is not None:
+            self._juror.start()
+        log.info("executing jobs for %s from #%d%s", address, self.head + 1,
+                 "" if self._juror is None else ", voting on its dispute duties")
         try:
             while not stop.is_set():
                 try:
@@ -160,6 +176,8 @@ class Worker:
     def close(self) -> None:
         """Stop following and running; journaled results stay for the next start."""
         self._follower.stop()
+        if self._juror is not None:
+            self._juror.stop()
         self._executor.stop()
         self.reader.close()
         self.client.close()
@@ -186,6 +204,8 @@ class Worker:
         """Note our transactions' outcomes, take the next step of every job the block changed, and look
         again at those waiting for something (from their latest record: no read)."""
         self.head = max(self.head, update.height)
+        if self._juror is not None:
+            self._juror.on_block(update.height, update.receipts)
         self._note_receipts(update.receipts)
         for name in offer_events(update):
             log.info("offer changed on chain (%s at #%d): capacity and models apply to new assignments",
