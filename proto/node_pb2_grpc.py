@@ -211,10 +211,13 @@ class NodeServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchJob(self, request, context):
-        """The job now, then again at every change of its status or assignments, until it is final
-        (settled, disputed, expired or cancelled). Given the PostJob's transaction hash, the stream
-        first waits for that transaction's inclusion (the job is read from its JobPosted event), so a
-        client follows a job it has just submitted with this one call. Bounded as SubscribeBlocks.
+        """The job now (with its dispute, if any), then again at every change of the job or of its dispute
+        (committee, votes, verdict), until it is final: settled with no open dispute, rejected, expired or
+        cancelled. A disputed job is not final: the stream follows it to the verdict. (A job that settled
+        without a dispute may still be audited or challenged after the stream ended.) Given the PostJob's
+        transaction hash, the stream first waits for that transaction's inclusion (the job is read from its
+        JobPosted event), so a client follows a job it has just submitted with this one call. Bounded as
+        SubscribeBlocks.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

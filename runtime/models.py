@@ -290,6 +290,9 @@ def check_model(model: types_pb2.ModelInfo, error: type[Exception] = InvalidMode
     problem = threshold_problem(**{field.name: getattr(thresholds, field.name) for field in thresholds.DESCRIPTOR.fields})
     if problem is not None:
         raise error(f"thresholds: {problem}")
+    if model.audit_probability_ppm > PPM:
+        raise error(f"audit_probability_ppm is a share in parts per million: at most {PPM}, got "
+                    f"{model.audit_probability_ppm}")
     if model.source or model.size_bytes:
         check_fetchable(model, error)
 
@@ -615,7 +618,7 @@ class GenesisConfig:
 def model_from_json(document: Any, where: str) -> types_pb2.ModelInfo:
     """A ModelInfo from its JSON form: id as 64 hex digits, 64-bit integers as strings or numbers."""
     check_section_keys(document, ("id", "name", "context_length", "end_tokens", "engine", "thresholds", "source",
-                                  "size_bytes"), where)
+                                  "size_bytes", "audit_probability_ppm"), where)
     model_id = document.get("id")
     if not isinstance(model_id, str) or len(model_id) != 64 or model_id != model_id.lower():
         raise GenesisInvalid(f"{where}.id must be 64 lowercase hex digits")

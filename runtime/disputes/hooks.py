@@ -3,7 +3,9 @@
 on_initialize runs after randomness's, so the mix it draws from includes this block's reveal: nobody
 acting on a job when it settled or was disputed could know it. Each schedule bounds what is due at a
 height (storage.schedule; params.py), and at most MAX_AUDITED_PER_BLOCK audits draw a committee in a
-block, so the hooks' work is bounded (weights.py).
+block, so the hooks' work is bounded (weights.py). A probe (runtime/jobs/probes.py) is audited with
+probability 10^6 parts per million: always, unless its audit is skipped as any (too many open disputes,
+too few eligible members).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from runtime.disputes.calls import open_reveal
 from runtime.disputes.committee import draw_committee, seat
 from runtime.disputes.opening import AUDIT, COMMITTING, REVEALING, open_dispute
 from runtime.disputes.params import MAX_AUDITED_PER_BLOCK, Params, audit_probability, read_params
-from runtime.disputes.recipes import audit_point
+from runtime.disputes.recipes import AUDIT_SCALE, audit_point
 from runtime.disputes.storage import (
     AUDITS_PREFIX,
     DEADLINES_PREFIX,
@@ -65,7 +67,7 @@ def _audit(state: Overlay, job_id: bytes, mix: bytes, height: int, params: Param
         return False
     if any(slot.released for slot in job.assignments):
         return False
-    if audit_point(mix, job.id) >= audit_probability(state, job.request.model):
+    if audit_point(mix, job.id) >= _probability(state, job):
         return False
     if open_count(state) >= params.max_open_disputes:
         _skip(state, job, f"{params.max_open_disputes} disputes are open (disputes.params.max_open_disputes)")
@@ -84,6 +86,11 @@ def _audit(state: Overlay, job_id: bytes, mix: bytes, height: int, params: Param
     write_dispute(state, dispute)
     write_job(state, job)
     return True
+
+
+def _probability(state: Overlay, job: state_pb2.Job) -> int:
+    """A settled job's chance of an audit in parts per million: a probe (runtime/jobs/probes.py) is always audited."""
+    return AUDIT_SCALE if job.probe else audit_probability(state, job.request.model)
 
 
 def _skip(state: Overlay, job: state_pb2.Job, reason: str) -> None:

@@ -1,4 +1,5 @@
-"""disputes parameters: the committee, the vote windows, audits, challenges and the slash fractions, from genesis."""
+"""disputes parameters: the committee, the vote windows, audits, challenges, the slash fractions and the
+challenge-response probes, from genesis."""
 
 from __future__ import annotations
 
@@ -24,16 +25,18 @@ MAX_DUE_PER_HEIGHT = 5
 # audit_delay_blocks later (the draws schedule), so load never lowers the audit probability.
 MAX_AUDITS_PER_HEIGHT = 100
 MAX_AUDITED_PER_BLOCK = 10
+# The most probes_per_epoch may be: runtime/jobs/weights.py declares the epoch's first block for this many probes.
+MAX_PROBES_PER_EPOCH = 64
 # Parts per billion (the conviction budget).
 PPB = 1_000_000_000
 # The fields that are shares of a whole, in parts per million.
 _PPM_FIELDS = (
     "audit_probability_ppm", "challenge_loss_ppm", "slash_fraction_invalid_result_ppm",
     "slash_fraction_missed_result_ppm", "slash_fraction_missed_vote_ppm", "slash_fraction_contrary_vote_ppm",
-    "slash_reward_ppm", "supermajority_ppm",
+    "slash_reward_ppm", "supermajority_ppm", "probe_fund_ppm",
 )
 # The fields that may be 0 (a rule turned off).
-_MAY_BE_ZERO = _PPM_FIELDS + ("collateral_ppm",)
+_MAY_BE_ZERO = _PPM_FIELDS + ("collateral_ppm", "probes_per_epoch")
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,12 @@ class Params:
     max_open_disputes: int = 1_000
     conviction_budget_ppb: int = 1_000
     collateral_ppm: int = 1_000_000
+    # Challenge-response probes (docs/protocol.md, "Probes"; runtime/jobs/probes.py): 10% of every protocol fee
+    # funds them instead of being burned; 4 probe jobs an epoch, each at most 64 output tokens (a probe proves the
+    # advertised capacity answers at all; length adds nothing to the audit's power per position judged).
+    probe_fund_ppm: int = 100_000
+    probes_per_epoch: int = 4
+    probe_max_tokens: int = 64
 
     def validate(self) -> None:
         for name, value in asdict(self).items():
@@ -74,6 +83,9 @@ class Params:
         if self.collateral_ppm and not self.slash_fraction_invalid_result_ppm:
             raise ValueError("disputes.params.slash_fraction_invalid_result_ppm must be at least 1 while collateral_ppm "
                              "is set: no stake would be collateral for a job")
+        if self.probes_per_epoch > MAX_PROBES_PER_EPOCH:
+            raise ValueError(f"disputes.params.probes_per_epoch is {self.probes_per_epoch}, above "
+                             f"{MAX_PROBES_PER_EPOCH}, the most the jobs hook's weight is declared for")
         if self.conviction_budget_ppb > PPB:
             raise ValueError(f"disputes.params.conviction_budget_ppb must be at most {PPB}")
 

@@ -12,7 +12,8 @@ from typing import Iterable
 
 from proto import types_pb2
 
-VOTE_DOMAIN = b"inferchain/vote/v1"
+# Not "inferchain/vote/v1": that prefixes consensus votes' signatures (runtime/votes.py); each recipe has its own domain.
+VOTE_DOMAIN = b"inferchain/dispute-vote/v1"
 AUDIT_DOMAIN = b"inferchain/audit/v1"
 COMMITTEE_DOMAIN = b"inferchain/committee/v1"
 # u32be(candidate) || u8(valid) || u32be(positions) || u32be(misses) || i64be(worst_margin_micro)

@@ -14,7 +14,8 @@ Files, in the shape of every module: params.py, phases.py (job and assignment st
 storage.py (with pruning), errors.py, events.py, recipes.py (job id, commitment, output digest,
 assignment seed), pricing.py (escrow, charge, protocol fee, storage deposit), assignment.py,
 tables.py (the executors frozen per epoch for the draw), collateral.py (jail and collateral in the draw),
-settlement.py, queue.py, calls.py, hooks.py, queries.py, genesis.py, spec.py (the declaration). This package re-exports what other modules and the edges read.
+settlement.py, queue.py, probes.py (challenge-response probes from the probe fund, posted at each epoch's
+first block), calls.py, hooks.py, queries.py, genesis.py, spec.py (the declaration). This package re-exports what other modules and the edges read.
 """
 
 from runtime.jobs.calls import check_post, check_post_limits, escrow_of
@@ -59,7 +60,7 @@ from runtime.jobs.phases import (
     job_status_name,
     slot_status_name,
 )
-from runtime.jobs.recipes import assignment_seed, commitment, job_id, output_digest
+from runtime.jobs.recipes import PROBE_FUND, assignment_seed, commitment, job_id, output_digest
 from runtime.jobs.storage import (
     JOB_PREFIX,
     JOBS_BY_EXECUTOR,

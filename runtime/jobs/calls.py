@@ -52,6 +52,7 @@ from runtime.jobs.phases import (
     job_status_name,
     slot_status_name,
 )
+from runtime.jobs.probes import record_post
 from runtime.jobs.queue import check_poster_room, schedule
 from runtime.jobs.pricing import escrow_of, prompt_token_bound, storage_deposit
 from runtime.jobs.recipes import commitment, job_id, output_digest
@@ -172,6 +173,7 @@ def post_job(state: Overlay, context: CallContext, call: types_pb2.PostJob) -> N
     )
     schedule_draw(state, job, params, height)
     index_posted(state, job)
+    record_post(state, call, height)
     write_job(state, job)
 
 

@@ -26,6 +26,9 @@ JOB_REJECTED = "JobRejected"
 PAYMENT_REVOKED = "PaymentRevoked"
 QUEUE_FEE = "QueueFeeBurned"
 JOB_PRUNED = "JobPruned"
+PROBE_FUND_PAID = "ProbeFundPaid"
+PROBE_POSTED = "ProbePosted"
+PROBE_SKIPPED = "ProbeSkipped"
 
 EVENTS = (
     EventSpec(
@@ -49,7 +52,10 @@ EVENTS = (
         {"job": HASH, "executor": ACCOUNT, "amount": AMOUNT, "release_height": INTEGER},
     ),
     EventSpec(PAYMENT_RELEASED, "A held payment became the executor's free balance.", {"job": HASH, "executor": ACCOUNT, "amount": AMOUNT}),
-    EventSpec(PROTOCOL_FEE, "The protocol's share of a payment, burned.", {"job": HASH, "amount": AMOUNT}),
+    EventSpec(PROTOCOL_FEE, "The protocol's share of a payment, burned but for the probe fund's part (ProbeFundPaid, "
+              "just before).", {"job": HASH, "amount": AMOUNT}),
+    EventSpec(PROBE_FUND_PAID, "disputes.params.probe_fund_ppm of the protocol fee that follows, paid into the probe "
+              "fund instead of being burned.", {"job": HASH, "amount": AMOUNT}),
     EventSpec(JOB_REFUNDED, "Escrow returned to the poster.", {"job": HASH, "poster": ACCOUNT, "amount": AMOUNT}),
     EventSpec(DEADLINE_MISSED, "An executor missed its commit or reveal deadline.", {"job": HASH, "executor": ACCOUNT, "phase": TEXT}),
     EventSpec(JOB_EXPIRED, "The job found no (agreeing) result before its timeout.", {"job": HASH, "reason": TEXT}),
@@ -67,6 +73,10 @@ EVENTS = (
         "The challenge window closed: the job's prompt and reveals were deleted (digests kept) and its storage deposit returned.",
         {"job": HASH, "poster": ACCOUNT, "deposit": AMOUNT},
     ),
+    EventSpec(PROBE_POSTED, "A challenge-response probe was posted from the probe fund and assigned to the executor "
+              "(always audited).", {"job": HASH, "executor": ACCOUNT, "model": HASH, "escrow": AMOUNT}),
+    EventSpec(PROBE_SKIPPED, "A probe drawn at the epoch's first block was not posted: the executor is full, or the "
+              "probe fund cannot pay it.", {"executor": ACCOUNT, "model": HASH, "reason": TEXT}),
 )
 
 

@@ -1,6 +1,8 @@
 """jobs hooks: each block retries queued jobs and handles what is due (deadlines, timeouts, releases, pruning).
 
 A disputed job due here waits for its verdict (runtime/disputes), which schedules it again once concluded.
+An epoch's first block also posts that epoch's probes (probes.py); a probe whose executor missed its
+deadline ends, refunded to the probe fund, instead of being reassigned.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from runtime.jobs.phases import (
     COMMIT_PHASE,
     REVEAL_PHASE,
 )
+from runtime.jobs.probes import post_probes
 from runtime.jobs.queue import retry_batch, schedule, take_due, to_back
 from runtime.jobs.settlement import end, miss, release_held, settle
 from runtime.jobs.storage import active_slots, missing_slots, prune, read_job, write_job
@@ -29,8 +32,10 @@ from runtime.state import Overlay
 
 
 def on_initialize(state: Overlay, block: BlockContext) -> None:
-    """Draw the executors of the jobs posted assignment_delay_blocks ago, before this block's transactions."""
+    """Draw the executors of the jobs posted assignment_delay_blocks ago, before this block's transactions; at an
+    epoch's first block, then post its probes (from the mix after this block's reveal)."""
     draw_due(state, block.height)
+    post_probes(state, block.height)
 
 
 def on_finalize(state: Overlay, block: BlockContext, fees: int) -> None:
@@ -71,6 +76,10 @@ def _on_due(state: Overlay, job: state_pb2.Job, params: Params, height: int, bud
         for slot in active_slots(job):
             if slot.status == SLOT_ASSIGNED and slot.deadline_height <= height:
                 miss(state, job, slot, COMMIT_PHASE, params)
+    if job.probe and missing_slots(job) > 0:
+        # The probe tested its one executor, which did not answer (and was slashed): nobody else is probed in its place.
+        end(state, job, EXPIRED, "the probed executor missed its deadline; a probe is not reassigned")
+        return
     if height >= job.timeout_height and missing_slots(job) > 0:
         end(state, job, EXPIRED, "executors missed their deadlines and the job's timeout has come")
         return

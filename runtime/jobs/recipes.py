@@ -1,4 +1,5 @@
-"""The hashes of the market (docs/protocol.md, "Jobs"): job id, commitment, output digest, assignment seed.
+"""The hashes of the market (docs/protocol.md, "Jobs"): job id, commitment, output digest, assignment seed, and
+the probe fund's account and each probe's draw (docs/protocol.md, "Probes").
 
 Each is a function of chain data only, so every node computes the same bytes. The output digest's
 recipe is proto/digest.py, shared with the worker, the client and the inference package.
@@ -15,6 +16,8 @@ JOB_DOMAIN = b"inferchain/job/v1"
 # v2 (issue 24): the commitment also binds the revealed log-probabilities (proto/digest.py).
 COMMIT_DOMAIN = b"inferchain/commit/v2"
 ASSIGN_DOMAIN = b"inferchain/assign/v2"
+PROBE_FUND_DOMAIN = b"inferchain/probe-fund/v1"
+PROBE_DOMAIN = b"inferchain/probe/v1"
 
 
 def hash_parts(*parts: bytes) -> bytes:
@@ -68,3 +71,21 @@ def accept_point(seed: bytes, index: int, weight: int) -> int:
     """The acceptance draw of the `index`-th pick: a point in [0, weight); the pick stands when it is below the
     executor's weight now (its stake or reputation fell since the table was built)."""
     return int.from_bytes(blake2b(seed + struct.pack("<Q", index) + b"accept", digest_size=64).digest(), "big") % weight
+
+
+# The probe fund: a hash, not an Ed25519 public key anyone derived from a secret, so nobody can sign for it
+# (no transaction can spend from it; only the jobs module moves its balance).
+PROBE_FUND = hash_parts(PROBE_FUND_DOMAIN)
+
+
+def probe_hash(mix: bytes, index: int) -> bytes:
+    """The `index`-th probe's draw at an epoch's first block: blake2b-256(PROBE_DOMAIN || mix || u32be(index)).
+
+    Bytes 0..15 draw the executor (by stake), 16..23 its model, 24..31 the probe's sampling seed."""
+    return hash_parts(PROBE_DOMAIN, mix, struct.pack(">I", index))
+
+
+def probe_nonce(height: int, index: int) -> int:
+    """The nonce in a probe's job id, job_id(genesis_hash, PROBE_FUND, height x 256 + index): no PostJob is signed
+    by the fund, so these ids cannot collide with a posted job's."""
+    return height * 256 + index

@@ -1,10 +1,12 @@
 """How a job ends: settled and paid (held through the challenge window), disputed, rejected, expired or cancelled.
 
 A quorum (redundancy // 2 + 1) of identical digests settles: each executor earns its output and
-prompt tokens at its own price (pricing.py), less the protocol's share (burned, rounded up; a job
-burns at least min_protocol_fee), held in its reserved balance until the challenge window closes;
-the rest of the escrow returns to the poster; the fee burned on each payment buys its executor
-reputation (runtime/reputation.py); an audit draw is scheduled (runtime/disputes/opening.py).
+prompt tokens at its own price (pricing.py), less the protocol's fee (rounded up; a job pays at least
+min_protocol_fee), held in its reserved balance until the challenge window closes; the rest of the
+escrow returns to the poster. Of each fee, disputes.params.probe_fund_ppm goes to the probe fund
+(probes.py), the rest is burned; the part burned on each payment buys its executor reputation
+(runtime/reputation.py), except on a probe, which the fund pays; an audit draw is scheduled
+(runtime/disputes/opening.py).
 Differing digests, or agreeing ones short of the quorum, hold the escrow as DISPUTED, unpaid, until a
 committee's verdict concludes the job (`conclude`): the poster ends with a result judged valid or its
 escrow back, never both. A missed deadline costs reputation and a small slash, and frees the
@@ -18,6 +20,7 @@ from typing import Mapping
 
 from proto import state_pb2
 from runtime import balances, reputation, system
+from runtime.arithmetic import apply_ppm
 from runtime.disputes import params as dispute_params
 from runtime.disputes.opening import DIGESTS, QUORUM, UNPAID_REASONS, open_dispute, schedule_audit
 import runtime.jobs.events as events
@@ -34,6 +37,7 @@ from runtime.jobs.phases import (
     SLOT_REVEALED,
 )
 from runtime.jobs.queue import dequeue, displaced_by, no_room, schedule
+from runtime.jobs.recipes import PROBE_FUND
 from runtime.jobs.storage import active_slots, add_load, read_job, write_job
 from runtime.slashing.penalties import MISSED_RESULT, slash
 from runtime.state import Overlay
@@ -131,14 +135,14 @@ def _pay(state: Overlay, job: state_pb2.Job, slot: state_pb2.Assignment, params:
     fee = protocol_fee(gross, params.protocol_fee_ppm)
     net = gross - fee
     balances.repatriate_reserved(state, job.poster, slot.executor, net)
-    if fee:
-        balances.burn_reserved(state, job.poster, fee)
-        state.deposit_event(events.event(events.PROTOCOL_FEE, job=job.id.hex(), amount=fee))
+    burned = _take_fee(state, job, fee)
     job.escrow -= gross
     job.protocol_fee += fee
     slot.payment = net
     slot.release_height = release
-    reputation.reward(state, slot.executor, job.poster, fee)
+    # Reputation is bought by the part burned only: the probe fund's share is not destroyed, and a probe's fee is
+    # the fund's own money, so neither can mint reputation.
+    reputation.reward(state, slot.executor, job.poster, 0 if job.probe else burned)
     state.deposit_event(
         events.event(events.PAYMENT_HELD, job=job.id.hex(), executor=slot.executor.hex(), amount=net, release_height=release)
     )
@@ -151,14 +155,31 @@ def _gross(job: state_pb2.Job, slot: state_pb2.Assignment) -> int:
 
 
 def _burn_minimum_fee(state: Overlay, job: state_pb2.Job, params: Params) -> None:
-    """A settled job burns at least min_protocol_fee: the shortfall comes from its escrow, which holds it from post."""
+    """A settled job pays at least min_protocol_fee (burned but for the probe fund's share): the shortfall comes from
+    its escrow, which holds it from post."""
     shortfall = min(params.min_protocol_fee - job.protocol_fee, job.escrow)
     if shortfall <= 0:
         return
-    balances.burn_reserved(state, job.poster, shortfall)
+    _take_fee(state, job, shortfall)
     job.escrow -= shortfall
     job.protocol_fee += shortfall
-    state.deposit_event(events.event(events.PROTOCOL_FEE, job=job.id.hex(), amount=shortfall))
+
+
+def _take_fee(state: Overlay, job: state_pb2.Job, fee: int) -> int:
+    """Take a protocol fee from the poster's escrow: disputes.params.probe_fund_ppm of it (rounded down) into the
+    probe fund's free balance, the rest burned; the amount burned."""
+    if not fee:
+        return 0
+    share = apply_ppm(fee, dispute_params.read_params(state).probe_fund_ppm)
+    burned = fee - share
+    if share:
+        balances.repatriate_reserved(state, job.poster, PROBE_FUND, share)
+        balances.unreserve(state, PROBE_FUND, share)
+        state.deposit_event(events.event(events.PROBE_FUND_PAID, job=job.id.hex(), amount=share))
+    if burned:
+        balances.burn_reserved(state, job.poster, burned)
+    state.deposit_event(events.event(events.PROTOCOL_FEE, job=job.id.hex(), amount=fee))
+    return burned
 
 
 def miss(state: Overlay, job: state_pb2.Job, slot: state_pb2.Assignment, phase: str, params: Params) -> None:

@@ -4,13 +4,16 @@ Listing indexes (value b"") are walked by the node's API, newest last in key ord
 is pruned challenge_window_blocks after it ends: it keeps what a dispute or a reader needs (the
 request without its prompt, statuses, payments, commitments and output digests) and its storage
 deposit returns to the poster.
+
+The probes' recent requests (runtime/jobs/probes.py): per staking epoch, the newest PostJob posted for each
+model (at most MAX_PROBE_MODELS models an epoch), read and deleted at the next epoch's first block.
 """
 
 from __future__ import annotations
 
 import struct
 
-from proto import state_pb2
+from proto import state_pb2, types_pb2
 from runtime import balances
 import runtime.jobs.events as events
 from runtime.jobs.params import Params
@@ -27,6 +30,12 @@ SCHEDULE_FULL_PREFIX = b"jobs/schedule_full/"  # + u64 BE height -> u64 BE later
 JOBS_BY_HEIGHT = b"jobs/by_height/"  # + u64 BE posted height + job id
 JOBS_BY_POSTER = b"jobs/by_poster/"  # + poster + u64 BE posted height + job id
 JOBS_BY_EXECUTOR = b"jobs/by_executor/"  # + executor + u64 BE posted height + job id
+RECENT_REQUEST_PREFIX = b"jobs/recent/request/"  # + u64 BE epoch + model id -> PostJob: the newest posted then
+RECENT_MODELS_PREFIX = b"jobs/recent/models/"  # + u64 BE epoch -> ModelIdList: the models with a request then, sorted
+# Models whose recent request an epoch keeps: the probe draw reads every executor serving them
+# (runtime/jobs/weights.py declares it), so the list is bounded; a model first posted for after 16 others in
+# an epoch is not probed from that epoch's requests.
+MAX_PROBE_MODELS = 16
 
 
 def read_job(state: StateReader, job: bytes) -> state_pb2.Job | None:
@@ -101,6 +110,42 @@ def missing_slots(job: state_pb2.Job) -> int:
 def slot_of(job: state_pb2.Job, executor: bytes) -> state_pb2.Assignment | None:
     """The executor's current (not missed) assignment in the job."""
     return next((slot for slot in job.assignments if slot.executor == executor and slot.status != SLOT_MISSED), None)
+
+
+# --- recent requests (the probes' prompts) ---------------------------------------------
+
+
+def record_request(state: Overlay, request: types_pb2.PostJob, epoch: int) -> None:
+    """Keep a posted PostJob as its model's newest request of the epoch (a probe of the next epoch copies it)."""
+    key = RECENT_MODELS_PREFIX + struct.pack(">Q", epoch)
+    models = read_recent_models(state, epoch)
+    if request.model not in models:
+        if len(models) >= MAX_PROBE_MODELS:
+            return
+        state.set(key, state_pb2.ModelIdList(model_ids=sorted(models + [request.model])).SerializeToString(deterministic=True))
+    state.set(_request_key(epoch, request.model), request.SerializeToString(deterministic=True))
+
+
+def _request_key(epoch: int, model: bytes) -> bytes:
+    return RECENT_REQUEST_PREFIX + struct.pack(">Q", epoch) + model
+
+
+def read_recent_models(state: StateReader, epoch: int) -> list[bytes]:
+    """The models with a request recorded in the epoch, sorted."""
+    raw = state.get(RECENT_MODELS_PREFIX + struct.pack(">Q", epoch))
+    return [] if raw is None else list(state_pb2.ModelIdList.FromString(raw).model_ids)
+
+
+def take_recent_requests(state: Overlay, epoch: int) -> dict[bytes, types_pb2.PostJob]:
+    """Each model's newest PostJob of the epoch (model id -> PostJob), deleted from state: read once, at the next
+    epoch's first block."""
+    requests = {}
+    for model in read_recent_models(state, epoch):
+        key = _request_key(epoch, model)
+        requests[model] = types_pb2.PostJob.FromString(state.get(key))
+        state.delete(key)
+    state.delete(RECENT_MODELS_PREFIX + struct.pack(">Q", epoch))
+    return requests
 
 
 # --- pruning ------------------------------------------------------------------------

@@ -5,7 +5,10 @@ the offers scanned when no draw table answers, or the table built once an epoch;
 writes its assignment. The hooks' work is bounded by parameters and read from the parent state:
 the jobs whose first draw is at this height, at most `assign_per_block` queue retries, and the
 jobs due at this height (at most `max_due_per_height`), each with one assignment attempt and its
-slots handled, and a draw table per model whose table is stale.
+slots handled, and a draw table per model whose table is stale. An epoch's first block also posts its
+probes (probes.py): every executor serving a model of the last epoch's recent requests (at most
+MAX_PROBE_MODELS models) read once, and per probe (at most MAX_PROBES_PER_EPOCH) a walk of them and a job
+stored and assigned.
 """
 
 from __future__ import annotations
@@ -13,13 +16,16 @@ from __future__ import annotations
 import struct
 
 from proto import types_pb2
-from runtime import weights
+from runtime import staking, weights
 from runtime.disputes import weights as dispute_weights
+from runtime.disputes.params import MAX_PROBES_PER_EPOCH
+from runtime.disputes.params import read_params as read_dispute_params
 from runtime.jobs.assignment import DRAW_DUE_PREFIX, MAX_REFUSALS_PER_HOOK
 from runtime.jobs.tables import current_epoch, read_table
 from runtime.jobs.params import read_params
 from runtime.jobs.queue import queued, queued_models
-from runtime.jobs.storage import SCHEDULE_PREFIX, read_ids, read_job
+from runtime.jobs.probes import epoch_starts
+from runtime.jobs.storage import MAX_PROBE_MODELS, SCHEDULE_PREFIX, read_ids, read_job, read_recent_models
 from runtime.primitives import BlockContext
 from runtime.slashing.weights import slash
 from runtime.state import StateReader
@@ -33,6 +39,14 @@ SCHEDULE_ENTRY = 2 * weights.READ + weights.WRITE + 1_000 * weights.LIST_ENTRY
 COLLATERAL = 3 * weights.READ
 # Settling: a dispute opened (differing or too few digests) or an audit draw scheduled, whichever costs more.
 SETTLE_DISPUTE = max(dispute_weights.OPEN, dispute_weights.AUDIT_ENTRY)
+# A recent request kept at post (probes.py): the epoch's model list read and written, the request written.
+RECENT_REQUEST = 2 * weights.READ + 2 * weights.WRITE + MAX_PROBE_MODELS * weights.LIST_ENTRY
+# A recent request read and deleted at the next epoch's first block (its prompt decoded).
+REQUEST_TAKEN = weights.READ + weights.WRITE + weights.MAX_PROMPT_BYTES * weights.BYTE
+# One probe posted: the hash, the executor's load, the model and the fund read, the escrow reserved, the job
+# (its prompt copied) stored with its timeout and deadline scheduled, its load and indexes written, its events.
+PROBE = (JOB_RECORD + weights.MAX_PROMPT_BYTES * weights.BYTE + 2 * SCHEDULE_ENTRY + 6 * weights.READ
+         + 6 * weights.WRITE)
 
 
 def _job_in_hook(redundancy: int) -> int:
@@ -49,7 +63,7 @@ def post_job(call: types_pb2.PostJob) -> int:
     schedule its draw (made in a later block's on_initialize, whose hooks weight counts it) and its timeout."""
     prompt = len(call.prompt.encode("utf-8", "surrogatepass"))
     scan = weights.offers_scan(weights.MAX_EXECUTORS_PER_MODEL)
-    return JOB_RECORD + prompt * weights.BYTE + scan + 2 * SCHEDULE_ENTRY
+    return JOB_RECORD + 2 * prompt * weights.BYTE + scan + 2 * SCHEDULE_ENTRY + RECENT_REQUEST
 
 
 def commit_result(call: types_pb2.CommitResult) -> int:
@@ -88,7 +102,31 @@ def hooks_weight(state: StateReader, block: BlockContext) -> int:
     builds = _table_builds(state, block.height, set(models), drawn + due)
     # Each hook may refuse MAX_REFUSALS_PER_HOOK picks (full or departed executors) beyond the picks it keeps.
     refusals = 2 * REFUSALS if handled else 0
-    return 4 * weights.READ + handled * _job_in_hook(params.max_redundancy) + builds * TABLE_BUILD + refusals
+    return (4 * weights.READ + handled * _job_in_hook(params.max_redundancy) + builds * TABLE_BUILD + refusals
+            + probes_weight(state, block.height))
+
+
+def probes(executors: int, models: int, count: int) -> int:
+    """Posting `count` probes drawn among `executors` serving-list entries of `models` recent requests' models: each
+    executor's offer, bond and jail read once, each probe a walk of them and a job posted."""
+    return (2 * weights.READ + models * REQUEST_TAKEN + executors * (weights.CANDIDATE + weights.LIST_ENTRY)
+            + count * (PROBE + executors * weights.LIST_ENTRY))
+
+
+def probes_weight(state: StateReader, height: int) -> int:
+    """An epoch's first block: its probes, from the last epoch's recent requests in the parent state (else 0)."""
+    staking_params = staking.read_params(state)
+    if not epoch_starts(height, staking_params.epoch_blocks):
+        return 0
+    models = read_recent_models(state, staking.epoch_of(height, staking_params) - 1)
+    executors = sum(len(staking.serving(state, model)) for model in models)
+    count = min(read_dispute_params(state).probes_per_epoch, MAX_PROBES_PER_EPOCH)
+    return probes(executors, len(models), count)
+
+
+# The probes at the ceilings: MAX_PROBE_MODELS models of MAX_EXECUTORS_PER_MODEL executors, MAX_PROBES_PER_EPOCH
+# probes (0.37 s of the default 1 s max_block_weight).
+PROBES_CEILING = probes(MAX_PROBE_MODELS * weights.MAX_EXECUTORS_PER_MODEL, MAX_PROBE_MODELS, MAX_PROBES_PER_EPOCH)
 
 
 # The picks one hook may refuse, at the ceiling of executors.

@@ -70,6 +70,10 @@ def judge_stake(account: Account, bond: int = BOND) -> GenesisStake:
     return GenesisStake(account.public_key, bond, True, offer)
 
 
+# Probes and the probe fund off (tests/runtime/test_probes.py turns them on).
+NO_PROBES = disputes.Params(probe_fund_ppm=0, probes_per_epoch=0)
+
+
 @dataclass
 class Market:
     """A chain state with blocks applied one at a time; every block checks the invariants."""
@@ -83,6 +87,8 @@ class Market:
     def create(cls, executors=None, jobs_params: jobs.Params = JOBS, staking_params: staking.Params = STAKING,
                models_params: models.Params = models.Params(proposal_deposit=10**9),
                judges: tuple[GenesisStake, ...] = (), **params) -> "Market":
+        # The tests written before probes see the market they were written for: every protocol fee burned, no probe.
+        params.setdefault("disputes_params", NO_PROBES)
         stakes = executors if executors is not None else tuple(
             executor_stake(account, price) for account, price in zip(EXECUTORS, PRICES)
         )

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 import pytest
 
 from proto import state_pb2, types_pb2
-from runtime import system
+from runtime import models, system
+from runtime.module import GenesisInvalid
 from runtime.arithmetic import apply_ppm
 from runtime.disputes import errors
 from runtime.disputes import params as disputes
@@ -27,6 +28,7 @@ from tests.runtime.market import (
     BOND,
     JOBS,
     JUDGES,
+    MODEL,
     OUTSIDER,
     Market,
     commit_votes,
@@ -48,7 +50,7 @@ def test_a_vote_commitment_binds_every_field_of_every_vote():
     votes = [types_pb2.CandidateVote(candidate=1, valid=True, positions=64, misses=2, worst_margin_micro=-5)]
     assert vote_encoding(votes) == bytes.fromhex("00000001" "01" "00000040" "00000002" "fffffffffffffffb")
     base = vote_commitment(b"\x01" * 32, b"\x02" * 32, b"\x03" * 32, votes)
-    assert base.hex() == "33e0ff32c585daf3b9afebcc13329a2984d7ebb139065d035ede9106615a3eda"
+    assert base.hex() == "d4fd87db1b893ea606cddd2ca94a45acc94b0206c0f368056f195e2cb3b6586f"
     for field, value in (("candidate", 2), ("valid", False), ("positions", 63), ("misses", 3),
                          ("worst_margin_micro", -4)):
         changed = types_pb2.CandidateVote()
@@ -200,3 +202,14 @@ def test_the_pool_refuses_a_vote_that_would_fail_before_it_costs_a_fee():
     rules = transaction_rules(market.state)
     with pytest.raises(CallWouldFail, match="disputes.NotMember"):
         validate_transaction(market.state, check_transaction(raw, rules), rules)
+
+
+@given(st.integers(min_value=0, max_value=2**32 - 1))
+def test_a_models_own_audit_probability_is_a_share_read_from_genesis(ppm):
+    document = models.model_to_json(MODEL)
+    document["audit_probability_ppm"] = ppm
+    if ppm <= 1_000_000:
+        assert models.model_from_json(document, "app_state.models.models[0]").audit_probability_ppm == ppm
+    else:
+        with pytest.raises(GenesisInvalid, match="audit_probability_ppm is a share in parts per million: at most"):
+            models.model_from_json(document, "app_state.models.models[0]")

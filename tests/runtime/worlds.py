@@ -22,6 +22,8 @@ from runtime.executive import (
     transaction_rules,
     transaction_weight,
 )
+from runtime.disputes.genesis import GenesisConfig as DisputesGenesis
+from runtime.disputes.params import Params as DisputesParams
 from runtime.genesis import RuntimeGenesis, build_genesis_state
 from runtime.primitives import BlockContext, InvalidTransaction
 from runtime.staking.genesis import GenesisConfig as StakingGenesis
@@ -84,6 +86,9 @@ class World:
             "models": models.GenesisConfig(models.Params(), (MODEL,)),
             "staking": StakingGenesis(staking_params, stakes),
             "jobs": jobs.GenesisConfig(jobs_params),
+            # Work at full capacity is what this world measures: each executor takes max_capacity jobs, which the
+            # collateral rule would refuse at this bond (docs/economics.md, "Disputes and slashing").
+            "disputes": DisputesGenesis(DisputesParams(collateral_ppm=0)),
         })
         return cls(executors, MemoryState(build_genesis_state(config)))
 
