@@ -38,6 +38,8 @@ from runtime.module import AMOUNT, BYTES, HASH, INTEGER, CallSpec
 from runtime.primitives import CallContext
 from runtime.state import Overlay, StateReader
 
+NONE = state_pb2.CANDIDATE_VERDICT_NONE
+
 # --- challenge --------------------------------------------------------------------
 
 
@@ -66,7 +68,8 @@ def _challengeable(state: StateReader, call: types_pb2.Challenge, height: int) -
     job = read_job(state, call.job_id)
     if job is None:
         raise UnknownJob(f"no job has id {call.job_id.hex()}")
-    if read_dispute(state, job.id) is not None:
+    earlier = read_dispute(state, job.id)
+    if earlier is not None and not unjudged(earlier):
         raise AlreadyDisputed(f"job {job.id.hex()} has a dispute already; a job is judged once")
     if job.status != SETTLED:
         raise ChallengeWindowClosed(f"the job is {job_status_name(job.status)}: only a settled job may be challenged")
@@ -123,6 +126,12 @@ def check_commit_vote(call: types_pb2.CommitVote) -> None:
     check_dispute_id(call.dispute)
     if len(call.commitment) != 32:
         raise InvalidVote(f"a vote commitment is 32 bytes, got {len(call.commitment)}")
+
+
+def unjudged(dispute: state_pb2.Dispute) -> bool:
+    """A dispute decided with no verdict on any result (too few members or reveals): the job may be challenged
+    again, so withheld votes cannot buy a forgery its payment."""
+    return dispute.status == DECIDED and all(verdict == NONE for verdict in dispute.verdicts)
 
 
 def commit_vote(state: Overlay, context: CallContext, call: types_pb2.CommitVote) -> None:

@@ -65,9 +65,11 @@ def _audit(state: Overlay, job_id: bytes, mix: bytes, height: int, params: Param
     job = read_job(state, job_id)
     if job is None or job.status != SETTLED or read_dispute(state, job_id) is not None:
         return False
-    if any(slot.released for slot in job.assignments):
-        return False
     if audit_point(mix, job.id) >= _probability(state, job):
+        return False
+    if any(slot.released for slot in job.assignments):
+        _skip(state, job, "a payment of the job was released before its audit was drawn (a full schedule pushed the "
+                          "draw past the challenge window)")
         return False
     if open_count(state) >= params.max_open_disputes:
         _skip(state, job, f"{params.max_open_disputes} disputes are open (disputes.params.max_open_disputes)")

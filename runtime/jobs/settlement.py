@@ -237,8 +237,10 @@ def conclude(state: Overlay, job: state_pb2.Job, verdicts: Mapping[int, int], re
         fees = _conclude_unpaid(state, job, verdicts, params, height)
         job.final_height = height  # it ends (settled or rejected) at the verdict, not when its dispute opened
     else:
-        fees = _conclude_held(state, job, verdicts)
-    schedule(state, max(height + 1, job.final_height + params.challenge_window_blocks), job.id)  # pruned then
+        fees = _conclude_held(state, job, verdicts, height)
+    # Pruned then, after every payment still held (a result nobody judged) is released.
+    held = [slot.release_height for slot in job.assignments if slot.payment and not slot.released]
+    schedule(state, max(height + 1, job.final_height + params.challenge_window_blocks, *held), job.id)
     return fees
 
 
@@ -265,15 +267,17 @@ def _conclude_unpaid(state: Overlay, job: state_pb2.Job, verdicts: Mapping[int, 
     return {index: 0 for index, verdict in verdicts.items() if verdict == INVALID}
 
 
-def _conclude_held(state: Overlay, job: state_pb2.Job, verdicts: Mapping[int, int]) -> dict[int, int]:
-    """Payments are held (an audit or a challenge): an invalid result's goes back to the poster, the others are
-    released at once; the job is rejected when every result is invalid (then every fee it burned is owed back)."""
+def _conclude_held(state: Overlay, job: state_pb2.Job, verdicts: Mapping[int, int], height: int) -> dict[int, int]:
+    """Payments are held (an audit or a challenge): an invalid result's goes back to the poster, a valid one's is
+    released at once, and one nobody judged (NONE) stays held until its release height, open to a new challenge
+    as if it had never been disputed; the job is rejected when every result is invalid (then every fee it burned is
+    owed back)."""
     fees = {}
     for index in sorted(verdicts):
         slot = job.assignments[index]
         if verdicts[index] == INVALID:
             fees[index] = _revoke(state, job, slot)
-        else:
+        elif verdicts[index] == VALID or slot.release_height <= height:
             _release(state, job, slot)
     if all(verdict == INVALID for verdict in verdicts.values()):
         # The poster paid for no valid result: the minimum fee's top-up is made good with the first one's fee.

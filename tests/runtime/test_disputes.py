@@ -243,6 +243,34 @@ def test_a_challenge_of_a_forged_result_rewards_the_challenger_and_makes_the_pos
     assert free(market.state, POSTER) == poster_before - FEE - job.storage_deposit
 
 
+def test_a_challenge_no_member_judged_keeps_the_payment_held_and_the_job_open_to_a_new_challenge():
+    # Members that withhold their votes (each slashed for it) cannot buy a forgery its payment.
+    market = market_with(executors=1, jobs_params=replace(JOBS, challenge_window_blocks=12),
+                         params=replace(disputes.Params(audit_probability_ppm=0), vote_commit_blocks=3,
+                                        vote_reveal_blocks=3))
+    job_id, forger = settled_alone(market, FORGED)
+    bond = disputes.Params().min_challenge_bond
+    market.ok(OUTSIDER, challenge=types_pb2.Challenge(job_id=job_id, candidate=0, bond=bond))
+    dispute = market.dispute(job_id)
+    market.advance_to(dispute.draw_height)
+    market.advance_to(market.dispute(job_id).commit_deadline + 1)  # nobody commits: decided with no verdict
+    dispute, job = market.dispute(job_id), market.job(job_id)
+    assert dispute.status == state_pb2.DISPUTE_STATUS_DECIDED and list(dispute.verdicts) == [NONE]
+    assert job.status == state_pb2.JOB_STATUS_SETTLED and not job.assignments[0].released
+    assert market.height < job.assignments[0].release_height
+    market.ok(POSTER, challenge=types_pb2.Challenge(job_id=job_id, candidate=0, bond=bond))
+    dispute = market.dispute(job_id)
+    assert dispute.status == state_pb2.DISPUTE_STATUS_COMMITTING and dispute.challenger == POSTER.public_key
+    market.advance_to(dispute.draw_height)
+    vote_all(market, job_id, {judge: judge_votes(market.dispute(job_id), [False]) for judge in JUDGES})
+    job = market.job(job_id)
+    assert job.status == state_pb2.JOB_STATUS_REJECTED and job.assignments[0].payment == 0
+    assert ledger(market, forger).jailed
+    # A job with a verdict is judged once.
+    again = market.call(OUTSIDER, challenge=types_pb2.Challenge(job_id=job_id, candidate=0, bond=bond))
+    assert (again.success, again.error_name) == (False, "AlreadyDisputed")
+
+
 # --- members ------------------------------------------------------------------------------------
 
 
