@@ -195,18 +195,20 @@ class UnbondingChunk(_message.Message):
     def __init__(self, amount: _Optional[int] = ..., release_height: _Optional[int] = ...) -> None: ...
 
 class StakeLedger(_message.Message):
-    __slots__ = ("bonded", "unbonding", "validate", "jailed_until", "jailed")
+    __slots__ = ("bonded", "unbonding", "validate", "jailed_until", "jailed", "locked_until")
     BONDED_FIELD_NUMBER: _ClassVar[int]
     UNBONDING_FIELD_NUMBER: _ClassVar[int]
     VALIDATE_FIELD_NUMBER: _ClassVar[int]
     JAILED_UNTIL_FIELD_NUMBER: _ClassVar[int]
     JAILED_FIELD_NUMBER: _ClassVar[int]
+    LOCKED_UNTIL_FIELD_NUMBER: _ClassVar[int]
     bonded: int
     unbonding: _containers.RepeatedCompositeFieldContainer[UnbondingChunk]
     validate: bool
     jailed_until: int
     jailed: bool
-    def __init__(self, bonded: _Optional[int] = ..., unbonding: _Optional[_Iterable[_Union[UnbondingChunk, _Mapping]]] = ..., validate: _Optional[bool] = ..., jailed_until: _Optional[int] = ..., jailed: _Optional[bool] = ...) -> None: ...
+    locked_until: int
+    def __init__(self, bonded: _Optional[int] = ..., unbonding: _Optional[_Iterable[_Union[UnbondingChunk, _Mapping]]] = ..., validate: _Optional[bool] = ..., jailed_until: _Optional[int] = ..., jailed: _Optional[bool] = ..., locked_until: _Optional[int] = ...) -> None: ...
 
 class Offer(_message.Message):
     __slots__ = ("models", "price_per_token", "region", "capacity")

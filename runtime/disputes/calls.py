@@ -27,6 +27,7 @@ from runtime.disputes.errors import (
     VotingClosed,
     WrongPhase,
 )
+from runtime.disputes.committee import lock_parties
 from runtime.disputes.opening import CHALLENGE, COMMITTING, DECIDED, REVEALING, open_dispute
 from runtime.disputes.params import SALT_BYTES, read_params
 from runtime.disputes.recipes import vote_commitment
@@ -157,6 +158,7 @@ def open_reveal(state: Overlay, dispute: state_pb2.Dispute, deadline: int) -> No
     """The commit phase is over: members reveal until `deadline` (the first height with room from it)."""
     dispute.status = REVEALING
     dispute.reveal_deadline = schedule(state, DEADLINES_PREFIX, deadline, dispute.id)
+    lock_parties(state, dispute, read_job(state, dispute.job), dispute.reveal_deadline + 1)
     state.deposit_event(events.event(events.REVEAL_OPENED, dispute=dispute.id.hex(),
                                      reveal_deadline=dispute.reveal_deadline))
 

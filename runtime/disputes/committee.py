@@ -61,15 +61,25 @@ def _first_above(pool: list[tuple[bytes, int]], point: int) -> int:
     raise AssertionError("a point below the total stake always lands on an entry")
 
 
-def seat(state: Overlay, dispute: state_pb2.Dispute, members: list[state_pb2.CommitteeMember], height: int,
-         params: Params) -> None:
+def seat(state: Overlay, dispute: state_pb2.Dispute, job: state_pb2.Job, members: list[state_pb2.CommitteeMember],
+         height: int, params: Params) -> None:
     """Give the dispute its drawn committee; its members commit until vote_commit_blocks later (the first height
     with room on the deadline schedule). The caller writes the dispute."""
     del dispute.committee[:]
     dispute.committee.extend(members)
     dispute.commit_deadline = schedule(state, DEADLINES_PREFIX, height + params.vote_commit_blocks, dispute.id)
     index_members(state, dispute)
+    lock_parties(state, dispute, job, dispute.commit_deadline + params.vote_reveal_blocks)
     state.deposit_event(events.event(events.COMMITTEE_DRAWN, dispute=dispute.id.hex(), members=len(members),
                                      commit_deadline=dispute.commit_deadline))
     for member in members:
         state.deposit_event(events.event(events.MEMBER_DRAWN, dispute=dispute.id.hex(), member=member.account.hex()))
+
+
+def lock_parties(state: Overlay, dispute: state_pb2.Dispute, job: state_pb2.Job, until: int) -> None:
+    """The members and the judged results' executors keep their unbonding stake until the verdict can come
+    (runtime/staking/bonds.py lock_stake): a slash must find it there."""
+    accounts = {member.account for member in dispute.committee}
+    accounts.update(job.assignments[candidate].executor for candidate in dispute.candidates)
+    for account in sorted(accounts):
+        staking.lock_stake(state, account, until)

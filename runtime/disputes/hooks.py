@@ -55,7 +55,7 @@ def _draw(state: Overlay, dispute: state_pb2.Dispute, mix: bytes, height: int, p
     if not members:
         decide(state, dispute, height)
         return
-    seat(state, dispute, members, height, params)
+    seat(state, dispute, job, members, height, params)
     write_dispute(state, dispute)
 
 
@@ -84,7 +84,7 @@ def _audit(state: Overlay, job_id: bytes, mix: bytes, height: int, params: Param
                           "(disputes.params.min_committee_size)")
         return True
     dispute = open_dispute(state, job, AUDIT, height, draw_now=True)
-    seat(state, dispute, members, height, params)
+    seat(state, dispute, job, members, height, params)
     write_dispute(state, dispute)
     write_job(state, job)
     return True

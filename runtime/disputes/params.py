@@ -106,3 +106,9 @@ def audit_probability(state: StateReader, model_id: bytes) -> int:
     if model is not None and model.audit_probability_ppm:
         return model.audit_probability_ppm
     return read_params(state).audit_probability_ppm
+
+
+def dispute_blocks(params: Params) -> int:
+    """The blocks from a dispute's opening to its verdict when no schedule is full: the committee's draw delay and
+    both vote windows."""
+    return params.audit_delay_blocks + params.vote_commit_blocks + params.vote_reveal_blocks

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from proto import state_pb2
 from runtime import randomness, reputation, staking
 import runtime.jobs.events as events
-from runtime.jobs.collateral import collateral_stake, jailed
+from runtime.jobs.collateral import collateral_stake, jailed, lock_for
 from runtime.jobs.tables import (
     Entry,
     count_at_most,
@@ -308,6 +308,7 @@ def try_fill(state: Overlay, job: state_pb2.Job, params: Params, height: int, bu
         )
         add_load(state, entry.account, 1)
         index_assigned(state, job, entry.account)
+        lock_for(state, job, entry.account)
         state.deposit_event(
             events.event(events.JOB_ASSIGNED, job=job.id.hex(), executor=entry.account.hex(),
                          price_per_token=entry.price, deadline_height=deadline)

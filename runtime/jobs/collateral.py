@@ -15,9 +15,11 @@ from proto import state_pb2
 from runtime import staking
 from runtime.arithmetic import PPM
 from runtime.disputes.params import audit_probability
+from runtime.disputes.params import dispute_blocks
 from runtime.disputes.params import read_params as dispute_params
+from runtime.jobs.params import read_params as jobs_params
 from runtime.jobs.pricing import charge, prompt_token_bound
-from runtime.state import StateReader
+from runtime.state import Overlay, StateReader
 
 
 def pay_bound(job: state_pb2.Job) -> int:
@@ -41,3 +43,12 @@ def jailed(state: StateReader, account: bytes) -> bool:
     """Whether a dispute's slash jailed the account and it has not unjailed (draws leave it out)."""
     ledger = staking.read_ledger(state, account)
     return ledger is not None and ledger.jailed
+
+
+def lock_for(state: Overlay, job: state_pb2.Job, executor: bytes) -> None:
+    """Keep the executor's unbonding stake from being withdrawn while the job can still prove an offence: until its
+    timeout, a reveal window, the challenge window and a dispute's draw and votes have passed (settlement and a
+    dispute's committee extend it when a full schedule pushed their heights later)."""
+    params = jobs_params(state)
+    tail = params.reveal_blocks + params.challenge_window_blocks + dispute_blocks(dispute_params(state))
+    staking.lock_stake(state, executor, job.timeout_height + tail)

@@ -33,6 +33,7 @@ from runtime import balances, models, randomness, staking, system
 from runtime.disputes.params import Params as DisputesParams
 from runtime.disputes.params import read_params as read_dispute_params
 import runtime.jobs.events as events
+from runtime.jobs.collateral import lock_for
 from runtime.jobs.params import Params, read_params
 from runtime.jobs.phases import ASSIGNED, SLOT_ASSIGNED
 from runtime.jobs.pricing import escrow_of
@@ -173,6 +174,7 @@ def _post(state: Overlay, candidate: Candidate, request: types_pb2.PostJob, inde
     add_load(state, candidate.account, 1)
     index_posted(state, job)
     index_assigned(state, job, candidate.account)
+    lock_for(state, job, candidate.account)
     state.deposit_event(events.event(events.JOB_POSTED, job=job.id.hex(), poster=PROBE_FUND.hex(),
                                      model=request.model.hex(), escrow=escrow, timeout_height=job.timeout_height))
     state.deposit_event(events.event(events.JOB_ASSIGNED, job=job.id.hex(), executor=candidate.account.hex(),

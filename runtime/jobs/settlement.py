@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from proto import state_pb2
-from runtime import balances, reputation, system
+from runtime import balances, reputation, staking, system
 from runtime.arithmetic import apply_ppm
 from runtime.disputes import params as dispute_params
 from runtime.disputes.opening import DIGESTS, QUORUM, UNPAID_REASONS, open_dispute, schedule_audit
@@ -115,7 +115,11 @@ def settle(state: Overlay, job: state_pb2.Job, params: Params, height: int) -> N
     job.output_digest = digests.pop()
     state.deposit_event(events.event(events.JOB_SETTLED, job=job.id.hex(), output_digest=job.output_digest.hex(), paid=paid))
     refund(state, job)
-    schedule_audit(state, job.id, height)
+    audit = schedule_audit(state, job.id, height)
+    # Until the audit's verdict, or a challenge's at the end of the window, can come.
+    until = max(release, audit) + dispute_params.dispute_blocks(dispute_params.read_params(state))
+    for slot in revealed:
+        staking.lock_stake(state, slot.executor, until)
 
 
 def _dispute(state: Overlay, job: state_pb2.Job, revealed: list, digests: set, height: int) -> None:

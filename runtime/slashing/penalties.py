@@ -57,14 +57,17 @@ class StakeCut:
 
 
 def stake_cut(ledger: state_pb2.StakeLedger | None, fraction_ppm: int, height: int) -> StakeCut:
-    """`fraction_ppm` of the bonded stake and of each chunk still unbonding at `height`, each rounded down."""
+    """`fraction_ppm` of the bonded stake and of each chunk still unbonding at `height` (or locked), each rounded
+    down."""
     after = state_pb2.StakeLedger()
     if ledger is not None:
         after.CopyFrom(ledger)
     from_unbonding = 0
-    # A chunk released by now may be withdrawn in this very block: it no longer stands behind the stake.
+    # A chunk released by now may be withdrawn in this very block: it no longer stands behind the stake, unless
+    # the ledger is locked (runtime/staking/bonds.py lock_stake), when nothing can be withdrawn.
+    locked = height < after.locked_until
     for chunk in after.unbonding:
-        if chunk.release_height > height:
+        if chunk.release_height > height or locked:
             cut = apply_ppm(chunk.amount, fraction_ppm)
             chunk.amount -= cut
             from_unbonding += cut

@@ -10,7 +10,7 @@ module that reads staking (offers.py, genesis.py and spec.py are imported from t
 so `models` can weigh votes by stake without an import cycle.
 """
 
-from runtime.staking.bonds import bond_cost, check_amount
+from runtime.staking.bonds import bond_cost, check_amount, lock_stake
 from runtime.staking.elections import elect_validators, epoch_of, jailed, validator_set_at
 from runtime.staking.errors import (
     BelowMinimumBond,

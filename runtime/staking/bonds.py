@@ -1,7 +1,10 @@
 """Bonds: free balance bonded as stake, unbonded over `unbonding_period_blocks`, then withdrawn.
 
 Unbonding stake stays reserved for `unbonding_period_blocks`, longer than every challenge
-window, so an offence found late can still be slashed (runtime/slashing/).
+window, so an offence found late can still be slashed (runtime/slashing/); and none is withdrawn
+before the ledger's `locked_until`, which the jobs and disputes modules raise while a job the
+account executed, or a dispute it sits on, can still prove an offence (lock_stake): an executor that
+unbonds the moment it is assigned still has its stake when its forgery is judged.
 """
 
 from __future__ import annotations
@@ -103,11 +106,16 @@ def unbond(state: Overlay, context: CallContext, call: types_pb2.Unbond) -> None
 
 
 def withdraw_unbonded(state: Overlay, context: CallContext, call: types_pb2.WithdrawUnbonded) -> None:
-    """Return every released unbonding amount to free balance."""
+    """Return every released unbonding amount to free balance (none while the stake is locked)."""
     origin = context.origin
     ledger = read_ledger(state, origin)
     height = system.read_chain(state).height
     released = [chunk for chunk in (ledger.unbonding if ledger else []) if chunk.release_height <= height]
+    if released and height < ledger.locked_until:
+        raise NothingToWithdraw(
+            f"the stake is locked until height {ledger.locked_until} (this is {height}): a job this account executed "
+            "or a dispute it sits on can still prove an offence until then"
+        )
     if not released:
         pending = "" if not ledger or not ledger.unbonding else f"; the next release is at height {ledger.unbonding[0].release_height}"
         raise NothingToWithdraw(f"no unbonding amount is released at height {height}{pending}")
@@ -119,3 +127,11 @@ def withdraw_unbonded(state: Overlay, context: CallContext, call: types_pb2.With
     balances.unreserve(state, origin, amount)
     add_totals(state, unbonding_delta=-amount)
     state.deposit_event(events.event(events.WITHDRAWN, account=origin.hex(), amount=amount))
+
+
+def lock_stake(state: Overlay, account: bytes, until: int) -> None:
+    """Keep the account's unbonding stake from being withdrawn before height `until` (never shortens a lock)."""
+    ledger = read_ledger(state, account)
+    if ledger is not None and until > ledger.locked_until:
+        ledger.locked_until = until
+        write_ledger(state, account, ledger)

@@ -271,6 +271,25 @@ def test_a_challenge_no_member_judged_keeps_the_payment_held_and_the_job_open_to
     assert (again.success, again.error_name) == (False, "AlreadyDisputed")
 
 
+def test_an_executor_s_stake_is_locked_while_its_job_can_prove_an_offence_then_withdrawn():
+    market = market_with(executors=1, staking_params=replace(STAKING, unbonding_period_blocks=50))
+    job_id, executor = settled_alone(market, HONEST)
+    market.ok(executor, clear_offer=types_pb2.ClearOffer())
+    market.ok(executor, unbond=types_pb2.Unbond(amount=BOND))
+    locked_until = ledger(market, executor).locked_until
+    job = market.job(job_id)
+    assert locked_until >= job.assignments[0].release_height  # an audit or a challenge can still come
+    release = ledger(market, executor).unbonding[0].release_height
+    assert release < locked_until
+    market.advance_to(release)
+    refused = market.call(executor, withdraw_unbonded=types_pb2.WithdrawUnbonded())
+    assert (refused.success, refused.error_name) == (False, "NothingToWithdraw")
+    assert f"locked until height {locked_until}" in refused.error_message
+    market.advance_to(locked_until)
+    market.ok(executor, withdraw_unbonded=types_pb2.WithdrawUnbonded())
+    assert ledger(market, executor) is None  # nothing bonded or unbonding is left
+
+
 # --- members ------------------------------------------------------------------------------------
 
 
