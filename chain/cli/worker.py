@@ -75,7 +75,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     """Serve the key's offer until SIGINT or SIGTERM; exit 0 after a clean stop."""
     configure_logging(args.log_level, args.log_format)
-    stop = _stop_on_signals(args.parent_pid)
+    stop = stop_on_signals(args.parent_pid)
     target = node_target(args.node)
     keypair = _signer(args.key)
     address = encode_address(keypair.public_key)
@@ -208,7 +208,7 @@ def _check_engines(offer: state_pb2.Offer, models: dict[str, types_pb2.ModelInfo
         log.warning("%s (--allow-engine-mismatch)", message)
 
 
-def _stop_on_signals(parent_pid: int | None) -> threading.Event:
+def stop_on_signals(parent_pid: int | None) -> threading.Event:
     """An event set by SIGINT or SIGTERM, or when the parent process (`--parent-pid`) is gone."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -298,6 +298,34 @@ def test_a_vote_in_flight_is_not_sent_again_and_a_committed_one_is_revealed_once
     assert journal.read(dispute.id) is None, "the ballot goes once the dispute needs nothing more from the member"
 
 
+def test_a_due_reveal_is_sent_before_another_dispute_is_rescored(pool, thresholds, disputed_job, tmp_path):
+    # Under load a reveal waiting behind other disputes' re-scores missed its deadline, and the member was slashed.
+    journal = VoteJournal(tmp_path / "votes")
+    first = open_dispute(disputed_job)
+    Juror(Chain([first], [disputed_job], thresholds), pool_rescorer(pool), journal).step(10)
+    commitment = journal_commitment(journal, first)
+    other_job = state_pb2.Job()
+    other_job.CopyFrom(disputed_job)
+    other_job.id = bytes(32)  # sorts first, and the chain lists it first
+    other = open_dispute(other_job)
+    order = []
+
+    def rescore(result, thresholds, cancelled):
+        order.append("rescore")
+        return pool_rescorer(pool)(result, thresholds, cancelled)
+
+    chain = Chain([other, committed(first, commitment)], [disputed_job, other_job], thresholds)
+    submit = chain.submit
+    chain.submit = lambda call: (order.append(type(call).__name__), submit(call))[1]
+    Juror(chain, rescore, journal).step(11)
+    assert order == ["RevealVote", "rescore", "rescore", "CommitVote"]
+
+
+def journal_commitment(journal: VoteJournal, dispute: state_pb2.Dispute) -> bytes:
+    ballot = journal.read(dispute.id)
+    return vote_commitment(dispute.id, MEMBER.public_key, ballot.salt, ballot.votes)
+
+
 def test_a_failed_vote_transaction_is_not_sent_again(pool, thresholds, disputed_job, tmp_path):
     dispute = open_dispute(disputed_job)
     chain = Chain([dispute], [disputed_job], thresholds)
