@@ -58,6 +58,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.adversaries import BEHAVIOURS, BY_DEADLINE, BY_EVIDENCE, BY_VERIFIER, REVEALS, WITHHOLDS  # noqa: E402
 from chain.client import Client, ClientError  # noqa: E402
+from chain.client.queries import ModuleQueries  # noqa: E402
 from chain.crypto import Keypair, dev_keypair  # noqa: E402
 from chain.devnet.launcher import Devnet, LaunchOptions  # noqa: E402
 from chain.devnet.layout import (  # noqa: E402
@@ -472,13 +473,17 @@ class Tally:
     # reveals, an honest executor): not counted in `jobs`.
     not_executed: int = 0
     late: int = 0
+    # Jobs whose offender's result was judged invalid and whose poster got that result's payment back (none held,
+    # the escrow returned).
+    made_whole: int = 0
     # Jobs whose row results a committee judged (valid or invalid), and the offender's slashes by offence.
     judged: int = 0
     offences: dict[str, int] = field(default_factory=dict)
 
 
 def tabulate(rows: list[Row], posted: list[PostedJob], accounts: dict[str, bytes], honest: set[bytes],
-             byzantine: bytes, slashes: dict[bytes, list[state_pb2.SlashRecord]]) -> list[dict]:
+             byzantine: bytes, slashes: dict[bytes, list[state_pb2.SlashRecord]],
+             jailed: set[bytes] = frozenset()) -> list[dict]:
     """The rows of the result, from the jobs, their disputes and the slashes."""
     by_job: dict[bytes, list[state_pb2.SlashRecord]] = {}
     for records in slashes.values():
@@ -486,6 +491,7 @@ def tabulate(rows: list[Row], posted: list[PostedJob], accounts: dict[str, bytes
             by_job.setdefault(record.job, []).append(record)
     table = []
     for row in rows:
+        offender = None
         if row.behaviour == "byzantine-juror":
             tally = tally_byzantine(posted, byzantine, by_job, honest)
         else:
@@ -501,7 +507,8 @@ def tabulate(rows: list[Row], posted: list[PostedJob], accounts: dict[str, bytes
                  "slashed": tally.slashed, "wrongly_slashed": tally.wrongly_slashed,
                  "caught_by": BEHAVIOURS[row.behaviour].caught_by, "judged": tally.judged,
                  "late": tally.late, "late_slashed": tally.late_slashed, "not_executed": tally.not_executed,
-                 "offences": tally.offences}
+                 "offences": tally.offences, "made_whole": tally.made_whole,
+                 "jailed": offender in jailed if offender else None}
         table.append(entry)
     return table
 
@@ -535,6 +542,8 @@ def tally_job(tally: Tally, job: PostedJob, row: Row, row_accounts: set[bytes], 
         tally.detected += any(slot.verdict == state_pb2.CANDIDATE_VERDICT_INVALID for _, slot in mine)
         return
     index, slot = next((index, slot) for index, slot in mine if slot.executor == offender)
+    tally.made_whole += (slot.verdict == state_pb2.CANDIDATE_VERDICT_INVALID and slot.payment == 0
+                         and record.escrow == 0)
     if behaviour.caught_by == BY_VERIFIER:
         tally.detected += slot.verdict == state_pb2.CANDIDATE_VERDICT_INVALID
     elif behaviour.caught_by == BY_DEADLINE:
@@ -622,7 +631,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for the verdicts (default 3600)")
     parser.add_argument("--challenge", action="store_true",
                         help="no audits: challenge every settled job instead (bond 10^11 from ferdie)")
+    parser.add_argument("--rows", help="only these rows, comma-separated (default: every row; "
+                                       "`python -m bench.adversaries list` names the behaviours)")
     args = parser.parse_args(argv)
+    known = [row.name for row in plan_rows()]
+    args.rows = [name.strip() for name in args.rows.split(",")] if args.rows else known
+    unknown = [name for name in args.rows if name not in known]
+    if unknown:
+        parser.error(f"--rows: no row {unknown[0]!r} (rows: {', '.join(known)})")
     args.jobs = args.jobs or (1 if args.quick else 3)
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
@@ -632,7 +648,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     started = time.monotonic()
-    rows = plan_rows()
+    rows = [row for row in plan_rows() if row.name in args.rows]
     # Conviction needs the evidence of two steered jobs (tests/security/test_adversaries.py).
     per_row = {row.name: max(args.jobs, 2) if row.behaviour == "steer-2-positions" else args.jobs for row in rows}
     base = args.keep or Path(tempfile.mkdtemp(prefix="inferchain-security-"))
@@ -662,12 +678,13 @@ def main(argv=None) -> int:
                                                       for validator in layout.validators if validator.name != BYZANTINE})
             slashes = {account: list(client.slashes(account)) for account in set(accounts.values()) | {byzantine}
                        | honest}
+            jailed = {account for account in set(accounts.values()) if jailed_now(client, account)}
     finally:
         stop_workers(workers)
         devnet.stop()
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
-    table = tabulate(rows, posted, accounts, honest, byzantine, slashes)
+    table = tabulate(rows, posted, accounts, honest, byzantine, slashes, jailed)
     print_table(table)
     document = {
         "rows": table,
@@ -686,6 +703,15 @@ def main(argv=None) -> int:
         args.output.write_text(text + "\n")
     print(text, flush=True)
     return 0 if finished else 1
+
+
+def jailed_now(client: Client, account: bytes) -> bool:
+    """Whether the account's stake ledger is jailed by a dispute's slash now (staking.ledger query)."""
+    try:
+        answer = ModuleQueries(client).query("staking", "ledger", state_pb2.AccountQuery(account=account))
+    except ClientError:
+        return False  # no ledger left
+    return answer.response.jailed
 
 
 def audit_delay_blocks(layout: Layout) -> int:
