@@ -251,10 +251,11 @@ def demo(layout: Layout, node: RunningNode, prompt: str) -> None:
         raise CliError(f"demo: job {view.id.hex()} {ending_text(view.job, token)}", EXIT_FAILURE)
     path = layout.base_dir / DEMO_FILE
     path.write_text(json.dumps(job_document(view), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    _progress(f"demo: verifying the result locally, as `inferchain verify {path} --node {node.addresses.rpc}` does")
-    verdict = verify_command(argparse.Namespace(result=str(path), node=str(node.addresses.rpc), thresholds=None,
-                                                threads=None, context=4096, batch=512,
-                                                gpu_layers=None, base_path=None, output="text"))
+    command = ["verify", str(path), "--node", str(node.addresses.rpc), "--light", str(layout.genesis_path)]
+    _progress(f"demo: verifying the result locally, as `inferchain {' '.join(command)}` does")
+    # Read by the CLI's own parser, so the demo's options are the command's, whatever it gains.
+    from chain.cli import build_parser
+    verdict = verify_command(build_parser().parse_args(command))
     if verdict != EXIT_VALID:
         raise CliError(f"demo: the result of job {view.id.hex()} is INVALID (saved in {path})", EXIT_FAILURE)
     print(f"\nthe demo job's verified answer ({len(view.result.tokens)} tokens by {_executor_name(layout, view)}; "
