@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from chain.client import Client, ClientError
@@ -33,7 +32,7 @@ from chain.crypto import Keypair
 from chain.worker.executor import EnginePool, JobCancelled, inference_job
 from chain.worker.follower import MarketReader
 from chain.worker.juror_journal import Ballot, VoteJournal
-from chain.worker.submitter import new_salt
+from chain.worker.submitter import Sent, new_salt, resend_due
 from inference.errors import InferenceError, InvalidJob, InvalidResult
 from inference.registration import registered_thresholds
 from inference.result import InferenceResult
@@ -47,9 +46,6 @@ log = logging.getLogger("inferchain.worker")
 DISPUTES_MODULE = "disputes"
 COMMIT = "commit"
 REVEAL = "reveal"
-# A vote not in a block after this many blocks is looked up, and sent again if the node dropped it
-# (as the worker does for results).
-RESEND_AFTER_BLOCKS = 3
 # How often the thread wakes to notice a stop request when no block comes.
 POLL_S = 0.5
 # What a candidate's result can be refused for on its face: its own fault, not this node's.
@@ -209,15 +205,6 @@ class NodeChain:
 # -- the juror -----------------------------------------------------------------------------------
 
 
-@dataclass
-class SentVote:
-    """A vote transaction submitted, and whether it is in a block."""
-
-    transaction_hash: bytes
-    head: int
-    included: bool = False
-
-
 class Juror:
     """Votes on every dispute the account is drawn for, until stopped; driven by `on_block`."""
 
@@ -235,7 +222,7 @@ class Juror:
         self._thread: threading.Thread | None = None
         # Ballots decided this run (also journaled; kept here while a journal write fails).
         self._ballots: dict[bytes, Ballot] = {}
-        self._sent: dict[tuple[bytes, str], SentVote] = {}
+        self._sent: dict[tuple[bytes, str], Sent] = {}
         self._by_transaction: dict[bytes, tuple[bytes, str]] = {}
         # Votes whose transaction failed in a block: not sent again (each try costs a fee).
         self._failed: set[tuple[bytes, str]] = set()
@@ -320,7 +307,7 @@ class Juror:
             return
         call = commit_call(ballot, self.account) if phase == COMMIT else ballot.reveal_call()
         transaction_hash = self.chain.submit(call)
-        self._sent[key] = SentVote(transaction_hash, self.head)
+        self._sent[key] = Sent(transaction_hash, self.head)
         self._by_transaction[transaction_hash] = key
         log.info("submitted the vote %s of dispute %s (transaction %s)",
                  phase, dispute.id.hex()[:16], transaction_hash.hex()[:16])
@@ -422,24 +409,8 @@ class Juror:
         return True
 
     def _needs_sending(self, key: tuple[bytes, str]) -> bool:
-        sent = self._sent.get(key)
-        if sent is None:
-            return True
-        if sent.included or self.head - sent.head < RESEND_AFTER_BLOCKS:
-            return False
-        try:
-            status = self.chain.transaction(sent.transaction_hash)
-        except ClientError as error:
-            log.warning("cannot look up transaction %s: %s", sent.transaction_hash.hex(), error.message)
-            return False
-        if status.status == "pending":
-            return False
-        if status.status == "included":
-            sent.included = True
-            return False
-        log.warning("the vote %s of dispute %s was dropped (%s); sending it again",
-                    key[1], key[0].hex()[:16], status.reason or status.status)
-        return True
+        return resend_due(self._sent.get(key), self.head, self.chain.transaction,
+                          f"vote {key[1]} of dispute {key[0].hex()[:16]}")
 
     def _note_receipts(self, receipts: Iterable[Receipt]) -> None:
         for receipt in receipts:

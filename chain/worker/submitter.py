@@ -10,15 +10,54 @@ the next (chain/client/client.py).
 
 from __future__ import annotations
 
+import logging
 import secrets
+from dataclasses import dataclass
+from typing import Callable
 
-from chain.client import Client, Submission
+from chain.client import Client, ClientError, Submission, TransactionStatus
 from chain.crypto import Keypair
 from chain.worker.journal import SALT_BYTES, JournalEntry
 from inference.result import InferenceResult
 from proto import types_pb2
 from proto.digest import logprobs_digest
 from runtime import jobs
+
+log = logging.getLogger("inferchain.worker")
+
+# Blocks a submitted transaction may stay out of every block before its status is looked up (and, when the
+# node dropped it, it is sent again).
+RESEND_AFTER_BLOCKS = 3
+
+
+@dataclass
+class Sent:
+    """A transaction submitted (a job's commit or reveal, a vote), and whether it is in a block."""
+
+    transaction_hash: bytes
+    head: int  # the head height when it was submitted
+    included: bool = False
+
+
+def resend_due(sent: Sent | None, head: int, lookup: Callable[[bytes], TransactionStatus], what: str) -> bool:
+    """Whether to send a transaction (again): never sent, or sent RESEND_AFTER_BLOCKS ago and dropped by the node
+    (`lookup` reads its status; a failed lookup waits for the next block). `what` names it in the log."""
+    if sent is None:
+        return True
+    if sent.included or head - sent.head < RESEND_AFTER_BLOCKS:
+        return False
+    try:
+        status = lookup(sent.transaction_hash)
+    except ClientError as error:
+        log.warning("cannot look up transaction %s: %s", sent.transaction_hash.hex(), error.message)
+        return False
+    if status.status == "pending":
+        return False
+    if status.status == "included":
+        sent.included = True
+        return False
+    log.warning("the %s was dropped (%s); sending it again", what, status.reason or status.status)
+    return True
 
 
 def new_salt() -> bytes:

@@ -35,7 +35,7 @@ from chain.worker.follower import AssignmentsUpdate, Follower, MarketReader, off
 from chain.worker.journal import Journal, JournalEntry
 from chain.worker.juror import Juror, NodeChain, Rescorer
 from chain.worker.juror_journal import VoteJournal
-from chain.worker.submitter import Submitter, new_salt
+from chain.worker.submitter import Sent, Submitter, new_salt, resend_due
 from inference.errors import InferenceError
 from proto import state_pb2
 from runtime.jobs import FINAL_STATUSES
@@ -46,8 +46,6 @@ log = logging.getLogger("inferchain.worker")
 COMMIT = "commit"
 REVEAL = "reveal"
 UNFINISHED_STATUSES = (DRAWING, QUEUED, ASSIGNED, REVEALING)
-# A submission not in a block after this many blocks is looked up, and sent again if the node dropped it.
-RESEND_AFTER_BLOCKS = 3
 # How often the loop wakes to notice a stop request when no message comes.
 POLL_S = 0.5
 # The juror's ballots, under the worker's journal directory (journal.py keeps to its own *.json files).
@@ -65,15 +63,6 @@ class RunFinished:
 
 
 Message = Union[NewBlock, RunFinished]
-
-
-@dataclass
-class Sent:
-    """A transaction submitted for one phase of a job, and what became of it."""
-
-    transaction_hash: bytes
-    head: int  # the head height when it was submitted
-    included: bool = False
 
 
 @dataclass
@@ -343,24 +332,8 @@ class Worker:
         return tracked
 
     def _needs_sending(self, tracked: TrackedJob, phase: str) -> bool:
-        sent = tracked.sent.get(phase)
-        if sent is None:
-            return True
-        if sent.included or self.head - sent.head < RESEND_AFTER_BLOCKS:
-            return False
-        try:
-            status = self.client.transaction(sent.transaction_hash)
-        except ClientError as error:
-            log.warning("cannot look up transaction %s: %s", sent.transaction_hash.hex(), error.message)
-            return False
-        if status.status == "pending":
-            return False
-        if status.status == "included":
-            sent.included = True
-            return False
-        log.warning("the %s of job %s was dropped (%s); sending it again",
-                    phase, tracked.job_id.hex()[:16], status.reason or status.status)
-        return True
+        return resend_due(tracked.sent.get(phase), self.head, self.client.transaction,
+                          f"{phase} of job {tracked.job_id.hex()[:16]}")
 
     def _note_receipts(self, receipts: tuple[Receipt, ...]) -> None:
         for receipt in receipts:

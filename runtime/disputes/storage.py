@@ -14,6 +14,7 @@ import struct
 from proto import state_pb2
 from runtime.disputes.params import MAX_AUDITS_PER_HEIGHT, MAX_DUE_PER_HEIGHT
 from runtime.state import Overlay, StateReader
+from runtime.id_list import read_ids, write_ids
 
 DISPUTE_PREFIX = b"disputes/dispute/"  # + dispute id -> Dispute
 OPEN_PREFIX = b"disputes/open/"  # + dispute id -> b"" while the dispute is not decided
@@ -87,19 +88,6 @@ def write_evidence(state: Overlay, executor: bytes, model: bytes, record: state_
     key = evidence_key(executor, model)
     if record.jobs or record.positions or record.misses:
         state.set(key, record.SerializeToString(deterministic=True))
-    else:
-        state.delete(key)
-
-
-def read_ids(state: StateReader, key: bytes) -> list[bytes]:
-    """The ids of a JobIdList stored under `key` (empty when absent)."""
-    raw = state.get(key)
-    return [] if raw is None else list(state_pb2.JobIdList.FromString(raw).job_ids)
-
-
-def write_ids(state: Overlay, key: bytes, ids: list[bytes]) -> None:
-    if ids:
-        state.set(key, state_pb2.JobIdList(job_ids=ids).SerializeToString(deterministic=True))
     else:
         state.delete(key)
 

@@ -23,7 +23,8 @@ from runtime.disputes.params import (
     MAX_DUE_PER_HEIGHT,
     read_params,
 )
-from runtime.disputes.storage import AUDITS_PREFIX, DEADLINES_PREFIX, DRAWS_PREFIX, read_ids
+from runtime.disputes.storage import AUDITS_PREFIX, DEADLINES_PREFIX, DRAWS_PREFIX
+from runtime.id_list import read_ids
 from runtime.primitives import BlockContext
 from runtime.slashing.weights import slash
 from runtime.state import StateReader

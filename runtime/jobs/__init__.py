@@ -69,7 +69,7 @@ from runtime.jobs.storage import (
     LOAD_PREFIX,
     QUEUE_PREFIX,
     SCHEDULE_PREFIX,
-    read_ids,
     read_job,
     read_load,
 )
+from runtime.id_list import read_ids

@@ -42,7 +42,8 @@ from runtime.jobs.phases import ASSIGNED, DRAWING, EXPIRED, QUEUED, SLOT_ASSIGNE
 from runtime.jobs.queue import dequeue, enqueue, queued_models, schedule, schedule_key
 from runtime.jobs.recipes import accept_point, assignment_seed, draw_point
 from runtime.jobs.settlement import end, make_room
-from runtime.jobs.storage import add_load, index_assigned, missing_slots, read_ids, read_job, read_load, write_ids, write_job
+from runtime.id_list import read_ids, write_ids
+from runtime.jobs.storage import add_load, index_assigned, missing_slots, read_job, read_load, write_job
 from runtime.state import Overlay, StateReader
 
 DRAW_DUE_PREFIX = b"jobs/draw_due/"  # + u64be height -> JobIdList: jobs whose first draw is in that block

@@ -34,9 +34,8 @@ from runtime.jobs.storage import (
     SCHEDULE_PREFIX,
     add_to_count,
     read_count,
-    read_ids,
-    write_ids,
 )
+from runtime.id_list import read_ids, write_ids
 from runtime.state import Overlay, StateReader
 
 # --- the queues -----------------------------------------------------------------

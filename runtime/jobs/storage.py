@@ -72,19 +72,6 @@ def add_load(state: Overlay, account: bytes, delta: int) -> None:
     add_to_count(state, LOAD_PREFIX + account, delta)
 
 
-def read_ids(state: StateReader, key: bytes) -> list[bytes]:
-    """The job ids of a JobIdList stored under `key` (empty when absent)."""
-    raw = state.get(key)
-    return [] if raw is None else list(state_pb2.JobIdList.FromString(raw).job_ids)
-
-
-def write_ids(state: Overlay, key: bytes, ids: list[bytes]) -> None:
-    if ids:
-        state.set(key, state_pb2.JobIdList(job_ids=ids).SerializeToString(deterministic=True))
-    else:
-        state.delete(key)
-
-
 def index_posted(state: Overlay, job: state_pb2.Job) -> None:
     """List a new job by height and by poster."""
     position = struct.pack(">Q", job.posted_height) + job.id

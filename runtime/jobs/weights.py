@@ -25,7 +25,8 @@ from runtime.jobs.tables import current_epoch, read_table
 from runtime.jobs.params import read_params
 from runtime.jobs.queue import queued, queued_models
 from runtime.jobs.probes import epoch_starts
-from runtime.jobs.storage import MAX_PROBE_MODELS, SCHEDULE_PREFIX, read_ids, read_job, read_recent_models
+from runtime.id_list import read_ids
+from runtime.jobs.storage import MAX_PROBE_MODELS, SCHEDULE_PREFIX, read_job, read_recent_models
 from runtime.primitives import BlockContext
 from runtime.slashing.weights import slash
 from runtime.state import StateReader
