@@ -679,7 +679,7 @@ class EvidenceRecord(_message.Message):
     def __init__(self, positions: _Optional[int] = ..., misses: _Optional[int] = ..., jobs: _Optional[int] = ...) -> None: ...
 
 class SlashRecord(_message.Message):
-    __slots__ = ("account", "offence", "job", "height", "amount", "burned", "paid", "jailed_until")
+    __slots__ = ("account", "offence", "job", "height", "amount", "burned", "paid", "jailed_until", "braked")
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     OFFENCE_FIELD_NUMBER: _ClassVar[int]
     JOB_FIELD_NUMBER: _ClassVar[int]
@@ -688,6 +688,7 @@ class SlashRecord(_message.Message):
     BURNED_FIELD_NUMBER: _ClassVar[int]
     PAID_FIELD_NUMBER: _ClassVar[int]
     JAILED_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    BRAKED_FIELD_NUMBER: _ClassVar[int]
     account: bytes
     offence: str
     job: bytes
@@ -696,7 +697,20 @@ class SlashRecord(_message.Message):
     burned: int
     paid: int
     jailed_until: int
-    def __init__(self, account: _Optional[bytes] = ..., offence: _Optional[str] = ..., job: _Optional[bytes] = ..., height: _Optional[int] = ..., amount: _Optional[int] = ..., burned: _Optional[int] = ..., paid: _Optional[int] = ..., jailed_until: _Optional[int] = ...) -> None: ...
+    braked: bool
+    def __init__(self, account: _Optional[bytes] = ..., offence: _Optional[str] = ..., job: _Optional[bytes] = ..., height: _Optional[int] = ..., amount: _Optional[int] = ..., burned: _Optional[int] = ..., paid: _Optional[int] = ..., jailed_until: _Optional[int] = ..., braked: _Optional[bool] = ...) -> None: ...
+
+class BrakeStatus(_message.Message):
+    __slots__ = ("engaged", "engaged_power", "total_power", "validators")
+    ENGAGED_FIELD_NUMBER: _ClassVar[int]
+    ENGAGED_POWER_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_POWER_FIELD_NUMBER: _ClassVar[int]
+    VALIDATORS_FIELD_NUMBER: _ClassVar[int]
+    engaged: bool
+    engaged_power: int
+    total_power: int
+    validators: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, engaged: _Optional[bool] = ..., engaged_power: _Optional[int] = ..., total_power: _Optional[int] = ..., validators: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class SlashQuery(_message.Message):
     __slots__ = ("account", "limit")

@@ -25,7 +25,7 @@ class Transaction(_message.Message):
     def __init__(self, body: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class TransactionBody(_message.Message):
-    __slots__ = ("chain_id", "genesis_hash", "sender", "nonce", "fee", "transfer", "bond", "unbond", "withdraw_unbonded", "set_offer", "clear_offer", "propose_model", "vote_model", "post_job", "commit_result", "reveal_result", "cancel_job", "amend_model", "remove_model", "challenge", "commit_vote", "reveal_vote", "unjail")
+    __slots__ = ("chain_id", "genesis_hash", "sender", "nonce", "fee", "transfer", "bond", "unbond", "withdraw_unbonded", "set_offer", "clear_offer", "propose_model", "vote_model", "post_job", "commit_result", "reveal_result", "cancel_job", "amend_model", "remove_model", "challenge", "commit_vote", "reveal_vote", "unjail", "slashing_brake")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     GENESIS_HASH_FIELD_NUMBER: _ClassVar[int]
     SENDER_FIELD_NUMBER: _ClassVar[int]
@@ -49,6 +49,7 @@ class TransactionBody(_message.Message):
     COMMIT_VOTE_FIELD_NUMBER: _ClassVar[int]
     REVEAL_VOTE_FIELD_NUMBER: _ClassVar[int]
     UNJAIL_FIELD_NUMBER: _ClassVar[int]
+    SLASHING_BRAKE_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     genesis_hash: bytes
     sender: bytes
@@ -72,7 +73,8 @@ class TransactionBody(_message.Message):
     commit_vote: CommitVote
     reveal_vote: RevealVote
     unjail: Unjail
-    def __init__(self, chain_id: _Optional[str] = ..., genesis_hash: _Optional[bytes] = ..., sender: _Optional[bytes] = ..., nonce: _Optional[int] = ..., fee: _Optional[int] = ..., transfer: _Optional[_Union[Transfer, _Mapping]] = ..., bond: _Optional[_Union[Bond, _Mapping]] = ..., unbond: _Optional[_Union[Unbond, _Mapping]] = ..., withdraw_unbonded: _Optional[_Union[WithdrawUnbonded, _Mapping]] = ..., set_offer: _Optional[_Union[SetOffer, _Mapping]] = ..., clear_offer: _Optional[_Union[ClearOffer, _Mapping]] = ..., propose_model: _Optional[_Union[ProposeModel, _Mapping]] = ..., vote_model: _Optional[_Union[VoteModel, _Mapping]] = ..., post_job: _Optional[_Union[PostJob, _Mapping]] = ..., commit_result: _Optional[_Union[CommitResult, _Mapping]] = ..., reveal_result: _Optional[_Union[RevealResult, _Mapping]] = ..., cancel_job: _Optional[_Union[CancelJob, _Mapping]] = ..., amend_model: _Optional[_Union[AmendModel, _Mapping]] = ..., remove_model: _Optional[_Union[RemoveModel, _Mapping]] = ..., challenge: _Optional[_Union[Challenge, _Mapping]] = ..., commit_vote: _Optional[_Union[CommitVote, _Mapping]] = ..., reveal_vote: _Optional[_Union[RevealVote, _Mapping]] = ..., unjail: _Optional[_Union[Unjail, _Mapping]] = ...) -> None: ...
+    slashing_brake: SlashingBrake
+    def __init__(self, chain_id: _Optional[str] = ..., genesis_hash: _Optional[bytes] = ..., sender: _Optional[bytes] = ..., nonce: _Optional[int] = ..., fee: _Optional[int] = ..., transfer: _Optional[_Union[Transfer, _Mapping]] = ..., bond: _Optional[_Union[Bond, _Mapping]] = ..., unbond: _Optional[_Union[Unbond, _Mapping]] = ..., withdraw_unbonded: _Optional[_Union[WithdrawUnbonded, _Mapping]] = ..., set_offer: _Optional[_Union[SetOffer, _Mapping]] = ..., clear_offer: _Optional[_Union[ClearOffer, _Mapping]] = ..., propose_model: _Optional[_Union[ProposeModel, _Mapping]] = ..., vote_model: _Optional[_Union[VoteModel, _Mapping]] = ..., post_job: _Optional[_Union[PostJob, _Mapping]] = ..., commit_result: _Optional[_Union[CommitResult, _Mapping]] = ..., reveal_result: _Optional[_Union[RevealResult, _Mapping]] = ..., cancel_job: _Optional[_Union[CancelJob, _Mapping]] = ..., amend_model: _Optional[_Union[AmendModel, _Mapping]] = ..., remove_model: _Optional[_Union[RemoveModel, _Mapping]] = ..., challenge: _Optional[_Union[Challenge, _Mapping]] = ..., commit_vote: _Optional[_Union[CommitVote, _Mapping]] = ..., reveal_vote: _Optional[_Union[RevealVote, _Mapping]] = ..., unjail: _Optional[_Union[Unjail, _Mapping]] = ..., slashing_brake: _Optional[_Union[SlashingBrake, _Mapping]] = ...) -> None: ...
 
 class Transfer(_message.Message):
     __slots__ = ("dest", "amount")
@@ -287,6 +289,12 @@ class RevealVote(_message.Message):
 class Unjail(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class SlashingBrake(_message.Message):
+    __slots__ = ("engage",)
+    ENGAGE_FIELD_NUMBER: _ClassVar[int]
+    engage: bool
+    def __init__(self, engage: _Optional[bool] = ...) -> None: ...
 
 class CancelJob(_message.Message):
     __slots__ = ("job_id",)

@@ -1,13 +1,15 @@
-"""slashing calls: Unjail, which returns an account a dispute jailed to draws, committees and elections."""
+"""slashing calls: Unjail, which returns an account a dispute jailed to draws, committees and elections; SlashingBrake,
+which a validator sends to pull or let go of the brake on dispute slashing (brake.py)."""
 
 from __future__ import annotations
 
 from proto import types_pb2
 from runtime import system
 from runtime.primitives import CallContext
-from runtime.slashing import events
-from runtime.slashing.errors import NotJailed, StillJailed
-from runtime.staking.storage import read_ledger, write_ledger
+from runtime.slashing import brake, events
+from runtime.slashing.errors import AlreadyEngaged, NotEngaged, NotJailed, NotValidator, StillJailed
+from runtime.slashing.storage import brake_pulled, write_brake_record
+from runtime.staking.storage import read_ledger, read_validator_set, write_ledger
 from runtime.state import Overlay
 
 
@@ -34,3 +36,32 @@ def unjail(state: Overlay, context: CallContext, call: types_pb2.Unjail) -> None
     ledger.jailed = False
     write_ledger(state, origin, ledger)
     state.deposit_event(events.event(events.UNJAILED, account=origin.hex()))
+
+
+def check_slashing_brake(call: types_pb2.SlashingBrake) -> None:
+    """SlashingBrake carries one boolean, so nothing about it alone can fail; whether the sender may send it is the
+    state's."""
+
+
+def slashing_brake(state: Overlay, context: CallContext, call: types_pb2.SlashingBrake) -> None:
+    """Record (engage) or delete (release) the sender's pull on the brake; the brake holds while the current set's
+    validators pulling it have more than 2/3 of its voting power."""
+    origin = context.origin
+    if all(validator.public_key != origin for validator in read_validator_set(state).validators):
+        raise NotValidator(
+            f"account {origin.hex()} is not in the current epoch's validator set, so it may not pull or release the "
+            f"brake on slashing; {brake.tally(state).describe()}"
+        )
+    pulled = brake_pulled(state, origin)
+    if call.engage and pulled:
+        raise AlreadyEngaged(f"validator {origin.hex()} already pulls the brake; {brake.tally(state).describe()}")
+    if not call.engage and not pulled:
+        raise NotEngaged(f"validator {origin.hex()} does not pull the brake, so there is nothing to release; "
+                         f"{brake.tally(state).describe()}")
+    write_brake_record(state, origin, call.engage)
+    after = brake.tally(state)
+    state.deposit_event(events.event(
+        events.BRAKE_VOTED, validator=origin.hex(), engage=str(call.engage).lower(),
+        engaged_power=after.engaged_power, total_power=after.total_power,
+    ))
+    brake.decide(state, after)

@@ -22,4 +22,16 @@ class StillJailed(SlashingError):
     """An unjail before the jail ends: the message names the height from which it is accepted."""
 
 
-ERRORS = (InvalidEvidence, NotJailed, StillJailed)
+class NotValidator(SlashingError):
+    """A SlashingBrake from an account outside the current epoch's validator set."""
+
+
+class AlreadyEngaged(SlashingError):
+    """A SlashingBrake engage from a validator that already pulls the brake."""
+
+
+class NotEngaged(SlashingError):
+    """A SlashingBrake release from a validator that does not pull the brake."""
+
+
+ERRORS = (InvalidEvidence, NotJailed, StillJailed, NotValidator, AlreadyEngaged, NotEngaged)

@@ -1,13 +1,15 @@
 """slashing events (names declared once, here).
 
 `Slashed` and `Jailed` are the double-sign's, as they were before dispute slashes existed;
-`StakeSlashed`, `ExecutorJailed` and `Unjailed` belong to the offences judged by disputes and jobs.
+`StakeSlashed`, `ExecutorJailed` and `Unjailed` belong to the offences judged by disputes and jobs;
+`SlashBraked` takes StakeSlashed's place while the brake holds; `BrakeVoted`, `BrakeEngaged` and
+`BrakeReleased` are the brake's own.
 """
 
 from __future__ import annotations
 
 from proto import types_pb2
-from runtime.module import ACCOUNT, AMOUNT, BYTES, INTEGER, TEXT, EventSpec
+from runtime.module import ACCOUNT, AMOUNT, BOOLEAN, BYTES, INTEGER, TEXT, EventSpec
 from runtime.primitives import make_event
 from runtime.slashing.params import MODULE
 
@@ -16,6 +18,10 @@ JAILED = "Jailed"
 STAKE_SLASHED = "StakeSlashed"
 EXECUTOR_JAILED = "ExecutorJailed"
 UNJAILED = "Unjailed"
+SLASH_BRAKED = "SlashBraked"
+BRAKE_VOTED = "BrakeVoted"
+BRAKE_ENGAGED = "BrakeEngaged"
+BRAKE_RELEASED = "BrakeReleased"
 
 EVENTS = (
     EventSpec(
@@ -41,6 +47,29 @@ EVENTS = (
         {"account": ACCOUNT, "until": INTEGER},
     ),
     EventSpec(UNJAILED, "A jailed account returned to draws, committees and elections.", {"account": ACCOUNT}),
+    EventSpec(
+        SLASH_BRAKED,
+        "An offence in `job` was proven while the brake was engaged: nothing was cut, paid, burned or jailed, and the "
+        "offence stays punished.",
+        {"account": ACCOUNT, "offence": TEXT, "job": BYTES},
+    ),
+    EventSpec(
+        BRAKE_VOTED,
+        "A validator pulled (`engage` true) or let go of the brake; the voting power of the current set's validators "
+        "pulling it after this vote, and of the whole set.",
+        {"validator": ACCOUNT, "engage": BOOLEAN, "engaged_power": INTEGER, "total_power": INTEGER},
+    ),
+    EventSpec(
+        BRAKE_ENGAGED,
+        "The validators pulling the brake now hold more than 2/3 of the set's voting power: dispute slashing stops.",
+        {"engaged_power": INTEGER, "total_power": INTEGER},
+    ),
+    EventSpec(
+        BRAKE_RELEASED,
+        "The validators pulling the brake no longer hold more than 2/3 of the set's voting power: dispute slashing "
+        "resumes.",
+        {"engaged_power": INTEGER, "total_power": INTEGER},
+    ),
 )
 
 

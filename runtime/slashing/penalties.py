@@ -6,6 +6,8 @@ a double-sign takes, `stake_cut`), paid out as the caller says (the poster's bur
 the challenger's or committee's reward) and the rest burned. Unbonding chunks are cut because
 genesis keeps the unbonding period longer than any offence takes to prove (the disputes module's
 genesis check). An offence is keyed by (offence, job, account): a second call for it changes nothing.
+While the brake holds (brake.py), an offence is recorded as punished and nothing is taken: no cut,
+no payout, no burn, no jail; it is not punished again when the brake is released.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from proto import state_pb2
 from runtime import balances, staking
 from runtime.arithmetic import PPM, U64_MAX, apply_ppm
 from runtime.slashing import events
+from runtime.slashing.brake import braked
 from runtime.slashing.storage import already_punished, mark_punished, write_slash_record
 from runtime.staking.storage import add_totals, read_ledger, write_ledger
 from runtime.state import Overlay, StateReader
@@ -159,15 +162,27 @@ def _record(state: Overlay, record: state_pb2.SlashRecord) -> state_pb2.SlashRec
     return record
 
 
+def _record_braked(state: Overlay, account: bytes, offence: str, job: bytes, height: int) -> state_pb2.SlashRecord:
+    """Mark the offence punished and store a braked record that took nothing; emit SlashBraked."""
+    record = state_pb2.SlashRecord(account=account, offence=offence, job=job, height=height, braked=True)
+    mark_punished(state, offence, job, account, height)
+    write_slash_record(state, record)
+    state.deposit_event(events.event(events.SLASH_BRAKED, account=account.hex(), offence=offence, job=job.hex()))
+    return record
+
+
 def slash(state: Overlay, account: bytes, fraction_ppm: int, offence: str, job: bytes, height: int, *,
           jail: bool = False, payouts: Payouts = _no_payouts) -> state_pb2.SlashRecord | None:
     """Cut `fraction_ppm` of the account's stake for `offence` in `job`, pay `payouts(amount)`, burn the rest,
-    jail when asked; the SlashRecord, or None when this offence was already punished (nothing changes)."""
+    jail when asked; the SlashRecord, or None when this offence was already punished (nothing changes). While the
+    brake holds, nothing is cut, paid or jailed: the record says `braked`."""
     _check_offence(offence, job)
     if not 0 <= fraction_ppm <= PPM:
         raise ValueError(f"a slash fraction is 0 to {PPM} ppm, got {fraction_ppm}")
     if already_punished(state, offence, job, account):
         return None
+    if offence != DOUBLE_SIGN and braked(state):
+        return _record_braked(state, account, offence, job, height)
     cut = stake_cut(read_ledger(state, account), fraction_ppm, height)
     payments = _checked_payouts(payouts(cut.amount), cut.amount)
     take_cut(state, account, cut)
@@ -185,12 +200,17 @@ def slash(state: Overlay, account: bytes, fraction_ppm: int, offence: str, job: 
 def burn_bond(state: Overlay, account: bytes, amount: int, offence: str, job: bytes,
               height: int) -> state_pb2.SlashRecord | None:
     """Burn `amount` of a reserved bond that is not stake (a losing challenger's); the SlashRecord, or None when
-    this offence was already punished (nothing changes)."""
+    this offence was already punished (nothing changes). While the brake holds, `amount` returns to the account's
+    free balance instead (its caller returns the rest of the bond) and the record says `braked`."""
     _check_offence(offence, job)
     if amount < 0:
         raise ValueError(f"a burned bond is a non-negative amount, got {amount}")
     if already_punished(state, offence, job, account):
         return None
+    if braked(state):
+        if amount:
+            balances.unreserve(state, account, amount)
+        return _record_braked(state, account, offence, job, height)
     if amount:
         balances.burn_reserved(state, account, amount)
     return _record(state, state_pb2.SlashRecord(

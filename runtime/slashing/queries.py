@@ -1,4 +1,4 @@
-"""slashing queries: the slashes of one account or of every account, newest first."""
+"""slashing queries: the slashes of one account or of every account, newest first; the brake."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from typing import Iterator
 
 from proto import state_pb2
 from runtime.module import InvalidQuery, require_id
+from runtime.slashing.brake import tally
 from runtime.slashing.storage import RECENT_PREFIX, SLASH_PREFIX
-from runtime.state import IterableState
+from runtime.state import IterableState, StateReader
 
 MAX_SLASHES = 100
 
@@ -41,3 +42,10 @@ def query_slashes(state: IterableState, request: state_pb2.SlashQuery) -> state_
     limit = slashes_limit(request.limit)
     prefix = RECENT_PREFIX if not request.account else SLASH_PREFIX + require_id(request.account, "account")
     return state_pb2.SlashList(slashes=[state_pb2.SlashRecord.FromString(raw) for raw in _newest(state, prefix, limit)])
+
+
+def query_brake(state: StateReader, request: state_pb2.NoArguments) -> state_pb2.BrakeStatus:
+    """Whether the brake on dispute slashing holds against the current set, and who of the set pulls it."""
+    now = tally(state)
+    return state_pb2.BrakeStatus(engaged=now.engaged, engaged_power=now.engaged_power, total_power=now.total_power,
+                                 validators=list(now.validators))

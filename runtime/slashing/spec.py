@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from proto import state_pb2, types_pb2
-from runtime.module import ACCOUNT, INTEGER, CallSpec, ModuleSpec, QuerySpec
-from runtime.slashing.calls import check_unjail, unjail
-from runtime.slashing.double_sign import on_initialize
+from runtime.module import ACCOUNT, BOOLEAN, INTEGER, CallSpec, ModuleSpec, QuerySpec
+from runtime.slashing.calls import check_slashing_brake, check_unjail, slashing_brake, unjail
+from runtime.slashing.hooks import on_initialize
 from runtime.slashing.errors import ERRORS
 from runtime.slashing.events import EVENTS
 from runtime.slashing.params import MODULE
-from runtime.slashing.queries import query_slashes
+from runtime.slashing.queries import query_brake, query_slashes
 import runtime.slashing.weights as slashing_weights
 
 CALLS = (
@@ -21,12 +21,26 @@ CALLS = (
         check=check_unjail,
         weight=slashing_weights.unjail,
     ),
+    CallSpec(
+        name="slashing_brake",
+        message=types_pb2.SlashingBrake,
+        doc="A validator of the current set pulls (engage) or lets go of the brake on dispute slashing, which holds "
+            "while validators with more than 2/3 of the set's voting power pull it.",
+        handler=slashing_brake,
+        check=check_slashing_brake,
+        fields={"engage": BOOLEAN},
+        weight=slashing_weights.slashing_brake,
+    ),
 )
 
 QUERIES = (
     QuerySpec(name="slashes", doc="The slashes of an account (every account's when none is given), newest first.",
               request=state_pb2.SlashQuery, response=state_pb2.SlashList, handler=query_slashes,
               fields={"account": ACCOUNT, "limit": INTEGER}),
+    QuerySpec(name="brake", doc="Whether the brake on dispute slashing holds, and the validators of the current set "
+              "that pull it, with their voting power and the set's.",
+              request=state_pb2.NoArguments, response=state_pb2.BrakeStatus, handler=query_brake,
+              fields={"engaged": BOOLEAN, "engaged_power": INTEGER, "total_power": INTEGER, "validators": ACCOUNT}),
 )
 
 SPEC = ModuleSpec(

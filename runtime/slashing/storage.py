@@ -27,6 +27,13 @@ SLASH_PREFIX = b"slashing/slash/"
 RECENT_PREFIX = b"slashing/recent/"
 # u64be(height) || u32be(next index): the index the next SlashRecord at that height takes.
 CURSOR_KEY = b"slashing/cursor"
+# + account -> b"": a validator pulls the brake on dispute slashing (SlashingBrake engage); deleted on release.
+BRAKE_PREFIX = b"slashing/brake/"
+# u32be: the number of records under BRAKE_PREFIX, so that a block with none learns it from one read.
+BRAKE_COUNT_KEY = b"slashing/brake_count"
+# b"" while the brake is engaged: decided at the start of each block (the current set may have changed at the
+# epoch boundary) and after each SlashingBrake; what `slash` reads, one key instead of the whole set.
+BRAKE_ENGAGED_KEY = b"slashing/brake_engaged"
 
 
 def offence_key(height: int) -> bytes:
@@ -77,3 +84,40 @@ def write_slash_record(state: Overlay, record: state_pb2.SlashRecord) -> None:
     raw = record.SerializeToString(deterministic=True)
     state.set(slash_key(record.account, record.height, index), raw)
     state.set(recent_key(record.height, index, record.account), raw)
+
+
+def brake_pulled(state: StateReader, account: bytes) -> bool:
+    """Whether `account` has a brake record (it pulled the brake and has not released it)."""
+    return state.get(BRAKE_PREFIX + account) is not None
+
+
+def brake_records(state: StateReader) -> int:
+    """The number of brake records, those of accounts no longer in the set included."""
+    raw = state.get(BRAKE_COUNT_KEY)
+    return 0 if raw is None else int.from_bytes(raw, "big")
+
+
+def write_brake_record(state: Overlay, account: bytes, engage: bool) -> None:
+    """Store (engage) or delete (release) the account's brake record, and keep the count; the caller checked that
+    the record is absent, or present, as the case may be."""
+    count = brake_records(state) + (1 if engage else -1)
+    if engage:
+        state.set(BRAKE_PREFIX + account, b"")
+    else:
+        state.delete(BRAKE_PREFIX + account)
+    if count:
+        state.set(BRAKE_COUNT_KEY, count.to_bytes(4, "big"))
+    else:
+        state.delete(BRAKE_COUNT_KEY)
+
+
+def brake_engaged(state: StateReader) -> bool:
+    """Whether the brake is engaged, as last decided (at the start of this block or by a SlashingBrake since)."""
+    return state.get(BRAKE_ENGAGED_KEY) is not None
+
+
+def write_brake_engaged(state: Overlay, engaged: bool) -> None:
+    if engaged:
+        state.set(BRAKE_ENGAGED_KEY, b"")
+    else:
+        state.delete(BRAKE_ENGAGED_KEY)

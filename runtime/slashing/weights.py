@@ -1,17 +1,22 @@
-"""slashing weights: the double-sign hook, the unjail call, and a slash, for the hooks of other modules that slash
-(runtime/weights.py holds the unit costs)."""
+"""slashing weights: the double-sign hook and the brake's, the unjail and slashing_brake calls, and a slash, for the
+hooks of other modules that slash (runtime/weights.py holds the unit costs)."""
 
 from __future__ import annotations
 
 from proto import types_pb2
 from runtime import staking, weights
 from runtime.primitives import BlockContext
+from runtime.slashing.storage import brake_records
 from runtime.staking.weights import MAX_UNBONDING_CHUNKS
 from runtime.state import StateReader
 
-# One slash: the offence key, the ledger with its chunks, the staking parameters and totals, the offender's
-# account (burn and supply), the jail, the record under two keys and the cursor, and the event.
-SLASH = 6 * weights.READ + 8 * weights.WRITE + MAX_UNBONDING_CHUNKS * weights.LIST_ENTRY
+# staking.params.max_validators, at the ceiling genesis enforces (runtime/disputes/genesis.py, which checks it against
+# runtime/disputes/weights.py MAX_VALIDATORS; that module imports this one, so the number is repeated here and a test
+# keeps the two equal).
+MAX_VALIDATORS = 1_000
+# One slash: the offence key, the brake's flag, the ledger with its chunks, the staking parameters and totals, the
+# offender's account (burn and supply), the jail, the record under two keys and the cursor, and the event.
+SLASH = 7 * weights.READ + 8 * weights.WRITE + MAX_UNBONDING_CHUNKS * weights.LIST_ENTRY
 # Each payee of a slash: the offender's and the payee's accounts read and written.
 PAYEE = 2 * weights.READ + 2 * weights.WRITE
 
@@ -26,10 +31,31 @@ def unjail(call: types_pb2.Unjail) -> int:
     return 2 * weights.READ + weights.WRITE
 
 
+def brake_tally(validators: int) -> int:
+    """The brake tallied over a set of `validators`: the set and the record count read, one record read each."""
+    return 2 * weights.READ + validators * (weights.LIST_ENTRY + weights.READ)
+
+
+# Deciding the brake: the flag read and written, and its event.
+BRAKE_DECIDE = weights.READ + weights.WRITE
+
+
+def slashing_brake(call: types_pb2.SlashingBrake) -> int:
+    """The set read and searched, the sender's record and the count read and written, the brake tallied at the
+    ceiling of validators and decided; a refusal tallies it once instead, for its message."""
+    return (weights.READ + MAX_VALIDATORS * weights.LIST_ENTRY + 2 * weights.READ + 2 * weights.WRITE
+            + brake_tally(MAX_VALIDATORS) + BRAKE_DECIDE)
+
+
 def hooks_weight(state: StateReader, block: BlockContext) -> int:
-    """on_initialize's declared weight: the offence record pruned; per piece of evidence, two signatures verified,
-    the validator sets and the offence list read, the stake burned, the offender jailed, the record written."""
+    """on_initialize's declared weight: the brake's record count read, and while there are records the brake tallied
+    over at most max_validators and decided; the offence record pruned; per piece of evidence, two
+    signatures verified, the validator sets and the offence list read, the stake burned, the offender jailed, the
+    record written."""
     validators = staking.read_params(state).max_validators
+    brake = weights.READ
+    if brake_records(state):
+        brake += brake_tally(min(validators, MAX_VALIDATORS)) + BRAKE_DECIDE
     per_piece = (2 * weights.SIGNATURE + 8 * weights.READ + 6 * weights.WRITE + 4 * validators * weights.LIST_ENTRY
                  + 3 * weights.WRITE)
-    return 2 * weights.READ + weights.WRITE + len(block.evidence) * per_piece
+    return brake + 2 * weights.READ + weights.WRITE + len(block.evidence) * per_piece
