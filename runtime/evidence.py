@@ -4,7 +4,7 @@ Two votes signed by one validator for the same height, round and type but differ
 (one may be nil) prove that it broke the protocol: an honest validator signs one vote per
 (height, round, type). Any node that sees both may put them in a block as a
 `types.DuplicateVoteEvidence`; the runtime checks it against state and punishes the validator
-(runtime/slashing.py). A double-sign has exactly one accepted form: both
+(runtime/slashing/). A double-sign has exactly one accepted form: both
 votes canonical, `first` the vote whose block hash sorts lower, the message itself canonical, so the
 same offence cannot be included twice under two encodings.
 """

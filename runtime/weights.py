@@ -24,6 +24,9 @@ from __future__ import annotations
 # staking.params.max_executors_per_model: a PostJob may read the offer of every executor serving the model,
 # and a draw table holds one entry per executor.
 MAX_EXECUTORS_PER_MODEL = 1_000
+# staking.params.max_validators at the ceiling genesis enforces (runtime/disputes/genesis.py): committees are drawn from
+# the validator set and the slashing brake tallies it.
+MAX_VALIDATORS = 1_000
 # jobs.params.max_redundancy: a job's assignments (settlement pays each, deadlines handle each).
 MAX_REDUNDANCY = 8
 # jobs.params.max_prompt_bytes: the output digest hashes the job's prompt at every reveal.

@@ -153,9 +153,12 @@ def _settle_challenge(state: Overlay, dispute: state_pb2.Dispute, tallies: list[
     if dispute.reason != CHALLENGE:
         return
     verdict = next(entry.verdict for entry in tallies if entry.candidate == dispute.challenged)
-    lost = apply_ppm(dispute.bond, params.challenge_loss_ppm) if verdict == VALID else 0
-    if lost:
-        burn_bond(state, dispute.challenger, lost, FAILED_CHALLENGE, dispute.id, height)
+    lost = 0
+    if verdict == VALID:
+        # What was burned: nothing while the brake holds (or for an offence punished already).
+        record = burn_bond(state, dispute.challenger, apply_ppm(dispute.bond, params.challenge_loss_ppm),
+                           FAILED_CHALLENGE, dispute.id, height)
+        lost = record.amount if record is not None else 0
     balances.unreserve(state, dispute.challenger, dispute.bond - lost)
     state.deposit_event(events.event(
         events.CHALLENGE_SETTLED, dispute=dispute.id.hex(), challenger=dispute.challenger.hex(),

@@ -29,8 +29,7 @@ from runtime.primitives import BlockContext
 from runtime.slashing.weights import slash
 from runtime.state import StateReader
 
-# staking.params.max_validators: a committee is drawn from the current validator set.
-MAX_VALIDATORS = 1_000
+MAX_VALIDATORS = weights.MAX_VALIDATORS
 # A dispute record: its committee's votes decoded and encoded again, the record read and written.
 DISPUTE_RECORD = 2 * weights.READ + 2 * weights.WRITE + MAX_COMMITTEE_SIZE * weights.MAX_REDUNDANCY * weights.LIST_ENTRY
 # A job record read or written with its assignments (as jobs' JOB_RECORD), and its prune schedule entry.

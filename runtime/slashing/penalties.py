@@ -199,17 +199,15 @@ def slash(state: Overlay, account: bytes, fraction_ppm: int, offence: str, job: 
 
 def burn_bond(state: Overlay, account: bytes, amount: int, offence: str, job: bytes,
               height: int) -> state_pb2.SlashRecord | None:
-    """Burn `amount` of a reserved bond that is not stake (a losing challenger's); the SlashRecord, or None when
-    this offence was already punished (nothing changes). While the brake holds, `amount` returns to the account's
-    free balance instead (its caller returns the rest of the bond) and the record says `braked`."""
+    """Burn `amount` of a reserved bond that is not stake (a losing challenger's); the SlashRecord (its `amount` is
+    what was burned), or None when this offence was already punished (nothing changes). While the brake holds
+    nothing is burned and the record says `braked`; the caller returns to the account what was not burned."""
     _check_offence(offence, job)
     if amount < 0:
         raise ValueError(f"a burned bond is a non-negative amount, got {amount}")
     if already_punished(state, offence, job, account):
         return None
     if braked(state):
-        if amount:
-            balances.unreserve(state, account, amount)
         return _record_braked(state, account, offence, job, height)
     if amount:
         balances.burn_reserved(state, account, amount)

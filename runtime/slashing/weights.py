@@ -10,10 +10,7 @@ from runtime.slashing.storage import brake_records
 from runtime.staking.weights import MAX_UNBONDING_CHUNKS
 from runtime.state import StateReader
 
-# staking.params.max_validators, at the ceiling genesis enforces (runtime/disputes/genesis.py, which checks it against
-# runtime/disputes/weights.py MAX_VALIDATORS; that module imports this one, so the number is repeated here and a test
-# keeps the two equal).
-MAX_VALIDATORS = 1_000
+MAX_VALIDATORS = weights.MAX_VALIDATORS
 # One slash: the offence key, the brake's flag, the ledger with its chunks, the staking parameters and totals, the
 # offender's account (burn and supply), the jail, the record under two keys and the cursor, and the event.
 SLASH = 7 * weights.READ + 8 * weights.WRITE + MAX_UNBONDING_CHUNKS * weights.LIST_ENTRY

@@ -320,7 +320,7 @@ def test_the_brake_call_and_query_are_declared_with_their_weights():
 
 
 def test_the_validator_ceiling_is_the_one_genesis_enforces():
-    assert MAX_VALIDATORS == dispute_weights.MAX_VALIDATORS
+    assert MAX_VALIDATORS == dispute_weights.MAX_VALIDATORS == weights.MAX_VALIDATORS
 
 
 def test_the_hooks_declare_the_tally_only_while_there_are_brake_records():
