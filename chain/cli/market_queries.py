@@ -319,7 +319,8 @@ def query_slashes(args: argparse.Namespace) -> int:
         print("no slashes" + (f" of {_address(account)}" if account else ""))
         return 0
     print_table(("height", "account", "offence", "job", "amount", "burned", "paid", "jailed until"),
-                [(slash.height, _address(slash.account), slash.offence, slash.job.hex() or "-",
+                [(slash.height, _address(slash.account), slash.offence + (" (braked)" if slash.braked else ""),
+                  slash.job.hex() or "-",
                   token.format(slash.amount), token.format(slash.burned), token.format(slash.paid),
                   slash.jailed_until or "-") for slash in slashes])
     return 0
@@ -337,11 +338,15 @@ def slash_document(slash: state_pb2.SlashRecord) -> dict:
         "burned": u64(slash.burned),
         "paid": u64(slash.paid),
         "jailed_until": u64(slash.jailed_until),
+        "braked": slash.braked,
     }
 
 
 def slash_text(slash: state_pb2.SlashRecord, token: Token) -> str:
     """One line for a slash: who, what for, how much, and the jail."""
     jail = f", jailed until height {slash.jailed_until}" if slash.jailed_until else ""
+    if slash.braked:
+        return (f"{_address(slash.account)} {slash.offence} at height {slash.height}: nothing taken, the brake on "
+                "slashing held (validators with more than 2/3 of the voting power pulled it)")
     return (f"{_address(slash.account)} {slash.offence} at height {slash.height}: {token.format(slash.amount)} "
             f"(burned {token.format(slash.burned)}, paid {token.format(slash.paid)}){jail}")

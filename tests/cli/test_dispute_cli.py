@@ -308,3 +308,14 @@ def test_tx_unjail_after_the_jail_returns_the_forger(chain):
     assert result.returncode == 0, result.stderr
     assert "status  included" in result.stdout and "slashing.Unjailed account=" in result.stdout
     assert not read_ledger(chain.core.store.state, chain.forger).jailed
+
+
+def test_a_braked_slash_says_nothing_was_taken_and_why():
+    from chain.cli.market_queries import slash_document, slash_text
+    from chain.cli.output import Token
+    braked = state_pb2.SlashRecord(account=bytes(32), offence="invalid_result", job=bytes(range(32)), height=12,
+                                   braked=True)
+    assert "nothing taken, the brake on slashing held" in slash_text(braked, Token())
+    assert slash_document(braked)["braked"] is True and slash_document(braked)["amount"] == "0"
+    taken = state_pb2.SlashRecord(account=bytes(32), offence="invalid_result", job=bytes(32), height=12, amount=5)
+    assert "brake" not in slash_text(taken, Token()) and slash_document(taken)["braked"] is False
