@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "job",
     "worker",
     "devnet",
+    "gateway",
 )
 
 

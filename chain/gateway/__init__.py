@@ -1,0 +1,1 @@
+"""The HTTP gateway: an OpenAI-compatible API over the chain's jobs, and the explorer."""

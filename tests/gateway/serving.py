@@ -1,0 +1,39 @@
+"""The gateway served in this process for tests: uvicorn in a thread on a free 127.0.0.1 port."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import uvicorn
+
+from chain.gateway.app import create_app
+from chain.gateway.keys import open_api_keys, poster_source, read_entries
+
+
+@contextlib.contextmanager
+def running_gateway(node_target: str, api_keys_path: Path, poster_keys: list[str]) -> Iterator[tuple[str, dict]]:
+    """The base URL (http://127.0.0.1:PORT/v1) and {poster key source: API key}; stopped at the end."""
+    api_keys, _ = open_api_keys(api_keys_path, poster_keys)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    port = listener.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(node_target, api_keys), log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the gateway did not start"
+        time.sleep(0.02)
+    by_source = {source: key for key, source in read_entries(api_keys_path).items()}
+    try:
+        yield f"http://127.0.0.1:{port}/v1", {name: by_source[poster_source(name)] for name in poster_keys}
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        listener.close()

@@ -1,0 +1,82 @@
+"""Parsing OpenAI requests and shaping answers, without a node: chat rendering, pieces, refusals."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chain.client import ClientError
+from chain.gateway.jobs import refusal
+from chain.gateway.openai_shapes import (
+    RequestError,
+    chat_prompt,
+    finish_reason,
+    parse_chat_request,
+    parse_text_request,
+    text_pieces,
+)
+
+
+def test_a_lone_user_message_is_the_prompt_exactly():
+    assert chat_prompt([{"role": "user", "content": "  Hi there\n"}]) == "  Hi there\n"
+
+
+def test_a_conversation_becomes_a_transcript_in_one_user_message():
+    prompt = chat_prompt([
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": [{"type": "text", "text": "Hi"}, {"type": "text", "text": "!"}]},
+        {"role": "assistant", "content": "Hello."},
+        {"role": "user", "content": "Colours?"},
+    ])
+    assert prompt == "System: Be brief.\n\nUser: Hi!\n\nAssistant: Hello.\n\nUser: Colours?"
+
+
+@pytest.mark.parametrize("messages, param", [
+    ([{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}], "messages[0].content[0]"),
+    ([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}], "messages"),
+    ([{"role": "tool", "content": "a"}], "messages[0].role"),
+    ([{"role": "user", "content": ""}], "messages[0].content"),
+])
+def test_a_message_the_chain_cannot_take_is_refused_naming_it(messages, param):
+    with pytest.raises(RequestError) as refused:
+        chat_prompt(messages)
+    assert refused.value.status == 400 and refused.value.param == param
+
+
+def test_sampling_fields_map_to_the_chains_integers():
+    request = parse_chat_request({
+        "model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": 0.7, "top_p": 0.9, "seed": 3,
+        "max_completion_tokens": 5, "max_tokens": 9, "stream": True, "stream_options": {"include_usage": True},
+        "inferchain": {"top_k": 20, "redundancy": 2, "max_price_per_token": 7, "region": "eu"},
+        "user": "ignored", "n": 1,
+    })
+    assert (request.temperature_milli, request.top_p_ppm, request.seed, request.max_tokens) == (700, 900_000, 3, 5)
+    assert (request.top_k, request.redundancy, request.max_price_per_token, request.region) == (20, 2, 7, "eu")
+    assert request.stream and request.include_usage and request.prompt_format == "chat"
+    text = parse_text_request({"model": "m", "prompt": ["Once"]})
+    assert text.prompt == "Once" and text.prompt_format == "raw" and text.temperature_milli == 1_000
+
+
+@given(st.text(), st.integers(min_value=1, max_value=50))
+def test_the_pieces_join_to_the_text_and_are_no_more_than_the_tokens(text, tokens):
+    pieces = text_pieces(text, tokens)
+    assert "".join(pieces) == text and len(pieces) <= tokens
+
+
+def test_finish_reasons():
+    assert (finish_reason("eos"), finish_reason("length")) == ("stop", "length")
+
+
+@pytest.mark.parametrize("code, message, status", [
+    ("FAILED_PRECONDITION", "call would fail: jobs.InsufficientBalance: free 3 < escrow 9", 402),
+    ("FAILED_PRECONDITION", "sender ab has no account on this chain, so it cannot pay the fee 1", 402),
+    ("FAILED_PRECONDITION", "jobs.TooManyQueued: 32 queued", 429),
+    ("FAILED_PRECONDITION", "jobs.NoExecutors: only 0 executors serve the model", 503),
+    ("FAILED_PRECONDITION", "jobs.JobTooLarge: max_tokens 100000 is above the limit", 400),
+    ("UNAVAILABLE", "cannot connect to a node at 127.0.0.1:1", 503),
+    ("RESOURCE_EXHAUSTED", "the pool is full", 503),
+])
+def test_the_nodes_refusals_map_to_openai_statuses(code, message, status):
+    error = refusal(ClientError(code, message))
+    assert error.status == status and (error.retry_after is not None) == (status in (429, 503))
