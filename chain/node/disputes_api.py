@@ -28,16 +28,6 @@ ACCOUNT_BYTES = 32
 MAX_PAGE = 100
 
 
-class ListingState(HeadState):
-    """HeadState that also walks a prefix backwards (the store's reverse walk), so a query that lists newest
-    first (slashing.slashes) reads only the records it returns."""
-
-    __slots__ = ()
-
-    def iter_prefix_reverse(self, prefix: bytes, before: bytes | None = None):
-        return self._store.state.iter_prefix_reverse(prefix, before)
-
-
 def _invalid(message: str) -> QueryRefused:
     return QueryRefused(grpc.StatusCode.INVALID_ARGUMENT, message)
 
@@ -116,7 +106,7 @@ def get_dispute(store: ChainStore, head: Head, dispute_id: bytes) -> state_pb2.D
 def list_disputes(store: ChainStore, head: Head, request: node_pb2.ListDisputesRequest) -> state_pb2.DisputeList:
     """A page of disputes by id after `after`: every one, the open ones, or a member's duties."""
     request = dispute_list_request(request)
-    state = ListingState(store, head)
+    state = HeadState(store, head)
     if not request.member:
         query = state_pb2.DisputeListQuery(after=request.after, limit=request.limit, open=request.open)
         return module_query(DISPUTES_MODULE, "disputes", state, query)
@@ -132,7 +122,7 @@ def page_of(listing: state_pb2.DisputeList, after: bytes, limit: int) -> state_p
 
 def get_slashes(store: ChainStore, head: Head, request: node_pb2.GetSlashesRequest) -> state_pb2.SlashList:
     """Slashes newest first, of one account or of all."""
-    return module_query(SLASHING_MODULE, "slashes", ListingState(store, head), slash_query(request))
+    return module_query(SLASHING_MODULE, "slashes", HeadState(store, head), slash_query(request))
 
 
 def open_dispute(dispute: state_pb2.Dispute | None) -> bool:

@@ -38,10 +38,9 @@ def query_disputes(state: IterableState, request: state_pb2.DisputeListQuery) ->
         require_id(request.after, "after")
     prefix = OPEN_PREFIX if request.open else DISPUTE_PREFIX
     listed = state_pb2.DisputeList()
-    for key, _ in state.iter_prefix(prefix):
+    # The walk starts after the page token and stops one key past the page (that one only says `more`).
+    for key, _ in state.iter_prefix(prefix, prefix + request.after if request.after else None):
         dispute_id = key[len(prefix):]
-        if dispute_id <= request.after:
-            continue
         if len(listed.disputes) == limit:
             listed.more = True
             break

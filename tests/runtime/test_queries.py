@@ -136,3 +136,22 @@ def test_a_job_and_its_executor_s_reputation_are_answered_after_settlement():
     assert answer.score == jobs.Params().reputation_initial and 0 < answer.credit <= job.protocol_fee
     with pytest.raises(KeyError, match="none yet"):
         score.handler(market.state, state_pb2.AccountQuery(account=ACCOUNTS[0].public_key))
+
+
+def test_a_page_of_disputes_reads_only_what_it_returns_and_one_key_to_say_more_follow():
+    from runtime.disputes import queries as dispute_queries
+    from runtime.disputes.storage import DISPUTE_PREFIX, OPEN_PREFIX
+    state = MemoryState(Market.create().state.items)
+    ids = [bytes([index + 1]) * 32 for index in range(20)]
+    for dispute_id in ids:
+        record = state_pb2.Dispute(id=dispute_id, job=dispute_id, status=state_pb2.DISPUTE_STATUS_DECIDED)
+        state.items[DISPUTE_PREFIX + dispute_id] = record.SerializeToString(deterministic=True)
+    for dispute_id in ids[::2]:
+        state.items[OPEN_PREFIX + dispute_id] = b""
+    counting = CountingState(state)
+    page = dispute_queries.query_disputes(counting, state_pb2.DisputeListQuery(after=ids[9], limit=3))
+    assert [dispute.id for dispute in page.disputes] == ids[10:13] and page.more
+    assert counting.read == 4  # none of the ten before the token
+    counting.read = 0
+    opened = dispute_queries.query_disputes(counting, state_pb2.DisputeListQuery(after=ids[9], limit=10, open=True))
+    assert [dispute.id for dispute in opened.disputes] == ids[10::2] and not opened.more and counting.read == 5
