@@ -39,6 +39,7 @@ from chain.devnet.control import (
     send,
     unknown_name_message,
 )
+from chain.devnet.gateway import GATEWAY_PORT, GATEWAY_POSTER, GatewayNotStarted, RunningGateway, start_gateway
 from chain.devnet.launcher import DEFAULT_START_TIMEOUT_S, Devnet, LaunchOptions, RunningNode
 from chain.devnet.layout import (
     DEFAULT_VALIDATORS,
@@ -92,6 +93,11 @@ def register(subparsers) -> None:
     parser.add_argument("--prompt", default=DEMO_PROMPT, help=f"the demo job's prompt (default: {DEMO_PROMPT!r})")
     parser.add_argument("--no-worker", action="store_true",
                         help="run the nodes without executor workers (no model loaded; implies --no-demo)")
+    parser.add_argument("--no-gateway", action="store_true",
+                        help="do not start the OpenAI-compatible gateway and explorer on the first validator "
+                             "(default: started, its URL and API key printed)")
+    parser.add_argument("--gateway-port", type=int, default=GATEWAY_PORT, metavar="PORT",
+                        help=f"the gateway's HTTP port on 127.0.0.1 (default: {GATEWAY_PORT})")
     parser.add_argument("--start-timeout", type=float, default=DEFAULT_START_TIMEOUT_S, metavar="SECONDS",
                         help="give up when a validator is not finalizing after this long, exit 1 "
                              f"(default: {DEFAULT_START_TIMEOUT_S:g})")
@@ -230,7 +236,25 @@ def _run(args: argparse.Namespace, layout: Layout, devnet: Devnet, server: Contr
         _progress("no demo job: with --no-worker no validator executes jobs")
     elif not args.no_demo:
         demo(layout, first, args.prompt)
-    return watch(devnet, server, args.refresh, args.summary)
+    gateway = None if args.no_gateway else _start_gateway(layout, first, args.gateway_port)
+    try:
+        return watch(devnet, server, args.refresh, args.summary)
+    finally:
+        if gateway is not None:
+            gateway.stop()
+
+
+def _start_gateway(layout: Layout, node: RunningNode, port: int) -> RunningGateway | None:
+    """Start the gateway on the first validator and print where to reach it; None (said in one line) when it
+    cannot start: the devnet runs on without it."""
+    try:
+        gateway = start_gateway(layout, str(node.addresses.rpc), port)
+    except (GatewayNotStarted, OSError) as error:
+        _progress(f"gateway not started on port {port} (--gateway-port, --no-gateway): {error}")
+        return None
+    _progress(f"gateway: OpenAI-compatible API {gateway.base_url}, API key {gateway.api_key} (jobs signed by "
+              f"{GATEWAY_POSTER}), explorer {gateway.explorer}")
+    return gateway
 
 
 # --- the demo job -------------------------------------------------------------------------

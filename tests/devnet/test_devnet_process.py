@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import random
 import signal
 import socket
@@ -18,11 +19,13 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from chain.client import Client
 from chain.devnet.layout import PortBases, node_addresses, port_is_free, prepare, validator_host, write_record
 from tests.commands import ROOT, inferchain, one_line_error
+from tests.nodes import free_port
 
 READY = "every validator is finalizing"
 START_TIMEOUT_S = 120
@@ -136,6 +139,8 @@ def devnet(tmp_path):
     def start(*args: str, base_dir: Path | None = None, ports: bool = True) -> DevnetRun:
         """`ports`: give new port bases (a resumed devnet without them keeps those devnet.json records)."""
         extra = port_options(free_bases(int(args[args.index("--validators") + 1]) if "--validators" in args else 4))
+        # The gateway serves the validators' executors: started (on a free port) only where they run.
+        extra += ["--no-gateway"] if "--no-worker" in args else ["--gateway-port", str(free_port())]
         run = DevnetRun(base_dir or tmp_path / "devnet", *args, *(extra if ports else []))
         runs.append(run)
         return run
@@ -448,6 +453,12 @@ def test_the_demo_job_is_executed_verified_and_its_answer_printed(devnet):
                           timeout=120)
     assert verified.returncode == 0, verified.stderr
     assert document["text"].strip() in run.stdout
+    # The gateway on the first validator: its URL and API key printed, and OpenAI's model list served.
+    run.wait_for("gateway: OpenAI-compatible API", timeout=60)
+    gateway = re.search(r"gateway: OpenAI-compatible API (\S+), API key (\S+) ", run.stderr)
+    models = httpx.get(f"{gateway.group(1)}/models", headers={"Authorization": f"Bearer {gateway.group(2)}"},
+                       timeout=30)
+    assert models.status_code == 200 and models.json()["data"][0]["id"] == "SmolLM2-135M-Instruct-Q4_1"
     # A job posted to another node is assigned across validators (redundancy 3) and settles.
     third = run.record()["nodes"][2]["rpc"]
     posted = inferchain("job", "submit", "Say hello.", "--from", "bob", "--redundancy", "3", "--max-tokens", "24",
