@@ -236,7 +236,10 @@ def _run(args: argparse.Namespace, layout: Layout, devnet: Devnet, server: Contr
         _progress("no demo job: with --no-worker no validator executes jobs")
     elif not args.no_demo:
         demo(layout, first, args.prompt)
-    gateway = None if args.no_gateway else _start_gateway(layout, first, args.gateway_port)
+    try:
+        gateway = None if args.no_gateway else _start_gateway(layout, first, args.gateway_port)
+    except KeyboardInterrupt:  # Ctrl-C while the gateway starts: stop as watch() does on Ctrl-C
+        return EXIT_OK
     try:
         return watch(devnet, server, args.refresh, args.summary)
     finally:

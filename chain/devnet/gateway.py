@@ -79,7 +79,12 @@ def start_gateway(layout: Layout, rpc: str, port: int = GATEWAY_PORT,
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    reader.join(timeout)
+    try:
+        reader.join(timeout)
+    except BaseException:  # Ctrl-C while it starts: it goes with the devnet
+        process.kill()
+        process.wait()
+        raise
     if len(said) < len(READY_LINES):
         running = process.poll() is None
         if running:

@@ -140,8 +140,8 @@ def devnet(tmp_path):
         """`ports`: give new port bases (a resumed devnet without them keeps those devnet.json records)."""
         extra = port_options(free_bases(int(args[args.index("--validators") + 1]) if "--validators" in args else 4))
         # The gateway serves the validators' executors: started (on a free port) only where they run.
-        extra += ["--no-gateway"] if "--no-worker" in args else ["--gateway-port", str(free_port())]
-        run = DevnetRun(base_dir or tmp_path / "devnet", *args, *(extra if ports else []))
+        gateway = ["--no-gateway"] if "--no-worker" in args else ["--gateway-port", str(free_port())]
+        run = DevnetRun(base_dir or tmp_path / "devnet", *args, *(extra if ports else []), *gateway)
         runs.append(run)
         return run
 
