@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from chain.durable import write_durably
 
 log = logging.getLogger("inferchain.consensus")
 
@@ -145,24 +145,9 @@ _KEEP_ADVICE = (
 
 
 def _write_durably(path: Path, content: bytes) -> None:
-    """Replace `path` with `content`: a temporary file, fsynced, renamed over it, the directory fsynced."""
+    """Replace `path` with `content` durably (chain/durable.py); SignStateError when it cannot be written."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, staged = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(handle, "wb") as file:
-                file.write(content)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(staged, path)
-        except BaseException:
-            Path(staged).unlink(missing_ok=True)
-            raise
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        write_durably(path, content)
     except OSError as error:
         raise SignStateError(f"cannot write the sign state {path}: {error.strerror}; nothing was signed") from None
 

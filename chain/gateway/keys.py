@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chain.crypto import Keypair
+from chain.durable import write_durably
 from chain.keys import KeyResolutionError, is_dev_name, load_signer
 
 API_KEY_PREFIX = "ick-"
@@ -108,17 +109,10 @@ def write_entries(path: Path, entries: dict[str, str]) -> None:
     """Write the file whole, mode 0600 from the start, replacing the old one at once (rename)."""
     if not path.parent.is_dir():
         raise ApiKeyFileError(f"cannot write {path}: directory {path.parent} does not exist")
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     content = (json.dumps({"api_keys": entries}, indent=2) + "\n").encode()
     try:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
+        write_durably(path, content)  # a temporary file made 0600, fsynced, renamed over the old one
     except OSError as error:
-        temporary.unlink(missing_ok=True)
         raise ApiKeyFileError(f"cannot write {path}: {error.strerror or error}") from None
 
 

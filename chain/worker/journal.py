@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from chain.durable import write_durably
 
 from inference.errors import InvalidResult
 from inference.result import InferenceResult
@@ -41,7 +42,7 @@ class Journal:
         self.directory = Path(directory)
 
     def write(self, entry: JournalEntry) -> None:
-        """Store an entry durably: a temporary file, fsynced, then renamed over the job's file."""
+        """Store an entry durably (chain/durable.py): the old file or the new one survives a crash, never a torn one."""
         self.directory.mkdir(parents=True, exist_ok=True)
         document = {
             "version": JOURNAL_VERSION,
@@ -50,16 +51,7 @@ class Journal:
             "salt": entry.salt.hex(),
             "result": entry.result.to_json(),
         }
-        handle, staged = tempfile.mkstemp(prefix=".job-", suffix=".part", dir=self.directory)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as file:
-                json.dump(document, file, ensure_ascii=False)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(staged, self._path(entry.job_id))
-        except BaseException:
-            Path(staged).unlink(missing_ok=True)
-            raise
+        write_durably(self._path(entry.job_id), json.dumps(document, ensure_ascii=False).encode())
 
     def read(self, job_id: bytes) -> JournalEntry | None:
         """The job's entry, or None when there is none or it cannot be read (said in the log)."""

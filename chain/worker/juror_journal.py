@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from chain.durable import write_durably
 
 from proto import types_pb2
 from runtime.jobs.params import SALT_BYTES
@@ -61,7 +62,7 @@ class VoteJournal:
         self.directory = Path(directory)
 
     def write(self, ballot: Ballot) -> None:
-        """Store a ballot durably: a temporary file, fsynced, then renamed over the dispute's file."""
+        """Store a ballot durably (chain/durable.py): the old file or the new one survives a crash, never a torn one."""
         self.directory.mkdir(parents=True, exist_ok=True)
         document = {
             "version": BALLOT_VERSION,
@@ -69,17 +70,7 @@ class VoteJournal:
             "salt": ballot.salt.hex(),
             "votes": [vote_document(vote) for vote in ballot.votes],
         }
-        handle, staged = tempfile.mkstemp(prefix=".dispute-", suffix=".part", dir=self.directory)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as file:
-                json.dump(document, file)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(staged, self._path(ballot.dispute_id))
-            _sync_directory(self.directory)
-        except BaseException:
-            Path(staged).unlink(missing_ok=True)
-            raise
+        write_durably(self._path(ballot.dispute_id), json.dumps(document).encode())
 
     def read(self, dispute_id: bytes) -> Ballot | None:
         """The dispute's ballot, or None when there is none or it cannot be read (said in the log)."""
@@ -122,15 +113,3 @@ class VoteJournal:
         return self.directory / f"{dispute_id.hex()}.json"
 
 
-def _sync_directory(directory: Path) -> None:
-    """Make the rename itself durable (the file's own fsync does not cover its directory entry)."""
-    try:
-        handle = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(handle)
-    except OSError:
-        pass
-    finally:
-        os.close(handle)

@@ -73,7 +73,13 @@ def blocked_runner(release: threading.Event) -> Callable:
 @contextlib.contextmanager
 def running_worker(target: str, keypair: Keypair, runner: Callable, journal_dir: Path) -> Iterator[Worker]:
     """A Worker in a thread of this process, stopped at the end of the block."""
-    worker = Worker(target, keypair, runner, Journal(journal_dir))
+    with running_worker_of(Worker(target, keypair, runner, Journal(journal_dir))) as worker:
+        yield worker
+
+
+@contextlib.contextmanager
+def running_worker_of(worker: Worker) -> Iterator[Worker]:
+    """A Worker built by the test, run in a thread of this process until the end of the block."""
     stop = threading.Event()
     thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
     thread.start()
@@ -81,7 +87,7 @@ def running_worker(target: str, keypair: Keypair, runner: Callable, journal_dir:
         yield worker
     finally:
         stop.set()
-        thread.join(timeout=15)
+        thread.join(timeout=20)
         assert not thread.is_alive(), "the worker did not stop"
 
 

@@ -5,11 +5,9 @@ a validator's worker drawn into audit committees commits and reveals, and the ve
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
-import threading
 import time
 from typing import Iterator
 
@@ -43,7 +41,7 @@ from runtime.jobs.phases import job_status_name
 from runtime.disputes.recipes import vote_commitment
 from runtime.models import model_from_json
 from tests.nodes import NodeProcess, free_port, market_genesis
-from tests.worker.conftest import EPOCH_BLOCKS, PRICE, SHORT_DEADLINES, running_worker
+from tests.worker.conftest import EPOCH_BLOCKS, PRICE, SHORT_DEADLINES, running_worker, running_worker_of
 
 MODEL = bytes.fromhex(EMBEDDED_MODEL_ID)
 MEMBER = dev_keypair("dave")
@@ -530,15 +528,3 @@ def never_runs(job, cancelled):
     raise AssertionError("Alice's price is above the jobs': she is never drawn to execute them")
 
 
-@contextlib.contextmanager
-def running_worker_of(worker: Worker) -> Iterator[Worker]:
-    """A Worker built by the test, run in a thread of this process until the end of the block."""
-    stop = threading.Event()
-    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
-        yield worker
-    finally:
-        stop.set()
-        thread.join(timeout=20)
-        assert not thread.is_alive(), "the worker did not stop"
