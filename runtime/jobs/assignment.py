@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from proto import state_pb2
 from runtime import randomness, reputation, staking
 import runtime.jobs.events as events
-from runtime.jobs.collateral import collateral_stake, jailed, lock_for
+from runtime.jobs.collateral import collateral_stake, drawable_stake, lock_for
 from runtime.jobs.tables import (
     Entry,
     count_at_most,
@@ -110,8 +110,8 @@ def weight_now(state: StateReader, entry: Entry, model: bytes, min_bond: int, co
     offer = staking.read_offer(state, entry.account)
     if offer is None or model not in offer.models:
         return 0
-    stake = staking.bonded(state, entry.account)
-    if stake < min_bond or jailed(state, entry.account):
+    stake = drawable_stake(state, entry.account)
+    if stake < min_bond:
         return 0
     load = read_load(state, entry.account)
     if load >= min(entry.capacity, offer.capacity) or stake < collateral * (load + 1):

@@ -39,10 +39,10 @@ def collateral_stake(state: StateReader, job: state_pb2.Job) -> int:
     return -(-needed // (params.slash_fraction_invalid_result_ppm * probability))
 
 
-def jailed(state: StateReader, account: bytes) -> bool:
-    """Whether a dispute's slash jailed the account and it has not unjailed (draws leave it out)."""
+def drawable_stake(state: StateReader, account: bytes) -> int:
+    """The bonded stake a draw counts: 0 while a dispute's slash keeps the account jailed (until it unjails)."""
     ledger = staking.read_ledger(state, account)
-    return ledger is not None and ledger.jailed
+    return 0 if ledger is None or ledger.jailed else ledger.bonded
 
 
 def lock_for(state: Overlay, job: state_pb2.Job, executor: bytes) -> None:

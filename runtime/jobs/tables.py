@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from proto import state_pb2
 from runtime import reputation, staking
-from runtime.jobs.collateral import jailed
+from runtime.jobs.collateral import drawable_stake
 from runtime.jobs.params import Params
 from runtime.state import Overlay, StateReader
 
@@ -98,8 +98,8 @@ def build_tables(state: Overlay, model: bytes, epoch: int, params: Params) -> No
     rows = []
     for account in staking.serving(state, model):
         offer = staking.read_offer(state, account)
-        stake = staking.bonded(state, account)
-        if offer is None or stake < stake_params.min_bond or jailed(state, account):
+        stake = drawable_stake(state, account)
+        if offer is None or stake < stake_params.min_bond:
             continue
         score = reputation.read_reputation(state, account)
         rows.append((offer.price_per_token, account, offer.capacity, offer.region, stake, score))
