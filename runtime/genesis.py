@@ -10,16 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from runtime.disputes.genesis import check_windows
 from runtime.module import GenesisContext, GenesisInvalid, ModuleSpec, check_section_keys
 from runtime.params import params_to_json
 from runtime.registry import RUNTIME
 from runtime.state import IterableState, MemoryState, Overlay
-
-
-# Each reads the built genesis state and raises GenesisInvalid naming the fields: the challenge and vote windows
-# end before the unbonding period (runtime/disputes/genesis.py).
-CROSS_MODULE_RULES = (check_windows,)
 
 
 @dataclass(frozen=True)
@@ -56,8 +50,9 @@ def build_genesis_state(config: RuntimeGenesis) -> dict[bytes, bytes]:
     for module in RUNTIME.modules:
         if module.genesis is not None:
             module.genesis.build(state, _module_config(module, config))
-    for rule in CROSS_MODULE_RULES:
-        rule(state)
+    for module in RUNTIME.modules:  # the rules across modules, on the whole genesis state
+        if module.genesis is not None and module.genesis.check is not None:
+            module.genesis.check(state)
     return {key: value for key, value in state.writes.items() if value is not None}
 
 

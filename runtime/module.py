@@ -139,6 +139,9 @@ class GenesisSpec:
     # default(): the configuration used when genesis leaves the module out (its declared parameter
     # defaults, no records); None when the module cannot start without a section of its own.
     default: Callable[[], Any] | None = None
+    # check(state): a rule across modules, run on the genesis state once every module has built its part;
+    # raises GenesisInvalid naming the fields (disputes: its windows end before the unbonding period).
+    check: Callable[[StateReader], None] | None = None
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from runtime.disputes.calls import CALLS
 from runtime.disputes.errors import ERRORS
 from runtime.disputes.events import EVENTS
-from runtime.disputes.genesis import GenesisConfig, export_genesis, genesis, parse_genesis
+from runtime.disputes.genesis import GenesisConfig, check_windows, export_genesis, genesis, parse_genesis
 from runtime.disputes.hooks import on_finalize, on_initialize
 from runtime.disputes.params import MODULE, PARAMS, Params
 from runtime.disputes.queries import QUERIES
@@ -17,7 +17,7 @@ SPEC = ModuleSpec(
     doc="Disputes over revealed results: audits, challenges, committee votes, verdicts and their consequences.",
     params=PARAMS,
     genesis=GenesisSpec(parse=parse_genesis, build=genesis, export=export_genesis,
-                        default=lambda: GenesisConfig(Params())),
+                        default=lambda: GenesisConfig(Params()), check=check_windows),
     calls=CALLS,
     events=EVENTS,
     errors=ERRORS,
