@@ -68,7 +68,8 @@ def main(argv=None) -> int:
             print(f"--- {label} ...", flush=True)
             result = run_case(holder, name, scale)
             results.append((label, result))
-            print(result.summary(), flush=True)
+            # A failure is printed whole (its traceback and the log tails it quotes), not only its first line.
+            print(result.summary() if result.passed else result.details(), flush=True)
     finally:
         holder.close()
     failed = [name for name, result in results if not result.passed]
