@@ -75,6 +75,12 @@ def verify_vote(decoded: SignedVote) -> SignedVote:
 
 def check_proposal(proposal: types_pb2.SignedProposal, chain_id: str) -> types_pb2.ProposalBody:
     """The proposal's body if it is canonical, for `chain_id`, well formed and signed; VoteError otherwise."""
+    return verify_proposal(proposal, decode_proposal(proposal, chain_id))
+
+
+def decode_proposal(proposal: types_pb2.SignedProposal, chain_id: str) -> types_pb2.ProposalBody:
+    """The proposal's body if it is canonical, for `chain_id` and well formed, its signature NOT yet checked
+    (verify_proposal): a node first reads the height and round, and checks a signature only for one it would take."""
     if proposal.ByteSize() > MAX_PROPOSAL_BYTES:
         raise VoteError(f"proposal is {proposal.ByteSize()} bytes, more than {MAX_PROPOSAL_BYTES}")
     try:
@@ -89,6 +95,11 @@ def check_proposal(proposal: types_pb2.SignedProposal, chain_id: str) -> types_p
         raise VoteError(f"proposal valid_round {body.valid_round} must be -1 or below its round {body.round}")
     if not body.part_hashes or any(len(part) != HASH_BYTES for part in body.part_hashes):
         raise VoteError("proposal part hashes must be one or more 32-byte hashes")
+    return body
+
+
+def verify_proposal(proposal: types_pb2.SignedProposal, body: types_pb2.ProposalBody) -> types_pb2.ProposalBody:
+    """`body` (from decode_proposal) if the proposal's signature verifies for its proposer; VoteError otherwise."""
     if not verify_signature(body.proposer, proposal.signature, PROPOSAL_SIGNING_CONTEXT + proposal.body):
         raise VoteError("proposal signature does not verify for its proposer")
     return body

@@ -361,7 +361,7 @@ class Driver:
             if which == "proposal" and entry.proposal.block:  # ours are logged without the block: not inputs
                 self._replay_proposal(entry.proposal)
             elif which == "vote" and not self.signed_before.is_own(entry.vote):
-                self._take_vote(entry.vote, None, log_entry=False)
+                self._take_vote(entry.vote, None, replayed=True)
             elif which == "timeout":
                 timeout = entry.timeout
                 if timeout.step in (PROPOSE, PREVOTE, PRECOMMIT):
@@ -480,12 +480,16 @@ class Driver:
     # --- messages from peers --------------------------------------------------------------------------
 
     def _on_vote(self, peer_id: bytes, envelope: p2p_pb2.Envelope) -> None:
-        if not self.peers.first_seen(envelope):
-            return
-        self._take_vote(envelope.vote, peer_id)
+        self._take_vote(envelope.vote, peer_id, envelope)
 
-    def _take_vote(self, vote: types_pb2.Vote, peer_id: bytes | None, log_entry: bool = True) -> None:
-        """Check a vote (who signed it for which height before its signature), keep it, log it, relay it, decide."""
+    def _take_vote(self, vote: types_pb2.Vote, peer_id: bytes | None, envelope: p2p_pb2.Envelope | None = None,
+                   replayed: bool = False) -> None:
+        """Check a vote (who signed it for which height before its signature), keep it, log it, relay it, decide.
+
+        A vote is marked seen only once it would be kept: one dropped as too early comes again in its
+        validator's rebroadcast (the same bytes) and is taken then. A vote kept before this machine started
+        (it came for a later height, then block sync or a restart made a new machine) is given to the machine
+        when the log is replayed (`replayed`)."""
         try:
             decoded = decode_vote(vote, self.chain_id)
         except VoteError as error:
@@ -501,7 +505,11 @@ class Driver:
             return
         message = Vote(VOTE_STEPS[body.type], body.height, body.round, body.block_hash, body.validator)
         if message in self.votes:
+            if replayed:
+                self._act(self.machine.handle(message))
             return
+        if envelope is not None and not self.peers.first_seen(envelope):
+            return  # a copy of a vote not kept (beyond its validator's cap): its signature is not checked again
         try:
             signed = verify_vote(decoded)
         except VoteError as error:
@@ -511,7 +519,7 @@ class Driver:
             return  # the validator signed more votes at this height than any honest one does: not kept, not relayed
         if peer_id is not None and body.height + 1 >= self.height:  # old heights' votes only matter here
             self.peers.broadcast(p2p_pb2.Envelope(vote=vote), exclude=peer_id)
-        if log_entry and body.height >= self.height:
+        if not replayed and body.height >= self.height:
             self.wal.append(body.height, consensus_pb2.WalEntry(vote=vote))
         self._act(self.machine.handle(message))
 

@@ -16,7 +16,7 @@ from chain.consensus.machine import FUTURE_HEIGHTS
 from chain.consensus.peer_link import Misbehaviour, PeerLink
 from chain.p2p.scoring import PENALTY_USELESS
 from proto import p2p_pb2
-from runtime.votes import VoteError, check_proposal
+from runtime.votes import VoteError, decode_proposal, verify_proposal
 
 ROUNDS_AHEAD = 8
 MAX_ASSEMBLIES = 32
@@ -39,12 +39,12 @@ class Proposals:
                     powers, proposer_of: Callable[[int], bytes]) -> block_parts.Assembly | None:
         """Take a peer's proposal; the assembly when that completes a block of `height`. Misbehaviour when no
         honest peer sends it."""
-        if not self.peers.first_seen(envelope):
-            return None
         try:
-            body = check_proposal(envelope.proposal, self.chain_id)
+            body = decode_proposal(envelope.proposal, self.chain_id)
         except VoteError as error:
             raise Misbehaviour(f"an invalid proposal: {error}") from None
+        # What is dropped here is not marked seen: its proposer sends the same bytes again while the height
+        # makes no progress, and this node takes them once it got there (a restarted or lagging node).
         if not height <= body.height <= height + 1 or body.round > round_number + ROUNDS_AHEAD:
             return None
         if body.proposer not in powers or (body.height == height and body.proposer != proposer_of(body.round)):
@@ -53,6 +53,12 @@ class Proposals:
             return None
         if len(body.part_hashes) > self.max_parts:
             raise Misbehaviour(f"a proposal of {len(body.part_hashes)} parts")
+        if not self.peers.first_seen(envelope):
+            return None
+        try:
+            verify_proposal(envelope.proposal, body)
+        except VoteError as error:
+            raise Misbehaviour(f"an invalid proposal: {error}") from None
         self.peers.broadcast(envelope, exclude=peer_id)
         key = (body.height, body.round, body.block_hash)
         if key in self.assemblies:
@@ -75,14 +81,12 @@ class Proposals:
             if not height - 1 <= part.height <= height + FUTURE_HEIGHTS:  # no honest peer is that far off
                 self.peers.penalize(peer_id, f"a block part for #{part.height} at #{height}", PENALTY_USELESS)
             return None
-        if not self.peers.first_seen(envelope):
-            return None
         key = (part.height, part.round, part.block_hash)
         assembly = self.assemblies.get(key)
-        if assembly is None:
+        if assembly is None:  # kept by its key, so copies add nothing; not marked seen, as it may be evicted
             self._orphans.add(part)
             return None
-        if not assembly.add(part.index, part.data):
+        if not assembly.add(part.index, part.data):  # a part the assembly has: copies stop here
             return None
         self.peers.broadcast(envelope, exclude=peer_id)
         return self._completed(key, height)
