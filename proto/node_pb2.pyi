@@ -21,6 +21,48 @@ TRANSACTION_STATUS_PENDING: TransactionStatus
 TRANSACTION_STATUS_INCLUDED: TransactionStatus
 TRANSACTION_STATUS_REJECTED: TransactionStatus
 
+class TokenPiece(_message.Message):
+    __slots__ = ("first_token", "tokens", "text", "stop_reason")
+    FIRST_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    STOP_REASON_FIELD_NUMBER: _ClassVar[int]
+    first_token: int
+    tokens: int
+    text: str
+    stop_reason: str
+    def __init__(self, first_token: _Optional[int] = ..., tokens: _Optional[int] = ..., text: _Optional[str] = ..., stop_reason: _Optional[str] = ...) -> None: ...
+
+class PublishTokensRequest(_message.Message):
+    __slots__ = ("job_id", "executor", "signature", "piece")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    EXECUTOR_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    PIECE_FIELD_NUMBER: _ClassVar[int]
+    job_id: bytes
+    executor: bytes
+    signature: bytes
+    piece: TokenPiece
+    def __init__(self, job_id: _Optional[bytes] = ..., executor: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., piece: _Optional[_Union[TokenPiece, _Mapping]] = ...) -> None: ...
+
+class PublishTokensResponse(_message.Message):
+    __slots__ = ("pieces",)
+    PIECES_FIELD_NUMBER: _ClassVar[int]
+    pieces: int
+    def __init__(self, pieces: _Optional[int] = ...) -> None: ...
+
+class StreamTokensRequest(_message.Message):
+    __slots__ = ("job_id", "executor", "signature", "from_token")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    EXECUTOR_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    FROM_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    job_id: bytes
+    executor: bytes
+    signature: bytes
+    from_token: int
+    def __init__(self, job_id: _Optional[bytes] = ..., executor: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., from_token: _Optional[int] = ...) -> None: ...
+
 class SubmitTransactionRequest(_message.Message):
     __slots__ = ("transaction",)
     TRANSACTION_FIELD_NUMBER: _ClassVar[int]

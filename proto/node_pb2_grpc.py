@@ -125,6 +125,16 @@ class NodeStub:
                 request_serializer=proto_dot_node__pb2.GetSlashesRequest.SerializeToString,
                 response_deserializer=proto_dot_state__pb2.SlashList.FromString,
                 _registered_method=True)
+        self.PublishTokens = channel.stream_unary(
+                '/inferchain.node.Node/PublishTokens',
+                request_serializer=proto_dot_node__pb2.PublishTokensRequest.SerializeToString,
+                response_deserializer=proto_dot_node__pb2.PublishTokensResponse.FromString,
+                _registered_method=True)
+        self.StreamTokens = channel.unary_stream(
+                '/inferchain.node.Node/StreamTokens',
+                request_serializer=proto_dot_node__pb2.StreamTokensRequest.SerializeToString,
+                response_deserializer=proto_dot_node__pb2.TokenPiece.FromString,
+                _registered_method=True)
 
 
 class NodeServicer:
@@ -269,6 +279,27 @@ class NodeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PublishTokens(self, request_iterator, context):
+        """Token streams (docs/protocol.md, "Token streams"): an executor's output as it is generated, before
+        its commitment and reveal. Not consensus: a node keeps in memory, for a short while, what the workers
+        of executors assigned to a job publish to it. The worker publishes its pieces in order on one stream;
+        the first message carries the executor's signature. PERMISSION_DENIED when the signature does not
+        verify or the account is not assigned to the job; RESOURCE_EXHAUSTED beyond the node's bounds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamTokens(self, request, context):
+        """One executor's pieces of a job, to the job's poster only: what was published so far (from
+        `from_token`), then each new piece as it comes, until the last one (its stop_reason set). NOT_FOUND
+        while nothing is published for that job and executor here (retry: the executor may not have started);
+        PERMISSION_DENIED for any signature but the poster's. Bounded as SubscribeBlocks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -361,6 +392,16 @@ def add_NodeServicer_to_server(servicer, server):
                     servicer.GetSlashes,
                     request_deserializer=proto_dot_node__pb2.GetSlashesRequest.FromString,
                     response_serializer=proto_dot_state__pb2.SlashList.SerializeToString,
+            ),
+            'PublishTokens': grpc.stream_unary_rpc_method_handler(
+                    servicer.PublishTokens,
+                    request_deserializer=proto_dot_node__pb2.PublishTokensRequest.FromString,
+                    response_serializer=proto_dot_node__pb2.PublishTokensResponse.SerializeToString,
+            ),
+            'StreamTokens': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamTokens,
+                    request_deserializer=proto_dot_node__pb2.StreamTokensRequest.FromString,
+                    response_serializer=proto_dot_node__pb2.TokenPiece.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -849,6 +890,60 @@ class Node:
             '/inferchain.node.Node/GetSlashes',
             proto_dot_node__pb2.GetSlashesRequest.SerializeToString,
             proto_dot_state__pb2.SlashList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PublishTokens(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/inferchain.node.Node/PublishTokens',
+            proto_dot_node__pb2.PublishTokensRequest.SerializeToString,
+            proto_dot_node__pb2.PublishTokensResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/inferchain.node.Node/StreamTokens',
+            proto_dot_node__pb2.StreamTokensRequest.SerializeToString,
+            proto_dot_node__pb2.TokenPiece.FromString,
             options,
             channel_credentials,
             insecure,

@@ -211,16 +211,18 @@ class StakeLedger(_message.Message):
     def __init__(self, bonded: _Optional[int] = ..., unbonding: _Optional[_Iterable[_Union[UnbondingChunk, _Mapping]]] = ..., validate: _Optional[bool] = ..., jailed_until: _Optional[int] = ..., jailed: _Optional[bool] = ..., locked_until: _Optional[int] = ...) -> None: ...
 
 class Offer(_message.Message):
-    __slots__ = ("models", "price_per_token", "region", "capacity")
+    __slots__ = ("models", "price_per_token", "region", "capacity", "endpoint")
     MODELS_FIELD_NUMBER: _ClassVar[int]
     PRICE_PER_TOKEN_FIELD_NUMBER: _ClassVar[int]
     REGION_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
     models: _containers.RepeatedScalarFieldContainer[bytes]
     price_per_token: int
     region: str
     capacity: int
-    def __init__(self, models: _Optional[_Iterable[bytes]] = ..., price_per_token: _Optional[int] = ..., region: _Optional[str] = ..., capacity: _Optional[int] = ...) -> None: ...
+    endpoint: str
+    def __init__(self, models: _Optional[_Iterable[bytes]] = ..., price_per_token: _Optional[int] = ..., region: _Optional[str] = ..., capacity: _Optional[int] = ..., endpoint: _Optional[str] = ...) -> None: ...
 
 class AccountList(_message.Message):
     __slots__ = ("accounts",)

@@ -19,6 +19,7 @@ from chain.client.errors import (
 )
 from chain.client.disputes import DisputeCalls
 from chain.client.jobs import JobCalls
+from chain.client.tokens import TokenCalls
 from chain.client.results import (
     Account,
     Block,
@@ -68,11 +69,12 @@ CONTENTION_PRIORITY_LEVELS = 16
 _NONCE_CONFLICT_CODES = ("FAILED_PRECONDITION", "ALREADY_EXISTS")
 
 
-class Client(JobCalls, DisputeCalls):
+class Client(JobCalls, DisputeCalls, TokenCalls):
     """A connection to one node's gRPC API; use as a context manager or call close().
 
     The market's requests (get_job, list_jobs, watch_job, list_models, get_executors, post_job) are in
-    chain/client/jobs.py; disputes and slashes (dispute, disputes, slashes) in chain/client/disputes.py.
+    chain/client/jobs.py; disputes and slashes (dispute, disputes, slashes) in chain/client/disputes.py;
+    token streams (publish_tokens, stream_tokens) in chain/client/tokens.py.
     """
 
     def __init__(self, target: str = DEFAULT_TARGET, timeout: float = DEFAULT_TIMEOUT_S):

@@ -9,6 +9,8 @@ import grpc
 from chain.node.core import NodeCore, Rejected
 from chain.node.disputes_api import DisputesApi
 from chain.node.market_api import MarketApi, head_at
+from chain.node.token_streams import TokenStreams
+from chain.node.tokens_api import TokensApi
 from chain.ss58 import SS58_PREFIX, SS58_PREFIX_NAME, AddressError, decode_address, encode_address
 from proto import node_pb2, node_pb2_grpc
 from runtime import balances, hashing
@@ -46,13 +48,15 @@ def _abort(context: grpc.ServicerContext, rejection: Rejected) -> None:
     context.abort(_STATUS.get(rejection.status, grpc.StatusCode.INVALID_ARGUMENT), _reason(rejection))
 
 
-class NodeApi(MarketApi, DisputesApi, node_pb2_grpc.NodeServicer):
+class NodeApi(MarketApi, DisputesApi, TokensApi, node_pb2_grpc.NodeServicer):
     """Thin edge over NodeCore: no rule lives here (the market's calls, jobs, models and executors:
-    chain/node/market_api.py; disputes and slashes: chain/node/disputes_api.py)."""
+    chain/node/market_api.py; disputes and slashes: chain/node/disputes_api.py; token streams:
+    chain/node/tokens_api.py over the in-memory chain/node/token_streams.py)."""
 
-    def __init__(self, core: NodeCore, block_time_ms: int):
+    def __init__(self, core: NodeCore, block_time_ms: int, token_streams: TokenStreams | None = None):
         self.core = core
         self.block_time_ms = block_time_ms
+        self.token_streams = TokenStreams() if token_streams is None else token_streams
 
     # --- transactions -------------------------------------------------------
 

@@ -12,8 +12,9 @@ them too):
   decoded (gRPC's limit is one for all methods, the largest: a SubmitTransactions batch);
 - a request whose bytes do not decode is refused with INVALID_ARGUMENT naming the message type
   (grpcio's own answer is INTERNAL "Exception deserializing request!", with a logged traceback);
-- a stream that holds a worker thread (block subscriptions, reflection) passes a StreamGate, so
-  streams never take the workers that unary calls and health checks need.
+- a stream that holds a worker thread (block subscriptions, reflection, a token publisher's
+  client stream) passes a StreamGate, so streams never take the workers that unary calls and
+  health checks need; each message of a client stream gets the first two guards as it is read.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from grpc_reflection.v1alpha import reflection
 
 from chain.node.api import MAX_BATCH, NodeApi
 from chain.node.queries import QueryApi
-from chain.node.streams import StreamGate, StreamLimits
+from chain.node.streams import StreamGate, StreamLimits, StreamRefused
+from chain.node.token_streams import MAX_TEXT_BYTES
 from chain.storage import StoreError
 from proto import node_pb2, node_pb2_grpc, query_pb2, query_pb2_grpc
 
@@ -59,8 +61,15 @@ UNARY_WORKERS = 16
 MAX_STREAMS_PER_CONNECTION = 100
 
 
+# What a PublishTokensRequest adds around its piece's text: the first one's id, account and signature
+# (128 bytes and tags), the piece's numbers and stop reason; a piece a little over the text bound still
+# reaches the store's check, which names the bound.
+TOKEN_PIECE_FRAMING_BYTES = 1024
+
+
 NODE_SERVICE = node_pb2.DESCRIPTOR.services_by_name["Node"].full_name
 TRANSACTION_METHODS = frozenset(f"/{NODE_SERVICE}/{name}" for name in ("SubmitTransaction", "SimulateTransaction"))
+PUBLISH_TOKENS_METHOD = f"/{NODE_SERVICE}/PublishTokens"
 
 
 @dataclass(frozen=True)
@@ -95,6 +104,8 @@ class RequestLimits:
         """
         if method in TRANSACTION_METHODS:
             return self.transaction
+        if method == PUBLISH_TOKENS_METHOD:
+            return MAX_TEXT_BYTES + TOKEN_PIECE_FRAMING_BYTES
         return self.largest
 
 
@@ -298,8 +309,13 @@ class EdgeGuard(grpc.ServerInterceptor):
         return self._guarded[method]
 
     def _guard(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-        if handler.request_streaming and not handler.response_streaming:
-            return handler
+        if handler.request_streaming and not handler.response_streaming:  # a client stream (PublishTokens)
+            deserializer = handler.request_deserializer
+            if deserializer is not None:
+                deserializer = tolerant(deserializer, self.requests.of_method(method), self.read)
+            return grpc.stream_unary_rpc_method_handler(
+                self._gated_client_stream(method, handler.stream_unary), deserializer, handler.response_serializer
+            )
         if handler.request_streaming:  # stream-stream (reflection): each message is decoded later
             return grpc.stream_stream_rpc_method_handler(
                 self._gated(method, handler.stream_stream), handler.request_deserializer, handler.response_serializer
@@ -320,6 +336,31 @@ class EdgeGuard(grpc.ServerInterceptor):
             return self.streams.serve(method, lambda: behavior(request, context), context)
 
         return gated
+
+    def _gated_client_stream(self, method: str, behavior):
+        """A client-streaming behavior that holds a StreamGate place while it runs and sees only decoded messages."""
+
+        def gated(request_iterator, context):
+            try:
+                stream = self.streams.admit(method, context)
+            except StreamRefused as refusal:
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(refusal))
+            try:
+                return behavior(_decoded(request_iterator, context), context)
+            except StoreError as error:
+                log.error("answering %s: %s", method, error)
+                context.abort(grpc.StatusCode.DATA_LOSS, f"the node cannot read its database: {error}")
+            finally:
+                self.streams.release(stream)
+
+        return gated
+
+
+def _decoded(requests, context: grpc.ServicerContext):
+    """A client stream's messages, refusing the call at the first one that is oversized or does not decode."""
+    for request in requests:
+        _refuse_undecodable(request, context)
+        yield request
 
 
 def _checked(behavior):
