@@ -5,7 +5,9 @@ follows finalized blocks: each job assigned to the account is run (up to the off
 once), committed and revealed; when the account is drawn into a dispute's committee, the results judged
 are re-scored on the same engines and the votes committed and revealed. A node whose validator key has
 an offer runs one by itself; run this command to serve an account from another machine (a GPU box)
-instead (`node --no-worker`).
+instead (`node --no-worker`). While a job runs, its tokens are published to the node (`--node`) for
+the job's poster to stream; the offer's endpoint says where (`--stream-endpoint`), and the worker sets
+it on chain at start when it differs.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ import threading
 from pathlib import Path
 
 from chain.cli.connection import add_node_argument, cli_errors, node_target
-from chain.cli.errors import EXIT_BAD_INPUT, EXIT_ENGINE, EXIT_FAILURE, CliError
+from chain.cli.errors import EXIT_BAD_INPUT, EXIT_ENGINE, EXIT_FAILURE, EXIT_USAGE, CliError
 from chain.cli.model import _add_store_argument, _positive, inference_exit_code, store_for
-from chain.client import Client
+from chain.client import Client, ClientError
 from chain.crypto import Keypair
 from chain.keys import KeyResolutionError, load_signer
 from chain.logs import configure_logging
@@ -35,6 +37,8 @@ from inference.engine import EngineConfig, engine_version, gpu_offload_supported
 from inference.errors import InferenceError, ModelNotFound
 from inference.model_store import ModelStore, default_home
 from proto import state_pb2, types_pb2
+from runtime.staking.errors import InvalidOffer
+from runtime.staking.offers import check_endpoint
 
 log = logging.getLogger("inferchain.worker")
 
@@ -67,6 +71,10 @@ def register(subparsers) -> None:
                         help="least severe log lines printed (default: info)")
     parser.add_argument("--log-format", default="plain", choices=("plain", "json"),
                         help="plain lines, or one JSON object per line (default: plain)")
+    parser.add_argument("--stream-endpoint", metavar="HOST:PORT",
+                        help="the node API where posters stream this executor's tokens, set in its offer; the "
+                             "tokens are published to --node, so name that node as posters reach it "
+                             "(default: the --node target; \"\": publish none)")
     parser.add_argument("--parent-pid", type=int,
                         help="stop when the process with this id exits; a node passes its own (default: none)")
     parser.set_defaults(handler=run)
@@ -77,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(args.log_level, args.log_format)
     stop = stop_on_signals(args.parent_pid)
     target = node_target(args.node)
+    endpoint = _stream_endpoint(args.stream_endpoint, target)
     keypair = _signer(args.key)
     address = encode_address(keypair.public_key)
     chain_id, offer, models = _read_chain(target, keypair)
@@ -99,7 +108,9 @@ def run(args: argparse.Namespace) -> int:
         data_dir = args.data_dir or (args.base_path or default_home()) / "worker"
         journal = Journal(data_dir / chain_id / address)
         with cli_errors():
-            Worker(target, keypair, pool.run, journal, rescore=pool_rescorer(pool)).run(stop)
+            _announce_endpoint(target, keypair, offer, endpoint)
+            worker = Worker(target, keypair, pool.run, journal, rescore=pool_rescorer(pool), stream_tokens=bool(endpoint))
+            worker.run(stop)
     finally:
         pool.close()
     return 0
@@ -115,6 +126,35 @@ def _read_chain(target: str, keypair: Keypair) -> tuple[str, state_pb2.Offer | N
             return chain_id, reader.offer(keypair.public_key), {model.id.hex(): model for model in reader.models()}
         finally:
             reader.close()
+
+
+def _stream_endpoint(text: str | None, target: str) -> str:
+    """--stream-endpoint checked as the chain checks an offer's endpoint; the --node target when not given."""
+    endpoint = target if text is None else text
+    try:
+        check_endpoint(endpoint, InvalidOffer)
+    except InvalidOffer as error:
+        raise CliError(f"--stream-endpoint{'' if text is not None else ' (the --node target)'}: {error}",
+                       EXIT_USAGE) from None
+    return endpoint
+
+
+def _announce_endpoint(target: str, keypair: Keypair, offer: state_pb2.Offer, endpoint: str) -> None:
+    """Set the offer's endpoint on chain when it differs (same models, price, region and capacity: not held by
+    the offer lock); a failure is logged and the worker runs on, its tokens unannounced."""
+    if offer.endpoint == endpoint:
+        return
+    call = types_pb2.SetOffer(models=list(offer.models), price_per_token=offer.price_per_token, region=offer.region,
+                              capacity=offer.capacity, endpoint=endpoint)
+    try:
+        with Client(target) as client:
+            submission = client.submit(keypair, call)
+    except ClientError as error:
+        log.warning("cannot set the offer's stream endpoint to %s: %s (%s); posters will not find this worker's "
+                    "token streams", quote_input(endpoint), error.message, error.code)
+        return
+    log.info("offer stream endpoint %s -> %s: submitted SetOffer %s", quote_input(offer.endpoint),
+             quote_input(endpoint), submission.hash.hex()[:16])
 
 
 def _signer(name: str) -> Keypair:

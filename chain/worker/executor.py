@@ -3,7 +3,8 @@
 The chain assigns an executor at most its offer's capacity of jobs at once, so a thread per job is
 bounded by that. llama.cpp releases the GIL while it evaluates, so jobs on different engines run
 in parallel; each engine runs one job at a time, and the pool loads another engine of the same
-model only when every loaded one is busy.
+model only when every loaded one is busy. Given a publisher factory, a run also publishes its tokens
+as they come (token_publisher.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator, Mapping
 
+from chain.worker.token_publisher import PublisherFactory, TokenPublisher
 from inference.engine import Engine, EngineConfig
 from inference.errors import InferenceError
 from inference.loading import load_record
@@ -32,8 +34,9 @@ class JobCancelled(Exception):
     """The job no longer needs this executor's result (final, missed or reassigned)."""
 
 
-# Runs one job; polls `cancelled()` between tokens and raises JobCancelled when it turns true.
-Runner = Callable[[InferenceJob, Callable[[], bool]], InferenceResult]
+# Runs one job; polls `cancelled()` between tokens and raises JobCancelled when it turns true. A worker
+# that streams tokens also passes `publish=` (a PublisherFactory), as EnginePool.run takes it.
+Runner = Callable[..., InferenceResult]
 
 
 def inference_job(job: state_pb2.Job) -> InferenceJob:
@@ -104,10 +107,14 @@ class EnginePool:
             if self._slots is not None:
                 self._slots.release()
 
-    def run(self, job: InferenceJob, cancelled: Callable[[], bool]) -> InferenceResult:
-        """Generate the job's result on a free engine of its model (a Runner), once a slot is free."""
+    def run(self, job: InferenceJob, cancelled: Callable[[], bool],
+            publish: PublisherFactory | None = None) -> InferenceResult:
+        """Generate the job's result on a free engine of its model (a Runner), once a slot is free; with
+        `publish`, each token also goes to a TokenPublisher made for the run."""
         with self.engine(job.model, cancelled) as engine:
-            return engine.generate(job, on_token=lambda _token: _stop_if(cancelled))
+            if publish is None:
+                return engine.generate(job, on_token=lambda _token: _stop_if(cancelled))
+            return _generate_published(engine, job, cancelled, publish(job.job_id, engine.detokenize))
 
     def close(self) -> None:
         with self._lock:
@@ -165,6 +172,22 @@ class _FifoSlots:
         with self._changed:
             self._free += 1
             self._changed.notify_all()
+
+
+def _generate_published(engine: Engine, job: InferenceJob, cancelled: Callable[[], bool],
+                        publisher: TokenPublisher) -> InferenceResult:
+    """Generate with each token handed to the publisher; its stream ends with the result, or unfinished."""
+    def on_token(token: int) -> None:
+        _stop_if(cancelled)
+        publisher.add(token)
+
+    try:
+        result = engine.generate(job, on_token=on_token)
+    except BaseException:
+        publisher.abandon()
+        raise
+    publisher.finish(result)
+    return result
 
 
 def _stop_if(cancelled: Callable[[], bool]) -> None:

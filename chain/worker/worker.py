@@ -15,11 +15,13 @@ event alone; the node sends every record the worker needs, so no job is read per
 
 Given a Rescorer (the CLI's: the engine pool's), the worker also serves on dispute committees: the
 juror (juror.py) is started and stopped with it, and told of each block from this loop; it votes in
-a thread of its own, so a re-score never delays a job's step.
+a thread of its own, so a re-score never delays a job's step. With `stream_tokens`, each run also
+publishes its tokens to the node as they are generated (token_publisher.py; not consensus).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -36,6 +38,7 @@ from chain.worker.journal import Journal, JournalEntry
 from chain.worker.juror import Juror, NodeChain, Rescorer
 from chain.worker.juror_journal import VoteJournal
 from chain.worker.submitter import Sent, Submitter, new_salt, resend_due
+from chain.worker.token_publisher import publisher_factory
 from inference.errors import InferenceError
 from proto import state_pb2
 from runtime.jobs import FINAL_STATUSES
@@ -114,10 +117,11 @@ def is_over_for(job: state_pb2.Job, assignment: state_pb2.Assignment | None) -> 
 
 class Worker:
     """Runs one executor's assignments: follow blocks, run jobs, commit and reveal, until stopped; with a
-    Rescorer, also votes on the disputes its account is drawn to judge."""
+    Rescorer, also votes on the disputes its account is drawn to judge; with `stream_tokens`, publishes each
+    run's tokens to the node at `target` (the runner then takes `publish=`, as EnginePool.run does)."""
 
     def __init__(self, target: str, keypair: Keypair, runner: Runner, journal: Journal,
-                 rescore: Rescorer | None = None):
+                 rescore: Rescorer | None = None, stream_tokens: bool = False):
         self.target = target
         self.keypair = keypair
         self.executor_id = keypair.public_key
@@ -128,6 +132,8 @@ class Worker:
         self.jobs: dict[bytes, TrackedJob] = {}
         self.head = 0
         self._messages: queue.Queue[Message] = queue.Queue()
+        if stream_tokens:
+            runner = functools.partial(runner, publish=publisher_factory(self.client, keypair))
         self._executor = Executor(runner, lambda outcome: self._messages.put(RunFinished(outcome)))
         self._follower = Follower(target, self.executor_id, lambda update: self._messages.put(NewBlock(update)))
         self._by_transaction: dict[bytes, tuple[bytes, str]] = {}

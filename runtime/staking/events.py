@@ -24,8 +24,15 @@ EVENTS = (
     EventSpec(WITHDRAWN, "Released unbonding stake returned to free balance.", {"account": ACCOUNT, "amount": AMOUNT}),
     EventSpec(
         OFFER_SET,
-        "An account offers to execute jobs for the listed models.",
-        {"account": ACCOUNT, "models": TEXT, "price_per_token": AMOUNT, "region": TEXT, "capacity": INTEGER},
+        "An account offers to execute jobs for the listed models (endpoint: where its tokens stream; empty for none).",
+        {
+            "account": ACCOUNT,
+            "models": TEXT,
+            "price_per_token": AMOUNT,
+            "region": TEXT,
+            "capacity": INTEGER,
+            "endpoint": TEXT,
+        },
     ),
     EventSpec(OFFER_CLEARED, "An account no longer takes new jobs.", {"account": ACCOUNT}),
     EventSpec(

@@ -61,7 +61,7 @@ def _genesis_stake(entry: Any, where: str, context: GenesisContext) -> GenesisSt
 
 
 def _genesis_offer(raw: Any, where: str) -> state_pb2.Offer:
-    check_section_keys(raw, ("models", "price_per_token", "region", "capacity"), where)
+    check_section_keys(raw, ("models", "price_per_token", "region", "capacity", "endpoint"), where)
     model_ids = raw.get("models")
     if not isinstance(model_ids, list) or not all(isinstance(m, str) and len(m) == 64 for m in model_ids):
         raise GenesisInvalid(f"{where}.models must be a list of 64-hex-digit model ids")
@@ -72,17 +72,23 @@ def _genesis_offer(raw: Any, where: str) -> state_pb2.Offer:
     region = raw.get("region", "")
     if not isinstance(region, str):
         raise GenesisInvalid(f"{where}.region must be a string")
+    endpoint = raw.get("endpoint", "")
+    if not isinstance(endpoint, str):
+        raise GenesisInvalid(f"{where}.endpoint must be a string")
     offer = types_pb2.SetOffer(
         models=ids,
         price_per_token=parse_integer(raw.get("price_per_token"), f"{where}.price_per_token"),
         region=region,
         capacity=parse_integer(raw.get("capacity", 1), f"{where}.capacity", U32_MAX),
+        endpoint=endpoint,
     )
     try:
         check_offer(offer)
     except InvalidOffer as error:
         raise GenesisInvalid(f"{where}: {error}") from None
-    return state_pb2.Offer(models=ids, price_per_token=offer.price_per_token, region=region, capacity=offer.capacity)
+    return state_pb2.Offer(
+        models=ids, price_per_token=offer.price_per_token, region=region, capacity=offer.capacity, endpoint=endpoint
+    )
 
 
 def genesis(state: Overlay, config: GenesisConfig) -> None:
@@ -111,7 +117,7 @@ def genesis(state: Overlay, config: GenesisConfig) -> None:
 
 def _offer_fields(offer: state_pb2.Offer) -> dict:
     return {"models": list(offer.models), "price_per_token": offer.price_per_token, "region": offer.region,
-            "capacity": offer.capacity}
+            "capacity": offer.capacity, "endpoint": offer.endpoint}
 
 
 def export_genesis(state: IterableState, encode_account=bytes.hex) -> dict:
@@ -131,5 +137,7 @@ def export_genesis(state: IterableState, encode_account=bytes.hex) -> dict:
                 "region": offer.region,
                 "capacity": offer.capacity,
             }
+            if offer.endpoint:
+                entry["offer"]["endpoint"] = offer.endpoint
         stakes.append(entry)
     return {"params": params_to_json(PARAMS, read_params(state)), "stakes": stakes}

@@ -4,7 +4,9 @@ An executor is a bonded account with an offer; the accounts serving each model a
 (storage.SERVING_PREFIX) for assignment (runtime/jobs/assignment.py). Assignment reads offers
 through a table frozen for the epoch, and an offer stays as set for `offer_lock_blocks`: an
 executor once raised its price to a poster's maximum in the block before the posts and took 6 of
-10 jobs at that price (docs/economics.md, "Price in the draw").
+10 jobs at that price (docs/economics.md, "Price in the draw"). The offer's endpoint (where its
+executor's tokens stream to posters) is not read by the draw, so a SetOffer that changes only the
+endpoint is not held by the lock and does not restart it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from runtime.staking.storage import OFFER_PREFIX, SERVING_PREFIX, bonded, read_o
 from runtime.state import Overlay, StateReader
 
 OFFER_SET_PREFIX = b"staking/offer_set/"  # + account -> u64 big-endian height of its last SetOffer
+MAX_ENDPOINT_BYTES = 255
+MAX_PORT = 65_535
 
 
 def offer_set_height(state: StateReader, account: bytes) -> int | None:
@@ -44,6 +48,22 @@ def check_region(region: str, error: type[DispatchError]) -> None:
         raise error(f"a region is at most {MAX_REGION_BYTES} lowercase ASCII letters, digits or '-'")
 
 
+def check_endpoint(endpoint: str, error: type[DispatchError]) -> None:
+    """An endpoint is HOST:PORT in printable ASCII without whitespace, at most MAX_ENDPOINT_BYTES (empty: none)."""
+    if not endpoint:
+        return
+    if len(endpoint) > MAX_ENDPOINT_BYTES:
+        raise error(f"an endpoint is at most {MAX_ENDPOINT_BYTES} bytes, got {len(endpoint)} characters")
+    if not all("!" <= c <= "~" for c in endpoint):
+        raise error(f"an endpoint is printable ASCII without spaces, got {endpoint[:40]!r}")
+    host, colon, port = endpoint.rpartition(":")
+    if not colon or not host:
+        raise error(f"an endpoint is HOST:PORT, got {endpoint[:40]!r}")
+    # Canonical decimal only (no sign, no leading zero): one endpoint has one spelling.
+    if not port.isdigit() or port != str(int(port)) or not 1 <= int(port) <= MAX_PORT:
+        raise error(f"an endpoint's port is a decimal number from 1 to {MAX_PORT}, got {port[:8]!r}")
+
+
 def check_offer(call: types_pb2.SetOffer) -> None:
     """What makes an offer invalid whatever the state."""
     if not call.models:
@@ -58,6 +78,20 @@ def check_offer(call: types_pb2.SetOffer) -> None:
     if call.price_per_token == 0:
         raise InvalidOffer("price_per_token must be at least 1 (and at least staking.params.min_price_per_token)")
     check_region(call.region, InvalidOffer)
+    check_endpoint(call.endpoint, InvalidOffer)
+
+
+def changes_only_endpoint(old: state_pb2.Offer | None, call: types_pb2.SetOffer) -> bool:
+    """True when the call sets a new endpoint and keeps every term the draw reads (models in order, price, region,
+    capacity); a call that changes nothing is not one (it is held by the lock as before)."""
+    return (
+        old is not None
+        and old.endpoint != call.endpoint
+        and list(old.models) == list(call.models)
+        and old.price_per_token == call.price_per_token
+        and old.region == call.region
+        and old.capacity == call.capacity
+    )
 
 
 def check_offer_limits(state: StateReader, call: types_pb2.SetOffer) -> None:
@@ -85,13 +119,14 @@ def set_offer(state: Overlay, context: CallContext, call: types_pb2.SetOffer) ->
     have = bonded(state, origin)
     if have < params.min_bond:
         raise NotBonded(f"an executor needs at least {params.min_bond} bonded, this account has {have}")
-    unlock = offer_unlock_height(state, origin, params.offer_lock_blocks)
+    old = read_offer(state, origin)
+    endpoint_only = changes_only_endpoint(old, call)
+    unlock = None if endpoint_only else offer_unlock_height(state, origin, params.offer_lock_blocks)
     if unlock is not None:
         raise OfferLocked(
             f"this account set its offer at height {offer_set_height(state, origin)}; it may change it from height "
             f"{unlock} (staking.params.offer_lock_blocks = {params.offer_lock_blocks})"
         )
-    old = read_offer(state, origin)
     old_models = set(old.models) if old else set()
     for model in sorted(set(call.models) - old_models):
         accounts = serving(state, model)
@@ -101,11 +136,16 @@ def set_offer(state: Overlay, context: CallContext, call: types_pb2.SetOffer) ->
     for model in sorted(old_models - set(call.models)):
         write_accounts(state, SERVING_PREFIX + model, [a for a in serving(state, model) if a != origin])
     offer = state_pb2.Offer(
-        models=list(call.models), price_per_token=call.price_per_token, region=call.region, capacity=call.capacity
+        models=list(call.models),
+        price_per_token=call.price_per_token,
+        region=call.region,
+        capacity=call.capacity,
+        endpoint=call.endpoint,
     )
     state.set(OFFER_PREFIX + origin, offer.SerializeToString(deterministic=True))
-    if context.transaction_hash:
-        # Genesis offers (no transaction) are not locked: the chain starts with them.
+    if context.transaction_hash and not endpoint_only:
+        # Genesis offers (no transaction) are not locked: the chain starts with them. A new endpoint
+        # alone changes nothing the draw reads, so it neither waits for the lock nor restarts it.
         state.set(OFFER_SET_PREFIX + origin, struct.pack(">Q", system.read_chain(state).height))
     state.deposit_event(
         events.event(
@@ -115,6 +155,7 @@ def set_offer(state: Overlay, context: CallContext, call: types_pb2.SetOffer) ->
             price_per_token=call.price_per_token,
             region=call.region,
             capacity=call.capacity,
+            endpoint=call.endpoint,
         )
     )
 

@@ -43,11 +43,11 @@ CALLS = (
     CallSpec(
         name="set_offer",
         message=types_pb2.SetOffer,
-        doc="Offer to execute jobs: models, price per token, region, capacity.",
+        doc="Offer to execute jobs: models, price per token, region, capacity, and the endpoint streaming its tokens.",
         handler=set_offer,
         check=check_offer,
         check_state=check_offer_limits,
-        fields={"models": HASH, "price_per_token": AMOUNT, "region": TEXT, "capacity": INTEGER},
+        fields={"models": HASH, "price_per_token": AMOUNT, "region": TEXT, "capacity": INTEGER, "endpoint": TEXT},
         weight=staking_weights.set_offer,
     ),
     CallSpec(

@@ -35,7 +35,7 @@ MARKET_PINNED = {
     "market_bond_state_root": "fd74db543498a52d565db1a41d2598b1fd14abd280056c26f2f95451773d8f5a",
     "market_bond_receipts_hash": "b38fd1065d6f45e72d868bcf54a6b5f09583ce2527f99beab2d5ad82a932deaa",
     "market_offer_state_root": "7773430fcb4c565b49e306c0bf85ed990d42582c0716e1e4d3e898641cb6fe17",
-    "market_offer_receipts_hash": "ca84e25babdf025f6f69bdfc6113e8037afb513fd7ebf4c62fad8d9a85a70697",
+    "market_offer_receipts_hash": "3b5719cd5e743c674510136ed0fe35df580defd961a0a464d36c87aa972fe87b",
     "market_post_state_root": "2f31d118805824a15fba31fee634840bf1478d0c6eeff733732ad14c2cf5c3ed",
     "market_post_receipts_hash": "a593396e5ec46fa075b53ff42ce20b49535db42a9a79aa0c32263ddcc42ce8c8",
     "market_draw_0_state_root": "565163a31ec633c830d640885ecfaf46bf4f6f9a64a45255ec0b87f016862da8",
