@@ -1,7 +1,8 @@
 """The gateway's Starlette application: OpenAI's routes over the chain, and the explorer's.
 
     GET  /v1/models, /v1/models/{id}      the registered models; one is ready (200) while an executor serves it
-    POST /v1/chat/completions             a chat job, answered whole or as server-sent chunks
+    POST /v1/chat/completions             a chat job, answered whole or as server-sent chunks (the executor's
+                                          tokens as it generates them: streaming.py)
     POST /v1/completions                  a text job (the prompt sent raw)
 
 Every /v1 route wants `Authorization: Bearer KEY`, a key of the API-key file (keys.py); the job is signed
@@ -18,14 +19,15 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import AsyncIterator, Callable
+from typing import Callable
 
 import anyio
+import anyio.from_thread
 import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from chain.client import ClientError, JobView
@@ -36,16 +38,13 @@ from chain.gateway.openai_shapes import (
     CompletionRequest,
     Envelope,
     RequestError,
-    chunk_document,
     completion_document,
     error_document,
-    finish_reason,
     invalid,
     parse_chat_request,
     parse_text_request,
-    text_pieces,
-    usage_chunk,
 )
+from chain.gateway.streaming import EventStream, ExecutorStreams, Write, stream_completion
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +70,17 @@ class GatewayState:
     clock: Callable[[], float]
     short_calls: anyio.CapacityLimiter
     followers: anyio.CapacityLimiter
+    streams: ExecutorStreams
     in_flight: int = 0
 
 
 def create_app(node_target: str, api_keys: ApiKeys, *, max_in_flight: int = MAX_IN_FLIGHT,
                max_body_bytes: int = MAX_BODY_BYTES, clock: Callable[[], float] = time.time) -> Starlette:
     """The gateway for the node at `node_target`, signing with the posters `api_keys` maps to."""
-    state = GatewayState(ChainAccess(node_target), api_keys, max_body_bytes, max_in_flight, clock,
-                         anyio.CapacityLimiter(SHORT_CALL_THREADS), anyio.CapacityLimiter(max_in_flight))
+    access = ChainAccess(node_target)
+    state = GatewayState(access, api_keys, max_body_bytes, max_in_flight, clock,
+                         anyio.CapacityLimiter(SHORT_CALL_THREADS), anyio.CapacityLimiter(max_in_flight),
+                         ExecutorStreams(access.client.get_executors, max_threads=max_in_flight))
     handlers = Handlers(state)
     routes = [
         Route("/v1/models", handlers.list_models, methods=["GET"]),
@@ -91,6 +93,7 @@ def create_app(node_target: str, api_keys: ApiKeys, *, max_in_flight: int = MAX_
     @contextlib.asynccontextmanager
     async def lifespan(app):
         yield
+        state.streams.close()
         state.access.close()
 
     return Starlette(routes=routes, lifespan=lifespan,
@@ -174,9 +177,8 @@ class Handlers:
                                 posted.model.engine)
             if completion.stream:
                 released = True  # the stream releases its slot when it ends
-                return StreamingResponse(self._events(request, completion, posted, poster, envelope),
-                                         media_type="text/event-stream",
-                                         headers={**SSE_HEADERS, JOB_HEADER: posted.job_id.hex()})
+                return EventStream(lambda write: self._events(write, request, completion, posted, poster, envelope),
+                                   headers={**SSE_HEADERS, JOB_HEADER: posted.job_id.hex()})
             return await self._whole(request, posted, poster, envelope)
         except RequestError as error:
             return error_response(error)
@@ -194,46 +196,31 @@ class Handlers:
             return error_response(ended_without_answer(view), headers)
         return JSONResponse(completion_document(envelope, answer, extension(view)), headers=headers)
 
-    async def _events(self, request: Request, completion: CompletionRequest, posted: Posted, poster: Poster,
-                      envelope: Envelope) -> AsyncIterator[str]:
-        """The SSE frames: the role, the text in pieces, the finish reason, the usage if asked, [DONE]."""
+    async def _events(self, write: Write, request: Request, completion: CompletionRequest, posted: Posted,
+                      poster: Poster, envelope: Envelope) -> None:
+        """The SSE frames (streaming.py): the executor's tokens as they come, then what the chain settled."""
         try:
-            yield sse(chunk_document(envelope, role=True))
-            try:
-                view = await self._follow_until_final(request, posted, poster)
-            except RequestError as error:  # the status line is sent: the error goes in the stream
-                yield sse(error_document(error))
-                yield "data: [DONE]\n\n"
-                return
-            if view is None:
-                return
-            answer = view.result
-            if answer is None:
-                yield sse(error_document(ended_without_answer(view)))
-            else:
-                # Until executors stream their tokens (issue 26, item 2), the text comes with the settled
-                # reveal, sent in pieces no more numerous than its tokens.
-                for piece in text_pieces(answer.text, len(answer.tokens)):
-                    yield sse(chunk_document(envelope, text=piece))
-                yield sse(chunk_document(envelope, reason=finish_reason(answer.stop_reason),
-                                         extension=extension(view)))
-                if completion.include_usage:
-                    yield sse(usage_chunk(envelope, answer))
-            yield "data: [DONE]\n\n"
+            await stream_completion(
+                write, envelope, completion.include_usage,
+                lambda on_view: self._follow_until_final(request, posted, poster, on_view),
+                self.state.streams.opener(poster.keypair, posted), self.state.streams.threads)
         finally:
             self.state.in_flight -= 1
 
-    async def _follow_until_final(self, request: Request, posted: Posted, poster: Poster) -> JobView | None:
+    async def _follow_until_final(self, request: Request, posted: Posted, poster: Poster,
+                                  on_view: Callable[[JobView], None] | None = None) -> JobView | None:
         """The job once final; None when the client disconnected first (the job is then cancelled if it can
-        still be). RequestError when following fails."""
+        still be). RequestError when following fails. `on_view` sees each change, on the event loop."""
         access = self.state.access
         watcher = access.watcher()
         outcome: dict = {}
+        # Called in the follow's thread; the view is handed to the event loop, where on_view runs.
+        seen = None if on_view is None else (lambda view: anyio.from_thread.run_sync(on_view, view))
 
         async def follow() -> None:
             try:
                 outcome["view"] = await anyio.to_thread.run_sync(
-                    access.follow, posted, watcher, limiter=self.state.followers, abandon_on_cancel=True)
+                    access.follow, posted, watcher, seen, limiter=self.state.followers, abandon_on_cancel=True)
             except ClientError as error:
                 outcome["error"] = refusal(error)
             group.cancel_scope.cancel()
@@ -302,11 +289,6 @@ def _too_large(limit: int) -> RequestError:
 
 def _no_constant(name: str):
     raise ValueError(f"{name} is not a JSON number")
-
-
-def sse(document: dict) -> str:
-    """One server-sent event: `data: JSON` and a blank line."""
-    return f"data: {json.dumps(document, separators=(',', ':'))}\n\n"
 
 
 def model_document(model, executors: int) -> dict:

@@ -12,6 +12,7 @@ import logging
 import secrets
 import threading
 from dataclasses import dataclass
+from typing import Callable
 
 from chain.client import Client, ClientError, JobView
 from chain.client.jobs import DEFAULT_MAX_TOKENS, assignment_status_name, job_id_of, post_job_call, posted_job_id
@@ -157,11 +158,14 @@ class ChainAccess:
 
     # --- following and cancelling -------------------------------------------------------------
 
-    def follow(self, posted: Posted, watcher: Client) -> JobView:
-        """The job followed on `watcher` (closing it from another thread stops the follow) until final."""
+    def follow(self, posted: Posted, watcher: Client,
+               on_view: Callable[[JobView], None] | None = None) -> JobView:
+        """The job followed on `watcher` (closing it from another thread stops the follow) until final;
+        `on_view` sees each change on the way."""
         view = None
         for view in watcher.watch_job(posted.job_id, None, posted_by=posted.transaction_hash):
-            pass
+            if on_view is not None:
+                on_view(view)
         return view
 
     def watcher(self) -> Client:
