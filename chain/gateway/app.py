@@ -236,7 +236,7 @@ class Handlers:
                 group.start_soon(follow)
                 group.start_soon(disconnect)
         finally:
-            watcher.close()  # ends the watch's stream, and so its thread, whoever finished first
+            watcher.close()  # ends the follow, and so its thread, whoever finished first
             if "view" not in outcome:
                 with anyio.CancelScope(shield=True):
                     await self._short(access.cancel, poster.keypair, posted)

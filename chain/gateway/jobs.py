@@ -18,6 +18,7 @@ from chain.client import Client, ClientError, JobView
 from chain.client.jobs import DEFAULT_MAX_TOKENS, assignment_status_name, job_id_of, post_job_call, posted_job_id
 from chain.crypto import Keypair
 from chain.gateway.openai_shapes import CompletionRequest, RequestError, invalid
+from chain.gateway.tracker import JobTracker, Watch
 from proto import state_pb2, types_pb2
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,8 @@ class Posted:
 
 
 class ChainAccess:
-    """The gateway's side of the node: one shared Client for short calls, one per followed job."""
+    """The gateway's side of the node: one shared Client for short calls, one block subscription for every
+    followed job (tracker.py)."""
 
     def __init__(self, target: str, timeout: float = 10.0):
         self.target = target
@@ -72,8 +74,10 @@ class ChainAccess:
         self._submit_locks: dict[bytes, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._genesis: bytes | None = None
+        self.tracker = JobTracker(target, timeout)
 
     def close(self) -> None:
+        self.tracker.close()
         self.client.close()
 
     # --- models ------------------------------------------------------------------------------
@@ -158,19 +162,19 @@ class ChainAccess:
 
     # --- following and cancelling -------------------------------------------------------------
 
-    def follow(self, posted: Posted, watcher: Client,
+    def follow(self, posted: Posted, watcher: Watch,
                on_view: Callable[[JobView], None] | None = None) -> JobView:
         """The job followed on `watcher` (closing it from another thread stops the follow) until final;
         `on_view` sees each change on the way."""
         view = None
-        for view in watcher.watch_job(posted.job_id, None, posted_by=posted.transaction_hash):
+        for view in watcher.follow(posted.job_id, posted.transaction_hash):
             if on_view is not None:
                 on_view(view)
         return view
 
-    def watcher(self) -> Client:
-        """A Client of its own for one job's watch, so that closing it ends only that watch."""
-        return Client(self.target, self.timeout)
+    def watcher(self) -> Watch:
+        """A watch for one job on the gateway's one block subscription (tracker.py); closing it ends only it."""
+        return self.tracker.watcher()
 
     def cancel(self, poster: Keypair, posted: Posted) -> bool:
         """Cancel the job if it can still be cancelled (no executor assigned yet); whether it was submitted."""

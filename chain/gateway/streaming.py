@@ -55,6 +55,10 @@ ENDPOINT_TTL_S = 10.0
 MAX_CACHED_MODELS = 64
 # Node APIs the gateway holds a connection to at once; an idle one is closed to open another.
 MAX_ENDPOINT_CLIENTS = 32
+# Token streams read from one node API at once. A node serves one client address at most 16 streams
+# (chain/node/streams.py StreamLimits.per_client); the gateway's block subscription and a worker on the same
+# host need some of them. A streamed request beyond this gets the settled text instead (as with no endpoint).
+MAX_STREAMS_PER_ENDPOINT = 8
 # Offer endpoints are host:port, printable ASCII without spaces, at most this long (proto/state.proto Offer).
 MAX_ENDPOINT_BYTES = 255
 # NOT_FOUND: the executor has not begun publishing (still loading, or running an earlier job); ask again.
@@ -135,8 +139,11 @@ class ExecutorEndpoints:
 class EndpointClients:
     """One Client per endpoint, shared by every stream read from it; at most `limit` open at once."""
 
-    def __init__(self, limit: int = MAX_ENDPOINT_CLIENTS, connect: Callable[[str], Client] = Client):
+    def __init__(self, limit: int = MAX_ENDPOINT_CLIENTS, connect: Callable[[str], Client] = Client,
+                 per_endpoint: int = MAX_STREAMS_PER_ENDPOINT):
         self._limit = limit
+        self._per_endpoint = per_endpoint
+        self._last_full_log = float("-inf")
         self._connect = connect
         self._clients: OrderedDict[str, Client] = OrderedDict()
         self._users: dict[str, int] = {}
@@ -144,9 +151,16 @@ class EndpointClients:
         self._closed = False
 
     def acquire(self, endpoint: str) -> Client | None:
-        """The endpoint's Client (release it after); None when `limit` endpoints are all in use."""
+        """The endpoint's Client (release it after); None when `limit` endpoints are all in use, or this one
+        already serves `per_endpoint` streams."""
         with self._lock:
             if self._closed:
+                return None
+            if self._users.get(endpoint, 0) >= self._per_endpoint:
+                if time.monotonic() - self._last_full_log > 10:
+                    self._last_full_log = time.monotonic()
+                    log.info("token streams: %d open from %s, the most per node API; more get the settled text",
+                             self._per_endpoint, endpoint)
                 return None
             client = self._clients.get(endpoint)
             if client is None:

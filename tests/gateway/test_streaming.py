@@ -503,6 +503,15 @@ def test_one_client_per_endpoint_bounded_and_closed_on_shutdown():
     assert first.closed and third.closed and clients.acquire("a:1") is None
 
 
+def test_streams_from_one_endpoint_are_bounded_so_the_node_keeps_places_for_its_other_clients():
+    clients = EndpointClients(connect=lambda endpoint: object(), per_endpoint=2)
+    assert clients.acquire("a:1") is not None and clients.acquire("a:1") is not None
+    assert clients.acquire("a:1") is None  # a third stream from a:1 waits for one to end
+    assert clients.acquire("b:1") is not None  # another node API is not held back
+    clients.release("a:1")
+    assert clients.acquire("a:1") is not None
+
+
 def test_piece_frames_are_whole_server_sent_events():
     frames = Frames()
     run(frames, follower(frames, settled("é\nx", 2)), FakeSource(FakeStream(pieces_of(["é", "\nx"]))))
