@@ -157,7 +157,7 @@ class BalancesParams(_message.Message):
     def __init__(self, existential_deposit: _Optional[int] = ..., token_symbol: _Optional[str] = ..., token_decimals: _Optional[int] = ...) -> None: ...
 
 class StakingParams(_message.Message):
-    __slots__ = ("min_bond", "unbonding_period_blocks", "epoch_blocks", "max_validators", "max_offer_models", "max_executors_per_model", "max_unbonding_chunks", "max_capacity", "slash_fraction_double_sign_ppm", "jail_blocks", "max_evidence_age_blocks", "min_price_per_token", "offer_lock_blocks")
+    __slots__ = ("min_bond", "unbonding_period_blocks", "epoch_blocks", "max_validators", "max_offer_models", "max_executors_per_model", "max_unbonding_chunks", "max_capacity", "min_price_per_token", "offer_lock_blocks")
     MIN_BOND_FIELD_NUMBER: _ClassVar[int]
     UNBONDING_PERIOD_BLOCKS_FIELD_NUMBER: _ClassVar[int]
     EPOCH_BLOCKS_FIELD_NUMBER: _ClassVar[int]
@@ -166,9 +166,6 @@ class StakingParams(_message.Message):
     MAX_EXECUTORS_PER_MODEL_FIELD_NUMBER: _ClassVar[int]
     MAX_UNBONDING_CHUNKS_FIELD_NUMBER: _ClassVar[int]
     MAX_CAPACITY_FIELD_NUMBER: _ClassVar[int]
-    SLASH_FRACTION_DOUBLE_SIGN_PPM_FIELD_NUMBER: _ClassVar[int]
-    JAIL_BLOCKS_FIELD_NUMBER: _ClassVar[int]
-    MAX_EVIDENCE_AGE_BLOCKS_FIELD_NUMBER: _ClassVar[int]
     MIN_PRICE_PER_TOKEN_FIELD_NUMBER: _ClassVar[int]
     OFFER_LOCK_BLOCKS_FIELD_NUMBER: _ClassVar[int]
     min_bond: int
@@ -179,12 +176,9 @@ class StakingParams(_message.Message):
     max_executors_per_model: int
     max_unbonding_chunks: int
     max_capacity: int
-    slash_fraction_double_sign_ppm: int
-    jail_blocks: int
-    max_evidence_age_blocks: int
     min_price_per_token: int
     offer_lock_blocks: int
-    def __init__(self, min_bond: _Optional[int] = ..., unbonding_period_blocks: _Optional[int] = ..., epoch_blocks: _Optional[int] = ..., max_validators: _Optional[int] = ..., max_offer_models: _Optional[int] = ..., max_executors_per_model: _Optional[int] = ..., max_unbonding_chunks: _Optional[int] = ..., max_capacity: _Optional[int] = ..., slash_fraction_double_sign_ppm: _Optional[int] = ..., jail_blocks: _Optional[int] = ..., max_evidence_age_blocks: _Optional[int] = ..., min_price_per_token: _Optional[int] = ..., offer_lock_blocks: _Optional[int] = ...) -> None: ...
+    def __init__(self, min_bond: _Optional[int] = ..., unbonding_period_blocks: _Optional[int] = ..., epoch_blocks: _Optional[int] = ..., max_validators: _Optional[int] = ..., max_offer_models: _Optional[int] = ..., max_executors_per_model: _Optional[int] = ..., max_unbonding_chunks: _Optional[int] = ..., max_capacity: _Optional[int] = ..., min_price_per_token: _Optional[int] = ..., offer_lock_blocks: _Optional[int] = ...) -> None: ...
 
 class UnbondingChunk(_message.Message):
     __slots__ = ("amount", "release_height")
@@ -679,6 +673,16 @@ class EvidenceRecord(_message.Message):
     misses: int
     jobs: int
     def __init__(self, positions: _Optional[int] = ..., misses: _Optional[int] = ..., jobs: _Optional[int] = ...) -> None: ...
+
+class SlashingParams(_message.Message):
+    __slots__ = ("slash_fraction_double_sign_ppm", "jail_blocks", "max_evidence_age_blocks")
+    SLASH_FRACTION_DOUBLE_SIGN_PPM_FIELD_NUMBER: _ClassVar[int]
+    JAIL_BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    MAX_EVIDENCE_AGE_BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    slash_fraction_double_sign_ppm: int
+    jail_blocks: int
+    max_evidence_age_blocks: int
+    def __init__(self, slash_fraction_double_sign_ppm: _Optional[int] = ..., jail_blocks: _Optional[int] = ..., max_evidence_age_blocks: _Optional[int] = ...) -> None: ...
 
 class SlashRecord(_message.Message):
     __slots__ = ("account", "offence", "job", "height", "amount", "burned", "paid", "jailed_until", "braked")

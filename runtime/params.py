@@ -34,6 +34,9 @@ class ParamsSpec:
     type: type
     message: type[Message]
     key: bytes
+    # Parameters that were once this module's and moved to another module's, each with the genesis section that
+    # holds it now: a genesis that still sets one here is refused with a message that says where it went.
+    moved: tuple[tuple[str, str], ...] = ()
 
 
 def encode_params(spec: ParamsSpec, params) -> bytes:
@@ -59,9 +62,13 @@ def params_to_json(spec: ParamsSpec, params) -> dict[str, Any]:
 
 
 def params_from_json(spec: ParamsSpec, raw: Any, where: str):
-    """Parse `raw` (a JSON object) into the dataclass: defaults for absent fields, unknown ones refused."""
+    """Parse `raw` (a JSON object) into the dataclass: defaults for absent fields, unknown ones refused (and ones
+    that moved to another module refused naming where they went)."""
     if not isinstance(raw, Mapping):
         raise ParamsInvalid(f"{where} must be an object")
+    moved = _moved(spec, raw)
+    if moved:
+        raise ParamsInvalid(f"{where}: {moved}")
     known = [item.name for item in fields(spec.type)]
     unknown = sorted(set(raw) - set(known))
     if unknown:
@@ -76,6 +83,18 @@ def params_from_json(spec: ParamsSpec, raw: Any, where: str):
     except ValueError as error:
         raise ParamsInvalid(str(error)) from None
     return params
+
+
+def _moved(spec: ParamsSpec, raw: Mapping[str, Any]) -> str:
+    """What a genesis that sets parameters which moved to another module must do instead ("" when it sets none)."""
+    homes: dict[str, list[str]] = {}
+    for name, home in spec.moved:
+        if name in raw:
+            homes.setdefault(home, []).append(name)
+    return "; ".join(
+        f"{', '.join(names)} moved to {home}: set {'them' if len(names) > 1 else 'it'} there"
+        for home, names in homes.items()
+    )
 
 
 def _field_value(descriptor: FieldDescriptor, value: Any, where: str):

@@ -30,7 +30,9 @@ from runtime.module import CallSpec, EventSpec, ModuleSpec, check_field_kinds
 # assignment, priced prompts, per-model queues, paid reputation, model governance, block weights).
 # 3: issue 25's verdicts (disputes on differing or too few digests, audits and challenges judged by a
 # committee's commit-reveal votes; slashing and jail of invalid results, missed results and votes).
-SPEC_VERSION = 3
+# 4: slashing owns its parameters (SlashingParams under slashing/params, app_state.slashing.params), which
+# were kept in staking's.
+SPEC_VERSION = 4
 
 
 @dataclass(frozen=True)

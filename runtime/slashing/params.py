@@ -1,16 +1,18 @@
-"""slashing parameters: the double-sign rules, stored in staking's parameters.
+"""slashing parameters: the double-sign rules (the fraction burned, the jail, the evidence age), from genesis.
 
-The double-sign fraction, the jail length and the evidence age stay in StakingParams so that the
-stored parameters and `app_state.staking.params` keep the form they had when slashing was part of
-staking. The fractions of dispute offences are the disputes module's (DisputesParams): the caller
-of `penalties.slash` passes them.
+They were kept in staking's parameters while slashing was part of staking; since spec version 4
+the slashing module owns them (issue 23, one owner per piece of state). The fractions of dispute
+offences are the disputes module's (DisputesParams): the caller of `penalties.slash` passes them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
-from runtime import staking
+from proto import state_pb2
+from runtime.arithmetic import PPM
+from runtime.module import ParamsSpec
+from runtime.params import decode_params
 from runtime.state import StateReader
 
 MODULE = "slashing"
@@ -18,16 +20,24 @@ MODULE = "slashing"
 
 @dataclass(frozen=True)
 class Params:
-    """The slashing rules (stored in staking's parameters; proto StakingParams documents each field)."""
+    """Slashing rules, set at genesis (proto SlashingParams documents each field)."""
 
-    slash_fraction_double_sign_ppm: int
-    jail_blocks: int
-    max_evidence_age_blocks: int
+    slash_fraction_double_sign_ppm: int = 50_000
+    jail_blocks: int = 1_000
+    max_evidence_age_blocks: int = 100
+
+    def validate(self) -> None:
+        for name, value in asdict(self).items():
+            if value < 1:
+                raise ValueError(f"slashing.params.{name} must be at least 1")
+        if self.slash_fraction_double_sign_ppm > PPM:
+            raise ValueError(f"slashing.params.slash_fraction_double_sign_ppm must be at most {PPM} (all of the stake)")
+
+
+PARAMS_KEY = b"slashing/params"
+PARAMS = ParamsSpec(Params, state_pb2.SlashingParams, PARAMS_KEY)
 
 
 def read_params(state: StateReader) -> Params:
-    """The slashing rules in force in `state`."""
-    stake_params = staking.read_params(state)
-    return Params(
-        stake_params.slash_fraction_double_sign_ppm, stake_params.jail_blocks, stake_params.max_evidence_age_blocks
-    )
+    """The slashing rules as stored in `state`."""
+    return decode_params(PARAMS, state.get(PARAMS_KEY))

@@ -20,6 +20,7 @@ from runtime import balances, staking
 from runtime.arithmetic import PPM, U64_MAX, apply_ppm
 from runtime.slashing import events
 from runtime.slashing.brake import braked
+from runtime.slashing.params import read_params
 from runtime.slashing.storage import already_punished, mark_punished, write_slash_record
 from runtime.staking.storage import add_totals, read_ledger, write_ledger
 from runtime.state import Overlay, StateReader
@@ -101,14 +102,14 @@ def jail_until(ledger: state_pb2.StakeLedger, height: int, jail_blocks: int) -> 
 def _jail(state: Overlay, account: bytes, height: int) -> int:
     ledger = read_ledger(state, account) or state_pb2.StakeLedger()
     ledger.jailed = True
-    ledger.jailed_until = jail_until(ledger, height, staking.read_params(state).jail_blocks)
+    ledger.jailed_until = jail_until(ledger, height, read_params(state).jail_blocks)
     write_ledger(state, account, ledger)
     state.deposit_event(events.event(events.EXECUTOR_JAILED, account=account.hex(), until=ledger.jailed_until))
     return ledger.jailed_until
 
 
 def jail(state: Overlay, account: bytes, height: int) -> int:
-    """Jail `account` from `height` for staking's jail_blocks until it unjails; the height it may unjail from."""
+    """Jail `account` from `height` for slashing's jail_blocks until it unjails; the height it may unjail from."""
     return _jail(state, account, height)
 
 

@@ -1,4 +1,5 @@
-"""slashing queries: the slashes of one account or of every account, newest first; the brake."""
+"""slashing queries: the slashes of one account or of every account, newest first; the brake (and, declared in
+spec.py, the parameters)."""
 
 from __future__ import annotations
 

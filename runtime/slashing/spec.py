@@ -1,14 +1,15 @@
-"""The slashing module's call, query and declaration for the registry (runtime/registry.py)."""
+"""The slashing module's calls, queries and declaration for the registry (runtime/registry.py)."""
 
 from __future__ import annotations
 
 from proto import state_pb2, types_pb2
-from runtime.module import ACCOUNT, BOOLEAN, INTEGER, CallSpec, ModuleSpec, QuerySpec
+from runtime.module import ACCOUNT, BOOLEAN, INTEGER, CallSpec, GenesisSpec, ModuleSpec, QuerySpec, params_query
 from runtime.slashing.calls import check_slashing_brake, check_unjail, slashing_brake, unjail
-from runtime.slashing.hooks import on_initialize
 from runtime.slashing.errors import ERRORS
 from runtime.slashing.events import EVENTS
-from runtime.slashing.params import MODULE
+from runtime.slashing.genesis import GenesisConfig, export_genesis, genesis, parse_genesis
+from runtime.slashing.hooks import on_initialize
+from runtime.slashing.params import MODULE, PARAMS, Params
 from runtime.slashing.queries import query_brake, query_slashes
 import runtime.slashing.weights as slashing_weights
 
@@ -41,13 +42,15 @@ QUERIES = (
               "that pull it, with their voting power and the set's.",
               request=state_pb2.NoArguments, response=state_pb2.BrakeStatus, handler=query_brake,
               fields={"engaged": BOOLEAN, "engaged_power": INTEGER, "total_power": INTEGER, "validators": ACCOUNT}),
+    params_query(PARAMS),
 )
 
 SPEC = ModuleSpec(
     name=MODULE,
     doc="Offences punished: stake cut, paid out and burned; accounts jailed and unjailed.",
-    params=None,
-    genesis=None,
+    params=PARAMS,
+    genesis=GenesisSpec(parse=parse_genesis, build=genesis, export=export_genesis,
+                        default=lambda: GenesisConfig(Params())),
     calls=CALLS,
     events=EVENTS,
     errors=ERRORS,

@@ -11,7 +11,7 @@ from runtime.staking.weights import MAX_UNBONDING_CHUNKS
 from runtime.state import StateReader
 
 MAX_VALIDATORS = weights.MAX_VALIDATORS
-# One slash: the offence key, the brake's flag, the ledger with its chunks, the staking parameters and totals, the
+# One slash: the offence key, the brake's flag, the ledger with its chunks, the slashing parameters, the staking totals, the
 # offender's account (burn and supply), the jail, the record under two keys and the cursor, and the event.
 SLASH = 7 * weights.READ + 8 * weights.WRITE + MAX_UNBONDING_CHUNKS * weights.LIST_ENTRY
 # Each payee of a slash: the offender's and the payee's accounts read and written.

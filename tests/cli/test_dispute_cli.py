@@ -38,7 +38,7 @@ def cli_genesis():
     document = dev_genesis_document(validator_names=VALIDATORS)
     document["app_state"]["disputes"]["params"]["audit_probability_ppm"] = 0
     document["app_state"]["disputes"]["params"]["vote_commit_blocks"] = str(VOTE_COMMIT_BLOCKS)
-    document["app_state"]["staking"].setdefault("params", {})["jail_blocks"] = str(JAIL_BLOCKS)
+    document["app_state"]["slashing"]["params"]["jail_blocks"] = str(JAIL_BLOCKS)
     return parse_genesis(document)
 
 

@@ -68,6 +68,19 @@ def test_validate_names_the_bad_field_in_one_line(tmp_path, mutate, field):
     assert field in one_line_error(result)
 
 
+def test_validate_refuses_the_double_sign_rules_under_staking_and_says_where_they_moved(tmp_path):
+    """Before spec version 4 they were staking's parameters; a genesis written then is refused in one line."""
+    def old_layout(document):
+        document["app_state"]["staking"]["params"].update(document["app_state"].pop("slashing")["params"])
+
+    result = inferchain("genesis", "validate", _broken(tmp_path, old_layout))
+    assert result.returncode == EXIT_BAD_INPUT
+    assert one_line_error(result).endswith(
+        "app_state.staking.params: slash_fraction_double_sign_ppm, jail_blocks, max_evidence_age_blocks moved to "
+        "app_state.slashing.params: set them there"
+    )
+
+
 def test_validate_reports_a_missing_file_and_bad_json(tmp_path):
     missing = inferchain("genesis", "validate", str(tmp_path / "nope.json"))
     assert missing.returncode == EXIT_BAD_INPUT and "nope.json" in one_line_error(missing)

@@ -29,10 +29,12 @@ NAMES = ("alice", "bob", "charlie", "dave")
 BLOCK_TIME_MS = 300
 
 
-def write_genesis(path: Path, names=NAMES, chain_id: str = "inferchain-net-test", **staking_params) -> Path:
+def write_genesis(path: Path, names=NAMES, chain_id: str = "inferchain-net-test", **module_params) -> Path:
+    """The dev genesis for `names`, with each module's parameters in `module_params` (e.g. staking={...}) set."""
     document = dev_genesis_document(chain_id=chain_id, validator_names=names)
     document["consensus_params"]["block"]["block_time_ms"] = str(BLOCK_TIME_MS)
-    document["app_state"]["staking"]["params"].update({key: str(value) for key, value in staking_params.items()})
+    for module, params in module_params.items():
+        document["app_state"][module]["params"].update({key: str(value) for key, value in params.items()})
     path.write_text(json.dumps(document))
     return path
 
@@ -71,7 +73,7 @@ def block_hash(process: NodeProcess, at: int) -> bytes:
 class Net:
     def __init__(self, tmp: Path):
         self.tmp = tmp
-        self.genesis = write_genesis(tmp / "genesis.json", slash_fraction_double_sign_ppm=100_000)
+        self.genesis = write_genesis(tmp / "genesis.json", slashing={"slash_fraction_double_sign_ppm": 100_000})
         self.nodes: list[NodeProcess] = []
         addresses = [f"127.0.0.{2 + index}:{free_port()}" for index in range(len(NAMES))]
         for index, name in enumerate(NAMES):
@@ -148,7 +150,7 @@ def test_garbage_on_a_peer_to_peer_port_is_dropped_and_the_node_goes_on(net):
 
 
 def test_a_node_with_another_genesis_is_refused_at_the_handshake(net, tmp_path):
-    other = write_genesis(tmp_path / "other.json", chain_id="inferchain-net-test", epoch_blocks=7)
+    other = write_genesis(tmp_path / "other.json", chain_id="inferchain-net-test", staking={"epoch_blocks": 7})
     stranger = node(tmp_path, "eve", 5, other, [net.nodes[0].p2p])
     stranger.extra_args = ("--chain", str(other), "--key", "eve", "--bootnodes", net.nodes[0].p2p)
     stranger.start(wait=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from proto import state_pb2, types_pb2
-from runtime import jobs, staking, system
+from runtime import jobs, slashing, staking, system
 from runtime.disputes import params as disputes
 from runtime.disputes.recipes import vote_commitment
 from runtime.disputes.storage import DISPUTE_PREFIX, read_dispute
@@ -63,7 +63,8 @@ JUDGE_PRICE = 1_000_000  # above every job's max_price_per_token: a pure validat
 
 # --- the rules ------------------------------------------------------------------------------------
 
-STAKING = staking.Params(min_bond=MIN_BOND, unbonding_period_blocks=50, epoch_blocks=10, jail_blocks=12)
+STAKING = staking.Params(min_bond=MIN_BOND, unbonding_period_blocks=50, epoch_blocks=10)
+SLASHING = slashing.Params(jail_blocks=12)
 # Windows long enough for three executors to commit and reveal one call (one block) at a time.
 JOBS = jobs.Params(commit_blocks=10, reveal_blocks=8, job_timeout_blocks=60, challenge_window_blocks=12,
                    min_tokens_per_block=8, min_job_escrow=10**6)
@@ -96,7 +97,8 @@ def genesis_stakes() -> tuple[GenesisStake, ...]:
 def new_state() -> MemoryState:
     extra = tuple(account for account in EVERYONE if account not in ACCOUNTS)
     return genesis_state(endowed=6, more_endowed=extra, registered=(MODEL,), stakes=genesis_stakes(),
-                         jobs_params=JOBS, staking_params=STAKING, disputes_params=DISPUTES)
+                         jobs_params=JOBS, staking_params=STAKING, slashing_params=SLASHING,
+                         disputes_params=DISPUTES)
 
 
 # --- votes ----------------------------------------------------------------------------------------

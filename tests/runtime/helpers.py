@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from proto import types_pb2
-from runtime import balances, jobs, models, staking, system
+from runtime import balances, jobs, models, slashing, staking, system
 from runtime.executive import TRANSACTION_SIGNING_CONTEXT, apply_block, check_transaction, transaction_rules
 from runtime.genesis import RuntimeGenesis, build_genesis_state
 from runtime.disputes import params as disputes
@@ -50,6 +50,7 @@ def genesis_state(
     registered: tuple[types_pb2.ModelInfo, ...] = (),
     stakes: tuple[GenesisStake, ...] = (),
     staking_params: staking.Params = staking.Params(),
+    slashing_params: slashing.Params = slashing.Params(),
     models_params: models.Params = models.Params(),
     jobs_params: jobs.Params = jobs.Params(),
     disputes_params: disputes.Params = disputes.Params(),
@@ -65,6 +66,7 @@ def genesis_state(
             ),
             "models": models.GenesisConfig(models_params, registered),
             "staking": StakingGenesis(staking_params, stakes),
+            "slashing": slashing.GenesisConfig(slashing_params),
             "jobs": jobs.GenesisConfig(jobs_params),
             "disputes": DisputesGenesis(disputes_params),
         }

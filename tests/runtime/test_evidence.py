@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -26,17 +28,15 @@ ALICE, BOB, CHARLIE, DAVE = (dev_keypair(name) for name in ("alice", "bob", "cha
 AUTHOR = dev_keypair("ferdie")
 MIN_BOND = 10**12
 BOND = 7 * 10**13 + 13  # not a round number, so rounding down shows
-PARAMS = staking.Params(
-    min_bond=MIN_BOND, unbonding_period_blocks=50, epoch_blocks=10, jail_blocks=25, max_evidence_age_blocks=8,
-    slash_fraction_double_sign_ppm=50_000,
-)
+STAKING = staking.Params(min_bond=MIN_BOND, unbonding_period_blocks=50, epoch_blocks=10)
+PARAMS = slashing.Params(jail_blocks=25, max_evidence_age_blocks=8, slash_fraction_double_sign_ppm=50_000)
 HASH_A, HASH_B = b"\x0a" * 32, b"\x0b" * 32
 
 
 # --- a small chain: Alice, Bob and Charlie validate; Dave does not ---------------------
 
 
-def world(params: staking.Params = PARAMS) -> MemoryState:
+def world(stake_rules: staking.Params = STAKING, params: slashing.Params = PARAMS) -> MemoryState:
     offer = state_pb2.Offer(models=[MODEL_ID], price_per_token=1_000, capacity=1)
     config = RuntimeGenesis(
         {
@@ -46,13 +46,14 @@ def world(params: staking.Params = PARAMS) -> MemoryState:
             ),
             "models": models.GenesisConfig(models.Params(), (MODEL,)),
             "staking": StakingGenesis(
-                params,
+                stake_rules,
                 (
                     GenesisStake(ALICE.public_key, BOND, True, offer),
                     GenesisStake(BOB.public_key, BOND, True, None),
                     GenesisStake(CHARLIE.public_key, BOND, True, None),
                 ),
             ),
+            "slashing": slashing.GenesisConfig(params),
             # A challenge window short enough that the dispute windows end within the 50-block unbonding period
             # (runtime/disputes/genesis.py).
             "jobs": jobs.GenesisConfig(jobs.Params(challenge_window_blocks=5)),
@@ -179,7 +180,7 @@ def test_a_double_sign_burns_the_slash_fraction_of_bonded_and_unbonding_stake_an
 
 def test_a_released_unbonding_chunk_is_not_slashed():
     # 40 blocks: the shortest unbonding period above the dispute windows of world() (37 blocks, runtime/disputes/genesis.py).
-    state = world(staking.Params(**{**PARAMS.__dict__, "unbonding_period_blocks": 40}))
+    state = world(dataclasses.replace(STAKING, unbonding_period_blocks=40))
     block(state, raws=[transaction(state, ALICE, unbond=types_pb2.Unbond(amount=10**12))])  # released at 41
     advance_to(state, 43)
     block(state, [double_sign(ALICE, at=43)])
@@ -214,7 +215,7 @@ def test_evidence_from_the_previous_epoch_is_judged_against_the_set_that_signed_
 
 
 def test_evidence_older_than_the_previous_epoch_is_refused_even_within_the_age():
-    state = world(staking.Params(**{**PARAMS.__dict__, "max_evidence_age_blocks": 30}))
+    state = world(params=dataclasses.replace(PARAMS, max_evidence_age_blocks=30))
     advance_to(state, 24)
     assert "older than the previous epoch" in refused(state, [double_sign(ALICE, at=5)])
     block(state, [double_sign(ALICE, at=11)])
@@ -352,8 +353,8 @@ def test_evidence_root_is_empty_without_evidence_and_the_merkle_root_of_the_piec
 
 def test_slash_fraction_is_validated():
     with pytest.raises(ValueError, match="at most 1000000"):
-        staking.Params(slash_fraction_double_sign_ppm=1_000_001).validate()
-    staking.Params(slash_fraction_double_sign_ppm=1_000_000).validate()
+        slashing.Params(slash_fraction_double_sign_ppm=1_000_001).validate()
+    slashing.Params(slash_fraction_double_sign_ppm=1_000_000).validate()
 
 
 # --- arbitrary input -----------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 
 from chain.ss58 import decode_address
 from proto import types_pb2
-from runtime import balances, jobs, models, staking, system
+from runtime import balances, jobs, models, slashing, staking, system
 from runtime.executive import CannotAfford, apply_block, check_transaction, transaction_rules, validate_transaction
 from runtime.genesis import RuntimeGenesis, build_genesis_state, default_app_state, export_app_state, parse_app_state
 from runtime.module import AMOUNT, BOOLEAN, HASH, INTEGER, TEXT, CallSpec, GenesisContext, GenesisInvalid, ModuleSpec
@@ -96,8 +96,13 @@ def test_parameters_are_stored_as_protobuf_and_read_back_typed():
     "app_state, words",
     [
         ({"auctions": {}}, "unknown module 'auctions'"),
-        ({"slashing": {"params": {}}}, "app_state.slashing: unknown field 'params'"),
+        ({"reputation": {"params": {}}}, "app_state.reputation: unknown field 'params'"),
         ({"balances": {"params": {}, "accounts": []}}, "app_state.balances: unknown field 'accounts'"),
+        ({"staking": {"params": {"jail_blocks": "1000"}}},
+         "app_state.staking.params: jail_blocks moved to app_state.slashing.params: set it there"),
+        ({"slashing": {"params": {"slash_fraction_double_sign_ppm": 1_000_001}}},
+         "slashing.params.slash_fraction_double_sign_ppm must be at most 1000000"),
+        ({"slashing": {"params": {"max_evidence_age_blocks": "0"}}}, "slashing.params.max_evidence_age_blocks must be at least 1"),
         ({"system": {"params": {"base_fee": "²"}}}, "app_state.system.params.base_fee must be an integer"),
         ({"system": {"params": {"max_transaction_bytes": "12"}}}, "at least 128"),
         ({"balances": {"params": {"token_decimals": 20}}}, "token_decimals must be between 0 and 19"),
@@ -185,6 +190,7 @@ def test_a_module_left_out_of_genesis_takes_its_declared_defaults():
     assert staking.read_params(state) == staking.Params()
     assert jobs.read_params(state) == jobs.Params()
     assert models.read_params(state) == models.Params()
+    assert slashing.read_params(state) == slashing.Params()
     assert staking.read_validator_set(state).validators == []
     from_json = MemoryState(build_genesis_state(parse_app_state({"system": {}}, CONTEXT)))
     assert from_json.get(staking.PARAMS_KEY) == state.get(staking.PARAMS_KEY)

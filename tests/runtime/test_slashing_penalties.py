@@ -23,7 +23,7 @@ OFFENDER, POSTER, CHALLENGER, MEMBER = (account.public_key for account in ACCOUN
 STRANGER = b"\x5a" * 32  # an account that does not exist yet
 JOB = b"\x0c" * 32
 HEIGHT = 100
-JAIL_BLOCKS = staking.Params().jail_blocks
+JAIL_BLOCKS = slashing.Params().jail_blocks
 
 
 def staked(bonded: int, chunks: list[tuple[int, int]] = ()) -> MemoryState:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from proto import state_pb2, types_pb2
@@ -15,7 +13,7 @@ from runtime.state import Overlay
 from tests.runtime.market import BOND, EXECUTORS, MODEL_ID, STAKING, Market
 
 JAIL_BLOCKS = 15
-PARAMS = dataclasses.replace(STAKING, jail_blocks=JAIL_BLOCKS)  # epochs of 10 blocks
+PARAMS = slashing.Params(jail_blocks=JAIL_BLOCKS)  # STAKING's epochs are of 10 blocks
 JAILED, OTHER, THIRD = EXECUTORS
 UNJAIL = {"unjail": types_pb2.Unjail()}
 
@@ -24,7 +22,7 @@ def validating_market() -> Market:
     """Three executors that also validate."""
     offer = state_pb2.Offer(models=[MODEL_ID], price_per_token=1_000, capacity=1)
     stakes = tuple(GenesisStake(account.public_key, BOND, True, offer) for account in EXECUTORS)
-    return Market.create(executors=stakes, staking_params=PARAMS)
+    return Market.create(executors=stakes, staking_params=STAKING, slashing_params=PARAMS)
 
 
 def jail_now(market: Market, account=JAILED) -> int:
