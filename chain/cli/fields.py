@@ -41,6 +41,8 @@ from chain.text import quote_input, quote_number
 from runtime.arithmetic import U32_MAX, U64_MAX
 from runtime.module import ACCOUNT, AMOUNT, BOOLEAN, BYTES, HASH, INTEGER, TEXT
 from runtime.params import IntegerOutOfRange, NotAnInteger, whole_number
+from runtime.staking.errors import InvalidOffer
+from runtime.staking.offers import check_endpoint
 
 # Kinds for fields whose module declares none, from the wire type.
 HEX = BYTES
@@ -461,3 +463,12 @@ def message_fields(
         else:
             lines.append((name, value_text(kind, field, value, token)))
     return lines
+
+
+def checked_endpoint(endpoint: str, option: str = "--stream-endpoint") -> str:
+    """An offer endpoint given on the command line, checked as the chain checks it (CliError, exit 2, if not)."""
+    try:
+        check_endpoint(endpoint, InvalidOffer)
+    except InvalidOffer as error:
+        raise CliError(f"{option}: {error}", EXIT_USAGE) from None
+    return endpoint

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from chain.cli.errors import EXIT_BAD_INPUT, EXIT_USAGE, CliError
+from chain.cli.fields import checked_endpoint
 from chain.crypto import dev_keypair
 from chain.genesis import GenesisError, load_genesis, parse_genesis, dev_genesis_document
 from chain.p2p.wire import parse_addr, parse_dial_addr
@@ -62,6 +63,10 @@ def register(subparsers) -> None:
                         help="the worker's llama.cpp threads per job (default: the worker's own default)")
     parser.add_argument("--worker-parallel", type=int, metavar="N",
                         help="jobs the worker generates at once (default: the worker's own default)")
+    parser.add_argument("--stream-endpoint", metavar="HOST:PORT",
+                        help="where posters reach this node's API for the worker's token streams, set in the "
+                             "validator's offer (use the public address with --rpc-external; \"\" for none; "
+                             "default: the API address the worker uses)")
     parser.add_argument("--log-level", default="info", choices=("error", "warning", "info", "debug"),
                         help="least severe log lines printed (default: info)")
     parser.add_argument("--log-format", default="plain", choices=("plain", "json"),
@@ -166,6 +171,8 @@ def run(args: argparse.Namespace) -> int:
     for value, option in ((args.worker_threads, "--worker-threads"), (args.worker_parallel, "--worker-parallel")):
         if value is not None and not 1 <= value <= 256:
             raise CliError(f"{option} must be between 1 and 256, got {value}", EXIT_USAGE)
+    if args.stream_endpoint:
+        checked_endpoint(args.stream_endpoint)
     genesis = _genesis(args)
     validator = _validator_key(args)
     temporary = Path(tempfile.mkdtemp(prefix="inferchain-")) if args.tmp else None
@@ -187,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
         bootnodes=tuple(args.bootnodes),
         worker=None if args.no_worker else WorkerLaunch(
             _worker_key(args), args.log_level, args.log_format, threads=args.worker_threads,
-            parallel=args.worker_parallel,
+            parallel=args.worker_parallel, stream_endpoint=args.stream_endpoint,
         ),
     )
     try:

@@ -20,7 +20,8 @@ import threading
 from pathlib import Path
 
 from chain.cli.connection import add_node_argument, cli_errors, node_target
-from chain.cli.errors import EXIT_BAD_INPUT, EXIT_ENGINE, EXIT_FAILURE, EXIT_USAGE, CliError
+from chain.cli.errors import EXIT_BAD_INPUT, EXIT_ENGINE, EXIT_FAILURE, CliError
+from chain.cli.fields import checked_endpoint
 from chain.cli.model import _add_store_argument, _positive, inference_exit_code, store_for
 from chain.client import Client, ClientError
 from chain.crypto import Keypair
@@ -37,8 +38,6 @@ from inference.engine import EngineConfig, engine_version, gpu_offload_supported
 from inference.errors import InferenceError, ModelNotFound
 from inference.model_store import ModelStore, default_home
 from proto import state_pb2, types_pb2
-from runtime.staking.errors import InvalidOffer
-from runtime.staking.offers import check_endpoint
 
 log = logging.getLogger("inferchain.worker")
 
@@ -130,13 +129,9 @@ def _read_chain(target: str, keypair: Keypair) -> tuple[str, state_pb2.Offer | N
 
 def _stream_endpoint(text: str | None, target: str) -> str:
     """--stream-endpoint checked as the chain checks an offer's endpoint; the --node target when not given."""
-    endpoint = target if text is None else text
-    try:
-        check_endpoint(endpoint, InvalidOffer)
-    except InvalidOffer as error:
-        raise CliError(f"--stream-endpoint{'' if text is not None else ' (the --node target)'}: {error}",
-                       EXIT_USAGE) from None
-    return endpoint
+    if text is None:
+        return checked_endpoint(target, "--stream-endpoint (the --node target)")
+    return checked_endpoint(text)
 
 
 def _announce_endpoint(target: str, keypair: Keypair, offer: state_pb2.Offer, endpoint: str) -> None:

@@ -32,13 +32,16 @@ STOP_TIMEOUT_S = 15.0
 
 @dataclass(frozen=True)
 class WorkerLaunch:
-    """What the node passes to its worker: the key (a dev name or a key file path) and log settings."""
+    """What the node passes to its worker: the key (a dev name or a key file path), log settings, threads and
+    parallel jobs, and where posters reach its token streams."""
 
     key: str
     log_level: str = "info"
     log_format: str = "plain"
     threads: int | None = None
     parallel: int | None = None
+    # The offer's endpoint for the worker's token streams (--stream-endpoint); None: the node's API address.
+    stream_endpoint: str | None = None
 
     def command(self, target: str, base_path: Path) -> list[str]:
         """`inferchain worker` against the node at `target`, models and journal under the node's base path."""
@@ -52,6 +55,7 @@ class WorkerLaunch:
             "--parent-pid", str(os.getpid()),
             *(["--threads", str(self.threads)] if self.threads is not None else []),
             *(["--parallel", str(self.parallel)] if self.parallel is not None else []),
+            *(["--stream-endpoint", self.stream_endpoint] if self.stream_endpoint is not None else []),
         ]
 
 

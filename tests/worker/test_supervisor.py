@@ -51,3 +51,12 @@ def test_the_worker_command_names_the_node_key_store_and_parent(tmp_path):
     text = " ".join(command)
     assert f"--node 127.0.0.1:5000 --key alice --base-path {tmp_path}" in text
     assert "--log-level debug --log-format json --parent-pid" in text
+    assert "--stream-endpoint" not in text  # the worker's default: the --node target
+
+
+def test_the_nodes_stream_endpoint_reaches_its_worker(tmp_path):
+    launch = WorkerLaunch("alice", stream_endpoint="node.example.org:9944")
+    command = launch.command("127.0.0.1:5000", tmp_path)
+    assert command[command.index("--stream-endpoint") + 1] == "node.example.org:9944"
+    assert WorkerLaunch("alice", stream_endpoint="").command("127.0.0.1:5000", tmp_path)[-2:] == [
+        "--stream-endpoint", ""]
