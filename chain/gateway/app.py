@@ -18,7 +18,8 @@ import contextlib
 import json
 import logging
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Callable
 
 import anyio
@@ -72,6 +73,28 @@ class GatewayState:
     followers: anyio.CapacityLimiter
     streams: ExecutorStreams
     in_flight: int = 0
+    # Requests in flight per poster key: the chain queues at most jobs.params.max_queued_per_poster of one
+    # poster's jobs, and a PostJob beyond that fails in its block (its fee paid) or expires unassigned.
+    by_poster: Counter = field(default_factory=Counter)
+
+    def admit(self, poster: bytes, poster_cap: int) -> None:
+        """Take a slot for a request of `poster`; RequestError 429 when the gateway or the poster is at its most."""
+        if self.in_flight >= self.max_in_flight:
+            raise RequestError(429, f"the gateway is following {self.in_flight} jobs, its most; retry shortly",
+                               error_type="rate_limit_error", code="too_many_requests", retry_after=RETRY_AFTER_S)
+        if self.by_poster[poster] >= poster_cap:
+            raise RequestError(429, f"{self.by_poster[poster]} requests of this API key's poster are in flight, the "
+                                    f"most the chain queues for one poster (jobs.params.max_queued_per_poster); retry "
+                                    "shortly", error_type="rate_limit_error", code="too_many_requests",
+                               retry_after=RETRY_AFTER_S)
+        self.in_flight += 1
+        self.by_poster[poster] += 1
+
+    def release(self, poster: bytes) -> None:
+        self.in_flight -= 1
+        self.by_poster[poster] -= 1
+        if not self.by_poster[poster]:
+            del self.by_poster[poster]
 
 
 def create_app(node_target: str, api_keys: ApiKeys, *, max_in_flight: int = MAX_IN_FLIGHT,
@@ -163,10 +186,7 @@ class Handlers:
         try:
             poster = self._poster(request)
             completion = parse(await self._body(request))
-            if state.in_flight >= state.max_in_flight:
-                raise RequestError(429, f"the gateway is following {state.in_flight} jobs, its most; retry shortly",
-                                   error_type="rate_limit_error", code="too_many_requests", retry_after=RETRY_AFTER_S)
-            state.in_flight += 1
+            state.admit(poster.keypair.public_key, await self._short(state.access.max_queued_per_poster))
         except RequestError as error:
             return error_response(error)
         released = False
@@ -184,7 +204,7 @@ class Handlers:
             return error_response(error)
         finally:
             if not released:
-                state.in_flight -= 1
+                state.release(poster.keypair.public_key)
 
     async def _whole(self, request: Request, posted: Posted, poster: Poster, envelope: Envelope) -> Response:
         headers = {JOB_HEADER: posted.job_id.hex()}
@@ -205,7 +225,7 @@ class Handlers:
                 lambda on_view: self._follow_until_final(request, posted, poster, on_view),
                 self.state.streams.opener(poster.keypair, posted), self.state.streams.threads)
         finally:
-            self.state.in_flight -= 1
+            self.state.release(poster.keypair.public_key)
 
     async def _follow_until_final(self, request: Request, posted: Posted, poster: Poster,
                                   on_view: Callable[[JobView], None] | None = None) -> JobView | None:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable
 
 from chain.client import Client, ClientError, JobView
+from chain.client.queries import ModuleQueries
 from chain.client.jobs import DEFAULT_MAX_TOKENS, assignment_status_name, job_id_of, post_job_call, posted_job_id
 from chain.crypto import Keypair
 from chain.gateway.openai_shapes import CompletionRequest, RequestError, invalid
@@ -25,6 +27,8 @@ log = logging.getLogger(__name__)
 
 # Seconds a client is told to wait (Retry-After) when no executor can take the job or the queue is full.
 RETRY_AFTER_S = 2
+# How long the chain's cap on one poster's waiting jobs is used before it is read again.
+POSTER_CAP_TTL_S = 60.0
 # How long a cancellation waits for the PostJob's inclusion (a job drawn meanwhile cannot be cancelled anyway).
 CANCEL_INCLUSION_WAIT_S = 10.0
 # The node's refusals, by a marker of its message, and what each means to an OpenAI client. The
@@ -74,6 +78,7 @@ class ChainAccess:
         self._submit_locks: dict[bytes, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._genesis: bytes | None = None
+        self._poster_cap: tuple[int, float] | None = None
         self.tracker = JobTracker(target, timeout)
 
     def close(self) -> None:
@@ -98,6 +103,14 @@ class ChainAccess:
 
     def serving(self, model: types_pb2.ModelInfo) -> int:
         return len(self._call(self.client.get_executors, model.id))
+
+    def max_queued_per_poster(self) -> int:
+        """The chain's cap on one poster's jobs waiting for executors (jobs.params), read again after POSTER_CAP_TTL_S."""
+        now = time.monotonic()
+        if self._poster_cap is None or now - self._poster_cap[1] > POSTER_CAP_TTL_S:
+            answer = self._call(ModuleQueries(self.client).query, "jobs", "params", state_pb2.NoArguments())
+            self._poster_cap = (answer.response.max_queued_per_poster, now)
+        return self._poster_cap[0]
 
     # --- posting -----------------------------------------------------------------------------
 

@@ -11,19 +11,21 @@ from typing import Iterator
 
 import uvicorn
 
-from chain.gateway.app import create_app
+from chain.gateway.app import MAX_IN_FLIGHT, create_app
 from chain.gateway.keys import open_api_keys, poster_source, read_entries
 
 
 @contextlib.contextmanager
-def running_gateway(node_target: str, api_keys_path: Path, poster_keys: list[str]) -> Iterator[tuple[str, dict]]:
+def running_gateway(node_target: str, api_keys_path: Path, poster_keys: list[str], *,
+                    max_in_flight: int = MAX_IN_FLIGHT) -> Iterator[tuple[str, dict]]:
     """The base URL (http://127.0.0.1:PORT/v1) and {poster key source: API key}; stopped at the end."""
     api_keys, _ = open_api_keys(api_keys_path, poster_keys)
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(128)
     port = listener.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(node_target, api_keys), log_level="warning", lifespan="on"))
+    app = create_app(node_target, api_keys, max_in_flight=max_in_flight)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15

@@ -20,7 +20,7 @@ import pytest
 
 from chain.client import Client, ClientError, JobView
 from chain.crypto import dev_keypair
-from chain.gateway.app import Handlers
+from chain.gateway.app import GatewayState, Handlers
 from chain.gateway.jobs import Posted
 from chain.gateway.openai_shapes import Envelope, RequestError, parse_chat_request
 from chain.gateway.streaming import (
@@ -398,8 +398,9 @@ def test_a_client_that_leaves_mid_stream_stops_the_follow_and_the_job_is_cancell
                                                                                        text=" three")])
     stream.gate = threading.Event()
     stream.gate.set()
-    state = SimpleNamespace(access=access, streams=FakeStreams(stream), in_flight=1,
-                            followers=anyio.CapacityLimiter(4), short_calls=anyio.CapacityLimiter(4))
+    state = GatewayState(access, None, 0, 4, time.time, anyio.CapacityLimiter(4), anyio.CapacityLimiter(4),
+                         FakeStreams(stream))
+    state.admit(dev_keypair("bob").public_key, 32)  # the request's slot, as _complete takes it
     handlers = Handlers(state)
     frames = Frames()
     completion = parse_chat_request({"model": "tiny", "messages": [{"role": "user", "content": "hi"}],
@@ -414,7 +415,7 @@ def test_a_client_that_leaves_mid_stream_stops_the_follow_and_the_job_is_cancell
     anyio.run(main)
     assert frames.text_before_final and frames.raw[-1] != DONE
     assert access.watcher_closed.is_set() and access.cancelled.is_set() and stream.closed.is_set()
-    assert state.in_flight == 0
+    assert state.in_flight == 0 and not state.by_poster
 
 
 def test_a_client_that_reads_nothing_has_its_stream_ended_and_its_slot_released():
