@@ -1,4 +1,5 @@
-"""The gateway served in this process for tests: uvicorn in a thread on a free 127.0.0.1 port."""
+"""The gateway served in this process for tests (uvicorn in a thread on a free 127.0.0.1 port), and the dev
+node with its worker that the gateway tests run against."""
 
 from __future__ import annotations
 
@@ -13,6 +14,28 @@ import uvicorn
 
 from chain.gateway.app import MAX_IN_FLIGHT, create_app
 from chain.gateway.keys import open_api_keys, poster_source, read_entries
+from tests.nodes import NodeProcess, free_port
+
+# What the node's executor worker logs once its model is loaded and it follows its assignments.
+WORKER_READY = "executing jobs for"
+
+
+def wait_for_log(node: NodeProcess, text: str, timeout: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in node.log():
+        assert time.monotonic() < deadline, f"{text!r} not logged within {timeout} s:\n{node.log()[-3000:]}"
+        time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def worker_node(directory: Path) -> Iterator[NodeProcess]:
+    """A `--dev` node under `directory` whose own worker runs the embedded model, once the worker is ready."""
+    node = NodeProcess(directory / "node", free_port(), worker=True).start()
+    try:
+        wait_for_log(node, WORKER_READY)
+        yield node
+    finally:
+        node.kill()
 
 
 @contextlib.contextmanager

@@ -37,12 +37,11 @@ from chain.crypto import dev_keypair
 from chain.gateway.app import MAX_IN_FLIGHT as DEFAULT_MAX_IN_FLIGHT
 from inference.model_store import EMBEDDED_NAME
 from proto import state_pb2, types_pb2
-from tests.gateway.serving import running_gateway
-from tests.nodes import NodeProcess, free_port
+from tests.gateway.serving import running_gateway, worker_node
+from tests.nodes import NodeProcess
 
 pytestmark = pytest.mark.slow
 
-WORKER_READY = "executing jobs for"
 REQUESTS = 1000
 # Few slots, so that most of the storm meets back-pressure and the jobs let in stay few (each is real inference).
 MAX_IN_FLIGHT = 8
@@ -85,21 +84,11 @@ class Storm:
     seconds: float
 
 
-def wait_for_log(node: NodeProcess, text: str, timeout: float = 180.0) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in node.log():
-        assert time.monotonic() < deadline, f"{text!r} not logged within {timeout} s:\n{node.log()[-3000:]}"
-        time.sleep(0.2)
-
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
-    node = NodeProcess(tmp_path_factory.mktemp("gateway-load") / "node", free_port(), worker=True).start()
-    try:
-        wait_for_log(node, WORKER_READY)
+    with worker_node(tmp_path_factory.mktemp("gateway-load")) as node:
         yield node
-    finally:
-        node.kill()
 
 
 class Captured(logging.Handler):

@@ -7,7 +7,6 @@ One node and one gateway serve the module; each job takes a few seconds on two c
 from __future__ import annotations
 
 import json
-import time
 
 import httpx
 import pytest
@@ -16,30 +15,19 @@ from openai import OpenAI
 from chain.client import Client
 from inference.model_store import EMBEDDED_NAME
 from inference.registration import EMBEDDED_MODEL_ID
-from tests.gateway.serving import running_gateway
-from tests.nodes import NodeProcess, free_port
+from tests.gateway.serving import running_gateway, worker_node
+from tests.nodes import NodeProcess
 
 pytestmark = pytest.mark.slow
 
-WORKER_READY = "executing jobs for"
 PROMPT = "Name three colours."
 
-
-def wait_for_log(node: NodeProcess, text: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in node.log():
-        assert time.monotonic() < deadline, f"{text!r} not logged within {timeout} s:\n{node.log()[-3000:]}"
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
-    node = NodeProcess(tmp_path_factory.mktemp("gateway-node") / "node", free_port(), worker=True).start()
-    try:
-        wait_for_log(node, WORKER_READY)
+    with worker_node(tmp_path_factory.mktemp("gateway-node")) as node:
         yield node
-    finally:
-        node.kill()
 
 
 @pytest.fixture(scope="module")

@@ -35,8 +35,8 @@ from chain.gateway.streaming import (
 )
 from inference.model_store import EMBEDDED_NAME
 from proto import node_pb2, state_pb2, types_pb2
-from tests.gateway.serving import running_gateway
-from tests.nodes import NodeProcess, free_port
+from tests.gateway.serving import running_gateway, worker_node
+from tests.nodes import NodeProcess
 
 JOB_ID = bytes(range(32))
 EXECUTOR = b"\x07" * 32
@@ -524,26 +524,14 @@ def test_piece_frames_are_whole_server_sent_events():
 # --- end to end: a real dev node whose worker runs the embedded model and publishes its tokens ----------
 
 
-WORKER_READY = "executing jobs for"
 PROMPT = "Name three colours."
 
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
-    node = NodeProcess(tmp_path_factory.mktemp("streaming-node") / "node", free_port(), worker=True).start()
-    try:
-        wait_for_log(node, WORKER_READY)
+    with worker_node(tmp_path_factory.mktemp("streaming-node")) as node:
         wait_for_endpoint(node)
         yield node
-    finally:
-        node.kill()
-
-
-def wait_for_log(node: NodeProcess, text: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in node.log():
-        assert time.monotonic() < deadline, f"{text!r} not logged within {timeout} s:\n{node.log()[-3000:]}"
-        time.sleep(0.2)
 
 
 def wait_for_endpoint(node: NodeProcess, timeout: float = 60.0) -> None:

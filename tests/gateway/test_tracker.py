@@ -18,8 +18,8 @@ from chain.gateway.jobs import ChainAccess, Posted
 from chain.node.streams import StreamLimits
 from inference.registration import EMBEDDED_MODEL_ID
 from proto import state_pb2
-from tests.gateway.test_openai_client import WORKER_READY, wait_for_log
-from tests.nodes import NodeProcess, free_port
+from tests.gateway.serving import worker_node
+from tests.nodes import NodeProcess
 
 pytestmark = pytest.mark.slow
 
@@ -28,12 +28,8 @@ JOBS = 24  # more than a node's stream places for one client address (StreamLimi
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
-    node = NodeProcess(tmp_path_factory.mktemp("tracker-node") / "node", free_port(), worker=True).start()
-    try:
-        wait_for_log(node, WORKER_READY)
+    with worker_node(tmp_path_factory.mktemp("tracker-node")) as node:
         yield node
-    finally:
-        node.kill()
 
 
 def post_jobs(node: NodeProcess, count: int) -> list[Posted]:
