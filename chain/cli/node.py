@@ -17,6 +17,7 @@ from chain.crypto import dev_keypair
 from chain.genesis import GenesisError, load_genesis, parse_genesis, dev_genesis_document
 from chain.p2p.wire import parse_addr, parse_dial_addr
 from chain.logs import configure_logging
+from chain.node.streams import StreamLimits
 from chain.text import quote_input
 
 log = logging.getLogger("inferchain.node")
@@ -63,6 +64,10 @@ def register(subparsers) -> None:
                         help="the worker's llama.cpp threads per job (default: the worker's own default)")
     parser.add_argument("--worker-parallel", type=int, metavar="N",
                         help="jobs the worker generates at once (default: the worker's own default)")
+    parser.add_argument("--rpc-max-streams-per-client", type=int, metavar="N", default=StreamLimits().per_client,
+                        help="open API streams (block subscriptions, job watches, token streams) one client address "
+                             "may hold, 1 to the node's shared places (a gateway host serving many streaming "
+                             f"clients raises it; default: {StreamLimits().per_client})")
     parser.add_argument("--stream-endpoint", metavar="HOST:PORT",
                         help="where posters reach this node's API for the worker's token streams, set in the "
                              "validator's offer (use the public address with --rpc-external; \"\" for none; "
@@ -173,6 +178,11 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(f"{option} must be between 1 and 256, got {value}", EXIT_USAGE)
     if args.stream_endpoint:
         checked_endpoint(args.stream_endpoint)
+    shared = StreamLimits().per_node - StreamLimits().kept_for_newcomers
+    if not 1 <= args.rpc_max_streams_per_client <= shared:
+        raise CliError(f"--rpc-max-streams-per-client must be between 1 and {shared} (the node's {StreamLimits().per_node} "
+                       f"stream places less the {StreamLimits().kept_for_newcomers} kept for new addresses), got "
+                       f"{args.rpc_max_streams_per_client}", EXIT_USAGE)
     genesis = _genesis(args)
     validator = _validator_key(args)
     temporary = Path(tempfile.mkdtemp(prefix="inferchain-")) if args.tmp else None
@@ -196,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
             _worker_key(args), args.log_level, args.log_format, threads=args.worker_threads,
             parallel=args.worker_parallel, stream_endpoint=args.stream_endpoint,
         ),
+        rpc_streams_per_client=args.rpc_max_streams_per_client,
     )
     try:
         try:

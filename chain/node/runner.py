@@ -20,6 +20,7 @@ from chain.node.api import NodeApi
 from chain.node.core import NodeCore, Rejected
 from chain.node.metrics import MetricsServer, NodeMetrics
 from chain.node.server import ApiServer
+from chain.node.streams import StreamLimits
 from chain.p2p import Network
 from chain.p2p.node_key import NodeKeyError, load_or_create_node_key
 from chain.p2p.txgossip import TxGossip
@@ -58,6 +59,8 @@ class NodeConfig:
     clock_offset_s: float = 0.0
     # Run the executor worker while the validator key has an offer (None: never; `node --no-worker`).
     worker: WorkerLaunch | None = None
+    # Open API streams one client address may hold (`node --rpc-max-streams-per-client`).
+    rpc_streams_per_client: int = StreamLimits().per_client
 
     @property
     def chain_path(self) -> Path:
@@ -140,7 +143,8 @@ class Node:
             )
             self.driver.attach(self.network)
             self.core.on_new_transaction = self.gossip.announce
-            self.api = ApiServer(NodeApi(self.core, config.genesis.consensus.block_time_ms), config.rpc_host, config.rpc_port)
+            self.api = ApiServer(NodeApi(self.core, config.genesis.consensus.block_time_ms), config.rpc_host, config.rpc_port,
+                                 StreamLimits(per_client=config.rpc_streams_per_client))
             self.metrics = None
             if config.prometheus_port is not None:
                 self.metrics = MetricsServer(NodeMetrics(self.core), config.prometheus_host, config.prometheus_port)

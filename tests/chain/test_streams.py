@@ -96,3 +96,29 @@ def test_a_released_stream_frees_its_address_and_place():
 def test_stream_limits_that_cannot_work_are_refused(limits):
     with pytest.raises(ValueError):
         StreamLimits(**limits)
+
+
+def test_a_node_started_with_more_streams_per_client_serves_that_many_and_refuses_the_next(tmp_path):
+    import grpc
+
+    from proto import node_pb2, node_pb2_grpc
+    from tests.nodes import NodeProcess, free_port
+
+    node = NodeProcess(tmp_path / "node", free_port(), ("--rpc-max-streams-per-client", "2")).start()
+    channel = grpc.insecure_channel(node.target)
+    streams = []
+    try:
+        stub = node_pb2_grpc.NodeStub(channel)
+        for _ in range(2):
+            streams.append(stub.SubscribeBlocks(node_pb2.SubscribeBlocksRequest()))
+            assert next(streams[-1]).height > 0  # served: a block came
+        streams.append(stub.SubscribeBlocks(node_pb2.SubscribeBlocksRequest()))
+        with pytest.raises(grpc.RpcError) as refused:
+            next(streams[-1])
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "at most 2 block subscriptions (and other streams) per client address" in refused.value.details()
+    finally:
+        for stream in streams:
+            stream.cancel()
+        channel.close()
+        node.kill()
