@@ -261,7 +261,6 @@ class Sent:
     streamed_tokens: int = 0
     streamed_bytes: int = 0
     executor: bytes | None = None
-    stop_reason: str = ""
 
     @property
     def text(self) -> str:
@@ -418,7 +417,6 @@ class TokenRelay:
             sent.texts.append(piece.text)
         sent.streamed_tokens += piece.tokens
         sent.streamed_bytes += len(piece.text.encode("utf-8"))
-        sent.stop_reason = piece.stop_reason
 
     async def _in_thread(self, function, *args):
         return await anyio.to_thread.run_sync(lambda: function(*args), limiter=self.threads, abandon_on_cancel=True)

@@ -25,8 +25,8 @@ from chain.client.results import Block
 
 log = logging.getLogger(__name__)
 
-# A PostJob not included this long after its watch began is looked up: pending, it is waited for longer;
-# dropped by the pool (or never seen), its watch ends with FAILED_PRECONDITION.
+# A PostJob not included this long after its watch began is looked up, and again each time this long passes:
+# pending, it is waited for longer; dropped by the pool (or never seen), its watch ends with FAILED_PRECONDITION.
 INCLUSION_CHECK_S = 30.0
 # The most a PostJob is waited for while the node still says it is pending.
 INCLUSION_WAIT_S = 300.0
@@ -50,7 +50,8 @@ class Watch:
         self.transaction_hash: bytes | None = None
         self.last: JobView | None = None
         self.started = 0.0
-        self.checked_inclusion = False
+        # When the PostJob not yet seen included is looked up (once per INCLUSION_CHECK_S, not every block).
+        self.next_inclusion_check = 0.0
 
     def follow(self, job_id: bytes, transaction_hash: bytes) -> Iterator[JobView]:
         """The job now (once its PostJob is included), then after every change, until final or closed;
@@ -58,6 +59,7 @@ class Watch:
         if self._closed.is_set():
             return
         self.job_id, self.transaction_hash, self.started = job_id, transaction_hash, time.monotonic()
+        self.next_inclusion_check = self.started + INCLUSION_CHECK_S
         self._tracker.add(self)
         try:
             self._tracker.refresh(self)  # after add: no block the tracker reads from now on is missed
@@ -214,7 +216,8 @@ class JobTracker:
                     self._on_included(watch, receipt, block.height)
                 elif watch.job_id.hex() in named:
                     self.refresh(watch)
-                elif time.monotonic() - watch.started > INCLUSION_CHECK_S:
+                elif time.monotonic() >= watch.next_inclusion_check:
+                    watch.next_inclusion_check = time.monotonic() + INCLUSION_CHECK_S
                     self._check_inclusion(watch)
             elif watch.job_id.hex() in named:
                 self.refresh(watch)
