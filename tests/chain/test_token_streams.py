@@ -586,3 +586,14 @@ def test_a_real_dev_node_streams_an_assigned_executors_tokens_to_the_poster(tmp_
     finally:
         node.stop()
     assert "Traceback" not in node.log()
+
+
+def test_a_piece_whose_text_is_not_utf8_is_invalid_argument(served):
+    api, target = served
+    not_utf8 = b"\x22\x03\x1a\x01\xff"  # PublishTokensRequest{piece: TokenPiece{text: the byte 0xff}}
+    with grpc.insecure_channel(target) as channel:
+        publish = channel.stream_unary("/inferchain.node.Node/PublishTokens")
+        with pytest.raises(grpc.RpcError) as refused:
+            publish(iter([not_utf8]), timeout=WAIT_S)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "does not decode as inferchain.node.PublishTokensRequest" in refused.value.details()
