@@ -168,6 +168,12 @@ class NodeApi(MarketApi, DisputesApi, TokensApi, node_pb2_grpc.NodeServicer):
                 )
         finalized = store.finalized_block(block_hash)
         if finalized is None:
+            if block_hash == self.core.genesis.hash:
+                context.abort(
+                    grpc.StatusCode.NOT_FOUND,
+                    f"{block_hash.hex()} is the genesis hash: genesis has no block, the chain's first block is "
+                    f"at height {self.core.genesis.initial_height}",
+                )
             context.abort(grpc.StatusCode.NOT_FOUND, f"no block with hash {block_hash.hex()}")
         return node_pb2.GetBlockResponse(
             block_hash=block_hash, block=finalized.block, commit=finalized.commit, receipts=store.receipts(block_hash)

@@ -1,5 +1,5 @@
 """The gRPC edge around the API: a database that fails a read is DATA_LOSS with its reason, not INTERNAL;
-request size limits come from the chain's transaction and block sizes."""
+request size limits come from the chain's transaction and block sizes; a node still at genesis."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import threading
 import grpc
 import pytest
 
+from chain.client import Client
 from chain.crypto import dev_keypair
 from chain.genesis import dev_genesis_document, parse_genesis
 from chain.node.api import NodeApi
@@ -105,3 +106,30 @@ def test_a_transaction_included_while_it_is_looked_up_is_found_not_lost_between_
     committer.join(timeout=10)
     assert reply.status == node_pb2.TRANSACTION_STATUS_PENDING  # as it was when looked up; never NOT_FOUND
     assert core.store.head.height == 2
+
+
+def test_an_account_asked_for_before_the_first_block_is_read_at_genesis(tmp_path):
+    # Stop 33's CI: a worker asked for its account while the node was still at genesis, and the client
+    # looked for a block with the genesis hash to check the state root against (genesis has no block).
+    store = ChainStore(tmp_path / "db")
+    store.initialize(GENESIS.chain_id, GENESIS.hash, GENESIS.initial_height, GENESIS.state())
+    server = ApiServer(NodeApi(NodeCore(store, GENESIS, dev_keypair("alice")), 1000), "127.0.0.1", 0)
+    server.start()
+    server.mark_serving()
+    try:
+        with Client(f"127.0.0.1:{server.port}") as client:
+            account = client.account("alice")
+            assert account.exists and account.free > 0 and account.nonce == 0
+            assert (account.height, account.block_hash) == (GENESIS.initial_height - 1, GENESIS.hash)
+    finally:
+        server.stop(grace=0)
+        store.close()
+
+
+def test_a_block_asked_for_by_the_genesis_hash_is_not_found_saying_genesis_has_none(served):
+    _, target = served
+    with grpc.insecure_channel(target) as channel:
+        with pytest.raises(grpc.RpcError) as caught:
+            node_pb2_grpc.NodeStub(channel).GetBlock(node_pb2.GetBlockRequest(hash=GENESIS.hash), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "genesis has no block" in caught.value.details()
