@@ -1,7 +1,10 @@
 """What the chain's model registry records for a model (runtime/models.py, proto ModelInfo), and back.
 
 The registry is the source of truth for the verifier's thresholds (voted by stake): a result is
-judged by `registered_thresholds(model_info)`; local files only by an explicit override.
+judged by `registered_thresholds(model_info, executor_class, verifier_class)`; local files only by an
+explicit override. A model's engine classes (runtime/models.py `class_thresholds`, the same lookup):
+class "cpu" is the model's `engine` and `thresholds`; each other class carries its own, and a result of
+one class judged by a verifier of another needs the model's pair for the two, never another pair's.
 The embedded default model is registered in every genesis with the thresholds shipped in
 inference/data/thresholds.json; its name, context length and end-of-generation tokens are fixed
 here and checked against the GGUF file and the engine by tests/inference/test_registration.py.
@@ -46,15 +49,41 @@ def model_info_json(model_id: str, name: str, context_length: int, end_tokens, t
     }
 
 
-def registered_thresholds(model: types_pb2.ModelInfo) -> Thresholds:
-    """The verifier's thresholds a registered model carries; InvalidThresholds when it has none usable."""
-    if not model.HasField("thresholds"):
-        raise InvalidThresholds(f"the registration of model {model.id.hex()[:12]}... carries no thresholds")
-    bounds = model.thresholds
+CPU_CLASS = "cpu"
+
+
+def class_bounds(model: types_pb2.ModelInfo, executor_class: str = CPU_CLASS,
+                 verifier_class: str = CPU_CLASS) -> tuple[types_pb2.ModelThresholds, str] | None:
+    """The thresholds for a result of `executor_class` judged on `verifier_class`, with the engine they name: a
+    class's own when both are the same class, else the model's pair; None when the model has none."""
+    executor_class, verifier_class = executor_class or CPU_CLASS, verifier_class or CPU_CLASS
+    engines = {CPU_CLASS: model.engine, **{c.name: c.engine for c in model.engine_classes}}
+    if executor_class == verifier_class:
+        if executor_class == CPU_CLASS:
+            return (model.thresholds, model.engine) if model.HasField("thresholds") else None
+        found = next((c for c in model.engine_classes if c.name == executor_class and c.HasField("thresholds")), None)
+        return None if found is None else (found.thresholds, found.engine)
+    pair = next((p for p in model.class_pairs if p.executor_class == executor_class
+                 and p.verifier_class == verifier_class and p.HasField("thresholds")), None)
+    return None if pair is None else (pair.thresholds, engines.get(verifier_class, ""))
+
+
+def registered_thresholds(model: types_pb2.ModelInfo, executor_class: str = CPU_CLASS,
+                          verifier_class: str = CPU_CLASS) -> Thresholds:
+    """The verifier's thresholds a registered model carries for judging a result of `executor_class` on an engine
+    of `verifier_class`; InvalidThresholds naming the pair when it has none usable."""
+    executor_class, verifier_class = executor_class or CPU_CLASS, verifier_class or CPU_CLASS
+    found = class_bounds(model, executor_class, verifier_class)
+    if found is None:
+        if executor_class == verifier_class == CPU_CLASS:
+            raise InvalidThresholds(f"the registration of model {model.id.hex()[:12]}... carries no thresholds")
+        raise InvalidThresholds(f"the registration of model {model.id.hex()[:12]}... carries no thresholds for "
+                                f"results of engine class {executor_class!r} judged on class {verifier_class!r}")
+    bounds, engine = found
     try:
         return Thresholds(
             model=model.id.hex(),
-            engine=model.engine,
+            engine=engine,
             worst_margin_micro=bounds.worst_margin_micro,
             miss_slack_micro=bounds.miss_slack_micro,
             miss_rate_ppm=bounds.miss_rate_ppm,

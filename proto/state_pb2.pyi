@@ -205,18 +205,20 @@ class StakeLedger(_message.Message):
     def __init__(self, bonded: _Optional[int] = ..., unbonding: _Optional[_Iterable[_Union[UnbondingChunk, _Mapping]]] = ..., validate: _Optional[bool] = ..., jailed_until: _Optional[int] = ..., jailed: _Optional[bool] = ..., locked_until: _Optional[int] = ...) -> None: ...
 
 class Offer(_message.Message):
-    __slots__ = ("models", "price_per_token", "region", "capacity", "endpoint")
+    __slots__ = ("models", "price_per_token", "region", "capacity", "endpoint", "engine_class")
     MODELS_FIELD_NUMBER: _ClassVar[int]
     PRICE_PER_TOKEN_FIELD_NUMBER: _ClassVar[int]
     REGION_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_FIELD_NUMBER: _ClassVar[int]
     ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_CLASS_FIELD_NUMBER: _ClassVar[int]
     models: _containers.RepeatedScalarFieldContainer[bytes]
     price_per_token: int
     region: str
     capacity: int
     endpoint: str
-    def __init__(self, models: _Optional[_Iterable[bytes]] = ..., price_per_token: _Optional[int] = ..., region: _Optional[str] = ..., capacity: _Optional[int] = ..., endpoint: _Optional[str] = ...) -> None: ...
+    engine_class: str
+    def __init__(self, models: _Optional[_Iterable[bytes]] = ..., price_per_token: _Optional[int] = ..., region: _Optional[str] = ..., capacity: _Optional[int] = ..., endpoint: _Optional[str] = ..., engine_class: _Optional[str] = ...) -> None: ...
 
 class AccountList(_message.Message):
     __slots__ = ("accounts",)
@@ -357,7 +359,7 @@ class Reveal(_message.Message):
     def __init__(self, salt: _Optional[bytes] = ..., prompt_tokens: _Optional[int] = ..., tokens: _Optional[_Iterable[int]] = ..., text: _Optional[str] = ..., logprobs_micronats: _Optional[_Iterable[int]] = ..., stop_reason: _Optional[str] = ..., output_digest: _Optional[bytes] = ..., height: _Optional[int] = ...) -> None: ...
 
 class Assignment(_message.Message):
-    __slots__ = ("executor", "price_per_token", "status", "assigned_height", "deadline_height", "commitment", "reveal", "payment", "release_height", "released", "verdict")
+    __slots__ = ("executor", "price_per_token", "status", "assigned_height", "deadline_height", "commitment", "reveal", "payment", "release_height", "released", "verdict", "engine_class")
     EXECUTOR_FIELD_NUMBER: _ClassVar[int]
     PRICE_PER_TOKEN_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -369,6 +371,7 @@ class Assignment(_message.Message):
     RELEASE_HEIGHT_FIELD_NUMBER: _ClassVar[int]
     RELEASED_FIELD_NUMBER: _ClassVar[int]
     VERDICT_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_CLASS_FIELD_NUMBER: _ClassVar[int]
     executor: bytes
     price_per_token: int
     status: AssignmentStatus
@@ -380,7 +383,8 @@ class Assignment(_message.Message):
     release_height: int
     released: bool
     verdict: CandidateVerdict
-    def __init__(self, executor: _Optional[bytes] = ..., price_per_token: _Optional[int] = ..., status: _Optional[_Union[AssignmentStatus, str]] = ..., assigned_height: _Optional[int] = ..., deadline_height: _Optional[int] = ..., commitment: _Optional[bytes] = ..., reveal: _Optional[_Union[Reveal, _Mapping]] = ..., payment: _Optional[int] = ..., release_height: _Optional[int] = ..., released: _Optional[bool] = ..., verdict: _Optional[_Union[CandidateVerdict, str]] = ...) -> None: ...
+    engine_class: str
+    def __init__(self, executor: _Optional[bytes] = ..., price_per_token: _Optional[int] = ..., status: _Optional[_Union[AssignmentStatus, str]] = ..., assigned_height: _Optional[int] = ..., deadline_height: _Optional[int] = ..., commitment: _Optional[bytes] = ..., reveal: _Optional[_Union[Reveal, _Mapping]] = ..., payment: _Optional[int] = ..., release_height: _Optional[int] = ..., released: _Optional[bool] = ..., verdict: _Optional[_Union[CandidateVerdict, str]] = ..., engine_class: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
     __slots__ = ("id", "poster", "request", "status", "posted_height", "timeout_height", "escrow", "assignments", "output_digest", "final_height", "protocol_fee", "refunded", "reason", "storage_deposit", "pruned_height", "prompt_price_ppm", "draw_height", "queue_fee", "probe")
@@ -517,14 +521,16 @@ class RandaoMix(_message.Message):
     def __init__(self, mix: _Optional[bytes] = ...) -> None: ...
 
 class DrawTable(_message.Message):
-    __slots__ = ("epoch", "count", "regions")
+    __slots__ = ("epoch", "count", "regions", "engine_classes")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
     REGIONS_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_CLASSES_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     count: int
     regions: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, epoch: _Optional[int] = ..., count: _Optional[int] = ..., regions: _Optional[_Iterable[str]] = ...) -> None: ...
+    engine_classes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, epoch: _Optional[int] = ..., count: _Optional[int] = ..., regions: _Optional[_Iterable[str]] = ..., engine_classes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DrawEntry(_message.Message):
     __slots__ = ("account", "price_per_token", "capacity", "weight", "cumulative", "stake", "reputation")

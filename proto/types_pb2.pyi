@@ -103,18 +103,20 @@ class WithdrawUnbonded(_message.Message):
     def __init__(self) -> None: ...
 
 class SetOffer(_message.Message):
-    __slots__ = ("models", "price_per_token", "region", "capacity", "endpoint")
+    __slots__ = ("models", "price_per_token", "region", "capacity", "endpoint", "engine_class")
     MODELS_FIELD_NUMBER: _ClassVar[int]
     PRICE_PER_TOKEN_FIELD_NUMBER: _ClassVar[int]
     REGION_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_FIELD_NUMBER: _ClassVar[int]
     ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_CLASS_FIELD_NUMBER: _ClassVar[int]
     models: _containers.RepeatedScalarFieldContainer[bytes]
     price_per_token: int
     region: str
     capacity: int
     endpoint: str
-    def __init__(self, models: _Optional[_Iterable[bytes]] = ..., price_per_token: _Optional[int] = ..., region: _Optional[str] = ..., capacity: _Optional[int] = ..., endpoint: _Optional[str] = ...) -> None: ...
+    engine_class: str
+    def __init__(self, models: _Optional[_Iterable[bytes]] = ..., price_per_token: _Optional[int] = ..., region: _Optional[str] = ..., capacity: _Optional[int] = ..., endpoint: _Optional[str] = ..., engine_class: _Optional[str] = ...) -> None: ...
 
 class ClearOffer(_message.Message):
     __slots__ = ()
@@ -149,7 +151,7 @@ class VoteModel(_message.Message):
     def __init__(self, model: _Optional[bytes] = ..., approve: _Optional[bool] = ..., proposal: _Optional[bytes] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("id", "name", "context_length", "end_tokens", "engine", "thresholds", "source", "size_bytes", "audit_probability_ppm")
+    __slots__ = ("id", "name", "context_length", "end_tokens", "engine", "thresholds", "source", "size_bytes", "audit_probability_ppm", "engine_classes", "class_pairs")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_LENGTH_FIELD_NUMBER: _ClassVar[int]
@@ -159,6 +161,8 @@ class ModelInfo(_message.Message):
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     AUDIT_PROBABILITY_PPM_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_CLASSES_FIELD_NUMBER: _ClassVar[int]
+    CLASS_PAIRS_FIELD_NUMBER: _ClassVar[int]
     id: bytes
     name: str
     context_length: int
@@ -168,7 +172,31 @@ class ModelInfo(_message.Message):
     source: str
     size_bytes: int
     audit_probability_ppm: int
-    def __init__(self, id: _Optional[bytes] = ..., name: _Optional[str] = ..., context_length: _Optional[int] = ..., end_tokens: _Optional[_Iterable[int]] = ..., engine: _Optional[str] = ..., thresholds: _Optional[_Union[ModelThresholds, _Mapping]] = ..., source: _Optional[str] = ..., size_bytes: _Optional[int] = ..., audit_probability_ppm: _Optional[int] = ...) -> None: ...
+    engine_classes: _containers.RepeatedCompositeFieldContainer[EngineClass]
+    class_pairs: _containers.RepeatedCompositeFieldContainer[ClassPair]
+    def __init__(self, id: _Optional[bytes] = ..., name: _Optional[str] = ..., context_length: _Optional[int] = ..., end_tokens: _Optional[_Iterable[int]] = ..., engine: _Optional[str] = ..., thresholds: _Optional[_Union[ModelThresholds, _Mapping]] = ..., source: _Optional[str] = ..., size_bytes: _Optional[int] = ..., audit_probability_ppm: _Optional[int] = ..., engine_classes: _Optional[_Iterable[_Union[EngineClass, _Mapping]]] = ..., class_pairs: _Optional[_Iterable[_Union[ClassPair, _Mapping]]] = ...) -> None: ...
+
+class EngineClass(_message.Message):
+    __slots__ = ("name", "engine", "thresholds")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    engine: str
+    thresholds: ModelThresholds
+    def __init__(self, name: _Optional[str] = ..., engine: _Optional[str] = ..., thresholds: _Optional[_Union[ModelThresholds, _Mapping]] = ...) -> None: ...
+
+class ClassPair(_message.Message):
+    __slots__ = ("executor_class", "verifier_class", "thresholds", "detection_ppm")
+    EXECUTOR_CLASS_FIELD_NUMBER: _ClassVar[int]
+    VERIFIER_CLASS_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
+    DETECTION_PPM_FIELD_NUMBER: _ClassVar[int]
+    executor_class: str
+    verifier_class: str
+    thresholds: ModelThresholds
+    detection_ppm: int
+    def __init__(self, executor_class: _Optional[str] = ..., verifier_class: _Optional[str] = ..., thresholds: _Optional[_Union[ModelThresholds, _Mapping]] = ..., detection_ppm: _Optional[int] = ...) -> None: ...
 
 class ModelThresholds(_message.Message):
     __slots__ = ("worst_margin_micro", "miss_slack_micro", "miss_rate_ppm", "miss_depth_micro", "false_positive_budget_ppb", "max_logprob_error_micro", "mean_logprob_error_micro")
@@ -201,7 +229,7 @@ class Sampling(_message.Message):
     def __init__(self, temperature_milli: _Optional[int] = ..., top_k: _Optional[int] = ..., top_p_ppm: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class PostJob(_message.Message):
-    __slots__ = ("model", "prompt", "prompt_format", "max_tokens", "sampling", "max_price_per_token", "redundancy", "region")
+    __slots__ = ("model", "prompt", "prompt_format", "max_tokens", "sampling", "max_price_per_token", "redundancy", "region", "engine_classes")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FORMAT_FIELD_NUMBER: _ClassVar[int]
@@ -210,6 +238,7 @@ class PostJob(_message.Message):
     MAX_PRICE_PER_TOKEN_FIELD_NUMBER: _ClassVar[int]
     REDUNDANCY_FIELD_NUMBER: _ClassVar[int]
     REGION_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_CLASSES_FIELD_NUMBER: _ClassVar[int]
     model: bytes
     prompt: str
     prompt_format: str
@@ -218,7 +247,8 @@ class PostJob(_message.Message):
     max_price_per_token: int
     redundancy: int
     region: str
-    def __init__(self, model: _Optional[bytes] = ..., prompt: _Optional[str] = ..., prompt_format: _Optional[str] = ..., max_tokens: _Optional[int] = ..., sampling: _Optional[_Union[Sampling, _Mapping]] = ..., max_price_per_token: _Optional[int] = ..., redundancy: _Optional[int] = ..., region: _Optional[str] = ...) -> None: ...
+    engine_classes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, model: _Optional[bytes] = ..., prompt: _Optional[str] = ..., prompt_format: _Optional[str] = ..., max_tokens: _Optional[int] = ..., sampling: _Optional[_Union[Sampling, _Mapping]] = ..., max_price_per_token: _Optional[int] = ..., redundancy: _Optional[int] = ..., region: _Optional[str] = ..., engine_classes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CommitResult(_message.Message):
     __slots__ = ("job_id", "commitment")

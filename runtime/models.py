@@ -57,6 +57,12 @@ from runtime.state import IterableState, Overlay, StateReader
 MODULE = "models"
 MAX_NAME_CHARS = 64
 MAX_ENGINE_CHARS = 64
+# Engine classes (docs/protocol.md, "Models"): "cpu" is ModelInfo.engine with ModelInfo.thresholds; a model
+# names at most MAX_ENGINE_CLASSES others and MAX_CLASS_PAIRS cross-class thresholds.
+CPU_CLASS = "cpu"
+MAX_CLASS_NAME_BYTES = 32
+MAX_ENGINE_CLASSES = 8
+MAX_CLASS_PAIRS = 16
 # A miss slack is also how far past the top-k or top-p boundary a token may lie and not count as a
 # rival: a slack of many logits would leave a verifier no rivals to judge by.
 MAX_END_TOKENS = 16
@@ -286,8 +292,7 @@ def check_model(model: types_pb2.ModelInfo, error: type[Exception] = InvalidMode
         raise error(f"engine is 1 to {MAX_ENGINE_CHARS} printable characters")
     if not model.HasField("thresholds"):
         raise error("a model carries the verifier's thresholds")
-    thresholds = model.thresholds
-    problem = threshold_problem(**{field.name: getattr(thresholds, field.name) for field in thresholds.DESCRIPTOR.fields})
+    problem = _thresholds_problem(model.thresholds)
     if problem is not None:
         raise error(f"thresholds: {problem}")
     if model.audit_probability_ppm > PPM:
@@ -295,6 +300,97 @@ def check_model(model: types_pb2.ModelInfo, error: type[Exception] = InvalidMode
                     f"{model.audit_probability_ppm}")
     if model.source or model.size_bytes:
         check_fetchable(model, error)
+    check_engine_classes(model, error)
+
+
+def class_name_problem(name: str) -> str | None:
+    """Why `name` cannot name an engine class (None when it can): 1..32 bytes of lowercase ASCII letters, digits
+    and '-'. Shared by the model rules, SetOffer and PostJob."""
+    if not 0 < len(name.encode("utf-8")) <= MAX_CLASS_NAME_BYTES or not name.isascii() or not all(
+            c.islower() or c.isdigit() or c == "-" for c in name):
+        return (f"an engine class name is 1 to {MAX_CLASS_NAME_BYTES} lowercase ASCII letters, digits or '-', "
+                f"got {name[:40]!r}")
+    return None
+
+
+def _thresholds_problem(thresholds: types_pb2.ModelThresholds) -> str | None:
+    return threshold_problem(**{field.name: getattr(thresholds, field.name) for field in thresholds.DESCRIPTOR.fields})
+
+
+def check_engine_classes(model: types_pb2.ModelInfo, error: type[Exception] = InvalidModel) -> None:
+    """The engine classes and class pairs of a model: named well, "cpu" implied, no repeats, usable thresholds."""
+    if len(model.engine_classes) > MAX_ENGINE_CLASSES:
+        raise error(f"a model names at most {MAX_ENGINE_CLASSES} engine classes besides cpu, got "
+                    f"{len(model.engine_classes)}")
+    names = [CPU_CLASS]
+    for engine_class in model.engine_classes:
+        problem = class_name_problem(engine_class.name)
+        if problem is not None:
+            raise error(f"engine_classes: {problem}")
+        if engine_class.name in names:
+            raise error(f"engine class {engine_class.name!r} is named twice (cpu is the model's engine and thresholds)")
+        names.append(engine_class.name)
+        if not 0 < len(engine_class.engine) <= MAX_ENGINE_CHARS or not engine_class.engine.isprintable():
+            raise error(f"engine class {engine_class.name!r}: engine is 1 to {MAX_ENGINE_CHARS} printable characters")
+        if not engine_class.HasField("thresholds"):
+            raise error(f"engine class {engine_class.name!r} carries its thresholds")
+        problem = _thresholds_problem(engine_class.thresholds)
+        if problem is not None:
+            raise error(f"engine class {engine_class.name!r} thresholds: {problem}")
+    if len(model.class_pairs) > MAX_CLASS_PAIRS:
+        raise error(f"a model names at most {MAX_CLASS_PAIRS} class pairs, got {len(model.class_pairs)}")
+    seen = set()
+    for pair in model.class_pairs:
+        key = (pair.executor_class, pair.verifier_class)
+        label = f"class pair {pair.executor_class[:40]!r} -> {pair.verifier_class[:40]!r}"
+        unknown = [name for name in key if name not in names]
+        if unknown:
+            raise error(f"{label}: {unknown[0][:40]!r} is not a class of the model (its classes: {', '.join(names)})")
+        if pair.executor_class == pair.verifier_class:
+            raise error(f"{label}: a pair judges one class by another (a class's own thresholds judge it)")
+        if key in seen:
+            raise error(f"{label} is listed twice")
+        seen.add(key)
+        if not pair.HasField("thresholds"):
+            raise error(f"{label} carries its thresholds")
+        problem = _thresholds_problem(pair.thresholds)
+        if problem is not None:
+            raise error(f"{label} thresholds: {problem}")
+        if pair.detection_ppm > PPM:
+            raise error(f"{label}: detection_ppm is at most {PPM}, got {pair.detection_ppm}")
+    # Every validator can run the pinned CPU build, and a committee's cpu members must never be left
+    # without numbers to judge by (an abstaining member loses missed_vote): each class is judged by cpu.
+    for name in names[1:]:
+        if (name, CPU_CLASS) not in seen:
+            raise error(f"engine class {name!r} needs a class pair {name!r} -> 'cpu': every validator can verify "
+                        "on the pinned CPU build, and would have no thresholds to judge its results by")
+
+
+def class_names(model: types_pb2.ModelInfo) -> list[str]:
+    """The model's engine classes: "cpu" first, then the others in the order the model lists them."""
+    return [CPU_CLASS, *(engine_class.name for engine_class in model.engine_classes)]
+
+
+def class_engine(model: types_pb2.ModelInfo, name: str) -> str | None:
+    """The engine string of the model's class `name` (what engine_version() reports for it); None when no such class."""
+    if name == CPU_CLASS:
+        return model.engine
+    return next((engine_class.engine for engine_class in model.engine_classes if engine_class.name == name), None)
+
+
+def class_thresholds(model: types_pb2.ModelInfo, executor_class: str,
+                     verifier_class: str) -> types_pb2.ModelThresholds | None:
+    """The thresholds a verifier of `verifier_class` judges a result of `executor_class` by: the class's own when
+    the two are the same class, else the model's pair for them; None when the model has none (never another
+    pair's numbers). An empty name is "cpu"."""
+    executor_class, verifier_class = executor_class or CPU_CLASS, verifier_class or CPU_CLASS
+    if executor_class == verifier_class:
+        if executor_class == CPU_CLASS:
+            return model.thresholds
+        return next((engine_class.thresholds for engine_class in model.engine_classes
+                     if engine_class.name == executor_class), None)
+    return next((pair.thresholds for pair in model.class_pairs
+                 if pair.executor_class == executor_class and pair.verifier_class == verifier_class), None)
 
 
 def check_fetchable(model: types_pb2.ModelInfo, error: type[Exception] = InvalidModel) -> None:
@@ -618,7 +714,7 @@ class GenesisConfig:
 def model_from_json(document: Any, where: str) -> types_pb2.ModelInfo:
     """A ModelInfo from its JSON form: id as 64 hex digits, 64-bit integers as strings or numbers."""
     check_section_keys(document, ("id", "name", "context_length", "end_tokens", "engine", "thresholds", "source",
-                                  "size_bytes", "audit_probability_ppm"), where)
+                                  "size_bytes", "audit_probability_ppm", "engine_classes", "class_pairs"), where)
     model_id = document.get("id")
     if not isinstance(model_id, str) or len(model_id) != 64 or model_id != model_id.lower():
         raise GenesisInvalid(f"{where}.id must be 64 lowercase hex digits")

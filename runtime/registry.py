@@ -31,8 +31,9 @@ from runtime.module import CallSpec, EventSpec, ModuleSpec, check_field_kinds
 # 3: issue 25's verdicts (disputes on differing or too few digests, audits and challenges judged by a
 # committee's commit-reveal votes; slashing and jail of invalid results, missed results and votes).
 # 4: slashing owns its parameters (SlashingParams under slashing/params, app_state.slashing.params), which
-# were kept in staking's.
-SPEC_VERSION = 4
+# were kept in staking's. 5: engine classes (issue 27): models name classes and cross-class thresholds, offers
+# name a class, jobs the classes they accept, and draw tables are per (model, class, region).
+SPEC_VERSION = 5
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from inference.sampler import SamplingParams
 from proto import state_pb2, types_pb2
 from runtime.arithmetic import U32_MAX, U64_MAX
 from runtime.jobs import FINAL_STATUSES
+from runtime.models import class_name_problem
 from runtime.primitives import DispatchError
 from runtime.registry import RUNTIME
 
@@ -91,6 +92,9 @@ def register(subparsers) -> None:
                         help="most to pay per output token: base units or tokens with the symbol (default: the "
                              "least price at which --redundancy executors serving the model take it)")
     submit.add_argument("--region", default="", metavar="REGION", help="preferred executor region (default: any)")
+    submit.add_argument("--engine-class", dest="engine_classes", action="append", default=[], metavar="NAME",
+                        help="an engine class of the model whose executors may run the job (cpu: the pinned CPU "
+                             "build); repeat for several (default: any class of the model)")
     submit.add_argument("--prompt-format", choices=("chat", "raw"), default="chat",
                         help="chat: the model's chat template wraps the prompt; raw: the prompt as it is "
                              "(default: chat)")
@@ -160,6 +164,10 @@ def submit_command(args: argparse.Namespace) -> int:
     signer = signer_argument(args.sender)
     max_tokens = parse_integer(args.max_tokens, "--max-tokens", 1, U32_MAX)
     redundancy = parse_integer(args.redundancy, "--redundancy", 1, U32_MAX)
+    for name in args.engine_classes:
+        problem = class_name_problem(name)
+        if problem is not None:
+            raise CliError(f"--engine-class: {problem}", EXIT_USAGE)
     sampling = sampling_of(args)
     with node_client(args) as client:
         # Four requests end to end: this one (token, signing context and the signer's nonce), the
@@ -170,11 +178,11 @@ def submit_command(args: argparse.Namespace) -> int:
         if args.max_price is not None:
             max_price = parse_amount_value(args.max_price, "--max-price", lambda: token, U64_MAX)
         if max_price is None:
-            max_price = client.least_price(model, redundancy)
+            max_price = client.least_price(model, redundancy, args.engine_classes)
         try:
             call = post_job_call(args.prompt, model=model, max_price_per_token=max_price, max_tokens=max_tokens,
                                  sampling=sampling, redundancy=redundancy, region=args.region,
-                                 prompt_format=args.prompt_format)
+                                 prompt_format=args.prompt_format, engine_classes=args.engine_classes)
         except ClientError as error:  # it could never succeed, whatever the chain holds
             raise CliError(error.message, EXIT_USAGE) from None
         try:
@@ -352,6 +360,7 @@ def _print_job(view: JobView, output: str, token: Token, slashes: list[state_pb2
         ("sampling", f"temperature {sampling.temperature_milli / 1000:g}, top-k {sampling.top_k}, "
                      f"top-p {sampling.top_p_ppm / 1_000_000:g}, seed {sampling.seed}"),
         ("redundancy", request.redundancy),
+        ("engine classes", ", ".join(request.engine_classes) or "any"),
         ("max price", f"{token.format(request.max_price_per_token)} per token"),
         ("posted", f"height {job.posted_height}, refunded at height {job.timeout_height} if not settled"),
         ("escrow", token.format(job.escrow)),
@@ -439,7 +448,8 @@ def pruned_text(job: state_pb2.Job) -> str:
 
 def _slot_text(slot: state_pb2.Assignment, token: Token) -> str:
     text = (f"{_address(slot.executor)} {assignment_status_name(slot.status)} at "
-            f"{token.format(slot.price_per_token)} per token, deadline height {slot.deadline_height}")
+            f"{token.format(slot.price_per_token)} per token, engine class {slot.engine_class or 'cpu'}, "
+            f"deadline height {slot.deadline_height}")
     if slot.payment:
         held = "released" if slot.released else f"held until height {slot.release_height}"
         text += f"; paid {token.format(slot.payment)} ({held})"
@@ -481,6 +491,7 @@ def job_document(view: JobView) -> dict:
         "redundancy": request.redundancy,
         "max_price_per_token": u64(request.max_price_per_token),
         "region": request.region,
+        "engine_classes": list(request.engine_classes),
         "posted_height": u64(job.posted_height),
         "timeout_height": u64(job.timeout_height),
         "final_height": u64(job.final_height),
@@ -520,6 +531,7 @@ def _slot_document(slot: state_pb2.Assignment) -> dict:
         "account": slot.executor.hex(),
         "status": assignment_status_name(slot.status),
         "price_per_token": u64(slot.price_per_token),
+        "engine_class": slot.engine_class or "cpu",
         "assigned_height": u64(slot.assigned_height),
         "deadline_height": u64(slot.deadline_height),
         "payment": u64(slot.payment),

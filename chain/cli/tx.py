@@ -84,7 +84,7 @@ class CallNames:
 CALL_NAMES = {
     "transfer": CallNames(options={"dest": "to"}),
     "set_offer": CallNames(alias="offer", options={"models": "model", "price_per_token": "price"},
-                           defaults={"region": "", "capacity": "1", "endpoint": ""}),
+                           defaults={"region": "", "capacity": "1", "endpoint": "", "engine_class": ""}),
     "withdraw_unbonded": CallNames(alias="withdraw"),
     "clear_offer": CallNames(alias="clear-offer"),
 }

@@ -8,6 +8,12 @@ an offer runs one by itself; run this command to serve an account from another m
 instead (`node --no-worker`). While a job runs, its tokens are published to the node (`--node`) for
 the job's poster to stream; the offer's endpoint says where (`--stream-endpoint`), and the worker sets
 it on chain at start when it differs.
+
+The worker runs one engine class (`--engine-class`, default "cpu": the pinned CPU build every model
+registers as its `engine`). Each offered model must have that class, and the class's engine string
+must be this build's `engine_version()`, else it refuses to start (`--allow-engine-mismatch` turns the
+second into a warning). Its offer on chain is set to carry that class at start when it differs (a class
+change is held by the offer lock like a price change).
 """
 
 from __future__ import annotations
@@ -34,10 +40,12 @@ from chain.worker.follower import MarketReader
 from chain.worker.journal import Journal
 from chain.worker.juror import pool_rescorer
 from chain.worker.worker import Worker
+from inference.registration import CPU_CLASS
 from inference.engine import EngineConfig, engine_version, gpu_offload_supported
 from inference.errors import InferenceError, ModelNotFound
 from inference.model_store import ModelStore, default_home
 from proto import state_pb2, types_pb2
+from runtime.models import class_name_problem
 
 log = logging.getLogger("inferchain.worker")
 
@@ -63,6 +71,10 @@ def register(subparsers) -> None:
                         help="serve a model whose thresholds were calibrated on another llama.cpp build, "
                              "with a warning (default: refuse: validators would judge this worker's results "
                              "by another engine's arithmetic)")
+    parser.add_argument("--engine-class", default="cpu", type=_engine_class, metavar="NAME",
+                        help="the engine class this worker's build belongs to, a class of every offered model "
+                             "(lowercase letters, digits, '-'; default: cpu, the pinned CPU build); the offer is "
+                             "set to it at start")
     parser.add_argument("--data-dir", type=Path,
                         help="where salts and results wait for their reveal (default: BASE_PATH/worker)")
     _add_store_argument(parser)
@@ -95,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         )
     store = store_for(args)
     _check_offered_in_store(store, offer)
-    _check_engines(offer, models, args.allow_engine_mismatch)
+    _check_engines(offer, models, args.allow_engine_mismatch, args.engine_class)
     parallel = _parallel(args, offer)
     config = _engine_config(args, parallel)
     pool = EnginePool(store, config, {model_id: info.context_length for model_id, info in models.items()},
@@ -107,8 +119,9 @@ def run(args: argparse.Namespace) -> int:
         data_dir = args.data_dir or (args.base_path or default_home()) / "worker"
         journal = Journal(data_dir / chain_id / address)
         with cli_errors():
-            _announce_endpoint(target, keypair, offer, endpoint)
-            worker = Worker(target, keypair, pool.run, journal, rescore=pool_rescorer(pool), stream_tokens=bool(endpoint))
+            _announce_offer(target, keypair, offer, endpoint, args.engine_class)
+            worker = Worker(target, keypair, pool.run, journal, rescore=pool_rescorer(pool),
+                            stream_tokens=bool(endpoint), engine_class=args.engine_class)
             worker.run(stop)
     finally:
         pool.close()
@@ -134,22 +147,38 @@ def _stream_endpoint(text: str | None, target: str) -> str:
     return checked_endpoint(text)
 
 
-def _announce_endpoint(target: str, keypair: Keypair, offer: state_pb2.Offer, endpoint: str) -> None:
-    """Set the offer's endpoint on chain when it differs (same models, price, region and capacity: not held by
-    the offer lock); a failure is logged and the worker runs on, its tokens unannounced."""
-    if offer.endpoint == endpoint:
+def _engine_class(text: str) -> str:
+    """--engine-class: an engine class name as the chain checks it."""
+    problem = class_name_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def _announce_offer(target: str, keypair: Keypair, offer: state_pb2.Offer, endpoint: str, engine_class: str) -> None:
+    """Set the offer's endpoint and engine class on chain when either differs (the same models, price, region and
+    capacity; an endpoint alone is not held by the offer lock, a class change is); a failure is logged and the
+    worker runs on."""
+    offered_class = offer.engine_class or CPU_CLASS
+    if offer.endpoint == endpoint and offered_class == engine_class:
         return
+    if offered_class != engine_class:
+        log.warning("the offer on chain names engine class %s, this worker runs %s: setting the offer's class "
+                    "(draws read it from the next epoch's tables)", quote_input(offered_class), quote_input(engine_class))
     call = types_pb2.SetOffer(models=list(offer.models), price_per_token=offer.price_per_token, region=offer.region,
-                              capacity=offer.capacity, endpoint=endpoint)
+                              capacity=offer.capacity, endpoint=endpoint,
+                              engine_class="" if engine_class == CPU_CLASS else engine_class)
     try:
         with Client(target) as client:
             submission = client.submit(keypair, call)
     except ClientError as error:
-        log.warning("cannot set the offer's stream endpoint to %s: %s (%s); posters will not find this worker's "
-                    "token streams", quote_input(endpoint), error.message, error.code)
+        log.warning("cannot set the offer's stream endpoint to %s and engine class to %s: %s (%s); posters may not "
+                    "find this worker's token streams", quote_input(endpoint), quote_input(engine_class),
+                    error.message, error.code)
         return
-    log.info("offer stream endpoint %s -> %s: submitted SetOffer %s", quote_input(offer.endpoint),
-             quote_input(endpoint), submission.hash.hex()[:16])
+    log.info("offer stream endpoint %s -> %s, engine class %s -> %s: submitted SetOffer %s",
+             quote_input(offer.endpoint), quote_input(endpoint), quote_input(offered_class), quote_input(engine_class),
+             submission.hash.hex()[:16])
 
 
 def _signer(name: str) -> Keypair:
@@ -224,19 +253,30 @@ def _load_offered(pool: EnginePool, offer: state_pb2.Offer, models: dict[str, ty
                  engine.device_description())
 
 
-def _check_engines(offer: state_pb2.Offer, models: dict[str, types_pb2.ModelInfo], allowed: bool) -> None:
-    """Refuse (or, when allowed, warn about) an offered model calibrated on another engine than this one.
+def _check_engines(offer: state_pb2.Offer, models: dict[str, types_pb2.ModelInfo], allowed: bool,
+                   engine_class: str = CPU_CLASS) -> None:
+    """Refuse an offered model without this worker's engine class, and refuse (or, when allowed, warn about) one
+    whose class names another engine than this one.
 
     On the pinned build validators recompute an executor's logits bit for bit and judge strictly;
-    another build (llamafile, other SIMD widths, a GPU) drifts, and its honest results would fail.
+    another build (llamafile, other SIMD widths, a GPU) drifts, and its honest results would fail
+    unless the model registers that build as a class of its own, with thresholds measured on it.
     """
     for model in offer.models:
         registered = models.get(model.hex())
-        if registered is None or not registered.engine or registered.engine == engine_version():
+        if registered is None:
             continue
-        message = (f"model {model.hex()[:12]}... is verified with thresholds calibrated on {registered.engine}, "
-                   f"this worker runs {engine_version()}: validators would judge its results by the other "
-                   "engine's arithmetic")
+        engines = {CPU_CLASS: registered.engine, **{c.name: c.engine for c in registered.engine_classes}}
+        if engine_class not in engines:
+            raise CliError(f"model {model.hex()[:12]}... has no engine class {quote_input(engine_class)} (its "
+                           f"classes: {', '.join(engines)}): this worker cannot serve it as {engine_class}",
+                           EXIT_BAD_INPUT)
+        expected = engines[engine_class]
+        if not expected or expected == engine_version():
+            continue
+        message = (f"model {model.hex()[:12]}... is verified in engine class {engine_class} with thresholds "
+                   f"calibrated on {expected}, this worker runs {engine_version()}: validators would judge its "
+                   "results by the other engine's arithmetic")
         if not allowed:
             raise CliError(f"{message}; install the pinned build (`make install`, docs/verification.md "
                            "\"The engine\") or pass --allow-engine-mismatch", EXIT_ENGINE)

@@ -51,6 +51,19 @@ def transfer(dest: AccountLike, amount: int) -> types_pb2.Transfer:
     return transfer_call(account_public_key(dest), amount)
 
 
+def set_offer(models, price_per_token: int, *, region: str = "", capacity: int = 1, endpoint: str = "",
+              engine_class: str = "") -> types_pb2.SetOffer:
+    """A staking SetOffer of the listed 32-byte model ids at `price_per_token`, run on `engine_class` (empty or "cpu":
+    the pinned CPU build), after the stateless checks; ClientError(INVALID_ARGUMENT) naming the problem."""
+    try:
+        call = types_pb2.SetOffer(models=list(models), price_per_token=price_per_token, region=region,
+                                  capacity=capacity, endpoint=endpoint, engine_class=engine_class)
+    except (TypeError, ValueError) as error:  # a value outside its field's type or range
+        raise ClientError("INVALID_ARGUMENT", f"set_offer refused: {error}") from None
+    checked_call(call)
+    return call
+
+
 def optional_u64(value: int | None, what: str) -> int | None:
     """`value` when it is None or a 64-bit unsigned integer; ClientError naming `what` otherwise."""
     if value is None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import grpc
 
@@ -32,6 +32,7 @@ from chain.client.errors import ClientError, InclusionTimeout, ProofError, trans
 from chain.client.results import Receipt
 from chain.crypto import Keypair
 from chain.ss58 import encode_address
+from chain.text import quote_input
 from proto import node_pb2, state_pb2, types_pb2
 from runtime import jobs
 from runtime.jobs.events import JOB_POSTED
@@ -329,20 +330,23 @@ class JobCalls:
         max_price_per_token: int | None = None,
         region: str = "",
         prompt_format: str = "chat",
+        engine_classes: Sequence[str] = (),
         wait: bool = True,
         timeout: float | None = None,
         on_update: Callable[[JobView], None] | None = None,
     ) -> JobView:
         """Post a job and, with `wait`, follow it until final; the job as it stood last.
 
-        The price cap defaults to the least at which `redundancy` executors serving the model take
-        it. `post` says the rest.
+        The price cap defaults to the least at which `redundancy` executors serving the model in one
+        accepted engine class take it; `engine_classes` are the classes accepted (empty: any class of the
+        model). `post` says the rest.
         """
         if max_price_per_token is None:
-            max_price_per_token = self.least_price(model, redundancy)
+            max_price_per_token = self.least_price(model, redundancy, engine_classes)
         call = post_job_call(
             prompt, model=model, max_tokens=max_tokens, sampling=sampling, redundancy=redundancy,
             max_price_per_token=max_price_per_token, region=region, prompt_format=prompt_format,
+            engine_classes=engine_classes,
         )
         return self.post(keypair, call, wait=wait, timeout=timeout, on_update=on_update)
 
@@ -383,15 +387,24 @@ class JobCalls:
             updates.close()
         return view
 
-    def least_price(self, model: bytes, redundancy: int = 1) -> int:
-        """The least price per token at which `redundancy` executors serving `model` can take a job."""
-        prices = sorted(executor.offer.price_per_token for executor in self.get_executors(model))
-        if len(prices) < max(1, redundancy):
+    def least_price(self, model: bytes, redundancy: int = 1, engine_classes: Sequence[str] = ()) -> int:
+        """The least price per token at which `redundancy` executors serving `model` in one engine class (one of
+        `engine_classes` when named) can take a job: a job's executors all come from one class."""
+        needed = max(1, redundancy)
+        by_class: dict[str, list[int]] = {}
+        for executor in self.get_executors(model):
+            engine_class = executor.offer.engine_class or "cpu"
+            if not engine_classes or engine_class in engine_classes:
+                by_class.setdefault(engine_class, []).append(executor.offer.price_per_token)
+        prices = [sorted(class_prices)[needed - 1] for class_prices in by_class.values() if len(class_prices) >= needed]
+        if not prices:
+            most = max((len(class_prices) for class_prices in by_class.values()), default=0)
+            where = f" in engine class(es) {', '.join(engine_classes)}" if engine_classes else " in one engine class"
             raise ClientError(
                 "FAILED_PRECONDITION",
-                f"{len(prices)} executors serve model {model.hex()}; redundancy {redundancy} needs {redundancy}",
+                f"{most} executors serve model {model.hex()}{where}; redundancy {redundancy} needs {redundancy}",
             )
-        return prices[max(1, redundancy) - 1]
+        return min(prices)
 
 
 def post_job_call(
@@ -404,12 +417,17 @@ def post_job_call(
     redundancy: int = 1,
     region: str = "",
     prompt_format: str = "chat",
+    engine_classes: Sequence[str] = (),
 ) -> types_pb2.PostJob:
     """A PostJob, after the jobs module's stateless checks; ClientError(INVALID_ARGUMENT) naming the problem."""
+    if isinstance(engine_classes, (str, bytes)):
+        raise ClientError("INVALID_ARGUMENT", f"engine_classes is a list of class names, got the text "
+                                              f"{quote_input(engine_classes)}")
     try:
         call = types_pb2.PostJob(
             model=model, prompt=prompt, prompt_format=prompt_format, max_tokens=max_tokens, sampling=sampling,
             max_price_per_token=max_price_per_token, redundancy=redundancy, region=region,
+            engine_classes=list(engine_classes),
         )
     except (TypeError, ValueError) as error:  # a value outside its field's type or range
         raise ClientError("INVALID_ARGUMENT", f"post_job refused: {error}") from None

@@ -17,6 +17,13 @@ refuses, unknown tokens) is voted invalid with 0 positions; a failure of this no
 loaded, node unreachable) is said in one log line and tried again at the next block. A dispute of
 a job this account executed is never voted on (the runtime never draws such a member; guarded here
 too).
+
+Engine classes (docs/protocol.md, "Models"): the member judges on its own engine class (the worker's
+`--engine-class`), each candidate was produced on the class its assignment records
+(`Assignment.engine_class`, empty: "cpu"). The thresholds are the model's for that pair: the class's
+own when both are the same, else the model's class pair. When the model has none for a candidate's
+pair the member abstains from the whole dispute (no vote, one log line naming the pair): judging by
+another pair's numbers would vote honest results of a differing engine invalid.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from chain.worker.follower import MarketReader
 from chain.worker.juror_journal import Ballot, VoteJournal
 from chain.worker.submitter import Sent, new_salt, resend_due
 from inference.errors import InferenceError, InvalidJob, InvalidResult
-from inference.registration import registered_thresholds
+from inference.registration import CPU_CLASS, class_bounds, registered_thresholds
 from inference.result import InferenceResult
 from inference.thresholds import Thresholds
 from inference.verifier import Verdict, rescore_and_judge
@@ -146,6 +153,24 @@ def pool_rescorer(pool: EnginePool) -> Rescorer:
     return rescore
 
 
+def pair_thresholds(model: types_pb2.ModelInfo, executor_class: str, verifier_class: str) -> Thresholds | None:
+    """The registered thresholds for results of `executor_class` judged on `verifier_class`; None when the model
+    has none for the pair (the member abstains); RescoreFailed when they are unusable."""
+    if class_bounds(model, executor_class, verifier_class) is None:
+        return None
+    try:
+        return registered_thresholds(model, executor_class, verifier_class)
+    except InferenceError as error:
+        raise RescoreFailed(str(error)) from None
+
+
+def executor_class(job: state_pb2.Job, index: int) -> str:
+    """The engine class candidate `index` was produced on, as the chain recorded it when it was drawn."""
+    if index < len(job.assignments):
+        return job.assignments[index].engine_class or CPU_CLASS
+    return CPU_CLASS
+
+
 # -- the node ------------------------------------------------------------------------------------
 
 
@@ -184,15 +209,14 @@ class NodeChain:
     def job(self, job_id: bytes) -> state_pb2.Job | None:
         return self.reader.job(job_id)
 
-    def thresholds(self, model: bytes) -> Thresholds:
-        """The verifier's thresholds the chain registered for the model; RescoreFailed when it has none."""
+    def thresholds(self, model: bytes, executor_class: str = CPU_CLASS,
+                   verifier_class: str = CPU_CLASS) -> Thresholds | None:
+        """The verifier's thresholds the chain registered for the model and this pair of engine classes; None when
+        the model has none for the pair; RescoreFailed when the model is unknown or its thresholds are unusable."""
         registered = next((info for info in self.reader.models() if info.id == model), None)
         if registered is None:
             raise RescoreFailed(f"model {model.hex()[:12]}... is not registered on the chain")
-        try:
-            return registered_thresholds(registered)
-        except InferenceError as error:
-            raise RescoreFailed(str(error)) from None
+        return pair_thresholds(registered, executor_class, verifier_class)
 
     def submit(self, call) -> bytes:
         """Sign and submit a vote; its transaction hash."""
@@ -208,8 +232,10 @@ class NodeChain:
 class Juror:
     """Votes on every dispute the account is drawn for, until stopped; driven by `on_block`."""
 
-    def __init__(self, chain: NodeChain, rescore: Rescorer, journal: VoteJournal):
+    def __init__(self, chain: NodeChain, rescore: Rescorer, journal: VoteJournal, engine_class: str = CPU_CLASS):
         self.chain = chain
+        # The engine class this member re-scores on (the worker's --engine-class): the verifier side of each pair.
+        self.engine_class = engine_class
         self.account = chain.account
         self.rescore = rescore
         self.journal = journal
@@ -226,7 +252,7 @@ class Juror:
         self._by_transaction: dict[bytes, tuple[bytes, str]] = {}
         # Votes whose transaction failed in a block: not sent again (each try costs a fee).
         self._failed: set[tuple[bytes, str]] = set()
-        # Disputes never voted on here (a job this account executed).
+        # Disputes never voted on here (a job this account executed, or a pair of classes with no thresholds).
         self._refused: set[bytes] = set()
         self._said: set[tuple[bytes, str]] = set()
         self._trouble = ""
@@ -327,8 +353,21 @@ class Juror:
             log.error("drawn into the committee of dispute %s, about a job this account executed: not voting",
                       dispute.id.hex()[:16])
             return None
-        thresholds = self.chain.thresholds(job.request.model)
-        votes = tuple(candidate_vote(job, index, thresholds, self.rescore, self._stop.is_set)
+        by_class: dict[str, Thresholds] = {}
+        for index in dispute.candidates:
+            produced = executor_class(job, index)
+            if produced in by_class:
+                continue
+            found = self.chain.thresholds(job.request.model, produced, self.engine_class)
+            if found is None:
+                self._refused.add(dispute.id)
+                log.warning("abstaining from dispute %s: model %s has no thresholds for results of engine class %r "
+                            "judged on class %r (this worker's)", dispute.id.hex()[:16],
+                            job.request.model.hex()[:12], produced, self.engine_class)
+                return None
+            by_class[produced] = found
+        votes = tuple(candidate_vote(job, index, by_class[executor_class(job, index)], self.rescore,
+                                     self._stop.is_set)
                       for index in dispute.candidates)
         summary = ", ".join(f"{vote.candidate}: {'valid' if vote.valid else 'INVALID'} "
                             f"({vote.misses} misses in {vote.positions})" for vote in votes)

@@ -118,10 +118,11 @@ def is_over_for(job: state_pb2.Job, assignment: state_pb2.Assignment | None) -> 
 class Worker:
     """Runs one executor's assignments: follow blocks, run jobs, commit and reveal, until stopped; with a
     Rescorer, also votes on the disputes its account is drawn to judge; with `stream_tokens`, publishes each
-    run's tokens to the node at `target` (the runner then takes `publish=`, as EnginePool.run does)."""
+    run's tokens to the node at `target` (the runner then takes `publish=`, as EnginePool.run does). Its
+    `engine_class` is the class its engines belong to: the verifier side of the thresholds it votes by."""
 
     def __init__(self, target: str, keypair: Keypair, runner: Runner, journal: Journal,
-                 rescore: Rescorer | None = None, stream_tokens: bool = False):
+                 rescore: Rescorer | None = None, stream_tokens: bool = False, engine_class: str = "cpu"):
         self.target = target
         self.keypair = keypair
         self.executor_id = keypair.public_key
@@ -138,7 +139,7 @@ class Worker:
         self._follower = Follower(target, self.executor_id, lambda update: self._messages.put(NewBlock(update)))
         self._by_transaction: dict[bytes, tuple[bytes, str]] = {}
         self._juror = None if rescore is None else Juror(
-            NodeChain(target, keypair), rescore, VoteJournal(journal.directory / VOTES_DIRECTORY)
+            NodeChain(target, keypair), rescore, VoteJournal(journal.directory / VOTES_DIRECTORY), engine_class
         )
 
     # -- running -----------------------------------------------------------------------------

@@ -7,8 +7,10 @@ before submission: a poster burning nonces landed 20 of 20 jobs on the executor 
 executor grinding its bond amount took 100 of 100 victim jobs (docs/economics.md, "Assignment
 randomness").
 
-Candidates come from a per-model table built at the model's first draw of each staking epoch:
-every executor serving the model with at least the minimum bond, sorted by (price, account), with
+Candidates come from per-model tables built at the model's first draw of each staking epoch, one per
+engine class the executors offer (a job's executors all come from one class, picked by the tables'
+weights within the job's price among the classes it accepts): every executor of the class serving the
+model with at least the minimum bond, sorted by (price, account), with
 weight stake x reputation x 2^128 / price^2 and running sums, one entry per state key. A draw reads
 O(log n) entries: the cheapest max(missing, draw_candidates) entries within the job's price (ties
 at the last price included), a point in their summed weight, a binary search. Picks that are full,
@@ -26,21 +28,24 @@ from dataclasses import dataclass, field
 
 from proto import state_pb2
 from runtime import randomness, reputation, staking
+from runtime.models import CPU_CLASS
 import runtime.jobs.events as events
 from runtime.jobs.collateral import collateral_stake, drawable_stake, lock_for
 from runtime.jobs.tables import (
     Entry,
+    Table,
     count_at_most,
     ensure_tables,
     entry_weight,
     read_entry,
+    read_header,
     read_table,
 )
 from runtime.jobs.errors import NoExecutors
 from runtime.jobs.params import Params, read_params
-from runtime.jobs.phases import ASSIGNED, DRAWING, EXPIRED, QUEUED, SLOT_ASSIGNED
+from runtime.jobs.phases import ASSIGNED, DRAWING, EXPIRED, QUEUED, SLOT_ASSIGNED, SLOT_MISSED
 from runtime.jobs.queue import dequeue, enqueue, queued_models, schedule, schedule_key
-from runtime.jobs.recipes import accept_point, assignment_seed, draw_point
+from runtime.jobs.recipes import accept_point, assignment_seed, class_point, draw_point
 from runtime.jobs.settlement import end, make_room
 from runtime.id_list import read_ids, write_ids
 from runtime.jobs.storage import add_load, index_assigned, missing_slots, read_job, read_load, write_job
@@ -89,26 +94,25 @@ class _Removed:
         return self.sums[position - 1] if position else 0
 
 
-def locate(state: StateReader, model: bytes, region: str, limit: int, point: int,
-           removed: _Removed | None = None) -> Entry:
+def locate(state: StateReader, table: Table, limit: int, point: int, removed: _Removed | None = None) -> Entry:
     """The first entry below `limit` whose remaining running sum exceeds `point`: sum(w'_j, j <= i) > point."""
     removed = removed or _Removed()
     low, high = 0, limit - 1
     while low < high:
         middle = (low + high) // 2
-        if read_entry(state, model, region, middle).cumulative - removed.up_to(middle) > point:
+        if read_entry(state, table, middle).cumulative - removed.up_to(middle) > point:
             high = middle
         else:
             low = middle + 1
-    return read_entry(state, model, region, low)
+    return read_entry(state, table, low)
 
 
 def weight_now(state: StateReader, entry: Entry, model: bytes, min_bond: int, collateral: int) -> int:
     """The entry's weight now at its frozen price: the lower of its stake and of its reputation now and at the build;
-    0 when it cannot take the job (no offer for the model, below the minimum bond, jailed, full, or its stake is not
-    collateral for this job on top of the jobs it holds: `collateral` x (its load + 1))."""
+    0 when it cannot take the job (no offer for the model in the entry's engine class, below the minimum bond, jailed,
+    full, or its stake is not collateral for this job on top of the jobs it holds: `collateral` x (its load + 1))."""
     offer = staking.read_offer(state, entry.account)
-    if offer is None or model not in offer.models:
+    if offer is None or model not in offer.models or (offer.engine_class or CPU_CLASS) != entry.engine_class:
         return 0
     stake = drawable_stake(state, entry.account)
     if stake < min_bond:
@@ -120,14 +124,14 @@ def weight_now(state: StateReader, entry: Entry, model: bytes, min_bond: int, co
     return entry_weight(min(stake, entry.stake), min(score, entry.reputation), entry.price)
 
 
-def _candidate_limit(state: StateReader, model: bytes, region: str, within: int, wanted: int) -> int:
+def _candidate_limit(state: StateReader, table: Table, within: int, wanted: int) -> int:
     """The cheapest `wanted` of the `within` entries in price, with every entry tied at the last price."""
     if within <= wanted:
         return within
-    return count_at_most(state, model, region, within, read_entry(state, model, region, wanted - 1).price)
+    return count_at_most(state, table, within, read_entry(state, table, wanted - 1).price)
 
 
-def draw_from(state: StateReader, job: state_pb2.Job, region: str, count: int, seed: bytes,
+def draw_from(state: StateReader, job: state_pb2.Job, table: Table, count: int, seed: bytes,
               params: Params, budget: RefusalBudget) -> list[Entry] | None:
     """`missing` distinct executors from one table, each pick weighted; None when it cannot fill the job.
 
@@ -138,23 +142,23 @@ def draw_from(state: StateReader, job: state_pb2.Job, region: str, count: int, s
     """
     model = job.request.model
     missing = missing_slots(job)
-    within = count_at_most(state, model, region, count, job.request.max_price_per_token)
+    within = count_at_most(state, table, count, job.request.max_price_per_token)
     if within < missing:
         return None
     min_bond, collateral = staking.read_params(state).min_bond, collateral_stake(state, job)
     taken = {slot.executor for slot in job.assignments}
     wanted = max(missing, params.draw_candidates)
-    limit = _candidate_limit(state, model, region, within, wanted)
+    limit = _candidate_limit(state, table, within, wanted)
     removed, chosen, attempt, refused = _Removed(), [], 0, 0
     while len(chosen) < missing:
-        total = read_entry(state, model, region, limit - 1).cumulative - removed.up_to(limit - 1)
+        total = read_entry(state, table, limit - 1).cumulative - removed.up_to(limit - 1)
         if total <= 0 or refused > missing + MAX_REJECTIONS:
             if limit == within:
                 return None
             wanted, refused = 2 * wanted, 0
-            limit = _candidate_limit(state, model, region, within, wanted)
+            limit = _candidate_limit(state, table, within, wanted)
             continue
-        entry = locate(state, model, region, limit, draw_point(seed, attempt, total), removed)
+        entry = locate(state, table, limit, draw_point(seed, attempt, total), removed)
         remaining = entry.weight - removed.amounts.get(entry.index, 0)
         now = 0 if entry.account in taken else weight_now(state, entry, model, min_bond, collateral)
         if now >= remaining or (now > 0 and accept_point(seed, attempt, remaining) < now):
@@ -171,28 +175,81 @@ def draw_from(state: StateReader, job: state_pb2.Job, region: str, count: int, s
     return chosen
 
 
-def _regions(state: StateReader, job: state_pb2.Job, params: Params) -> list[str]:
-    """The tables to draw from, in order: the job's region when enough of its executors are within price, then all."""
-    region = job.request.region
-    table = read_table(state, job.request.model, region) if region else None
-    if table is None:
-        return [""]
-    needed = max(missing_slots(job), params.region_min_candidates)
-    within = count_at_most(state, job.request.model, region, table.count, job.request.max_price_per_token)
-    return [region, ""] if within >= needed else [""]
+def job_classes(job: state_pb2.Job, built: list[str]) -> list[str]:
+    """The engine classes the job may be drawn from, sorted: those it accepts that have tables (every class with
+    a table when it names none); once it holds an assignment that was not missed, only that assignment's class,
+    so that every result of one job comes from engines whose arithmetic agrees."""
+    names = set(job.request.engine_classes) or set(built)
+    held = next((slot.engine_class or CPU_CLASS for slot in job.assignments if slot.status != SLOT_MISSED), None)
+    if held is not None:
+        names &= {held}
+    return sorted(name for name in names if name in built)
+
+
+@dataclass(frozen=True)
+class _ClassTable:
+    """A class's table in one draw's region step: how many entries are within the job's price, and their weight."""
+
+    table: Table
+    count: int
+    weight: int
+
+
+def _class_tables(state: StateReader, job: state_pb2.Job, classes: list[str], region: str,
+                  params: Params) -> list[_ClassTable]:
+    """The accepted classes' tables of `region` that have enough executors within the job's price: `missing` for
+    the all-regions tables, max(missing, region_min_candidates) for a region's; each weighed by the summed weight
+    of its entries within the price (one binary search and one entry read per class)."""
+    missing = missing_slots(job)
+    needed = max(missing, params.region_min_candidates) if region else missing
+    found = []
+    for engine_class in classes:
+        table = Table(job.request.model, engine_class, region)
+        header = read_table(state, table)
+        if header is None:
+            continue
+        within = count_at_most(state, table, header.count, job.request.max_price_per_token)
+        if within >= max(needed, 1):
+            found.append(_ClassTable(table, header.count, read_entry(state, table, within - 1).cumulative))
+    return found
+
+
+def _pick_class(tables: list[_ClassTable], seed: bytes, index: int) -> _ClassTable:
+    """One of the class tables, in proportion to its weight within the price: the first (in class name order) whose
+    running sum of weights exceeds class_point(seed, index, total). One table, or none with weight: the first."""
+    total = sum(table.weight for table in tables)
+    if len(tables) == 1 or total == 0:
+        return tables[0]
+    point, running = class_point(seed, index, total), 0
+    for table in tables:
+        running += table.weight
+        if running > point:
+            return table
+    raise AssertionError("a point below the total lies in some table")
 
 
 def draw(state: StateReader, job: state_pb2.Job, params: Params, seed: bytes,
          budget: RefusalBudget | None = None) -> list[Entry] | None:
-    """The job's missing executors from its region's table (when it qualifies) or else from the model's; None
-    when too few are free, or when the hook's `budget` of refused picks runs out (a fresh one when None: a reader
-    predicting one draw, as the hook would make it first)."""
+    """The job's missing executors, all of one engine class: from its region's tables (when one qualifies) and else
+    from the all-regions tables, the class picked by weight among those that qualify and, when its table cannot
+    fill the job, the next picked among the rest; None when too few are free, or when the hook's `budget` of
+    refused picks runs out (a fresh one when None: a reader predicting one draw, as the hook would make it first)."""
     budget = budget if budget is not None else RefusalBudget()
-    for region in _regions(state, job, params):
-        table = read_table(state, job.request.model, region)
-        chosen = draw_from(state, job, region, table.count, seed, params, budget) if table else None
-        if chosen is not None:
-            return chosen
+    header = read_header(state, job.request.model)
+    if header is None:
+        return None
+    classes = job_classes(job, list(header.engine_classes))
+    regions = [job.request.region, ""] if job.request.region else [""]
+    index = 0
+    for region in regions:
+        tables = _class_tables(state, job, classes, region, params)
+        while tables:
+            picked = _pick_class(tables, seed, index)
+            index += 1
+            chosen = draw_from(state, job, picked.table, picked.count, seed, params, budget)
+            if chosen is not None:
+                return chosen
+            tables.remove(picked)
     return None
 
 
@@ -200,39 +257,61 @@ def draw(state: StateReader, job: state_pb2.Job, params: Params, seed: bytes,
 
 
 def check_executors(state: StateReader, job: state_pb2.Job, params: Params) -> None:
-    """Refuse a job that no set of executors could take: too few serve the model within its price.
+    """Refuse a job that no set of executors of one accepted engine class could take: too few serve the model in
+    such a class within its price.
 
-    The model's newest table answers in O(log n) entries when it holds enough executors within the
-    price; otherwise (no table yet, or one that says no while offers may have changed since) the
+    The model's newest tables answer in O(log n) entries per class when one holds enough executors within
+    the price; otherwise (no table yet, or tables that say no while offers may have changed since) the
     offers are read, and the job is refused only if they say no too.
     """
     request = job.request
-    table = read_table(state, request.model)
-    if table is not None and count_at_most(state, request.model, "", table.count,
-                                           request.max_price_per_token) >= request.redundancy:
-        return
-    prices = _offered_prices(state, request.model)
+    header = read_header(state, request.model)
+    if header is not None:
+        for engine_class in job_classes(job, list(header.engine_classes)):
+            table = Table(request.model, engine_class)
+            count = read_table(state, table).count
+            if count_at_most(state, table, count, request.max_price_per_token) >= request.redundancy:
+                return
+    by_class = _offered_prices(state, request.model, set(request.engine_classes))
+    if request.engine_classes and not by_class:
+        raise NoExecutors(f"no executor offers model {request.model.hex()} in engine class(es) "
+                          f"{', '.join(request.engine_classes)}")
+    # The executors of one job come from one class: the class with the most offers (ties: the first name) speaks.
+    prices = max(by_class.values(), key=len, default=[])
+    named = "" if set(by_class) <= {CPU_CLASS} else f" in one engine class ({_class_counts(by_class)})"
     if len(prices) < request.redundancy:
         raise NoExecutors(
-            f"redundancy {request.redundancy} is above the {len(prices)} executors serving model {request.model.hex()}"
+            f"redundancy {request.redundancy} is above the {len(prices)} executors serving model "
+            f"{request.model.hex()}{named}"
         )
-    within = sum(1 for price in prices if price <= request.max_price_per_token)
+    within = max(sum(1 for price in class_prices if price <= request.max_price_per_token)
+                 for class_prices in by_class.values())
     if within < request.redundancy:
+        lowest = sorted(price for class_prices in by_class.values() for price in class_prices)
         raise NoExecutors(
             f"only {within} executors serve the model at max_price_per_token {request.max_price_per_token} "
-            f"or less (the lowest prices are {', '.join(map(str, prices[:request.redundancy]))}); "
+            f"or less{named} (the lowest prices are {', '.join(map(str, lowest[:request.redundancy]))}); "
             f"redundancy {request.redundancy} needs {request.redundancy}"
         )
 
 
-def _offered_prices(state: StateReader, model: bytes) -> list[int]:
+def _class_counts(by_class: dict[str, list[int]]) -> str:
+    return ", ".join(f"{name}: {len(prices)}" for name, prices in sorted(by_class.items()))
+
+
+def _offered_prices(state: StateReader, model: bytes, accepted: set[str]) -> dict[str, list[int]]:
+    """The prices offered for the model by bonded executors, per engine class (only `accepted` ones when named)."""
     stake_params = staking.read_params(state)
-    prices = []
+    by_class: dict[str, list[int]] = {}
     for account in staking.serving(state, model):
         offer = staking.read_offer(state, account)
-        if offer is not None and staking.bonded(state, account) >= stake_params.min_bond:
-            prices.append(offer.price_per_token)
-    return sorted(prices)
+        if offer is None or staking.bonded(state, account) < stake_params.min_bond:
+            continue
+        engine_class = offer.engine_class or CPU_CLASS
+        if accepted and engine_class not in accepted:
+            continue
+        by_class.setdefault(engine_class, []).append(offer.price_per_token)
+    return {name: sorted(prices) for name, prices in by_class.items()}
 
 
 def schedule_draw(state: Overlay, job: state_pb2.Job, params: Params, height: int) -> None:
@@ -289,7 +368,7 @@ def try_fill(state: Overlay, job: state_pb2.Job, params: Params, height: int, bu
     missing = missing_slots(job)
     if missing <= 0:
         return True
-    if read_table(state, job.request.model) is None:
+    if read_header(state, job.request.model) is None:
         # A job from before tables existed: its model's first table is built here.
         ensure_tables(state, job.request.model, height, params)
     seed = assignment_seed(job.id, randomness.read_mix(state), height, len(job.assignments))
@@ -305,6 +384,7 @@ def try_fill(state: Overlay, job: state_pb2.Job, params: Params, height: int, bu
                 status=SLOT_ASSIGNED,
                 assigned_height=height,
                 deadline_height=deadline,
+                engine_class="" if entry.engine_class == CPU_CLASS else entry.engine_class,
             )
         )
         add_load(state, entry.account, 1)
@@ -312,7 +392,7 @@ def try_fill(state: Overlay, job: state_pb2.Job, params: Params, height: int, bu
         lock_for(state, job, entry.account)
         state.deposit_event(
             events.event(events.JOB_ASSIGNED, job=job.id.hex(), executor=entry.account.hex(),
-                         price_per_token=entry.price, deadline_height=deadline)
+                         price_per_token=entry.price, deadline_height=deadline, engine_class=entry.engine_class)
         )
     job.status = ASSIGNED
     return True

@@ -87,6 +87,21 @@ def check_post(call: types_pb2.PostJob) -> None:
     if not 0 < sampling.top_p_ppm <= PPM:
         raise InvalidJob("top_p_ppm must be in (0, 1000000]")
     check_region(call.region, InvalidJob)
+    check_job_classes(call)
+
+
+def check_job_classes(call: types_pb2.PostJob) -> None:
+    """The accepted engine classes: at most MAX_ENGINE_CLASSES (empty: any class of the model), each a class name,
+    none twice (InvalidJob)."""
+    names = list(call.engine_classes)
+    if len(names) > models.MAX_ENGINE_CLASSES:
+        raise InvalidJob(f"a job accepts at most {models.MAX_ENGINE_CLASSES} engine classes, got {len(names)}")
+    for name in names:
+        problem = models.class_name_problem(name)
+        if problem is not None:
+            raise InvalidJob(problem)
+    if len(set(names)) != len(names):
+        raise InvalidJob("a job names each accepted engine class once")
 
 
 def post_cost(state: StateReader, call: types_pb2.PostJob) -> int:
@@ -106,6 +121,10 @@ def check_post_limits(state: StateReader, call: types_pb2.PostJob) -> None:
     model = models.read_model(state, call.model)
     if model is None:
         raise UnknownModel(f"model {call.model.hex()} is not registered")
+    unknown = [name for name in call.engine_classes if models.class_engine(model, name) is None]
+    if unknown:
+        raise InvalidJob(f"model {call.model.hex()} has no engine class {unknown[0]!r} (its classes: "
+                         f"{', '.join(models.class_names(model))})")
     limit = min(params.max_tokens, model.context_length)
     if call.max_tokens > limit:
         raise JobTooLarge(
@@ -349,7 +368,7 @@ CALLS = (
         check=check_post,
         check_state=check_post_limits,
         fields={"model": HASH, "prompt": TEXT, "prompt_format": TEXT, "max_tokens": INTEGER,
-                "max_price_per_token": AMOUNT, "redundancy": INTEGER, "region": TEXT},
+                "max_price_per_token": AMOUNT, "redundancy": INTEGER, "region": TEXT, "engine_classes": TEXT},
         weight=job_weights.post_job,
     ),
     CallSpec(

@@ -39,8 +39,9 @@ EVENTS = (
     EventSpec(JOB_QUEUED, "Too few executors are free: the job waits (every block retries).", {"job": HASH, "missing": INTEGER}),
     EventSpec(
         JOB_ASSIGNED,
-        "An executor was assigned; it commits by deadline_height.",
-        {"job": HASH, "executor": ACCOUNT, "price_per_token": AMOUNT, "deadline_height": INTEGER},
+        "An executor was assigned; it commits by deadline_height (engine_class: the class it offered).",
+        {"job": HASH, "executor": ACCOUNT, "price_per_token": AMOUNT, "deadline_height": INTEGER,
+         "engine_class": TEXT},
     ),
     EventSpec(RESULT_COMMITTED, "An executor committed to its result.", {"job": HASH, "executor": ACCOUNT}),
     EventSpec(REVEAL_OPENED, "Every commitment is in; executors reveal by deadline_height.", {"job": HASH, "deadline_height": INTEGER}),

@@ -101,13 +101,17 @@ def pick(pool: list[Candidate], digest: bytes) -> int:
 
 def probe_request(template: types_pb2.PostJob, offer: state_pb2.Offer, digest: bytes,
                   params: DisputesParams) -> types_pb2.PostJob:
-    """The probe's request: the recent request, shortened, at redundancy 1, at most the offer's price, a new seed."""
+    """The probe's request: the recent request, shortened, at redundancy 1, at most the offer's price, a new seed,
+    accepting the probed executor's engine class only (whatever classes the recent request accepted)."""
     request = types_pb2.PostJob()
     request.CopyFrom(template)
     request.max_tokens = min(template.max_tokens, params.probe_max_tokens)
     request.redundancy = 1
     request.max_price_per_token = min(offer.price_per_token, template.max_price_per_token)
     request.sampling.seed = int.from_bytes(digest[24:32], "big")
+    del request.engine_classes[:]
+    if offer.engine_class:
+        request.engine_classes.append(offer.engine_class)
     return request
 
 
@@ -169,7 +173,7 @@ def _post(state: Overlay, candidate: Candidate, request: types_pb2.PostJob, inde
     deadline = schedule(state, height + window, job.id)
     job.assignments.append(state_pb2.Assignment(
         executor=candidate.account, price_per_token=request.max_price_per_token, status=SLOT_ASSIGNED,
-        assigned_height=height, deadline_height=deadline,
+        assigned_height=height, deadline_height=deadline, engine_class=candidate.offer.engine_class,
     ))
     add_load(state, candidate.account, 1)
     index_posted(state, job)
@@ -178,7 +182,8 @@ def _post(state: Overlay, candidate: Candidate, request: types_pb2.PostJob, inde
     state.deposit_event(events.event(events.JOB_POSTED, job=job.id.hex(), poster=PROBE_FUND.hex(),
                                      model=request.model.hex(), escrow=escrow, timeout_height=job.timeout_height))
     state.deposit_event(events.event(events.JOB_ASSIGNED, job=job.id.hex(), executor=candidate.account.hex(),
-                                     price_per_token=request.max_price_per_token, deadline_height=deadline))
+                                     price_per_token=request.max_price_per_token, deadline_height=deadline,
+                                     engine_class=candidate.offer.engine_class or "cpu"))
     state.deposit_event(events.event(events.PROBE_POSTED, job=job.id.hex(), executor=candidate.account.hex(),
                                      model=request.model.hex(), escrow=escrow))
     write_job(state, job)

@@ -67,6 +67,12 @@ def draw_point(seed: bytes, index: int, total: int) -> int:
     return int.from_bytes(blake2b(seed + struct.pack("<Q", index), digest_size=64).digest(), "big") % total
 
 
+def class_point(seed: bytes, index: int, total: int) -> int:
+    """The `index`-th pick of an engine class for a job accepting several: a point in [0, total), the classes'
+    summed weight within the job's price (docs/protocol.md, "Assignment", Which class)."""
+    return int.from_bytes(blake2b(seed + b"class" + struct.pack("<Q", index), digest_size=64).digest(), "big") % total
+
+
 def accept_point(seed: bytes, index: int, weight: int) -> int:
     """The acceptance draw of the `index`-th pick: a point in [0, weight); the pick stands when it is below the
     executor's weight now (its stake or reputation fell since the table was built)."""

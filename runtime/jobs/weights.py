@@ -21,7 +21,8 @@ from runtime.disputes import weights as dispute_weights
 from runtime.disputes.params import MAX_PROBES_PER_EPOCH
 from runtime.disputes.params import read_params as read_dispute_params
 from runtime.jobs.assignment import DRAW_DUE_PREFIX, MAX_REFUSALS_PER_HOOK
-from runtime.jobs.tables import current_epoch, read_table
+from runtime.models import MAX_ENGINE_CLASSES
+from runtime.jobs.tables import current_epoch, read_header
 from runtime.jobs.params import read_params
 from runtime.jobs.queue import queued, queued_models
 from runtime.jobs.probes import epoch_starts
@@ -50,11 +51,20 @@ PROBE = (JOB_RECORD + weights.MAX_PROMPT_BYTES * weights.BYTE + 2 * SCHEDULE_ENT
          + 6 * weights.WRITE)
 
 
+# A draw's engine classes (assignment.draw): per class and region step, the class table's header read, a binary
+# search for its entries within the job's price and its weight read; each such table may be tried and fail.
+CLASS_STEPS = 2 * (MAX_ENGINE_CLASSES + 1)
+CLASS_STEP = weights.draw(weights.MAX_EXECUTORS_PER_MODEL, 0) + (weights.halvings(weights.MAX_EXECUTORS_PER_MODEL)
+                                                              + 2) * weights.READ
+
+
 def _job_in_hook(redundancy: int) -> int:
-    """One job handled by a hook: its record, a draw of every slot (collateral and jail read), each slot missed
-    (and slashed), settled or released, the dispute or audit its settling opens, and its next schedule entry."""
+    """One job handled by a hook: its record, a draw of every slot (collateral and jail read) in one of up to
+    CLASS_STEPS class tables, each slot missed (and slashed), settled or released, the dispute or audit its
+    settling opens, and its next schedule entry."""
     executors = weights.MAX_EXECUTORS_PER_MODEL
-    draw = weights.draw(executors, redundancy) + COLLATERAL + redundancy * weights.READ
+    draw = (weights.draw(executors, redundancy) + CLASS_STEPS * CLASS_STEP + COLLATERAL
+            + redundancy * weights.READ)
     return (JOB_RECORD + draw + redundancy * (weights.SLOT + slash(0)) + SETTLE_DISPUTE
             + SCHEDULE_ENTRY)
 
@@ -133,8 +143,9 @@ PROBES_CEILING = probes(MAX_PROBE_MODELS * weights.MAX_EXECUTORS_PER_MODEL, MAX_
 # The picks one hook may refuse, at the ceiling of executors.
 REFUSALS = weights.draw(weights.MAX_EXECUTORS_PER_MODEL, MAX_REFUSALS_PER_HOOK)
 
-# Building one model's draw table at the ceiling of executors.
-TABLE_BUILD = weights.table_build(weights.MAX_EXECUTORS_PER_MODEL)
+# Building one model's draw tables at the ceiling of executors: with its header and one all-regions header per
+# engine class written (the region headers are counted by table_build as before).
+TABLE_BUILD = weights.table_build(weights.MAX_EXECUTORS_PER_MODEL) + (MAX_ENGINE_CLASSES + 2) * weights.WRITE
 
 
 def _table_builds(state: StateReader, height: int, models: set[bytes], job_ids: list[bytes]) -> int:
@@ -145,4 +156,4 @@ def _table_builds(state: StateReader, height: int, models: set[bytes], job_ids: 
         job = read_job(state, job_id)
         if job is not None:
             models.add(job.request.model)
-    return sum(1 for model in models if (table := read_table(state, model)) is None or table.epoch != epoch)
+    return sum(1 for model in models if (header := read_header(state, model)) is None or header.epoch != epoch)

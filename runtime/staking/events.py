@@ -24,7 +24,8 @@ EVENTS = (
     EventSpec(WITHDRAWN, "Released unbonding stake returned to free balance.", {"account": ACCOUNT, "amount": AMOUNT}),
     EventSpec(
         OFFER_SET,
-        "An account offers to execute jobs for the listed models (endpoint: where its tokens stream; empty for none).",
+        "An account offers to execute jobs for the listed models (endpoint: where its tokens stream; empty for none; "
+        "engine_class: the engine class it runs, cpu when the call left it empty).",
         {
             "account": ACCOUNT,
             "models": TEXT,
@@ -32,6 +33,7 @@ EVENTS = (
             "region": TEXT,
             "capacity": INTEGER,
             "endpoint": TEXT,
+            "engine_class": TEXT,
         },
     ),
     EventSpec(OFFER_CLEARED, "An account no longer takes new jobs.", {"account": ACCOUNT}),

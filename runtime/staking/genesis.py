@@ -14,7 +14,7 @@ from runtime.primitives import CallContext, DispatchError
 from runtime.staking.bonds import bond
 from runtime.staking.elections import store_validator_set
 from runtime.staking.errors import InvalidOffer
-from runtime.staking.offers import check_offer, set_offer
+from runtime.staking.offers import check_offer, set_offer, stored_class
 from runtime.staking.params import MAX_GENESIS_STAKES, PARAMS, PARAMS_KEY, Params, read_params
 from runtime.staking.storage import LEDGER_PREFIX, TOTALS_KEY, read_offer, read_totals
 from runtime.state import IterableState, Overlay
@@ -61,7 +61,7 @@ def _genesis_stake(entry: Any, where: str, context: GenesisContext) -> GenesisSt
 
 
 def _genesis_offer(raw: Any, where: str) -> state_pb2.Offer:
-    check_section_keys(raw, ("models", "price_per_token", "region", "capacity", "endpoint"), where)
+    check_section_keys(raw, ("models", "price_per_token", "region", "capacity", "endpoint", "engine_class"), where)
     model_ids = raw.get("models")
     if not isinstance(model_ids, list) or not all(isinstance(m, str) and len(m) == 64 for m in model_ids):
         raise GenesisInvalid(f"{where}.models must be a list of 64-hex-digit model ids")
@@ -75,19 +75,24 @@ def _genesis_offer(raw: Any, where: str) -> state_pb2.Offer:
     endpoint = raw.get("endpoint", "")
     if not isinstance(endpoint, str):
         raise GenesisInvalid(f"{where}.endpoint must be a string")
+    engine_class = raw.get("engine_class", "")
+    if not isinstance(engine_class, str):
+        raise GenesisInvalid(f"{where}.engine_class must be a string")
     offer = types_pb2.SetOffer(
         models=ids,
         price_per_token=parse_integer(raw.get("price_per_token"), f"{where}.price_per_token"),
         region=region,
         capacity=parse_integer(raw.get("capacity", 1), f"{where}.capacity", U32_MAX),
         endpoint=endpoint,
+        engine_class=engine_class,
     )
     try:
         check_offer(offer)
     except InvalidOffer as error:
         raise GenesisInvalid(f"{where}: {error}") from None
     return state_pb2.Offer(
-        models=ids, price_per_token=offer.price_per_token, region=region, capacity=offer.capacity, endpoint=endpoint
+        models=ids, price_per_token=offer.price_per_token, region=region, capacity=offer.capacity, endpoint=endpoint,
+        engine_class=stored_class(engine_class),
     )
 
 
@@ -117,7 +122,7 @@ def genesis(state: Overlay, config: GenesisConfig) -> None:
 
 def _offer_fields(offer: state_pb2.Offer) -> dict:
     return {"models": list(offer.models), "price_per_token": offer.price_per_token, "region": offer.region,
-            "capacity": offer.capacity, "endpoint": offer.endpoint}
+            "capacity": offer.capacity, "endpoint": offer.endpoint, "engine_class": offer.engine_class}
 
 
 def export_genesis(state: IterableState, encode_account=bytes.hex) -> dict:
@@ -139,5 +144,7 @@ def export_genesis(state: IterableState, encode_account=bytes.hex) -> dict:
             }
             if offer.endpoint:
                 entry["offer"]["endpoint"] = offer.endpoint
+            if offer.engine_class:
+                entry["offer"]["engine_class"] = offer.engine_class
         stakes.append(entry)
     return {"params": params_to_json(PARAMS, read_params(state)), "stakes": stakes}

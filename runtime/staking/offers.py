@@ -7,6 +7,10 @@ executor once raised its price to a poster's maximum in the block before the pos
 10 jobs at that price (docs/economics.md, "Price in the draw"). The offer's endpoint (where its
 executor's tokens stream to posters) is not read by the draw, so a SetOffer that changes only the
 endpoint is not held by the lock and does not restart it.
+
+An offer names the engine class its executor runs (models.py, "cpu" when empty, stored empty for "cpu"):
+every listed model must have that class, and the class is a term the draw reads (tables are per class),
+so changing it is held by the lock like the price or the region.
 """
 
 from __future__ import annotations
@@ -64,6 +68,16 @@ def check_endpoint(endpoint: str, error: type[DispatchError]) -> None:
         raise error(f"an endpoint's port is a decimal number from 1 to {MAX_PORT}, got {port[:8]!r}")
 
 
+def stored_class(engine_class: str) -> str:
+    """The engine class as an Offer stores it: empty for "cpu" (so a cpu offer is stored as before classes)."""
+    return "" if engine_class == models.CPU_CLASS else engine_class
+
+
+def offer_class(offer: state_pb2.Offer | types_pb2.SetOffer) -> str:
+    """The engine class an offer or a SetOffer names, "cpu" when empty."""
+    return offer.engine_class or models.CPU_CLASS
+
+
 def check_offer(call: types_pb2.SetOffer) -> None:
     """What makes an offer invalid whatever the state."""
     if not call.models:
@@ -79,11 +93,15 @@ def check_offer(call: types_pb2.SetOffer) -> None:
         raise InvalidOffer("price_per_token must be at least 1 (and at least staking.params.min_price_per_token)")
     check_region(call.region, InvalidOffer)
     check_endpoint(call.endpoint, InvalidOffer)
+    if call.engine_class:
+        problem = models.class_name_problem(call.engine_class)
+        if problem is not None:
+            raise InvalidOffer(problem)
 
 
 def changes_only_endpoint(old: state_pb2.Offer | None, call: types_pb2.SetOffer) -> bool:
     """True when the call sets a new endpoint and keeps every term the draw reads (models in order, price, region,
-    capacity); a call that changes nothing is not one (it is held by the lock as before)."""
+    capacity, engine class); a call that changes nothing is not one (it is held by the lock as before)."""
     return (
         old is not None
         and old.endpoint != call.endpoint
@@ -91,11 +109,13 @@ def changes_only_endpoint(old: state_pb2.Offer | None, call: types_pb2.SetOffer)
         and old.price_per_token == call.price_per_token
         and old.region == call.region
         and old.capacity == call.capacity
+        and old.engine_class == stored_class(call.engine_class)
     )
 
 
 def check_offer_limits(state: StateReader, call: types_pb2.SetOffer) -> None:
-    """The chain's bounds on an offer: how many models, the capacity, and that each model is registered."""
+    """The chain's bounds on an offer: how many models, the capacity, that each model is registered and has the
+    offer's engine class."""
     params = read_params(state)
     if len(call.models) > params.max_offer_models:
         raise InvalidOffer(f"an offer lists at most {params.max_offer_models} models")
@@ -105,9 +125,14 @@ def check_offer_limits(state: StateReader, call: types_pb2.SetOffer) -> None:
         raise InvalidOffer(
             f"price_per_token {call.price_per_token} is below the minimum {params.min_price_per_token} per token"
         )
+    engine_class = offer_class(call)
     for model in call.models:
-        if models.read_model(state, model) is None:
+        registered = models.read_model(state, model)
+        if registered is None:
             raise UnknownModel(f"model {model.hex()} is not registered")
+        if models.class_engine(registered, engine_class) is None:
+            raise InvalidOffer(f"model {model.hex()} has no engine class {engine_class!r} (its classes: "
+                               f"{', '.join(models.class_names(registered))})")
 
 
 def set_offer(state: Overlay, context: CallContext, call: types_pb2.SetOffer) -> None:
@@ -141,6 +166,7 @@ def set_offer(state: Overlay, context: CallContext, call: types_pb2.SetOffer) ->
         region=call.region,
         capacity=call.capacity,
         endpoint=call.endpoint,
+        engine_class=stored_class(call.engine_class),
     )
     state.set(OFFER_PREFIX + origin, offer.SerializeToString(deterministic=True))
     if context.transaction_hash and not endpoint_only:
@@ -156,6 +182,7 @@ def set_offer(state: Overlay, context: CallContext, call: types_pb2.SetOffer) ->
             region=call.region,
             capacity=call.capacity,
             endpoint=call.endpoint,
+            engine_class=offer_class(call),
         )
     )
 

@@ -47,7 +47,8 @@ CALLS = (
         handler=set_offer,
         check=check_offer,
         check_state=check_offer_limits,
-        fields={"models": HASH, "price_per_token": AMOUNT, "region": TEXT, "capacity": INTEGER, "endpoint": TEXT},
+        fields={"models": HASH, "price_per_token": AMOUNT, "region": TEXT, "capacity": INTEGER, "endpoint": TEXT,
+                "engine_class": TEXT},
         weight=staking_weights.set_offer,
     ),
     CallSpec(

@@ -412,3 +412,14 @@ def test_submit_many_splits_batches_by_count_and_by_bytes():
     assert [len(batch) for batch in _batches(small, 3, 1_000)] == [3, 3, 1]
     large = [b"y" * 400] * 5 + [b"z" * 2_000]
     assert [sum(map(len, batch)) for batch in _batches(large, 100, 1_000)] == [800, 800, 400, 2_000]
+
+
+def test_an_offer_call_names_its_engine_class_and_a_bad_one_costs_nothing():
+    from chain.client.calls import set_offer
+
+    model = bytes(range(32))
+    call = set_offer([model], 5, engine_class="gpu-a", capacity=2)
+    assert (list(call.models), call.price_per_token, call.capacity, call.engine_class) == ([model], 5, 2, "gpu-a")
+    assert set_offer([model], 5).engine_class == ""  # cpu
+    with pytest.raises(ClientError, match="engine class name is 1 to 32 lowercase"):
+        set_offer([model], 5, engine_class="GPU A")

@@ -681,6 +681,22 @@ def test_post_job_refuses_a_job_the_chain_would_refuse_before_it_costs_a_fee(cha
         with pytest.raises(ClientError) as too_many:
             client.post_job(BOB_KEY, "Say hello.", model=EMBEDDED_MODEL, redundancy=2)
         assert too_many.value.code == "FAILED_PRECONDITION" and "1 executors serve" in too_many.value.message
+        # Engine classes: the client asks for executors of an accepted class, the chain for a class of the model.
+        with pytest.raises(ClientError) as no_class:
+            client.post_job(BOB_KEY, "Say hello.", model=EMBEDDED_MODEL, engine_classes=["gpu-a"])
+        assert no_class.value.code == "FAILED_PRECONDITION"
+        assert "0 executors serve" in no_class.value.message and "engine class(es) gpu-a" in no_class.value.message
+        with pytest.raises(ClientError) as lacking:
+            client.post_job(BOB_KEY, "Say hello.", model=EMBEDDED_MODEL, engine_classes=["gpu-a"],
+                            max_price_per_token=DEV_PRICE_PER_TOKEN)
+        assert "has no engine class 'gpu-a' (its classes: cpu)" in lacking.value.message
+        with pytest.raises(ClientError, match="a list of class names"):
+            client.post_job(BOB_KEY, "Say hello.", model=EMBEDDED_MODEL, engine_classes="cpu",
+                            max_price_per_token=DEV_PRICE_PER_TOKEN)
+        with pytest.raises(ClientError, match="at most 8 engine classes"):
+            client.post_job(BOB_KEY, "Say hello.", model=EMBEDDED_MODEL, engine_classes=[f"g{i}" for i in range(9)],
+                            max_price_per_token=DEV_PRICE_PER_TOKEN)
+        assert client.account("bob").free == before
 
 
 def test_a_job_not_final_in_time_raises_job_timeout_with_its_last_view(chain):

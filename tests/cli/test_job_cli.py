@@ -182,6 +182,9 @@ def test_submit_without_wait_prints_the_job_id_and_where_it_stands(chain):
         (("--max-price", "100000000", "--max-tokens", "200"), EXIT_REFUSED,
          "only 0 executors serve the model at max_price_per_token 100000000"),
         (("--region", "Not A Region"), EXIT_USAGE, "region"),
+        (("--engine-class", "GPU A"), EXIT_USAGE, "--engine-class: an engine class name is 1 to 32 lowercase"),
+        (("--engine-class", "gpu-a"), EXIT_REFUSED, "0 executors serve model"),
+        (("--engine-class", "gpu-a", "--max-price", "1"), EXIT_REFUSED, "has no engine class 'gpu-a' (its classes: cpu)"),
     ],
 )
 def test_a_bad_submission_is_one_line_with_its_exit_code_and_costs_nothing(chain, args, code, message):

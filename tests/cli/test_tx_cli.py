@@ -379,6 +379,16 @@ def test_offer_withdraw_and_clear_offer_are_the_registry_commands_under_shorter_
     assert _built("clear-offer")[0].name == "clear_offer"
 
 
+def test_an_offer_names_its_engine_class_and_a_job_the_classes_it_accepts():
+    assert _built("offer", "--model", MODEL_A, "--price", "5")[1].engine_class == ""  # cpu
+    assert _built("offer", "--model", MODEL_A, "--price", "5", "--engine-class", "gpu-a")[1].engine_class == "gpu-a"
+    _, call = _built("post_job", "--model", MODEL_A, "--prompt", "p", "--prompt-format", "chat", "--max-tokens", "1",
+                     "--max-price-per-token", "1", "--redundancy", "1", "--region", "",
+                     "--engine-classes", "cpu", "--engine-classes", "gpu-a",
+                     "--call-json", json.dumps({"sampling": {"top_p_ppm": 1}}))
+    assert list(call.engine_classes) == ["cpu", "gpu-a"]
+
+
 def test_a_repeated_field_in_call_json_is_a_list_read_as_its_option_reads_it():
     call_json = json.dumps({"models": [MODEL_A, "0x" + MODEL_B], "region": "eu-west"})
     spec, call = _built("set_offer", "--call-json", call_json, "--price", "5")

@@ -39,6 +39,8 @@ from tests.runtime.market import (
 AUTHOR_KEY = Keypair.from_seed(blake2b(b"account 0", digest_size=32).digest())
 # docs/protocol.md, "Assignment": the first draw point of the seed vector over the two-entry table.
 POINT = 21092152834786562713622662051161171794680224683
+# The model's table of every cpu executor.
+WHOLE = draw_tables.Table(MODEL_ID)
 
 
 def revealing(market: Market) -> Market:
@@ -143,18 +145,18 @@ def test_the_boundary_vector_of_the_protocol_doc():
     market = Market.create(executors=(executor_stake(EXECUTORS[0], 1_000), executor_stake(EXECUTORS[1], 2_000)),
                            jobs_params=params)
     layer = tables(market.state, params)
-    first, second = (assignment.read_entry(layer, MODEL_ID, "", index) for index in (0, 1))
+    first, second = (assignment.read_entry(layer, WHOLE, index) for index in (0, 1))
     assert first.weight == assignment.entry_weight(BOND, 100, 1_000) == (
         340282366920938463463374607431768211456000000000
     )
     assert second.weight == first.weight // 4 and second.cumulative == first.weight + second.weight
-    assert assignment.locate(layer, MODEL_ID, "", 2, first.weight - 1).account == first.account
-    assert assignment.locate(layer, MODEL_ID, "", 2, first.weight).account == second.account
+    assert assignment.locate(layer, WHOLE, 2, first.weight - 1).account == first.account
+    assert assignment.locate(layer, WHOLE, 2, first.weight).account == second.account
     seed = jobs.assignment_seed(bytes.fromhex("b4b6f867831247c7da9edd9eca675d775872f7edd714326fd3523be00657210f"),
                                 bytes.fromhex("44" * 32), 5, 0)
     point = draw_point(seed, 0, second.cumulative)
     assert point == POINT
-    assert assignment.locate(layer, MODEL_ID, "", 2, point).account == first.account
+    assert assignment.locate(layer, WHOLE, 2, point).account == first.account
     from tests.nodes import ROOT
 
     doc = (ROOT / "docs" / "protocol.md").read_text()
@@ -348,7 +350,7 @@ def test_a_bond_placed_before_a_draw_in_the_same_epoch_does_not_move_it():
     bonded.advance_to(100)
     bonded.post()  # the next epoch's table counts the bond
     weights = {entry.account: entry.weight for entry in
-               (assignment.read_entry(bonded.state, MODEL_ID, "", index) for index in range(3))}
+               (assignment.read_entry(bonded.state, WHOLE, index) for index in range(3))}
     assert weights[EXECUTORS[2].public_key] == 51 * weights[EXECUTORS[0].public_key]
 
 

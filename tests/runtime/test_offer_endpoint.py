@@ -95,7 +95,8 @@ def test_the_endpoint_is_stored_and_announced_in_the_offer_set_event():
     [event] = [event for event in receipt.events if event.name == "OfferSet"]
     attributes = {attribute.key: attribute.value for attribute in event.attributes}
     assert attributes["endpoint"] == "node.example:50051"
-    assert list(attributes)[-1] == "endpoint"
+    assert list(attributes)[-2:] == ["endpoint", "engine_class"]
+    assert attributes["engine_class"] == "cpu"
 
 
 def test_an_endpoint_alone_changes_inside_the_lock_and_does_not_restart_it():

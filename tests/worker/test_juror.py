@@ -24,6 +24,7 @@ from chain.worker.juror import (
     Juror,
     RescoreFailed,
     candidate_vote,
+    pair_thresholds,
     phase_due,
     pool_rescorer,
 )
@@ -39,7 +40,7 @@ from proto import state_pb2, types_pb2
 from runtime import jobs
 from runtime.jobs.phases import job_status_name
 from runtime.disputes.recipes import vote_commitment
-from runtime.models import model_from_json
+from runtime.models import check_model, model_from_json
 from tests.nodes import NodeProcess, free_port, market_genesis
 from tests.worker.conftest import EPOCH_BLOCKS, PRICE, SHORT_DEADLINES, running_worker, running_worker_of
 
@@ -164,8 +165,11 @@ def unusable_engine(result, thresholds, cancelled):
 class Chain:
     """The juror's node (juror.NodeChain) as a script: records stand still until a test changes them."""
 
-    def __init__(self, disputes: list[state_pb2.Dispute], jobs: list[state_pb2.Job], thresholds):
+    def __init__(self, disputes: list[state_pb2.Dispute], jobs: list[state_pb2.Job], thresholds,
+                 model_info: types_pb2.ModelInfo | None = None):
         self.account = MEMBER.public_key
+        # With a registration, thresholds are looked up per pair of classes as NodeChain does.
+        self.model_info = model_info
         self.disputes = {dispute.id: dispute for dispute in disputes}
         self.jobs = {job.id: job for job in jobs}
         self.registered = thresholds
@@ -185,7 +189,9 @@ class Chain:
         self._reach()
         return self.jobs.get(job_id)
 
-    def thresholds(self, model):
+    def thresholds(self, model, executor_class="cpu", verifier_class="cpu"):
+        if self.model_info is not None:
+            return pair_thresholds(self.model_info, executor_class, verifier_class)
         return self.registered
 
     def submit(self, call) -> bytes:
@@ -322,6 +328,62 @@ def test_a_due_reveal_is_sent_before_another_dispute_is_rescored(pool, threshold
 def journal_commitment(journal: VoteJournal, dispute: state_pb2.Dispute) -> bytes:
     ballot = journal.read(dispute.id)
     return vote_commitment(dispute.id, MEMBER.public_key, ballot.salt, ballot.votes)
+
+
+# -- engine classes ------------------------------------------------------------------------------------
+
+
+def classed_model() -> types_pb2.ModelInfo:
+    """The embedded model's registration with a GPU class "gpu-a" and the thresholds for judging its results on the
+    CPU (looser than the CPU's own by 0.5 nats of worst margin, to tell them apart); none for judging cpu results on
+    gpu-a (a registration needs each class judged by cpu, not the reverse)."""
+    info = model_from_json(embedded_model_info(), "genesis")
+    looser = types_pb2.ModelThresholds()
+    looser.CopyFrom(info.thresholds)
+    looser.worst_margin_micro -= 500_000
+    info.engine_classes.append(types_pb2.EngineClass(name="gpu-a", engine="llama-cpp-python 0.3.36 cuda sm90",
+                                                     thresholds=info.thresholds))
+    info.class_pairs.append(types_pb2.ClassPair(executor_class="gpu-a", verifier_class="cpu", thresholds=looser))
+    check_model(info)
+    return info
+
+
+def made_on(job: state_pb2.Job, engine_class: str) -> state_pb2.Job:
+    """The job with its first candidate's assignment recorded as drawn in `engine_class`."""
+    classed = state_pb2.Job()
+    classed.CopyFrom(job)
+    classed.assignments[0].engine_class = engine_class
+    return classed
+
+
+def test_a_result_of_another_class_is_judged_by_the_pairs_thresholds(pool, thresholds, disputed_job, tmp_path):
+    job = made_on(disputed_job, "gpu-a")
+    info = classed_model()
+    chain = Chain([open_dispute(job)], [job], thresholds, info)
+    used = []
+
+    def rescore(result, judged_by, cancelled):
+        used.append(judged_by.worst_margin_micro)
+        return pool_rescorer(pool)(result, judged_by, cancelled)
+
+    Juror(chain, rescore, VoteJournal(tmp_path / "votes"), engine_class="cpu").step(10)
+    [call] = chain.sent
+    assert isinstance(call, types_pb2.CommitVote)
+    # Candidate 0 (gpu-a) by the pair's numbers, candidate 1 (cpu) by the CPU's own.
+    assert used == [info.class_pairs[0].thresholds.worst_margin_micro, info.thresholds.worst_margin_micro]
+
+
+def test_a_member_without_thresholds_for_the_pair_abstains_in_one_line(thresholds, disputed_job, tmp_path, caplog):
+    # A gpu-a member: candidate 0 (gpu-a) it could judge, candidate 1 (cpu) it has no numbers for.
+    job = made_on(disputed_job, "gpu-a")
+    chain = Chain([open_dispute(job)], [job], thresholds, classed_model())
+    with caplog.at_level(logging.WARNING, logger="inferchain.worker"):
+        juror = Juror(chain, never_rescore, VoteJournal(tmp_path / "votes"), engine_class="gpu-a")
+        juror.step(10)
+        juror.step(11)
+    assert chain.sent == []
+    [line] = [record.getMessage() for record in caplog.records if "abstaining" in record.getMessage()]
+    assert "'gpu-a'" in line and "'cpu'" in line
 
 
 def test_a_failed_vote_transaction_is_not_sent_again(pool, thresholds, disputed_job, tmp_path):

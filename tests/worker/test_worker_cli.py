@@ -16,6 +16,7 @@ from tests.nodes import NodeProcess, free_port
 
 UNKNOWN_MODEL = "ab" * 32
 OTHER_BUILD = "llama-cpp-python 0.3.36 cpu avx512 llamafile"
+GPU_BUILD = "llama-cpp-python 0.3.36 cuda sm90 driver 550-560"
 
 
 @pytest.fixture(scope="module")
@@ -40,10 +41,13 @@ def node_with_missing_model(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def node_calibrated_on_another_build(tmp_path_factory):
-    """A dev node whose genesis says the embedded model was calibrated on another llama.cpp build."""
+    """A dev node whose genesis says the embedded model was calibrated on another llama.cpp build, and registers a
+    GPU class "gpu-a" of yet another build."""
     base = tmp_path_factory.mktemp("worker-engine")
     document = dev_genesis_document()
-    document["app_state"]["models"]["models"][0]["engine"] = OTHER_BUILD
+    model = document["app_state"]["models"]["models"][0]
+    model["engine"] = OTHER_BUILD
+    model["engine_classes"] = [{"name": "gpu-a", "engine": GPU_BUILD, "thresholds": model["thresholds"]}]
     genesis = base / "genesis.json"
     genesis.write_text(json.dumps(document))
     node = NodeProcess(base / "node", free_port(), ("--chain", str(genesis), "--no-worker")).start()
@@ -90,3 +94,24 @@ def test_a_model_calibrated_on_another_build_is_refused(node_calibrated_on_anoth
     assert result.returncode == EXIT_ENGINE
     line = one_line_error(result)
     assert OTHER_BUILD in line and engine_version() in line and "--allow-engine-mismatch" in line
+
+
+def test_a_worker_whose_build_is_not_its_classs_engine_is_refused(node_calibrated_on_another_build, tmp_path):
+    result = worker(node_calibrated_on_another_build.target, "--key", "alice", "--engine-class", "gpu-a", home=tmp_path)
+    assert result.returncode == EXIT_ENGINE
+    line = one_line_error(result)
+    assert "engine class gpu-a" in line and GPU_BUILD in line and engine_version() in line
+
+
+def test_a_worker_of_a_class_the_model_lacks_is_refused_naming_the_classes(node_calibrated_on_another_build, tmp_path):
+    result = worker(node_calibrated_on_another_build.target, "--key", "alice", "--engine-class", "tpu-v5",
+                    "--allow-engine-mismatch", home=tmp_path)
+    assert result.returncode == EXIT_BAD_INPUT
+    line = one_line_error(result)
+    assert "no engine class 'tpu-v5'" in line and "cpu, gpu-a" in line
+
+
+def test_a_malformed_engine_class_is_a_usage_error(tmp_path):
+    result = worker(f"127.0.0.1:{free_port()}", "--key", "alice", "--engine-class", "GPU A", home=tmp_path)
+    assert result.returncode == 2
+    assert "engine class name" in result.stderr
