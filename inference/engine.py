@@ -79,13 +79,19 @@ def gpu_offload_supported() -> bool:
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """How llama.cpp runs a model: threads, context and batch sizes, GPU layers (None = automatic)."""
+    """How llama.cpp runs a model: threads, context and batch sizes, GPU layers (None = automatic).
+
+    canonical_pass: re-score every result on a fresh context and regenerate from the first position
+    the scores disagree with (inference/canonical.py). None: on for a GPU, off on the CPU, where
+    generation already computes what a fresh evaluation does.
+    """
 
     threads: int | None = None
     context: int = DEFAULT_CONTEXT
     batch: int = DEFAULT_BATCH
     gpu_layers: int | None = None
     reuse_prefix: bool = True
+    canonical_pass: bool | None = None
 
     def resolved(self) -> "EngineConfig":
         """The same configuration with automatic values filled in."""
@@ -95,7 +101,8 @@ class EngineConfig:
             gpu_layers = -1 if gpu_offload_supported() else 0
         # llama.cpp asserts when a decode exceeds its n_batch, which it caps at the context.
         batch = min(self.batch, self.context)
-        return replace(self, threads=threads, gpu_layers=gpu_layers, batch=batch)
+        canonical_pass = gpu_layers != 0 if self.canonical_pass is None else self.canonical_pass
+        return replace(self, threads=threads, gpu_layers=gpu_layers, batch=batch, canonical_pass=canonical_pass)
 
 
 def _check_config(config: EngineConfig) -> None:
@@ -190,28 +197,61 @@ class Engine:
 
     def generate(self, job: InferenceJob, on_token: Callable[[int], None] | None = None,
                  choose: Chooser | None = None) -> InferenceResult:
-        """Run a job with the chain's sampler (or, for calibration's frauds, another chooser)."""
+        """Run a job with the chain's sampler (or, for calibration's frauds, another chooser).
+
+        With the canonical pass on (a GPU, by default) the result is then re-scored on a fresh
+        context and regenerated from where the scores choose otherwise (inference/canonical.py).
+        """
+        prompt = self.check_job(job)
+        choose = choose or job_chooser(job)
+        with self._lock:
+            tokens, logprobs, stop_reason = self._generate_tokens(prompt, job.max_tokens, on_token, choose)
+        result = self.result(job, prompt, tokens, logprobs, stop_reason)
+        if not self.config.canonical_pass:
+            return result
+        from inference.canonical import canonical_pass  # here: inference.canonical imports this module
+
+        return canonical_pass(self, job, prompt, result.tokens, choose).result
+
+    def check_job(self, job: InferenceJob) -> list[int]:
+        """The job's prompt tokens, once the job is checked: this engine's model, prompt and output fit."""
         self._check_model(job.model)
         prompt = self.prompt_tokens(job.prompt, job.prompt_format)
         self.check_fits(len(prompt), job.max_tokens)
-        if choose is None:
-            choose = lambda logits, position: choose_token(logits, job.sampling, job.job_id, position)  # noqa: E731
-        with self._lock:
-            tokens, logprobs, stop_reason = self._generate_tokens(prompt, job, on_token, choose)
+        return prompt
+
+    def result(self, job: InferenceJob, prompt: Sequence[int], tokens: Sequence[int], logprobs: Sequence[int],
+               stop_reason: str) -> InferenceResult:
+        """The InferenceResult of generated tokens (their text detokenised here)."""
         return InferenceResult(
             job=job,
             prompt_tokens=len(prompt),
             tokens=tuple(tokens),
             text=self.detokenize(tokens),
-            logprobs_micronats=tuple(logprobs),
+            logprobs_micronats=tuple(int(value) for value in logprobs),
             stop_reason=stop_reason,
         )
 
-    def _generate_tokens(self, prompt: list[int], job: InferenceJob, on_token, choose: Chooser) -> tuple[list, list, str]:
+    def continue_generation(self, prompt: Sequence[int], forced: Sequence[int], max_tokens: int,
+                            choose: Chooser) -> tuple[list[int], str]:
+        """Every output token and the stop reason when the output starts with `forced` and goes on by `choose`.
+
+        The canonical pass's regeneration: the forced tokens are taken as given (decoded with the
+        prompt, as a prefix), the rest is generated one token at a time from position len(forced).
+        """
+        self.check_fits(len(prompt), max_tokens)
+        if not 0 < len(forced) < max_tokens:
+            raise InvalidJob(f"a forced prefix holds 1 to {max_tokens - 1} tokens, not {len(forced)}")
+        with self._lock:
+            tail, _, stop_reason = self._generate_tokens(list(prompt) + list(forced), max_tokens - len(forced),
+                                                         None, lambda logits, position: choose(logits, position + len(forced)))
+        return list(forced) + tail, stop_reason
+
+    def _generate_tokens(self, prompt: list[int], max_tokens: int, on_token, choose: Chooser) -> tuple[list, list, str]:
         logits = self._prefill(prompt)
         tokens: list[int] = []
         logprobs: list[int] = []
-        for position in range(job.max_tokens):
+        for position in range(max_tokens):
             token = choose(logits, position)
             tokens.append(token)
             logprobs.append(logprob_micronats(logits, token))
@@ -219,7 +259,7 @@ class Engine:
                 on_token(token)
             if self.is_end_of_generation(token):
                 return tokens, logprobs, "eos"
-            if position + 1 < job.max_tokens:
+            if position + 1 < max_tokens:
                 logits = self._decode_next(token)
         return tokens, logprobs, "length"
 
@@ -239,13 +279,15 @@ class Engine:
 
     # -- teacher-forced evaluation -----------------------------------------------------------
 
-    def output_logits(self, prompt: Sequence[int], output: Sequence[int]) -> np.ndarray:
+    def output_logits(self, prompt: Sequence[int], output: Sequence[int], fresh: bool = False) -> np.ndarray:
         """Logits predicting each output token, from one batched evaluation (rows x vocabulary).
 
         A prompt prefix still cached from an earlier evaluation (the chat template's opening, say)
         is kept when the configuration reuses prefixes: on the pinned engine a batched evaluation
         computes every row as decoding does, so the kept rows are what a fresh evaluation would
-        compute, bit for bit (tests/inference/test_engine.py).
+        compute, bit for bit (tests/inference/test_engine.py). `fresh`: keep nothing, so the whole
+        sequence is evaluated in n_batch chunks from position 0, the fixed shape of the canonical
+        pass (on a GPU the kernels, and so the rows, depend on how the tokens were chunked).
         """
         if not output:
             return np.zeros((0, self.vocabulary_size), dtype=np.float32)
@@ -253,7 +295,7 @@ class Engine:
         sequence = list(prompt) + list(output[:-1])
         first = len(prompt) - 1
         with self._lock:
-            kept = self._context.keep(min(self._reusable_prefix(sequence), first))
+            kept = self._context.keep(0 if fresh else min(self._reusable_prefix(sequence), first))
             return self._context.extend(sequence[kept:], range(first - kept, len(sequence) - kept), rows=True)
 
     # -- the model's description -------------------------------------------------------------
@@ -286,6 +328,11 @@ class Engine:
     def close(self) -> None:
         """Free the model and its context."""
         self._context.close()
+
+
+def job_chooser(job: InferenceJob) -> Chooser:
+    """The chain's sampler for a job: choose_token with its sampling parameters and id."""
+    return lambda logits, position: choose_token(logits, job.sampling, job.job_id, position)
 
 
 def logprob_micronats(logits: np.ndarray, token: int) -> int:

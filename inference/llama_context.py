@@ -5,9 +5,14 @@ llama-cpp-python's `Llama` computes logits for the last token of a decode or for
 reads only the last row, the verifier every output row of one batched evaluation (DESIGN.md
 section 6). So the engine does not drive a `Llama` behind its back: this class loads the model and
 creates the context itself, through llama-cpp-python's low-level API (the functions of llama.h),
-with the parameters `Llama` would use, and it alone decodes. The token ids of sequence 0 in the KV
-cache are recorded here and nowhere else (llama.cpp keeps positions, not ids: a reused prefix needs
+with the parameters `Llama` would use, and it alone decodes. The token ids of each sequence in the
+KV cache are recorded here and nowhere else (llama.cpp keeps positions, not ids: a reused prefix needs
 the ids), and that record is checked against llama.cpp's own positions after every change.
+
+A context may hold several sequences (batched generation, inference/batched.py). Each then gets a
+KV stream of its own (llama.cpp's kv_unified off), so a sequence's cells start at 0 as in a
+one-sequence context and attention sums the same cells in the same order: on the pinned CPU build a
+sequence decoded beside others computes what it computes alone (tests/inference/test_batched.py).
 """
 
 from __future__ import annotations
@@ -35,12 +40,14 @@ GGML_LOG_LEVEL_CONT = 5
 
 @dataclass(frozen=True)
 class ContextSettings:
-    """What a context is created with: threads, context and batch sizes (tokens), GPU layers (-1: all)."""
+    """What a context is created with: threads, context and batch sizes (tokens), GPU layers (-1: all),
+    and how many sequences it holds (`context` tokens each)."""
 
     threads: int
     context: int
     batch: int
     gpu_layers: int
+    sequences: int = 1
 
 
 class LlamaContext:
@@ -53,7 +60,10 @@ class LlamaContext:
         llama_cpp.llama_backend_init()
         self.settings = settings
         self._model = self._context = self._batch = None
-        self._tokens: list[int] = []  # sequence 0's tokens in the KV cache, by position
+        if settings.sequences < 1:
+            raise EngineError(f"a context holds at least one sequence, not {settings.sequences}")
+        # Each sequence's tokens in the KV cache, by position.
+        self._records: list[list[int]] = [[] for _ in range(settings.sequences)]
         if not os.path.isfile(path):
             raise EngineError(f"llama.cpp could not load {path}: no such file")
         self._model = llama_cpp.llama_model_load_from_file(path.encode("utf-8"), _model_params(settings))
@@ -72,10 +82,17 @@ class LlamaContext:
 
     @property
     def context_size(self) -> int:
-        """The context llama.cpp allocated (it rounds the asked size up)."""
+        """The context llama.cpp allocated for each sequence (it rounds the asked size up)."""
         import llama_cpp
 
-        return int(llama_cpp.llama_n_ctx(self._context))
+        if self.settings.sequences == 1:
+            return int(llama_cpp.llama_n_ctx(self._context))
+        return int(llama_cpp.llama_n_ctx_seq(self._context))
+
+    @property
+    def sequences(self) -> int:
+        """How many sequences the context holds (ids 0 to sequences - 1)."""
+        return self.settings.sequences
 
     @property
     def trained_context(self) -> int:
@@ -160,36 +177,38 @@ class LlamaContext:
 
     # -- the KV cache ------------------------------------------------------------------------
 
-    def shared_prefix(self, tokens: Sequence[int]) -> int:
-        """How many leading tokens of `tokens` the KV cache already holds."""
+    def shared_prefix(self, tokens: Sequence[int], sequence: int = 0) -> int:
+        """How many leading tokens of `tokens` the KV cache already holds (in that sequence)."""
         common = 0
-        for cached, wanted in zip(self._tokens, tokens):
+        for cached, wanted in zip(self._record(sequence), tokens):
             if cached != wanted:
                 break
             common += 1
         return common
 
-    def keep(self, count: int) -> int:
-        """Drop the KV cache after its first `count` tokens; how many are kept (0 when it was cleared)."""
+    def keep(self, count: int, sequence: int = 0) -> int:
+        """Drop a sequence's KV cells after its first `count` tokens; how many are kept (0: it was cleared)."""
         import llama_cpp
 
-        count = min(count, len(self._tokens))
-        if count == 0 or not llama_cpp.llama_memory_seq_rm(self._memory, 0, count, -1):
-            # Metadata only: clearing the data buffers too costs ~10 ms and changes nothing.
-            llama_cpp.llama_memory_clear(self._memory, False)
+        record = self._record(sequence)
+        count = min(count, len(record))
+        if count == 0 or not llama_cpp.llama_memory_seq_rm(self._memory, sequence, count, -1):
+            self._forget(sequence)
             count = 0
-        del self._tokens[count:]
-        self._check_record()
+        del record[count:]
+        self._check_record(sequence)
         return count
 
-    def extend(self, tokens: Sequence[int], output_indices: Sequence[int], rows: bool = False) -> np.ndarray | None:
-        """Decode tokens after the cached ones, in n_batch chunks, computing logits for output_indices only.
+    def extend(self, tokens: Sequence[int], output_indices: Sequence[int], rows: bool = False,
+               sequence: int = 0) -> np.ndarray | None:
+        """Decode tokens after a sequence's cached ones, in n_batch chunks, computing logits for output_indices only.
 
         Returns a copy of those rows (rows x vocabulary) when `rows`, else None: the last output row
         is then read with last_logits().
         """
         import llama_cpp
 
+        record = self._record(sequence)
         wanted = sorted(set(output_indices))
         copied = np.empty((len(wanted), self.vocabulary_size), dtype=np.float32) if rows else None
         filled = 0
@@ -197,19 +216,54 @@ class LlamaContext:
         for offset in range(0, len(tokens), size):
             chunk = tokens[offset:offset + size]
             chunk_outputs = [index - offset for index in wanted if offset <= index < offset + len(chunk)]
-            self._fill_batch(chunk, len(self._tokens), chunk_outputs)
+            self._fill_batch(chunk, len(record), chunk_outputs, sequence)
             status = llama_cpp.llama_decode(self._context, self._batch)
             if status != 0:
-                self._forget_all()
+                self._forget(sequence)
                 raise EngineError(f"llama_decode failed with status {status}")
-            self._tokens.extend(chunk)
+            record.extend(chunk)
             if copied is not None and chunk_outputs:
                 # llama.cpp's logits buffer holds this chunk's output rows, in batch order.
                 logits = llama_cpp.llama_get_logits(self._context)
                 block = np.ctypeslib.as_array(logits, shape=(len(chunk_outputs) * self.vocabulary_size,))
                 copied[filled:filled + len(chunk_outputs)] = block.reshape(len(chunk_outputs), -1)
                 filled += len(chunk_outputs)
-        self._check_record()
+        self._check_record(sequence)
+        return copied
+
+    def decode_step(self, steps: Sequence[tuple[int, int]]) -> np.ndarray:
+        """Decode one token for each of several sequences, (sequence, token) pairs, in one llama_decode.
+
+        Returns a copy of each token's logits (rows x vocabulary, in the order given). A failed
+        decode clears every sequence it touched: part of the batch may be cached.
+        """
+        import llama_cpp
+
+        sequences = [sequence for sequence, _ in steps]
+        if len(set(sequences)) != len(sequences):
+            raise EngineError("one decode step holds at most one token per sequence")
+        if not 0 < len(steps) <= self.settings.batch:
+            raise EngineError(f"a decode step holds 1 to {self.settings.batch} tokens, not {len(steps)}")
+        batch = self._batch
+        batch.n_tokens = len(steps)
+        for index, (sequence, token) in enumerate(steps):
+            batch.token[index] = token
+            batch.pos[index] = len(self._record(sequence))
+            batch.n_seq_id[index] = 1
+            batch.seq_id[index][0] = sequence
+            batch.logits[index] = True
+        status = llama_cpp.llama_decode(self._context, batch)
+        if status != 0:
+            for sequence in sequences:
+                self._forget(sequence)
+            raise EngineError(f"llama_decode failed with status {status}")
+        for sequence, token in steps:
+            self._records[sequence].append(token)
+        logits = llama_cpp.llama_get_logits(self._context)
+        block = np.ctypeslib.as_array(logits, shape=(len(steps) * self.vocabulary_size,))
+        copied = block.reshape(len(steps), -1).copy()
+        for sequence in sequences:
+            self._check_record(sequence)
         return copied
 
     def last_logits(self) -> np.ndarray:
@@ -221,32 +275,43 @@ class LlamaContext:
             raise EngineError("llama.cpp holds no logits: nothing was decoded with an output row")
         return np.ctypeslib.as_array(pointer, shape=(self.vocabulary_size,)).copy()
 
-    def _fill_batch(self, tokens: Sequence[int], start: int, output_indices: Sequence[int]) -> None:
+    def _fill_batch(self, tokens: Sequence[int], start: int, output_indices: Sequence[int], sequence: int) -> None:
         batch = self._batch
         batch.n_tokens = len(tokens)
         for index, token in enumerate(tokens):
             batch.token[index] = token
             batch.pos[index] = start + index
             batch.n_seq_id[index] = 1
-            batch.seq_id[index][0] = 0
+            batch.seq_id[index][0] = sequence
             batch.logits[index] = False
         for index in output_indices:
             batch.logits[index] = True
 
-    def _forget_all(self) -> None:
-        """After a failed decode part of a batch may be cached: start again from an empty cache."""
+    def _record(self, sequence: int) -> list[int]:
+        if not 0 <= sequence < len(self._records):
+            raise EngineError(f"sequence {sequence} is not one of this context's {len(self._records)}")
+        return self._records[sequence]
+
+    def _forget(self, sequence: int) -> None:
+        """Empty one sequence's cells (after a failed decode part of a batch may be cached)."""
         import llama_cpp
 
-        llama_cpp.llama_memory_clear(self._memory, False)
-        self._tokens.clear()
+        if len(self._records) == 1:
+            # Metadata only: clearing the data buffers too costs ~10 ms and changes nothing.
+            llama_cpp.llama_memory_clear(self._memory, False)
+        else:
+            llama_cpp.llama_memory_seq_rm(self._memory, sequence, 0, -1)
+        self._records[sequence].clear()
 
-    def _check_record(self) -> None:
+    def _check_record(self, sequence: int) -> None:
         import llama_cpp
 
-        held = llama_cpp.llama_memory_seq_pos_max(self._memory, 0) + 1
-        if held != len(self._tokens):
-            self._forget_all()
-            raise EngineError(f"llama.cpp's KV cache holds {held} positions, {len(self._tokens)} were decoded")
+        record = self._records[sequence]
+        held = llama_cpp.llama_memory_seq_pos_max(self._memory, sequence) + 1
+        if held != len(record):
+            self._forget(sequence)
+            raise EngineError(f"llama.cpp's KV cache holds {held} positions of sequence {sequence}, "
+                              f"{len(record)} were decoded")
 
     # -- the end -----------------------------------------------------------------------------
 
@@ -263,7 +328,8 @@ class LlamaContext:
         if self._model:
             llama_cpp.llama_model_free(self._model)
             self._model = None
-        self._tokens.clear()
+        for record in self._records:
+            record.clear()
 
 
 def _model_params(settings: ContextSettings):
@@ -307,6 +373,13 @@ def _context_params(settings: ContextSettings):
     params.offload_kqv = True
     params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
     params.no_perf = False
+    if settings.sequences > 1:
+        # One KV stream per sequence: its cells start at 0 and attention reads only them, so a
+        # sequence decoded beside others sums what it sums alone. llama.cpp then splits n_ctx
+        # evenly between the sequences.
+        params.n_seq_max = settings.sequences
+        params.kv_unified = False
+        params.n_ctx = settings.context * settings.sequences
     return params
 
 

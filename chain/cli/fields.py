@@ -39,6 +39,7 @@ from chain.keys import KeyResolutionError, resolve_account
 from chain.ss58 import encode_address
 from chain.text import quote_input, quote_number
 from runtime.arithmetic import U32_MAX, U64_MAX
+from runtime.models import class_name_problem
 from runtime.module import ACCOUNT, AMOUNT, BOOLEAN, BYTES, HASH, INTEGER, TEXT
 from runtime.params import IntegerOutOfRange, NotAnInteger, whole_number
 from runtime.staking.errors import InvalidOffer
@@ -472,3 +473,11 @@ def checked_endpoint(endpoint: str, option: str = "--stream-endpoint") -> str:
     except InvalidOffer as error:
         raise CliError(f"{option}: {error}", EXIT_USAGE) from None
     return endpoint
+
+
+def engine_class_name(text: str) -> str:
+    """An engine class name option (argparse type), checked as the chain checks one."""
+    problem = class_name_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return text

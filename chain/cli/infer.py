@@ -31,6 +31,7 @@ from chain.cli.errors import (
     EXIT_USAGE,
     CliError,
 )
+from chain.cli.fields import engine_class_name
 from chain.cli.model import (
     _add_store_argument,
     _positive,
@@ -105,6 +106,12 @@ def register(subparsers) -> None:
                          help="with --node: also verify that the block whose state root holds the thresholds was "
                               "signed by more than 2/3 of the validator set followed from this trusted genesis "
                               "file (docs/protocol.md, \"Light client\") (default: trust the node's header)")
+    judging.add_argument("--made-on", type=engine_class_name, default="cpu", metavar="CLASS",
+                         help="with --node: the engine class that produced the result (the job's "
+                              "Assignment.engine_class; default: cpu)")
+    judging.add_argument("--verifier-class", type=engine_class_name, default="cpu", metavar="CLASS",
+                         help="with --node: the engine class of this build; a result of another class is judged "
+                              "by the model's thresholds for that pair of classes (default: cpu)")
     _add_engine_arguments(judging)
     _add_store_argument(judging)
     add_output_argument(judging)
@@ -277,8 +284,9 @@ def chain_thresholds(args: argparse.Namespace, model_hex: str) -> ThresholdSourc
     (with --light, a header whose commit the light client verified)."""
     light = getattr(args, "light", None)
     genesis = trusted_genesis(light) if light else None
+    classes = getattr(args, "made_on", "cpu"), getattr(args, "verifier_class", "cpu")
     with node_client(args) as client:
-        return registered_model_thresholds(client, bytes.fromhex(model_hex), args.node, genesis)
+        return registered_model_thresholds(client, bytes.fromhex(model_hex), args.node, genesis, classes)
 
 
 def trusted_genesis(path: str) -> Genesis:
@@ -289,16 +297,18 @@ def trusted_genesis(path: str) -> Genesis:
         raise CliError(f"--light: {error}", EXIT_BAD_INPUT) from None
 
 
-def registered_model_thresholds(client, model_id: bytes, node: str, genesis: Genesis | None) -> ThresholdSource:
-    """The model's registered thresholds read from `client` with a state proof against a block header; with a
-    trusted `genesis`, that header's commit verified by the light client (a header its validators did not sign
-    is refused, EXIT_UNTRUSTED). Client errors are the caller's to map."""
+def registered_model_thresholds(client, model_id: bytes, node: str, genesis: Genesis | None,
+                                classes: tuple[str, str] = ("cpu", "cpu")) -> ThresholdSource:
+    """The model's registered thresholds for (the class that made the result, the verifier's class), read from
+    `client` with a state proof against a block header; with a trusted `genesis`, that header's commit verified
+    by the light client (a header its validators did not sign is refused, EXIT_UNTRUSTED). Client errors are
+    the caller's to map."""
     value = client.state_proof(model_info_key(model_id))
     block = client.block(hash=value.block_hash)
     with cli_errors():
         model = proven_model_info(model_id, value, block)
     commit = finalized_header(client, genesis, block) if genesis is not None else None
-    return _threshold_source(model_id.hex(), model, block, node, commit)
+    return _threshold_source(model_id.hex(), model, block, node, commit, classes)
 
 
 def finalized_header(client, genesis: Genesis, block: Block) -> VerifiedHeader:
@@ -315,18 +325,20 @@ def finalized_header(client, genesis: Genesis, block: Block) -> VerifiedHeader:
 
 
 def _threshold_source(model_hex: str, model: types_pb2.ModelInfo | None, block: Block, node: str,
-                      commit: VerifiedHeader | None) -> ThresholdSource:
+                      commit: VerifiedHeader | None, classes: tuple[str, str]) -> ThresholdSource:
     where = f"at height {block.height} (block {block.hash.hex()[:16]}...) from {node}"
     if model is None:
         raise CliError(f"model {model_hex} is not registered on the chain {where}: the chain has no "
                        "thresholds for it (`inferchain query models` lists the registered ones)", EXIT_REFUSED)
+    made_on, verifier_class = classes
     try:
-        thresholds = registered_thresholds(model)
+        thresholds = registered_thresholds(model, made_on, verifier_class)
     except InvalidThresholds as error:
-        # The chain's own data, not the user's input: no verdict can be given (as without thresholds).
+        # The chain's own data (or no thresholds for the pair asked): no verdict can be given.
         raise CliError(f"{error} (read {where})", EXIT_ENGINE) from None
     document = {"source": "chain", "node": node, "height": u64(block.height), "block_hash": block.hash.hex(),
-                "model_name": model.name, "engine": thresholds.engine, "commit_verified": commit is not None}
+                "model_name": model.name, "engine": thresholds.engine, "commit_verified": commit is not None,
+                "made_on": made_on, "verifier_class": verifier_class}
     if commit is None:
         checked = "its header not checked against the validator set (--light GENESIS.json checks it)"
     else:
@@ -335,7 +347,9 @@ def _threshold_source(model_hex: str, model: types_pb2.ModelInfo | None, block: 
         document.update(signed_power=u64(commit.signed_power), total_power=u64(commit.total_power))
     return ThresholdSource(
         thresholds,
-        f"registered on the chain (ModelInfo of {model.name}) {where}, calibrated on {thresholds.engine}; {checked}",
+        f"registered on the chain (ModelInfo of {model.name}) {where}, calibrated on {thresholds.engine}"
+        f"{'' if classes == ('cpu', 'cpu') else f' for results of class {made_on} judged on class {verifier_class}'}"
+        f"; {checked}",
         document,
     )
 

@@ -40,7 +40,7 @@ def register_queries(commands) -> None:
     listing.set_defaults(handler=query_models)
 
     executors = commands.add_parser(
-        "executors", help="accounts offering to execute jobs: models, price, region, capacity, load, stake, reputation"
+        "executors", help="accounts offering to execute jobs: models, price, region, engine class, capacity, load, stake, reputation"
     )
     executors.add_argument("--model", metavar="MODEL",
                            help="only those serving this model: id, unique id prefix or registered name")
@@ -165,9 +165,9 @@ def query_executors(args: argparse.Namespace) -> int:
         print("no executors" + (f" serve model {model.hex()}" if model else ""))
         return 0
     print_table(
-        ("address", "price per token", "region", "capacity", "load", "bonded", "reputation", "models"),
+        ("address", "price per token", "region", "engine class", "capacity", "load", "bonded", "reputation", "models"),
         [(executor.address, token.format(executor.offer.price_per_token), executor.offer.region or "-",
-          executor.offer.capacity, executor.load, token.format(executor.bonded), executor.reputation,
+          executor.offer.engine_class or "cpu", executor.offer.capacity, executor.load, token.format(executor.bonded), executor.reputation,
           ",".join(model.hex()[:12] for model in executor.offer.models)) for executor in executors],
     )
     return 0
@@ -180,6 +180,7 @@ def executor_document(executor: Executor) -> dict:
         "models": [model.hex() for model in executor.offer.models],
         "price_per_token": u64(executor.offer.price_per_token),
         "region": executor.offer.region,
+        "engine_class": executor.offer.engine_class or "cpu",
         "capacity": executor.offer.capacity,
         "load": executor.load,
         "bonded": u64(executor.bonded),

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from chain.cli.errors import EXIT_BAD_INPUT, EXIT_USAGE, CliError
-from chain.cli.fields import checked_endpoint
+from chain.cli.fields import checked_endpoint, engine_class_name
 from chain.crypto import dev_keypair
 from chain.genesis import GenesisError, load_genesis, parse_genesis, dev_genesis_document
 from chain.p2p.wire import parse_addr, parse_dial_addr
@@ -64,6 +64,11 @@ def register(subparsers) -> None:
                         help="the worker's llama.cpp threads per job (default: the worker's own default)")
     parser.add_argument("--worker-parallel", type=int, metavar="N",
                         help="jobs the worker generates at once (default: the worker's own default)")
+    parser.add_argument("--worker-engine-class", type=engine_class_name, metavar="NAME",
+                        help="the worker's engine class, a class of every offered model (default: the worker's "
+                             "own default, cpu)")
+    parser.add_argument("--worker-batch-jobs", type=int, metavar="N",
+                        help="jobs of a model the worker decodes together in one batch (default: off)")
     parser.add_argument("--rpc-max-streams-per-client", type=int, metavar="N", default=StreamLimits().per_client,
                         help="open API streams (block subscriptions, job watches, token streams) one client address "
                              "may hold, 1 to the node's shared places (a gateway host serving many streaming "
@@ -173,7 +178,8 @@ def run(args: argparse.Namespace) -> int:
         _address(args.public_addr, "--public-addr", "", 0, dialed=True)
     for bootnode in args.bootnodes:
         _address(bootnode, "--bootnodes", "", 0, dialed=True)
-    for value, option in ((args.worker_threads, "--worker-threads"), (args.worker_parallel, "--worker-parallel")):
+    for value, option in ((args.worker_threads, "--worker-threads"), (args.worker_parallel, "--worker-parallel"),
+                          (args.worker_batch_jobs, "--worker-batch-jobs")):
         if value is not None and not 1 <= value <= 256:
             raise CliError(f"{option} must be between 1 and 256, got {value}", EXIT_USAGE)
     if args.stream_endpoint:
@@ -205,6 +211,7 @@ def run(args: argparse.Namespace) -> int:
         worker=None if args.no_worker else WorkerLaunch(
             _worker_key(args), args.log_level, args.log_format, threads=args.worker_threads,
             parallel=args.worker_parallel, stream_endpoint=args.stream_endpoint,
+            engine_class=args.worker_engine_class, batch_jobs=args.worker_batch_jobs,
         ),
         rpc_streams_per_client=args.rpc_max_streams_per_client,
     )

@@ -26,8 +26,8 @@ import threading
 from pathlib import Path
 
 from chain.cli.connection import add_node_argument, cli_errors, node_target
-from chain.cli.errors import EXIT_BAD_INPUT, EXIT_ENGINE, EXIT_FAILURE, CliError
-from chain.cli.fields import checked_endpoint
+from chain.cli.errors import EXIT_BAD_INPUT, EXIT_ENGINE, EXIT_FAILURE, EXIT_USAGE, CliError
+from chain.cli.fields import checked_endpoint, engine_class_name
 from chain.cli.model import _add_store_argument, _positive, inference_exit_code, store_for
 from chain.client import Client, ClientError
 from chain.crypto import Keypair
@@ -45,11 +45,13 @@ from inference.engine import EngineConfig, engine_version, gpu_offload_supported
 from inference.errors import InferenceError, ModelNotFound
 from inference.model_store import ModelStore, default_home
 from proto import state_pb2, types_pb2
-from runtime.models import class_name_problem
 
 log = logging.getLogger("inferchain.worker")
 
 PARENT_CHECK_S = 1.0
+# Jobs one batch may hold: each sequence keeps a whole context of KV cache (8192 tokens of the embedded
+# model are ~190 MB), and llama.cpp caps sequences per context at 256.
+MAX_BATCH_JOBS = 64
 
 
 def register(subparsers) -> None:
@@ -66,12 +68,21 @@ def register(subparsers) -> None:
                              "the offer's capacity, at most one per core; with a GPU 1)")
     parser.add_argument("--threads", type=_positive,
                         help="CPU threads per engine (default: the cores shared among the parallel jobs "
-                             "on CPU, all cores with a GPU)")
+                             "on CPU, all cores with a GPU or with --batch-jobs)")
+    parser.add_argument("--canonical-pass", action="store_true",
+                        help="re-score every result on a fresh context before committing it and regenerate from "
+                             "where it disagrees (default: on with a GPU, off on the CPU, where generation, "
+                             "batched or not, already computes exactly what a validator does)")
+    parser.add_argument("--batch-jobs", type=_positive, default=0, metavar="N",
+                        help="decode up to N assigned jobs of a model together in one llama.cpp batch, each "
+                             "result made canonical (re-scored on a fresh context) before it is committed; "
+                             "replaces --parallel (default: off, one job per engine; docs/verification.md, "
+                             "\"Device classes\", says what batching gains on CPU and GPU)")
     parser.add_argument("--allow-engine-mismatch", action="store_true",
                         help="serve a model whose thresholds were calibrated on another llama.cpp build, "
                              "with a warning (default: refuse: validators would judge this worker's results "
                              "by another engine's arithmetic)")
-    parser.add_argument("--engine-class", default="cpu", type=_engine_class, metavar="NAME",
+    parser.add_argument("--engine-class", default="cpu", type=engine_class_name, metavar="NAME",
                         help="the engine class this worker's build belongs to, a class of every offered model "
                              "(lowercase letters, digits, '-'; default: cpu, the pinned CPU build); the offer is "
                              "set to it at start")
@@ -94,6 +105,11 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     """Serve the key's offer until SIGINT or SIGTERM; exit 0 after a clean stop."""
     configure_logging(args.log_level, args.log_format)
+    if args.batch_jobs > MAX_BATCH_JOBS:
+        raise CliError(f"--batch-jobs is at most {MAX_BATCH_JOBS} (each job holds a full context of KV cache), got "
+                       f"{args.batch_jobs}", EXIT_USAGE)
+    if args.batch_jobs >= 2 and args.parallel is not None:
+        raise CliError("--batch-jobs replaces --parallel: the batch generates every job at once", EXIT_USAGE)
     stop = stop_on_signals(args.parent_pid)
     target = node_target(args.node)
     endpoint = _stream_endpoint(args.stream_endpoint, target)
@@ -108,10 +124,12 @@ def run(args: argparse.Namespace) -> int:
     store = store_for(args)
     _check_offered_in_store(store, offer)
     _check_engines(offer, models, args.allow_engine_mismatch, args.engine_class)
-    parallel = _parallel(args, offer)
-    config = _engine_config(args, parallel)
+    batch_slots = args.batch_jobs if args.batch_jobs >= 2 else 0
+    # Batched: one engine generates every job, with all the cores; others only re-score, one at a time.
+    parallel = 1 if batch_slots else _parallel(args, offer)
+    config = _engine_config(args, parallel, batch_slots)
     pool = EnginePool(store, config, {model_id: info.context_length for model_id, info in models.items()},
-                      parallel=parallel)
+                      parallel=parallel, batch_slots=batch_slots)
     try:
         _load_offered(pool, offer, models)
         log.info("worker for %s on %s via %s: %d model(s), capacity %d, price %d per token",
@@ -146,13 +164,6 @@ def _stream_endpoint(text: str | None, target: str) -> str:
         return checked_endpoint(target, "--stream-endpoint (the --node target)")
     return checked_endpoint(text)
 
-
-def _engine_class(text: str) -> str:
-    """--engine-class: an engine class name as the chain checks it."""
-    problem = class_name_problem(text)
-    if problem is not None:
-        raise argparse.ArgumentTypeError(problem)
-    return text
 
 
 def _announce_offer(target: str, keypair: Keypair, offer: state_pb2.Offer, endpoint: str, engine_class: str) -> None:
@@ -204,11 +215,14 @@ def _parallel(args: argparse.Namespace, offer: state_pb2.Offer) -> int:
     return max(1, min(offer.capacity, os.cpu_count() or 1))
 
 
-def _engine_config(args: argparse.Namespace, parallel: int) -> EngineConfig:
+def _engine_config(args: argparse.Namespace, parallel: int, batch_slots: int = 0) -> EngineConfig:
     """Threads and GPU layers, said in the log: GPU offload is automatic unless --gpu-layers is given."""
     gpu_layers = _gpu_layers(args)
     threads = args.threads
-    if gpu_layers:
+    if batch_slots:
+        log.info("engine: %s, up to %d jobs of a model decoded together in one batch, %s thread(s)",
+                 "GPU" if gpu_layers else "CPU", batch_slots, threads or "all")
+    elif gpu_layers:
         log.info("engine: GPU, %s layers offloaded (%s), %d job(s) at once", "all" if gpu_layers < 0 else gpu_layers,
                  "--gpu-layers" if args.gpu_layers is not None else "llama.cpp has a GPU backend", parallel)
     elif threads is None:
@@ -221,7 +235,7 @@ def _engine_config(args: argparse.Namespace, parallel: int) -> EngineConfig:
                  parallel, threads, cores)
     else:
         log.info("engine: CPU, %d job(s) at once, %d thread(s) each", parallel, threads)
-    return EngineConfig(threads=threads, gpu_layers=gpu_layers)
+    return EngineConfig(threads=threads, gpu_layers=gpu_layers, canonical_pass=True if args.canonical_pass else None)
 
 
 def _check_offered_in_store(store: ModelStore, offer: state_pb2.Offer) -> None:

@@ -3,8 +3,10 @@
 The chain assigns an executor at most its offer's capacity of jobs at once, so a thread per job is
 bounded by that. llama.cpp releases the GIL while it evaluates, so jobs on different engines run
 in parallel; each engine runs one job at a time, and the pool loads another engine of the same
-model only when every loaded one is busy. Given a publisher factory, a run also publishes its tokens
-as they come (token_publisher.py).
+model only when every loaded one is busy. With `batch_slots` (inferchain worker --batch-jobs),
+jobs of one model are instead decoded together in one BatchedEngine (inference/batched.py), whose
+canonical scoring pass keeps every result what a validator recomputes. Given a publisher factory,
+a run also publishes its tokens as they come (token_publisher.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Mapping
 
 from chain.worker.token_publisher import PublisherFactory, TokenPublisher
+from inference.batched import BatchedEngine
 from inference.engine import Engine, EngineConfig
 from inference.errors import InferenceError
 from inference.loading import load_record
@@ -66,14 +69,20 @@ class EnginePool:
 
     `contexts` gives a model's context size (the registry's context_length, so every max_tokens
     the chain accepts fits); others get `config.context`. load_record caps it at the trained one.
+    With `batch_slots` of 2 or more, run() generates in one BatchedEngine per model with that many
+    sequences (jobs beyond them wait in order inside it); engine() still lends single engines (the
+    juror's re-scoring).
     """
 
     def __init__(self, store: ModelStore, config: EngineConfig, contexts: Mapping[str, int] | None = None,
-                 load: Callable[[ModelStore, ModelRecord, EngineConfig], Engine] = load_record, parallel: int = 0):
+                 load: Callable[[ModelStore, ModelRecord, EngineConfig], Engine] = load_record, parallel: int = 0,
+                 batch_slots: int = 0):
         self.store = store
         self.config = config
         self.contexts = dict(contexts or {})
         self._load = load
+        self.batch_slots = batch_slots if batch_slots >= 2 else 0
+        self._batched: dict[str, BatchedEngine] = {}
         # At most `parallel` generations at once (0: no limit); the other jobs wait here, in order,
         # so an offer's capacity can exceed the cores: a waiting job starts the moment one finishes
         # instead of a block later, when the chain would have assigned it.
@@ -82,8 +91,11 @@ class EnginePool:
         self._idle: dict[str, list[Engine]] = {}
         self._all: list[Engine] = []
 
-    def load(self, model_id: str) -> Engine:
-        """Load one engine of a model now (ModelNotFound, EngineError, ... when it cannot be)."""
+    def load(self, model_id: str) -> Engine | BatchedEngine:
+        """Load a model now (ModelNotFound, EngineError, ... when it cannot be): its batched engine when
+        jobs are batched, else one engine."""
+        if self.batch_slots:
+            return self._batched_engine(model_id)
         engine = self._new_engine(model_id)
         with self._lock:
             self._idle.setdefault(model_id, []).append(engine)
@@ -111,15 +123,40 @@ class EnginePool:
             publish: PublisherFactory | None = None) -> InferenceResult:
         """Generate the job's result on a free engine of its model (a Runner), once a slot is free; with
         `publish`, each token also goes to a TokenPublisher made for the run."""
+        if self.batch_slots:
+            return self._run_batched(job, cancelled, publish)
         with self.engine(job.model, cancelled) as engine:
             if publish is None:
                 return engine.generate(job, on_token=lambda _token: _stop_if(cancelled))
             return _generate_published(engine, job, cancelled, publish(job.job_id, engine.detokenize))
 
+    def _run_batched(self, job: InferenceJob, cancelled: Callable[[], bool],
+                     publish: PublisherFactory | None) -> InferenceResult:
+        _stop_if(cancelled)
+        engine = self._batched_engine(job.model)
+        stop = lambda: _stop_if(cancelled)  # noqa: E731
+        if publish is None:
+            return engine.generate(job, on_token=lambda _token: stop(), on_wait=stop)
+        return _generate_published(engine, job, cancelled, publish(job.job_id, engine.detokenize), on_wait=stop)
+
+    def _batched_engine(self, model_id: str) -> BatchedEngine:
+        with self._lock:
+            engine = self._batched.get(model_id)
+            if engine is not None:
+                return engine
+            # Loaded under the lock: two jobs of a model arriving together must not load it twice.
+            record = self.store.resolve(model_id)
+            if record.id != model_id:
+                raise InferenceError(f"the model store resolved {model_id[:12]}... to another model, {record.short_id}...")
+            config = dataclasses.replace(self.config, context=self.contexts.get(model_id, self.config.context))
+            engine = self._batched[model_id] = BatchedEngine(record.path, model_id, config, slots=self.batch_slots)
+            return engine
+
     def close(self) -> None:
         with self._lock:
             engines, self._all, self._idle = self._all, [], {}
-        for engine in engines:
+            batched, self._batched = list(self._batched.values()), {}
+        for engine in [*engines, *batched]:
             engine.close()
 
     def _acquire(self, model_id: str) -> Engine:
@@ -174,15 +211,15 @@ class _FifoSlots:
             self._changed.notify_all()
 
 
-def _generate_published(engine: Engine, job: InferenceJob, cancelled: Callable[[], bool],
-                        publisher: TokenPublisher) -> InferenceResult:
+def _generate_published(engine: Engine | BatchedEngine, job: InferenceJob, cancelled: Callable[[], bool],
+                        publisher: TokenPublisher, **waiting) -> InferenceResult:
     """Generate with each token handed to the publisher; its stream ends with the result, or unfinished."""
     def on_token(token: int) -> None:
         _stop_if(cancelled)
         publisher.add(token)
 
     try:
-        result = engine.generate(job, on_token=on_token)
+        result = engine.generate(job, on_token=on_token, **waiting)
     except BaseException:
         publisher.abandon()
         raise

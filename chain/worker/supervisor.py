@@ -33,7 +33,7 @@ STOP_TIMEOUT_S = 15.0
 @dataclass(frozen=True)
 class WorkerLaunch:
     """What the node passes to its worker: the key (a dev name or a key file path), log settings, threads and
-    parallel jobs, and where posters reach its token streams."""
+    parallel jobs, where posters reach its token streams, its engine class and batching."""
 
     key: str
     log_level: str = "info"
@@ -42,6 +42,9 @@ class WorkerLaunch:
     parallel: int | None = None
     # The offer's endpoint for the worker's token streams (--stream-endpoint); None: the node's API address.
     stream_endpoint: str | None = None
+    # The worker's engine class (--engine-class; None: its default, cpu) and --batch-jobs (None: off).
+    engine_class: str | None = None
+    batch_jobs: int | None = None
 
     def command(self, target: str, base_path: Path) -> list[str]:
         """`inferchain worker` against the node at `target`, models and journal under the node's base path."""
@@ -56,6 +59,8 @@ class WorkerLaunch:
             *(["--threads", str(self.threads)] if self.threads is not None else []),
             *(["--parallel", str(self.parallel)] if self.parallel is not None else []),
             *(["--stream-endpoint", self.stream_endpoint] if self.stream_endpoint is not None else []),
+            *(["--engine-class", self.engine_class] if self.engine_class is not None else []),
+            *(["--batch-jobs", str(self.batch_jobs)] if self.batch_jobs is not None else []),
         ]
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from chain.cli import main
-from chain.cli.errors import EXIT_BAD_INPUT, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE
+from chain.cli.errors import EXIT_BAD_INPUT, EXIT_ENGINE, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE
 from tests.commands import ROOT, one_line_error
 from inference.model_store import EMBEDDED_NAME
 from tests.nodes import NodeProcess, free_port
@@ -382,3 +382,13 @@ def test_endless_input_files_are_refused_after_a_bounded_read(home, sampled_resu
     thresholds = run(home, "verify", str(sampled_result_file), "--thresholds", "/dev/zero")
     assert thresholds.returncode == EXIT_BAD_INPUT
     assert "/dev/zero is not a thresholds file: larger than 1000000 bytes" in one_line_error(thresholds)
+
+
+def test_verify_of_a_result_made_on_a_class_the_model_has_no_thresholds_for_gives_no_verdict(
+        home, loose_node, shifted_result_file):
+    result = run(home, "verify", str(shifted_result_file), "--node", loose_node.target, "--made-on", "gpu-a")
+    line = one_line_error(result)
+    assert result.returncode == EXIT_ENGINE, line
+    assert "engine class 'gpu-a' judged on class 'cpu'" in line
+    named_badly = run(home, "verify", str(shifted_result_file), "--node", loose_node.target, "--made-on", "GPU")
+    assert named_badly.returncode == EXIT_USAGE and "argument --made-on: an engine class name is" in named_badly.stderr

@@ -290,7 +290,7 @@ def test_bond_offer_query_and_clear_offer_as_a_new_executor(chain):
                                    chain.target, "--output", "json").stdout)
     mine = next(executor for executor in listed["executors"] if executor["address"] == dave.address)
     assert mine == {"account": dave.public_key.hex(), "address": dave.address, "models": [EMBEDDED_MODEL_ID],
-                    "price_per_token": "2000000000", "region": "eu-west", "capacity": 3, "load": 0,
+                    "price_per_token": "2000000000", "region": "eu-west", "engine_class": "cpu", "capacity": 3, "load": 0,
                     "bonded": str(3 * 10**17), "reputation": mine["reputation"]}
     table = inferchain("query", "executors", "--node", chain.target)
     assert table.returncode == 0 and dave.address in table.stdout and "eu-west" in table.stdout

@@ -178,9 +178,11 @@ def test_malformed_addresses_are_usage_errors():
     for option in ("--listen-addr", "--rpc-addr", "--public-addr", "--bootnodes"):
         result = inferchain("node", "--dev", "--tmp", option, "no-port-here")
         assert result.returncode == 2 and "HOST:PORT" in result.stderr and "Traceback" not in result.stderr
-    for option in ("--worker-threads", "--worker-parallel"):
+    for option in ("--worker-threads", "--worker-parallel", "--worker-batch-jobs"):
         result = inferchain("node", "--dev", "--tmp", option, "0")
         assert result.returncode == 2 and "between 1 and 256" in result.stderr and "Traceback" not in result.stderr
+    result = inferchain("node", "--dev", "--tmp", "--worker-engine-class", "GPU A")
+    assert result.returncode == 2 and "engine class name" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_sigterm_stops_cleanly(node_factory):

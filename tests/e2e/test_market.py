@@ -45,12 +45,12 @@ def run_cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
 class Worker:
     """A standalone `inferchain worker` process for one dev account."""
 
-    def __init__(self, name: str, target: str, base: Path):
+    def __init__(self, name: str, target: str, base: Path, *extra: str):
         self.name = name
         self.log_path = base / f"worker-{name}.log"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "chain.cli", "worker", "--node", target, "--key", name, "--threads", "1",
-             "--base-path", str(base / f"worker-{name}")],
+             "--base-path", str(base / f"worker-{name}"), *extra],
             cwd=ROOT, stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
@@ -63,7 +63,9 @@ class Worker:
 
 @pytest.fixture(scope="module")
 def market(tmp_path_factory):
-    """A node on the dev genesis (0.5 s blocks, short job windows) and workers for Alice, Bob and Charlie."""
+    """A node on the dev genesis (0.5 s blocks, short job windows) and workers for Alice, Bob and Charlie;
+    Charlie's generates in a batched engine (--batch-jobs), so a redundant job settles only if its result agrees
+    digest for digest with the one-job engines'."""
     base = tmp_path_factory.mktemp("market")
     genesis = market_genesis(base / "genesis.json", 500, **JOBS_PARAMS)
     node = NodeProcess(base / "node", free_port(), ("--chain", str(genesis), "--key", "alice")).start()
@@ -74,7 +76,8 @@ def market(tmp_path_factory):
         offered = run_cli("tx", "offer", "--model", EMBEDDED_MODEL_ID, "--price", str(price), "--capacity", "1",
                           "--from", name, "--node", target)
         assert offered.returncode == 0, offered.stderr
-    workers = {name: Worker(name, target, base) for name in ("alice", "bob", "charlie")}
+    workers = {name: Worker(name, target, base, *(("--batch-jobs", "2") if name == "charlie" else ()))
+               for name in ("alice", "bob", "charlie")}
     yield node, workers, base
     for worker in workers.values():
         worker.kill()

@@ -1,4 +1,5 @@
-"""EnginePool: at most `parallel` generations at once; the others wait in turn and can be cancelled."""
+"""EnginePool: at most `parallel` generations at once; the others wait in turn and can be cancelled; batched
+jobs (batch_slots) come out as single-engine runs."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from inference.engine import EngineConfig
 from inference.model_store import ModelStore
 from inference.registration import EMBEDDED_MODEL_ID
 from inference.result import InferenceJob
+from inference.sampler import SamplingParams
+from tests.inference.conftest import FRESH_PROMPTS, SAMPLED, make_job
 
 
 class CountingEngine:
@@ -88,3 +91,40 @@ def test_waiting_jobs_get_their_slot_in_the_order_they_came():
     for thread in threads:
         thread.join(10)
     assert started == [f"p{i}" for i in range(8)]
+
+
+# --- batched: the real engine --------------------------------------------------------------------
+
+
+def test_batched_jobs_come_out_as_single_engine_runs_and_a_cancelled_one_leaves_the_batch(tmp_path):
+    store = ModelStore(tmp_path / "models")
+    config = EngineConfig(threads=2, context=512)
+    jobs = [make_job(EMBEDDED_MODEL_ID, prompt, max_tokens=8 + 4 * index, label="pool",
+                     sampling=SAMPLED if index % 2 else SamplingParams())
+            for index, prompt in enumerate(FRESH_PROMPTS[:3])]
+    single = EnginePool(store, config, parallel=1)
+    batched = EnginePool(store, config, batch_slots=2)
+    try:
+        expected = [single.run(job, cancelled=lambda: False) for job in jobs]
+        results: dict[int, object] = {}
+        stop_last = threading.Event()
+
+        def run(index: int) -> None:
+            try:
+                results[index] = batched.run(jobs[index], cancelled=stop_last.is_set if index == 3 else (lambda: False))
+            except JobCancelled:
+                results[index] = "cancelled"
+
+        cancelled_job = make_job(EMBEDDED_MODEL_ID, "Count to a thousand.", max_tokens=200, label="pool cancelled")
+        jobs.append(cancelled_job)
+        threads = [threading.Thread(target=run, args=(index,)) for index in range(4)]
+        for thread in threads:
+            thread.start()
+        stop_last.set()  # the fourth waits behind two slots or runs: either way it stops, the rest go on
+        for thread in threads:
+            thread.join(120)
+        assert [results[index] for index in range(3)] == expected
+        assert results[3] == "cancelled"
+    finally:
+        single.close()
+        batched.close()

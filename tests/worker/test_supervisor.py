@@ -60,3 +60,11 @@ def test_the_nodes_stream_endpoint_reaches_its_worker(tmp_path):
     assert command[command.index("--stream-endpoint") + 1] == "node.example.org:9944"
     assert WorkerLaunch("alice", stream_endpoint="").command("127.0.0.1:5000", tmp_path)[-2:] == [
         "--stream-endpoint", ""]
+
+
+def test_the_nodes_engine_class_and_batching_reach_its_worker(tmp_path):
+    command = WorkerLaunch("alice", engine_class="gpu-a", batch_jobs=8).command("127.0.0.1:5000", tmp_path)
+    assert command[command.index("--engine-class") + 1] == "gpu-a"
+    assert command[command.index("--batch-jobs") + 1] == "8"
+    plain = " ".join(WorkerLaunch("alice").command("127.0.0.1:5000", tmp_path))
+    assert "--engine-class" not in plain and "--batch-jobs" not in plain  # the worker's defaults

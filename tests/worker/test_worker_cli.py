@@ -48,6 +48,7 @@ def node_calibrated_on_another_build(tmp_path_factory):
     model = document["app_state"]["models"]["models"][0]
     model["engine"] = OTHER_BUILD
     model["engine_classes"] = [{"name": "gpu-a", "engine": GPU_BUILD, "thresholds": model["thresholds"]}]
+    model["class_pairs"] = [{"executor_class": "gpu-a", "verifier_class": "cpu", "thresholds": model["thresholds"]}]
     genesis = base / "genesis.json"
     genesis.write_text(json.dumps(document))
     node = NodeProcess(base / "node", free_port(), ("--chain", str(genesis), "--no-worker")).start()
@@ -115,3 +116,11 @@ def test_a_malformed_engine_class_is_a_usage_error(tmp_path):
     result = worker(f"127.0.0.1:{free_port()}", "--key", "alice", "--engine-class", "GPU A", home=tmp_path)
     assert result.returncode == 2
     assert "engine class name" in result.stderr
+
+
+def test_batching_options_out_of_range_or_beside_parallel_are_usage_errors(tmp_path):
+    target = f"127.0.0.1:{free_port()}"
+    too_many = worker(target, "--key", "alice", "--batch-jobs", "65", home=tmp_path)
+    assert too_many.returncode == 2 and "--batch-jobs is at most 64" in one_line_error(too_many)
+    both = worker(target, "--key", "alice", "--batch-jobs", "4", "--parallel", "2", home=tmp_path)
+    assert both.returncode == 2 and "--batch-jobs replaces --parallel" in one_line_error(both)
