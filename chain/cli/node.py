@@ -18,6 +18,7 @@ from chain.genesis import GenesisError, load_genesis, parse_genesis, dev_genesis
 from chain.p2p.wire import parse_addr, parse_dial_addr
 from chain.logs import configure_logging
 from chain.node.streams import StreamLimits
+from chain.worker.supervisor import MAX_BATCH_JOBS
 from chain.text import quote_input
 
 log = logging.getLogger("inferchain.node")
@@ -178,10 +179,11 @@ def run(args: argparse.Namespace) -> int:
         _address(args.public_addr, "--public-addr", "", 0, dialed=True)
     for bootnode in args.bootnodes:
         _address(bootnode, "--bootnodes", "", 0, dialed=True)
-    for value, option in ((args.worker_threads, "--worker-threads"), (args.worker_parallel, "--worker-parallel"),
-                          (args.worker_batch_jobs, "--worker-batch-jobs")):
-        if value is not None and not 1 <= value <= 256:
-            raise CliError(f"{option} must be between 1 and 256, got {value}", EXIT_USAGE)
+    for value, option, most in ((args.worker_threads, "--worker-threads", 256),
+                                (args.worker_parallel, "--worker-parallel", 256),
+                                (args.worker_batch_jobs, "--worker-batch-jobs", MAX_BATCH_JOBS)):
+        if value is not None and not 1 <= value <= most:
+            raise CliError(f"{option} must be between 1 and {most}, got {value}", EXIT_USAGE)
     if args.stream_endpoint:
         checked_endpoint(args.stream_endpoint)
     shared = StreamLimits().per_node - StreamLimits().kept_for_newcomers

@@ -36,6 +36,7 @@ from chain.logs import configure_logging
 from chain.ss58 import encode_address
 from chain.text import quote_input
 from chain.worker.executor import EnginePool
+from chain.worker.supervisor import MAX_BATCH_JOBS
 from chain.worker.follower import MarketReader
 from chain.worker.journal import Journal
 from chain.worker.juror import pool_rescorer
@@ -49,9 +50,6 @@ from proto import state_pb2, types_pb2
 log = logging.getLogger("inferchain.worker")
 
 PARENT_CHECK_S = 1.0
-# Jobs one batch may hold: each sequence keeps a whole context of KV cache (8192 tokens of the embedded
-# model are ~190 MB), and llama.cpp caps sequences per context at 256.
-MAX_BATCH_JOBS = 64
 
 
 def register(subparsers) -> None:

@@ -30,6 +30,11 @@ HEALTHY_RUN_S = 600.0
 STOP_TIMEOUT_S = 15.0
 
 
+# Jobs one batch may hold (worker --batch-jobs): each sequence keeps a whole context of KV cache (8192
+# tokens of the embedded model are ~190 MB), and llama.cpp caps sequences per context at 256.
+MAX_BATCH_JOBS = 64
+
+
 @dataclass(frozen=True)
 class WorkerLaunch:
     """What the node passes to its worker: the key (a dev name or a key file path), log settings, threads and
