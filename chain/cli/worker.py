@@ -43,6 +43,7 @@ from chain.worker.juror import pool_rescorer
 from chain.worker.worker import Worker
 from inference.registration import CPU_CLASS
 from inference.engine import EngineConfig, engine_version, gpu_offload_supported
+from inference.loading import load_crash
 from inference.errors import InferenceError, ModelNotFound
 from inference.model_store import ModelStore, default_home
 from proto import state_pb2, types_pb2
@@ -129,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
     pool = EnginePool(store, config, {model_id: info.context_length for model_id, info in models.items()},
                       parallel=parallel, batch_slots=batch_slots)
     try:
+        if config.gpu_layers:
+            _check_gpu_build_loads(store, offer, config.gpu_layers)
         _load_offered(pool, offer, models)
         log.info("worker for %s on %s via %s: %d model(s), capacity %d, price %d per token",
                  address, chain_id, target, len(offer.models), offer.capacity, offer.price_per_token)
@@ -250,6 +253,16 @@ def _check_offered_in_store(store: ModelStore, offer: state_pb2.Offer) -> None:
             ) from None
         except InferenceError as error:
             raise CliError(f"cannot use model {model_id[:12]}...: {error}", inference_exit_code(error)) from None
+
+
+def _check_gpu_build_loads(store, offer: state_pb2.Offer, gpu_layers: int) -> None:
+    """Refuse, in one line, a GPU build that dies loading a model in a process that imported numpy first (as this
+    one has): found in a child process, before this process loads it and dies without a word."""
+    record = store.resolve(offer.models[0].hex())
+    problem = load_crash(record.path, gpu_layers)
+    if problem is not None:
+        raise CliError(f"this llama.cpp build ({engine_version()}) cannot serve: {problem}; build it with the system "
+                       "compiler (CC=gcc CXX=g++ CUDAHOSTCXX=g++, bench/gpu/README.md)", EXIT_ENGINE)
 
 
 def _load_offered(pool: EnginePool, offer: state_pb2.Offer, models: dict[str, types_pb2.ModelInfo]) -> None:

@@ -1,35 +1,25 @@
-"""The engine loads and evaluates whatever was imported first.
+"""The engine loads and evaluates whatever was imported first, and a build that cannot is named in one line.
 
 A CUDA build of llama-cpp-python linked with a static C++ runtime crashed while loading the model
 when numpy was imported before llama_cpp (two C++ runtimes in one process; docs/verification.md,
-"Device classes"). The worker imports numpy first, so this runs in a fresh process in that order
-and fails, rather than skips, on a build that crashes: build it as bench/gpu/README.md says.
+section 10). inferchain's commands import numpy first, so `load_crash` loads the model in a fresh
+process in that order, and the worker refuses a GPU build for which it fails (chain/cli/worker.py).
+On this build it must load; a crash is told from a plain load failure.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
-from tests.nodes import ROOT
-
-NUMPY_FIRST = """
-import numpy
-import llama_cpp
-from inference.engine import Engine, EngineConfig
+from inference.loading import load_crash
 from inference.model_store import ModelStore
-import sys
-record = ModelStore(sys.argv[1]).embedded()
-engine = Engine(record.path, record.id, EngineConfig(context=256, threads=1))
-logits = engine.output_logits(engine.prompt_tokens("Hello"), [engine.end_of_sequence_token])
-assert logits.shape == (1, engine.vocabulary_size) and numpy.isfinite(logits).all()
-engine.close()
-print("evaluated")
-"""
+from tests.inference.conftest import tiny_gguf
 
 
 def test_numpy_imported_before_llama_cpp_loads_the_model_and_evaluates(tmp_path):
-    done = subprocess.run([sys.executable, "-c", NUMPY_FIRST, str(tmp_path / "models")], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-2000:]}"
-    assert done.stdout.strip().endswith("evaluated")
+    record = ModelStore(tmp_path / "models").embedded()
+    assert load_crash(record.path, gpu_layers=0) is None
+
+
+def test_a_file_llama_cpp_cannot_load_is_named_as_a_load_failure_not_a_crash(tmp_path):
+    problem = load_crash(tiny_gguf(tmp_path / "broken.gguf"), gpu_layers=0)
+    assert problem is not None and problem.startswith("a fresh process could not load the model: ")
+    assert "died with" not in problem
