@@ -53,8 +53,8 @@ WAIT_POLL_S = 0.2
 class BatchedStats:
     """Cumulative work of a BatchedEngine since it started.
 
-    generating_s: the scheduler's busy time (prefills, decode steps, choices); canonical_s: the
-    canonical passes' time, summed over callers (they may overlap each other and the batch).
+    generating_s: the scheduler's time in prefills, decode steps and choices; canonical_s: its time
+    making finished outputs into results (the canonical passes, when on), between steps.
     """
 
     generating_s: float
@@ -230,9 +230,8 @@ class BatchedEngine:
                 log.exception("batched engine: a step failed")
                 for request in list(self._active.values()):
                     self._finish(request, error=EngineError(f"the batch failed: {type(error).__name__}: {error}"))
-            generated = time.perf_counter()
+            self._count(generating_s=time.perf_counter() - started)
             self._complete_all()
-            self._count(generating_s=generated - started, canonical_s=time.perf_counter() - generated)
 
     def _admit(self) -> list[_Request] | None:
         """Wait for work; the waiting jobs that get a free sequence now, in order (None: closed)."""
@@ -314,12 +313,14 @@ class BatchedEngine:
         """Make each finished output canonical (when the pass is on) and hand its caller the result."""
         completed, self._completed = self._completed, []
         for request, stop_reason in completed:
+            started = time.perf_counter()
             try:
                 result, rolled_back = self._result(request, stop_reason)
             except Exception as error:  # an engine error or the caller's chooser failing: the caller's
                 request.events.put(("error", error))
                 continue
-            self._count(results=1, rolled_back=rolled_back)
+            # Counted before the caller has its result: stats() read after generate() returns includes it.
+            self._count(results=1, rolled_back=rolled_back, canonical_s=time.perf_counter() - started)
             request.events.put(("done", result))
 
     def _result(self, request: _Request, stop_reason: str) -> tuple[InferenceResult, int]:
