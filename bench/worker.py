@@ -6,7 +6,8 @@
    job, each with max(1, cores // jobs) threads, every job its own thread.
 2. Batched: one BatchedEngine (inference/batched.py) with one slot per concurrent job and all the
    cores, every job its own thread calling generate(), each result through the canonical scoring
-   pass (inference/canonical.py) before it is returned, as the worker will commit it.
+   pass (inference/canonical.py) before it is returned, as a GPU worker commits it (a CPU worker's
+   default is the pass off: batched_no_pass_tps_8 below).
 3. Each layout runs jobs back to back (calibration prompts, greedy and sampled alternately, fresh
    job ids) for about --seconds per concurrency; tokens/s is every result's tokens over the wall
    time until the last job ends. Both layouts are measured in this run, on this machine.
@@ -14,33 +15,31 @@
    batched_over_unbatched_8, canonical_share (the pass's share of the batched engine's busy time
    at 8 jobs), rolled_back (positions the pass rolled back in all batched runs: 0 where batching is
    exact, as on the pinned CPU build), and batched_no_pass_tps_8 (the batch alone, the pass off:
-   what the batch itself gains).
+   what the batch itself gains, and what `inferchain worker --batch-jobs 8` runs on a CPU).
 
-What the CPU gains: from the batch alone, a little; with the canonical pass, nothing; it loses.
-The pinned CPU build (llama.cpp without llamafile's matrix kernels, docs/verification.md) computes
-a batch row with the same vector kernels as a single decoded token, so eight sequences in one
-decode cost nearly eight decodes; a batch saves only per-decode overhead (graph build, thread
+What the CPU gains: from the batch alone, about a third at 8 jobs; with the canonical pass, nothing:
+it loses. The pinned CPU build (llama.cpp without llamafile's matrix kernels, docs/verification.md)
+computes a batch row with the same vector kernels as a single decoded token, so eight sequences in
+one decode cost nearly eight decodes; a batch saves only per-decode overhead (graph build, thread
 wake-ups, one pass over the weights per step instead of per job), a real share on a small model.
 The canonical pass is one fresh evaluation of prompt + output per result, and on this build an
 evaluated row costs about what a generated token cost: the pass takes close to half the batched
-engine's time, and rolls back nothing (on the CPU the batch is exact; tests/inference/test_batched.py).
-Measured with --quick on a shared 2-core x86-64 VM (AVX2; other processes held 2 to 4 cores' worth
-of load, so take the figures as rough), OMP_WAIT_POLICY=passive, SmolLM2-135M Q4_1, 48 tokens:
+engine's time, and rolls back nothing (on the CPU the batch is exact; tests/inference/test_batched.py),
+so the worker leaves it off on the CPU. `--seconds 10` on a quiet 2-core x86-64 VM (AVX2), SmolLM2-135M
+Q4_1, 48 tokens, nothing else running:
 
-    jobs  unbatched  batched (with the pass)  batched, pass off
-    1     33.9       16.5
-    4     30.2       24.9
-    8     30.6       18.4 (pass 45% of the time)  38.4 tokens/s
+    jobs  unbatched  batched, with the pass       batched, pass off
+    1     66.5       28.0 (pass 42% of the time)
+    4     76.0       41.6 (48%)
+    8     64.5       46.3 (47%)                   84.1 tokens/s (1.30x)
 
-So on the CPU the batch alone gives about 1.25x at 8 jobs, and the pass costs more than that:
-the worker gains from batching on the CPU only with the pass off there, which the batch's
-exactness on the pinned build allows (EngineConfig(canonical_pass=False)). On a GPU a decode step
-is bound by reading the weights, so a batch of eight costs about one step: batching is where GPU
-throughput comes from, and there the pass is what makes the results verifiable.
+On a GPU a decode step is bound by reading the weights, so a batch of eight costs about one step:
+batching is where GPU throughput comes from, and there the pass is what makes the results
+verifiable (bench/gpu/ measures both; not yet run).
 
 On a machine where other processes compete for the cores, set OMP_WAIT_POLICY=passive: ggml's
 OpenMP teams of 2 threads otherwise spin-wait for a descheduled peer, and one 2-thread engine fell
-from 34 to 0.3 tokens/s in a run without it (the 1-thread engines kept their speed).
+from 34 to 0.3 tokens/s in a run on a loaded machine without it (the 1-thread engines kept their speed).
 """
 
 from __future__ import annotations

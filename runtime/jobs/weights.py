@@ -21,7 +21,7 @@ from runtime.disputes import weights as dispute_weights
 from runtime.disputes.params import MAX_PROBES_PER_EPOCH
 from runtime.disputes.params import read_params as read_dispute_params
 from runtime.jobs.assignment import DRAW_DUE_PREFIX, MAX_REFUSALS_PER_HOOK
-from runtime.models import MAX_ENGINE_CLASSES
+from runtime.models import MAX_ENGINE_CLASSES, model_for_job
 from runtime.jobs.tables import current_epoch, read_header
 from runtime.jobs.params import read_params
 from runtime.jobs.queue import queued, queued_models
@@ -51,19 +51,20 @@ PROBE = (JOB_RECORD + weights.MAX_PROMPT_BYTES * weights.BYTE + 2 * SCHEDULE_ENT
          + 6 * weights.WRITE)
 
 
-# A draw's engine classes (assignment.draw): per class and region step, the class table's header read, a binary
-# search for its entries within the job's price and its weight read; each such table may be tried and fail.
-CLASS_STEPS = 2 * (MAX_ENGINE_CLASSES + 1)
+# A draw's engine classes (assignment.draw), per class of the job's model and per region step (the job's region,
+# then all): the class table's header read, a binary search for its entries within the job's price and its
+# weight read; each such table may be tried and fail.
 CLASS_STEP = weights.draw(weights.MAX_EXECUTORS_PER_MODEL, 0) + (weights.halvings(weights.MAX_EXECUTORS_PER_MODEL)
                                                               + 2) * weights.READ
+REGION_STEPS = 2
 
 
-def _job_in_hook(redundancy: int) -> int:
-    """One job handled by a hook: its record, a draw of every slot (collateral and jail read) in one of up to
-    CLASS_STEPS class tables, each slot missed (and slashed), settled or released, the dispute or audit its
-    settling opens, and its next schedule entry."""
+def _job_in_hook(redundancy: int, classes: int) -> int:
+    """One job handled by a hook: its record, a draw of every slot (collateral and jail read) in one of the
+    `classes` class tables of its model (each tried in both region steps), each slot missed (and slashed), settled
+    or released, the dispute or audit its settling opens, and its next schedule entry."""
     executors = weights.MAX_EXECUTORS_PER_MODEL
-    draw = (weights.draw(executors, redundancy) + CLASS_STEPS * CLASS_STEP + COLLATERAL
+    draw = (weights.draw(executors, redundancy) + REGION_STEPS * classes * CLASS_STEP + COLLATERAL
             + redundancy * weights.READ)
     return (JOB_RECORD + draw + redundancy * (weights.SLOT + slash(0)) + SETTLE_DISPUTE
             + SCHEDULE_ENTRY)
@@ -110,11 +111,21 @@ def hooks_weight(state: StateReader, block: BlockContext) -> int:
     # A first draw that finds too few executors free joins the queue, and this block's on_finalize may retry it.
     retries = min(params.assign_per_block, waiting + len(drawn))
     handled = len(drawn) + retries + len(due)
-    builds = _table_builds(state, block.height, set(models), drawn + due)
+    involved = set(models)
+    builds = _table_builds(state, block.height, involved, drawn + due)
     # Each hook may refuse MAX_REFUSALS_PER_HOOK picks (full or departed executors) beyond the picks it keeps.
     refusals = 2 * REFUSALS if handled else 0
-    return (4 * weights.READ + handled * _job_in_hook(params.max_redundancy) + builds * TABLE_BUILD + refusals
-            + probes_weight(state, block.height))
+    # Every job counted at the most classes any involved model registers (tables follow the registry's classes).
+    classes = max((class_count(state, model) for model in involved), default=1)
+    return (4 * weights.READ + handled * _job_in_hook(params.max_redundancy, classes) + len(involved) * weights.READ
+            + builds * TABLE_BUILD + refusals + probes_weight(state, block.height))
+
+
+def class_count(state: StateReader, model: bytes) -> int:
+    """The engine classes a model's jobs may be drawn from: cpu and those its registration names (at most
+    MAX_ENGINE_CLASSES + 1)."""
+    described = model_for_job(state, model)
+    return 1 + (len(described.engine_classes) if described is not None else MAX_ENGINE_CLASSES)
 
 
 def probes(executors: int, models: int, count: int) -> int:

@@ -333,3 +333,14 @@ def test_an_offer_whose_class_the_model_dropped_is_left_out_of_the_tables():
     layer.set(models.MODEL_PREFIX + MODEL_ID, classed(classes=(GPU_A,), pairs=()).SerializeToString(deterministic=True))
     assignment.ensure_tables(layer, MODEL_ID, world.height + 1, JOBS)
     assert read_header(layer, MODEL_ID).engine_classes == ["cpu", "gpu-a"]
+
+
+def test_the_draw_hooks_declare_a_class_table_per_registered_class_of_the_model():
+    from runtime.jobs import weights as job_weights
+
+    world = classed_market("", "gpu-a")
+    assert job_weights.class_count(world.state, MODEL_ID) == 3  # cpu, gpu-a, gpu-b
+    assert job_weights.class_count(world.state, bytes(32)) == models.MAX_ENGINE_CLASSES + 1  # unknown: the ceiling
+    redundancy = JOBS.max_redundancy
+    assert (job_weights._job_in_hook(redundancy, 3) - job_weights._job_in_hook(redundancy, 1)
+            == 2 * job_weights.REGION_STEPS * job_weights.CLASS_STEP)

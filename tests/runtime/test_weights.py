@@ -220,9 +220,11 @@ def test_the_jobs_hooks_declare_each_first_draw_its_possible_retry_and_a_stale_d
     for _ in range(jobs.read_params(world.state).assignment_delay_blocks - 1):
         world.apply([])
     drawing = hooks_weight(world.state, world.next_context())
-    per_job = job_weights._job_in_hook(jobs.read_params(world.state).max_redundancy)
-    # Five first draws, each possibly retried in on_finalize, the model's first draw table, and the picks each
-    # of the two hooks may refuse.
-    assert drawing - quiet == 10 * per_job + job_weights.TABLE_BUILD + 2 * job_weights.REFUSALS
+    # The model registers no class besides cpu: each draw counts one class table per region step.
+    per_job = job_weights._job_in_hook(jobs.read_params(world.state).max_redundancy, classes=1)
+    # Five first draws, each possibly retried in on_finalize, the model's first draw table, the model's
+    # registration read (its classes), and the picks each of the two hooks may refuse.
+    assert drawing - quiet == (10 * per_job + job_weights.TABLE_BUILD + weights.READ
+                               + 2 * job_weights.REFUSALS)
     world.apply([])
     assert hooks_weight(world.state, world.next_context()) == quiet  # drawn, and the table is this epoch's
