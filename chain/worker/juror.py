@@ -21,9 +21,11 @@ too).
 Engine classes (docs/protocol.md, "Models"): the member judges on its own engine class (the worker's
 `--engine-class`), each candidate was produced on the class its assignment records
 (`Assignment.engine_class`, empty: "cpu"). The thresholds are the model's for that pair: the class's
-own when both are the same, else the model's class pair. When the model has none for a candidate's
-pair the member abstains from the whole dispute (no vote, one log line naming the pair): judging by
-another pair's numbers would vote honest results of a differing engine invalid.
+own when both are the same, else the model's class pair. The runtime draws only members whose offered class
+has thresholds for the job's results (runtime/disputes/committee.py); a member whose worker runs another class
+than its offer names may still find none for a candidate's pair, and then abstains from the whole dispute
+(no vote, one log line naming the pair): judging by another pair's numbers would vote honest results of a
+differing engine invalid.
 """
 
 from __future__ import annotations

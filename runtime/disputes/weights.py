@@ -50,9 +50,10 @@ READY_ENTRY = weights.READ + weights.WRITE + MAX_READY * weights.LIST_ENTRY
 
 
 def committee_draw(validators: int, members: int) -> int:
-    """Drawing a committee: per validator its ledger, bond, jail and serving entry read; per member a walk over the
-    validators; the members' duty entries written and the commit deadline scheduled."""
-    return (2 * weights.READ + validators * (4 * weights.READ + weights.LIST_ENTRY) + members * validators
+    """Drawing a committee: the model's registration read; per validator its ledger, bond, jail, offer and serving
+    entry read; per member a walk over the validators; the members' duty entries written and the commit deadline
+    scheduled."""
+    return (3 * weights.READ + validators * (5 * weights.READ + weights.LIST_ENTRY) + members * validators
             * weights.LIST_ENTRY + members * weights.WRITE + SCHEDULE_ENTRY)
 
 

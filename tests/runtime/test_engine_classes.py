@@ -16,6 +16,7 @@ from inference.errors import InvalidThresholds
 from inference.registration import registered_thresholds
 from proto import state_pb2, types_pb2
 from runtime import models
+from runtime.disputes import committee
 from runtime.jobs import assignment
 from runtime.jobs.errors import InvalidJob
 from runtime.jobs.calls import check_post
@@ -27,7 +28,7 @@ from runtime.staking.offers import check_offer
 from runtime.state import Overlay
 from runtime import staking
 from runtime.staking.genesis import GenesisStake
-from tests.runtime.helpers import genesis_state
+from tests.runtime.helpers import ACCOUNTS, genesis_state
 from tests.runtime.market import BOND, EXECUTORS, JOBS, MODEL, MODEL_ID, NO_PROBES, STAKING, Market
 
 NAME = re.compile(r"[a-z0-9-]{1,32}")
@@ -344,3 +345,33 @@ def test_the_draw_hooks_declare_a_class_table_per_registered_class_of_the_model(
     redundancy = JOBS.max_redundancy
     assert (job_weights._job_in_hook(redundancy, 3) - job_weights._job_in_hook(redundancy, 1)
             == 2 * job_weights.REGION_STEPS * job_weights.CLASS_STEP)
+
+
+# -- the committee ------------------------------------------------------------------------------------
+
+
+def committee_world(classes: tuple[str, ...]) -> Market:
+    """Validators ACCOUNTS[i] serving the classed model in classes[i] ("": cpu)."""
+    stakes = tuple(GenesisStake(account.public_key, BOND, True, stake(account, engine_class=name).offer)
+                   for account, name in zip(ACCOUNTS, classes))
+    return Market(genesis_state(endowed=6, registered=(CLASSED,), stakes=stakes, jobs_params=JOBS,
+                                staking_params=STAKING, disputes_params=NO_PROBES))
+
+
+def judged(world: Market, made_on: str, min_committee_size: int) -> set[int]:
+    """Which ACCOUNTS are eligible for the committee of a job whose result was made on `made_on`."""
+    executor = bytes([0xEE]) * 32  # not a validator: nobody is excluded for having executed it
+    job = a_job(assignments=[state_pb2.Assignment(executor=executor, engine_class=made_on)])
+    accounts = {account for account, _ in committee.eligible(world.state, job, 1, min_committee_size)}
+    return {index for index, keypair in enumerate(ACCOUNTS) if keypair.public_key in accounts}
+
+
+def test_a_committee_is_drawn_from_the_results_class_when_enough_run_it_else_from_every_class_that_can_judge_it():
+    world = committee_world(("", "", "gpu-a", "gpu-a", "gpu-b", ""))
+    # A gpu-a result: its two gpu-a validators recompute it exactly, enough for a committee of 2.
+    assert judged(world, "gpu-a", 2) == {2, 3}
+    # Too few of them: every validator with thresholds for gpu-a results (cpu by the pair), never gpu-b (none).
+    assert judged(world, "gpu-a", 3) == {0, 1, 2, 3, 5}
+    # A cpu result: its three cpu validators; gpu validators have no pair judging cpu results and never join.
+    assert judged(world, "", 2) == {0, 1, 5}
+    assert judged(world, "", 4) == {0, 1, 5}
