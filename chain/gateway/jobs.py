@@ -22,6 +22,7 @@ from chain.crypto import Keypair
 from chain.gateway.openai_shapes import CompletionRequest, RequestError, invalid
 from chain.gateway.tracker import JobTracker, Watch
 from proto import state_pb2, types_pb2
+from runtime.models import class_names
 
 log = logging.getLogger(__name__)
 
@@ -139,9 +140,13 @@ class ChainAccess:
         elif model.context_length and max_tokens >= model.context_length:
             raise invalid(f"{field} {max_tokens} does not fit the model's {model.context_length}-token context "
                           f"(at most {model.context_length - 1})", field, "context_length_exceeded")
+        unknown = [name for name in request.engine_classes if name not in class_names(model)]
+        if unknown:
+            raise invalid(f"model {model.name} has no engine class {unknown[0]!r} (its classes: "
+                          f"{', '.join(class_names(model))})", "inferchain.engine_classes", "invalid_value")
         price = request.max_price_per_token
         if price is None:
-            price = self._least_price(model, request.redundancy)
+            price = self._least_price(model, request.redundancy, request.engine_classes)
         seed = request.seed
         if seed is None:  # OpenAI's: no seed, a fresh draw; greedy decoding needs none
             seed = 0 if request.temperature_milli == 0 else secrets.randbits(64)
@@ -150,13 +155,13 @@ class ChainAccess:
         try:
             return post_job_call(request.prompt, model=model.id, max_price_per_token=price, max_tokens=max_tokens,
                                  sampling=sampling, redundancy=request.redundancy, region=request.region,
-                                 prompt_format=request.prompt_format)
+                                 prompt_format=request.prompt_format, engine_classes=request.engine_classes)
         except ClientError as error:
             raise invalid(error.message, None, "invalid_job") from None
 
-    def _least_price(self, model: types_pb2.ModelInfo, redundancy: int) -> int:
+    def _least_price(self, model: types_pb2.ModelInfo, redundancy: int, engine_classes=()) -> int:
         try:
-            return self.client.least_price(model.id, redundancy)
+            return self.client.least_price(model.id, redundancy, engine_classes)
         except ClientError as error:
             if error.code == "FAILED_PRECONDITION":
                 raise RequestError(503, f"no executor can take the job now: {error.message}",

@@ -20,6 +20,7 @@ from decimal import Decimal, InvalidOperation
 
 from proto import state_pb2
 from proto.job_form import MAX_TEMPERATURE_MILLI
+from runtime.models import MAX_ENGINE_CLASSES, class_name_problem
 
 U32_MAX = 2**32 - 1
 U64_MAX = 2**64 - 1
@@ -83,6 +84,7 @@ class CompletionRequest:
     redundancy: int
     max_price_per_token: int | None
     region: str
+    engine_classes: tuple[str, ...] = ()
 
 
 def parse_chat_request(body: object) -> CompletionRequest:
@@ -168,6 +170,7 @@ def _request(document: dict, kind: str, prompt: str, prompt_format: str, max_tok
         raise invalid(f"inferchain.region must be a string of at most {MAX_REGION_CHARS} characters",
                       "inferchain.region")
     _encodable(region, "inferchain.region")
+    engine_classes = _engine_classes(extras.get("engine_classes", []))
     top_k = _optional_integer(extras, "top_k", 0, U32_MAX, "inferchain.top_k")
     redundancy = _optional_integer(extras, "redundancy", 1, U32_MAX, "inferchain.redundancy")
     return CompletionRequest(
@@ -180,7 +183,23 @@ def _request(document: dict, kind: str, prompt: str, prompt_format: str, max_tok
         max_price_per_token=_optional_integer(extras, "max_price_per_token", 1, U64_MAX,
                                               "inferchain.max_price_per_token"),
         region=region,
+        engine_classes=engine_classes,
     )
+
+
+def _engine_classes(value: object) -> tuple[str, ...]:
+    """inferchain.engine_classes: the engine classes whose executors may run the job (empty: any), each a class
+    name as the chain checks it; the chain refuses a class the model lacks or nobody offers."""
+    where = "inferchain.engine_classes"
+    if not isinstance(value, list) or len(value) > MAX_ENGINE_CLASSES:
+        raise invalid(f"{where} must be a list of at most {MAX_ENGINE_CLASSES} engine class names", where)
+    for index, name in enumerate(value):
+        problem = class_name_problem(name) if isinstance(name, str) else "an engine class name is a string"
+        if problem is not None:
+            raise invalid(f"{where}[{index}]: {problem}", f"{where}[{index}]")
+    if len(set(value)) != len(value):
+        raise invalid(f"{where} names a class twice", where)
+    return tuple(value)
 
 
 def _check_unsupported(document: dict) -> None:

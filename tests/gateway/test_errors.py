@@ -96,12 +96,24 @@ def test_a_missing_or_unknown_api_key_is_401(gateway):
     ({"model": EMBEDDED_NAME, "messages": HELLO, "stop": ["\n"]}, "stop"),
     (b'{"model": "m", "messages": [{"role": "user", "content": "a\\ud800b"}]}', "messages[0].content"),
     ({"model": EMBEDDED_NAME, "messages": HELLO, "seed": 10**40}, "seed"),
+    ({"model": EMBEDDED_NAME, "messages": HELLO, "inferchain": {"engine_classes": ["GPU"]}},
+     "inferchain.engine_classes[0]"),
 ])
 def test_an_invalid_request_is_400_naming_the_field(gateway, node, body, param):
     reply = post(gateway, "/chat/completions", body)
     assert reply.status_code == 400, reply.text
     error = error_of(reply)
     assert error["type"] == "invalid_request_error" and error["param"] == param
+
+
+def test_an_engine_class_the_model_does_not_register_is_400_naming_it(gateway):
+    for extras in ({"engine_classes": ["gpu-a"]}, {"engine_classes": ["cpu", "gpu-a"], "max_price_per_token": 10**9}):
+        reply = post(gateway, "/chat/completions", {"model": EMBEDDED_NAME, "messages": HELLO, "inferchain": extras})
+        assert reply.status_code == 400, reply.text
+        error = error_of(reply)
+        assert error["param"] == "inferchain.engine_classes" and "no engine class 'gpu-a' (its classes: cpu)" in \
+            error["message"]
+        assert "x-inferchain-job" not in reply.headers
 
 
 def test_an_unknown_model_is_404(gateway):

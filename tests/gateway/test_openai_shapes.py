@@ -48,14 +48,32 @@ def test_sampling_fields_map_to_the_chains_integers():
     request = parse_chat_request({
         "model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": 0.7, "top_p": 0.9, "seed": 3,
         "max_completion_tokens": 5, "max_tokens": 9, "stream": True, "stream_options": {"include_usage": True},
-        "inferchain": {"top_k": 20, "redundancy": 2, "max_price_per_token": 7, "region": "eu"},
+        "inferchain": {"top_k": 20, "redundancy": 2, "max_price_per_token": 7, "region": "eu",
+                       "engine_classes": ["cpu", "gpu-a"]},
         "user": "ignored", "n": 1,
     })
     assert (request.temperature_milli, request.top_p_ppm, request.seed, request.max_tokens) == (700, 900_000, 3, 5)
     assert (request.top_k, request.redundancy, request.max_price_per_token, request.region) == (20, 2, 7, "eu")
+    assert request.engine_classes == ("cpu", "gpu-a")
+    assert parse_text_request({"model": "m", "prompt": "x"}).engine_classes == ()
     assert request.stream and request.include_usage and request.prompt_format == "chat"
     text = parse_text_request({"model": "m", "prompt": ["Once"]})
     assert text.prompt == "Once" and text.prompt_format == "raw" and text.temperature_milli == 1_000
+
+
+@pytest.mark.parametrize("classes, param", [
+    ("cpu", "inferchain.engine_classes"),
+    (["cpu", "cpu"], "inferchain.engine_classes"),
+    ([f"g{index}" for index in range(9)], "inferchain.engine_classes"),
+    (["GPU"], "inferchain.engine_classes[0]"),
+    (["cpu", 7], "inferchain.engine_classes[1]"),
+    ([""], "inferchain.engine_classes[0]"),
+])
+def test_engine_classes_that_are_not_a_short_list_of_class_names_are_refused_naming_the_field(classes, param):
+    with pytest.raises(RequestError) as refused:
+        parse_chat_request({"model": "m", "messages": [{"role": "user", "content": "x"}],
+                            "inferchain": {"engine_classes": classes}})
+    assert refused.value.status == 400 and refused.value.param == param
 
 
 @given(st.text(), st.integers(min_value=1, max_value=50))
