@@ -27,6 +27,7 @@ from proto import state_pb2
 from runtime import jobs
 from runtime.jobs.pricing import charge
 from tests.commands import ROOT, inferchain
+from tests.gateway.serving import WORKER_READY
 from tests.nodes import NodeProcess, free_port, market_genesis
 
 # Windows short enough that a dead worker's slot moves on within seconds (0.5 s blocks).
@@ -55,6 +56,15 @@ class Worker:
             env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
 
+    def wait_ready(self, timeout: float = 180.0) -> None:
+        """Until the worker has loaded its model and follows its assignments (a job posted before would be missed
+        by a worker still loading, and with redundancy 3 nobody else can take its slot)."""
+        deadline = time.monotonic() + timeout
+        while WORKER_READY not in self.log_path.read_text(errors="replace"):
+            assert self.process.poll() is None, f"worker {self.name} exited: {self.log_path.read_text()[-2000:]}"
+            assert time.monotonic() < deadline, f"worker {self.name} not ready within {timeout} s"
+            time.sleep(0.2)
+
     def kill(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
@@ -78,6 +88,8 @@ def market(tmp_path_factory):
         assert offered.returncode == 0, offered.stderr
     workers = {name: Worker(name, target, base, *(("--batch-jobs", "2") if name == "charlie" else ()))
                for name in ("alice", "bob", "charlie")}
+    for worker in workers.values():
+        worker.wait_ready()
     yield node, workers, base
     for worker in workers.values():
         worker.kill()
