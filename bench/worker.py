@@ -14,24 +14,29 @@
 4. The last line is one JSON object: unbatched_tps_{1,4,8}, batched_tps_{1,4,8},
    batched_over_unbatched_8, canonical_share (the pass's share of the batched engine's busy time
    at 8 jobs), rolled_back (positions the pass rolled back in all batched runs: 0 where batching is
-   exact, as on the pinned CPU build), and batched_no_pass_tps_8 (the batch alone, the pass off:
-   what the batch itself gains, and what `inferchain worker --batch-jobs 8` runs on a CPU).
+   exact, as on the pinned CPU build), and batched_no_pass_tps_{1,4,8} (the batch alone, the pass
+   off: what the batch itself gains, and what `inferchain worker --batch-jobs N` runs on a CPU).
 
-What the CPU gains: from the batch alone, about a third at 8 jobs; with the canonical pass, nothing:
-it loses. The pinned CPU build (llama.cpp without llamafile's matrix kernels, docs/verification.md)
+What the CPU gains: from the batch alone, little or nothing; with the canonical pass, nothing: it
+loses. The pinned CPU build (llama.cpp without llamafile's matrix kernels, docs/verification.md)
 computes a batch row with the same vector kernels as a single decoded token, so eight sequences in
 one decode cost nearly eight decodes; a batch saves only per-decode overhead (graph build, thread
-wake-ups, one pass over the weights per step instead of per job), a real share on a small model.
-The canonical pass is one fresh evaluation of prompt + output per result, and on this build an
-evaluated row costs about what a generated token cost: the pass takes close to half the batched
-engine's time, and rolls back nothing (on the CPU the batch is exact; tests/inference/test_batched.py),
-so the worker leaves it off on the CPU. `--seconds 10` on a quiet 2-core x86-64 VM (AVX2), SmolLM2-135M
-Q4_1, 48 tokens, nothing else running:
+wake-ups, one pass over the weights per step instead of per job), and the scheduler thread costs
+some back. The canonical pass is one fresh evaluation of prompt + output per result, and on this
+build an evaluated row costs about what a generated token cost: the pass takes close to half the
+batched engine's time, and rolls back nothing (on the CPU the batch is exact;
+tests/inference/test_batched.py), so the worker leaves it off on the CPU. Three `--seconds 10` runs
+in a row on a quiet 2-core x86-64 VM (AVX2), SmolLM2-135M Q4_1, 48 tokens, nothing else running
+(the first run measured the batch without the pass at 8 jobs only):
 
-    jobs  unbatched  batched, with the pass       batched, pass off
-    1     66.5       28.0 (pass 42% of the time)
-    4     76.0       41.6 (48%)
-    8     64.5       46.3 (47%)                   84.1 tokens/s (1.30x)
+    jobs  unbatched          batched, with the pass     batched, pass off (over unbatched)
+    1     66.5  64.3  61.4   28.0  35.3  29.1           -     56.7  49.6  (0.88, 0.81)
+    4     76.0  78.9  71.4   41.6  33.4  37.3           -     71.5  70.7  (0.91, 0.99)
+    8     64.5  69.2  63.7   46.3  35.3  35.3           84.1  67.1  74.6  (1.30, 0.97, 1.17)
+
+So on the CPU a batch of 8 runs between even and a third faster than one engine per job (0.97 to
+1.30, as noisy as these machines), fewer jobs run slower in a batch, and the pass halves it:
+`--batch-jobs` is off by default on the CPU.
 
 On a GPU a decode step is bound by reading the weights, so a batch of eight costs about one step:
 batching is where GPU throughput comes from, and there the pass is what makes the results
@@ -174,11 +179,11 @@ def main(argv=None) -> int:
         print(f"  {jobs} jobs, batched:   {run.per_second:7.1f} tokens/s ({run.tokens} tokens in "
               f"{run.seconds:.1f} s; canonical pass {100 * share:.0f}% of the engine's time, "
               f"{rolled} positions rolled back)", flush=True)
+        bare, _, _ = batched(record, jobs, args.cores, args, canonical_pass=False)
+        print(f"  {jobs} jobs, batched without the canonical pass: {bare.per_second:7.1f} tokens/s", flush=True)
         figures[f"unbatched_tps_{jobs}"] = round(plain.per_second, 1)
         figures[f"batched_tps_{jobs}"] = round(run.per_second, 1)
-    bare, _, _ = batched(record, CONCURRENCY[-1], args.cores, args, canonical_pass=False)
-    print(f"  {CONCURRENCY[-1]} jobs, batched without the canonical pass: {bare.per_second:7.1f} tokens/s", flush=True)
-    figures[f"batched_no_pass_tps_{CONCURRENCY[-1]}"] = round(bare.per_second, 1)
+        figures[f"batched_no_pass_tps_{jobs}"] = round(bare.per_second, 1)
     figures["batched_over_unbatched_8"] = round(figures["batched_tps_8"] / figures["unbatched_tps_8"], 3) \
         if figures["unbatched_tps_8"] else 0.0
     figures["canonical_share"] = round(share, 3)
