@@ -125,38 +125,18 @@ class BatchedEngine:
         self._thread.start()
         log.info("batched engine: %s, %d slots, %s", model_id[:12], slots, self.single.device_description())
 
-    # -- the model's facts, as Engine gives them -----------------------------------------------
+    # -- the model's facts the worker reads (the rest: `single`, the Engine this one owns) ------
 
     @property
     def model_id(self) -> str:
         return self.single.model_id
 
     @property
-    def model_path(self) -> str:
-        return self.single.model_path
-
-    @property
     def context_size(self) -> int:
         return self.single.context_size
 
-    @property
-    def vocabulary_size(self) -> int:
-        return self.single.vocabulary_size
-
-    def prompt_tokens(self, prompt: str, prompt_format: str = "chat") -> list[int]:
-        return self.single.prompt_tokens(prompt, prompt_format)
-
-    def tokenize(self, text: str, special: bool = False, add_bos: bool = False) -> list[int]:
-        return self.single.tokenize(text, special, add_bos)
-
     def detokenize(self, tokens: Sequence[int]) -> str:
         return self.single.detokenize(tokens)
-
-    def is_end_of_generation(self, token: int) -> bool:
-        return self.single.is_end_of_generation(token)
-
-    def check_fits(self, prompt_length: int, max_tokens: int) -> None:
-        self.single.check_fits(prompt_length, max_tokens)
 
     def device_description(self) -> str:
         return self.single.device_description()

@@ -225,8 +225,6 @@ class Measurement:
             seconds = time.perf_counter() - started
         finally:
             engine.close()
-        # Read once the scheduler has stopped: it counts a step's canonical passes after their
-        # callers already have their results.
         self.last_stats = engine.stats()
         return results, seconds
 
