@@ -3,10 +3,9 @@
 Eligible: accounts of the current validator set whose offer serves the job's model, neither the
 poster nor an executor of any of the job's assignments (missed ones included), not jailed, bonded at
 least staking's min_bond, and able to judge every result of the job: the model registers thresholds
-for (the class each result was produced on, the engine class of the validator's offer). When at
-least min_committee_size of them run the class the job's results were produced on, only those are
-eligible: a same-class member recomputes a result exactly, another class only within the pair's
-measured drift (docs/protocol.md, "Engine classes"). Weight: bonded stake now. The draw is without
+for (the class each result was produced on, the engine class of the validator's offer)
+(docs/protocol.md, "Engine classes"). Same-class members are not preferred: whoever runs a small class
+(its executors' partners) would judge its results alone. Weight: bonded stake now. The draw is without
 replacement from the seed of the RANDAO mix of the draw block (recipes.committee_seed), walking the
 remaining eligible in account order, so nobody who acts on the job can pick its judges
 (docs/protocol.md, "Disputes").
@@ -24,15 +23,15 @@ from runtime.slashing.penalties import jailed
 from runtime.state import Overlay, StateReader
 
 
-def eligible(state: StateReader, job: state_pb2.Job, height: int, min_committee_size: int) -> list[tuple[bytes, int]]:
-    """(account, bonded stake) of every validator that may judge the job, sorted by account: of its results' class
-    when at least min_committee_size such validators can, else of any class with thresholds for every result."""
+def eligible(state: StateReader, job: state_pb2.Job, height: int) -> list[tuple[bytes, int]]:
+    """(account, bonded stake) of every validator that may judge the job, sorted by account: of any class with
+    thresholds for every result of the job."""
     min_bond = staking.read_params(state).min_bond
     serving = set(staking.serving(state, job.request.model))
     excluded = {job.poster} | {slot.executor for slot in job.assignments}
     model = models.model_for_job(state, job.request.model)
     produced = {slot.engine_class or models.CPU_CLASS for slot in job.assignments}
-    pool, same_class = [], []
+    pool = []
     for validator in staking.read_validator_set(state).validators:
         account = validator.public_key
         if account in excluded or account not in serving or jailed(state, account, height):
@@ -45,15 +44,13 @@ def eligible(state: StateReader, job: state_pb2.Job, height: int, min_committee_
         if model is not None and any(models.class_thresholds(model, made_on, judge) is None for made_on in produced):
             continue  # it would have no numbers to judge some result by
         pool.append((account, stake))
-        if produced == {judge}:
-            same_class.append((account, stake))
-    return sorted(same_class if len(same_class) >= max(min_committee_size, 1) else pool)
+    return sorted(pool)
 
 
 def draw_committee(state: StateReader, dispute_id: bytes, job: state_pb2.Job, mix: bytes, height: int,
                    params: Params) -> list[state_pb2.CommitteeMember]:
     """min(committee_size, eligible) members drawn by stake; none when fewer than min_committee_size are eligible."""
-    pool = eligible(state, job, height, params.min_committee_size)
+    pool = eligible(state, job, height)
     if len(pool) < params.min_committee_size:
         return []
     seed = committee_seed(mix, dispute_id)

@@ -358,20 +358,18 @@ def committee_world(classes: tuple[str, ...]) -> Market:
                                 staking_params=STAKING, disputes_params=NO_PROBES))
 
 
-def judged(world: Market, made_on: str, min_committee_size: int) -> set[int]:
+def judged(world: Market, made_on: str) -> set[int]:
     """Which ACCOUNTS are eligible for the committee of a job whose result was made on `made_on`."""
     executor = bytes([0xEE]) * 32  # not a validator: nobody is excluded for having executed it
     job = a_job(assignments=[state_pb2.Assignment(executor=executor, engine_class=made_on)])
-    accounts = {account for account, _ in committee.eligible(world.state, job, 1, min_committee_size)}
+    accounts = {account for account, _ in committee.eligible(world.state, job, 1)}
     return {index for index, keypair in enumerate(ACCOUNTS) if keypair.public_key in accounts}
 
 
-def test_a_committee_is_drawn_from_the_results_class_when_enough_run_it_else_from_every_class_that_can_judge_it():
+def test_a_committee_is_drawn_from_every_class_with_thresholds_for_the_jobs_results_and_no_other():
     world = committee_world(("", "", "gpu-a", "gpu-a", "gpu-b", ""))
-    # A gpu-a result: its two gpu-a validators recompute it exactly, enough for a committee of 2.
-    assert judged(world, "gpu-a", 2) == {2, 3}
-    # Too few of them: every validator with thresholds for gpu-a results (cpu by the pair), never gpu-b (none).
-    assert judged(world, "gpu-a", 3) == {0, 1, 2, 3, 5}
-    # A cpu result: its three cpu validators; gpu validators have no pair judging cpu results and never join.
-    assert judged(world, "", 2) == {0, 1, 5}
-    assert judged(world, "", 4) == {0, 1, 5}
+    # A gpu-a result: its own class and cpu (by the pair); never gpu-b, which has no numbers for it. The gpu-a
+    # validators are not preferred: whoever runs a small class would judge its results alone.
+    assert judged(world, "gpu-a") == {0, 1, 2, 3, 5}
+    # A cpu result: the cpu validators; no gpu class has a pair judging cpu results.
+    assert judged(world, "") == {0, 1, 5}
