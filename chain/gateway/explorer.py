@@ -41,6 +41,7 @@ from chain.ss58 import encode_address
 from proto import state_pb2
 from runtime import jobs
 from runtime.jobs.events import JOB_POSTED, JOB_SETTLED, RESULT_REVEALED
+from runtime.models import CPU_CLASS, class_names
 
 logger = logging.getLogger(__name__)
 
@@ -195,7 +196,7 @@ def job_document(job: state_pb2.Job, dispute: state_pb2.Dispute | None, model_na
         "executors": [
             {"address": encode_address(slot.executor), "status": _slot_status(slot.status),
              "verdict": verdict_name(slot.verdict) if slot.verdict else None,
-             "price_text": amount(slot.price_per_token)}
+             "price_text": amount(slot.price_per_token), "engine_class": slot.engine_class or CPU_CLASS}
             for slot in job.assignments
         ],
         "answer": answer.text[:PREVIEW_CHARS] if answer is not None else None,
@@ -217,22 +218,23 @@ def job_verdict(job: state_pb2.Job, dispute: state_pb2.Dispute | None) -> str:
 
 
 def executor_document(executor, model_names: dict, amount) -> dict:
-    """An executor row: stake, reputation, price, region, load of capacity, models."""
+    """An executor row: stake, reputation, price, region, engine class, load of capacity, models."""
     offer = executor.offer
     return {
         "address": executor.address, "bonded": str(executor.bonded), "bonded_text": amount(executor.bonded),
         "reputation": executor.reputation, "price_text": amount(offer.price_per_token),
-        "region": offer.region, "capacity": offer.capacity, "load": executor.load,
+        "region": offer.region, "engine_class": offer.engine_class or CPU_CLASS,
+        "capacity": offer.capacity, "load": executor.load,
         "models": [model_names.get(model, model.hex()[:16]) for model in offer.models],
     }
 
 
 def model_document(model, executors: list) -> dict:
-    """A model row: name, id, context, engine, size, executors serving it."""
+    """A model row: name, id, context, engine, its engine classes, size, executors serving it."""
     serving = [executor for executor in executors if model.id in executor.offer.models]
     return {
         "name": model.name, "id": model.id.hex(), "context_length": model.context_length, "engine": model.engine,
-        "size_bytes": model.size_bytes, "executors": len(serving),
+        "engine_classes": class_names(model), "size_bytes": model.size_bytes, "executors": len(serving),
         "free_slots": sum(max(0, executor.offer.capacity - executor.load) for executor in serving),
     }
 

@@ -130,6 +130,7 @@ def test_the_json_endpoints_show_a_job_posted_with_the_client_and_its_verdict(se
     assert job["blocks_to_settle"] == settled_job.job.final_height - settled_job.job.posted_height > 0
     assert int(job["paid"]) == settled_job.paid > 0
     assert [slot["address"] for slot in job["executors"]] == [encode_address(ALICE.public_key)]
+    assert [slot["engine_class"] for slot in job["executors"]] == ["cpu"]
 
     head = api(served, "head")["head"]
     assert head["chain_id"] and head["best_height"] >= head["finalized_height"] >= settled_job.job.final_height
@@ -145,9 +146,11 @@ def test_the_json_endpoints_show_a_job_posted_with_the_client_and_its_verdict(se
     executors = api(served, "executors")["executors"]
     alice = next(executor for executor in executors if executor["address"] == encode_address(ALICE.public_key))
     assert alice["capacity"] >= 1 and alice["models"] and int(alice["bonded"]) > 0
+    assert alice["engine_class"] == "cpu"
 
     models = api(served, "models")["models"]
     assert [model["id"] for model in models] == [EMBEDDED_MODEL_ID] and models[0]["executors"] == 1
+    assert models[0]["engine_classes"][0] == "cpu"
 
     assert job["model"] == models[0]["name"]
     assert api(served, "disputes")["disputes"] == [] and api(served, "slashes")["slashes"] == []

@@ -95,7 +95,7 @@
   function renderJobs(jobs) {
     const rows = jobs.map((job) => {
       const executors = el("div", { class: "tags line" }, job.executors.map((slot) =>
-        el("span", { class: "tag addr", title: slot.address + " · " + slot.status + (slot.verdict ? " · " + slot.verdict : ""),
+        el("span", { class: "tag addr", title: slot.address + " · " + slot.status + " · class " + slot.engine_class + (slot.verdict ? " · " + slot.verdict : ""),
                      text: shortAddr(slot.address) + (slot.status === "missed" ? " ✕" : "") })));
       const verdict = el("td", null, [badge(job.verdict)]);
       const row = el("tr", { "data-job": job.id, class: firstRender || seenJobs.has(job.id + job.status) ? "" : "new" }, [
@@ -152,7 +152,7 @@
       const meter = el("span", { class: "meter" }, [el("i", { style: "width:" + (share * 100).toFixed(0) + "%" })]);
       const account = el("td", { title: e.address }, [
         el("div", { class: "addr", text: shortAddr(e.address) }),
-        el("div", { class: "small muted", text: "region " + (e.region || "any") }),
+        el("div", { class: "small muted", text: "region " + (e.region || "any") + " · class " + e.engine_class }),
       ]);
       return el("tr", null, [
         account,
@@ -171,7 +171,10 @@
     const rows = models.map((m) => el("tr", null, [
       el("td", { title: m.id }, [el("div", { text: m.name }), el("div", { class: "hash small", text: short(m.id, 12) })]),
       td(num(m.context_length), "num"),
-      td(m.engine, "muted clip", m.engine),
+      el("td", { class: "muted clip", title: m.engine }, [
+        el("div", { class: "clip", text: m.engine }),
+        el("div", { class: "small", text: m.engine_classes.length > 1 ? "classes " + m.engine_classes.join(", ") : "class cpu only" }),
+      ]),
       td(m.size_bytes ? (m.size_bytes / 1048576).toFixed(1) + " MiB" : "–", "num"),
       td(m.executors ? m.executors + " (" + m.free_slots + " free)" : "none", "num" + (m.executors ? "" : " muted")),
     ]));
