@@ -15,8 +15,9 @@ sequence decoded in a batch computes exactly what it computes alone (tests/infer
 on every test run), so the pass would roll back nothing there and is off unless asked (it costs
 about half the engine's time on the CPU, bench/worker.py). The
 scheduler runs the passes itself, between steps: the batch pauses for them, but two llama.cpp
-thread teams never compete for the same cores (their spin-waits slow each other down). The model
-is loaded twice, once per context: on a GPU that is twice its weights in memory.
+thread teams never compete for the same cores (their spin-waits slow each other down). Both
+contexts use the one model the Engine loaded (LlamaContext.on_same_model): its weights are in memory,
+or on the GPU, once.
 
 on_token runs in the caller's thread, fed from a queue: a slow or failing callback never holds up
 the other jobs. When it raises, the exception propagates to that caller and the job's sequence
@@ -40,7 +41,7 @@ import numpy as np
 from inference.canonical import canonical_pass
 from inference.engine import Chooser, Engine, EngineConfig, job_chooser, logprob_micronats
 from inference.errors import EngineError, InvalidJob
-from inference.llama_context import ContextSettings, LlamaContext
+from inference.llama_context import ContextSettings
 from inference.result import InferenceJob, InferenceResult
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,8 @@ class BatchedEngine:
             raise InvalidJob(f"{slots} slots do not fit one {self.config.batch}-token batch")
         self.slots = slots
         try:
-            self._context = LlamaContext(self.single.model_path, ContextSettings(
+            # On the engine's loaded model: the weights are in memory (or on the GPU) once.
+            self._context = self.single.context_on_model(ContextSettings(
                 threads=self.config.threads, context=self.config.context, batch=self.config.batch,
                 gpu_layers=self.config.gpu_layers, sequences=slots,
             ))

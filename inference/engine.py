@@ -325,8 +325,13 @@ class Engine:
     def _log_gpu_choice(self) -> None:
         log.info("engine: %s on %s, %s", self.model_id[:12], self.device_description(), engine_version())
 
+    def context_on_model(self, settings: ContextSettings) -> LlamaContext:
+        """A new context on this engine's loaded model (the batched engine's), which keeps the model loaded
+        until it too is closed; `settings.gpu_layers` must be this engine's."""
+        return self._context.on_same_model(settings)
+
     def close(self) -> None:
-        """Free the model and its context."""
+        """Free the context, and the model unless another context still uses it."""
         self._context.close()
 
 

@@ -1,4 +1,4 @@
-"""The one owner of a llama.cpp model, its context and what the context's KV cache holds.
+"""The one owner of a llama.cpp model, its contexts and what each context's KV cache holds.
 
 llama-cpp-python's `Llama` computes logits for the last token of a decode or for every token
 (`logits_all`, with an n_ctx x n_vocab buffer); the engine needs what lies between: generation
@@ -8,6 +8,9 @@ creates the context itself, through llama-cpp-python's low-level API (the functi
 with the parameters `Llama` would use, and it alone decodes. The token ids of each sequence in the
 KV cache are recorded here and nowhere else (llama.cpp keeps positions, not ids: a reused prefix needs
 the ids), and that record is checked against llama.cpp's own positions after every change.
+
+Several contexts may share one loaded model (`LlamaContext.on_same_model`: the batched engine's context
+beside its engine's own): the weights are loaded once and freed when the last context on them closes.
 
 A context may hold several sequences (batched generation, inference/batched.py). Each then gets a
 KV stream of its own (llama.cpp's kv_unified off), so a sequence's cells start at 0 as in a
@@ -20,6 +23,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -50,25 +54,66 @@ class ContextSettings:
     sequences: int = 1
 
 
-class LlamaContext:
-    """A loaded GGUF model with one llama.cpp context, one batch, and the record of its KV cache."""
+class _LoadedModel:
+    """A llama.cpp model and how many contexts use it; the last to let go frees it."""
 
-    def __init__(self, path: str, settings: ContextSettings):
+    def __init__(self, pointer, gpu_layers: int):
+        self.pointer = pointer
+        self.gpu_layers = gpu_layers
+        self._users = 1
+        self._lock = threading.Lock()
+
+    def acquire(self) -> "_LoadedModel":
+        with self._lock:
+            if self._users == 0:
+                raise EngineError("the model was freed: its last context is closed")
+            self._users += 1
+        return self
+
+    def release(self) -> None:
+        import llama_cpp
+
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                llama_cpp.llama_model_free(self.pointer)
+                self.pointer = None
+
+
+class LlamaContext:
+    """A loaded GGUF model with one llama.cpp context, one batch, and the record of its KV cache.
+
+    `shares`: another context whose loaded model this one uses instead of loading the file again
+    (the same GPU layers; see on_same_model)."""
+
+    def __init__(self, path: str, settings: ContextSettings, shares: "LlamaContext | None" = None):
         import llama_cpp
 
         _route_llama_logs()
         llama_cpp.llama_backend_init()
+        self.path = path
         self.settings = settings
+        self._loaded: _LoadedModel | None = None
         self._model = self._context = self._batch = None
         if settings.sequences < 1:
             raise EngineError(f"a context holds at least one sequence, not {settings.sequences}")
         # Each sequence's tokens in the KV cache, by position.
         self._records: list[list[int]] = [[] for _ in range(settings.sequences)]
-        if not os.path.isfile(path):
-            raise EngineError(f"llama.cpp could not load {path}: no such file")
-        self._model = llama_cpp.llama_model_load_from_file(path.encode("utf-8"), _model_params(settings))
-        if not self._model:
-            raise EngineError(f"llama.cpp could not load {path}: not a model it can read")
+        if shares is not None:
+            if shares._loaded is None:
+                raise EngineError("the context to share a model with is closed")
+            if shares._loaded.gpu_layers != settings.gpu_layers:
+                raise EngineError(f"a context with {settings.gpu_layers} GPU layers cannot share a model loaded "
+                                  f"with {shares._loaded.gpu_layers}")
+            self._loaded = shares._loaded.acquire()
+        else:
+            if not os.path.isfile(path):
+                raise EngineError(f"llama.cpp could not load {path}: no such file")
+            pointer = llama_cpp.llama_model_load_from_file(path.encode("utf-8"), _model_params(settings))
+            if not pointer:
+                raise EngineError(f"llama.cpp could not load {path}: not a model it can read")
+            self._loaded = _LoadedModel(pointer, settings.gpu_layers)
+        self._model = self._loaded.pointer
         self._vocab = llama_cpp.llama_model_get_vocab(self._model)
         self._context = llama_cpp.llama_init_from_model(self._model, _context_params(settings))
         if not self._context:
@@ -77,6 +122,11 @@ class LlamaContext:
         self._memory = llama_cpp.llama_get_memory(self._context)
         self._batch = llama_cpp.llama_batch_init(settings.batch, 0, 1)
         self.vocabulary_size = int(llama_cpp.llama_vocab_n_tokens(self._vocab))
+
+    def on_same_model(self, settings: ContextSettings) -> "LlamaContext":
+        """Another context on this one's loaded model (not loaded again); the model stays loaded until both
+        are closed. The settings' GPU layers must be this model's."""
+        return LlamaContext(self.path, settings, shares=self)
 
     # -- the model ---------------------------------------------------------------------------
 
@@ -316,7 +366,7 @@ class LlamaContext:
     # -- the end -----------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Free the batch, the context and the model (the context before its model)."""
+        """Free the batch and the context, then let go of the model (freed once no other context uses it)."""
         import llama_cpp
 
         if self._batch is not None:
@@ -325,9 +375,10 @@ class LlamaContext:
         if self._context:
             llama_cpp.llama_free(self._context)
             self._context = None
-        if self._model:
-            llama_cpp.llama_model_free(self._model)
-            self._model = None
+        self._model = None
+        if self._loaded is not None:
+            self._loaded.release()
+            self._loaded = None
         for record in self._records:
             record.clear()
 

@@ -243,3 +243,35 @@ def test_the_pass_follows_the_engine_configuration_off_on_the_cpu_by_default(emb
         assert loaded.canonical is False
     finally:
         loaded.close()
+
+
+def test_a_context_on_the_same_model_shares_its_weights_and_outlives_the_first_context(embedded):
+    """The batched engine's context uses its Engine's loaded model: loaded once, freed by the last to close."""
+    settings = ContextSettings(threads=1, context=256, batch=64, gpu_layers=0)
+    first = LlamaContext(str(embedded.path), settings)
+    second = first.on_same_model(dataclasses.replace(settings, sequences=2))
+    try:
+        assert second._model is not None and second._loaded is first._loaded
+        tokens = first.tokenize(b"Rivers run to the sea", add_bos=False, special=False)
+        alone = first.extend(tokens, [len(tokens) - 1], rows=True)[-1]
+        first.close()  # the model stays loaded while the second context uses it
+        with pytest.raises(EngineError, match="is closed"):
+            first.on_same_model(settings)
+        assert second.extend(tokens, [len(tokens) - 1], rows=True, sequence=1)[-1].tolist() == alone.tolist()
+    finally:
+        first.close()
+        second.close()
+    third = LlamaContext(str(embedded.path), settings)
+    try:
+        with pytest.raises(EngineError, match="cannot share a model loaded with 0"):
+            third.on_same_model(dataclasses.replace(settings, gpu_layers=-1))
+    finally:
+        third.close()
+
+
+def test_a_batched_engine_loads_its_model_once(embedded):
+    loaded = BatchedEngine(embedded.path, embedded.id, FAST_PATH, slots=2)
+    try:
+        assert loaded._context._loaded is loaded.single._context._loaded
+    finally:
+        loaded.close()
