@@ -32,8 +32,10 @@ from runtime.module import CallSpec, EventSpec, ModuleSpec, check_field_kinds
 # committee's commit-reveal votes; slashing and jail of invalid results, missed results and votes).
 # 4: slashing owns its parameters (SlashingParams under slashing/params, app_state.slashing.params), which
 # were kept in staking's. 5: engine classes (issue 27): models name classes and cross-class thresholds, offers
-# name a class, jobs the classes they accept, and draw tables are per (model, class, region).
-SPEC_VERSION = 5
+# name a class, jobs the classes they accept, and draw tables are per (model, class, region). 6: a dispute's
+# committee is drawn among its results' own class when that class holds disputes.same_class_share_ppm of the
+# eligible stake.
+SPEC_VERSION = 6
 
 
 @dataclass(frozen=True)

@@ -4,17 +4,23 @@ Eligible: accounts of the current validator set whose offer serves the job's mod
 poster nor an executor of any of the job's assignments (missed ones included), not jailed, bonded at
 least staking's min_bond, and able to judge every result of the job: the model registers thresholds
 for (the class each result was produced on, the engine class of the validator's offer)
-(docs/protocol.md, "Engine classes"). Same-class members are not preferred: whoever runs a small class
-(its executors' partners) would judge its results alone. Weight: bonded stake now. The draw is without
-replacement from the seed of the RANDAO mix of the draw block (recipes.committee_seed), walking the
-remaining eligible in account order, so nobody who acts on the job can pick its judges
-(docs/protocol.md, "Disputes").
+(docs/protocol.md, "Engine classes"). Weight: bonded stake now.
+
+The pool drawn from: the eligible validators of the class the job's results were produced on (who
+re-score them exactly) when those hold at least same_class_share_ppm of the eligible stake and are at
+least min_committee_size; else every eligible validator. A small class is never drawn alone (whoever
+runs it, its executors' partners, would judge its results), and confining the draw to a class with a
+share s of the stake multiplies a coalition's share of the pool by at most 1/s (1.5 at the default
+2/3). The draw is without replacement from the seed of the RANDAO mix of the draw block
+(recipes.committee_seed), walking the remaining pool in account order, so nobody who acts on the job
+can pick its judges (docs/protocol.md, "Disputes").
 """
 
 from __future__ import annotations
 
 from proto import state_pb2
 from runtime import models, staking
+from runtime.arithmetic import PPM
 import runtime.disputes.events as events
 from runtime.disputes.params import Params
 from runtime.disputes.recipes import committee_point, committee_seed
@@ -23,9 +29,9 @@ from runtime.slashing.penalties import jailed
 from runtime.state import Overlay, StateReader
 
 
-def eligible(state: StateReader, job: state_pb2.Job, height: int) -> list[tuple[bytes, int]]:
-    """(account, bonded stake) of every validator that may judge the job, sorted by account: of any class with
-    thresholds for every result of the job."""
+def eligible(state: StateReader, job: state_pb2.Job, height: int) -> list[tuple[bytes, int, str]]:
+    """(account, bonded stake, offered engine class) of every validator that may judge the job, sorted by account:
+    of any class with thresholds for every result of the job."""
     min_bond = staking.read_params(state).min_bond
     serving = set(staking.serving(state, job.request.model))
     excluded = {job.poster} | {slot.executor for slot in job.assignments}
@@ -43,14 +49,29 @@ def eligible(state: StateReader, job: state_pb2.Job, height: int) -> list[tuple[
         judge = (offer.engine_class if offer is not None else "") or models.CPU_CLASS
         if model is not None and any(models.class_thresholds(model, made_on, judge) is None for made_on in produced):
             continue  # it would have no numbers to judge some result by
-        pool.append((account, stake))
+        pool.append((account, stake, judge))
     return sorted(pool)
+
+
+def draw_pool(state: StateReader, job: state_pb2.Job, height: int, params: Params) -> list[tuple[bytes, int]]:
+    """(account, stake) the committee is drawn from, sorted by account: the eligible of the results' own class when
+    they hold same_class_share_ppm of the eligible stake and number min_committee_size, else every eligible."""
+    judges = eligible(state, job, height)
+    produced = {slot.engine_class or models.CPU_CLASS for slot in job.assignments}
+    if len(produced) == 1:
+        own = [entry for entry in judges if entry[2] in produced]
+        total = sum(stake for _, stake, _ in judges)
+        if (own and len(own) >= params.min_committee_size
+                and sum(stake for _, stake, _ in own) * PPM >= params.same_class_share_ppm * total):
+            judges = own
+    return [(account, stake) for account, stake, _ in judges]
 
 
 def draw_committee(state: StateReader, dispute_id: bytes, job: state_pb2.Job, mix: bytes, height: int,
                    params: Params) -> list[state_pb2.CommitteeMember]:
-    """min(committee_size, eligible) members drawn by stake; none when fewer than min_committee_size are eligible."""
-    pool = eligible(state, job, height)
+    """min(committee_size, pool) members drawn by stake from draw_pool; none when fewer than min_committee_size
+    are eligible."""
+    pool = draw_pool(state, job, height, params)
     if len(pool) < params.min_committee_size:
         return []
     seed = committee_seed(mix, dispute_id)

@@ -33,8 +33,10 @@ PPB = 1_000_000_000
 _PPM_FIELDS = (
     "audit_probability_ppm", "challenge_loss_ppm", "slash_fraction_invalid_result_ppm",
     "slash_fraction_missed_result_ppm", "slash_fraction_missed_vote_ppm", "slash_fraction_contrary_vote_ppm",
-    "slash_reward_ppm", "supermajority_ppm", "probe_fund_ppm",
+    "slash_reward_ppm", "supermajority_ppm", "probe_fund_ppm", "same_class_share_ppm",
 )
+# same_class_share_ppm's least value: below half the eligible stake, a class drawn alone could be a minority.
+MIN_SAME_CLASS_SHARE_PPM = 500_000
 # The fields that may be 0 (a rule turned off).
 _MAY_BE_ZERO = _PPM_FIELDS + ("collateral_ppm", "probes_per_epoch")
 
@@ -67,6 +69,9 @@ class Params:
     probe_fund_ppm: int = 100_000
     probes_per_epoch: int = 4
     probe_max_tokens: int = 64
+    # A dispute's committee is drawn among the validators of its results' engine class (exact re-scores) when they
+    # hold at least this share of the eligible stake (docs/protocol.md, "Disputes", Committee).
+    same_class_share_ppm: int = 666_667
 
     def validate(self) -> None:
         for name, value in asdict(self).items():
@@ -86,6 +91,10 @@ class Params:
         if self.probes_per_epoch > MAX_PROBES_PER_EPOCH:
             raise ValueError(f"disputes.params.probes_per_epoch is {self.probes_per_epoch}, above "
                              f"{MAX_PROBES_PER_EPOCH}, the most the jobs hook's weight is declared for")
+        if self.same_class_share_ppm < MIN_SAME_CLASS_SHARE_PPM:
+            raise ValueError(f"disputes.params.same_class_share_ppm is {self.same_class_share_ppm}, below "
+                             f"{MIN_SAME_CLASS_SHARE_PPM}: a class holding a minority of the eligible stake would "
+                             "judge its results alone")
         if self.conviction_budget_ppb > PPB:
             raise ValueError(f"disputes.params.conviction_budget_ppb must be at most {PPB}")
 

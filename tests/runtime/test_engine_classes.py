@@ -5,6 +5,7 @@ weighted as before, and records the class; bad names and unknown classes are ref
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from collections import Counter
 from hashlib import blake2b
 
@@ -362,14 +363,42 @@ def judged(world: Market, made_on: str) -> set[int]:
     """Which ACCOUNTS are eligible for the committee of a job whose result was made on `made_on`."""
     executor = bytes([0xEE]) * 32  # not a validator: nobody is excluded for having executed it
     job = a_job(assignments=[state_pb2.Assignment(executor=executor, engine_class=made_on)])
-    accounts = {account for account, _ in committee.eligible(world.state, job, 1)}
+    accounts = {account for account, _, _ in committee.eligible(world.state, job, 1)}
+    return {index for index, keypair in enumerate(ACCOUNTS) if keypair.public_key in accounts}
+
+
+def drawn_from(world: Market, made_on: str, params=NO_PROBES) -> set[int]:
+    """Which ACCOUNTS the committee of a job whose result was made on `made_on` is drawn from."""
+    job = a_job(assignments=[state_pb2.Assignment(executor=bytes([0xEE]) * 32, engine_class=made_on)])
+    accounts = {account for account, _ in committee.draw_pool(world.state, job, 1, params)}
     return {index for index, keypair in enumerate(ACCOUNTS) if keypair.public_key in accounts}
 
 
 def test_a_committee_is_drawn_from_every_class_with_thresholds_for_the_jobs_results_and_no_other():
     world = committee_world(("", "", "gpu-a", "gpu-a", "gpu-b", ""))
-    # A gpu-a result: its own class and cpu (by the pair); never gpu-b, which has no numbers for it. The gpu-a
-    # validators are not preferred: whoever runs a small class would judge its results alone.
+    # A gpu-a result: its own class and cpu (by the pair); never gpu-b, which has no numbers for it.
     assert judged(world, "gpu-a") == {0, 1, 2, 3, 5}
     # A cpu result: the cpu validators; no gpu class has a pair judging cpu results.
     assert judged(world, "") == {0, 1, 5}
+
+
+def test_the_results_own_class_is_drawn_alone_only_while_it_holds_two_thirds_of_the_eligible_stake():
+    # Equal stakes. gpu-a holds 2 of the 5 eligible for its results: a minority, never drawn alone (its two
+    # validators would be its executors' partners judging them); every eligible validator is drawn from.
+    world = committee_world(("", "", "gpu-a", "gpu-a", "gpu-b", ""))
+    assert drawn_from(world, "gpu-a") == {0, 1, 2, 3, 5}
+    # 4 of 5 (80% >= 2/3): the gpu-a validators alone, who re-score gpu-a results exactly.
+    world = committee_world(("", "gpu-a", "gpu-a", "gpu-a", "gpu-b", "gpu-a"))
+    assert drawn_from(world, "gpu-a") == {1, 2, 3, 5}
+    # The share is a genesis parameter: at 10^6 only a pool of that class alone is one.
+    assert drawn_from(world, "gpu-a", replace(NO_PROBES, same_class_share_ppm=1_000_000)) == {0, 1, 2, 3, 5}
+    # Fewer of the class than min_committee_size: everyone eligible.
+    assert drawn_from(world, "gpu-a", replace(NO_PROBES, min_committee_size=5, committee_size=5)) == {0, 1, 2, 3, 5}
+    # A cpu result among cpu validators holding 3 of 3 eligible: the same pool as before the rule.
+    world = committee_world(("", "", "gpu-a", "gpu-a", "gpu-b", ""))
+    assert drawn_from(world, "") == judged(world, "") == {0, 1, 5}
+
+
+def test_a_same_class_share_below_half_is_refused_at_genesis():
+    with pytest.raises(ValueError, match="same_class_share_ppm is 499999, below 500000"):
+        replace(NO_PROBES, same_class_share_ppm=499_999).validate()
