@@ -299,11 +299,20 @@ class Connection:
 # --- the Lab: one loop for every hostile peer ---------------------------------------------------------
 
 
+def _quiet_when_cancelled(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    """The Lab loop's exception handler: a relay connection's task cancelled by close() (even before it ran) is how
+    the Lab ends, not an error (Python 3.11's start_server logs it with a traceback); anything else as by default."""
+    if isinstance(context.get("exception"), asyncio.CancelledError):
+        return
+    loop.default_exception_handler(context)
+
+
 class Lab:
     """An asyncio loop on a daemon thread that runs hostile behaviours; close() (or the lifetime) ends them all."""
 
     def __init__(self, max_lifetime_s: float = DEFAULT_LIFETIME_S):
         self.loop = asyncio.new_event_loop()
+        self.loop.set_exception_handler(_quiet_when_cancelled)
         self._thread = threading.Thread(target=self._run, name="hostile-lab", daemon=True)
         self._futures: list[concurrent.futures.Future] = []
         self._thread.start()
