@@ -7,7 +7,7 @@ from runtime.module import ACCOUNT, BOOLEAN, INTEGER, CallSpec, GenesisSpec, Mod
 from runtime.slashing.calls import check_slashing_brake, check_unjail, slashing_brake, unjail
 from runtime.slashing.errors import ERRORS
 from runtime.slashing.events import EVENTS
-from runtime.slashing.genesis import GenesisConfig, export_genesis, genesis, parse_genesis
+from runtime.slashing.genesis import GenesisConfig, check_evidence_age, export_genesis, genesis, parse_genesis
 from runtime.slashing.hooks import on_initialize
 from runtime.slashing.params import MODULE, PARAMS, Params
 from runtime.slashing.queries import query_brake, query_slashes
@@ -50,7 +50,7 @@ SPEC = ModuleSpec(
     doc="Offences punished: stake cut, paid out and burned; accounts jailed and unjailed.",
     params=PARAMS,
     genesis=GenesisSpec(parse=parse_genesis, build=genesis, export=export_genesis,
-                        default=lambda: GenesisConfig(Params())),
+                        default=lambda: GenesisConfig(Params()), check=check_evidence_age),
     calls=CALLS,
     events=EVENTS,
     errors=ERRORS,

@@ -94,6 +94,10 @@ _DELETE = object()
         (["app_state", "balances", "balances", 0, "amount"], "12", "existential deposit"),
         (["app_state", "balances", "balances", 0, "amount"], str(2**64), "2^64"),
         (["app_state"], _DELETE, "app_state"),
+        # Double-sign evidence that could land after the offender's unbonded stake is released.
+        (["app_state", "slashing", "params", "max_evidence_age_blocks"], "1000",
+         "max_evidence_age_blocks .1000. must be below staking.params.unbonding_period_blocks .1000."),
+        (["app_state", "disputes", "params", "same_class_share_ppm"], 400_000, "same_class_share_ppm is 400000"),
     ],
 )
 def test_invalid_genesis_names_the_field(path, value, words):

@@ -64,7 +64,7 @@ JUDGE_PRICE = 1_000_000  # above every job's max_price_per_token: a pure validat
 # --- the rules ------------------------------------------------------------------------------------
 
 STAKING = staking.Params(min_bond=MIN_BOND, unbonding_period_blocks=50, epoch_blocks=10)
-SLASHING = slashing.Params(jail_blocks=12)
+SLASHING = slashing.Params(jail_blocks=12, max_evidence_age_blocks=20)  # below every unbonding period used here
 # Windows long enough for three executors to commit and reveal one call (one block) at a time.
 JOBS = jobs.Params(commit_blocks=10, reveal_blocks=8, job_timeout_blocks=60, challenge_window_blocks=12,
                    min_tokens_per_block=8, min_job_escrow=10**6)

@@ -50,13 +50,17 @@ def genesis_state(
     registered: tuple[types_pb2.ModelInfo, ...] = (),
     stakes: tuple[GenesisStake, ...] = (),
     staking_params: staking.Params = staking.Params(),
-    slashing_params: slashing.Params = slashing.Params(),
+    slashing_params: slashing.Params | None = None,
     models_params: models.Params = models.Params(),
     jobs_params: jobs.Params = jobs.Params(),
     disputes_params: disputes.Params = disputes.Params(),
 ) -> MemoryState:
     """A chain where the first `endowed` accounts (and `more_endowed`) hold ENDOWMENT each (market modules empty
-    unless given)."""
+    unless given). Without slashing_params, the default ones with the evidence age cut below the unbonding period
+    (a genesis rule)."""
+    if slashing_params is None:
+        age = min(slashing.Params().max_evidence_age_blocks, staking_params.unbonding_period_blocks - 1)
+        slashing_params = slashing.Params(max_evidence_age_blocks=age)
     config = RuntimeGenesis(
         {
             "system": system.GenesisConfig(CHAIN_ID, GENESIS_HASH, GENESIS_TIME_MS, 1, params),

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from chain.crypto import Keypair
 from chain.node.randao import Randao
 from proto import state_pb2, types_pb2
-from runtime import balances, jobs, models, randomness, staking, system
+from runtime import balances, jobs, models, randomness, slashing, staking, system
 from runtime.executive import InvalidCall, check_transaction, transaction_rules
 from runtime.genesis import RuntimeGenesis, build_genesis_state
 from runtime.disputes import params as disputes
@@ -176,6 +176,8 @@ def wide_state(executors: int) -> MemoryState:
         "balances": balances.GenesisConfig(balances.Params(), tuple((a, 2 * BOND) for a in accounts)),
         "models": models.GenesisConfig(models.Params(), (MODEL,)),
         "staking": StakingGenesis(replace(STAKING, max_executors_per_model=executors), stakes),
+        # Double-sign evidence may land for 40 blocks, within STAKING's 50-block unbonding period.
+        "slashing": slashing.GenesisConfig(slashing.Params(max_evidence_age_blocks=40)),
         "jobs": jobs.GenesisConfig(JOBS),
     })
     return MemoryState(build_genesis_state(config))

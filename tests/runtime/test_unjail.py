@@ -13,7 +13,8 @@ from runtime.state import Overlay
 from tests.runtime.market import BOND, EXECUTORS, MODEL_ID, STAKING, Market
 
 JAIL_BLOCKS = 15
-PARAMS = slashing.Params(jail_blocks=JAIL_BLOCKS)  # STAKING's epochs are of 10 blocks
+# STAKING's epochs are of 10 blocks; evidence may land for 40 blocks, within its 50-block unbonding period.
+PARAMS = slashing.Params(jail_blocks=JAIL_BLOCKS, max_evidence_age_blocks=40)
 JAILED, OTHER, THIRD = EXECUTORS
 UNJAIL = {"unjail": types_pb2.Unjail()}
 
