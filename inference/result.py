@@ -206,7 +206,7 @@ RESULT_FIELDS = frozenset(
      "prompt_tokens", "tokens", "text", "logprobs_micronats", "stop_reason"}
 )
 JOB_FIELDS = frozenset({"model", "job_id", "prompt", "prompt_format", "max_tokens", "sampling"})
-SAMPLING_FIELDS = frozenset({"temperature_milli", "top_k", "top_p_ppm", "seed"})
+SAMPLING_FIELDS = frozenset({"temperature_milli", "top_k", "top_p_ppm", "seed", "seed_only"})
 
 
 class _DuplicateKey(ValueError):
@@ -298,12 +298,16 @@ def _sampling_from_json(document: Mapping) -> SamplingParams:
         if not (seed.isascii() and seed.isdigit() and len(seed) <= 20):
             raise InvalidResult(f"sampling.seed must be an integer or a string of ASCII digits, got {seed[:24]!r}")
         seed = int(seed)
+    seed_only = document.get("seed_only", False)  # absent in every result keyed by the job id
+    if not isinstance(seed_only, bool):
+        raise InvalidResult(f"sampling.seed_only must be true or false, got {str(seed_only)[:24]!r}")
     try:
         return SamplingParams(
             temperature_milli=_field(document, "temperature_milli", int, "sampling."),
             top_k=_field(document, "top_k", int, "sampling."),
             top_p_ppm=_field(document, "top_p_ppm", int, "sampling."),
             seed=seed,
+            seed_only=seed_only,
         )
     except InferenceError as error:
         raise InvalidResult(str(error)) from None

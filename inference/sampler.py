@@ -23,6 +23,8 @@ TEMPERATURE_SCALE = 1000  # temperature_milli / 1000 is T
 TOP_P_SCALE = 1_000_000  # top_p_ppm / 1e6 is p
 MAX_SEED = (1 << 64) - 1
 JOB_ID_BYTES = 32
+# With seed_only, the noise is keyed as if every job had this id: the seed alone decides it.
+SEED_ONLY_JOB_ID = bytes(JOB_ID_BYTES)
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -36,12 +38,15 @@ _TWO_POW_MINUS_53 = 2.0**-53
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """How a job samples: temperature (milli), top-k (0 = whole vocabulary), top-p (ppm), seed."""
+    """How a job samples: temperature (milli), top-k (0 = whole vocabulary), top-p (ppm), seed, and whether the
+    noise is keyed by the seed alone (`seed_only`: the same seed and request give the same answer in any job)
+    rather than by the seed and the job id."""
 
     temperature_milli: int = 0
     top_k: int = 40
     top_p_ppm: int = 950_000
     seed: int = 0
+    seed_only: bool = False
 
     def __post_init__(self):
         check_sampling(self)
@@ -59,24 +64,38 @@ class SamplingParams:
         return self.top_p_ppm / TOP_P_SCALE
 
     def to_json(self) -> dict:
-        """The parameters as JSON; the 64-bit seed as a decimal string, as in genesis.json."""
-        return {
+        """The parameters as JSON; the 64-bit seed as a decimal string, as in genesis.json; `seed_only` only when
+        set (a document without it is keyed by the job id, as every result before the field)."""
+        document = {
             "temperature_milli": self.temperature_milli,
             "top_k": self.top_k,
             "top_p_ppm": self.top_p_ppm,
             "seed": str(self.seed),
         }
+        if self.seed_only:
+            document["seed_only"] = True
+        return document
 
     @classmethod
     def from_decimal(cls, temperature: str | float = 0, top_k: int = 40, top_p: str | float = "0.95",
-                     seed: int = 0) -> "SamplingParams":
+                     seed: int = 0, seed_only: bool = False) -> "SamplingParams":
         """Parameters from decimal text such as '0.8' (parsed exactly, never through a float)."""
         return cls(
             temperature_milli=decimal_to_fixed(temperature, TEMPERATURE_SCALE, "temperature"),
             top_k=top_k,
             top_p_ppm=decimal_to_fixed(top_p, TOP_P_SCALE, "top-p"),
             seed=seed,
+            seed_only=seed_only,
         )
+
+    @classmethod
+    def from_message(cls, sampling) -> "SamplingParams":
+        """From the chain's Sampling message (proto/types.proto): how every on-chain job is sampled."""
+        return cls(sampling.temperature_milli, sampling.top_k, sampling.top_p_ppm, sampling.seed, sampling.seed_only)
+
+    def noise_job_id(self, job_id: bytes) -> bytes:
+        """The job id the public noise is keyed by: the job's own, or SEED_ONLY_JOB_ID with seed_only."""
+        return SEED_ONLY_JOB_ID if self.seed_only else job_id
 
 
 def check_sampling(params: SamplingParams) -> None:
@@ -94,6 +113,8 @@ def check_sampling(params: SamplingParams) -> None:
         raise InvalidJob("top-p must be greater than 0 and at most 1")
     if not 0 <= params.seed <= MAX_SEED:
         raise InvalidJob("seed must be an unsigned 64-bit integer")
+    if not isinstance(params.seed_only, bool):
+        raise InvalidJob(f"sampling seed_only must be true or false, got {params.seed_only!r}")
 
 
 def decimal_to_fixed(value: str | float | int, scale: int, what: str) -> int:
@@ -294,4 +315,4 @@ def candidate_scores(logits: np.ndarray, params: SamplingParams, job_id: bytes,
     values = np.asarray(logits[ranked], dtype=np.float64) / params.temperature
     kept = _top_p_count(values, params)
     ids, values = ranked[:kept], values[:kept]
-    return ids, values + gumbel_noise(params.seed, job_id, position, ids)
+    return ids, values + gumbel_noise(params.seed, params.noise_job_id(job_id), position, ids)

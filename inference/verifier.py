@@ -237,7 +237,7 @@ def _sampled_margin(row: np.ndarray, token: int, params: SamplingParams, job_id:
     if rivals.size == 0:
         return NO_RIVAL_MARGIN
     ids = np.append(rivals, token)
-    scores = scaled[ids] + gumbel_noise(params.seed, job_id, position, ids)
+    scores = scaled[ids] + gumbel_noise(params.seed, params.noise_job_id(job_id), position, ids)
     return float(params.temperature * (scores[-1] - scores[:-1].max()))
 
 

@@ -217,16 +217,18 @@ class ModelThresholds(_message.Message):
     def __init__(self, worst_margin_micro: _Optional[int] = ..., miss_slack_micro: _Optional[int] = ..., miss_rate_ppm: _Optional[int] = ..., miss_depth_micro: _Optional[int] = ..., false_positive_budget_ppb: _Optional[int] = ..., max_logprob_error_micro: _Optional[int] = ..., mean_logprob_error_micro: _Optional[int] = ...) -> None: ...
 
 class Sampling(_message.Message):
-    __slots__ = ("temperature_milli", "top_k", "top_p_ppm", "seed")
+    __slots__ = ("temperature_milli", "top_k", "top_p_ppm", "seed", "seed_only")
     TEMPERATURE_MILLI_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     TOP_P_PPM_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
+    SEED_ONLY_FIELD_NUMBER: _ClassVar[int]
     temperature_milli: int
     top_k: int
     top_p_ppm: int
     seed: int
-    def __init__(self, temperature_milli: _Optional[int] = ..., top_k: _Optional[int] = ..., top_p_ppm: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
+    seed_only: bool
+    def __init__(self, temperature_milli: _Optional[int] = ..., top_k: _Optional[int] = ..., top_p_ppm: _Optional[int] = ..., seed: _Optional[int] = ..., seed_only: _Optional[bool] = ...) -> None: ...
 
 class PostJob(_message.Message):
     __slots__ = ("model", "prompt", "prompt_format", "max_tokens", "sampling", "max_price_per_token", "redundancy", "region", "engine_classes")

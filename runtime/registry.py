@@ -34,7 +34,8 @@ from runtime.module import CallSpec, EventSpec, ModuleSpec, check_field_kinds
 # were kept in staking's. 5: engine classes (issue 27): models name classes and cross-class thresholds, offers
 # name a class, jobs the classes they accept, and draw tables are per (model, class, region). 6: a dispute's
 # committee is drawn among its results' own class when that class holds disputes.same_class_share_ppm of the
-# eligible stake; genesis refuses a double-sign evidence age that reaches the unbonding period.
+# eligible stake; genesis refuses a double-sign evidence age that reaches the unbonding period; Sampling.seed_only
+# (a job's noise keyed by its seed alone), which executors and verifiers must honour.
 SPEC_VERSION = 6
 
 

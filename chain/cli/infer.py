@@ -80,6 +80,9 @@ def register(subparsers) -> None:
     infer.add_argument("--top-k", type=int, default=40, help="candidates kept by top-k, 0 = all (default: 40)")
     infer.add_argument("--top-p", default="0.95", help="nucleus mass kept after top-k (default: 0.95)")
     infer.add_argument("--seed", type=_seed, default=0, help="unsigned 64-bit seed of the public noise (default: 0)")
+    infer.add_argument("--seed-only", action="store_true",
+                       help="key the noise by the seed alone, not the job id, as a job posted with "
+                            "`job submit --seed-only` (or an OpenAI request with a seed): the same answer (default: off)")
     infer.add_argument("--job-id", type=_job_id, help="64 hex digits (default: a hash of the job)")
     infer.add_argument("--raw", action="store_true", help="do not wrap the prompt in the model's chat template (default: wrapped)")
     _add_engine_arguments(infer)
@@ -160,7 +163,7 @@ def _engine_config(args: argparse.Namespace, context: int | None = None) -> Engi
 @reporting_errors
 def infer_command(args: argparse.Namespace) -> int:
     """Generate; stream the text and a usage line, or print the result as JSON at the end."""
-    sampling = SamplingParams.from_decimal(args.temperature, args.top_k, args.top_p, args.seed)
+    sampling = SamplingParams.from_decimal(args.temperature, args.top_k, args.top_p, args.seed, args.seed_only)
     store = store_for(args)
     record = store.resolve(args.model)
     engine = _load(store, record, _engine_config(args))

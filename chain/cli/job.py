@@ -86,6 +86,9 @@ def register(subparsers) -> None:
     submit.add_argument("--top-k", default="40", metavar="K", help="candidates kept by top-k, 0 = all (default: 40)")
     submit.add_argument("--top-p", default="0.95", metavar="P", help="nucleus mass kept after top-k (default: 0.95)")
     submit.add_argument("--seed", default="0", metavar="S", help="unsigned 64-bit seed of the public noise (default: 0)")
+    submit.add_argument("--seed-only", action="store_true",
+                        help="key the noise by the seed alone, not the job id: the same seed and request give the "
+                             "same answer in any job and in `inferchain infer --seed-only` (default: off)")
     submit.add_argument("--redundancy", default="1", metavar="R",
                         help="executors that run the job and must agree (default: 1)")
     submit.add_argument("--max-price", metavar="PRICE",
@@ -202,11 +205,11 @@ def sampling_of(args: argparse.Namespace) -> types_pb2.Sampling:
     if len(args.temperature) > 32 or len(args.top_p) > 32:
         raise CliError("--temperature and --top-p are decimals such as 0.8", EXIT_USAGE)
     try:
-        params = SamplingParams.from_decimal(args.temperature, top_k, args.top_p, seed)
+        params = SamplingParams.from_decimal(args.temperature, top_k, args.top_p, seed, args.seed_only)
     except InferenceError as error:
         raise CliError(str(error), EXIT_USAGE) from None
     return types_pb2.Sampling(temperature_milli=params.temperature_milli, top_k=params.top_k,
-                              top_p_ppm=params.top_p_ppm, seed=params.seed)
+                              top_p_ppm=params.top_p_ppm, seed=params.seed, seed_only=params.seed_only)
 
 
 def _not_final(late: JobTimeout) -> CliError:
@@ -522,7 +525,7 @@ def job_document(view: JobView) -> dict:
 
 def _sampling_document(sampling: types_pb2.Sampling) -> dict:
     return {"temperature_milli": sampling.temperature_milli, "top_k": sampling.top_k,
-            "top_p_ppm": sampling.top_p_ppm, "seed": u64(sampling.seed)}
+            "top_p_ppm": sampling.top_p_ppm, "seed": u64(sampling.seed), "seed_only": sampling.seed_only}
 
 
 def _slot_document(slot: state_pb2.Assignment) -> dict:
@@ -551,7 +554,7 @@ def _result_document(job: state_pb2.Job, revealed: state_pb2.Reveal) -> dict | N
     try:
         inference_job = InferenceJob(
             model=request.model.hex(), job_id=job.id, prompt=request.prompt, max_tokens=request.max_tokens,
-            sampling=SamplingParams(sampling.temperature_milli, sampling.top_k, sampling.top_p_ppm, sampling.seed),
+            sampling=SamplingParams.from_message(sampling),
             prompt_format=request.prompt_format,
         )
         result = InferenceResult(inference_job, revealed.prompt_tokens, tuple(revealed.tokens), revealed.text,

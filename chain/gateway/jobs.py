@@ -150,8 +150,10 @@ class ChainAccess:
         seed = request.seed
         if seed is None:  # OpenAI's: no seed, a fresh draw; greedy decoding needs none
             seed = 0 if request.temperature_milli == 0 else secrets.randbits(64)
+        # A seed the client chose reproduces its answer in any job (OpenAI's promise for `seed`): the noise is
+        # keyed by it alone. A drawn one keeps the job id in the key.
         sampling = types_pb2.Sampling(temperature_milli=request.temperature_milli, top_k=request.top_k,
-                                      top_p_ppm=request.top_p_ppm, seed=seed)
+                                      top_p_ppm=request.top_p_ppm, seed=seed, seed_only=request.seed is not None)
         try:
             return post_job_call(request.prompt, model=model.id, max_price_per_token=price, max_tokens=max_tokens,
                                  sampling=sampling, redundancy=request.redundancy, region=request.region,

@@ -50,12 +50,7 @@ def inference_job(job: state_pb2.Job) -> InferenceJob:
         job_id=job.id,
         prompt=request.prompt,
         max_tokens=request.max_tokens,
-        sampling=SamplingParams(
-            temperature_milli=sampling.temperature_milli,
-            top_k=sampling.top_k,
-            top_p_ppm=sampling.top_p_ppm,
-            seed=sampling.seed,
-        ),
+        sampling=SamplingParams.from_message(sampling),
         prompt_format=request.prompt_format,
     )
 

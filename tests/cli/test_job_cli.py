@@ -145,7 +145,8 @@ def test_submit_wait_json_carries_the_result_that_verify_reads(chain):
     document = json.loads(result.stdout)
     assert document["status"] == "settled" and document["text"] == "echo: Say hi." and document["tokens"] == [7] * 4
     assert document["model"] == EMBEDDED_MODEL_ID and document["poster"] == BOB.address
-    assert document["sampling"] == {"temperature_milli": 700, "top_k": 20, "top_p_ppm": 900_000, "seed": "42"}
+    assert document["sampling"] == {"temperature_milli": 700, "top_k": 20, "top_p_ppm": 900_000, "seed": "42",
+                                    "seed_only": False}
     [executor] = document["executors"]
     assert executor["executor"] == ALICE.address and executor["status"] == "revealed" and executor["tokens"] == 4
     # Output and prompt tokens are paid (runtime/jobs/pricing.py); the rest of the escrow comes back.
@@ -347,8 +348,9 @@ def test_a_job_id_argument_is_32_bytes_or_a_usage_error(text):
 
 
 class SamplingArgs:
-    def __init__(self, temperature, top_k, top_p, seed):
+    def __init__(self, temperature, top_k, top_p, seed, seed_only=False):
         self.temperature, self.top_k, self.top_p, self.seed = temperature, top_k, top_p, seed
+        self.seed_only = seed_only
 
 
 @settings(max_examples=200, deadline=None)
@@ -364,6 +366,11 @@ def test_sampling_options_are_read_exactly_or_refused_in_one_line(temperature, t
     else:
         assert 0 < sampling.top_p_ppm <= 1_000_000 and sampling.temperature_milli <= 100_000
         assert sampling.seed == int(seed.strip().replace("_", "")) and sampling.top_k == int(top_k.strip().replace("_", ""))
+        assert not sampling.seed_only
+
+
+def test_seed_only_reaches_the_sampling_message():
+    assert sampling_of(SamplingArgs("0.8", "40", "0.95", "7", seed_only=True)).seed_only
 
 
 def copy(job: state_pb2.Job, **changes) -> state_pb2.Job:

@@ -7,6 +7,9 @@ One node and one gateway serve the module; each job takes a few seconds on two c
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import httpx
 import pytest
@@ -15,6 +18,7 @@ from openai import OpenAI
 from chain.client import Client
 from inference.model_store import EMBEDDED_NAME
 from inference.registration import EMBEDDED_MODEL_ID
+from tests.commands import ROOT
 from tests.gateway.serving import running_gateway, worker_node
 from tests.nodes import NodeProcess
 
@@ -116,6 +120,36 @@ def test_the_same_seed_gives_the_same_text(openai_client):
             max_tokens=12, temperature=0, seed=7).choices[0].message.content
 
     assert ask() == ask()
+
+
+def test_the_same_seed_gives_the_same_sampled_text_in_two_jobs_and_in_a_local_run(openai_client, node, tmp_path):
+    """A named seed keys the noise alone (Sampling.seed_only): two jobs, two job ids, one answer, and the one
+    `inferchain infer --seed-only` computes on this machine."""
+    def ask(seed: int):
+        return openai_client.chat.completions.create(
+            model=EMBEDDED_NAME, messages=[{"role": "user", "content": "Invent a name for a boat."}],
+            max_tokens=12, temperature=1.2, top_p=1, seed=seed, extra_body={"inferchain": {"top_k": 0}})
+
+    first, second = ask(11), ask(11)
+    assert first.id != second.id
+    assert first.choices[0].message.content == second.choices[0].message.content == settled_text(node, first.id)
+    others = {ask(seed).choices[0].message.content for seed in (12, 13)}
+    assert others != {first.choices[0].message.content}, "three seeds gave one text: the seed is not used"
+    job_id = bytes.fromhex(first.id.split("-", 1)[1])
+    with Client(node.target) as client:
+        view = client.get_job(job_id)
+    assert view.job.request.sampling.seed_only and view.job.request.sampling.seed == 11
+    local = subprocess.run(
+        [sys.executable, "-m", "chain.cli", "infer", "Invent a name for a boat.", "--max-tokens", "12",
+         "--temperature", "1.2", "--top-p", "1", "--top-k", "0", "--seed", "11", "--seed-only", "--threads", "1",
+         "--output", "json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "INFERCHAIN_HOME": str(tmp_path)},
+    )
+    assert local.returncode == 0, local.stderr
+    document = json.loads(local.stdout)
+    assert document["sampling"]["seed_only"] is True
+    assert document["tokens"] == list(view.result.tokens) and document["text"] == view.result.text
 
 
 def test_the_raw_stream_is_server_sent_events_ending_with_done(gateway, node):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import struct
@@ -134,6 +135,27 @@ def test_sampling_depends_on_seed_and_job_id():
     other_seed = SamplingParams(temperature_milli=1000, top_k=0, top_p_ppm=1_000_000, seed=2)
     assert first != [choose_token(logits, other_seed, JOB_ID, position) for position in range(20)]
     assert first != [choose_token(logits, params, bytes(32), position) for position in range(20)]
+
+
+def test_with_seed_only_the_seed_alone_decides_the_noise():
+    logits = np.zeros(1000, dtype=np.float32)
+    params = SamplingParams(temperature_milli=1000, top_k=0, top_p_ppm=1_000_000, seed=1, seed_only=True)
+    first = [choose_token(logits, params, JOB_ID, position) for position in range(20)]
+    assert first == [choose_token(logits, params, bytes(range(32, 64)), position) for position in range(20)]
+    # The same noise as the job-id recipe for the job id of 32 zero bytes (docs/verification.md, "The sampler").
+    keyed = dataclasses.replace(params, seed_only=False)
+    assert first == [choose_token(logits, keyed, bytes(32), position) for position in range(20)]
+    assert first != [choose_token(logits, keyed, JOB_ID, position) for position in range(20)]
+    assert first != [choose_token(logits, dataclasses.replace(params, seed=2), JOB_ID, position) for position in range(20)]
+    assert [hex(int(key)) for key in position_key(42, params.noise_job_id(JOB_ID), 0)] == [
+        "0x6c520e901d4d8519", "0x5490ebfc56309b95"]
+
+
+def test_seed_only_is_written_only_when_set_and_must_be_a_boolean():
+    assert "seed_only" not in SamplingParams(seed=3).to_json()
+    assert SamplingParams(seed=3, seed_only=True).to_json()["seed_only"] is True
+    with pytest.raises(InvalidJob, match="seed_only must be true or false"):
+        SamplingParams(seed=3, seed_only=1)
 
 
 def test_decimal_parameters_are_parsed_exactly():
