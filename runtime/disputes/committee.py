@@ -7,8 +7,9 @@ for (the class each result was produced on, the engine class of the validator's 
 (docs/protocol.md, "Engine classes"). Weight: bonded stake now.
 
 The pool drawn from: the eligible validators of the class the job's results were produced on (who
-re-score them exactly) when those hold at least same_class_share_ppm of the eligible stake and are at
-least min_committee_size; else every eligible validator. A small class is never drawn alone (whoever
+re-score them exactly) when those hold at least same_class_share_ppm of the eligible stake and are
+enough for a committee as large as all the eligible would give (min(committee_size, eligible)); else
+every eligible validator. A small class is never drawn alone (whoever
 runs it, its executors' partners, would judge its results), and confining the draw to a class with a
 share s of the stake multiplies a coalition's share of the pool by at most 1/s (1.5 at the default
 2/3). The draw is without replacement from the seed of the RANDAO mix of the draw block
@@ -55,13 +56,14 @@ def eligible(state: StateReader, job: state_pb2.Job, height: int) -> list[tuple[
 
 def draw_pool(state: StateReader, job: state_pb2.Job, height: int, params: Params) -> list[tuple[bytes, int]]:
     """(account, stake) the committee is drawn from, sorted by account: the eligible of the results' own class when
-    they hold same_class_share_ppm of the eligible stake and number min_committee_size, else every eligible."""
+    they hold same_class_share_ppm of the eligible stake and fill as large a committee as every eligible would, else
+    every eligible."""
     judges = eligible(state, job, height)
     produced = {slot.engine_class or models.CPU_CLASS for slot in job.assignments}
     if len(produced) == 1:
         own = [entry for entry in judges if entry[2] in produced]
         total = sum(stake for _, stake, _ in judges)
-        if (own and len(own) >= params.min_committee_size
+        if (own and len(own) >= min(params.committee_size, len(judges))
                 and sum(stake for _, stake, _ in own) * PPM >= params.same_class_share_ppm * total):
             judges = own
     return [(account, stake) for account, stake, _ in judges]

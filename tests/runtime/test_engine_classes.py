@@ -392,8 +392,11 @@ def test_the_results_own_class_is_drawn_alone_only_while_it_holds_two_thirds_of_
     assert drawn_from(world, "gpu-a") == {1, 2, 3, 5}
     # The share is a genesis parameter: at 10^6 only a pool of that class alone is one.
     assert drawn_from(world, "gpu-a", replace(NO_PROBES, same_class_share_ppm=1_000_000)) == {0, 1, 2, 3, 5}
-    # Fewer of the class than min_committee_size: everyone eligible.
+    # Too few of the class for the committee all the eligible would give (5 seats, 4 of gpu-a): everyone eligible,
+    # whatever min_committee_size; with 4 seats, the class alone.
+    assert drawn_from(world, "gpu-a", replace(NO_PROBES, committee_size=5)) == {0, 1, 2, 3, 5}
     assert drawn_from(world, "gpu-a", replace(NO_PROBES, min_committee_size=5, committee_size=5)) == {0, 1, 2, 3, 5}
+    assert drawn_from(world, "gpu-a", replace(NO_PROBES, committee_size=4)) == {1, 2, 3, 5}
     # A cpu result among cpu validators holding 3 of 3 eligible: the same pool as before the rule.
     world = committee_world(("", "", "gpu-a", "gpu-a", "gpu-b", ""))
     assert drawn_from(world, "") == judged(world, "") == {0, 1, 5}
