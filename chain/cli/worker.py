@@ -47,6 +47,7 @@ from inference.loading import load_crash
 from inference.errors import InferenceError, ModelNotFound
 from inference.model_store import ModelStore, default_home
 from proto import state_pb2, types_pb2
+from runtime.registry import SPEC_VERSION
 
 log = logging.getLogger("inferchain.worker")
 
@@ -148,10 +149,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _read_chain(target: str, keypair: Keypair) -> tuple[str, state_pb2.Offer | None, dict[str, types_pb2.ModelInfo]]:
-    """The chain id, the key's offer (None without one) and the registered models by hex id."""
+    """The chain id, the key's offer (None without one) and the registered models by hex id. A chain whose runtime
+    is newer than this build's is refused: its jobs may carry rules (a sampling option, a class rule) this worker
+    would not follow, and a result computed by older rules is judged invalid and slashed."""
     with cli_errors():
         with Client(target) as client:
-            chain_id = client.chain_info().chain_id
+            info = client.chain_info()
+        chain_id = info.chain_id
+        if info.spec_version > SPEC_VERSION:
+            raise CliError(f"{chain_id} runs runtime version {info.spec_version}, newer than this inferchain's "
+                           f"{SPEC_VERSION}: its jobs may follow rules this worker does not know, and a result by "
+                           "older rules would be slashed; upgrade inferchain", EXIT_FAILURE)
         reader = MarketReader(target)
         try:
             return chain_id, reader.offer(keypair.public_key), {model.id.hex(): model for model in reader.models()}

@@ -67,6 +67,20 @@ def test_an_account_without_an_offer_is_told_to_offer_first(node_with_missing_mo
     assert dev_keypair("charlie").address in line and "no offer" in line and "tx offer" in line
 
 
+def test_a_chain_on_a_newer_runtime_is_refused_before_anything_loads(node_with_missing_model, tmp_path, monkeypatch,
+                                                                      capsys):
+    """A worker built for runtime version N does not execute jobs of a chain on N + 1 (a job's sampling option it
+    does not know would be ignored, and its result slashed). In-process: this build plays the older one."""
+    from chain.cli import main
+    from chain.cli import worker as worker_cli
+
+    monkeypatch.setattr(worker_cli, "SPEC_VERSION", worker_cli.SPEC_VERSION - 1)
+    code = main(["worker", "--node", node_with_missing_model.target, "--key", "bob", "--base-path", str(tmp_path)])
+    assert code == EXIT_FAILURE
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: ") and "runs runtime version" in line and "upgrade inferchain" in line
+
+
 def test_an_offered_model_missing_from_the_store_is_named(node_with_missing_model, tmp_path):
     result = worker(node_with_missing_model.target, "--key", "bob", home=tmp_path)
     assert result.returncode == EXIT_BAD_INPUT
