@@ -7,7 +7,6 @@ import logging
 import math
 import os
 import shutil
-import signal
 import tempfile
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from chain.logs import configure_logging
 from chain.node.streams import StreamLimits
 from chain.worker.supervisor import MAX_BATCH_JOBS
 from chain.text import quote_input
+from chain.stop_signals import on_stop_signals
 
 log = logging.getLogger("inferchain.node")
 
@@ -222,8 +222,7 @@ def run(args: argparse.Namespace) -> int:
             node = Node(config)
         except NodeStartError as error:
             raise CliError(str(error)) from None
-        signal.signal(signal.SIGTERM, lambda *_: node.request_stop())
-        signal.signal(signal.SIGINT, lambda *_: node.request_stop())
+        on_stop_signals(node.request_stop)
         try:
             node.start()
         except NodeStartError as error:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import threading
 from pathlib import Path
 
@@ -41,6 +40,7 @@ from chain.worker.follower import MarketReader
 from chain.worker.journal import Journal
 from chain.worker.juror import pool_rescorer
 from chain.worker.worker import Worker
+from chain.stop_signals import on_stop_signals
 from inference.registration import CPU_CLASS
 from inference.engine import EngineConfig, engine_version, gpu_offload_supported
 from inference.loading import load_crash
@@ -319,8 +319,7 @@ def _check_engines(offer: state_pb2.Offer, models: dict[str, types_pb2.ModelInfo
 def stop_on_signals(parent_pid: int | None) -> threading.Event:
     """An event set by SIGINT or SIGTERM, or when the parent process (`--parent-pid`) is gone."""
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    on_stop_signals(stop.set)
     if parent_pid is not None:
         def watch() -> None:
             while not stop.wait(PARENT_CHECK_S):

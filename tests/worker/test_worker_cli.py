@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 
 import pytest
 
@@ -75,6 +76,8 @@ def test_a_chain_on_a_newer_runtime_is_refused_before_anything_loads(node_with_m
     from chain.cli import worker as worker_cli
 
     monkeypatch.setattr(worker_cli, "SPEC_VERSION", worker_cli.SPEC_VERSION - 1)
+    # The worker's signal handling is for its own process, not for pytest's.
+    monkeypatch.setattr(worker_cli, "stop_on_signals", lambda parent_pid: threading.Event())
     code = main(["worker", "--node", node_with_missing_model.target, "--key", "bob", "--base-path", str(tmp_path)])
     assert code == EXIT_FAILURE
     [line] = capsys.readouterr().err.strip().splitlines()
