@@ -42,6 +42,7 @@ from proto import state_pb2
 from runtime import jobs
 from runtime.jobs.events import JOB_POSTED, JOB_SETTLED, RESULT_REVEALED
 from runtime.models import CPU_CLASS, class_names
+from runtime.staking.offers import offer_class
 
 logger = logging.getLogger(__name__)
 
@@ -223,7 +224,7 @@ def executor_document(executor, model_names: dict, amount) -> dict:
     return {
         "address": executor.address, "bonded": str(executor.bonded), "bonded_text": amount(executor.bonded),
         "reputation": executor.reputation, "price_text": amount(offer.price_per_token),
-        "region": offer.region, "engine_class": offer.engine_class or CPU_CLASS,
+        "region": offer.region, "engine_class": offer_class(offer),
         "capacity": offer.capacity, "load": executor.load,
         "models": [model_names.get(model, model.hex()[:16]) for model in offer.models],
     }

@@ -27,6 +27,7 @@ from runtime.disputes.params import Params
 from runtime.disputes.recipes import committee_point, committee_seed
 from runtime.disputes.storage import DEADLINES_PREFIX, index_members, schedule
 from runtime.slashing.penalties import jailed
+from runtime.staking.offers import offer_class
 from runtime.state import Overlay, StateReader
 
 
@@ -37,7 +38,7 @@ def eligible(state: StateReader, job: state_pb2.Job, height: int) -> list[tuple[
     serving = set(staking.serving(state, job.request.model))
     excluded = {job.poster} | {slot.executor for slot in job.assignments}
     model = models.model_for_job(state, job.request.model)
-    produced = {slot.engine_class or models.CPU_CLASS for slot in job.assignments}
+    produced = result_classes(job)
     pool = []
     for validator in staking.read_validator_set(state).validators:
         account = validator.public_key
@@ -47,11 +48,16 @@ def eligible(state: StateReader, job: state_pb2.Job, height: int) -> list[tuple[
         if stake < min_bond:
             continue
         offer = staking.read_offer(state, account)
-        judge = (offer.engine_class if offer is not None else "") or models.CPU_CLASS
+        judge = offer_class(offer) if offer is not None else models.CPU_CLASS
         if model is not None and any(models.class_thresholds(model, made_on, judge) is None for made_on in produced):
             continue  # it would have no numbers to judge some result by
         pool.append((account, stake, judge))
     return sorted(pool)
+
+
+def result_classes(job: state_pb2.Job) -> set[str]:
+    """The engine classes the job's assignments were drawn from (empty: cpu)."""
+    return {slot.engine_class or models.CPU_CLASS for slot in job.assignments}
 
 
 def draw_pool(state: StateReader, job: state_pb2.Job, height: int, params: Params) -> list[tuple[bytes, int]]:
@@ -59,7 +65,7 @@ def draw_pool(state: StateReader, job: state_pb2.Job, height: int, params: Param
     they hold same_class_share_ppm of the eligible stake and fill as large a committee as every eligible would, else
     every eligible."""
     judges = eligible(state, job, height)
-    produced = {slot.engine_class or models.CPU_CLASS for slot in job.assignments}
+    produced = result_classes(job)
     if len(produced) == 1:
         own = [entry for entry in judges if entry[2] in produced]
         total = sum(stake for _, stake, _ in judges)
