@@ -251,6 +251,10 @@ def _valid_document() -> dict:
         ({"extra": 1}, "unknown field 'extra'"),
         ({"sampling": {"temperature_milli": 0, "top_k": 40, "top_p_ppm": 950_000, "seed": "1", "min_p": 1}},
          "unknown field 'min_p'"),
+        ({"sampling": {"temperature_milli": 0, "top_k": 40, "top_p_ppm": 950_000, "seed": "1", "seed_only": 1}},
+         "seed_only must be true or false"),
+        ({"sampling": {"temperature_milli": 0, "top_k": 40, "top_p_ppm": 950_000, "seed": "1",
+                       "seed_only": "true"}}, "seed_only must be true or false"),
         ({"prompt": "a\ud800b"}, "prompt is not valid Unicode text"),
         ({"text": "\udfff"}, "text is not valid Unicode text"),
     ],
@@ -260,6 +264,14 @@ def test_a_result_has_one_form_and_every_other_is_refused_with_its_reason(change
     document.update(change)
     with pytest.raises(InvalidResult, match=message):
         InferenceResult.from_json(document)
+
+
+def test_seed_only_survives_the_json_round_trip_and_is_written_only_when_set():
+    job = InferenceJob(MODEL, bytes(range(32)), "hi", 4, SamplingParams(temperature_milli=700, seed=7, seed_only=True))
+    result = InferenceResult(job, 5, (1, 2), "ab", (-5, 0), "length")
+    assert result.to_json()["sampling"]["seed_only"] is True
+    assert InferenceResult.from_json_text(result.to_json_text()) == result
+    assert "seed_only" not in InferenceResult.from_json(_valid_document()).to_json()["sampling"]
 
 
 def test_a_key_given_twice_is_refused_not_silently_the_last_one():
