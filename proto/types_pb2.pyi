@@ -25,7 +25,7 @@ class Transaction(_message.Message):
     def __init__(self, body: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class TransactionBody(_message.Message):
-    __slots__ = ("chain_id", "genesis_hash", "sender", "nonce", "fee", "transfer", "bond", "unbond", "withdraw_unbonded", "set_offer", "clear_offer", "propose_model", "vote_model", "post_job", "commit_result", "reveal_result", "cancel_job", "amend_model", "remove_model", "challenge", "commit_vote", "reveal_vote", "unjail", "slashing_brake")
+    __slots__ = ("chain_id", "genesis_hash", "sender", "nonce", "fee", "transfer", "bond", "unbond", "withdraw_unbonded", "set_offer", "clear_offer", "propose_model", "vote_model", "post_job", "commit_result", "reveal_result", "cancel_job", "amend_model", "remove_model", "challenge", "commit_vote", "reveal_vote", "unjail", "slashing_brake", "seal_probe", "open_probe")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     GENESIS_HASH_FIELD_NUMBER: _ClassVar[int]
     SENDER_FIELD_NUMBER: _ClassVar[int]
@@ -50,6 +50,8 @@ class TransactionBody(_message.Message):
     REVEAL_VOTE_FIELD_NUMBER: _ClassVar[int]
     UNJAIL_FIELD_NUMBER: _ClassVar[int]
     SLASHING_BRAKE_FIELD_NUMBER: _ClassVar[int]
+    SEAL_PROBE_FIELD_NUMBER: _ClassVar[int]
+    OPEN_PROBE_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     genesis_hash: bytes
     sender: bytes
@@ -74,7 +76,9 @@ class TransactionBody(_message.Message):
     reveal_vote: RevealVote
     unjail: Unjail
     slashing_brake: SlashingBrake
-    def __init__(self, chain_id: _Optional[str] = ..., genesis_hash: _Optional[bytes] = ..., sender: _Optional[bytes] = ..., nonce: _Optional[int] = ..., fee: _Optional[int] = ..., transfer: _Optional[_Union[Transfer, _Mapping]] = ..., bond: _Optional[_Union[Bond, _Mapping]] = ..., unbond: _Optional[_Union[Unbond, _Mapping]] = ..., withdraw_unbonded: _Optional[_Union[WithdrawUnbonded, _Mapping]] = ..., set_offer: _Optional[_Union[SetOffer, _Mapping]] = ..., clear_offer: _Optional[_Union[ClearOffer, _Mapping]] = ..., propose_model: _Optional[_Union[ProposeModel, _Mapping]] = ..., vote_model: _Optional[_Union[VoteModel, _Mapping]] = ..., post_job: _Optional[_Union[PostJob, _Mapping]] = ..., commit_result: _Optional[_Union[CommitResult, _Mapping]] = ..., reveal_result: _Optional[_Union[RevealResult, _Mapping]] = ..., cancel_job: _Optional[_Union[CancelJob, _Mapping]] = ..., amend_model: _Optional[_Union[AmendModel, _Mapping]] = ..., remove_model: _Optional[_Union[RemoveModel, _Mapping]] = ..., challenge: _Optional[_Union[Challenge, _Mapping]] = ..., commit_vote: _Optional[_Union[CommitVote, _Mapping]] = ..., reveal_vote: _Optional[_Union[RevealVote, _Mapping]] = ..., unjail: _Optional[_Union[Unjail, _Mapping]] = ..., slashing_brake: _Optional[_Union[SlashingBrake, _Mapping]] = ...) -> None: ...
+    seal_probe: SealProbe
+    open_probe: OpenProbe
+    def __init__(self, chain_id: _Optional[str] = ..., genesis_hash: _Optional[bytes] = ..., sender: _Optional[bytes] = ..., nonce: _Optional[int] = ..., fee: _Optional[int] = ..., transfer: _Optional[_Union[Transfer, _Mapping]] = ..., bond: _Optional[_Union[Bond, _Mapping]] = ..., unbond: _Optional[_Union[Unbond, _Mapping]] = ..., withdraw_unbonded: _Optional[_Union[WithdrawUnbonded, _Mapping]] = ..., set_offer: _Optional[_Union[SetOffer, _Mapping]] = ..., clear_offer: _Optional[_Union[ClearOffer, _Mapping]] = ..., propose_model: _Optional[_Union[ProposeModel, _Mapping]] = ..., vote_model: _Optional[_Union[VoteModel, _Mapping]] = ..., post_job: _Optional[_Union[PostJob, _Mapping]] = ..., commit_result: _Optional[_Union[CommitResult, _Mapping]] = ..., reveal_result: _Optional[_Union[RevealResult, _Mapping]] = ..., cancel_job: _Optional[_Union[CancelJob, _Mapping]] = ..., amend_model: _Optional[_Union[AmendModel, _Mapping]] = ..., remove_model: _Optional[_Union[RemoveModel, _Mapping]] = ..., challenge: _Optional[_Union[Challenge, _Mapping]] = ..., commit_vote: _Optional[_Union[CommitVote, _Mapping]] = ..., reveal_vote: _Optional[_Union[RevealVote, _Mapping]] = ..., unjail: _Optional[_Union[Unjail, _Mapping]] = ..., slashing_brake: _Optional[_Union[SlashingBrake, _Mapping]] = ..., seal_probe: _Optional[_Union[SealProbe, _Mapping]] = ..., open_probe: _Optional[_Union[OpenProbe, _Mapping]] = ...) -> None: ...
 
 class Transfer(_message.Message):
     __slots__ = ("dest", "amount")
@@ -319,6 +323,20 @@ class RevealVote(_message.Message):
     salt: bytes
     votes: _containers.RepeatedCompositeFieldContainer[CandidateVote]
     def __init__(self, dispute: _Optional[bytes] = ..., salt: _Optional[bytes] = ..., votes: _Optional[_Iterable[_Union[CandidateVote, _Mapping]]] = ...) -> None: ...
+
+class SealProbe(_message.Message):
+    __slots__ = ("commitment",)
+    COMMITMENT_FIELD_NUMBER: _ClassVar[int]
+    commitment: bytes
+    def __init__(self, commitment: _Optional[bytes] = ...) -> None: ...
+
+class OpenProbe(_message.Message):
+    __slots__ = ("job_id", "salt")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    SALT_FIELD_NUMBER: _ClassVar[int]
+    job_id: bytes
+    salt: bytes
+    def __init__(self, job_id: _Optional[bytes] = ..., salt: _Optional[bytes] = ...) -> None: ...
 
 class Unjail(_message.Message):
     __slots__ = ()

@@ -35,8 +35,10 @@ from runtime.module import CallSpec, EventSpec, ModuleSpec, check_field_kinds
 # name a class, jobs the classes they accept, and draw tables are per (model, class, region). 6: a dispute's
 # committee is drawn among its results' own class when that class holds disputes.same_class_share_ppm of the
 # eligible stake; genesis refuses a double-sign evidence age that reaches the unbonding period; Sampling.seed_only
-# (a job's noise keyed by its seed alone), which executors and verifiers must honour.
-SPEC_VERSION = 6
+# (a job's noise keyed by its seed alone), which executors and verifiers must honour. 7: sealed probes (SealProbe,
+# OpenProbe; DisputesParams.sealed_probes_per_epoch): a staker's probe posted as an ordinary job, audited once
+# opened; a probe's revoked payment returns to the probe fund.
+SPEC_VERSION = 7
 
 
 @dataclass(frozen=True)

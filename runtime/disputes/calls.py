@@ -1,4 +1,5 @@
-"""disputes calls: Challenge, CommitVote, RevealVote; each checks first, then writes, then emits.
+"""disputes calls: Challenge, CommitVote, RevealVote (and SealProbe, OpenProbe: sealed.py); each checks first, then
+writes, then emits.
 
 A member commits blake2b-256(VOTE_DOMAIN || dispute id || member || salt || vote encoding)
 (recipes.py) while the dispute is COMMITTING, then reveals the votes and salt once it is
@@ -10,6 +11,7 @@ from __future__ import annotations
 from proto import state_pb2, types_pb2
 from runtime import balances, system, weights
 import runtime.disputes.events as events
+import runtime.disputes.sealed as sealed
 import runtime.disputes.weights as dispute_weights
 from runtime.disputes.errors import (
     AlreadyDisputed,
@@ -230,5 +232,23 @@ CALLS = (
         # `votes` holds CandidateVote messages, built by the worker (runtime/disputes/recipes.py), not by field kinds.
         fields={"dispute": HASH, "salt": BYTES},
         weight=dispute_weights.reveal_vote,
+    ),
+    CallSpec(
+        name="seal_probe",
+        message=types_pb2.SealProbe,
+        doc="Seal a probe: commit to blake2b-256(b\"inferchain/probe-seal/v1\" || job id || salt) of a job you post.",
+        handler=sealed.seal_probe,
+        check=sealed.check_seal_probe,
+        fields={"commitment": HASH},
+        weight=dispute_weights.seal_probe,
+    ),
+    CallSpec(
+        name="open_probe",
+        message=types_pb2.OpenProbe,
+        doc="Open your sealed probe once its job settled: the job is audited and the probe fund pays its poster back.",
+        handler=sealed.open_probe,
+        check=sealed.check_open_probe,
+        fields={"job_id": HASH, "salt": BYTES},
+        weight=dispute_weights.open_probe,
     ),
 )

@@ -66,7 +66,18 @@ class InsufficientBalance(DisputesError):
     """The free balance does not cover the challenge's bond."""
 
 
+class SealRefused(DisputesError):
+    """A probe's seal that may not be made: a commitment not 32 bytes, a sender not bonded min_bond or jailed, the
+    epoch's seals taken, the sender's seal of the epoch made, or the commitment sealed already."""
+
+
+class ProbeNotSealed(DisputesError):
+    """An opening that no seal of the sender matches (a salt not 32 bytes, another's seal, a job posted before
+    its seal, a protocol probe)."""
+
+
 ERRORS = (
     UnknownDispute, UnknownJob, NotMember, AlreadyVoted, VotingClosed, WrongPhase, VoteMismatch, InvalidVote,
     ChallengeWindowClosed, BondTooLow, UnknownCandidate, AlreadyDisputed, TooManyDisputes, InsufficientBalance,
+    SealRefused, ProbeNotSealed,
 )

@@ -19,6 +19,8 @@ CANDIDATE_JUDGED = "CandidateJudged"
 DISPUTE_DECIDED = "DisputeDecided"
 CHALLENGE_SETTLED = "ChallengeSettled"
 EVIDENCE_CONVICTED = "EvidenceConvicted"
+PROBE_SEALED = "ProbeSealed"
+PROBE_OPENED = "ProbeOpened"
 
 EVENTS = (
     EventSpec(DISPUTE_OPENED, "A dispute opened on a job's revealed results; its committee is drawn at draw_height.",
@@ -42,6 +44,11 @@ EVENTS = (
               {"dispute": HASH, "challenger": ACCOUNT, "returned": AMOUNT, "lost": AMOUNT, "reward": AMOUNT}),
     EventSpec(EVIDENCE_CONVICTED, "An executor's misses over every re-score of its results for a model convicted it.",
               {"executor": ACCOUNT, "model": HASH, "positions": INTEGER, "misses": INTEGER}),
+    EventSpec(PROBE_SEALED, "A staker sealed a probe: a commitment to a job it posts, opened once the job settles.",
+              {"sealer": ACCOUNT, "commitment": HASH, "epoch": INTEGER}),
+    EventSpec(PROBE_OPENED, "A sealed probe was opened: its job is audited (the dispute), and the probe fund paid "
+              "the poster back the results' payments.",
+              {"dispute": HASH, "sealer": ACCOUNT, "poster": ACCOUNT, "reimbursed": AMOUNT}),
 )
 
 

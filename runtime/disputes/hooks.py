@@ -18,6 +18,7 @@ from runtime.disputes.committee import draw_committee, seat
 from runtime.disputes.opening import AUDIT, COMMITTING, REVEALING, open_dispute
 from runtime.disputes.params import MAX_AUDITED_PER_BLOCK, Params, audit_probability, read_params
 from runtime.disputes.recipes import AUDIT_SCALE, audit_point
+from runtime.disputes.sealed import prune_seals
 from runtime.disputes.storage import (
     AUDITS_PREFIX,
     DEADLINES_PREFIX,
@@ -36,7 +37,9 @@ from runtime.state import Overlay
 
 
 def on_initialize(state: Overlay, block: BlockContext) -> None:
-    """Draw the committees due at this height, then the audits, from the mix after this block's reveal."""
+    """Draw the committees due at this height, then the audits, from the mix after this block's reveal; at an
+    epoch's first block, prune the sealed probes of the epoch before the last (sealed.py)."""
+    prune_seals(state, block.height)
     params = read_params(state)
     mix = randomness.read_mix(state)
     for dispute_id in take_due(state, DRAWS_PREFIX, block.height):

@@ -25,7 +25,8 @@ MAX_DUE_PER_HEIGHT = 5
 # audit_delay_blocks later (the draws schedule), so load never lowers the audit probability.
 MAX_AUDITS_PER_HEIGHT = 100
 MAX_AUDITED_PER_BLOCK = 10
-# The most probes_per_epoch may be: runtime/jobs/weights.py declares the epoch's first block for this many probes.
+# The most probes_per_epoch may be (runtime/jobs/weights.py declares the epoch's first block for this many probes), and
+# the most sealed_probes_per_epoch (an epoch's seals are pruned in one block: weights.py).
 MAX_PROBES_PER_EPOCH = 64
 # Parts per billion (the conviction budget).
 PPB = 1_000_000_000
@@ -38,7 +39,7 @@ _PPM_FIELDS = (
 # same_class_share_ppm's least value: below half the eligible stake, a class drawn alone could be a minority.
 MIN_SAME_CLASS_SHARE_PPM = 500_000
 # The fields that may be 0 (a rule turned off).
-_MAY_BE_ZERO = _PPM_FIELDS + ("collateral_ppm", "probes_per_epoch")
+_MAY_BE_ZERO = _PPM_FIELDS + ("collateral_ppm", "probes_per_epoch", "sealed_probes_per_epoch")
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,8 @@ class Params:
     # A dispute's committee is drawn among the validators of its results' engine class (exact re-scores) when they
     # hold at least this share of the eligible stake (docs/protocol.md, "Disputes", Committee).
     same_class_share_ppm: int = 666_667
+    # Sealed probes (docs/protocol.md, "Sealed probes"; sealed.py): SealProbe calls an epoch, at most one an account.
+    sealed_probes_per_epoch: int = 4
 
     def validate(self) -> None:
         for name, value in asdict(self).items():
@@ -91,6 +94,9 @@ class Params:
         if self.probes_per_epoch > MAX_PROBES_PER_EPOCH:
             raise ValueError(f"disputes.params.probes_per_epoch is {self.probes_per_epoch}, above "
                              f"{MAX_PROBES_PER_EPOCH}, the most the jobs hook's weight is declared for")
+        if self.sealed_probes_per_epoch > MAX_PROBES_PER_EPOCH:
+            raise ValueError(f"disputes.params.sealed_probes_per_epoch is {self.sealed_probes_per_epoch}, above "
+                             f"{MAX_PROBES_PER_EPOCH}, the most the disputes hook's weight is declared for")
         if self.same_class_share_ppm < MIN_SAME_CLASS_SHARE_PPM:
             raise ValueError(f"disputes.params.same_class_share_ppm is {self.same_class_share_ppm}, below "
                              f"{MIN_SAME_CLASS_SHARE_PPM}: a class holding a minority of the eligible stake would "

@@ -1,4 +1,5 @@
-"""The hashes of disputes (docs/protocol.md, "Disputes"): vote encoding and commitment, audit point, committee seed.
+"""The hashes of disputes (docs/protocol.md, "Disputes"): vote encoding and commitment, audit point, committee seed,
+and a sealed probe's commitment.
 
 Each is a function of chain data (and, for a vote, the member's salt) only, so every node and the
 worker compute the same bytes.
@@ -16,6 +17,7 @@ from proto import types_pb2
 VOTE_DOMAIN = b"inferchain/dispute-vote/v1"
 AUDIT_DOMAIN = b"inferchain/audit/v1"
 COMMITTEE_DOMAIN = b"inferchain/committee/v1"
+PROBE_SEAL_DOMAIN = b"inferchain/probe-seal/v1"
 # u32be(candidate) || u8(valid) || u32be(positions) || u32be(misses) || i64be(worst_margin_micro)
 _VOTE = struct.Struct(">IBIIq")
 AUDIT_SCALE = 1_000_000
@@ -51,3 +53,8 @@ def committee_seed(mix: bytes, dispute_id: bytes) -> bytes:
 def committee_point(seed: bytes, index: int, total: int) -> int:
     """The `index`-th member's point in [0, total): blake2b-256(seed || u32be(index)) modulo the remaining weight."""
     return int.from_bytes(_hash(seed, struct.pack(">I", index)), "big") % total
+
+
+def probe_seal(job_id: bytes, salt: bytes) -> bytes:
+    """What SealProbe carries: blake2b-256(PROBE_SEAL_DOMAIN || job id || salt); OpenProbe names the job and salt."""
+    return _hash(PROBE_SEAL_DOMAIN, job_id, salt)

@@ -6,8 +6,8 @@ ceiling MAX_VALIDATORS genesis checks) and walks them once per member; a verdict
 and records the evidence. A call's weight is declared at the ceilings (MAX_COMMITTEE_SIZE members); the
 hooks read the parameters and what is due at the height from the parent state: at most
 MAX_AUDITS_PER_HEIGHT audits (MAX_AUDITED_PER_BLOCK of them drawing a committee) and MAX_DUE_PER_HEIGHT
-committee draws and deadlines (params.py). A dispute decided because its last member revealed is paid
-for by that RevealVote's weight.
+committee draws and deadlines (params.py), and at an epoch's first block the pruning of an old epoch's sealed
+probes. A dispute decided because its last member revealed is paid for by that RevealVote's weight.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from runtime.disputes.params import (
     MAX_AUDITS_PER_HEIGHT,
     MAX_COMMITTEE_SIZE,
     MAX_DUE_PER_HEIGHT,
+    MAX_PROBES_PER_EPOCH,
     read_params,
 )
 from runtime.disputes.storage import AUDITS_PREFIX, DEADLINES_PREFIX, DRAWS_PREFIX
@@ -88,6 +89,23 @@ def reveal_vote(call: types_pb2.RevealVote) -> int:
     return DISPUTE_RECORD + weights.READ + votes + call.ByteSize() * weights.BYTE + READY_ENTRY + VERDICT
 
 
+def seal_probe(call: types_pb2.SealProbe) -> int:
+    """The chain, both parameter records, the bond, the jail and the epoch's seals read (each seal's sealer at most
+    MAX_PROBES_PER_EPOCH times), the seal and the list written."""
+    return (6 + MAX_PROBES_PER_EPOCH) * weights.READ + MAX_PROBES_PER_EPOCH * weights.LIST_ENTRY + 2 * weights.WRITE
+
+
+def open_probe(call: types_pb2.OpenProbe) -> int:
+    """The commitment hashed, the seal, the job, its dispute, the parameters, the count and the fund read, the fund
+    paid out (three balance moves), the seal deleted, the dispute opened, the job written."""
+    return JOB_RECORD + 8 * weights.READ + 7 * weights.WRITE + OPEN
+
+
+# Pruning an epoch's seals at an epoch's first block (runtime/disputes/sealed.py): the list read, every seal and the
+# list deleted.
+PRUNE_SEALS = weights.READ + (MAX_PROBES_PER_EPOCH + 1) * weights.WRITE
+
+
 def hooks_weight(state: StateReader, block: BlockContext) -> int:
     """on_initialize's committee draws due at this height (each perhaps decided at once) and its audits (at most
     MAX_AUDITED_PER_BLOCK drawing a committee, the others opening a dispute); on_finalize's deadlines due at this
@@ -97,7 +115,9 @@ def hooks_weight(state: StateReader, block: BlockContext) -> int:
     audits = len(read_ids(state, AUDITS_PREFIX + height))
     deadlines = len(read_ids(state, DEADLINES_PREFIX + height))
     members = read_params(state).committee_size
-    draw = committee_draw(min(staking.read_params(state).max_validators, MAX_VALIDATORS), members)
+    staking_params = staking.read_params(state)
+    draw = committee_draw(min(staking_params.max_validators, MAX_VALIDATORS), members)
     decide = verdict(members)
+    prune = PRUNE_SEALS if block.height > 1 and (block.height - 1) % staking_params.epoch_blocks == 0 else 0
     return (6 * weights.READ + draws * (draw + decide) + audits * (AUDIT_CHECK + OPEN)
-            + min(audits, MAX_AUDITED_PER_BLOCK) * draw + deadlines * (decide + SCHEDULE_ENTRY))
+            + min(audits, MAX_AUDITED_PER_BLOCK) * draw + deadlines * (decide + SCHEDULE_ENTRY) + prune)

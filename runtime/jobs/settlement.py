@@ -295,11 +295,13 @@ def _conclude_held(state: Overlay, job: state_pb2.Job, verdicts: Mapping[int, in
 
 
 def _revoke(state: Overlay, job: state_pb2.Job, slot: state_pb2.Assignment) -> int:
-    """An invalid result's held payment goes back to the poster's free balance; the protocol fee burned on it."""
+    """An invalid result's held payment goes back to whoever paid it, to its free balance (the poster, or the probe
+    fund for a probe: a sealed probe's poster was paid back at its opening); the protocol fee burned on it."""
     fee = _gross(job, slot) - slot.payment if slot.payment else 0
     if slot.payment and not slot.released:
-        balances.repatriate_reserved(state, slot.executor, job.poster, slot.payment)
-        balances.unreserve(state, job.poster, slot.payment)
+        payer = PROBE_FUND if job.probe else job.poster
+        balances.repatriate_reserved(state, slot.executor, payer, slot.payment)
+        balances.unreserve(state, payer, slot.payment)
         job.refunded += slot.payment
         state.deposit_event(events.event(events.PAYMENT_REVOKED, job=job.id.hex(), executor=slot.executor.hex(),
                                          amount=slot.payment))
