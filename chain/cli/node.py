@@ -70,6 +70,9 @@ def register(subparsers) -> None:
                              "own default, cpu)")
     parser.add_argument("--worker-batch-jobs", type=int, metavar="N",
                         help="jobs of a model the worker decodes together in one batch (default: off)")
+    parser.add_argument("--worker-no-probes", action="store_true",
+                        help="the worker posts no sealed probes (default: one an epoch; docs/protocol.md, "
+                             "\"Sealed probes\")")
     parser.add_argument("--rpc-max-streams-per-client", type=int, metavar="N", default=StreamLimits().per_client,
                         help="open API streams (block subscriptions, job watches, token streams) one client address "
                              "may hold, 1 to the node's shared places (a gateway host serving many streaming "
@@ -214,6 +217,7 @@ def run(args: argparse.Namespace) -> int:
             _worker_key(args), args.log_level, args.log_format, threads=args.worker_threads,
             parallel=args.worker_parallel, stream_endpoint=args.stream_endpoint,
             engine_class=args.worker_engine_class, batch_jobs=args.worker_batch_jobs,
+            no_probes=args.worker_no_probes,
         ),
         rpc_streams_per_client=args.rpc_max_streams_per_client,
     )

@@ -3,7 +3,8 @@
 It reads the account's offer from the chain, loads the models offered from the model store, then
 follows finalized blocks: each job assigned to the account is run (up to the offer's capacity at
 once), committed and revealed; when the account is drawn into a dispute's committee, the results judged
-are re-scored on the same engines and the votes committed and revealed. A node whose validator key has
+are re-scored on the same engines and the votes committed and revealed. Once an epoch it also seals and
+posts a probe job, opened for an audit once it settles (`--no-probes`: none). A node whose validator key has
 an offer runs one by itself; run this command to serve an account from another machine (a GPU box)
 instead (`node --no-worker`). While a job runs, its tokens are published to the node (`--node`) for
 the job's poster to stream; the offer's endpoint says where (`--stream-endpoint`), and the worker sets
@@ -97,6 +98,10 @@ def register(subparsers) -> None:
                         help="the node API where posters stream this executor's tokens, set in its offer; the "
                              "tokens are published to --node, so name that node as posters reach it "
                              "(default: the --node target; \"\": publish none)")
+    parser.add_argument("--no-probes", action="store_true",
+                        help="post no sealed probes (default: once an epoch, seal and post a probe job copied from "
+                             "a recently settled one, and open it for an audit once it settles; docs/protocol.md, "
+                             "\"Sealed probes\")")
     parser.add_argument("--parent-pid", type=int,
                         help="stop when the process with this id exits; a node passes its own (default: none)")
     parser.set_defaults(handler=run)
@@ -141,7 +146,8 @@ def run(args: argparse.Namespace) -> int:
         with cli_errors():
             _announce_offer(target, keypair, offer, endpoint, args.engine_class)
             worker = Worker(target, keypair, pool.run, journal, rescore=pool_rescorer(pool),
-                            stream_tokens=bool(endpoint), engine_class=args.engine_class)
+                            stream_tokens=bool(endpoint), engine_class=args.engine_class,
+                            probe=not args.no_probes)
             worker.run(stop)
     finally:
         pool.close()

@@ -38,7 +38,7 @@ MAX_BATCH_JOBS = 64
 @dataclass(frozen=True)
 class WorkerLaunch:
     """What the node passes to its worker: the key (a dev name or a key file path), log settings, threads and
-    parallel jobs, where posters reach its token streams, its engine class and batching."""
+    parallel jobs, where posters reach its token streams, its engine class, batching, and whether it probes."""
 
     key: str
     log_level: str = "info"
@@ -50,6 +50,8 @@ class WorkerLaunch:
     # The worker's engine class (--engine-class; None: its default, cpu) and --batch-jobs (None: off).
     engine_class: str | None = None
     batch_jobs: int | None = None
+    # The worker's --no-probes: it posts no sealed probes (docs/protocol.md, "Sealed probes").
+    no_probes: bool = False
 
     def command(self, target: str, base_path: Path) -> list[str]:
         """`inferchain worker` against the node at `target`, models and journal under the node's base path."""
@@ -66,6 +68,7 @@ class WorkerLaunch:
             *(["--stream-endpoint", self.stream_endpoint] if self.stream_endpoint is not None else []),
             *(["--engine-class", self.engine_class] if self.engine_class is not None else []),
             *(["--batch-jobs", str(self.batch_jobs)] if self.batch_jobs is not None else []),
+            *(["--no-probes"] if self.no_probes else []),
         ]
 
 

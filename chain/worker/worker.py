@@ -16,7 +16,8 @@ event alone; the node sends every record the worker needs, so no job is read per
 Given a Rescorer (the CLI's: the engine pool's), the worker also serves on dispute committees: the
 juror (juror.py) is started and stopped with it, and told of each block from this loop; it votes in
 a thread of its own, so a re-score never delays a job's step. With `stream_tokens`, each run also
-publishes its tokens to the node as they are generated (token_publisher.py; not consensus).
+publishes its tokens to the node as they are generated (token_publisher.py; not consensus). With `probe`,
+the prober (prober.py) seals and posts one probe an epoch and opens it once it settles, in a thread of its own.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from chain.worker.follower import AssignmentsUpdate, Follower, MarketReader, off
 from chain.worker.journal import Journal, JournalEntry
 from chain.worker.juror import Juror, NodeChain, Rescorer
 from chain.worker.juror_journal import VoteJournal
+from chain.worker.prober import Prober
 from chain.worker.submitter import Sent, Submitter, new_salt, resend_due
 from chain.worker.token_publisher import publisher_factory
 from inference.errors import InferenceError
@@ -117,12 +119,14 @@ def is_over_for(job: state_pb2.Job, assignment: state_pb2.Assignment | None) -> 
 
 class Worker:
     """Runs one executor's assignments: follow blocks, run jobs, commit and reveal, until stopped; with a
-    Rescorer, also votes on the disputes its account is drawn to judge; with `stream_tokens`, publishes each
+    Rescorer, also votes on the disputes its account is drawn to judge; with `probe`, posts sealed probes; with
+    `stream_tokens`, publishes each
     run's tokens to the node at `target` (the runner then takes `publish=`, as EnginePool.run does). Its
     `engine_class` is the class its engines belong to: the verifier side of the thresholds it votes by."""
 
     def __init__(self, target: str, keypair: Keypair, runner: Runner, journal: Journal,
-                 rescore: Rescorer | None = None, stream_tokens: bool = False, engine_class: str = "cpu"):
+                 rescore: Rescorer | None = None, stream_tokens: bool = False, engine_class: str = "cpu",
+                 probe: bool = False):
         self.target = target
         self.keypair = keypair
         self.executor_id = keypair.public_key
@@ -141,6 +145,7 @@ class Worker:
         self._juror = None if rescore is None else Juror(
             NodeChain(target, keypair), rescore, VoteJournal(journal.directory / VOTES_DIRECTORY), engine_class
         )
+        self._prober = Prober(target, keypair) if probe else None
 
     # -- running -----------------------------------------------------------------------------
 
@@ -151,6 +156,8 @@ class Worker:
         self._follower.start(self.head + 1, list(self.jobs))
         if self._juror is not None:
             self._juror.start()
+        if self._prober is not None:
+            self._prober.start()
         log.info("executing jobs for %s from #%d%s", address, self.head + 1,
                  "" if self._juror is None else ", voting on its dispute duties")
         try:
@@ -174,6 +181,8 @@ class Worker:
         self._follower.stop()
         if self._juror is not None:
             self._juror.stop()
+        if self._prober is not None:
+            self._prober.stop()
         self._executor.stop()
         self.reader.close()
         self.client.close()
@@ -202,6 +211,8 @@ class Worker:
         self.head = max(self.head, update.height)
         if self._juror is not None:
             self._juror.on_block(update.height, update.receipts)
+        if self._prober is not None:
+            self._prober.on_block(update.height)
         self._note_receipts(update.receipts)
         for name in offer_events(update):
             log.info("offer changed on chain (%s at #%d): capacity and models apply to new assignments",

@@ -1,0 +1,221 @@
+"""The prober: one sealed probe an epoch, posted like any job and opened once it settles (docs/protocol.md,
+"Sealed probes").
+
+A thread of its own, woken by the worker's loop at each finalized block (as the juror). Once an epoch,
+at a height drawn at random in the epoch's first half, it copies the request of a job settled
+recently (a random one among the newest 100 not posted by this account or the probe fund), with
+`max_tokens` at most the chain's `probe_max_tokens` and a fresh seed, and sends two transactions
+from the worker's account, nonces n and n + 1:
+
+    SealProbe{blake2b-256(b"inferchain/probe-seal/v1" || job id || salt)}   job id = job_id(genesis, me, n + 1)
+    PostJob{the copied request}
+
+so the seal is in a block no later than the job. At each block it reads each of its probe jobs; once one
+is SETTLED (no dispute, in its challenge window) it sends OpenProbe{job id, salt}: the job is audited and
+the probe fund pays back what its results were paid. A job that ends otherwise (expired, rejected, disputed
+already) is forgotten, its seal left to be pruned. Salts live in memory only: a worker restarted before
+its probe settles loses it (its cost is the job's protocol fee and price, nothing is slashed).
+
+Failures (a seal refused because the epoch's seals are taken, a node unreachable) are said in one log
+line and the next epoch tries again. The prober uses no engine.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from dataclasses import dataclass
+
+from chain.client import Client, ClientError
+from chain.crypto import Keypair
+from chain.worker.submitter import new_salt
+from proto import state_pb2, types_pb2
+from runtime import staking
+from runtime.disputes import params as dispute_params
+from runtime.disputes.recipes import probe_seal
+from runtime.jobs.phases import FINAL_STATUSES, SETTLED
+from runtime.jobs.recipes import PROBE_FUND, job_id
+from runtime.params import decode_params
+
+log = logging.getLogger("inferchain.worker")
+
+POLL_S = 0.5
+# The settled jobs a probe's request is copied from: the newest page of them.
+TEMPLATES = 100
+# Blocks a posted probe may stay unseen by the node before it is forgotten (dropped from the pool).
+UNSEEN_BLOCKS = 20
+
+
+@dataclass
+class Probe:
+    """A probe this worker sealed and posted: its job, salt and what became of it."""
+
+    job_id: bytes
+    salt: bytes
+    posted_head: int
+    opening: bytes = b""  # the OpenProbe's transaction hash, once sent
+
+
+@dataclass(frozen=True)
+class ProbeRules:
+    """The chain parameters the prober follows."""
+
+    staking: staking.Params
+    probe_max_tokens: int
+    sealed_per_epoch: int
+
+
+def probe_request(template: types_pb2.PostJob, max_tokens: int, seed: int) -> types_pb2.PostJob:
+    """A probe's request: the template's, at most `max_tokens` tokens, with `seed` for its sampling."""
+    request = types_pb2.PostJob()
+    request.CopyFrom(template)
+    request.max_tokens = min(template.max_tokens, max_tokens)
+    if request.sampling.temperature_milli:
+        request.sampling.seed = seed
+    return request
+
+
+def pick_template(jobs: list[state_pb2.Job], account: bytes, rng: random.Random) -> state_pb2.Job | None:
+    """A random job of `jobs` another account posted (not the probe fund, not a probe), or None."""
+    others = [job for job in jobs if job.poster not in (account, PROBE_FUND) and not job.probe]
+    return rng.choice(others) if others else None
+
+
+class Prober:
+    """Seals, posts and opens this account's probes, until stopped; driven by `on_block`."""
+
+    def __init__(self, target: str, keypair: Keypair, rng: random.Random | None = None):
+        self.client = Client(target)
+        self.keypair = keypair
+        self.account = keypair.public_key
+        self.rng = rng or random.SystemRandom()
+        self.probes: dict[bytes, Probe] = {}
+        self._rules: ProbeRules | None = None
+        self._planned: tuple[int, int] | None = None  # (epoch, height to probe at)
+        self._tried: set[int] = set()  # epochs probed (or tried)
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._latest = 0
+        self._thread: threading.Thread | None = None
+        self._said: set[str] = set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="prober", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.client.close()
+
+    def on_block(self, height: int) -> None:
+        """A block was finalized (called from the worker's loop: returns at once)."""
+        with self._lock:
+            self._latest = max(self._latest, height)
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if not self._wake.wait(POLL_S):
+                continue
+            self._wake.clear()
+            with self._lock:
+                height = self._latest
+            try:
+                self.step(height)
+            except ClientError as error:
+                self._say(f"probes: the node refused or failed a request ({error.message}); trying at the next block")
+            except Exception:  # a bug: never the thread's end
+                log.exception("probes: unexpected failure at #%d", height)
+
+    # -- one block -------------------------------------------------------------------------
+
+    def step(self, height: int) -> None:
+        """Probe when this epoch's planned height has come, and follow every probe posted."""
+        rules = self.rules()
+        epoch = staking.epoch_of(height, rules.staking)
+        if self._planned is None or self._planned[0] != epoch:
+            epoch_blocks = rules.staking.epoch_blocks
+            self._planned = (epoch, epoch * epoch_blocks + 1 + self.rng.randrange(max(1, epoch_blocks // 2)))
+        if rules.sealed_per_epoch and height >= self._planned[1] and epoch not in self._tried:
+            self._tried.add(epoch)
+            self.probe(height, rules)
+        for probe in list(self.probes.values()):
+            self.follow(probe, height)
+
+    def rules(self) -> ProbeRules:
+        """The chain's parameters (read once: they are set at genesis)."""
+        if self._rules is None:
+            staking_params = decode_params(staking.PARAMS, self._state(staking.PARAMS_KEY))
+            disputes = decode_params(dispute_params.PARAMS, self._state(dispute_params.PARAMS_KEY))
+            self._rules = ProbeRules(staking_params, disputes.probe_max_tokens, disputes.sealed_probes_per_epoch)
+        return self._rules
+
+    def _state(self, key: bytes) -> bytes | None:
+        return self.client.state_proof(key).value
+
+    def probe(self, height: int, rules: ProbeRules) -> Probe | None:
+        """Seal and post one probe copied from a recently settled job; None when there is none to copy or the
+        seal is refused."""
+        settled = list(self.client.list_jobs(status="settled", limit=TEMPLATES).jobs)
+        template = pick_template(settled, self.account, self.rng)
+        if template is None:
+            log.info("probes: no settled job of another poster to copy at #%d; none posted this epoch", height)
+            return None
+        request = probe_request(template.request, rules.probe_max_tokens, self.rng.getrandbits(64))
+        info = self.client.chain_info(self.account)
+        nonce = info.signer_next_nonce
+        salt = new_salt()
+        probe_id = job_id(info.genesis_hash, self.account, nonce + 1)
+        try:
+            self.client.submit(self.keypair, types_pb2.SealProbe(commitment=probe_seal(probe_id, salt)), nonce=nonce)
+        except ClientError as error:
+            log.info("probes: no probe this epoch: the seal was refused (%s)", error.message)
+            return None
+        self.client.submit(self.keypair, request, nonce=nonce + 1)
+        probe = Probe(probe_id, salt, height)
+        self.probes[probe_id] = probe
+        log.info("probes: sealed and posted probe job %s (%d tokens of model %s...)", probe_id.hex()[:16],
+                 request.max_tokens, request.model.hex()[:12])
+        return probe
+
+    def follow(self, probe: Probe, height: int) -> None:
+        """Open the probe once its job settled; forget it once opened, or when its job ends another way."""
+        if probe.opening:
+            status = self.client.transaction(probe.opening)
+            if status.status == "pending":
+                return
+            if status.status == "included" and status.receipt is not None and status.receipt.success:
+                log.info("probes: opened probe job %s: it is audited", probe.job_id.hex()[:16])
+            else:
+                receipt = status.receipt
+                reason = (f"{receipt.error_module}.{receipt.error_name}: {receipt.error_message}" if receipt is not None
+                          else status.reason or status.status)
+                log.warning("probes: opening probe job %s failed: %s", probe.job_id.hex()[:16], reason)
+            del self.probes[probe.job_id]
+            return
+        try:
+            job = self.client.get_job(probe.job_id).job
+        except ClientError as error:
+            if error.code != "NOT_FOUND":
+                raise
+            if height - probe.posted_head > UNSEEN_BLOCKS:
+                log.warning("probes: probe job %s never reached a block; forgotten", probe.job_id.hex()[:16])
+                del self.probes[probe.job_id]
+            return
+        if job.status == SETTLED and not any(slot.released for slot in job.assignments):
+            call = types_pb2.OpenProbe(job_id=probe.job_id, salt=probe.salt)
+            probe.opening = self.client.submit(self.keypair, call).hash
+        elif job.status in FINAL_STATUSES or job.status == state_pb2.JOB_STATUS_DISPUTED:
+            log.info("probes: probe job %s ended %s before it could be opened; forgotten", probe.job_id.hex()[:16],
+                     state_pb2.JobStatus.Name(job.status).removeprefix("JOB_STATUS_").lower())
+            del self.probes[probe.job_id]
+
+    def _say(self, line: str) -> None:
+        if line not in self._said:
+            self._said.add(line)
+            log.warning("%s", line)

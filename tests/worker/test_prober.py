@@ -1,0 +1,76 @@
+"""The worker's prober (chain/worker/prober.py): the probe it builds from a settled job, and on a real node a
+validator's worker that seals a probe, posts it as an ordinary job, and opens it once it settles."""
+
+from __future__ import annotations
+
+import random
+import time
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chain.client import Client
+from chain.crypto import dev_keypair
+from chain.worker.journal import Journal
+from chain.worker.prober import pick_template, probe_request
+from chain.worker.worker import Worker
+from proto import state_pb2, types_pb2
+from runtime.jobs.recipes import PROBE_FUND
+from tests.worker.conftest import MODEL, echo_runner, post_job, running_worker_of, wait_for_job
+
+ALICE = dev_keypair("alice")
+CHARLIE = dev_keypair("charlie")
+
+
+@given(max_tokens=st.integers(1, 4096), cap=st.integers(1, 4096), temperature=st.integers(0, 2000),
+       seed=st.integers(0, 2**64 - 1))
+def test_a_probe_copies_its_template_but_for_a_length_cap_and_a_fresh_seed_when_it_samples(max_tokens, cap,
+                                                                                           temperature, seed):
+    template = types_pb2.PostJob(
+        model=MODEL, prompt="Name a river.", prompt_format="chat", max_tokens=max_tokens, redundancy=2,
+        sampling=types_pb2.Sampling(temperature_milli=temperature, top_k=40, top_p_ppm=950_000, seed=7),
+        max_price_per_token=123, region="eu", engine_classes=["cpu"],
+    )
+    request = probe_request(template, cap, seed)
+    assert request.max_tokens == min(max_tokens, cap)
+    assert request.sampling.seed == (seed if temperature else 7)
+    expected = types_pb2.PostJob()
+    expected.CopyFrom(template)
+    expected.max_tokens, expected.sampling.seed = request.max_tokens, request.sampling.seed
+    assert request == expected and template.max_tokens == max_tokens
+
+
+def test_templates_are_never_the_prober_s_own_jobs_the_fund_s_or_probes():
+    me, other = b"\1" * 32, b"\2" * 32
+    jobs = [state_pb2.Job(id=b"a" * 32, poster=me), state_pb2.Job(id=b"b" * 32, poster=PROBE_FUND),
+            state_pb2.Job(id=b"c" * 32, poster=other, probe=True)]
+    assert pick_template(jobs, me, random.Random(1)) is None
+    real = state_pb2.Job(id=b"d" * 32, poster=other)
+    assert {pick_template(jobs + [real], me, random.Random(seed)).id for seed in range(20)} == {real.id}
+
+
+def test_a_validator_s_worker_seals_posts_and_opens_a_probe_that_looks_like_a_job_until_it_is_opened(market_node,
+                                                                                                    tmp_path):
+    client = Client(market_node.target)
+    worker = Worker(market_node.target, ALICE, echo_runner, Journal(tmp_path / "journal"), probe=True)
+    try:
+        with running_worker_of(worker):
+            template = wait_for_job(market_node.target, post_job(client, CHARLIE, prompt="Name a lake."),
+                                    lambda job: job.status == state_pb2.JOB_STATUS_SETTLED)
+            deadline = time.monotonic() + 60
+            probe = None
+            while probe is None:
+                assert time.monotonic() < deadline, "no probe was opened within 60 s"
+                opened = [job for job in client.list_jobs(poster=ALICE, limit=100).jobs if job.probe]
+                probe = opened[0] if opened else None
+                time.sleep(0.2)
+        view = client.get_job(probe.id)
+        # Posted by an ordinary PostJob of Alice's, the template's request but for a fresh seed's absence (greedy).
+        assert probe.poster == ALICE.public_key and probe.request == template.request
+        assert view.dispute is not None and view.dispute.reason == state_pb2.DISPUTE_REASON_AUDIT
+        opening = [event for height in range(probe.final_height, view.height + 1)
+                   for receipt in client.block(height).receipts for event in receipt.events
+                   if event.name == "ProbeOpened"]
+        assert len(opening) == 1 and opening[0].attribute("sealer") == ALICE.public_key.hex()
+    finally:
+        client.close()
