@@ -17,7 +17,8 @@ already) is forgotten, its seal left to be pruned. Salts live in memory only: a 
 its probe settles loses it (its cost is the job's protocol fee and price, nothing is slashed).
 
 Failures (a seal refused because the epoch's seals are taken, a node unreachable) are said in one log
-line and the next epoch tries again. The prober uses no engine.
+line and the next epoch tries again; a seal whose nonce the worker's own commit or reveal took first is
+sent again at the next block (the worker and the prober sign with one key). The prober uses no engine.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ POLL_S = 0.5
 TEMPLATES = 100
 # Blocks a posted probe may stay unseen by the node before it is forgotten (dropped from the pool).
 UNSEEN_BLOCKS = 20
+
+
+class NonceTaken(Exception):
+    """Another transaction of the account took the nonce the seal was signed with (the worker's commit or reveal)."""
 
 
 @dataclass
@@ -142,8 +147,11 @@ class Prober:
             epoch_blocks = rules.staking.epoch_blocks
             self._planned = (epoch, epoch * epoch_blocks + 1 + self.rng.randrange(max(1, epoch_blocks // 2)))
         if rules.sealed_per_epoch and height >= self._planned[1] and epoch not in self._tried:
+            try:
+                self.probe(height, rules)
+            except NonceTaken:
+                return  # the worker's own commit or reveal took the nonce: try again at the next block
             self._tried.add(epoch)
-            self.probe(height, rules)
         for probe in list(self.probes.values()):
             self.follow(probe, height)
 
@@ -174,6 +182,8 @@ class Prober:
         try:
             self.client.submit(self.keypair, types_pb2.SealProbe(commitment=probe_seal(probe_id, salt)), nonce=nonce)
         except ClientError as error:
+            if "nonce" in error.message:
+                raise NonceTaken(error.message) from error
             log.info("probes: no probe this epoch: the seal was refused (%s)", error.message)
             return None
         self.client.submit(self.keypair, request, nonce=nonce + 1)

@@ -7,8 +7,8 @@ the staker committed to beforehand:
     SealProbe{commitment}   commitment = blake2b-256(b"inferchain/probe-seal/v1" || job id || salt)
                             (recipes.probe_seal). From an account bonded at least staking's min_bond and not
                             jailed; at most sealed_probes_per_epoch seals an epoch, one per account.
-    OpenProbe{job_id, salt} by the sealer, once the job has settled and while its challenge window is open
-                            (no payment released, no dispute): the job is audited (a dispute opened, its
+    OpenProbe{job_id, salt} by the sealer, once the job (of at most probe_max_tokens tokens) has settled and
+                            while its challenge window is open (no payment released, no dispute): the job is audited (a dispute opened, its
                             committee drawn audit_delay_blocks later, as a challenge's) and the probe fund
                             pays the poster back what the job's results were paid (the protocol fee stays
                             paid, so no fund money buys reputation). From then on Job.probe is set, so a
@@ -139,6 +139,10 @@ def _openable(state: StateReader, context: CallContext, call: types_pb2.OpenProb
                              "seal binds a job no executor was drawn for yet")
     if job.poster == PROBE_FUND:
         raise ProbeNotSealed("the job is a protocol probe: it is audited already")
+    params = read_params(state)
+    if job.request.max_tokens > params.probe_max_tokens:
+        raise ProbeNotSealed(f"the job asks for up to {job.request.max_tokens} tokens; a probe the fund pays for asks "
+                             f"for at most disputes.params.probe_max_tokens {params.probe_max_tokens}")
     if read_dispute(state, job.id) is not None:
         raise AlreadyDisputed(f"job {job.id.hex()} has a dispute already; its verdict judges it")
     if job.status != SETTLED:
@@ -146,7 +150,6 @@ def _openable(state: StateReader, context: CallContext, call: types_pb2.OpenProb
     window_end = job.final_height + jobs_params.read_params(state).challenge_window_blocks
     if height > window_end or any(slot.released for slot in job.assignments):
         raise ChallengeWindowClosed(f"the job's challenge window closed at height {window_end}; this is {height}")
-    params = read_params(state)
     if open_count(state) >= params.max_open_disputes:
         raise TooManyDisputes(f"{params.max_open_disputes} disputes are open (disputes.params.max_open_disputes); "
                               "open the probe when one is decided")

@@ -246,6 +246,17 @@ def test_openings_that_do_not_match_a_seal_of_the_sender_or_a_settled_job_in_its
     assert late.error_name == "ChallengeWindowClosed" and "challenge window closed" in late.error_message
 
 
+def test_a_job_longer_than_a_probe_may_be_is_not_opened():
+    market = _market(replace(SEALED, probe_max_tokens=4))
+    job_id = _next_job_id(market)
+    assert _seal(market, job_id).success
+    market.post(max_tokens=8)
+    (executor,) = market.executors_of(job_id)
+    reveal_each(market, job_id, {executor: HONEST})
+    refused = _unchanged_but_fee(market, SEALER, open_probe=types_pb2.OpenProbe(job_id=job_id, salt=SALT))
+    assert refused.error_name == "ProbeNotSealed" and "up to 8 tokens" in refused.error_message
+
+
 def market_jobs_window(market) -> int:
     return jobs.read_params(market.state).challenge_window_blocks
 
