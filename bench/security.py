@@ -661,7 +661,7 @@ def main(argv=None) -> int:
     layout = genesis_for(base, rows, keys, capacity=max(per_row.values()) + CAPACITY_SPARE, challenge=args.challenge)
     addresses = {validator.name: NodeAddresses(*(Address(validator.host, free_port(validator.host)) for _ in range(3)))
                  for validator in layout.validators}
-    devnet = SecurityDevnet(layout, addresses, LaunchOptions(), own_workers={BYZANTINE})
+    devnet = SecurityDevnet(layout, addresses, LaunchOptions(worker_probes=False), own_workers={BYZANTINE})
     workers: list[RunningWorker] = []
     try:
         devnet.start()

@@ -50,6 +50,9 @@ class LaunchOptions:
     worker: bool = True
     worker_threads: int = 1
     worker_parallel: int = 1
+    # The workers post sealed probes (docs/protocol.md, "Sealed probes"); benchmarks that measure the market
+    # alone turn it off.
+    worker_probes: bool = True
     log_format: str = "plain"
     python: str = sys.executable
 
@@ -72,6 +75,8 @@ def node_command(layout: Layout, validator: Validator, addresses: Mapping[str, N
     ]
     if options.worker:
         command += ["--worker-threads", str(options.worker_threads), "--worker-parallel", str(options.worker_parallel)]
+        if not options.worker_probes:
+            command.append("--worker-no-probes")
     else:
         command.append("--no-worker")
     if peers:
