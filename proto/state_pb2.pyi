@@ -551,7 +551,7 @@ class DrawEntry(_message.Message):
     def __init__(self, account: _Optional[bytes] = ..., price_per_token: _Optional[int] = ..., capacity: _Optional[int] = ..., weight: _Optional[bytes] = ..., cumulative: _Optional[bytes] = ..., stake: _Optional[int] = ..., reputation: _Optional[int] = ...) -> None: ...
 
 class DisputesParams(_message.Message):
-    __slots__ = ("committee_size", "min_committee_size", "vote_commit_blocks", "vote_reveal_blocks", "audit_probability_ppm", "audit_delay_blocks", "min_challenge_bond", "challenge_loss_ppm", "slash_fraction_invalid_result_ppm", "slash_fraction_missed_result_ppm", "slash_fraction_missed_vote_ppm", "slash_fraction_contrary_vote_ppm", "slash_reward_ppm", "supermajority_ppm", "max_open_disputes", "conviction_budget_ppb", "collateral_ppm", "probe_fund_ppm", "probes_per_epoch", "probe_max_tokens", "same_class_share_ppm", "sealed_probes_per_epoch")
+    __slots__ = ("committee_size", "min_committee_size", "vote_commit_blocks", "vote_reveal_blocks", "audit_probability_ppm", "audit_delay_blocks", "min_challenge_bond", "challenge_loss_ppm", "slash_fraction_invalid_result_ppm", "slash_fraction_missed_result_ppm", "slash_fraction_missed_vote_ppm", "slash_fraction_contrary_vote_ppm", "slash_reward_ppm", "supermajority_ppm", "max_open_disputes", "conviction_budget_ppb", "collateral_ppm", "probe_fund_ppm", "probes_per_epoch", "probe_max_tokens", "same_class_share_ppm", "sealed_probes_per_epoch", "max_probe_reimbursement")
     COMMITTEE_SIZE_FIELD_NUMBER: _ClassVar[int]
     MIN_COMMITTEE_SIZE_FIELD_NUMBER: _ClassVar[int]
     VOTE_COMMIT_BLOCKS_FIELD_NUMBER: _ClassVar[int]
@@ -574,6 +574,7 @@ class DisputesParams(_message.Message):
     PROBE_MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
     SAME_CLASS_SHARE_PPM_FIELD_NUMBER: _ClassVar[int]
     SEALED_PROBES_PER_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    MAX_PROBE_REIMBURSEMENT_FIELD_NUMBER: _ClassVar[int]
     committee_size: int
     min_committee_size: int
     vote_commit_blocks: int
@@ -596,7 +597,8 @@ class DisputesParams(_message.Message):
     probe_max_tokens: int
     same_class_share_ppm: int
     sealed_probes_per_epoch: int
-    def __init__(self, committee_size: _Optional[int] = ..., min_committee_size: _Optional[int] = ..., vote_commit_blocks: _Optional[int] = ..., vote_reveal_blocks: _Optional[int] = ..., audit_probability_ppm: _Optional[int] = ..., audit_delay_blocks: _Optional[int] = ..., min_challenge_bond: _Optional[int] = ..., challenge_loss_ppm: _Optional[int] = ..., slash_fraction_invalid_result_ppm: _Optional[int] = ..., slash_fraction_missed_result_ppm: _Optional[int] = ..., slash_fraction_missed_vote_ppm: _Optional[int] = ..., slash_fraction_contrary_vote_ppm: _Optional[int] = ..., slash_reward_ppm: _Optional[int] = ..., supermajority_ppm: _Optional[int] = ..., max_open_disputes: _Optional[int] = ..., conviction_budget_ppb: _Optional[int] = ..., collateral_ppm: _Optional[int] = ..., probe_fund_ppm: _Optional[int] = ..., probes_per_epoch: _Optional[int] = ..., probe_max_tokens: _Optional[int] = ..., same_class_share_ppm: _Optional[int] = ..., sealed_probes_per_epoch: _Optional[int] = ...) -> None: ...
+    max_probe_reimbursement: int
+    def __init__(self, committee_size: _Optional[int] = ..., min_committee_size: _Optional[int] = ..., vote_commit_blocks: _Optional[int] = ..., vote_reveal_blocks: _Optional[int] = ..., audit_probability_ppm: _Optional[int] = ..., audit_delay_blocks: _Optional[int] = ..., min_challenge_bond: _Optional[int] = ..., challenge_loss_ppm: _Optional[int] = ..., slash_fraction_invalid_result_ppm: _Optional[int] = ..., slash_fraction_missed_result_ppm: _Optional[int] = ..., slash_fraction_missed_vote_ppm: _Optional[int] = ..., slash_fraction_contrary_vote_ppm: _Optional[int] = ..., slash_reward_ppm: _Optional[int] = ..., supermajority_ppm: _Optional[int] = ..., max_open_disputes: _Optional[int] = ..., conviction_budget_ppb: _Optional[int] = ..., collateral_ppm: _Optional[int] = ..., probe_fund_ppm: _Optional[int] = ..., probes_per_epoch: _Optional[int] = ..., probe_max_tokens: _Optional[int] = ..., same_class_share_ppm: _Optional[int] = ..., sealed_probes_per_epoch: _Optional[int] = ..., max_probe_reimbursement: _Optional[int] = ...) -> None: ...
 
 class SealedProbe(_message.Message):
     __slots__ = ("sealer", "height", "epoch")

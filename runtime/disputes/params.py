@@ -39,7 +39,7 @@ _PPM_FIELDS = (
 # same_class_share_ppm's least value: below half the eligible stake, a class drawn alone could be a minority.
 MIN_SAME_CLASS_SHARE_PPM = 500_000
 # The fields that may be 0 (a rule turned off).
-_MAY_BE_ZERO = _PPM_FIELDS + ("collateral_ppm", "probes_per_epoch", "sealed_probes_per_epoch")
+_MAY_BE_ZERO = _PPM_FIELDS + ("collateral_ppm", "probes_per_epoch", "sealed_probes_per_epoch", "max_probe_reimbursement")
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,8 @@ class Params:
     same_class_share_ppm: int = 666_667
     # Sealed probes (docs/protocol.md, "Sealed probes"; sealed.py): SealProbe calls an epoch, at most one an account.
     sealed_probes_per_epoch: int = 4
+    # The most an opened sealed probe is paid back (a 64-token job at the dev genesis's 10^9 per token is ~8.3 x 10^10).
+    max_probe_reimbursement: int = 100_000_000_000
 
     def validate(self) -> None:
         for name, value in asdict(self).items():

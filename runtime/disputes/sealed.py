@@ -157,11 +157,11 @@ def _openable(state: StateReader, context: CallContext, call: types_pb2.OpenProb
 
 
 def reimbursement(state: StateReader, job: state_pb2.Job) -> int:
-    """What the probe fund pays the poster: the held payments of the job's revealed results, at most its free
-    balance."""
+    """What the probe fund pays the poster: the held payments of the job's revealed results, at most
+    max_probe_reimbursement and the fund's free balance."""
     held = sum(slot.payment for slot in job.assignments if slot.status == SLOT_REVEALED and not slot.released)
     fund = system.read_account(state, PROBE_FUND)
-    return min(held, 0 if fund is None else fund.free)
+    return min(held, read_params(state).max_probe_reimbursement, 0 if fund is None else fund.free)
 
 
 def open_probe(state: Overlay, context: CallContext, call: types_pb2.OpenProbe) -> None:

@@ -145,6 +145,15 @@ def test_an_opened_forged_probe_is_slashed_and_jailed_and_its_pay_returns_to_the
     assert free(market.state, POSTER) == poster_before + payment + fee
 
 
+def test_the_reimbursement_is_capped_so_a_high_priced_executor_cannot_drain_the_fund():
+    market = _market(replace(SEALED, max_probe_reimbursement=1_000))
+    job_id, _ = _sealed_and_settled(market)
+    assert market.job(job_id).assignments[0].payment > 1_000
+    poster_before, fund_before = free(market.state, POSTER), free(market.state, PROBE_FUND)
+    assert _open(market, job_id).success
+    assert free(market.state, POSTER) == poster_before + 1_000 and free(market.state, PROBE_FUND) == fund_before - 1_000
+
+
 def test_an_empty_fund_reimburses_nothing_and_the_probe_is_still_audited():
     market = market_with(executors=2, params=replace(SEALED, probe_fund_ppm=0))
     job_id, _ = _sealed_and_settled(market)
@@ -169,7 +178,7 @@ def test_whatever_the_fund_and_the_verdict_the_poster_ends_whole_and_the_fund_ne
     payment, fee = job.assignments[0].payment, job.protocol_fee
     poster_before, fund_before = free(market.state, POSTER), _fund_total(market)
     assert _open(market, job_id).success
-    reimbursed = min(payment, fund_before)
+    reimbursed = min(payment, SEALED.max_probe_reimbursement, fund_before)
     _judge(market, job_id, valid=valid)
     if valid:
         assert _fund_total(market) == fund_before - reimbursed
