@@ -3,7 +3,8 @@
 
 A thread of its own, woken by the worker's loop at each finalized block (as the juror). Once an epoch,
 at a height drawn at random in the epoch's first half, it copies the request of a job settled
-recently (a random one among the newest 100 not posted by this account or the probe fund), with
+recently (a random one among the newest 100 not posted by this account or the probe fund, and not yet
+pruned), with
 `max_tokens` at most the chain's `probe_max_tokens` and a fresh seed, and sends two transactions
 from the worker's account, nonces n and n + 1:
 
@@ -82,8 +83,10 @@ def probe_request(template: types_pb2.PostJob, max_tokens: int, seed: int) -> ty
 
 
 def pick_template(jobs: list[state_pb2.Job], account: bytes, rng: random.Random) -> state_pb2.Job | None:
-    """A random job of `jobs` another account posted (not the probe fund, not a probe), or None."""
-    others = [job for job in jobs if job.poster not in (account, PROBE_FUND) and not job.probe]
+    """A random job of `jobs` another account posted (not the probe fund, not a probe) whose record still holds its
+    prompt (a record is pruned challenge_window_blocks after the job ends), or None."""
+    others = [job for job in jobs
+              if job.poster not in (account, PROBE_FUND) and not job.probe and not job.pruned_height]
     return rng.choice(others) if others else None
 
 

@@ -7,9 +7,10 @@ import random
 import time
 
 from hypothesis import given
+import pytest
 from hypothesis import strategies as st
 
-from chain.client import Client
+from chain.client import Client, ClientError
 from chain.crypto import dev_keypair
 from chain.worker.journal import Journal
 from chain.worker.prober import pick_template, probe_request
@@ -40,10 +41,11 @@ def test_a_probe_copies_its_template_but_for_a_length_cap_and_a_fresh_seed_when_
     assert request == expected and template.max_tokens == max_tokens
 
 
-def test_templates_are_never_the_prober_s_own_jobs_the_fund_s_or_probes():
+def test_templates_are_never_the_prober_s_own_jobs_the_fund_s_probes_or_pruned_records():
     me, other = b"\1" * 32, b"\2" * 32
     jobs = [state_pb2.Job(id=b"a" * 32, poster=me), state_pb2.Job(id=b"b" * 32, poster=PROBE_FUND),
-            state_pb2.Job(id=b"c" * 32, poster=other, probe=True)]
+            state_pb2.Job(id=b"c" * 32, poster=other, probe=True),
+            state_pb2.Job(id=b"e" * 32, poster=other, pruned_height=9)]
     assert pick_template(jobs, me, random.Random(1)) is None
     real = state_pb2.Job(id=b"d" * 32, poster=other)
     assert {pick_template(jobs + [real], me, random.Random(seed)).id for seed in range(20)} == {real.id}
@@ -72,5 +74,21 @@ def test_a_validator_s_worker_seals_posts_and_opens_a_probe_that_looks_like_a_jo
                    for receipt in client.block(height).receipts for event in receipt.events
                    if event.name == "ProbeOpened"]
         assert len(opening) == 1 and opening[0].attribute("sealer") == ALICE.public_key.hex()
+    finally:
+        client.close()
+
+
+def test_a_node_refuses_a_seal_or_an_opening_that_would_fail_before_it_costs_a_fee(market_node):
+    client = Client(market_node.target)
+    try:
+        before = client.account(CHARLIE)
+        for call, reason in ((types_pb2.SealProbe(commitment=bytes(32)), "bonded at least"),
+                             (types_pb2.OpenProbe(job_id=bytes(32), salt=bytes(32)), "no seal matches"),
+                             (types_pb2.SealProbe(commitment=bytes(31)), "32-byte commitment")):
+            with pytest.raises(ClientError) as refused:
+                client.submit(CHARLIE, call)
+            assert reason in refused.value.message
+        after = client.account(CHARLIE)
+        assert (after.free, after.nonce) == (before.free, before.nonce)
     finally:
         client.close()
