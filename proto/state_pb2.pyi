@@ -601,14 +601,16 @@ class DisputesParams(_message.Message):
     def __init__(self, committee_size: _Optional[int] = ..., min_committee_size: _Optional[int] = ..., vote_commit_blocks: _Optional[int] = ..., vote_reveal_blocks: _Optional[int] = ..., audit_probability_ppm: _Optional[int] = ..., audit_delay_blocks: _Optional[int] = ..., min_challenge_bond: _Optional[int] = ..., challenge_loss_ppm: _Optional[int] = ..., slash_fraction_invalid_result_ppm: _Optional[int] = ..., slash_fraction_missed_result_ppm: _Optional[int] = ..., slash_fraction_missed_vote_ppm: _Optional[int] = ..., slash_fraction_contrary_vote_ppm: _Optional[int] = ..., slash_reward_ppm: _Optional[int] = ..., supermajority_ppm: _Optional[int] = ..., max_open_disputes: _Optional[int] = ..., conviction_budget_ppb: _Optional[int] = ..., collateral_ppm: _Optional[int] = ..., probe_fund_ppm: _Optional[int] = ..., probes_per_epoch: _Optional[int] = ..., probe_max_tokens: _Optional[int] = ..., same_class_share_ppm: _Optional[int] = ..., sealed_probes_per_epoch: _Optional[int] = ..., max_probe_reimbursement: _Optional[int] = ...) -> None: ...
 
 class SealedProbe(_message.Message):
-    __slots__ = ("sealer", "height", "epoch")
+    __slots__ = ("sealer", "height", "epoch", "opened_height")
     SEALER_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
+    OPENED_HEIGHT_FIELD_NUMBER: _ClassVar[int]
     sealer: bytes
     height: int
     epoch: int
-    def __init__(self, sealer: _Optional[bytes] = ..., height: _Optional[int] = ..., epoch: _Optional[int] = ...) -> None: ...
+    opened_height: int
+    def __init__(self, sealer: _Optional[bytes] = ..., height: _Optional[int] = ..., epoch: _Optional[int] = ..., opened_height: _Optional[int] = ...) -> None: ...
 
 class CommitteeMember(_message.Message):
     __slots__ = ("account", "stake", "commitment", "revealed", "votes")

@@ -122,13 +122,16 @@ def check_open_probe(call: types_pb2.OpenProbe) -> None:
 
 
 def _openable(state: StateReader, context: CallContext, call: types_pb2.OpenProbe,
-              height: int) -> tuple[state_pb2.Job, bytes]:
-    """The job a probe opening audits, and its seal's commitment; the first rule the opening breaks otherwise."""
+              height: int) -> tuple[state_pb2.Job, bytes, state_pb2.SealedProbe]:
+    """The job a probe opening audits, its seal's commitment and the seal; the first rule the opening breaks
+    otherwise."""
     commitment = probe_seal(call.job_id, call.salt)
     seal = read_seal(state, commitment)
     if seal is None:
-        raise ProbeNotSealed("no seal matches this job id and salt (never sealed, opened already, or pruned after "
-                             "the epoch that followed its own)")
+        raise ProbeNotSealed("no seal matches this job id and salt (never sealed, or pruned after the epoch that "
+                             "followed its own)")
+    if seal.opened_height:
+        raise ProbeNotSealed(f"this seal was opened at height {seal.opened_height}; a seal opens once")
     if seal.sealer != context.origin:
         raise ProbeNotSealed("the seal is another account's: only its sealer opens it")
     job = read_job(state, call.job_id)
@@ -153,7 +156,7 @@ def _openable(state: StateReader, context: CallContext, call: types_pb2.OpenProb
     if open_count(state) >= params.max_open_disputes:
         raise TooManyDisputes(f"{params.max_open_disputes} disputes are open (disputes.params.max_open_disputes); "
                               "open the probe when one is decided")
-    return job, commitment
+    return job, commitment, seal
 
 
 def reimbursement(state: StateReader, job: state_pb2.Job) -> int:
@@ -168,13 +171,15 @@ def open_probe(state: Overlay, context: CallContext, call: types_pb2.OpenProbe) 
     """Open a sealed probe: its job is audited, and the probe fund pays its poster back the results' payments."""
     check_open_probe(call)
     height = system.read_chain(state).height
-    job, commitment = _openable(state, context, call, height)
+    job, commitment, seal = _openable(state, context, call, height)
     amount = reimbursement(state, job)
     if amount:
         balances.reserve(state, PROBE_FUND, amount)
         balances.repatriate_reserved(state, PROBE_FUND, job.poster, amount)
         balances.unreserve(state, job.poster, amount)
-    state.delete(SEAL_PREFIX + commitment)
+    # Kept, marked opened, until its epoch's seals are pruned: the epoch's count and its one-per-account rule read it.
+    seal.opened_height = height
+    state.set(SEAL_PREFIX + commitment, seal.SerializeToString(deterministic=True))
     job.probe = True
     dispute = open_dispute(state, job, AUDIT, height)
     state.deposit_event(events.event(events.PROBE_OPENED, dispute=dispute.id.hex(), sealer=context.origin.hex(),

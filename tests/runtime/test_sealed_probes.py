@@ -119,7 +119,7 @@ def test_an_opened_honest_probe_is_audited_the_poster_is_paid_back_and_the_execu
     dispute = market.dispute(job_id)
     assert dispute.reason == state_pb2.DISPUTE_REASON_AUDIT and market.job(job_id).probe
     assert dispute.draw_height == market.height + SEALED.audit_delay_blocks  # from a mix nobody knew at the opening
-    assert read_seal(market.state, probe_seal(job_id, SALT)) is None
+    assert read_seal(market.state, probe_seal(job_id, SALT)).opened_height == market.height
     executor_before = free(market.state, executor)
     _judge(market, job_id, valid=True)
     assert market.job(job_id).status == state_pb2.JOB_STATUS_SETTLED
@@ -275,13 +275,27 @@ def test_a_probe_opens_once_and_not_on_a_job_disputed_already():
     job_id, executor = _sealed_and_settled(market)
     assert _open(market, job_id).success
     twice = _unchanged_but_fee(market, SEALER, open_probe=types_pb2.OpenProbe(job_id=job_id, salt=SALT))
-    assert twice.error_name == "ProbeNotSealed"
+    assert twice.error_name == "ProbeNotSealed" and "opened at height" in twice.error_message
     # A job challenged before its seal is opened is judged by that dispute; the seal stays unopened.
     market.advance_to(STAKING.epoch_blocks + 1)
     challenged, executor = _sealed_and_settled(market)
     market.ok(OUTSIDER, challenge=types_pb2.Challenge(job_id=challenged, candidate=0, bond=SEALED.min_challenge_bond))
     refused = _unchanged_but_fee(market, SEALER, open_probe=types_pb2.OpenProbe(job_id=challenged, salt=SALT))
     assert refused.error_name == "AlreadyDisputed"
+
+
+def test_after_an_opening_others_seal_in_the_same_epoch_and_the_opened_seal_still_counts():
+    # Found on a devnet: an opened seal was deleted but stayed listed, and the next seal of the epoch crashed the
+    # one-seal-per-account check (AttributeError in the pool's dry run) instead of being recorded.
+    market = _market(replace(SEALED, sealed_probes_per_epoch=2))
+    job_id, _ = _sealed_and_settled(market)
+    assert _open(market, job_id).success
+    assert market.height <= STAKING.epoch_blocks  # still epoch 0
+    assert _seal(market, _next_job_id(market), JUDGES[1]).success
+    assert market.height < STAKING.epoch_blocks  # the next block is still in epoch 0
+    again = _seal(market, bytes(32), JUDGES[2])
+    assert not again.success and "2 probes are sealed in epoch 0" in again.error_message
+    assert len(epoch_seals(market.state, 0)) == 2
 
 
 def test_an_epoch_s_seals_are_pruned_after_the_next_epoch():
