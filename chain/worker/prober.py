@@ -17,8 +17,9 @@ the probe fund pays back what its results were paid. A job that ends otherwise (
 already) is forgotten, its seal left to be pruned. Salts live in memory only: a worker restarted before
 its probe settles loses it (its cost is the job's protocol fee and price, nothing is slashed).
 
-Failures (a seal refused because the epoch's seals are taken, a node unreachable) are said in one log
-line and the next epoch tries again; a seal whose nonce the worker's own commit or reveal took first is
+With nothing settled to copy it looks again a tenth of an epoch later (said once). Failures (a seal
+refused because the epoch's seals are taken, a node unreachable) are said in one log line and the next
+epoch tries again; a seal whose nonce the worker's own commit or reveal took first is
 sent again at the next block (the worker and the prober sign with one key). The prober uses no engine.
 """
 
@@ -47,6 +48,10 @@ POLL_S = 0.5
 TEMPLATES = 100
 # Blocks a posted probe may stay unseen by the node before it is forgotten (dropped from the pool).
 UNSEEN_BLOCKS = 20
+
+
+class NoTemplate(Exception):
+    """No settled job of another poster to copy a probe from."""
 
 
 class NonceTaken(Exception):
@@ -154,6 +159,10 @@ class Prober:
                 self.probe(height, rules)
             except NonceTaken:
                 return  # the worker's own commit or reveal took the nonce: try again at the next block
+            except NoTemplate:
+                # Nothing settled to copy yet: look again a tenth of an epoch later, within this epoch.
+                self._planned = (epoch, height + max(1, rules.staking.epoch_blocks // 10))
+                return
             self._tried.add(epoch)
         for probe in list(self.probes.values()):
             self.follow(probe, height)
@@ -170,13 +179,14 @@ class Prober:
         return self.client.state_proof(key).value
 
     def probe(self, height: int, rules: ProbeRules) -> Probe | None:
-        """Seal and post one probe copied from a recently settled job; None when there is none to copy or the
-        seal is refused."""
+        """Seal and post one probe copied from a recently settled job; None when the seal is refused, NoTemplate
+        when there is no job to copy."""
         settled = list(self.client.list_jobs(status="settled", limit=TEMPLATES).jobs)
         template = pick_template(settled, self.account, self.rng)
         if template is None:
-            log.info("probes: no settled job of another poster to copy at #%d; none posted this epoch", height)
-            return None
+            self._say(f"probes: no settled job of another poster to copy yet (#{height}); looking again later this "
+                      "epoch", logging.INFO, kind="no template")
+            raise NoTemplate()
         request = probe_request(template.request, rules.probe_max_tokens, self.rng.getrandbits(64))
         info = self.client.chain_info(self.account)
         nonce = info.signer_next_nonce
@@ -228,7 +238,9 @@ class Prober:
                      state_pb2.JobStatus.Name(job.status).removeprefix("JOB_STATUS_").lower())
             del self.probes[probe.job_id]
 
-    def _say(self, line: str) -> None:
-        if line not in self._said:
-            self._said.add(line)
-            log.warning("%s", line)
+    def _say(self, line: str, level: int = logging.WARNING, kind: str = "") -> None:
+        """Log a line once: the first of its `kind` (default: the line itself)."""
+        kind = kind or line
+        if kind not in self._said:
+            self._said.add(kind)
+            log.log(level, "%s", line)
