@@ -41,6 +41,7 @@ from inference.sampler import SamplingParams
 from proto import state_pb2, types_pb2
 from runtime.arithmetic import U32_MAX, U64_MAX
 from runtime.jobs import FINAL_STATUSES
+from runtime.jobs.recipes import PROBE_FUND
 from runtime.models import class_name_problem
 from runtime.primitives import DispatchError
 from runtime.registry import RUNTIME
@@ -357,6 +358,7 @@ def _print_job(view: JobView, output: str, token: Token, slashes: list[state_pb2
         ("status", status_name(job.status)),
         ("at height", view.height),
         ("poster", _address(job.poster)),
+        *([("probe", _probe_text(job))] if job.probe else []),
         ("model", request.model.hex()),
         ("prompt", PRUNED_TEXT if job.pruned_height else quote_input(request.prompt, 200)),
         ("max tokens", request.max_tokens),
@@ -449,6 +451,13 @@ def pruned_text(job: state_pb2.Job) -> str:
             "and the storage deposit was returned")
 
 
+def _probe_text(job: state_pb2.Job) -> str:
+    """What kind of probe the job is (docs/protocol.md, "Probes" and "Sealed probes")."""
+    if job.poster == PROBE_FUND:
+        return "yes: posted by the protocol from the probe fund, always audited"
+    return "yes: a sealed probe, opened by its sealer: audited, its poster paid back by the probe fund"
+
+
 def _slot_text(slot: state_pb2.Assignment, token: Token) -> str:
     text = (f"{_address(slot.executor)} {assignment_status_name(slot.status)} at "
             f"{token.format(slot.price_per_token)} per token, engine class {slot.engine_class or 'cpu'}, "
@@ -486,6 +495,7 @@ def job_document(view: JobView) -> dict:
         "status": status_name(job.status),
         "height": u64(view.height),
         "poster": _address(job.poster),
+        "probe": job.probe,
         "model": request.model.hex(),
         "prompt": request.prompt,
         "prompt_format": request.prompt_format,

@@ -3,6 +3,7 @@ validator's worker that seals a probe, posts it as an ordinary job, and opens it
 
 from __future__ import annotations
 
+import json
 import random
 import time
 
@@ -17,6 +18,7 @@ from chain.worker.prober import pick_template, probe_request
 from chain.worker.worker import Worker
 from proto import state_pb2, types_pb2
 from runtime.jobs.recipes import PROBE_FUND
+from tests.commands import inferchain
 from tests.worker.conftest import MODEL, echo_runner, post_job, running_worker_of, wait_for_job
 
 ALICE = dev_keypair("alice")
@@ -74,6 +76,12 @@ def test_a_validator_s_worker_seals_posts_and_opens_a_probe_that_looks_like_a_jo
                    for receipt in client.block(height).receipts for event in receipt.events
                    if event.name == "ProbeOpened"]
         assert len(opening) == 1 and opening[0].attribute("sealer") == ALICE.public_key.hex()
+        # `job status` says what the job turned out to be, in text and in JSON.
+        text = inferchain("job", "status", probe.id.hex(), "--node", market_node.target)
+        assert text.returncode == 0 and "a sealed probe, opened by its sealer" in text.stdout, text.stderr
+        document = json.loads(inferchain("job", "status", probe.id.hex(), "--node", market_node.target,
+                                         "--output", "json").stdout)
+        assert document["probe"] is True
     finally:
         client.close()
 
