@@ -1,5 +1,5 @@
 """Property tests of disputes: arbitrary sequences of post, commit, reveal, challenge, vote, audit, slash, jail,
-unjail, bond, unbond and withdraw on the real runtime (tests/property/dispute_world.py).
+unjail, bond, unbond, withdraw, and sealing and opening probes on the real runtime (tests/property/dispute_world.py).
 
 Executors are honest (they reveal the reference result), forgers or a steerer (passes each job, fails the test
 across jobs); committee members are honest (they vote by the reference), byzantine (every result valid),
@@ -26,7 +26,11 @@ from proto import state_pb2, types_pb2
 from runtime import jobs, system
 from runtime.arithmetic import apply_ppm
 from runtime.disputes import params as disputes
+from runtime import staking
+from runtime.disputes.recipes import probe_seal
+from runtime.disputes.sealed import epoch_seals, read_seal
 from runtime.disputes.storage import open_count, read_dispute
+from runtime.slashing import penalties
 from runtime.jobs.phases import FINAL_STATUSES, REJECTED, SETTLED, SLOT_ASSIGNED, SLOT_COMMITTED, SLOT_REVEALED
 from runtime.slashing.penalties import CONVICTION, INVALID_RESULT
 from runtime.slashing.storage import SLASH_PREFIX
@@ -159,6 +163,40 @@ def expect_reveal_vote(dispute_id: bytes, sender: bytes, votes, salt: bytes):
     return allowed
 
 
+def expect_seal(sender: bytes, commitment_: bytes):
+    def allowed(state, height):
+        staking_params = market_world.STAKING
+        epoch = staking.epoch_of(height, staking_params)
+        sealed = epoch_seals(state, epoch)
+        refused = (staking.bonded(state, sender) < MIN_BOND or penalties.jailed(state, sender, height)
+                   or len(sealed) >= DISPUTES.sealed_probes_per_epoch or read_seal(state, commitment_) is not None
+                   or any(read_seal(state, other).sealer == sender for other in sealed))
+        return {"SealRefused"} if refused else set()
+    return allowed
+
+
+def expect_open(job_id: bytes, salt: bytes, sender: bytes):
+    def allowed(state, height):
+        seal = read_seal(state, probe_seal(job_id, salt))
+        job = jobs.read_job(state, job_id)
+        if seal is None or seal.opened_height or seal.sealer != sender:
+            return {"ProbeNotSealed"}
+        if job is None:
+            return {"UnknownJob"}
+        errors = set()
+        if job.posted_height < seal.height or job.request.max_tokens > DISPUTES.probe_max_tokens:
+            errors.add("ProbeNotSealed")
+        if read_dispute(state, job_id) is not None:
+            errors.add("AlreadyDisputed")
+        if (job.status != SETTLED or height > job.final_height + JOBS.challenge_window_blocks
+                or any(slot.released for slot in job.assignments)):
+            errors.add("ChallengeWindowClosed")
+        if open_count(state) >= DISPUTES.max_open_disputes:
+            errors.add("TooManyDisputes")
+        return errors
+    return allowed
+
+
 def expect_unjail(sender: bytes):
     def allowed(state, height):
         ledger = read_ledger(state, sender)
@@ -180,6 +218,7 @@ class DisputedMarket(RuleBasedStateMachine):
         self.references: dict[bytes, bytes] = {}  # the reference result's digest of each job
         self.withholding = (frozenset(), frozenset())  # executors withholding commitments, and reveals
         self.voting = True
+        self.seals: dict[bytes, tuple] = {}  # job id -> (sealer, salt) of each probe sealed
         self.world.background = self._background
 
     # --- helpers -------------------------------------------------------------------------------------
@@ -210,14 +249,17 @@ class DisputedMarket(RuleBasedStateMachine):
     def post_burst(self, redundancies):
         """Several jobs posted in one block: drawn, settled and disputed together, so that the schedules of
         committee draws and vote deadlines (five a height) overflow to later heights."""
-        calls, ids = [], []
-        for index, redundancy in enumerate(redundancies):
-            poster = POSTERS[index % 2]
-            nonce = system.read_account(self.world.state, poster.public_key).nonce + index // 2
-            ids.append(jobs.job_id(GENESIS_HASH, poster.public_key, nonce))
-            calls.append((poster, {"post_job": post_request(redundancy)}, None))
+        calls = [(POSTERS[index % 2], {"post_job": post_request(redundancy)}, None)
+                 for index, redundancy in enumerate(redundancies)]
+        nonces = {poster.public_key: system.read_account(self.world.state, poster.public_key).nonce
+                  for poster in POSTERS}
         outcomes = self.world.block(calls)
-        for job_id, outcome in zip(ids, outcomes):
+        # Each call in the block took its poster's next nonce; one refused before its fee (no room left) took none.
+        for (poster, _, _), outcome in zip(calls, outcomes):
+            if not outcome.in_block:
+                continue
+            job_id = jobs.job_id(GENESIS_HASH, poster.public_key, nonces[poster.public_key])
+            nonces[poster.public_key] += 1
             if outcome.success:
                 self._posted(job_id)
 
@@ -317,6 +359,60 @@ class DisputedMarket(RuleBasedStateMachine):
         note(f"challenge: {outcome.error or 'opened'}")
         if bond == 0:
             assert not outcome.in_block, "a challenge without a bond is refused before its fee"
+
+    # --- sealed probes --------------------------------------------------------------------------------
+
+    @rule(sealer=st.sampled_from((*VALIDATORS, *EXECUTORS, OUTSIDER)), poster=st.sampled_from(POSTERS),
+          redundancy=st.integers(1, 3), same_block=st.booleans())
+    def seal_and_post(self, sealer, poster, redundancy, same_block):
+        """A staker (or the unbonded outsider, refused) seals the poster's next job, posted in the same block or
+        the next."""
+        nonce = system.read_account(self.world.state, poster.public_key).nonce
+        # A sealer that posts its own probe (a validator that posts) signs the seal first, the job with the next nonce.
+        job_id = jobs.job_id(GENESIS_HASH, poster.public_key, nonce + (sealer == poster))
+        salt = bytes(a ^ b for a, b in zip(job_id, sealer.public_key))
+        seal = (sealer, {"seal_probe": types_pb2.SealProbe(commitment=probe_seal(job_id, salt))},
+                expect_seal(sealer.public_key, probe_seal(job_id, salt)))
+        post = (poster, {"post_job": post_request(redundancy)}, None)
+        if same_block:
+            sealed, posted = self.world.block([seal, post])
+            posted_id = jobs.job_id(GENESIS_HASH, poster.public_key, nonce + (sealer == poster and sealed.in_block))
+        else:
+            (sealed,) = self.world.block([seal])
+            # The poster may have voted in the seal's block (a validator that posts): then the seal binds a job id
+            # that is never posted, and its opening is refused.
+            nonce = system.read_account(self.world.state, poster.public_key).nonce
+            posted_id = jobs.job_id(GENESIS_HASH, poster.public_key, nonce)
+            (posted,) = self.world.block([post])
+        note(f"seal: {sealed.error or 'sealed'}")
+        if sealed.success:
+            self.seals[job_id] = (sealer, salt)
+        if posted.success:
+            self._posted(posted_id)
+
+    @rule(pick=st.integers(0, 9), stranger=st.booleans(), wrong_salt=st.booleans(), ripe=st.booleans())
+    def open_probe(self, pick, stranger, wrong_salt, ripe):
+        """The sealer opens its probe (one whose job settled and is undisputed when `ripe` and there is one;
+        else whatever the job's state), or a stranger or a wrong salt tries to."""
+        choices = sorted(self.seals)
+        settled = [job_id for job_id in choices if (job := jobs.read_job(self.world.state, job_id)) is not None
+                   and job.status == SETTLED and self.world.dispute(job_id) is None]
+        if ripe and settled:
+            choices = settled
+        if not choices:
+            return
+        job_id = choices[pick % len(choices)]
+        sealer, salt = self.seals[job_id]
+        sender = OUTSIDER if stranger else sealer
+        salt = bytes(32) if wrong_salt else salt
+        (outcome,) = self.world.block([(sender, {"open_probe": types_pb2.OpenProbe(job_id=job_id, salt=salt)},
+                                        expect_open(job_id, salt, sender.public_key))])
+        note(f"open probe: {outcome.error or 'opened'}")
+        if outcome.success:
+            # What the fund paid is checked exactly in tests/runtime/test_sealed_probes.py; here the other calls of
+            # the block move the same balances, and the world checks supply and reserves after every block.
+            job = self.world.job(job_id)
+            assert job.probe and self.world.dispute(job_id).reason == state_pb2.DISPUTE_REASON_AUDIT
 
     # --- votes ---------------------------------------------------------------------------------------
 
