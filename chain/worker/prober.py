@@ -106,7 +106,7 @@ class Prober:
         self.probes: dict[bytes, Probe] = {}
         self._rules: ProbeRules | None = None
         self._planned: tuple[int, int] | None = None  # (epoch, height to probe at)
-        self._tried: set[int] = set()  # epochs probed (or tried)
+        self._probed_epoch = -1  # the last epoch probed (or whose seal was refused)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._lock = threading.Lock()
@@ -154,16 +154,15 @@ class Prober:
         if self._planned is None or self._planned[0] != epoch:
             epoch_blocks = rules.staking.epoch_blocks
             self._planned = (epoch, epoch * epoch_blocks + 1 + self.rng.randrange(max(1, epoch_blocks // 2)))
-        if rules.sealed_per_epoch and height >= self._planned[1] and epoch not in self._tried:
+        if rules.sealed_per_epoch and height >= self._planned[1] and self._probed_epoch != epoch:
             try:
                 self.probe(height, rules)
+                self._probed_epoch = epoch
             except NonceTaken:
-                return  # the worker's own commit or reveal took the nonce: try again at the next block
+                pass  # the worker's own commit or reveal took the nonce: try again at the next block
             except NoTemplate:
                 # Nothing settled to copy yet: look again a tenth of an epoch later, within this epoch.
                 self._planned = (epoch, height + max(1, rules.staking.epoch_blocks // 10))
-                return
-            self._tried.add(epoch)
         for probe in list(self.probes.values()):
             self.follow(probe, height)
 
