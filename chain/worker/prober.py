@@ -2,16 +2,20 @@
 "Sealed probes").
 
 A thread of its own, woken by the worker's loop at each finalized block (as the juror). Once an epoch,
-at a height drawn at random in the epoch's first half, it copies the request of a job settled
-recently (a random one among the newest 100 not posted by this account or the probe fund, and not yet
-pruned), with
-`max_tokens` at most the chain's `probe_max_tokens` and a fresh seed, and sends two transactions
-from the worker's account, nonces n and n + 1:
+at a height drawn at random in the epoch's first half, it seals a probe of one of two kinds:
+
+- adopted (half the time, when a poster other than this account posted a job of at most
+  `probe_max_tokens` tokens among the newest 100 settled ones): that poster's next job, whose id is
+  job_id(genesis, poster, its next nonce): SealProbe alone. If it posts a job with that nonce, the probe
+  is a real user's job, and nothing, not even its poster, tells it apart; if it does not, nothing happens.
+- posted here: it copies the request of a job settled recently (a random one among the newest 100 not
+  posted by this account or the probe fund, and not yet pruned), with `max_tokens` at most the chain's
+  `probe_max_tokens` and a fresh seed, and sends two transactions from the worker's account, nonces n and
+  n + 1, so the seal is in a block no later than the job:
 
     SealProbe{blake2b-256(b"inferchain/probe-seal/v1" || job id || salt)}   job id = job_id(genesis, me, n + 1)
     PostJob{the copied request}
-
-so the seal is in a block no later than the job. At each block it reads each of its probe jobs; once one
+ At each block it reads each of its probe jobs; once one
 is SETTLED (no dispute, in its challenge window) it sends OpenProbe{job id, salt}: the job is audited and
 the probe fund pays back what its results were paid. A job that ends otherwise (expired, rejected, disputed
 already) is forgotten, its seal left to be pruned. Salts live in memory only: a worker restarted before
@@ -48,6 +52,9 @@ POLL_S = 0.5
 TEMPLATES = 100
 # Blocks a posted probe may stay unseen by the node before it is forgotten (dropped from the pool).
 UNSEEN_BLOCKS = 20
+# The share of probes that adopt another poster's next job when one fits (the rest are posted here, so that a
+# market with few posters is probed too).
+ADOPT_SHARE = 0.5
 
 
 class NoTemplate(Exception):
@@ -64,7 +71,8 @@ class Probe:
 
     job_id: bytes
     salt: bytes
-    posted_head: int
+    posted_head: int  # the head height when it was sealed
+    adopted: bool = False  # another poster's next job, not one posted here
     opening: bytes = b""  # the OpenProbe's transaction hash, once sent
 
 
@@ -85,6 +93,14 @@ def probe_request(template: types_pb2.PostJob, max_tokens: int, seed: int) -> ty
     if request.sampling.temperature_milli:
         request.sampling.seed = seed
     return request
+
+
+def adoptable_posters(jobs: list[state_pb2.Job], account: bytes, max_tokens: int) -> list[bytes]:
+    """The other posters (not the probe fund) of `jobs` whose job fitted a probe (at most `max_tokens` tokens),
+    each once, in first-seen order: whose next job a probe may adopt."""
+    posters = [job.poster for job in jobs if job.poster not in (account, PROBE_FUND) and not job.probe
+               and job.request.max_tokens <= max_tokens]
+    return list(dict.fromkeys(posters))
 
 
 def pick_template(jobs: list[state_pb2.Job], account: bytes, rng: random.Random) -> state_pb2.Job | None:
@@ -178,9 +194,13 @@ class Prober:
         return self.client.state_proof(key).value
 
     def probe(self, height: int, rules: ProbeRules) -> Probe | None:
-        """Seal and post one probe copied from a recently settled job; None when the seal is refused, NoTemplate
-        when there is no job to copy."""
+        """Seal one probe: half the time, when another poster's recent job fits a probe, that poster's next job
+        (adopted); else a job copied from a recently settled one, posted by this account. None when the seal is
+        refused, NoTemplate when there is no job to copy."""
         settled = list(self.client.list_jobs(status="settled", limit=TEMPLATES).jobs)
+        posters = adoptable_posters(settled, self.account, rules.probe_max_tokens)
+        if posters and self.rng.random() < ADOPT_SHARE:
+            return self.adopt(self.rng.choice(posters), height)
         template = pick_template(settled, self.account, self.rng)
         if template is None:
             self._say(f"probes: no settled job of another poster to copy yet (#{height}); looking again later this "
@@ -205,6 +225,23 @@ class Prober:
                  request.max_tokens, request.model.hex()[:12])
         return probe
 
+    def adopt(self, poster: bytes, height: int) -> Probe | None:
+        """Seal the poster's next job (the nonce after its pending transactions): if it posts one, it is a probe that
+        nothing tells from a real job, because it is one."""
+        info = self.client.chain_info(self.account)
+        probe_id = job_id(info.genesis_hash, poster, self.client.next_nonce(poster))
+        salt = new_salt()
+        try:
+            self.client.submit(self.keypair, types_pb2.SealProbe(commitment=probe_seal(probe_id, salt)))
+        except ClientError as error:
+            log.info("probes: no probe this epoch: the seal was refused (%s)", error.message)
+            return None
+        probe = Probe(probe_id, salt, height, adopted=True)
+        self.probes[probe_id] = probe
+        log.info("probes: sealed the next job of %s... as a probe (job %s, if it posts one)", poster.hex()[:12],
+                 probe_id.hex()[:16])
+        return probe
+
     def follow(self, probe: Probe, height: int) -> None:
         """Open the probe once its job settled; forget it once opened, or when its job ends another way."""
         if probe.opening:
@@ -225,9 +262,16 @@ class Prober:
         except ClientError as error:
             if error.code != "NOT_FOUND":
                 raise
-            if height - probe.posted_head > UNSEEN_BLOCKS:
-                log.warning("probes: probe job %s never reached a block; forgotten", probe.job_id.hex()[:16])
+            # An adopted job may come any time while its seal lasts (through the next epoch).
+            patience = 2 * self.rules().staking.epoch_blocks if probe.adopted else UNSEEN_BLOCKS
+            if height - probe.posted_head > patience:
+                log.info("probes: probe job %s was never posted; forgotten", probe.job_id.hex()[:16])
                 del self.probes[probe.job_id]
+            return
+        if job.request.max_tokens > self.rules().probe_max_tokens:
+            log.info("probes: adopted job %s asks for more than probe_max_tokens; not a probe after all",
+                     probe.job_id.hex()[:16])
+            del self.probes[probe.job_id]
             return
         if job.status == SETTLED and not any(slot.released for slot in job.assignments):
             call = types_pb2.OpenProbe(job_id=probe.job_id, salt=probe.salt)

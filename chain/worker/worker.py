@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import logging
 import queue
+import random
 import threading
 from dataclasses import dataclass, field
 from typing import Union
@@ -126,7 +127,7 @@ class Worker:
 
     def __init__(self, target: str, keypair: Keypair, runner: Runner, journal: Journal,
                  rescore: Rescorer | None = None, stream_tokens: bool = False, engine_class: str = "cpu",
-                 probe: bool = False):
+                 probe: bool = False, probe_rng: random.Random | None = None):
         self.target = target
         self.keypair = keypair
         self.executor_id = keypair.public_key
@@ -145,7 +146,7 @@ class Worker:
         self._juror = None if rescore is None else Juror(
             NodeChain(target, keypair), rescore, VoteJournal(journal.directory / VOTES_DIRECTORY), engine_class
         )
-        self._prober = Prober(target, keypair) if probe else None
+        self._prober = Prober(target, keypair, probe_rng) if probe else None
 
     # -- running -----------------------------------------------------------------------------
 

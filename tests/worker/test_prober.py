@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from chain.client import Client, ClientError
 from chain.crypto import dev_keypair
 from chain.worker.journal import Journal
-from chain.worker.prober import pick_template, probe_request
+from chain.worker.prober import Prober, adoptable_posters, pick_template, probe_request
 from chain.worker.worker import Worker
 from proto import state_pb2, types_pb2
 from runtime.jobs.recipes import PROBE_FUND
@@ -23,6 +23,18 @@ from tests.worker.conftest import MODEL, echo_runner, post_job, running_worker_o
 
 ALICE = dev_keypair("alice")
 CHARLIE = dev_keypair("charlie")
+
+
+class Draws(random.Random):
+    """Randomness whose uniform draws are all `draw` (0: every probe adopts a poster's job when one fits; 0.99:
+    every probe is posted by the prober); its other draws are seeded."""
+
+    def __init__(self, draw: float):
+        super().__init__(7)
+        self.draw = draw
+
+    def random(self) -> float:
+        return self.draw
 
 
 @given(max_tokens=st.integers(1, 4096), cap=st.integers(1, 4096), temperature=st.integers(0, 2000),
@@ -43,6 +55,16 @@ def test_a_probe_copies_its_template_but_for_a_length_cap_and_a_fresh_seed_when_
     assert request == expected and template.max_tokens == max_tokens
 
 
+def test_a_probe_adopts_only_other_posters_whose_job_fitted_a_probe():
+    me, other, third = b"\1" * 32, b"\2" * 32, b"\3" * 32
+    short = types_pb2.PostJob(max_tokens=64)
+    jobs = [state_pb2.Job(poster=me, request=short), state_pb2.Job(poster=PROBE_FUND, request=short),
+            state_pb2.Job(poster=other, request=types_pb2.PostJob(max_tokens=65)),
+            state_pb2.Job(poster=third, request=short), state_pb2.Job(poster=other, request=short, probe=True),
+            state_pb2.Job(poster=third, request=short)]
+    assert adoptable_posters(jobs, me, 64) == [third]
+
+
 def test_templates_are_never_the_prober_s_own_jobs_the_fund_s_probes_or_pruned_records():
     me, other = b"\1" * 32, b"\2" * 32
     jobs = [state_pb2.Job(id=b"a" * 32, poster=me), state_pb2.Job(id=b"b" * 32, poster=PROBE_FUND),
@@ -56,7 +78,8 @@ def test_templates_are_never_the_prober_s_own_jobs_the_fund_s_probes_or_pruned_r
 def test_a_validator_s_worker_seals_posts_and_opens_a_probe_that_looks_like_a_job_until_it_is_opened(market_node,
                                                                                                     tmp_path):
     client = Client(market_node.target)
-    worker = Worker(market_node.target, ALICE, echo_runner, Journal(tmp_path / "journal"), probe=True)
+    worker = Worker(market_node.target, ALICE, echo_runner, Journal(tmp_path / "journal"), probe=True,
+                    probe_rng=Draws(0.99))
     try:
         with running_worker_of(worker):
             template = wait_for_job(market_node.target, post_job(client, CHARLIE, prompt="Name a lake."),
@@ -99,4 +122,34 @@ def test_a_node_refuses_a_seal_or_an_opening_that_would_fail_before_it_costs_a_f
         after = client.account(CHARLIE)
         assert (after.free, after.nonce) == (before.free, before.nonce)
     finally:
+        client.close()
+
+
+def test_a_prober_adopts_another_poster_s_next_job_which_stays_that_poster_s_job_until_opened(market_node, tmp_path):
+    client = Client(market_node.target)
+    prober = Prober(market_node.target, ALICE, Draws(0.0))
+
+    def step_until(done, what: str, timeout: float = 60.0):
+        deadline = time.monotonic() + timeout
+        while not done():
+            assert time.monotonic() < deadline, f"{what} within {timeout} s"
+            prober.step(client.chain_info().finalized_height)
+            time.sleep(0.2)
+
+    try:
+        with running_worker_of(Worker(market_node.target, ALICE, echo_runner, Journal(tmp_path / "journal"))):
+            wait_for_job(market_node.target, post_job(client, CHARLIE, prompt="Name a sea."),
+                         lambda job: job.status == state_pb2.JOB_STATUS_SETTLED)
+            step_until(lambda: prober.probes, "no probe was sealed")
+            (sealed,) = prober.probes.values()
+            assert sealed.adopted
+            # Charlie posts again, as it would have anyway: its job is the sealed one.
+            adopted = post_job(client, CHARLIE, prompt="Name a bay.")
+            assert adopted == sealed.job_id
+            step_until(lambda: client.get_job(adopted).job.probe, "the adopted job was not opened")
+        job = client.get_job(adopted)
+        assert job.job.poster == CHARLIE.public_key and job.job.request.prompt == "Name a bay."
+        assert job.dispute is not None and job.dispute.reason == state_pb2.DISPUTE_REASON_AUDIT
+    finally:
+        prober.stop()
         client.close()
