@@ -1,10 +1,10 @@
 """The committee member's side of disputes: re-score each candidate of a dispute this account is drawn
 for, then commit to the votes and reveal them (docs/protocol.md, "Disputes").
 
-A thread of its own, woken by the worker's loop at each finalized block, so a re-score never delays
-a job's commit or reveal. At each block it reads the account's duties (the generic query
-`disputes.duties`: open disputes waiting for its commitment or its reveal) and decides each one's
-next step from the dispute's record alone, as the worker does for jobs:
+A thread of its own (block_thread.py), woken by the worker's loop at each finalized block, so a
+re-score never delays a job's commit or reveal. At each block it reads the account's duties (the
+generic query `disputes.duties`: open disputes waiting for its commitment or its reveal) and decides
+each one's next step from the dispute's record alone, as the worker does for jobs:
 
     COMMITTING, no commitment from this member -> re-score every candidate with the model's registered
                                                   thresholds, journal salt and votes (fsync), CommitVote
@@ -31,7 +31,6 @@ differing engine invalid.
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Callable, Iterable
 
 from chain.client import Client, ClientError
@@ -39,6 +38,7 @@ from chain.client.queries import ModuleQueries
 from chain.client.results import Receipt, TransactionStatus
 from chain.crypto import Keypair
 from chain.worker.executor import EnginePool, JobCancelled, inference_job
+from chain.worker.block_thread import BlockThread
 from chain.worker.follower import MarketReader
 from chain.worker.juror_journal import Ballot, VoteJournal
 from chain.worker.submitter import Sent, new_salt, resend_due
@@ -55,8 +55,6 @@ log = logging.getLogger("inferchain.worker")
 DISPUTES_MODULE = "disputes"
 COMMIT = "commit"
 REVEAL = "reveal"
-# How often the thread wakes to notice a stop request when no block comes.
-POLL_S = 0.5
 # What a candidate's result can be refused for on its face: its own fault, not this node's.
 CANDIDATE_FAULTS = (InvalidResult, InvalidJob)
 
@@ -231,10 +229,13 @@ class NodeChain:
 # -- the juror -----------------------------------------------------------------------------------
 
 
-class Juror:
+class Juror(BlockThread):
     """Votes on every dispute the account is drawn for, until stopped; driven by `on_block`."""
 
+    name = "juror"
+
     def __init__(self, chain: NodeChain, rescore: Rescorer, journal: VoteJournal, engine_class: str = CPU_CLASS):
+        super().__init__()
         self.chain = chain
         # The engine class this member re-scores on (the worker's --engine-class): the verifier side of each pair.
         self.engine_class = engine_class
@@ -242,12 +243,6 @@ class Juror:
         self.rescore = rescore
         self.journal = journal
         self.head = 0
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._lock = threading.Lock()
-        self._latest = 0
-        self._receipts: list[Receipt] = []
-        self._thread: threading.Thread | None = None
         # Ballots decided this run (also journaled; kept here while a journal write fails).
         self._ballots: dict[bytes, Ballot] = {}
         self._sent: dict[tuple[bytes, str], Sent] = {}
@@ -262,38 +257,19 @@ class Juror:
 
     # -- running ---------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="juror", daemon=True)
-        self._thread.start()
-
     def stop(self, timeout: float = 15.0) -> None:
         """Stop after the current step; ballots stay journaled for the next start."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self.stop_thread(timeout)
         self.chain.close()
 
-    def on_block(self, height: int, receipts: Iterable[Receipt] = ()) -> None:
-        """A block was finalized (called from the worker's loop: returns at once)."""
-        with self._lock:
-            self._latest = max(self._latest, height)
-            self._receipts.extend(receipts)
-        self._wake.set()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            if not self._wake.wait(POLL_S):
-                continue
-            self._wake.clear()
-            with self._lock:
-                height, receipts, self._receipts = self._latest, self._receipts, []
-            try:
-                self.step(height, receipts)
-            except JobCancelled:
-                return
-            except Exception as error:  # a bug: never the thread's end, and its traceback said once
-                self._say_bug(error, height)
+    def take_step(self, height: int, receipts: list[Receipt]) -> bool:
+        try:
+            self.step(height, receipts)
+        except JobCancelled:
+            return False
+        except Exception as error:  # a bug: never the thread's end, and its traceback said once
+            self._say_bug(error, height)
+        return True
 
     # -- one block ---------------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """The prober: one sealed probe an epoch, posted like any job and opened once it settles (docs/protocol.md,
 "Sealed probes").
 
-A thread of its own, woken by the worker's loop at each finalized block (as the juror). Once an epoch,
-at a height drawn at random in the epoch's first half, it seals a probe of one of two kinds:
+A thread of its own (block_thread.py), woken by the worker's loop at each finalized block, as the
+juror. Once an epoch, at a height drawn at random in the epoch's first half, it seals a probe of one of
+two kinds:
 
 - adopted (half the time, when a poster other than this account posted a job of at most
   `probe_max_tokens` tokens among the newest 100 settled ones): that poster's next job, whose id is
@@ -31,11 +32,11 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 from dataclasses import dataclass
 
 from chain.client import Client, ClientError
 from chain.crypto import Keypair
+from chain.worker.block_thread import BlockThread
 from chain.worker.submitter import new_salt
 from proto import state_pb2, types_pb2
 from runtime import staking
@@ -47,7 +48,6 @@ from runtime.params import decode_params
 
 log = logging.getLogger("inferchain.worker")
 
-POLL_S = 0.5
 # The settled jobs a probe's request is copied from: the newest page of them.
 TEMPLATES = 100
 # Blocks a posted probe may stay unseen by the node before it is forgotten (dropped from the pool).
@@ -111,10 +111,13 @@ def pick_template(jobs: list[state_pb2.Job], account: bytes, rng: random.Random)
     return rng.choice(others) if others else None
 
 
-class Prober:
+class Prober(BlockThread):
     """Seals, posts and opens this account's probes, until stopped; driven by `on_block`."""
 
+    name = "prober"
+
     def __init__(self, target: str, keypair: Keypair, rng: random.Random | None = None):
+        super().__init__()
         self.client = Client(target)
         self.keypair = keypair
         self.account = keypair.public_key
@@ -123,43 +126,20 @@ class Prober:
         self._rules: ProbeRules | None = None
         self._planned: tuple[int, int] | None = None  # (epoch, height to probe at)
         self._probed_epoch = -1  # the last epoch probed (or whose seal was refused)
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._lock = threading.Lock()
-        self._latest = 0
-        self._thread: threading.Thread | None = None
         self._said: set[str] = set()
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="prober", daemon=True)
-        self._thread.start()
-
     def stop(self, timeout: float = 15.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self.stop_thread(timeout)
         self.client.close()
 
-    def on_block(self, height: int) -> None:
-        """A block was finalized (called from the worker's loop: returns at once)."""
-        with self._lock:
-            self._latest = max(self._latest, height)
-        self._wake.set()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            if not self._wake.wait(POLL_S):
-                continue
-            self._wake.clear()
-            with self._lock:
-                height = self._latest
-            try:
-                self.step(height)
-            except ClientError as error:
-                self._say(f"probes: the node refused or failed a request ({error.message}); trying at the next block")
-            except Exception:  # a bug: never the thread's end
-                log.exception("probes: unexpected failure at #%d", height)
+    def take_step(self, height: int, receipts: list) -> bool:
+        try:
+            self.step(height)
+        except ClientError as error:
+            self._say(f"probes: the node refused or failed a request ({error.message}); trying at the next block")
+        except Exception:  # a bug: never the thread's end
+            log.exception("probes: unexpected failure at #%d", height)
+        return True
 
     # -- one block -------------------------------------------------------------------------
 
