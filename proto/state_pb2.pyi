@@ -387,7 +387,7 @@ class Assignment(_message.Message):
     def __init__(self, executor: _Optional[bytes] = ..., price_per_token: _Optional[int] = ..., status: _Optional[_Union[AssignmentStatus, str]] = ..., assigned_height: _Optional[int] = ..., deadline_height: _Optional[int] = ..., commitment: _Optional[bytes] = ..., reveal: _Optional[_Union[Reveal, _Mapping]] = ..., payment: _Optional[int] = ..., release_height: _Optional[int] = ..., released: _Optional[bool] = ..., verdict: _Optional[_Union[CandidateVerdict, str]] = ..., engine_class: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "poster", "request", "status", "posted_height", "timeout_height", "escrow", "assignments", "output_digest", "final_height", "protocol_fee", "refunded", "reason", "storage_deposit", "pruned_height", "prompt_price_ppm", "draw_height", "queue_fee", "probe")
+    __slots__ = ("id", "poster", "request", "status", "posted_height", "timeout_height", "escrow", "assignments", "output_digest", "final_height", "protocol_fee", "refunded", "reason", "storage_deposit", "pruned_height", "prompt_price_ppm", "draw_height", "queue_fee", "probe", "probe_fund_claim")
     ID_FIELD_NUMBER: _ClassVar[int]
     POSTER_FIELD_NUMBER: _ClassVar[int]
     REQUEST_FIELD_NUMBER: _ClassVar[int]
@@ -407,6 +407,7 @@ class Job(_message.Message):
     DRAW_HEIGHT_FIELD_NUMBER: _ClassVar[int]
     QUEUE_FEE_FIELD_NUMBER: _ClassVar[int]
     PROBE_FIELD_NUMBER: _ClassVar[int]
+    PROBE_FUND_CLAIM_FIELD_NUMBER: _ClassVar[int]
     id: bytes
     poster: bytes
     request: _types_pb2.PostJob
@@ -426,7 +427,8 @@ class Job(_message.Message):
     draw_height: int
     queue_fee: int
     probe: bool
-    def __init__(self, id: _Optional[bytes] = ..., poster: _Optional[bytes] = ..., request: _Optional[_Union[_types_pb2.PostJob, _Mapping]] = ..., status: _Optional[_Union[JobStatus, str]] = ..., posted_height: _Optional[int] = ..., timeout_height: _Optional[int] = ..., escrow: _Optional[int] = ..., assignments: _Optional[_Iterable[_Union[Assignment, _Mapping]]] = ..., output_digest: _Optional[bytes] = ..., final_height: _Optional[int] = ..., protocol_fee: _Optional[int] = ..., refunded: _Optional[int] = ..., reason: _Optional[str] = ..., storage_deposit: _Optional[int] = ..., pruned_height: _Optional[int] = ..., prompt_price_ppm: _Optional[int] = ..., draw_height: _Optional[int] = ..., queue_fee: _Optional[int] = ..., probe: _Optional[bool] = ...) -> None: ...
+    probe_fund_claim: int
+    def __init__(self, id: _Optional[bytes] = ..., poster: _Optional[bytes] = ..., request: _Optional[_Union[_types_pb2.PostJob, _Mapping]] = ..., status: _Optional[_Union[JobStatus, str]] = ..., posted_height: _Optional[int] = ..., timeout_height: _Optional[int] = ..., escrow: _Optional[int] = ..., assignments: _Optional[_Iterable[_Union[Assignment, _Mapping]]] = ..., output_digest: _Optional[bytes] = ..., final_height: _Optional[int] = ..., protocol_fee: _Optional[int] = ..., refunded: _Optional[int] = ..., reason: _Optional[str] = ..., storage_deposit: _Optional[int] = ..., pruned_height: _Optional[int] = ..., prompt_price_ppm: _Optional[int] = ..., draw_height: _Optional[int] = ..., queue_fee: _Optional[int] = ..., probe: _Optional[bool] = ..., probe_fund_claim: _Optional[int] = ...) -> None: ...
 
 class NoArguments(_message.Message):
     __slots__ = ()

@@ -39,7 +39,8 @@ _PPM_FIELDS = (
 # same_class_share_ppm's least value: below half the eligible stake, a class drawn alone could be a minority.
 MIN_SAME_CLASS_SHARE_PPM = 500_000
 # The fields that may be 0 (a rule turned off).
-_MAY_BE_ZERO = _PPM_FIELDS + ("collateral_ppm", "probes_per_epoch", "sealed_probes_per_epoch", "max_probe_reimbursement")
+_MAY_BE_ZERO = _PPM_FIELDS + ("collateral_ppm", "probes_per_epoch", "sealed_probes_per_epoch",
+                               "max_probe_reimbursement")
 
 
 @dataclass(frozen=True)

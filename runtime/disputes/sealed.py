@@ -7,12 +7,14 @@ the staker committed to beforehand:
     SealProbe{commitment}   commitment = blake2b-256(b"inferchain/probe-seal/v1" || job id || salt)
                             (recipes.probe_seal). From an account bonded at least staking's min_bond and not
                             jailed; at most sealed_probes_per_epoch seals an epoch, one per account.
-    OpenProbe{job_id, salt} by the sealer, once the job (of at most probe_max_tokens tokens) has settled and
-                            while its challenge window is open (no payment released, no dispute): the job is audited (a dispute opened, its
-                            committee drawn audit_delay_blocks later, as a challenge's) and the probe fund
-                            pays the poster back what the job's results were paid (the protocol fee stays
-                            paid, so no fund money buys reputation). From then on Job.probe is set, so a
-                            revoked payment returns to the fund that paid for it (settlement.py _revoke).
+    OpenProbe{job_id, salt} by the sealer, once the job (of at most probe_max_tokens tokens) has settled
+                            and while its challenge window is open (no payment released, no dispute):
+                            the job is audited (a dispute opened, its committee drawn audit_delay_blocks
+                            later, as a challenge's) and the probe fund pays the poster back what the
+                            job's results were paid, at most max_probe_reimbursement (the protocol fee
+                            stays paid, so no fund money buys reputation). Job.probe is set, and
+                            Job.probe_fund_claim records what the fund paid: a revoked payment returns
+                            that much to the fund, the rest to the poster (settlement.py _revoke).
 
 The job id is known before posting (job_id(genesis hash, poster, nonce)), so a seal made at or before the
 job's posting height binds a job whose executor nobody knew yet. An epoch's seals are kept through the
@@ -181,6 +183,7 @@ def open_probe(state: Overlay, context: CallContext, call: types_pb2.OpenProbe) 
     seal.opened_height = height
     state.set(SEAL_PREFIX + commitment, seal.SerializeToString(deterministic=True))
     job.probe = True
+    job.probe_fund_claim = amount
     dispute = open_dispute(state, job, AUDIT, height)
     state.deposit_event(events.event(events.PROBE_OPENED, dispute=dispute.id.hex(), sealer=context.origin.hex(),
                                      poster=job.poster.hex(), reimbursed=amount))

@@ -295,13 +295,17 @@ def _conclude_held(state: Overlay, job: state_pb2.Job, verdicts: Mapping[int, in
 
 
 def _revoke(state: Overlay, job: state_pb2.Job, slot: state_pb2.Assignment) -> int:
-    """An invalid result's held payment goes back to whoever paid it, to its free balance (the poster, or the probe
-    fund for a probe: a sealed probe's poster was paid back at its opening); the protocol fee burned on it."""
+    """An invalid result's held payment goes back to whoever paid it, to its free balance: to the probe fund what it
+    paid the poster back at a sealed probe's opening (Job.probe_fund_claim), the rest to the poster; the protocol
+    fee burned on it."""
     fee = _gross(job, slot) - slot.payment if slot.payment else 0
     if slot.payment and not slot.released:
-        payer = PROBE_FUND if job.probe else job.poster
-        balances.repatriate_reserved(state, slot.executor, payer, slot.payment)
-        balances.unreserve(state, payer, slot.payment)
+        to_fund = min(slot.payment, job.probe_fund_claim)
+        job.probe_fund_claim -= to_fund
+        for payer, amount in ((PROBE_FUND, to_fund), (job.poster, slot.payment - to_fund)):
+            if amount:
+                balances.repatriate_reserved(state, slot.executor, payer, amount)
+                balances.unreserve(state, payer, amount)
         job.refunded += slot.payment
         state.deposit_event(events.event(events.PAYMENT_REVOKED, job=job.id.hex(), executor=slot.executor.hex(),
                                          amount=slot.payment))

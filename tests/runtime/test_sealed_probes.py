@@ -154,6 +154,21 @@ def test_the_reimbursement_is_capped_so_a_high_priced_executor_cannot_drain_the_
     assert free(market.state, POSTER) == poster_before + 1_000 and free(market.state, PROBE_FUND) == fund_before - 1_000
 
 
+def test_a_forgery_opened_with_a_capped_reimbursement_leaves_poster_and_fund_whole():
+    # Found in review: the whole revoked pay went to the fund even when the fund had paid the poster back less
+    # (the cap, or a short fund), so the poster lost the difference.
+    market = _market(replace(SEALED, max_probe_reimbursement=1_000))
+    job_id, forger = _sealed_and_settled(market, FORGED)
+    job = market.job(job_id)
+    payment, fee = job.assignments[0].payment, job.protocol_fee
+    poster_before, fund_before = free(market.state, POSTER), _fund_total(market)
+    assert _open(market, job_id).success
+    assert market.job(job_id).probe_fund_claim == 1_000
+    _judge(market, job_id, valid=False)
+    assert _fund_total(market) == fund_before
+    assert free(market.state, POSTER) == poster_before + payment + fee
+
+
 def test_an_empty_fund_reimburses_nothing_and_the_probe_is_still_audited():
     market = market_with(executors=2, params=replace(SEALED, probe_fund_ppm=0))
     job_id, _ = _sealed_and_settled(market)
@@ -167,7 +182,8 @@ def test_an_empty_fund_reimburses_nothing_and_the_probe_is_still_audited():
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(funding=st.sampled_from([0, 10**6, FUNDING]), fund_ppm=st.sampled_from([0, 100_000]), forged=st.booleans(), valid=st.booleans())
+@given(funding=st.sampled_from([0, 10**6, FUNDING]), fund_ppm=st.sampled_from([0, 100_000]), forged=st.booleans(),
+       valid=st.booleans())
 def test_whatever_the_fund_and_the_verdict_the_poster_ends_whole_and_the_fund_never_pays_twice(funding, fund_ppm,
                                                                                               forged, valid):
     market = market_with(executors=2, params=replace(SEALED, probe_fund_ppm=fund_ppm))
@@ -184,8 +200,10 @@ def test_whatever_the_fund_and_the_verdict_the_poster_ends_whole_and_the_fund_ne
         assert _fund_total(market) == fund_before - reimbursed
         assert free(market.state, POSTER) == poster_before + reimbursed
     else:
-        assert _fund_total(market) == fund_before - reimbursed + payment
-        assert free(market.state, POSTER) == poster_before + reimbursed + fee
+        # The fund gets back what it paid, the poster the rest of the revoked pay and every fee: both whole.
+        assert _fund_total(market) == fund_before
+        assert free(market.state, POSTER) == poster_before + payment + fee
+        assert market.job(job_id).probe_fund_claim == 0
     assert free(market.state, PROBE_FUND) >= 0
 
 
@@ -211,12 +229,14 @@ def test_a_seal_from_an_account_without_a_bond_a_second_one_and_one_past_the_epo
     refused = _unchanged_but_fee(market, POSTER, seal_probe=types_pb2.SealProbe(commitment=probe_seal(job_id, SALT)))
     assert refused.error_name == "SealRefused" and "bonded at least" in refused.error_message
     assert _seal(market, job_id).success
-    again = _unchanged_but_fee(market, SEALER, seal_probe=types_pb2.SealProbe(commitment=probe_seal(job_id, b"\1" * 32)))
+    again = _unchanged_but_fee(market, SEALER,
+                               seal_probe=types_pb2.SealProbe(commitment=probe_seal(job_id, b"\1" * 32)))
     assert "sealed a probe in epoch 0 already" in again.error_message
     same = _unchanged_but_fee(market, JUDGES[1], seal_probe=types_pb2.SealProbe(commitment=probe_seal(job_id, SALT)))
     assert same.error_message == "this commitment is sealed already"
     assert _seal(market, job_id, JUDGES[1], b"\2" * 32).success
-    full = _unchanged_but_fee(market, JUDGES[2], seal_probe=types_pb2.SealProbe(commitment=probe_seal(job_id, b"\3" * 32)))
+    full = _unchanged_but_fee(market, JUDGES[2],
+                              seal_probe=types_pb2.SealProbe(commitment=probe_seal(job_id, b"\3" * 32)))
     assert "2 probes are sealed in epoch 0" in full.error_message
     assert len(epoch_seals(market.state, 0)) == 2
 
