@@ -44,14 +44,15 @@ def run_cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
 
 
 class Worker:
-    """A standalone `inferchain worker` process for one dev account."""
+    """A standalone `inferchain worker` process for one dev account. It posts no sealed probes: these tests count
+    every unit the executors and the poster pay and receive (probes: tests/worker/test_prober.py)."""
 
     def __init__(self, name: str, target: str, base: Path, *extra: str):
         self.name = name
         self.log_path = base / f"worker-{name}.log"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "chain.cli", "worker", "--node", target, "--key", name, "--threads", "1",
-             "--base-path", str(base / f"worker-{name}"), *extra],
+             "--no-probes", "--base-path", str(base / f"worker-{name}"), *extra],
             cwd=ROOT, stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
