@@ -114,8 +114,7 @@ def main(argv=None) -> int:
     stream_prompts = [prompts[(args.requests + index) % len(prompts)] for index in range(args.clients)]
     figures = Figures()
     with tempfile.TemporaryDirectory(prefix="bench-gateway-") as base:
-        node = NodeProcess(Path(base) / "node", free_port(), ("--log-level", "warning", "--worker-no-probes"),
-                           worker=True).start()
+        node = NodeProcess(Path(base) / "node", free_port(), ("--log-level", "warning"), worker=True).start()
         gateway = None
         try:
             with Client(node.target) as client:

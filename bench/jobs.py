@@ -97,8 +97,7 @@ def main(argv=None) -> int:
     # One job at a time on every core, and the worker's layout: one job per core, one thread each.
     layouts = [RawLayout(1, cores)] + ([RawLayout(cores, 1)] if cores > 1 else [])
     with tempfile.TemporaryDirectory(prefix="bench-jobs-") as base:
-        node = NodeProcess(Path(base) / "node", free_port(), ("--log-level", "warning", "--worker-no-probes"),
-                           worker=True).start()
+        node = NodeProcess(Path(base) / "node", free_port(), ("--log-level", "warning"), worker=True).start()
         try:
             with Client(node.target) as client:
                 post_and_follow(client, ["Say OK."], 4, Run())  # warm-up: the worker has loaded the model

@@ -58,6 +58,10 @@ class NodeProcess:
     extra_args: tuple[str, ...] = ()
     # Run the validator's executor worker (it loads the model): only tests that execute jobs want it.
     worker: bool = False
+    # Let that worker post sealed probes (a job of its own, or another poster's next job adopted, paid back by the
+    # probe fund): off, so tests and benchmarks count only the jobs they post (tests/worker/test_prober.py and the
+    # devnet launcher run the default).
+    probes: bool = False
     # The peer-to-peer address (port 0: any free one) and whether to run the dev chain (else extra_args name
     # --chain and --key).
     p2p: str = "127.0.0.1:0"
@@ -79,6 +83,7 @@ class NodeProcess:
             "--listen-addr", self.p2p,
             "--prometheus-addr", f"{self.rpc_host}:0",
             *(() if self.worker else ("--no-worker",)),
+            *(("--worker-no-probes",) if self.worker and not self.probes else ()),
             *self.extra_args,
         ]
 
