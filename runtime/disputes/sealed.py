@@ -77,9 +77,9 @@ def check_seal_probe(call: types_pb2.SealProbe) -> None:
         raise SealRefused(f"a probe's seal is a 32-byte commitment, got {len(call.commitment)} bytes")
 
 
-def _check_sealer(state: StateReader, origin: bytes, call: types_pb2.SealProbe) -> None:
+def _check_sealer(state: StateReader, origin: bytes, call: types_pb2.SealProbe) -> tuple[int, int]:
     """The sender may seal now: bonded at least min_bond, not jailed, the epoch's seals not all taken, none of them
-    its own, and this commitment not sealed before."""
+    its own, and this commitment not sealed before. The height and its epoch."""
     height = system.read_chain(state).height
     staking_params = staking.read_params(state)
     bond = staking.bonded(state, origin)
@@ -98,14 +98,13 @@ def _check_sealer(state: StateReader, origin: bytes, call: types_pb2.SealProbe) 
         raise SealRefused("this commitment is sealed already")
     if any(read_seal(state, commitment).sealer == origin for commitment in sealed):
         raise SealRefused(f"this account has sealed a probe in epoch {epoch} already (one an epoch)")
+    return height, epoch
 
 
 def seal_probe(state: Overlay, context: CallContext, call: types_pb2.SealProbe) -> None:
     """Record the sender's commitment to a job it posts (or has posted) as a probe."""
     check_seal_probe(call)
-    _check_sealer(state, context.origin, call)
-    height = system.read_chain(state).height
-    epoch = staking.epoch_of(height, staking.read_params(state))
+    height, epoch = _check_sealer(state, context.origin, call)
     seal = state_pb2.SealedProbe(sealer=context.origin, height=height, epoch=epoch)
     state.set(SEAL_PREFIX + call.commitment, seal.SerializeToString(deterministic=True))
     write_ids(state, _seals_key(epoch), [*epoch_seals(state, epoch), call.commitment])
@@ -196,7 +195,7 @@ def open_probe(state: Overlay, context: CallContext, call: types_pb2.OpenProbe) 
 def prune_seals(state: Overlay, height: int) -> None:
     """At an epoch's first block, delete the seals of the epoch SEAL_EPOCHS before it that were never opened."""
     params = staking.read_params(state)
-    if height <= 1 or (height - 1) % params.epoch_blocks:
+    if not staking.epoch_starts(height, params.epoch_blocks):
         return
     old = staking.epoch_of(height, params) - SEAL_EPOCHS
     if old < 0:

@@ -118,6 +118,6 @@ def hooks_weight(state: StateReader, block: BlockContext) -> int:
     staking_params = staking.read_params(state)
     draw = committee_draw(min(staking_params.max_validators, MAX_VALIDATORS), members)
     decide = verdict(members)
-    prune = PRUNE_SEALS if block.height > 1 and (block.height - 1) % staking_params.epoch_blocks == 0 else 0
+    prune = PRUNE_SEALS if staking.epoch_starts(block.height, staking_params.epoch_blocks) else 0
     return (6 * weights.READ + draws * (draw + decide) + audits * (AUDIT_CHECK + OPEN)
             + min(audits, MAX_AUDITED_PER_BLOCK) * draw + deadlines * (decide + SCHEDULE_ENTRY) + prune)

@@ -62,11 +62,6 @@ class Candidate:
     models: tuple[bytes, ...]
 
 
-def epoch_starts(height: int, epoch_blocks: int) -> bool:
-    """Whether the block at `height` is the first of an epoch after the first (staking.epoch_of changes at it)."""
-    return height > 1 and (height - 1) % epoch_blocks == 0
-
-
 def record_post(state: Overlay, request: types_pb2.PostJob, height: int) -> None:
     """PostJob: keep the request as its model's newest of this epoch (the next epoch's probes copy it)."""
     record_request(state, request, staking.epoch_of(height, staking.read_params(state)))
@@ -118,7 +113,7 @@ def probe_request(template: types_pb2.PostJob, offer: state_pb2.Offer, digest: b
 def post_probes(state: Overlay, height: int) -> None:
     """on_initialize at an epoch's first block: post up to probes_per_epoch probes from the last epoch's requests."""
     staking_params = staking.read_params(state)
-    if not epoch_starts(height, staking_params.epoch_blocks):
+    if not staking.epoch_starts(height, staking_params.epoch_blocks):
         return
     requests = take_recent_requests(state, staking.epoch_of(height, staking_params) - 1)
     dispute_params = read_dispute_params(state)

@@ -25,7 +25,6 @@ from runtime.models import MAX_ENGINE_CLASSES, model_for_job
 from runtime.jobs.tables import current_epoch, read_header
 from runtime.jobs.params import read_params
 from runtime.jobs.queue import queued, queued_models
-from runtime.jobs.probes import epoch_starts
 from runtime.id_list import read_ids
 from runtime.jobs.storage import MAX_PROBE_MODELS, SCHEDULE_PREFIX, read_job, read_recent_models
 from runtime.primitives import BlockContext
@@ -138,7 +137,7 @@ def probes(executors: int, models: int, count: int) -> int:
 def probes_weight(state: StateReader, height: int) -> int:
     """An epoch's first block: its probes, from the last epoch's recent requests in the parent state (else 0)."""
     staking_params = staking.read_params(state)
-    if not epoch_starts(height, staking_params.epoch_blocks):
+    if not staking.epoch_starts(height, staking_params.epoch_blocks):
         return 0
     models = read_recent_models(state, staking.epoch_of(height, staking_params) - 1)
     executors = sum(len(staking.serving(state, model)) for model in models)

@@ -11,7 +11,7 @@ so `models` can weigh votes by stake without an import cycle.
 """
 
 from runtime.staking.bonds import bond_cost, check_amount, lock_stake
-from runtime.staking.elections import elect_validators, epoch_of, jailed, validator_set_at
+from runtime.staking.elections import elect_validators, epoch_of, epoch_starts, jailed, validator_set_at
 from runtime.staking.errors import (
     BelowMinimumBond,
     InsufficientBalance,

@@ -30,6 +30,12 @@ def epoch_of(height: int, params: Params) -> int:
     return (height - 1) // params.epoch_blocks
 
 
+def epoch_starts(height: int, epoch_blocks: int) -> bool:
+    """Whether the block at `height` is the first of an epoch after the first (epoch_of changes at it): where probes
+    are posted (runtime/jobs/probes.py) and old sealed probes pruned (runtime/disputes/sealed.py)."""
+    return height > 1 and (height - 1) % epoch_blocks == 0
+
+
 def validator_set_at(state: StateReader, height: int, block_height: int, params: Params) -> types_pb2.ValidatorSet | None:
     """The set that signed at `height`, seen from the block at `block_height`: this epoch's or the last; else None."""
     epochs_back = epoch_of(block_height, params) - epoch_of(height, params)

@@ -21,7 +21,8 @@ from runtime.disputes import params as disputes
 from runtime.executive import InvalidTransaction, check_transaction, transaction_rules
 from runtime.jobs import weights as job_weights
 from runtime.jobs.pricing import charge, escrow_of, protocol_fee
-from runtime.jobs.probes import Candidate, epoch_starts, pick, probe_request
+from runtime.jobs.probes import Candidate, pick, probe_request
+from runtime.staking import epoch_starts
 from runtime.jobs.recipes import PROBE_FUND, job_id, probe_hash, probe_nonce
 from runtime.jobs.storage import MAX_PROBE_MODELS, read_recent_models
 from runtime.primitives import BlockContext
