@@ -12,10 +12,10 @@ came (signatures, block parts, the block itself by re-executing it), record it i
 feed it to the machine (chain/consensus/machine.py) and act on what the machine says: sign and send
 our proposal or vote (after the log is on disk), arm a timer, commit a decided block with the
 precommits that prove it, or keep evidence of a double-sign for the next block we propose. After a
-decision the next height starts one block time after the last one started, or half a block time after
-it (at once, if the decision took longer) when transactions wait in the pool or a peer has already
-proposed it (CometBFT's idea for create_empty_blocks=false: an idle chain keeps its tick, a busy one
-does not make transactions wait for it).
+decision the next height starts one block time after the last one started, or sooner when transactions
+wait in the pool, a posted job waits for its draw or a peer has already proposed it (CometBFT's idea for
+create_empty_blocks=false: an idle chain keeps its tick, a busy one does not make transactions wait for
+it); how much sooner is the pace's rule (pace.py).
 
 The parts, one file each: proposals and block parts (proposals.py, parts.py), block sync
 (catch_up.py, sync.py, block_server.py), the evidence pool (evidence_pool.py), signed votes
@@ -49,6 +49,7 @@ from chain.consensus.machine import (
     Proposal, Schedule, Timeout, Timeouts, Vote,
 )
 from chain.consensus.own_messages import OwnMessages
+from chain.consensus.pace import Pace
 from chain.consensus.peer_link import Misbehaviour, PeerLink
 from chain.consensus.proposals import Proposals
 from chain.consensus.proposer import Priorities
@@ -72,15 +73,10 @@ from runtime.votes import VoteError, check_proposal, decode_vote, verify_vote
 log = logging.getLogger("inferchain.consensus")
 
 SYNCED = "by block sync"
-# The loop wakes at least this often; between heights, once the shortest interval has passed, this often (a
-# transaction reaching the pool does not wake it).
+# The loop wakes at least this often; between heights, once the pace lets a height with work start, this often
+# (a transaction reaching the pool does not wake it).
 MAX_WAIT_S = 0.2
 IDLE_POLL_S = 0.02
-# With transactions waiting, a height starts this share of the block time after the last one started (or as
-# soon as it is decided, if later) instead of a whole block time: a transaction waits at most half a block time
-# for its block to begin, and windows counted in blocks (commit_blocks, reveal_blocks, challenge windows, all
-# written against the genesis block time) stay at least half as long in wall time however busy the chain is.
-MIN_INTERVAL_SHARE_OF_BLOCK_TIME = 0.5
 # With other validators, a proposer stops adding transactions once executing them took this share of the
 # block time (at least MIN_BUILD_S): each of them executes the block again before it may prevote for it.
 BUILD_SHARE_OF_BLOCK_TIME = 0.3
@@ -109,7 +105,7 @@ class Driver:
         self.clock = clock
         self.chain_id = core.genesis.chain_id
         self.block_time_s = core.genesis.consensus.block_time_ms / 1000
-        self.min_interval_s = MIN_INTERVAL_SHARE_OF_BLOCK_TIME * self.block_time_s
+        self.pace = Pace(self.block_time_s)
         self.timeouts = timeouts_for(core.genesis.consensus.block_time_ms)
         # Called with the seconds from the start of a height to its block's commit (the node's metrics).
         self.observe_block: Callable[[float], None] | None = None
@@ -255,7 +251,7 @@ class Driver:
         if next_due is not None:
             wait = min(wait, max(0.0, next_due - now))
         if self._next_start is not None:  # then the pool is looked at every IDLE_POLL_S
-            earliest = max(IDLE_POLL_S, self._height_started + self.min_interval_s - now)
+            earliest = max(IDLE_POLL_S, self.pace.earliest_with_work() - now)
             wait = min(wait, earliest, max(0.0, self._next_start - now))
         return wait
 
@@ -300,6 +296,7 @@ class Driver:
         self._reset_height_state()
         self._next_start = None
         self._height_started = self.clock()
+        self.pace.began(self._height_started)
         self._last_progress = self._height_started
         if self._waits_for_signed_heights():
             self.machine = None
@@ -375,12 +372,12 @@ class Driver:
         return self.own_messages.may_sign(message, self.height)
 
     def _maybe_advance(self) -> None:
-        """Start the next height on the block-time tick, or sooner (but not before the shortest interval) when there
-        is something to decide."""
+        """Start the next height on the block-time tick, or sooner (as soon as the pace allows) when there is
+        something to decide."""
         if self._next_start is None:
             return
         now = self.clock()
-        if now >= self._next_start or (now >= self._height_started + self.min_interval_s and self._work_waits()):
+        if now >= self._next_start or (now >= self.pace.earliest_with_work() and self._work_waits()):
             self._begin_height()
 
     def _work_waits(self) -> bool:

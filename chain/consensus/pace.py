@@ -1,0 +1,71 @@
+"""When this node starts its next height: the block-time tick, or sooner when there is work (node policy, not a
+validity rule).
+
+An idle chain keeps its tick: a height starts one block time after the last one started. When there is work
+(transactions in the pool, a posted job waiting for the heights that draw its executors, a peer's proposal for
+the next height) a height may start after the *minimum interval*, half a block time, and sooner still while
+the node holds *credit*: the time by which earlier heights started later than the minimum interval, at most
+one block time (the *burst*). An idle height adds half a block time, so two idle heights fill it.
+
+Why the credit: a job is drawn two heights after its inclusion, from randomness revealed in those heights
+(docs/economics.md, "Assignment randomness"). With a fixed half-block floor those two heights alone made every
+job wait a whole block time before an executor could start, although they carry nothing but a reveal. With
+the credit, a job posted on a chain that was idle is included and drawn as soon as those heights can be
+decided, and a chain that stays busy runs at the floor as before.
+
+What it keeps (`PaceRule.shortest`, tested with hypothesis): any `n` consecutive heights this node starts
+span at least `n × minimum interval − burst` of its clock. Windows counted in blocks (`commit_blocks`,
+`reveal_blocks`, a dispute's vote windows, all written against the genesis block time) therefore last at
+least half their nominal length less one block time, however the chain is used. Each validator keeps its own
+pace, and a height needs two thirds of the power: a byzantine proposer cannot run the chain faster than its
+honest validators let themselves start heights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# A height with work waiting starts this share of the block time after the last one started, less the credit.
+MIN_INTERVAL_SHARE_OF_BLOCK_TIME = 0.5
+# The most credit a node holds, as a share of the block time: enough to start the two draw heights after a
+# job's inclusion at once on a chain that was idle.
+BURST_SHARE_OF_BLOCK_TIME = 1.0
+
+
+@dataclass(frozen=True)
+class PaceRule:
+    block_time_s: float
+
+    @property
+    def min_interval_s(self) -> float:
+        return MIN_INTERVAL_SHARE_OF_BLOCK_TIME * self.block_time_s
+
+    @property
+    def burst_s(self) -> float:
+        return BURST_SHARE_OF_BLOCK_TIME * self.block_time_s
+
+    def shortest(self, heights: int) -> float:
+        """The least time `heights` consecutive heights can span under this rule (never below zero)."""
+        return max(0.0, heights * self.min_interval_s - self.burst_s)
+
+
+class Pace:
+    """The start of this node's last height and its credit; the driver asks when the next may start."""
+
+    def __init__(self, block_time_s: float):
+        self.rule = PaceRule(block_time_s)
+        self.started_at: float | None = None
+        self.credit_s = 0.0
+
+    def began(self, now: float) -> None:
+        """A height started at `now`: what the gap since the last start spared (or took) counts to the credit."""
+        if self.started_at is not None:
+            gap = now - self.started_at
+            self.credit_s = min(self.rule.burst_s, max(0.0, self.credit_s + gap - self.rule.min_interval_s))
+        self.started_at = now
+
+    def earliest_with_work(self) -> float:
+        """The soonest the next height may start when there is work (the last start, if none yet)."""
+        if self.started_at is None:
+            return 0.0
+        return self.started_at + max(0.0, self.rule.min_interval_s - self.credit_s)
