@@ -67,7 +67,7 @@ from inference.loading import load_record  # noqa: E402
 from inference.model_store import EMBEDDED_NAME, ModelStore  # noqa: E402
 from inference.result import InferenceJob  # noqa: E402
 from inference.sampler import SamplingParams  # noqa: E402
-from tests.nodes import NodeProcess, free_port  # noqa: E402
+from tests.nodes import NodeProcess, free_port, wait_quiet  # noqa: E402
 
 # The gateway's greedy request and the same sampling for the local engine (greedy: the seed and job id do not matter).
 GREEDY = SamplingParams.from_decimal("0", 40, "1", 0)
@@ -195,16 +195,6 @@ async def measure(node_target: str, base_url: str, api_key: str, args, throughpu
         failed = [answer for answer in figures.streams + figures.singles if answer.first_content_s is None]
         if failed:
             raise SystemExit(f"{len(failed)} streams gave no text (first status: {failed[0].status})")
-
-
-def wait_quiet(node_target: str, blocks: int = 2) -> None:
-    """Return once `blocks` new blocks in a row carried no transaction and no event (every earlier job settled)."""
-    quiet = 0
-    with Client(node_target) as client:
-        for block in client.subscribe_blocks():
-            quiet = quiet + 1 if not block.transactions and not block.block_events else 0
-            if quiet >= blocks:
-                return
 
 
 def chat_body(prompt: str, max_tokens: int, stream: bool) -> dict:

@@ -6,7 +6,8 @@
    offers the embedded model with capacity 8, and the node runs her executor worker (a separate
    process), which generates 2 jobs at once on this 2-core machine (one thread each; the others
    wait their turn in the worker).
-2. Post one 4-token warm-up job and wait for it to settle (the worker has loaded the model).
+2. Post one 4-token warm-up job and wait for it to settle (the worker has loaded the model), then for two
+   quiet blocks (no transaction, no event): the batch arrives at a chain not busy with other jobs.
 3. Post N (default 32) greedy jobs of M (default 64) tokens, redundancy 1, different prompts, in
    one SubmitTransactions batch as Bob, and follow the blocks: each job's assignment and
    settlement (JobSettled), at the block's header time.
@@ -51,7 +52,7 @@ from inference.model_store import ModelStore  # noqa: E402
 from inference.registration import EMBEDDED_MODEL_ID  # noqa: E402
 from proto import types_pb2  # noqa: E402
 from runtime.jobs.events import JOB_ASSIGNED, JOB_DISPUTED, JOB_EXPIRED, JOB_SETTLED  # noqa: E402
-from tests.nodes import NodeProcess, free_port  # noqa: E402
+from tests.nodes import NodeProcess, free_port, wait_quiet  # noqa: E402
 
 GREEDY = types_pb2.Sampling(temperature_milli=0, top_k=40, top_p_ppm=1_000_000, seed=0)
 POST_PRICE = 10**10  # above the dev offer's price, so the escrow never limits the test
@@ -101,6 +102,7 @@ def main(argv=None) -> int:
         try:
             with Client(node.target) as client:
                 post_and_follow(client, ["Say OK."], 4, Run())  # warm-up: the worker has loaded the model
+                wait_quiet(node.target)  # the warm-up's last heights are not the batch's
                 post_and_follow(client, list(prompts[: args.jobs]), args.max_tokens, run)
         finally:
             node.stop()  # the node stops its worker too

@@ -135,6 +135,20 @@ class NodeProcess:
 
 
 @contextlib.contextmanager
+def wait_quiet(target: str, blocks: int = 2) -> None:
+    """Return once `blocks` new blocks in a row carried no transaction and no event: what was posted before has
+    settled, and the node's pace holds credit again (chain/consensus/pace.py), as on a network not busy with
+    other jobs."""
+    from chain.client import Client
+
+    quiet = 0
+    with Client(target) as client:
+        for block in client.subscribe_blocks():
+            quiet = quiet + 1 if not block.transactions and not block.block_events else 0
+            if quiet >= blocks:
+                return
+
+
 def small_filesystem(path: Path, size_mb: int):
     """A tmpfs of `size_mb` MiB mounted at `path` (needs root), unmounted afterwards."""
     path.mkdir(parents=True, exist_ok=True)

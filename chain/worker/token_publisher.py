@@ -10,8 +10,11 @@ before the new text keeps tokenizers that drop a leading space on the first toke
 vLLM's detokenize_incrementally).
 
 Pieces wait in a short queue for a thread of their own, which sends them on one PublishTokens call:
-generation never waits for the network. When the thread falls behind, queued pieces are merged (they
-are contiguous), so the queue stays bounded and nothing is dropped. The last piece carries the stop
+generation never waits for the network. The first piece goes at once; after it, the thread sends at most
+one piece per PIECE_INTERVAL_S, the pieces queued meanwhile merged into one (they are contiguous), so a
+stream costs the worker and the node a few messages a second instead of one per token, and a reader sees
+text at most that much later. The merging also keeps the queue bounded when the thread falls behind;
+nothing is dropped. The last piece carries the stop
 reason and whatever text remains, so that the pieces' texts join to the result's text exactly.
 Streams are not consensus: any publishing failure is logged once for the job and the job goes on.
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+import time
 from typing import Callable, Iterator, Protocol, Sequence
 
 from chain.client import ClientError
@@ -38,6 +42,9 @@ MAX_QUEUED_PIECES = 64
 MAX_WINDOW_TOKENS = 64
 # How often a sending thread with nothing to send checks whether its publisher was closed.
 IDLE_POLL_S = 0.5
+# After the first piece, at most one piece per this many seconds (what came meanwhile is merged into it): at
+# 80 tokens/s about 4 tokens a message instead of one, 20 messages a second per stream.
+PIECE_INTERVAL_S = 0.05
 
 Detokenize = Callable[[Sequence[int]], str]
 # Makes a started TokenPublisher for a run: from the job id and its engine's detokenizer.
@@ -86,12 +93,13 @@ class TokenPublisher:
     """
 
     def __init__(self, client: TokenPublishing, keypair: Keypair, job_id: bytes, detokenize: Detokenize,
-                 max_queued: int = MAX_QUEUED_PIECES):
+                 max_queued: int = MAX_QUEUED_PIECES, interval_s: float = PIECE_INTERVAL_S):
         self._client = client
         self._keypair = keypair
         self.job_id = job_id
         self._decoder = IncrementalDecoder(detokenize)
         self._max_queued = max_queued
+        self._interval_s = interval_s
         self._text: list[str] = []  # the text published so far (queued or sent)
         self._next_token = 0  # the first token of the next piece
         self._held = 0  # tokens taken since the last piece (their text waits for a whole character)
@@ -178,13 +186,19 @@ class TokenPublisher:
             self._fail(f"{type(error).__name__}: {error}")
 
     def _pieces(self) -> Iterator[node_pb2.TokenPiece]:
-        """Each queued piece (those queued together merged into one) until the last one, or until closed."""
+        """Each queued piece (those queued together merged into one) until the last one, or until closed; after
+        the first, one at most every interval_s unless the stream is closed (its last piece goes at once)."""
+        next_send = 0.0
         while True:
             with self._changed:
-                while not self._queue and not self._closed and not self._failed:
-                    self._changed.wait(IDLE_POLL_S)
+                while not self._failed and not (self._closed and not self._queue):
+                    wait = IDLE_POLL_S if not self._queue else next_send - time.monotonic()
+                    if self._queue and (wait <= 0 or self._closed):
+                        break
+                    self._changed.wait(wait)
                 if self._failed or not self._queue:
                     return
+                next_send = time.monotonic() + self._interval_s
                 piece = self._queue.popleft()
                 while self._queue:
                     _merge_into(piece, self._queue.popleft())

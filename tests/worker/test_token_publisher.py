@@ -185,6 +185,34 @@ def test_a_slow_node_merges_queued_pieces_and_keeps_the_stream_whole():
     assert len(pieces) < 400  # merged while the sender was behind
 
 
+def test_the_first_piece_goes_at_once_and_later_ones_at_most_one_an_interval_with_the_last_at_once():
+    """At 80 tokens a second a message per token cost the worker and the node more than the job's reveal; pieces
+    are merged to one per interval, the first and the last not held back."""
+    chunks = [bytes([97 + index % 26]) for index in range(60)]
+
+    class TimedClient(RecordingClient):
+        def publish_tokens(self, keypair, job_id, pieces):
+            self.sent_at = []
+            return super().publish_tokens(keypair, job_id, (self.sent_at.append(time.monotonic()) or piece
+                                                            for piece in pieces))
+
+    client = TimedClient()
+    publisher = TokenPublisher(client, ALICE, JOB_ID, byte_tokens(chunks), interval_s=0.05)
+    started = time.monotonic()
+    for token in range(len(chunks)):  # 60 tokens over about 0.3 s
+        publisher.add(token)
+        time.sleep(0.005)
+    finished = time.monotonic()
+    publisher.finish(result_of(tuple(range(len(chunks))), "".join(chr(c[0]) for c in chunks), "length"))
+    assert publisher.join(5)
+    check_stream(client.pieces, "".join(chr(c[0]) for c in chunks), len(chunks), "length")
+    assert client.sent_at[0] - started < 0.04  # not held for the interval
+    assert len(client.pieces) <= 12  # about one per 50 ms, not one per token
+    gaps = [later - earlier for earlier, later in zip(client.sent_at, client.sent_at[1:-1])]
+    assert all(gap >= 0.045 for gap in gaps), gaps
+    assert client.sent_at[-1] - finished < 0.04  # the last piece is not held back
+
+
 def test_adding_tokens_does_not_wait_for_a_stalled_node():
     release = threading.Event()
 
