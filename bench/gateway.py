@@ -7,7 +7,8 @@ engine on the same machine, in one run; and time to first token for concurrent s
 1. Start `inferchain node --dev` in a temporary directory on free ports, with its executor worker (the
    embedded model; capacity 8, 2 jobs generating at once with one thread each on this 2-core machine),
    and `inferchain gateway --key bob` as its own process on a free port.
-2. Warm up: one 4-token chat completion through the gateway (the worker has loaded the model).
+2. Warm up: one 4-token chat completion through the gateway (the worker has loaded the model), then wait for
+   two quiet blocks (no transaction, no event), as bench/jobs.py does.
 3. Throughput: N (default 32, quick 8) greedy chat completions of M (default 64, quick 32) tokens,
    different prompts, sent at once (not streamed) with httpx; tokens are the responses'
    `usage.completion_tokens`, timed from the first request to the last answer.
@@ -178,6 +179,7 @@ async def measure(node_target: str, base_url: str, api_key: str, args, throughpu
         warm = await complete(http, "Say OK.", 4)
         if warm.status != 200:
             raise SystemExit(f"the warm-up completion failed with {warm.status}")
+        await asyncio.to_thread(wait_quiet, node_target)  # the warm-up's last heights are not the run's
         started = time.perf_counter()
         figures.answers = list(await asyncio.gather(
             *(complete(http, prompt, args.max_tokens) for prompt in throughput_prompts)))
