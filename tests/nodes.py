@@ -134,7 +134,6 @@ class NodeProcess:
             self._log = None
 
 
-@contextlib.contextmanager
 def wait_quiet(target: str, blocks: int = 2) -> None:
     """Return once `blocks` new blocks in a row carried no transaction and no event: what was posted before has
     settled, and the node's pace holds credit again (chain/consensus/pace.py), as on a network not busy with
@@ -149,6 +148,7 @@ def wait_quiet(target: str, blocks: int = 2) -> None:
                 return
 
 
+@contextlib.contextmanager
 def small_filesystem(path: Path, size_mb: int):
     """A tmpfs of `size_mb` MiB mounted at `path` (needs root), unmounted afterwards."""
     path.mkdir(parents=True, exist_ok=True)
