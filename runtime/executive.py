@@ -14,6 +14,7 @@ same code).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -309,6 +310,14 @@ def call_cost(state: StateReader, body: types_pb2.TransactionBody, *, runtime: R
 
 # --- applying -------------------------------------------------------------------
 
+log = logging.getLogger("inferchain.runtime")
+
+# What a handler's own bug raises, the same way on every node that runs the same code on the same state (no I/O,
+# no memory pressure): a transaction that meets one fails as a refused call (system.CallFailed) instead of making
+# every block that carries it impossible to build or import. A storage failure, MemoryError or RecursionError
+# is not one of these and still stops the block (a node cannot know what the others computed).
+HANDLER_BUGS = (ArithmeticError, AssertionError, AttributeError, LookupError, TypeError, ValueError)
+
 
 def apply_transaction(
     block_state: Overlay, checked: CheckedTransaction, *, runtime: Runtime = RUNTIME
@@ -327,15 +336,26 @@ def apply_transaction(
         context = CallContext(checked.sender, checked.nonce, checked.hash)
         runtime.calls[name].handler(call_state, context, getattr(checked.body, name))
     except DispatchError as error:
-        call_state.discard()
-        receipt.success = False
-        receipt.error_module = error.module
-        receipt.error_name = error.name
-        receipt.error_message = error.message
-        return receipt
+        return _failed(receipt, call_state, error)
+    except HANDLER_BUGS as error:
+        log.error("the %s call of transaction %s raised %s inside the runtime (a bug): it fails, keeping its fee",
+                  name, checked.hash.hex(), type(error).__name__, exc_info=True)
+        # Only the error's type goes into the receipt: its text may differ between nodes (an object's address).
+        return _failed(receipt, call_state, system.CallFailed(
+            f"the {name} call failed inside the runtime ({type(error).__name__}): a bug in this chain's code, not "
+            "a rule of the call; nothing it did was kept"))
     receipt.success = True
     receipt.events.extend(call_state.take_events())
     call_state.commit()
+    return receipt
+
+
+def _failed(receipt: types_pb2.Receipt, call_state: Overlay, error: DispatchError) -> types_pb2.Receipt:
+    call_state.discard()
+    receipt.success = False
+    receipt.error_module = error.module
+    receipt.error_name = error.name
+    receipt.error_message = error.message
     return receipt
 
 

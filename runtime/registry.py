@@ -38,7 +38,7 @@ from runtime.module import CallSpec, EventSpec, ModuleSpec, check_field_kinds
 # (a job's noise keyed by its seed alone), which executors and verifiers must honour. 7: sealed probes (SealProbe,
 # OpenProbe; DisputesParams.sealed_probes_per_epoch): a staker's probe posted as an ordinary job, audited once
 # opened; a revoked payment returns to the probe fund what it paid a sealed probe's poster back (Job.probe_fund_claim).
-SPEC_VERSION = 7
+SPEC_VERSION = 8
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,11 @@ class TimeWentBackwards(SystemDispatchError):
     """A block's time is not later than its parent's."""
 
 
+class CallFailed(SystemDispatchError):
+    """A call's handler raised an error no rule declares (a bug in the runtime): the transaction fails, keeping its
+    fee, and nothing the call did is kept (runtime/executive.py, HANDLER_BUGS)."""
+
+
 # --- events ---------------------------------------------------------------------
 
 EVENTS = (
@@ -287,7 +292,7 @@ SPEC = ModuleSpec(
     params=PARAMS,
     genesis=GenesisSpec(parse=parse_genesis, build=genesis, export=export_genesis),
     events=EVENTS,
-    errors=(InvalidBlockHeight, TimeWentBackwards),
+    errors=(InvalidBlockHeight, TimeWentBackwards, CallFailed),
     queries=QUERIES,
     on_initialize=on_initialize,
     on_finalize=on_finalize,

@@ -2,12 +2,43 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 
 import pytest
 
 from tests.nodes import NodeProcess, free_port, small_filesystem
+
+
+class _RuntimeBugs(logging.Handler):
+    """Keeps what the runtime and the node log when a call's code raised a bug (runtime/executive.py HANDLER_BUGS)."""
+
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info is not None:
+            self.records.append(record)
+
+
+@pytest.fixture(autouse=True)
+def no_runtime_bug(request):
+    """A call that raises a bug fails as system.CallFailed instead of stopping the block, so the fuzzers would no
+    longer see it raise: every in-process test fails when the runtime or the node's admission logged one, unless
+    it is marked `runtime_bug` (it raises one on purpose)."""
+    caught = _RuntimeBugs()
+    loggers = [logging.getLogger("inferchain.runtime"), logging.getLogger("chain.node.core")]
+    for logger in loggers:
+        logger.addHandler(caught)
+    yield caught
+    for logger in loggers:
+        logger.removeHandler(caught)
+    if caught.records and request.node.get_closest_marker("runtime_bug") is None:
+        record = caught.records[0]
+        pytest.fail(f"a call raised inside the runtime: {record.getMessage()}\n"
+                    f"{logging.Formatter().formatException(record.exc_info)}")
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from runtime.block import read_block_limits
 from runtime.jobs.assignment import draws_pending
 from runtime.hashing import transaction_hash
 from runtime.executive import (
+    HANDLER_BUGS,
     TransactionRules,
     apply_alone,
     check_transaction,
@@ -217,6 +218,13 @@ class NodeCore:
         except (InvalidTransaction, PoolError) as error:
             self.stats.rejected += 1
             return Admission(checked.hash, None, Rejected(error.status, str(error), checked.hash))
+        except HANDLER_BUGS as error:  # a call's cost or check raised: this chain's bug, not the sender's fault
+            log.error("checking transaction %s raised %s (a bug): refused", checked.hash.hex(), type(error).__name__,
+                      exc_info=True)
+            self.stats.rejected += 1
+            return Admission(checked.hash, None, Rejected(
+                "INTERNAL", f"the node failed to check this transaction ({type(error).__name__}): a bug in this "
+                "chain's code, not in the transaction; the node's log has the details", checked.hash))
         return Admission(checked.hash, dry_run)
 
     def simulate(self, raw: bytes) -> tuple[CheckedTransaction, types_pb2.Receipt]:

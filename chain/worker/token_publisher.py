@@ -14,8 +14,8 @@ generation never waits for the network. The first piece goes at once; after it, 
 one piece per PIECE_INTERVAL_S, the pieces queued meanwhile merged into one (they are contiguous), so a
 stream costs the worker and the node a few messages a second instead of one per token, and a reader sees
 text at most that much later. The merging also keeps the queue bounded when the thread falls behind;
-nothing is dropped. The last piece carries the stop
-reason and whatever text remains, so that the pieces' texts join to the result's text exactly.
+nothing is dropped. The last piece goes at once and carries the stop reason and whatever text remains,
+so that the pieces' texts join to the result's text exactly.
 Streams are not consensus: any publishing failure is logged once for the job and the job goes on.
 """
 
