@@ -16,8 +16,8 @@ two kinds:
 
     SealProbe{blake2b-256(b"inferchain/probe-seal/v1" || job id || salt)}   job id = job_id(genesis, me, n + 1)
     PostJob{the copied request}
- At each block it reads each of its probe jobs; once one
-is SETTLED (no dispute, in its challenge window) it sends OpenProbe{job id, salt}: the job is audited and
+
+At each block it reads each of its probe jobs; once one is SETTLED (no dispute, in its challenge window) it sends OpenProbe{job id, salt}: the job is audited and
 the probe fund pays back what its results were paid. A job that ends otherwise (expired, rejected, disputed
 already) is forgotten, its seal left to be pruned. Salts live in memory only: a worker restarted before
 its probe settles loses it (its cost is the job's protocol fee and price, nothing is slashed).
@@ -189,14 +189,9 @@ class Prober(BlockThread):
         request = probe_request(template.request, rules.probe_max_tokens, self.rng.getrandbits(64))
         info = self.client.chain_info(self.account)
         nonce = info.signer_next_nonce
-        salt = new_salt()
         probe_id = job_id(info.genesis_hash, self.account, nonce + 1)
-        try:
-            self.client.submit(self.keypair, types_pb2.SealProbe(commitment=probe_seal(probe_id, salt)), nonce=nonce)
-        except ClientError as error:
-            if "nonce" in error.message:
-                raise NonceTaken(error.message) from error
-            log.info("probes: no probe this epoch: the seal was refused (%s)", error.message)
+        salt = self._seal(probe_id, nonce)
+        if salt is None:
             return None
         self.client.submit(self.keypair, request, nonce=nonce + 1)
         probe = Probe(probe_id, salt, height)
@@ -210,17 +205,27 @@ class Prober(BlockThread):
         nothing tells from a real job, because it is one."""
         info = self.client.chain_info(self.account)
         probe_id = job_id(info.genesis_hash, poster, self.client.next_nonce(poster))
-        salt = new_salt()
-        try:
-            self.client.submit(self.keypair, types_pb2.SealProbe(commitment=probe_seal(probe_id, salt)))
-        except ClientError as error:
-            log.info("probes: no probe this epoch: the seal was refused (%s)", error.message)
+        salt = self._seal(probe_id)
+        if salt is None:
             return None
         probe = Probe(probe_id, salt, height, adopted=True)
         self.probes[probe_id] = probe
         log.info("probes: sealed the next job of %s... as a probe (job %s, if it posts one)", poster.hex()[:12],
                  probe_id.hex()[:16])
         return probe
+
+    def _seal(self, probe_id: bytes, nonce: int | None = None) -> bytes | None:
+        """Send SealProbe for the job; its salt, or None when the node refuses the seal (NonceTaken instead when
+        `nonce` is given and another transaction of this account took it first)."""
+        salt = new_salt()
+        try:
+            self.client.submit(self.keypair, types_pb2.SealProbe(commitment=probe_seal(probe_id, salt)), nonce=nonce)
+        except ClientError as error:
+            if nonce is not None and "nonce" in error.message:
+                raise NonceTaken(error.message) from error
+            log.info("probes: no probe this epoch: the seal was refused (%s)", error.message)
+            return None
+        return salt
 
     def follow(self, probe: Probe, height: int) -> None:
         """Open the probe once its job settled; forget it once opened, or when its job ends another way."""
