@@ -8,6 +8,7 @@ import hashlib
 import logging
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, settings
@@ -17,6 +18,7 @@ from chain.cli.errors import EXIT_USAGE
 from chain.client import Client, ClientError
 from chain.crypto import dev_keypair
 from chain.worker.executor import EnginePool, JobCancelled
+from chain.worker import token_publisher
 from chain.worker.follower import MarketReader
 from chain.worker.token_publisher import MAX_WINDOW_TOKENS, REPLACEMENT, IncrementalDecoder, TokenPublisher, publisher_factory
 from inference.engine import EngineConfig
@@ -211,6 +213,30 @@ def test_the_first_piece_goes_at_once_and_later_ones_at_most_one_an_interval_wit
     gaps = [later - earlier for earlier, later in zip(client.sent_at, client.sent_at[1:-1])]
     assert all(gap >= 0.045 for gap in gaps), gaps
     assert client.sent_at[-1] - finished < 0.04  # the last piece is not held back
+
+
+def test_the_sending_thread_is_woken_once_a_piece_not_once_a_token(monkeypatch):
+    """A wake-up per token made about five context switches a token with two jobs generating at once: only a
+    piece reaching an empty queue (and the end of the stream) wakes the sender, which times its own next send."""
+    wakes = []
+
+    class CountingCondition(threading.Condition):
+        def notify_all(self):
+            wakes.append(time.monotonic())
+            super().notify_all()
+
+    monkeypatch.setattr(token_publisher, "threading", SimpleNamespace(Condition=CountingCondition,
+                                                                    Thread=threading.Thread))
+    chunks = [bytes([97 + index % 26]) for index in range(60)]
+    client = RecordingClient()
+    publisher = TokenPublisher(client, ALICE, JOB_ID, byte_tokens(chunks), interval_s=0.05)
+    for token in range(len(chunks)):  # 60 tokens over about 0.3 s
+        publisher.add(token)
+        time.sleep(0.005)
+    publisher.finish(result_of(tuple(range(len(chunks))), "".join(chr(c[0]) for c in chunks), "length"))
+    assert publisher.join(5)
+    check_stream(client.pieces, "".join(chr(c[0]) for c in chunks), len(chunks), "length")
+    assert len(wakes) <= len(client.pieces) + 1 < 15, (len(wakes), len(client.pieces))
 
 
 def test_adding_tokens_does_not_wait_for_a_stalled_node():
