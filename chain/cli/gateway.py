@@ -95,6 +95,7 @@ def serve(target: str, api_keys, listener: socket.socket, log_level: str) -> Non
     import uvicorn
 
     from chain.gateway.app import create_app
+    from chain.gateway.server import uvicorn_config
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig, frame) -> None:
@@ -104,7 +105,5 @@ def serve(target: str, api_keys, listener: socket.socket, log_level: str) -> Non
                 self.force_exit = True
             self.should_exit = True
 
-    config = uvicorn.Config(create_app(target, api_keys), log_level=log_level, log_config=None,
-                            timeout_graceful_shutdown=5, lifespan="on")
-    Server(config).run(sockets=[listener])
+    Server(uvicorn_config(create_app(target, api_keys), log_level)).run(sockets=[listener])
     sys.stdout.flush()

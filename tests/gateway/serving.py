@@ -14,6 +14,7 @@ import uvicorn
 
 from chain.gateway.app import MAX_IN_FLIGHT, create_app
 from chain.gateway.keys import open_api_keys, poster_source, read_entries
+from chain.gateway.server import uvicorn_config
 from tests.nodes import NodeProcess, free_port
 
 # What the node's executor worker logs once its model is loaded and it follows its assignments.
@@ -48,7 +49,7 @@ def running_gateway(node_target: str, api_keys_path: Path, poster_keys: list[str
     listener.listen(128)
     port = listener.getsockname()[1]
     app = create_app(node_target, api_keys, max_in_flight=max_in_flight)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn_config(app, "warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -179,6 +180,36 @@ def test_a_client_that_leaves_has_its_still_queued_job_cancelled(gateway, node):
         assert view.status == "cancelled" and view.job.refunded > 0
     finally:
         busy.join(timeout=60)
+
+
+def test_an_idle_connection_is_kept_past_the_clients_own_five_seconds(gateway):
+    """uvicorn's default closed idle connections after 5 s, as httpx (the openai package's) drops its own: a
+    client reusing one at about 5 s raced the close and got a ReadError (bench/gateway.py did). The gateway
+    keeps them longer (chain/gateway/server.py), so the client always closes first."""
+    base_url, bob, _ = gateway
+    host, port = base_url.removeprefix("http://").removesuffix("/v1").split(":")
+    request = f"GET /v1/nothing HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {bob}\r\n\r\n".encode()
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(request)
+        assert read_response(connection).startswith(b"HTTP/1.1 404")
+        time.sleep(6.5)  # idle past httpx's keepalive_expiry and uvicorn's default
+        connection.sendall(request)
+        assert read_response(connection).startswith(b"HTTP/1.1 404")
+
+
+def read_response(connection: socket.socket) -> bytes:
+    """One HTTP/1.1 response with a Content-Length body, read whole (b"" if the server closed the connection)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = connection.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))
+    while len(body) < length:
+        body += connection.recv(65536)
+    return data
 
 
 def test_a_full_gateway_is_429_with_retry_after(node, tmp_path):
