@@ -5,13 +5,16 @@ An idle chain keeps its tick: a height starts one block time after the last one 
 (transactions in the pool, a posted job waiting for the heights that draw its executors, a peer's proposal for
 the next height) a height may start after the *minimum interval*, half a block time, and sooner still while
 the node holds *credit*: the time by which earlier heights started later than the minimum interval, at most
-one block time (the *burst*). An idle height adds half a block time, so two idle heights fill it.
+one and a half block times (the *burst*). An idle height adds half a block time, so three idle heights fill it.
 
 Why the credit: a job is drawn two heights after its inclusion, from randomness revealed in those heights
 (docs/economics.md, "Assignment randomness"). With a fixed half-block floor those two heights alone made every
 job wait a whole block time before an executor could start, although they carry nothing but a reveal. With
-the credit, a job posted on a chain that was idle is included and drawn as soon as those heights can be
-decided, and a chain that stays busy runs at the floor as before.
+the credit, a job posted on a chain that was idle is included and drawn as soon as those three heights can be
+decided, wherever in the idle tick it arrives (with one block time of credit, a job arriving less than half a
+block time after an idle height began spent part of it on its inclusion, and its second draw height waited
+for the floor: half a block time more, in about half the cases), and a chain that stays busy runs at the
+floor as before.
 
 What it keeps (`PaceRule.shortest`, tested with hypothesis): any `n` consecutive heights this node starts
 span at least `n × minimum interval − burst` of its clock. Windows counted in blocks (`commit_blocks`,
@@ -27,9 +30,9 @@ from dataclasses import dataclass
 
 # A height with work waiting starts this share of the block time after the last one started, less the credit.
 MIN_INTERVAL_SHARE_OF_BLOCK_TIME = 0.5
-# The most credit a node holds, as a share of the block time: enough to start the two draw heights after a
-# job's inclusion at once on a chain that was idle.
-BURST_SHARE_OF_BLOCK_TIME = 1.0
+# The most credit a node holds, as a share of the block time: enough to start a job's inclusion and its two draw
+# heights at once on a chain that was idle (three heights at the floor's half block time each).
+BURST_SHARE_OF_BLOCK_TIME = 1.5
 
 
 @dataclass(frozen=True)

@@ -34,18 +34,20 @@ def test_any_run_of_consecutive_heights_spans_at_least_the_floor_less_one_burst(
             assert starts[last] - starts[first] >= rule.shortest(last - first) - 1e-9
 
 
-def test_after_two_idle_heights_the_inclusion_and_both_draw_heights_can_start_at_once():
+@pytest.mark.parametrize("arrives_after_s", [0.05, 0.3, 0.6, 0.95])
+def test_after_three_idle_heights_the_inclusion_and_both_draw_heights_start_at_once(arrives_after_s):
+    """Wherever in the idle tick the job arrives: with one block time of credit, one arriving less than half a
+    block time after the last start spent some on its inclusion and its second draw height waited for the floor."""
     pace = Pace(BLOCK_S)
-    for tick in range(3):  # an idle chain: a height every block time
+    for tick in range(4):  # an idle chain: a height every block time
         pace.began(tick * BLOCK_S)
-    assert pace.credit_s == pytest.approx(BLOCK_S)
-    included = 2.6  # a job arrives 0.6 s after the last start: past the half-block floor, no credit spent
+    assert pace.credit_s == pytest.approx(1.5 * BLOCK_S)
+    included = 3 * BLOCK_S + arrives_after_s
     assert pace.earliest_with_work() <= included
     pace.began(included)
     for _draw_height in range(2):  # each decided in 20 ms; the credit covers both
         assert pace.earliest_with_work() <= pace.started_at + 0.02
         pace.began(pace.started_at + 0.02)
-    assert pace.earliest_with_work() == pytest.approx(pace.started_at + 0.5 * BLOCK_S, abs=0.05)
 
 
 def test_a_chain_that_stays_busy_runs_at_half_a_block_time():
@@ -54,9 +56,9 @@ def test_a_chain_that_stays_busy_runs_at_half_a_block_time():
     assert all(gap == pytest.approx(0.5 * BLOCK_S) for gap in gaps)
 
 
-def test_credit_is_capped_at_one_block_time_however_long_the_chain_idled():
+def test_credit_is_capped_at_one_and_a_half_block_times_however_long_the_chain_idled():
     pace = Pace(BLOCK_S)
     pace.began(0.0)
     pace.began(3_600.0)
-    assert pace.credit_s == BLOCK_S
-    assert PaceRule(BLOCK_S).shortest(2) == 0.0 and PaceRule(BLOCK_S).shortest(10) == pytest.approx(4.0)
+    assert pace.credit_s == 1.5 * BLOCK_S
+    assert PaceRule(BLOCK_S).shortest(3) == 0.0 and PaceRule(BLOCK_S).shortest(10) == pytest.approx(3.5)
