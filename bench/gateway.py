@@ -7,14 +7,14 @@ engine on the same machine, in one run; and time to first token for concurrent s
 1. Start `inferchain node --dev` in a temporary directory on free ports, with its executor worker (the
    embedded model; capacity 8, 2 jobs generating at once with one thread each on this 2-core machine),
    and `inferchain gateway --key bob` as its own process on a free port.
-2. Warm up: one 4-token chat completion through the gateway (the worker has loaded the model), then wait for
-   two quiet blocks (no transaction, no event), as bench/jobs.py does.
+2. Warm up: one 4-token chat completion per core at once through the gateway (the worker has loaded an engine
+   for each job it runs at once), then wait for three quiet blocks (no transaction, no event), as bench/jobs.py does.
 3. Throughput: N (default 32, quick 8) greedy chat completions of M (default 64, quick 32) tokens,
    different prompts, sent at once (not streamed) with httpx; tokens are the responses'
    `usage.completion_tokens`, timed from the first request to the last answer.
 4. Time to first token: R rounds (default 2, quick 1) of C (default 16) concurrent streaming clients,
    each timing its request to the first chunk whose `delta.content` is not empty. Each round starts on a
-   quiet chain (two blocks in a row with no transaction and no event), as clients arriving at a network
+   quiet chain (three blocks in a row with no transaction and no event), as clients arriving at a network
    that is not busy with other jobs: a node starts the heights that include and draw their jobs sooner
    while its idle ticks left it credit (chain/consensus/pace.py); on a chain busy just before, those
    three heights start half a block time apart, up to one block interval more.
@@ -176,9 +176,11 @@ async def measure(node_target: str, base_url: str, api_key: str, args, throughpu
     limits = httpx.Limits(max_connections=max(args.requests, args.clients) + 4)
     async with httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {api_key}"},
                                  timeout=REQUEST_TIMEOUT_S, limits=limits) as http:
-        warm = await complete(http, "Say OK.", 4)
-        if warm.status != 200:
-            raise SystemExit(f"the warm-up completion failed with {warm.status}")
+        # One warm-up per core at once: the worker loads an engine for each job it runs at once, as the raw
+        # layouts create theirs before their clock starts.
+        warm = await asyncio.gather(*(complete(http, "Say OK.", 4) for _ in range(max(1, os.cpu_count() or 1))))
+        if any(answer.status != 200 for answer in warm):
+            raise SystemExit(f"a warm-up completion failed with {[answer.status for answer in warm]}")
         await asyncio.to_thread(wait_quiet, node_target)  # the warm-up's last heights are not the run's
         started = time.perf_counter()
         figures.answers = list(await asyncio.gather(

@@ -6,11 +6,16 @@
    offers the embedded model with capacity 8, and the node runs her executor worker (a separate
    process), which generates 2 jobs at once on this 2-core machine (one thread each; the others
    wait their turn in the worker).
-2. Post one 4-token warm-up job and wait for it to settle (the worker has loaded the model), then for two
-   quiet blocks (no transaction, no event): the batch arrives at a chain not busy with other jobs.
+2. Post one 4-token warm-up job per core at once and wait for them to settle (the worker has loaded as many
+   engines as it runs jobs at once, as the raw runs below create theirs before their clock starts), then wait
+   for three quiet blocks (no transaction, no event): the batch arrives at a chain not busy with other jobs,
+   whose nodes hold their pace's full credit (chain/consensus/pace.py).
 3. Post N (default 32) greedy jobs of M (default 64) tokens, redundancy 1, different prompts, in
    one SubmitTransactions batch as Bob, and follow the blocks: each job's assignment and
-   settlement (JobSettled), at the block's header time.
+   settlement (JobSettled), at the moment this process receives the final block. Not the block's
+   header time: that is BFT time, the median of the parent's precommit times, about a block
+   interval before the block itself is final (figures before 2026-12-07 used it and so were up to
+   a block interval early at the end of the batch).
 4. Stop the node, then run the same jobs with raw llama-cpp-python (`Llama.generate`, its own
    sampler; the same prompt tokens, as many tokens as the chain's result) in the order the chain
    ran them, in two layouts: one job at a time on every core, and one job per core with one thread
@@ -60,7 +65,7 @@ POST_PRICE = 10**10  # above the dev offer's price, so the escrow never limits t
 
 @dataclass
 class Tracked:
-    """One job's timeline through the chain (seconds since the epoch, from block header times)."""
+    """One job's timeline through the chain (seconds since the epoch, when this process received the block)."""
 
     transaction_hash: bytes
     prompt: str
@@ -101,7 +106,8 @@ def main(argv=None) -> int:
         node = NodeProcess(Path(base) / "node", free_port(), ("--log-level", "warning"), worker=True).start()
         try:
             with Client(node.target) as client:
-                post_and_follow(client, ["Say OK."], 4, Run())  # warm-up: the worker has loaded the model
+                # Warm-up: the worker has loaded an engine for each job it runs at once.
+                post_and_follow(client, ["Say OK."] * cores, 4, Run())
                 wait_quiet(node.target)  # the warm-up's last heights are not the batch's
                 post_and_follow(client, list(prompts[: args.jobs]), args.max_tokens, run)
         finally:
@@ -137,7 +143,7 @@ def post_and_follow(client: Client, prompts: list[str], max_tokens: int, run: Ru
     by_id: dict[str, Tracked] = {}
     order = 0
     for block in client.subscribe_blocks(first_height):
-        at = block.time_ms / 1000
+        at = time.time()  # when the block is final here (its header time is its parent's commit time)
         for receipt in block.receipts:
             tracked = by_transaction.get(receipt.transaction_hash)
             job = posted_job_id(receipt)

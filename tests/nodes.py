@@ -134,10 +134,10 @@ class NodeProcess:
             self._log = None
 
 
-def wait_quiet(target: str, blocks: int = 2) -> None:
+def wait_quiet(target: str, blocks: int = 3) -> None:
     """Return once `blocks` new blocks in a row carried no transaction and no event: what was posted before has
-    settled, and the node's pace holds credit again (chain/consensus/pace.py), as on a network not busy with
-    other jobs."""
+    settled, and the node's pace holds its full credit again (three idle heights fill it; chain/consensus/pace.py),
+    as on a network not busy with other jobs for three block times."""
     from chain.client import Client
 
     quiet = 0
