@@ -73,8 +73,8 @@ from runtime.votes import VoteError, check_proposal, decode_vote, verify_vote
 log = logging.getLogger("inferchain.consensus")
 
 SYNCED = "by block sync"
-# The loop wakes at least this often; between heights, once the pace lets a height with work start, this often
-# (a transaction reaching the pool does not wake it).
+# The loop wakes at least this often; between heights, this often (a transaction reaching the pool does not wake
+# it, and the pace gathers transactions from when the loop first saw them).
 MAX_WAIT_S = 0.2
 IDLE_POLL_S = 0.02
 # With other validators, a proposer stops adding transactions once executing them took this share of the
@@ -251,8 +251,7 @@ class Driver:
         if next_due is not None:
             wait = min(wait, max(0.0, next_due - now))
         if self._next_start is not None:  # then the pool is looked at every IDLE_POLL_S
-            earliest = max(IDLE_POLL_S, self.pace.earliest_with_work() - now)
-            wait = min(wait, earliest, max(0.0, self._next_start - now))
+            wait = min(wait, IDLE_POLL_S, max(0.0, self._next_start - now))
         return wait
 
     def _halt(self, error: Exception | None) -> None:
@@ -377,14 +376,15 @@ class Driver:
         if self._next_start is None:
             return
         now = self.clock()
-        if now >= self._next_start or (now >= self.pace.earliest_with_work() and self._work_waits()):
+        # Looked at on every wake between heights, so that the pace knows when transactions came (pace.py).
+        gathered = len(self.core.pool) > 0 and self.pace.gathered(now)
+        if now >= self._next_start or (now >= self.pace.earliest_with_work() and (gathered or self._work_waits())):
             self._begin_height()
 
     def _work_waits(self) -> bool:
-        """Transactions wait in the pool, a posted job waits for the block that draws its executors, or a peer's
-        proposal for the next height is here already."""
-        return (len(self.core.pool) > 0 or self.core.draws_pending()
-                or self.proposals.next_height_proposed(self.height))
+        """A posted job waits for the block that draws its executors, or a peer's proposal for the next height is here
+        already (transactions in the pool: _maybe_advance)."""
+        return self.core.draws_pending() or self.proposals.next_height_proposed(self.height)
 
     def _maybe_join(self) -> None:
         """Take part in consensus again once caught up (after block sync, or after the heights signed before)."""
@@ -456,6 +456,7 @@ class Driver:
         self._commit(candidate, commit, f"round {decision.round}")
         # The block-time tick is the latest start; _maybe_advance starts sooner when there is work.
         self._next_start = max(self.clock(), self._height_started + self.block_time_s)
+        self.pace.decided(transactions_waiting=len(self.core.pool) > 0)
 
     def _commit(self, candidate: Candidate, commit: types_pb2.Commit, how: str) -> None:
         started = time.perf_counter()

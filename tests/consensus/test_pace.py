@@ -62,3 +62,17 @@ def test_credit_is_capped_at_one_and_a_half_block_times_however_long_the_chain_i
     pace.began(3_600.0)
     assert pace.credit_s == 1.5 * BLOCK_S
     assert PaceRule(BLOCK_S).shortest(3) == 0.0 and PaceRule(BLOCK_S).shortest(10) == pytest.approx(3.5)
+
+
+def test_transactions_that_came_to_an_idle_node_are_gathered_and_those_that_waited_through_a_decision_are_not():
+    pace = Pace(BLOCK_S)
+    pace.began(0.0)
+    pace.decided(transactions_waiting=False)
+    assert not pace.gathered(0.70)  # first seen now
+    assert not pace.gathered(0.74)
+    assert pace.gathered(0.75)  # a twentieth of the block time later
+    pace.began(0.76)
+    pace.decided(transactions_waiting=True)  # they came while the height was decided
+    assert pace.gathered(0.80)
+    pace.began(1.30)
+    assert not pace.gathered(1.31)  # a new height forgets: what waits now came after it began
