@@ -421,14 +421,14 @@ def test_transactions_sent_together_to_an_idle_chain_land_in_one_block(tmp_path)
     later). The pace gathers them for a twentieth of the block time from when the node first saw one."""
     from chain.transactions import FeeRule, sign_transaction, transfer_call
 
-    network = Validators(tmp_path, block_time_ms=3_000)  # 150 ms of gathering
+    network = Validators(tmp_path, block_time_ms=4_000)  # 200 ms of gathering
     try:
         for name in NAMES:
             network.start(name)
         alice = network.drivers["alice"]
         network.wait_heights(3)
         network.wait_heights(alice.core.head.height + 1)  # just decided: idle until the next tick
-        time.sleep(1.6)  # past the half-block floor: without gathering, the first transaction starts a height
+        time.sleep(2.2)  # past the half-block floor: without gathering, the first transaction starts a height
         hashes = []
         for nonce in range(4):  # 90 ms from the first to the last
             transfer = sign_transaction(
