@@ -39,6 +39,8 @@ from runtime.registry import RUNTIME, Runtime
 from runtime.signatures import verify_signature
 from runtime.state import Overlay, StateReader
 
+log = logging.getLogger("inferchain.runtime")
+
 TRANSACTION_SIGNING_CONTEXT = b"inferchain/tx/v1"
 
 
@@ -309,8 +311,6 @@ def call_cost(state: StateReader, body: types_pb2.TransactionBody, *, runtime: R
 
 
 # --- applying -------------------------------------------------------------------
-
-log = logging.getLogger("inferchain.runtime")
 
 # What a handler's own bug raises, the same way on every node that runs the same code on the same state (no I/O,
 # no memory pressure): a transaction that meets one fails as a refused call (system.CallFailed) instead of making

@@ -17,10 +17,11 @@ two kinds:
     SealProbe{blake2b-256(b"inferchain/probe-seal/v1" || job id || salt)}   job id = job_id(genesis, me, n + 1)
     PostJob{the copied request}
 
-At each block it reads each of its probe jobs; once one is SETTLED (no dispute, in its challenge window) it sends OpenProbe{job id, salt}: the job is audited and
-the probe fund pays back what its results were paid. A job that ends otherwise (expired, rejected, disputed
-already) is forgotten, its seal left to be pruned. Salts live in memory only: a worker restarted before
-its probe settles loses it (its cost is the job's protocol fee and price, nothing is slashed).
+At each block it reads each of its probe jobs; once one is SETTLED (no dispute, in its challenge window) it
+sends OpenProbe{job id, salt}: the job is audited and the probe fund pays back what its results were paid. A
+job that ends otherwise (expired, rejected, disputed already) is forgotten, its seal left to be pruned. Salts
+live in memory only: a worker restarted before its probe settles loses it (its cost is the job's protocol fee
+and price, nothing is slashed).
 
 With nothing settled to copy it looks again a tenth of an epoch later (said once). Failures (a seal
 refused because the epoch's seals are taken, a node unreachable) are said in one log line and the next
