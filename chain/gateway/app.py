@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 
 # A request body larger than this is refused before it is parsed (HARDENING.md, "Bytes in").
 MAX_BODY_BYTES = 1024 * 1024
+# ...and one that has not arrived whole this many seconds after its head is refused (408): a body sent a byte
+# at a time would hold its connection and its task with no end (chain/gateway/server.py bounds the head).
+BODY_S = 30.0
 # Jobs followed at once; each holds a worker thread until its job is final.
 MAX_IN_FLIGHT = 64
 # Worker threads for the short calls (models, executors, submissions), apart from the followers'.
@@ -67,6 +70,7 @@ class GatewayState:
     access: ChainAccess
     api_keys: ApiKeys
     max_body_bytes: int
+    body_s: float
     max_in_flight: int
     clock: Callable[[], float]
     short_calls: anyio.CapacityLimiter
@@ -98,10 +102,11 @@ class GatewayState:
 
 
 def create_app(node_target: str, api_keys: ApiKeys, *, max_in_flight: int = MAX_IN_FLIGHT,
-               max_body_bytes: int = MAX_BODY_BYTES, clock: Callable[[], float] = time.time) -> Starlette:
+               max_body_bytes: int = MAX_BODY_BYTES, body_s: float = BODY_S,
+               clock: Callable[[], float] = time.time) -> Starlette:
     """The gateway for the node at `node_target`, signing with the posters `api_keys` maps to."""
     access = ChainAccess(node_target)
-    state = GatewayState(access, api_keys, max_body_bytes, max_in_flight, clock,
+    state = GatewayState(access, api_keys, max_body_bytes, body_s, max_in_flight, clock,
                          anyio.CapacityLimiter(SHORT_CALL_THREADS), anyio.CapacityLimiter(max_in_flight),
                          ExecutorStreams(access.client.get_executors, max_threads=max_in_flight))
     handlers = Handlers(state)
@@ -280,20 +285,25 @@ class Handlers:
         return poster
 
     async def _body(self, request: Request) -> object:
-        """The JSON body, refused (413) past max_body_bytes before any of it is parsed."""
+        """The JSON body, refused (413) past max_body_bytes before any of it is parsed, and (408) when it has
+        not arrived whole within body_s."""
         limit = self.state.max_body_bytes
         declared = request.headers.get("content-length", "")
         if declared.isascii() and declared.isdigit() and int(declared) > limit:
             raise _too_large(limit)
         chunks, total = [], 0
         try:
-            async for chunk in request.stream():
-                total += len(chunk)
-                if total > limit:
-                    raise _too_large(limit)
-                chunks.append(chunk)
+            with anyio.fail_after(self.state.body_s):
+                async for chunk in request.stream():
+                    total += len(chunk)
+                    if total > limit:
+                        raise _too_large(limit)
+                    chunks.append(chunk)
         except ClientDisconnect:
             raise invalid("the client went away before sending the whole body") from None
+        except TimeoutError:
+            raise RequestError(408, f"the request body did not arrive whole within {self.state.body_s:g} s of its "
+                                    "head", code="request_timeout") from None
         try:
             return json.loads(b"".join(chunks), parse_constant=_no_constant)
         except (ValueError, RecursionError):

@@ -12,9 +12,9 @@ from typing import Iterator
 
 import uvicorn
 
-from chain.gateway.app import MAX_IN_FLIGHT, create_app
+from chain.gateway.app import BODY_S, MAX_IN_FLIGHT, create_app
 from chain.gateway.keys import open_api_keys, poster_source, read_entries
-from chain.gateway.server import uvicorn_config
+from chain.gateway.server import REQUEST_HEAD_S, uvicorn_config
 from tests.nodes import NodeProcess, free_port
 
 # What the node's executor worker logs once its model is loaded and it follows its assignments.
@@ -41,15 +41,16 @@ def worker_node(directory: Path) -> Iterator[NodeProcess]:
 
 @contextlib.contextmanager
 def running_gateway(node_target: str, api_keys_path: Path, poster_keys: list[str], *,
-                    max_in_flight: int = MAX_IN_FLIGHT) -> Iterator[tuple[str, dict]]:
+                    max_in_flight: int = MAX_IN_FLIGHT, body_s: float = BODY_S,
+                    request_head_s: float = REQUEST_HEAD_S) -> Iterator[tuple[str, dict]]:
     """The base URL (http://127.0.0.1:PORT/v1) and {poster key source: API key}; stopped at the end."""
     api_keys, _ = open_api_keys(api_keys_path, poster_keys)
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(128)
     port = listener.getsockname()[1]
-    app = create_app(node_target, api_keys, max_in_flight=max_in_flight)
-    server = uvicorn.Server(uvicorn_config(app, "warning"))
+    app = create_app(node_target, api_keys, max_in_flight=max_in_flight, body_s=body_s)
+    server = uvicorn.Server(uvicorn_config(app, "warning", request_head_s=request_head_s))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15

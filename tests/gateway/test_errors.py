@@ -197,6 +197,90 @@ def test_an_idle_connection_is_kept_past_the_clients_own_five_seconds(gateway):
         assert read_response(connection).startswith(b"HTTP/1.1 404")
 
 
+@pytest.fixture(scope="module")
+def impatient(node, tmp_path_factory):
+    """A gateway that gives a request's head 1.5 s and its body 1.5 s (the defaults are 65 s and 30 s)."""
+    base = tmp_path_factory.mktemp("gateway-impatient")
+    with running_gateway(node.target, base / "api-keys.json", ["bob"], body_s=1.5, request_head_s=1.5) as (
+            base_url, keys):
+        host, port = base_url.removeprefix("http://").removesuffix("/v1").split(":")
+        yield (host, int(port)), keys["bob"]
+
+
+def closed_by_server_within(connection: socket.socket, seconds: float) -> bool:
+    """Whether the server closes the connection within `seconds` (what it sends first is ignored)."""
+    connection.settimeout(seconds)
+    try:
+        while connection.recv(65536):
+            pass
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        pass
+    return True
+
+
+def test_a_connection_that_sends_no_request_is_closed_at_the_head_deadline(impatient):
+    """uvicorn's keep-alive timer starts only after a response: a connection that never sent a request was held
+    for ever (chain/gateway/server.py)."""
+    address, bob = impatient
+    with socket.create_connection(address, timeout=10) as silent:
+        started = time.monotonic()
+        assert closed_by_server_within(silent, 10)
+        assert 1.0 < time.monotonic() - started < 5
+
+
+def test_a_head_sent_a_byte_at_a_time_is_closed_at_its_deadline_not_held_by_each_byte(impatient):
+    """Any byte stopped uvicorn's keep-alive timer: a head trickled a byte a second held the connection for ever."""
+    address, bob = impatient
+    head = f"GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {bob}\r\n\r\n".encode()
+    with socket.create_connection(address, timeout=10) as slow:
+        started = time.monotonic()
+        for byte in head[:8]:
+            try:
+                slow.sendall(bytes([byte]))
+            except OSError:
+                break
+            if closed_by_server_within(slow, 0.5):
+                break
+        else:
+            assert closed_by_server_within(slow, 5)
+        assert time.monotonic() - started < 4
+
+
+def test_a_connection_that_answered_must_send_its_next_head_within_the_deadline(impatient):
+    address, bob = impatient
+    request = f"GET /v1/nothing HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {bob}\r\n\r\n".encode()
+    with socket.create_connection(address, timeout=10) as connection:
+        for _ in range(2):  # a prompt next request on the same connection is served...
+            connection.sendall(request)
+            assert read_response(connection).startswith(b"HTTP/1.1 404")
+            time.sleep(0.5)
+        connection.sendall(request[:10])  # ...a head left unfinished is not
+        assert closed_by_server_within(connection, 5)
+
+
+def test_a_body_that_does_not_arrive_in_time_is_408_in_the_envelope(impatient):
+    address, bob = impatient
+    body = json.dumps({"model": EMBEDDED_NAME, "messages": HELLO}).encode()
+    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {bob}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    with socket.create_connection(address, timeout=10) as connection:
+        connection.sendall(head + body[:5])  # the rest never comes
+        reply = read_response(connection)
+    status, _, rest = reply.partition(b"\r\n")
+    assert status.startswith(b"HTTP/1.1 408")
+    error = json.loads(rest.partition(b"\r\n\r\n")[2])["error"]
+    assert error["code"] == "request_timeout" and "1.5 s" in error["message"]
+
+
+def test_a_prompt_request_is_served_by_the_impatient_gateway(impatient):
+    address, bob = impatient
+    reply = httpx.get(f"http://{address[0]}:{address[1]}/v1/models", headers={"Authorization": f"Bearer {bob}"},
+                      timeout=30)
+    assert reply.status_code == 200 and reply.json()["data"]
+
+
 def read_response(connection: socket.socket) -> bytes:
     """One HTTP/1.1 response with a Content-Length body, read whole (b"" if the server closed the connection)."""
     data = b""

@@ -398,7 +398,7 @@ def test_a_client_that_leaves_mid_stream_stops_the_follow_and_the_job_is_cancell
                                                                                        text=" three")])
     stream.gate = threading.Event()
     stream.gate.set()
-    state = GatewayState(access, None, 0, 4, time.time, anyio.CapacityLimiter(4), anyio.CapacityLimiter(4),
+    state = GatewayState(access, None, 0, 1.0, 4, time.time, anyio.CapacityLimiter(4), anyio.CapacityLimiter(4),
                          FakeStreams(stream))
     state.admit(dev_keypair("bob").public_key, 32)  # the request's slot, as _complete takes it
     handlers = Handlers(state)
