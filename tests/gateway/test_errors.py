@@ -231,7 +231,7 @@ def test_a_connection_that_sends_no_request_is_closed_at_the_head_deadline(impat
 
 
 def test_a_head_sent_a_byte_at_a_time_is_closed_at_its_deadline_not_held_by_each_byte(impatient):
-    """Any byte stopped uvicorn's keep-alive timer: a head trickled a byte a second held the connection for ever."""
+    """Any byte stopped uvicorn's keep-alive timer: a head trickled a byte at a time held the connection for ever."""
     address, bob = impatient
     head = f"GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {bob}\r\n\r\n".encode()
     with socket.create_connection(address, timeout=10) as slow:
