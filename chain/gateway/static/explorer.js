@@ -54,11 +54,16 @@
     node.classList.add("bump");
   }
 
+  function counted(n, noun) {
+    return num(n) + " " + noun + (n === 1 ? "" : "s");
+  }
+
   function ago(ms) {
     const s = Math.max(0, (Date.now() - ms) / 1000);
     if (s < 60) return s.toFixed(0) + " s";
     if (s < 3600) return (s / 60).toFixed(0) + " min";
-    return (s / 3600).toFixed(1) + " h";
+    if (s < 86400) return (s / 3600).toFixed(1) + " h";
+    return (s / 86400).toFixed(0) + " d"; // block 1 carries the genesis time (a dev chain's is fixed)
   }
 
   function fillTable(id, rows, emptyId) {
@@ -264,7 +269,7 @@
       const jobs = series.reduce((s, b) => s + b.jobs_posted, 0);
       const span = points.reduce((s, p) => s + p.seconds, 0);
       const rate = span > 0 ? tokens / span : 0;
-      setText("chart-summary", num(jobs) + " jobs · " + num(tokens) + " tokens over " + points.length + " blocks · " + rate.toFixed(1) + " tokens/s");
+      setText("chart-summary", counted(jobs, "job") + " · " + counted(tokens, "token") + " over " + counted(points.length, "block") + " · " + rate.toFixed(1) + " tokens/s");
     }
   }
 
