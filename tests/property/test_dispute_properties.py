@@ -63,6 +63,7 @@ from tests.runtime import market as market_world
 from tests.runtime.market import FEE, MIN_BOND
 
 VALID = state_pb2.CANDIDATE_VERDICT_VALID
+NO_VERDICT = state_pb2.CANDIDATE_VERDICT_NONE
 INVALID = state_pb2.CANDIDATE_VERDICT_INVALID
 COMMITTING = state_pb2.DISPUTE_STATUS_COMMITTING
 REVEALING = state_pb2.DISPUTE_STATUS_REVEALING
@@ -85,6 +86,11 @@ def _free(state, account: bytes) -> int:
     return 0 if info is None else info.free
 
 
+def judged_nothing(dispute: state_pb2.Dispute | None) -> bool:
+    """No dispute, or one decided with no verdict on any result: a challenge may open (or replace) one."""
+    return dispute is None or (dispute.status == DECIDED and all(verdict == NO_VERDICT for verdict in dispute.verdicts))
+
+
 # --- what each call may be refused with, from the state it runs on ---------------------------------------
 
 
@@ -96,7 +102,7 @@ def expect_challenge(job_id: bytes, candidate: int, bond: int, sender: bytes):
         if job is None:
             return {"UnknownJob"}
         errors = set()
-        if read_dispute(state, job_id) is not None:
+        if not judged_nothing(read_dispute(state, job_id)):
             errors.add("AlreadyDisputed")
         if job.status != SETTLED or height > job.final_height + JOBS.challenge_window_blocks:
             errors.add("ChallengeWindowClosed")
@@ -341,22 +347,25 @@ class DisputedMarket(RuleBasedStateMachine):
           bond=st.sampled_from(BONDS), unknown=st.integers(0, 5).map(lambda n: n == 0), fresh=st.booleans())
     def challenge(self, challenger, pick, candidate, bond, unknown, fresh):
         """A challenge by a poster, the outsider, an executor or a validator, of any candidate of a job (a revealed
-        one of a job still in its window when `fresh`), with a bond around the minimum; or of a job that does not
-        exist."""
+        one of a job still in its window when `fresh`, undisputed or with a dispute that judged nothing), with a
+        bond around the minimum; or of a job that does not exist."""
         job = self._job(pick)
         settled = [self.world.job(job_id) for job_id in self.posted]
         window = self.world.height + 1 - JOBS.challenge_window_blocks
         settled = [job for job in settled if job.status == SETTLED and job.final_height >= window
-                   and not self.world.dispute(job.id)]
+                   and judged_nothing(self.world.dispute(job.id))]
         if fresh and settled:
             job = settled[pick % len(settled)]
             revealed = [index for index, slot in enumerate(job.assignments) if slot.status == SLOT_REVEALED]
             candidate = revealed[candidate % len(revealed)]
         job_id = bytes(31) + bytes([pick]) if unknown or job is None else job.id
         call = types_pb2.Challenge(job_id=job_id, candidate=candidate, bond=bond)
+        earlier = self.world.dispute(job_id)
         (outcome,) = self.world.block([(challenger, {"challenge": call},
                                         expect_challenge(job_id, candidate, bond, challenger.public_key))])
         note(f"challenge: {outcome.error or 'opened'}")
+        if outcome.success and earlier is not None:
+            note("challenge: replaced a dispute that judged nothing")
         if bond == 0:
             assert not outcome.in_block, "a challenge without a bond is refused before its fee"
 
@@ -632,3 +641,37 @@ def test_stake_unbonded_after_an_assignment_is_still_slashable_when_its_forgery_
                  for _, value in market.state.iter_prefix(SLASH_PREFIX + forger.public_key)]
     assert record.offence == INVALID_RESULT
     assert record.amount == apply_ppm(market_world.BOND, rules.slash_fraction_invalid_result_ppm)
+
+
+def test_a_job_whose_dispute_judged_nothing_is_challenged_again_as_the_machine_expects():
+    """Found by the machine in CI (hypothesis seed 29270541534436752263765204404969162093), its steps replayed: the
+    committee never votes, so the first dispute ends with no verdict on any result, and the runtime lets the job
+    be challenged again (docs/protocol.md, the `challenge` call); the machine's model still refused that with
+    AlreadyDisputed, as before a dispute that judged nothing could be replaced."""
+    machine = DisputedMarket()
+
+    def step(rule, **arguments):
+        rule(**arguments)
+        machine.disputes_are_judged_by_strangers_in_their_phases()
+        machine.jobs_account_for_their_escrow_and_posters_never_get_both()
+        machine.no_honest_executor_is_slashed_for_its_result()
+        machine.no_offence_is_punished_twice()
+
+    poster = POSTERS[0]
+    step(machine.open_market, first=2, second=1)
+    step(machine.advance, blocks=2)
+    step(machine.behave, commits=set(), reveals=set(), voting=False)
+    step(machine.challenge, challenger=poster, pick=0, candidate=0, bond=MIN_CHALLENGE_BOND, unknown=False,
+         fresh=True)
+    for _ in range(6):
+        step(machine.advance, blocks=1)
+    step(machine.seal_and_post, sealer=VALIDATORS[0], poster=poster, redundancy=1, same_block=False)
+    challenged = machine._job(1).id
+    earlier = machine.world.dispute(challenged)
+    assert earlier.status == DECIDED and set(earlier.verdicts) == {NO_VERDICT}
+    step(machine.challenge, challenger=poster, pick=1, candidate=0, bond=MIN_CHALLENGE_BOND, unknown=False,
+         fresh=False)
+    replaced = machine.world.dispute(challenged)
+    assert replaced.status != DECIDED and replaced.opened_height > earlier.opened_height
+    assert replaced.challenger == poster.public_key
+    machine.teardown()
