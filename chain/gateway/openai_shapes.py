@@ -19,12 +19,14 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from proto import state_pb2
-from proto.job_form import MAX_TEMPERATURE_MILLI
 from runtime.models import MAX_ENGINE_CLASSES, class_name_problem
 
 U32_MAX = 2**32 - 1
 U64_MAX = 2**64 - 1
 TEMPERATURE_SCALE = 1_000
+# OpenAI's range for temperature, 0 to 2: its API refuses more, and so does the gateway. The chain's sampler takes
+# up to 100.0 (proto/job_form.py MAX_TEMPERATURE_MILLI) through the CLI and the gRPC API.
+MAX_OPENAI_TEMPERATURE_MILLI = 2_000
 TOP_P_SCALE = 1_000_000
 # OpenAI's defaults where a request leaves a field out; top_k has no OpenAI field: the chain's sampler default.
 DEFAULT_TEMPERATURE_MILLI = 1_000
@@ -162,7 +164,7 @@ def _request(document: dict, kind: str, prompt: str, prompt_format: str, max_tok
     if options is not None:
         options = _object(options, "stream_options")
         include_usage = _optional_bool(options, "include_usage", False, "stream_options.include_usage")
-    temperature = _optional_decimal(document, "temperature", TEMPERATURE_SCALE, 0, MAX_TEMPERATURE_MILLI)
+    temperature = _optional_decimal(document, "temperature", TEMPERATURE_SCALE, 0, MAX_OPENAI_TEMPERATURE_MILLI)
     top_p = _optional_decimal(document, "top_p", TOP_P_SCALE, 1, TOP_P_SCALE)
     extras = _object(document.get("inferchain", {}), "inferchain")
     region = extras.get("region", "")

@@ -91,6 +91,7 @@ def test_a_missing_or_unknown_api_key_is_401(gateway):
     ({"model": EMBEDDED_NAME, "messages": [{"role": "robot", "content": "hi"}]}, "messages[0].role"),
     ({"model": EMBEDDED_NAME, "messages": HELLO, "temperature": "warm"}, "temperature"),
     ({"model": EMBEDDED_NAME, "messages": HELLO, "temperature": 101}, "temperature"),
+    ({"model": EMBEDDED_NAME, "messages": HELLO, "temperature": 2.5}, "temperature"),  # OpenAI's range is 0 to 2
     ({"model": EMBEDDED_NAME, "messages": HELLO, "max_tokens": EMBEDDED_CONTEXT_LENGTH}, "max_tokens"),
     ({"model": EMBEDDED_NAME, "messages": HELLO, "max_tokens": 1.5}, "max_tokens"),
     ({"model": EMBEDDED_NAME, "messages": HELLO, "inferchain": {"top_k": -1}}, "inferchain.top_k"),

@@ -61,6 +61,21 @@ def test_sampling_fields_map_to_the_chains_integers():
     assert text.prompt == "Once" and text.prompt_format == "raw" and text.temperature_milli == 1_000
 
 
+@pytest.mark.parametrize("temperature, milli", [(0, 0), (2, 2_000), (2.0004, 2_000), (2.001, None), (3, None),
+                                                (-0.001, None)])
+def test_temperature_takes_openais_range_zero_to_two(temperature, milli):
+    """OpenAI's API refuses a temperature above 2, and so does the gateway (an OpenAI client expects the 400);
+    the chain's own limit, 100, stays with the CLI and the gRPC API."""
+    body = {"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": temperature}
+    if milli is not None:
+        assert parse_chat_request(body).temperature_milli == milli
+        return
+    with pytest.raises(RequestError) as refused:
+        parse_chat_request(body)
+    assert (refused.value.status, refused.value.param) == (400, "temperature")
+    assert "from 0 to 2" in refused.value.message
+
+
 @pytest.mark.parametrize("classes, param", [
     ("cpu", "inferchain.engine_classes"),
     (["cpu", "cpu"], "inferchain.engine_classes"),
