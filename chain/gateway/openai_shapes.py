@@ -36,11 +36,12 @@ DEFAULT_TOP_K = 40
 TRANSCRIPT_NAMES = {"system": "System", "developer": "System", "user": "User", "assistant": "Assistant"}
 MAX_MESSAGES = 256
 MAX_REGION_CHARS = 64
-# Fields OpenAI defines that the chain cannot honour: refused when set to anything but their neutral value.
+# Fields OpenAI defines that the chain cannot honour: refused when set to anything but a value that asks for
+# nothing (null, false, an empty list or object, or one of these; clients and frameworks send some by default).
 UNSUPPORTED = {
-    "stop": None, "tools": None, "functions": None, "tool_choice": None, "function_call": None,
-    "logit_bias": None, "response_format": None, "suffix": None, "echo": False, "best_of": 1,
-    "logprobs": None, "top_logprobs": None, "presence_penalty": 0, "frequency_penalty": 0,
+    "stop": (), "tools": (), "functions": (), "tool_choice": ("none", "auto"), "function_call": ("none", "auto"),
+    "logit_bias": (), "response_format": ({"type": "text"},), "suffix": ("",), "echo": (), "best_of": (1,),
+    "logprobs": (), "top_logprobs": (0,), "presence_penalty": (0,), "frequency_penalty": (0,),
 }
 
 
@@ -207,9 +208,16 @@ def _engine_classes(value: object) -> tuple[str, ...]:
 def _check_unsupported(document: dict) -> None:
     for name, neutral in UNSUPPORTED.items():
         value = document.get(name)
-        if value is not None and value != neutral and value != [] and value is not False:
+        if value not in (None, False, [], {}) and not any(_same(value, allowed) for allowed in neutral):
             raise invalid(f"{name} is not supported by this gateway (the chain cannot honour it)", name,
                           "unsupported_parameter")
+
+
+def _same(value: object, allowed: object) -> bool:
+    """JSON equality without Python's True == 1 (best_of: true is not best_of: 1; 1.0 is 1)."""
+    if isinstance(value, bool) or isinstance(allowed, bool):
+        return value is allowed
+    return value == allowed
 
 
 def _encodable(text: str, param: str) -> str:

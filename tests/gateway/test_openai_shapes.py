@@ -76,6 +76,29 @@ def test_temperature_takes_openais_range_zero_to_two(temperature, milli):
     assert "from 0 to 2" in refused.value.message
 
 
+@pytest.mark.parametrize("field, value", [
+    ("stop", None), ("stop", []), ("tools", []), ("tool_choice", "none"), ("tool_choice", "auto"),
+    ("function_call", "none"), ("response_format", {"type": "text"}), ("logprobs", False), ("top_logprobs", 0),
+    ("logit_bias", {}), ("presence_penalty", 0), ("frequency_penalty", 0.0), ("best_of", 1), ("echo", False),
+    ("suffix", ""),
+])
+def test_a_field_the_chain_cannot_honour_is_accepted_where_it_asks_for_nothing(field, value):
+    """Clients and frameworks send some of these with their neutral values by default (response_format text,
+    tool_choice none): those ask the chain for nothing it cannot do."""
+    parse_chat_request({"model": "m", "messages": [{"role": "user", "content": "x"}], field: value})
+
+
+@pytest.mark.parametrize("field, value", [
+    ("stop", "\n"), ("stop", ["\n"]), ("tools", [{"type": "function"}]), ("tool_choice", "required"),
+    ("response_format", {"type": "json_object"}), ("logprobs", True), ("top_logprobs", 2), ("logit_bias", {"1": 5}),
+    ("presence_penalty", 0.5), ("best_of", 2), ("best_of", True), ("echo", True), ("suffix", "end"),
+])
+def test_a_field_the_chain_cannot_honour_is_refused_naming_it(field, value):
+    with pytest.raises(RequestError) as refused:
+        parse_chat_request({"model": "m", "messages": [{"role": "user", "content": "x"}], field: value})
+    assert (refused.value.status, refused.value.param, refused.value.code) == (400, field, "unsupported_parameter")
+
+
 @pytest.mark.parametrize("classes, param", [
     ("cpu", "inferchain.engine_classes"),
     (["cpu", "cpu"], "inferchain.engine_classes"),
