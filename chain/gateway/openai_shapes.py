@@ -37,7 +37,8 @@ TRANSCRIPT_NAMES = {"system": "System", "developer": "System", "user": "User", "
 MAX_MESSAGES = 256
 MAX_REGION_CHARS = 64
 # Fields OpenAI defines that the chain cannot honour: refused when set to anything but a value that asks for
-# nothing (null, false, an empty list or object, or one of these; clients and frameworks send some by default).
+# nothing (null, false or 0, an empty list or object, or one listed here; clients and frameworks send some by
+# default).
 UNSUPPORTED = {
     "stop": (), "tools": (), "functions": (), "tool_choice": ("none", "auto"), "function_call": ("none", "auto"),
     "logit_bias": (), "response_format": ({"type": "text"},), "suffix": ("",), "echo": (), "best_of": (1,),
